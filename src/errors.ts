@@ -1,0 +1,48 @@
+/**
+ * The errors sandcell throws. Each one says which field or which setup stage failed, so a caller
+ * can tell its own mistakes (options) from the host's refusals (setup) without parsing messages.
+ */
+
+/** One problem found in the options: the dotted path of the field and why it was refused. */
+export interface OptionIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The options given to `run()`/`spawn()` (or the CLI) are invalid; nothing was started. */
+export class SandboxOptionsError extends Error {
+  override readonly name = 'SandboxOptionsError';
+  readonly issues: readonly OptionIssue[];
+
+  constructor(issues: readonly OptionIssue[]) {
+    super(
+      issues.length === 0
+        ? 'invalid sandbox options'
+        : `invalid sandbox options: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+    this.issues = issues;
+  }
+
+  /** The first offending field, e.g. `limits.memory`. */
+  get path(): string {
+    return this.issues[0]?.path ?? '';
+  }
+}
+
+/**
+ * The box could not be built: the program never ran. `stage` names the step that failed
+ * ("mount /usr", "pivot_root", "seccomp", "execve", ...), `errno`/`code` the kernel's reason.
+ */
+export class SandboxSetupError extends Error {
+  override readonly name = 'SandboxSetupError';
+  readonly stage: string;
+  readonly errno: number;
+  readonly code: string;
+
+  constructor(stage: string, errno: number, code: string, detail?: string) {
+    super(`sandbox setup failed at ${stage}: ${code}${detail ? ` (${detail})` : ''}`);
+    this.stage = stage;
+    this.errno = errno;
+    this.code = code;
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * The seccomp policy compiler: policy → classic BPF (`struct sock_filter[]` bytes).
+ *
+ * Program shape:
+ *
+ *   ld [arch]; jeq AUDIT_ARCH_<arch> else → foreign action     (i386, arm32, anything else)
+ *   ld [nr];  (x86_64) jset 0x40000000 → foreign action       (x32 ABI)
+ *   binary search (jge) over the sorted ranges of syscall numbers that share one decision
+ *     leaf: ret <action>                                        (decided by arch + nr alone)
+ *     leaf: per-syscall rule chain: load args[i] halves, compare, ret <action>
+ *
+ * An unconditionally allowed call only ever meets `ld [arch]`, `ld [nr]`, `jeq/jset/jge` with
+ * constants and `ret`, which is what the kernel's seccomp action cache (5.11+) needs to prove the
+ * call always allowed and skip the filter for it. Jumps too long for the 8-bit offsets of
+ * conditional jumps get a `ja` trampoline (or a fresh copy of the `ret` they aim at).
+ */
+import { AUDIT_ARCH, type SeccompArch, X32_SYSCALL_BIT, isSeccompArch, syscallTable } from './arch.js';
+import {
+  BPF_ABS,
+  BPF_ALU,
+  BPF_AND,
+  BPF_JA,
+  BPF_JEQ,
+  BPF_JGE,
+  BPF_JGT,
+  BPF_JMP,
+  BPF_JSET,
+  BPF_K,
+  BPF_LD,
+  BPF_MAXINSNS,
+  BPF_RET,
+  BPF_W,
+  type BpfInsn,
+  checkProgram,
+  encodeProgram,
+  SECCOMP_DATA,
+} from './bpf.js';
+import {
+  type ActionOptions,
+  type PlaceholderName,
+  type ResolvedCondition,
+  type ResolvedRule,
+  type SeccompPolicy,
+  actionValue,
+  foreignAction,
+  resolvePolicy,
+} from './policy.js';
+
+export interface CompileOptions extends ActionOptions {}
+
+/** Where a placeholder value must be patched into the program before it is loaded. */
+export interface PlaceholderSite {
+  name: PlaceholderName;
+  /** Instruction index; patch its `k` field (bytes `index*8+4 .. index*8+8`, little-endian u32). */
+  index: number;
+  /** Which 32-bit half of the 64-bit value goes there. */
+  half: 'lo' | 'hi';
+}
+
+export interface CompileResult {
+  arch: SeccompArch;
+  /** `struct sock_filter[]`: u16 code, u8 jt, u8 jf, u32 k, little-endian, 8 bytes each. */
+  program: Buffer;
+  /** Number of instructions (`program.length / 8`), at most 4096. */
+  instructions: number;
+  /**
+   * Instructions whose constant must be replaced by a value known only when the filter is
+   * installed (for now: `execPath`, the address of the path string the sandbox passes to its
+   * own execve). Compiled with 0 there. Patch with {@link patchPlaceholders} or natively.
+   */
+  placeholders: PlaceholderSite[];
+}
+
+/** The policy does not fit in a seccomp program (more than BPF_MAXINSNS instructions). */
+export class SeccompCompileError extends Error {
+  override readonly name = 'SeccompCompileError';
+  readonly instructions: number;
+  constructor(message: string, instructions: number) {
+    super(message);
+    this.instructions = instructions;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning: per-number decisions merged into ranges (shared with explain)
+// ---------------------------------------------------------------------------------------------
+
+/** What happens to one syscall number: a constant action or a chain of conditional rules. */
+export type Decision =
+  | { kind: 'action'; value: number }
+  | { kind: 'chain'; rules: ResolvedRule[]; values: number[]; fallback: number; key: string };
+
+/** A range of syscall numbers (inclusive) sharing one decision. */
+export interface Segment {
+  lo: number;
+  hi: number;
+  decision: Decision;
+  key: string;
+}
+
+export interface CompilePlan {
+  arch: SeccompArch;
+  auditArch: number;
+  /** Returned for foreign architectures and x32 calls. */
+  foreign: number;
+  /** Returned for numbers no rule names. */
+  fallback: number;
+  /** Ranges covering 0 .. 2^32-1 in order. */
+  segments: Segment[];
+}
+
+function conditionKey(c: ResolvedCondition): string {
+  return `${c.index}:${c.op}:${typeof c.value === 'bigint' ? c.value.toString(16) : `$${c.value}`}:${c.mask.toString(16)}`;
+}
+
+function decisionFor(rules: readonly ResolvedRule[], dflt: number, opts: ActionOptions): Decision {
+  const chain: ResolvedRule[] = [];
+  let fallback = dflt;
+  for (const r of rules) {
+    if (r.conditions.length === 0) {
+      fallback = actionValue(r.action, opts);
+      break;
+    }
+    chain.push(r);
+  }
+  // Conditional rules at the end whose action is the fallback anyway change nothing.
+  while (chain.length > 0 && actionValue(chain[chain.length - 1]!.action, opts) === fallback) chain.pop();
+  if (chain.length === 0) return { kind: 'action', value: fallback };
+  const values = chain.map((r) => actionValue(r.action, opts));
+  const key = `chain|${fallback}|${chain.map((r, i) => `${values[i]}(${r.conditions.map(conditionKey).join('&')})`).join('|')}`;
+  return { kind: 'chain', rules: chain, values, fallback, key };
+}
+
+/** Resolves a policy for an architecture into ranges of syscall numbers with their decisions. */
+export function planPolicy(policy: SeccompPolicy, arch: SeccompArch, opts: CompileOptions = {}): CompilePlan {
+  if (!isSeccompArch(arch)) throw new TypeError(`unknown seccomp architecture ${String(arch)}`);
+  const byNr = resolvePolicy(policy, arch, syscallTable(arch));
+  const fallback = actionValue(policy.defaultAction, opts);
+  const dfltKey = `ret|${fallback}`;
+  const points = [...byNr.keys()].sort((a, b) => a - b);
+  const segments: Segment[] = [];
+  const push = (lo: number, hi: number, decision: Decision, key: string): void => {
+    const last = segments[segments.length - 1];
+    if (last && last.key === key && last.hi + 1 === lo) last.hi = hi;
+    else segments.push({ lo, hi, decision, key });
+  };
+  let next = 0;
+  for (const nr of points) {
+    if (nr > next) push(next, nr - 1, { kind: 'action', value: fallback }, dfltKey);
+    const d = decisionFor(byNr.get(nr)!, fallback, opts);
+    push(nr, nr, d, d.kind === 'action' ? `ret|${d.value}` : d.key);
+    next = nr + 1;
+  }
+  if (next <= 0xffffffff) push(next, 0xffffffff, { kind: 'action', value: fallback }, dfltKey);
+  return { arch, auditArch: AUDIT_ARCH[arch], foreign: foreignAction(policy, opts), fallback, segments };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Code generation, back to front
+// ---------------------------------------------------------------------------------------------
+
+/** A jump target: a return of some value (emitted lazily, shared when near) or a position. */
+type Target = { ret: number } | { pos: number };
+
+const MAX_JUMP = 255;
+
+/**
+ * Emits instructions from the last to the first. Positions count from the end of the program
+ * (0 = last instruction), so they stay valid as code is prepended.
+ */
+class BackwardEmitter {
+  readonly rev: BpfInsn[] = [];
+  private readonly retPos = new Map<number, number>();
+  readonly sites: { name: PlaceholderName; pos: number; half: 'lo' | 'hi' }[] = [];
+
+  get len(): number {
+    return this.rev.length;
+  }
+
+  push(ins: BpfInsn): number {
+    this.rev.push(ins);
+    if (this.rev.length > 64 * BPF_MAXINSNS)
+      throw new SeccompCompileError(
+        `seccomp policy is far too large: more than ${64 * BPF_MAXINSNS} BPF instructions so far (the kernel accepts ${BPF_MAXINSNS})`,
+        this.rev.length,
+      );
+    return this.rev.length - 1;
+  }
+
+  /** Returns the position of `t`, adding a bridge if a jump placed at len+extra could not reach it. */
+  private reach(t: Target, extra: number): number {
+    const jumpPos = this.len + extra;
+    if ('ret' in t) {
+      const p = this.retPos.get(t.ret);
+      if (p !== undefined && jumpPos - p - 1 <= MAX_JUMP) return p;
+      const np = this.push({ code: BPF_RET | BPF_K, jt: 0, jf: 0, k: t.ret });
+      this.retPos.set(t.ret, np);
+      return np;
+    }
+    if (jumpPos - t.pos - 1 <= MAX_JUMP) return t.pos;
+    return this.push({ code: BPF_JMP | BPF_JA, jt: 0, jf: 0, k: this.len - t.pos - 1 });
+  }
+
+  /** Conditional jump on A (`code` = BPF_JMP|op|BPF_K) against k. */
+  jump(op: number, k: number, onTrue: Target, onFalse: Target): Target {
+    const pf = this.reach(onFalse, 1);
+    const pt = this.reach(onTrue, 0);
+    const pos = this.len;
+    const jt = pos - pt - 1;
+    const jf = pos - pf - 1;
+    if (jt > MAX_JUMP || jf > MAX_JUMP || jt < 0 || jf < 0) throw new Error(`internal: jump offsets ${jt}/${jf}`);
+    return { pos: this.push({ code: BPF_JMP | op | BPF_K, jt, jf, k: k >>> 0 }) };
+  }
+
+  /** `ld [offset]` falling through to `next`, which must be the block emitted just before. */
+  load(offset: number, next: Target): Target {
+    this.fallsTo(next);
+    return { pos: this.push({ code: BPF_LD | BPF_W | BPF_ABS, jt: 0, jf: 0, k: offset }) };
+  }
+
+  and(mask: number, next: Target): Target {
+    this.fallsTo(next);
+    return { pos: this.push({ code: BPF_ALU | BPF_AND | BPF_K, jt: 0, jf: 0, k: mask >>> 0 }) };
+  }
+
+  /** Makes sure the instruction about to be pushed falls through into `next`. */
+  private fallsTo(next: Target): void {
+    if ('pos' in next && next.pos === this.len - 1) return;
+    if ('ret' in next) {
+      this.push({ code: BPF_RET | BPF_K, jt: 0, jf: 0, k: next.ret });
+      this.retPos.set(next.ret, this.len - 1);
+      return;
+    }
+    this.push({ code: BPF_JMP | BPF_JA, jt: 0, jf: 0, k: this.len - next.pos - 1 });
+  }
+
+  /** Position of `t`, materialising a lazy return. */
+  materialise(t: Target): number {
+    return this.reach(t, 0);
+  }
+}
+
+const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn);
+const lo32 = (v: bigint): number => Number(v & 0xffffffffn);
+
+/** Emits the test of one condition: control goes to `onTrue` when it holds, else `onFalse`. */
+function emitCondition(e: BackwardEmitter, c: ResolvedCondition, onTrue: Target, onFalse: Target): Target {
+  const loOff = SECCOMP_DATA.argLo(c.index);
+  const hiOff = SECCOMP_DATA.argHi(c.index);
+  if (typeof c.value === 'string') {
+    // Placeholder: eq or ne against a value patched in later (compiled as 0).
+    const [t, f] = c.op === 'eq' ? [onTrue, onFalse] : [onFalse, onTrue];
+    const jLo = e.jump(BPF_JEQ, 0, t, f);
+    e.sites.push({ name: c.value, pos: (jLo as { pos: number }).pos, half: 'lo' });
+    const ldLo = e.load(loOff, jLo);
+    const jHi = e.jump(BPF_JEQ, 0, ldLo, f);
+    e.sites.push({ name: c.value, pos: (jHi as { pos: number }).pos, half: 'hi' });
+    return e.load(hiOff, jHi);
+  }
+  const v = c.value;
+  const vh = hi32(v);
+  const vl = lo32(v);
+  switch (c.op) {
+    case 'eq':
+    case 'ne': {
+      const [t, f] = c.op === 'eq' ? [onTrue, onFalse] : [onFalse, onTrue];
+      const jLo = e.jump(BPF_JEQ, vl, t, f);
+      const ldLo = e.load(loOff, jLo);
+      const jHi = e.jump(BPF_JEQ, vh, ldLo, f);
+      return e.load(hiOff, jHi);
+    }
+    case 'masked-eq': {
+      const mh = hi32(c.mask);
+      const ml = lo32(c.mask);
+      // Low half: (lo & ml) == vl.
+      let loEntry: Target;
+      if (ml === 0) loEntry = vl === 0 ? onTrue : onFalse;
+      else {
+        const j = e.jump(BPF_JEQ, vl, onTrue, onFalse);
+        const a = ml === 0xffffffff ? j : e.and(ml, j);
+        loEntry = e.load(loOff, a);
+      }
+      if (mh === 0) return vh === 0 ? loEntry : onFalse;
+      const j = e.jump(BPF_JEQ, vh, loEntry, onFalse);
+      const a = mh === 0xffffffff ? j : e.and(mh, j);
+      return e.load(hiOff, a);
+    }
+    case 'gt':
+    case 'ge':
+    case 'lt':
+    case 'le': {
+      // lt = !ge, le = !gt.
+      const strict = c.op === 'gt' || c.op === 'le';
+      const [t, f] = c.op === 'gt' || c.op === 'ge' ? [onTrue, onFalse] : [onFalse, onTrue];
+      // ld hi; jgt vh → t; jeq vh → (ld lo; jgt/jge vl → t, f) else f
+      const jLo = e.jump(strict ? BPF_JGT : BPF_JGE, vl, t, f);
+      const ldLo = e.load(loOff, jLo);
+      const jEq = e.jump(BPF_JEQ, vh, ldLo, f);
+      const jGt = e.jump(BPF_JGT, vh, t, jEq);
+      return e.load(hiOff, jGt);
+    }
+  }
+}
+
+function emitChain(e: BackwardEmitter, d: Extract<Decision, { kind: 'chain' }>): Target {
+  let next: Target = { ret: d.fallback };
+  for (let i = d.rules.length - 1; i >= 0; i--) {
+    let t: Target = { ret: d.values[i]! };
+    const conds = d.rules[i]!.conditions;
+    for (let j = conds.length - 1; j >= 0; j--) t = emitCondition(e, conds[j]!, t, next);
+    next = t;
+  }
+  return next;
+}
+
+/**
+ * Compiles `policy` for `arch` into a seccomp BPF program. Throws `SeccompPolicyError` for
+ * system call names `arch` lacks (in rules not marked `optional`) and `SeccompCompileError` when
+ * the program would exceed the kernel's 4096 instructions.
+ *
+ * `kill` compiles to SECCOMP_RET_USER_NOTIF by default (`killAction: 'notify'`): the supervisor
+ * must install the filter with SECCOMP_FILTER_FLAG_NEW_LISTENER, and for each notification it
+ * receives it records the call (`seccomp_notif.data.nr`/`.arch`) as the run's violation and kills
+ * the box without letting the call proceed. Policies may also use `'notify'` directly; the
+ * supervisor cannot tell the two apart, so sandcell's presets use `'notify'` for nothing else.
+ */
+export function compile(policy: SeccompPolicy, arch: SeccompArch, opts: CompileOptions = {}): CompileResult {
+  const plan = planPolicy(policy, arch, opts);
+  const e = new BackwardEmitter();
+  const chains = new Map<string, Target>();
+  const segs = plan.segments;
+
+  const node = (i: number, j: number): Target => {
+    if (i === j) {
+      const d = segs[i]!.decision;
+      if (d.kind === 'action') return { ret: d.value };
+      const known = chains.get(d.key);
+      if (known) return known;
+      const t = emitChain(e, d);
+      chains.set(d.key, t);
+      return t;
+    }
+    const m = (i + j + 1) >> 1;
+    const right = node(m, j);
+    const left = node(i, m - 1);
+    return e.jump(BPF_JGE, segs[m]!.lo, right, left);
+  };
+
+  const tree = node(0, segs.length - 1);
+  const foreign: Target = { ret: plan.foreign };
+  let afterNr: Target = tree;
+  if (arch === 'x86_64') afterNr = e.jump(BPF_JSET, X32_SYSCALL_BIT, foreign, tree);
+  const ldNr = e.load(SECCOMP_DATA.nr, afterNr);
+  const archOk = e.jump(BPF_JEQ, plan.auditArch, ldNr, foreign);
+  e.load(SECCOMP_DATA.arch, archOk);
+
+  const total = e.len;
+  if (total > BPF_MAXINSNS) {
+    throw new SeccompCompileError(
+      `seccomp policy compiles to ${total} BPF instructions for ${arch}, more than the kernel's limit of ` +
+        `${BPF_MAXINSNS} (BPF_MAXINSNS): use fewer argument conditions or merge rules`,
+      total,
+    );
+  }
+  const insns = e.rev.slice().reverse();
+  checkProgram(insns); // self-check: the kernel would refuse anything this rejects
+  const placeholders = e.sites
+    .map((s) => ({ name: s.name, index: total - 1 - s.pos, half: s.half }))
+    .sort((a, b) => a.index - b.index);
+  return { arch, program: encodeProgram(insns), instructions: total, placeholders };
+}
+
+/**
+ * Returns a copy of `program` with the placeholder constants filled in, e.g.
+ * `patchPlaceholders(result, { execPath: 0x7ffc0000n })`. Throws if a value is missing.
+ */
+export function patchPlaceholders(
+  result: Pick<CompileResult, 'program' | 'placeholders'>,
+  values: Partial<Record<PlaceholderName, bigint>>,
+): Buffer {
+  const out = Buffer.from(result.program);
+  for (const s of result.placeholders) {
+    const v = values[s.name];
+    if (v === undefined) throw new Error(`no value for placeholder ${s.name}`);
+    const u = BigInt.asUintN(64, v);
+    out.writeUInt32LE(s.half === 'lo' ? lo32(u) : hi32(u), s.index * 8 + 4);
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+/**
+ * The cgroup layer's contract. The run pipeline creates one run cgroup per box, writes the box's
+ * first pid into `procsFiles` before that process runs its own code, polls the cheap readers
+ * while the box runs, reads `usage()` at the end and calls `destroy()`.
+ *
+ * Files sandcell writes, and nothing else:
+ *  - it creates (mkdir) `sandcell-<pid>` below the parent and `run-<n>-<hex>` below that;
+ *  - in `run-*`: memory.max, memory.swap.max, memory.oom.group, pids.max, cpu.max (v2);
+ *    memory.limit_in_bytes, memory.memsw.limit_in_bytes, pids.max, cpu.cfs_period_us,
+ *    cpu.cfs_quota_us (v1); cgroup.kill (v2, on destroy);
+ *  - in `sandcell-<pid>` (v2): cgroup.subtree_control;
+ *  - in an explicitly configured parent (v2 only, `DetectOptions.parent`): cgroup.subtree_control,
+ *    and only when that parent holds no processes. The caller's own cgroup is never written.
+ *  - signals: SIGKILL, only to pids the kernel lists in a run cgroup's cgroup.procs and whose
+ *    /proc/<pid>/cgroup still names that run cgroup.
+ */
+
+export type CgroupVersion = 'v1' | 'v2';
+
+export interface CgroupLimits {
+  /** Hard memory limit of the whole tree in bytes, swap included (swap is forbidden when the kernel lets us). */
+  memoryBytes?: number;
+  /** pids.max: tasks (processes and threads) alive at once. */
+  pids?: number;
+  /** CPU bandwidth as a number of CPUs (0.5, 2). At least 0.01. */
+  cpus?: number;
+}
+
+export type Mechanism = 'cgroup' | 'none';
+
+export interface CgroupUsage {
+  /** CPU time of the whole tree in µs (may be fractional). NaN when there is no CPU accounting. */
+  cpuTimeUs: number;
+  userTimeUs?: number;
+  systemTimeUs?: number;
+  /** The tree's peak memory: from the kernel's peak file, else the maximum seen by `memoryCurrentBytes()`. */
+  memoryPeakBytes?: number;
+  memoryPeakSource: 'cgroup' | 'sampled' | 'none';
+  /** The kernel's OOM killer killed something in this cgroup (v2 memory.events oom_kill/oom_group_kill; v1 memory.oom_control oom_kill). */
+  oomKilled: boolean;
+  /** Times the memory limit was hit (v1 memory.failcnt; v2 memory.events `max`). */
+  memoryFailcnt?: number;
+  /** Peak number of tasks (pids.peak, present on kernels ≥ 6.1, on v1 and v2). */
+  pidsPeak?: number;
+  /** Times fork/clone failed because of pids.max (pids.events `max`). */
+  pidsLimitHits?: number;
+}
+
+export interface EnforcedLimits {
+  /** The memory controller is attached: memoryBytes is enforced and usage measured. */
+  readonly memory: Mechanism;
+  /** The pids controller is attached: pids is enforced. */
+  readonly processes: Mechanism;
+  /** CPU time accounting of the whole tree is available (v2 cpu.stat, v1 cpuacct). */
+  readonly cpuTime: Mechanism;
+  /** CPU bandwidth control is available (v2 cpu.max, v1 cpu.cfs_quota_us). */
+  readonly cpus: Mechanism;
+}
+
+export interface RunCgroup {
+  readonly name: string;
+  readonly version: CgroupVersion;
+  /** Files the box's first pid must be written to before it runs its own code (v1: cgroup.procs of each hierarchy's run cgroup; v2: the one cgroup.procs). */
+  readonly procsFiles: readonly string[];
+  /** v2: the run cgroup's directory, for clone3 CLONE_INTO_CGROUP (open it O_DIRECTORY); undefined on v1. */
+  readonly dirForCloneInto?: string;
+  /** The run cgroup's directories (one per v1 hierarchy, one on v2). */
+  readonly dirs: readonly string[];
+  /** Which mechanisms this cgroup really has (independent of which limits were asked for). */
+  readonly enforced: EnforcedLimits;
+  /** The limits written. */
+  readonly limits: Readonly<CgroupLimits>;
+  /** Cheap synchronous read of the whole tree's CPU time so far (µs); NaN without CPU accounting. */
+  cpuTimeUs(): number;
+  /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
+  memoryCurrentBytes(): number | undefined;
+  usage(): CgroupUsage;
+  /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
+  pids(): number[];
+  /** Kill everything still inside, wait until empty, remove the run cgroup. Idempotent; concurrent calls share one attempt. */
+  destroy(): Promise<void>;
+}
+
+export interface CgroupDriver {
+  readonly version: CgroupVersion;
+  /** The `sandcell-<pid>` parent directory under which run cgroups are created, per controller on v1 (key: controller name) and under key `unified` on v2. */
+  readonly parents: Readonly<Record<string, string>>;
+  /** Controllers this driver can use (subset of memory, pids, cpu, cpuacct). */
+  readonly controllers: readonly string[];
+  /** Things that work less well than they could (a hierarchy not writable, a controller not delegated). */
+  readonly warnings: readonly string[];
+  create(limits: CgroupLimits): Promise<RunCgroup>;
+  /** Remove the `sandcell-<pid>` parent dirs when empty (they stay if another driver of this process still has run cgroups in them). */
+  close(): Promise<void>;
+}
+
+/** What a fake cgroupfs must do by itself, for tests: the kernel populates new cgroup dirs and rmdir()s them with their interface files. */
+export interface FakeCgroupFs {
+  /** Called right after sandcell mkdirs a cgroup directory. */
+  populate(dir: string): void;
+  /** Replaces rmdir(2) (a real cgroup dir is removable with its interface files still listed). */
+  rmdir(dir: string): Promise<void>;
+}
+
+export interface DetectOptions {
+  /**
+   * Explicit parent cgroup, a path relative to each hierarchy's root ("/sandcell") or an absolute
+   * path under a cgroup mount. It is created when missing (and never removed); `sandcell-<pid>` is
+   * created below it. Default: `sandcell-<pid>` below this process's own cgroup (/proc/self/cgroup).
+   */
+  parent?: string;
+  /** For tests: alternative mountinfo file (default /proc/self/mountinfo). Its mount points may point into a fake tree. */
+  mountinfo?: string;
+  /** For tests: alternative /proc/self/cgroup. */
+  procSelfCgroup?: string;
+  /** For tests: the pid used in `sandcell-<pid>` (default process.pid). */
+  pid?: number;
+  /** For tests: kernel behaviour of a fake tree. */
+  fake?: FakeCgroupFs;
+  /** Use only this version (default: choose). */
+  version?: CgroupVersion;
+}
+
+export type OpenResult = { driver: CgroupDriver } | { driver: null; reason: string };

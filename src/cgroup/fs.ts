@@ -1,0 +1,155 @@
+/** Tiny file helpers for cgroupfs: synchronous reads for polling, async writes/mkdir/rmdir for setup. */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SandboxSetupError } from '../errors.js';
+import type { FakeCgroupFs } from './driver.js';
+
+/** Reads a small file; undefined when it does not exist (or cannot be read). */
+export function readOpt(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads an integer file ("123\n"); "max" → Infinity; undefined when missing or unparsable. */
+export function readNumber(path: string): number | undefined {
+  const s = readOpt(path)?.trim();
+  if (s === undefined || s === '') return undefined;
+  if (s === 'max') return Infinity;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Parses a flat keyed file ("usage_usec 123\nuser_usec 100\n") into a map. */
+export function parseKeyed(text: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (text === undefined) return out;
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k === undefined || v === undefined) continue;
+    const n = Number(v);
+    if (Number.isFinite(n)) out.set(k, n);
+  }
+  return out;
+}
+
+export function readKeyed(path: string): Map<string, number> | undefined {
+  const t = readOpt(path);
+  return t === undefined ? undefined : parseKeyed(t);
+}
+
+/** The pids listed in a cgroup.procs file ([] when missing). */
+export function readPids(procsFile: string): number[] {
+  const t = readOpt(procsFile);
+  if (t === undefined) return [];
+  return t
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
+}
+
+export function exists(path: string): boolean {
+  return existsSync(path);
+}
+
+/** Names of subdirectories ([] when the dir cannot be read). */
+export function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+/** Writes one cgroup control file; a failure becomes a SandboxSetupError naming the file and value. */
+export async function writeControl(dir: string, file: string, value: string): Promise<void> {
+  const path = join(dir, file);
+  try {
+    await writeFile(path, value);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new SandboxSetupError(`cgroup write ${file}`, err.errno ?? 0, err.code ?? 'EIO', `${JSON.stringify(value)} → ${path}: ${err.message}`);
+  }
+}
+
+/** mkdir of a new cgroup (exclusive unless `allowExisting`); returns true when it was created now. */
+export async function mkdirCgroup(dir: string, fake: FakeCgroupFs | undefined, allowExisting = false): Promise<boolean> {
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (allowExisting && err.code === 'EEXIST') return false;
+    throw new SandboxSetupError('cgroup mkdir', err.errno ?? 0, err.code ?? 'EIO', `${dir}: ${err.message}`);
+  }
+  fake?.populate(dir);
+  return true;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * rmdir of a cgroup, retrying EBUSY/ENOTEMPTY (a just-killed task leaves the cgroup asynchronously)
+ * for up to `timeoutMs`. A missing dir counts as removed. Throws the last error otherwise.
+ */
+export async function rmdirCgroup(dir: string, fake: FakeCgroupFs | undefined, timeoutMs = 1000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      if (fake) {
+        if (existsSync(dir)) await fake.rmdir(dir);
+      } else {
+        await rmdir(dir);
+      }
+      return;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT') return;
+      if ((err.code !== 'EBUSY' && err.code !== 'ENOTEMPTY') || Date.now() >= deadline) throw err;
+    }
+    await sleep(delay);
+  }
+}
+
+/** Is a process with this pid alive (in our pid namespace)? EPERM means alive (someone else's). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Does /proc/<pid>/cgroup still place the process in (or below) a cgroup whose path ends in
+ * `tail` (e.g. "/sandcell-12/run-1-ab")? Checked right before each SIGKILL so that a pid that left
+ * the cgroup and was reused by an unrelated process is not signalled.
+ */
+export function pidInCgroup(pid: number, tail: string): boolean {
+  const t = readOpt(`/proc/${pid}/cgroup`);
+  if (t === undefined) return false;
+  return t.split('\n').some((line) => {
+    const path = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+    return path.endsWith(tail) || path.includes(`${tail}/`);
+  });
+}
+
+/** Every directory below `dir` (not `dir` itself), deepest first: the order in which to rmdir them. */
+export function descendantsDeepestFirst(dir: string, maxDepth = 16): string[] {
+  const out: string[] = [];
+  const walk = (d: string, depth: number): void => {
+    if (depth > maxDepth) return;
+    for (const name of subdirs(d)) {
+      const child = join(d, name);
+      walk(child, depth + 1);
+      out.push(child);
+    }
+  };
+  walk(dir, 1);
+  return out;
+}

@@ -1,0 +1,201 @@
+/**
+ * cgroup v1: one hierarchy per controller (or combined ones such as `cpu,cpuacct`). A run gets a
+ * directory `<base>/sandcell-<pid>/run-<n>-<hex>` in each hierarchy it uses, and the box's first
+ * pid has to be written to each one's cgroup.procs (`procsFiles`).
+ */
+import { join } from 'node:path';
+import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
+import { CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { exists, mkdirCgroup, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
+
+/** USER_HZ, the unit of cpuacct.stat; 100 on every Linux architecture Node runs on. */
+const USER_HZ = 100;
+
+/** One v1 hierarchy sandcell uses: its `sandcell-<pid>` dir and the wanted controllers bound to it. */
+export interface V1Hierarchy {
+  controllers: string[];
+  sandcellDir: string;
+}
+
+export class V1RunCgroup implements RunCgroup {
+  readonly version = 'v1' as const;
+  readonly procsFiles: readonly string[];
+  readonly dirs: readonly string[];
+  readonly enforced: EnforcedLimits;
+  readonly dirForCloneInto: undefined = undefined;
+  private readonly memoryDir: string | undefined;
+  private readonly pidsDir: string | undefined;
+  private readonly cpuDir: string | undefined;
+  private readonly cpuacctDir: string | undefined;
+  private sampledPeak: number | undefined;
+  private destroying: Promise<void> | undefined;
+  private destroyed = false;
+
+  /** `byController`: controller → this run's dir in the hierarchy of that controller. */
+  constructor(
+    readonly name: string,
+    byController: ReadonlyMap<string, string>,
+    readonly limits: Readonly<CgroupLimits>,
+    private readonly tail: string,
+    private readonly fake: FakeCgroupFs | undefined,
+    private readonly onGone: () => void,
+  ) {
+    this.dirs = [...new Set(byController.values())];
+    this.procsFiles = this.dirs.map((d) => join(d, 'cgroup.procs'));
+    const at = (c: string, file: string): string | undefined => {
+      const d = byController.get(c);
+      return d !== undefined && exists(join(d, file)) ? d : undefined;
+    };
+    this.memoryDir = at('memory', 'memory.limit_in_bytes');
+    this.pidsDir = at('pids', 'pids.max');
+    this.cpuDir = at('cpu', 'cpu.cfs_quota_us');
+    this.cpuacctDir = at('cpuacct', 'cpuacct.usage');
+    this.enforced = {
+      memory: this.memoryDir ? 'cgroup' : 'none',
+      processes: this.pidsDir ? 'cgroup' : 'none',
+      cpuTime: this.cpuacctDir ? 'cgroup' : 'none',
+      cpus: this.cpuDir ? 'cgroup' : 'none',
+    };
+  }
+
+  async apply(): Promise<void> {
+    const l = this.limits;
+    if (l.memoryBytes !== undefined && this.memoryDir) {
+      // limit first: memsw must never be below limit_in_bytes (EINVAL).
+      await writeControl(this.memoryDir, 'memory.limit_in_bytes', String(l.memoryBytes));
+      // Present only with swap accounting on; without it a box can use swap beyond the limit.
+      if (exists(join(this.memoryDir, 'memory.memsw.limit_in_bytes'))) {
+        await writeControl(this.memoryDir, 'memory.memsw.limit_in_bytes', String(l.memoryBytes));
+      }
+    }
+    if (l.pids !== undefined && this.pidsDir) {
+      await writeControl(this.pidsDir, 'pids.max', String(l.pids));
+    }
+    if (l.cpus !== undefined && this.cpuDir) {
+      await writeControl(this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
+      await writeControl(this.cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(l.cpus)));
+    }
+  }
+
+  cpuTimeUs(): number {
+    if (!this.cpuacctDir) return NaN;
+    const ns = readNumber(join(this.cpuacctDir, 'cpuacct.usage'));
+    return ns === undefined ? NaN : ns / 1000;
+  }
+
+  memoryCurrentBytes(): number | undefined {
+    if (!this.memoryDir) return undefined;
+    const v = readNumber(join(this.memoryDir, 'memory.usage_in_bytes'));
+    if (v !== undefined && (this.sampledPeak === undefined || v > this.sampledPeak)) this.sampledPeak = v;
+    return v;
+  }
+
+  pids(): number[] {
+    return pidsIn(this.dirs);
+  }
+
+  usage(): CgroupUsage {
+    const u: CgroupUsage = { cpuTimeUs: this.cpuTimeUs(), memoryPeakSource: 'none', oomKilled: false };
+    if (this.cpuacctDir) {
+      const d = this.cpuacctDir;
+      const userNs = readNumber(join(d, 'cpuacct.usage_user'));
+      const sysNs = readNumber(join(d, 'cpuacct.usage_sys'));
+      if (userNs !== undefined && sysNs !== undefined) {
+        u.userTimeUs = userNs / 1000;
+        u.systemTimeUs = sysNs / 1000;
+      } else {
+        const st = readKeyed(join(d, 'cpuacct.stat'));
+        const user = st?.get('user');
+        const sys = st?.get('system');
+        if (user !== undefined) u.userTimeUs = (user * 1e6) / USER_HZ;
+        if (sys !== undefined) u.systemTimeUs = (sys * 1e6) / USER_HZ;
+      }
+    }
+    if (this.memoryDir) {
+      const d = this.memoryDir;
+      const peak = readNumber(join(d, 'memory.max_usage_in_bytes'));
+      if (peak !== undefined) {
+        u.memoryPeakBytes = peak;
+        u.memoryPeakSource = 'cgroup';
+      } else if (this.sampledPeak !== undefined) {
+        u.memoryPeakBytes = this.sampledPeak;
+        u.memoryPeakSource = 'sampled';
+      }
+      // "oom_kill N" exists since 4.13; before that the caller has failcnt and the SIGKILL.
+      u.oomKilled = (readKeyed(join(d, 'memory.oom_control'))?.get('oom_kill') ?? 0) > 0;
+      const failcnt = readNumber(join(d, 'memory.failcnt'));
+      if (failcnt !== undefined) u.memoryFailcnt = failcnt;
+    }
+    if (this.pidsDir) {
+      const peak = readNumber(join(this.pidsDir, 'pids.peak'));
+      if (peak !== undefined && Number.isFinite(peak)) u.pidsPeak = peak;
+      const max = readKeyed(join(this.pidsDir, 'pids.events'))?.get('max');
+      if (max !== undefined) u.pidsLimitHits = max;
+    }
+    return u;
+  }
+
+  destroy(): Promise<void> {
+    if (this.destroyed) return Promise.resolve();
+    this.destroying ??= killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake }).then(
+      () => {
+        this.destroyed = true;
+        this.destroying = undefined;
+        this.onGone();
+      },
+      (e: unknown) => {
+        this.destroying = undefined;
+        throw e;
+      },
+    );
+    return this.destroying;
+  }
+}
+
+export class V1Driver implements CgroupDriver {
+  readonly version = 'v1' as const;
+  readonly parents: Readonly<Record<string, string>>;
+  readonly controllers: readonly string[];
+  private readonly live = new Set<V1RunCgroup>();
+
+  constructor(
+    private readonly hierarchies: readonly V1Hierarchy[],
+    private readonly sandcellName: string,
+    private readonly fake: FakeCgroupFs | undefined,
+    readonly warnings: readonly string[] = [],
+  ) {
+    const parents: Record<string, string> = {};
+    for (const h of hierarchies) for (const c of h.controllers) parents[c] = h.sandcellDir;
+    this.parents = parents;
+    this.controllers = Object.keys(parents);
+  }
+
+  async create(limits: CgroupLimits): Promise<RunCgroup> {
+    validateLimits(limits);
+    const name = newRunName();
+    const byController = new Map<string, string>();
+    const made: string[] = [];
+    try {
+      for (const h of this.hierarchies) {
+        const dir = join(h.sandcellDir, name);
+        await mkdirCgroup(dir, this.fake);
+        made.push(dir);
+        for (const c of h.controllers) byController.set(c, dir);
+      }
+      const rc = new V1RunCgroup(name, byController, { ...limits }, `/${this.sandcellName}/${name}`, this.fake, () =>
+        this.live.delete(rc),
+      );
+      await rc.apply();
+      this.live.add(rc);
+      return rc;
+    } catch (e) {
+      for (const d of made) await rmdirCgroup(d, this.fake).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const rc of [...this.live]) await rc.destroy();
+    for (const h of this.hierarchies) await rmdirCgroup(h.sandcellDir, this.fake, 0).catch(() => undefined);
+  }
+}

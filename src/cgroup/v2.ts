@@ -1,0 +1,206 @@
+/**
+ * cgroup v2 (unified hierarchy). One directory per run: `<base>/sandcell-<pid>/run-<n>-<hex>`.
+ *
+ * The no-internal-processes rule: a non-root cgroup can only hand controllers to its children
+ * (cgroup.subtree_control) while it holds no processes. `sandcell-<pid>` never holds processes, so
+ * sandcell enables memory/pids/cpu there. Those controllers must first reach `sandcell-<pid>`
+ * through its parent (the base):
+ *  - default base = this process's own cgroup. It holds at least the Node process, so its
+ *    subtree_control can't gain controllers; sandcell never writes it. It works when whoever
+ *    set the cgroup up already enabled them (the root cgroup, some container setups).
+ *  - configured base (`parent`): sandcell enables the controllers in its cgroup.subtree_control
+ *    if they are missing and it holds no processes. The usual deployment: a service in a
+ *    delegated cgroup (systemd Delegate=yes) moves itself into a leaf (e.g. `<svc>/main`) and
+ *    passes `<svc>/sandcell` (or `<svc>`) as parent.
+ */
+import { join } from 'node:path';
+import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
+import { CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { exists, mkdirCgroup, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
+
+export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
+
+export function readControllers(dir: string): string[] {
+  return (readOpt(join(dir, 'cgroup.controllers')) ?? '').split(/\s+/).filter(Boolean);
+}
+
+/** subtree_control as listed (a fake tree may store what was written: "+memory +pids"). */
+export function readSubtreeControl(dir: string): string[] {
+  return (readOpt(join(dir, 'cgroup.subtree_control')) ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((c) => c.replace(/^\+/, ''));
+}
+
+/**
+ * Enables `wanted ∩ cgroup.controllers` in `dir`'s subtree_control (one write with every missing
+ * controller, then one write per controller if that fails). Returns what is enabled afterwards.
+ */
+export async function enableSubtree(dir: string, wanted: readonly string[]): Promise<string[]> {
+  const available = readControllers(dir);
+  const current = readSubtreeControl(dir);
+  const missing = wanted.filter((c) => available.includes(c) && !current.includes(c));
+  if (missing.length > 0) {
+    try {
+      await writeControl(dir, 'cgroup.subtree_control', missing.map((c) => `+${c}`).join(' '));
+    } catch {
+      for (const c of missing) await writeControl(dir, 'cgroup.subtree_control', `+${c}`).catch(() => undefined);
+    }
+  }
+  return readSubtreeControl(dir).filter((c) => wanted.includes(c));
+}
+
+export class V2RunCgroup implements RunCgroup {
+  readonly version = 'v2' as const;
+  readonly procsFiles: readonly string[];
+  readonly dirForCloneInto: string;
+  readonly dirs: readonly string[];
+  readonly enforced: EnforcedLimits;
+  private sampledPeak: number | undefined;
+  private destroying: Promise<void> | undefined;
+  private destroyed = false;
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+    readonly limits: Readonly<CgroupLimits>,
+    private readonly tail: string,
+    private readonly fake: FakeCgroupFs | undefined,
+    private readonly onGone: () => void,
+  ) {
+    this.procsFiles = [join(dir, 'cgroup.procs')];
+    this.dirForCloneInto = dir;
+    this.dirs = [dir];
+    this.enforced = {
+      memory: exists(join(dir, 'memory.max')) ? 'cgroup' : 'none',
+      processes: exists(join(dir, 'pids.max')) ? 'cgroup' : 'none',
+      cpuTime: exists(join(dir, 'cpu.stat')) ? 'cgroup' : 'none',
+      cpus: exists(join(dir, 'cpu.max')) ? 'cgroup' : 'none',
+    };
+  }
+
+  /** Writes the limits; called once by the driver right after mkdir. */
+  async apply(): Promise<void> {
+    const { dir, limits: l } = this;
+    if (l.memoryBytes !== undefined && this.enforced.memory === 'cgroup') {
+      await writeControl(dir, 'memory.max', String(l.memoryBytes));
+      if (exists(join(dir, 'memory.swap.max'))) await writeControl(dir, 'memory.swap.max', '0');
+      // Kill the whole box on OOM rather than one random process of it.
+      if (exists(join(dir, 'memory.oom.group'))) await writeControl(dir, 'memory.oom.group', '1');
+    }
+    if (l.pids !== undefined && this.enforced.processes === 'cgroup') {
+      await writeControl(dir, 'pids.max', String(l.pids));
+    }
+    if (l.cpus !== undefined && this.enforced.cpus === 'cgroup') {
+      await writeControl(dir, 'cpu.max', `${cpuQuotaUs(l.cpus)} ${CPU_PERIOD_US}`);
+    }
+  }
+
+  cpuTimeUs(): number {
+    return readKeyed(join(this.dir, 'cpu.stat'))?.get('usage_usec') ?? NaN;
+  }
+
+  memoryCurrentBytes(): number | undefined {
+    const v = readNumber(join(this.dir, 'memory.current'));
+    if (v !== undefined && (this.sampledPeak === undefined || v > this.sampledPeak)) this.sampledPeak = v;
+    return v;
+  }
+
+  pids(): number[] {
+    return pidsIn(this.dirs);
+  }
+
+  usage(): CgroupUsage {
+    const cpu = readKeyed(join(this.dir, 'cpu.stat'));
+    const peak = readNumber(join(this.dir, 'memory.peak'));
+    const mev = readKeyed(join(this.dir, 'memory.events'));
+    const pev = readKeyed(join(this.dir, 'pids.events'));
+    const pidsPeak = readNumber(join(this.dir, 'pids.peak'));
+    const u: CgroupUsage = {
+      cpuTimeUs: cpu?.get('usage_usec') ?? NaN,
+      memoryPeakSource: 'none',
+      oomKilled: (mev?.get('oom_kill') ?? 0) > 0 || (mev?.get('oom_group_kill') ?? 0) > 0,
+    };
+    const user = cpu?.get('user_usec');
+    const sys = cpu?.get('system_usec');
+    if (user !== undefined) u.userTimeUs = user;
+    if (sys !== undefined) u.systemTimeUs = sys;
+    if (peak !== undefined && Number.isFinite(peak)) {
+      u.memoryPeakBytes = peak;
+      u.memoryPeakSource = 'cgroup';
+    } else if (this.sampledPeak !== undefined) {
+      u.memoryPeakBytes = this.sampledPeak;
+      u.memoryPeakSource = 'sampled';
+    }
+    const max = mev?.get('max');
+    if (max !== undefined) u.memoryFailcnt = max;
+    if (pidsPeak !== undefined && Number.isFinite(pidsPeak)) u.pidsPeak = pidsPeak;
+    const pmax = pev?.get('max');
+    if (pmax !== undefined) u.pidsLimitHits = pmax;
+    return u;
+  }
+
+  destroy(): Promise<void> {
+    if (this.destroyed) return Promise.resolve();
+    this.destroying ??= killAndRemove({
+      dirs: this.dirs,
+      tail: this.tail,
+      fake: this.fake,
+      killAll: async () => {
+        if (!exists(join(this.dir, 'cgroup.kill'))) return false;
+        await writeControl(this.dir, 'cgroup.kill', '1');
+        return true;
+      },
+    }).then(
+      () => {
+        this.destroyed = true;
+        this.destroying = undefined;
+        this.onGone();
+      },
+      (e: unknown) => {
+        this.destroying = undefined;
+        throw e;
+      },
+    );
+    return this.destroying;
+  }
+}
+
+export class V2Driver implements CgroupDriver {
+  readonly version = 'v2' as const;
+  readonly parents: Readonly<Record<string, string>>;
+  private readonly live = new Set<V2RunCgroup>();
+
+  /** `sandcellDir` exists and has `controllers` enabled in its subtree_control. */
+  constructor(
+    readonly sandcellDir: string,
+    readonly controllers: readonly string[],
+    private readonly fake: FakeCgroupFs | undefined,
+    readonly warnings: readonly string[] = [],
+  ) {
+    this.parents = { unified: sandcellDir };
+  }
+
+  async create(limits: CgroupLimits): Promise<RunCgroup> {
+    validateLimits(limits);
+    const name = newRunName();
+    const dir = join(this.sandcellDir, name);
+    await mkdirCgroup(dir, this.fake);
+    const tail = `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
+    const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => this.live.delete(rc));
+    try {
+      await rc.apply();
+    } catch (e) {
+      await rmdirCgroup(dir, this.fake).catch(() => undefined);
+      throw e;
+    }
+    this.live.add(rc);
+    return rc;
+  }
+
+  async close(): Promise<void> {
+    for (const rc of [...this.live]) await rc.destroy();
+    // Another driver of this process may still use the dir: try once, leave it when busy.
+    await rmdirCgroup(this.sandcellDir, this.fake, 0).catch(() => undefined);
+  }
+}

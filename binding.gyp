@@ -1,0 +1,19 @@
+{
+  "targets": [
+    {
+      "target_name": "sandcell",
+      "sources": ["native/addon.cc", "native/spawn.cc", "native/validate.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"]
+    },
+    {
+      "target_name": "sandcell-init",
+      "type": "executable",
+      "sources": ["native/init/init.cc"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "ldflags": ["-static"]
+    }
+  ]
+}

@@ -1,0 +1,348 @@
+// The N-API surface: setInit(path), spawn(plan) → Promise, and the Box handle that watches a
+// running box (pidfd and seccomp listener polled by libuv, no thread per box) and kills it.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <napi.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstring>
+
+#include "spawn.h"
+#include "validate.h"
+#include "wire.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace sandcell {
+namespace {
+
+int g_init_fd = -1;
+
+int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+Napi::Value SetInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "setInit(path: string)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) throw Napi::Error::New(env, "cannot open the sandcell init " + path + ": " + strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0) {
+    close(fd);
+    throw Napi::Error::New(env, "the sandcell init " + path + " is not an executable file");
+  }
+  if (g_init_fd >= 0) close(g_init_fd);
+  g_init_fd = fd;
+  return env.Undefined();
+}
+
+// One running box. Owns the pidfd, the status pipe and the seccomp listener until the box has
+// ended; JavaScript only ever sees it through kill() and the exit callback.
+class Box : public Napi::ObjectWrap<Box> {
+ public:
+  static Napi::FunctionReference* constructor;
+
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Box",
+                       {InstanceMethod("watch", &Box::Watch), InstanceMethod("kill", &Box::Kill),
+                        InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close)});
+  }
+
+  explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
+  ~Box() override { release_fds(); }
+
+  void adopt(int pidfd, int status_fd, int control_fd, int notify_fd) {
+    pidfd_ = pidfd;
+    control_fd_ = control_fd;
+    status_fd_ = status_fd;
+    notify_fd_ = notify_fd;
+  }
+
+ private:
+  struct Poll {
+    uv_poll_t handle;
+    Box* box;
+  };
+
+  // watch(callback): calls back once, when the box's init has exited and was reaped.
+  Napi::Value Watch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "watch(callback)");
+    if (pidfd_ < 0 || exit_poll_ != nullptr) throw Napi::Error::New(env, "box is not running or already watched");
+    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    context_ = std::make_unique<Napi::AsyncContext>(env, "sandcell.box");
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    exit_poll_ = start_poll(loop, pidfd_, &Box::OnExitReady);
+    if (notify_fd_ >= 0) notify_poll_ = start_poll(loop, notify_fd_, &Box::OnNotifyReady);
+    Ref();  // stay alive while libuv holds pointers to us
+    return env.Undefined();
+  }
+
+  // kill(signal = SIGKILL): SIGKILL ends the box (the init's death takes every process of its
+  // PID namespace); other signals reach the init, which forwards them to the program.
+  Napi::Value Kill(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int sig = SIGKILL;
+    if (info.Length() > 0) {
+      if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "kill(signal?: number)");
+      sig = info[0].As<Napi::Number>().Int32Value();
+      if (sig < 1 || sig >= NSIG) throw Napi::RangeError::New(env, "signal out of range");
+    }
+    if (pidfd_ < 0 || exited_) return Napi::Boolean::New(env, false);
+    bool ok = syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) == 0;
+    return Napi::Boolean::New(env, ok);
+  }
+
+  // terminate(): asks the init to end the box; unlike SIGKILL to the init, the init first reaps
+  // every process so the result still carries the whole tree's usage.
+  Napi::Value Terminate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (control_fd_ < 0 || exited_) return Napi::Boolean::New(env, false);
+    char c = wire::kTerminate;
+    ssize_t n;
+    do n = send(control_fd_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return Napi::Boolean::New(env, n == 1);
+  }
+
+  // close(): for a box that will never be watched (the caller gave up before watching).
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (exit_poll_ == nullptr && pidfd_ >= 0) {
+      syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+      siginfo_t si;
+      while (syscall(SYS_waitid, P_PIDFD, pidfd_, &si, WEXITED | __WALL, nullptr) < 0 && errno == EINTR) {
+      }
+      release_fds();
+    }
+    return info.Env().Undefined();
+  }
+
+  Poll* start_poll(uv_loop_t* loop, int fd, uv_poll_cb cb) {
+    Poll* p = new Poll{};
+    p->box = this;
+    uv_poll_init(loop, &p->handle, fd);
+    p->handle.data = p;
+    uv_poll_start(&p->handle, UV_READABLE | UV_DISCONNECT, cb);
+    return p;
+  }
+
+  static void stop_poll(Poll** slot) {
+    if (*slot == nullptr) return;
+    Poll* p = *slot;
+    *slot = nullptr;
+    uv_poll_stop(&p->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+  }
+
+  static void OnNotifyReady(uv_poll_t* handle, int status, int events) {
+    Box* box = static_cast<Poll*>(handle->data)->box;
+    box->on_notify(status, events);
+  }
+
+  void on_notify(int status, int events) {
+    if (status < 0 || (events & UV_DISCONNECT)) {
+      stop_poll(&notify_poll_);
+      return;
+    }
+    seccomp_notif req;
+    std::memset(&req, 0, sizeof req);
+    if (ioctl(notify_fd_, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+      if (errno != EINTR && errno != ENOENT) stop_poll(&notify_poll_);
+      return;
+    }
+    // A call the policy says must end the run: remember the first one and end the box. The
+    // caller is never answered; it dies with the box.
+    if (!violation_) {
+      violation_ = true;
+      violation_nr_ = req.data.nr;
+      violation_arch_ = req.data.arch;
+    }
+    syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+  }
+
+  static void OnExitReady(uv_poll_t* handle, int, int) {
+    Box* box = static_cast<Poll*>(handle->data)->box;
+    box->on_exit();
+  }
+
+  void on_exit() {
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    struct rusage ru;
+    std::memset(&ru, 0, sizeof ru);
+    long r = syscall(SYS_waitid, P_PIDFD, pidfd_, &si, WEXITED | WNOHANG | __WALL, &ru);
+    if (r < 0 && errno == EINTR) return;
+    if (r == 0 && si.si_pid == 0) return;  // not yet: spurious wake-up
+    int64_t ended = now_ns();
+    exited_ = true;
+
+    // A pending notification may still be queued if the filter fired right before the end.
+    if (notify_fd_ >= 0 && !violation_) {
+      pollfd pfd{notify_fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN)) on_notify(0, 0);
+    }
+
+    wire::ExitStatus st{};
+    bool have_status = false;
+    if (status_fd_ >= 0) {
+      ssize_t n;
+      do n = read(status_fd_, &st, sizeof st);
+      while (n < 0 && errno == EINTR);
+      have_status = n == static_cast<ssize_t>(sizeof st) && st.magic == wire::kStatusMagic;
+    }
+    stop_poll(&exit_poll_);
+    stop_poll(&notify_poll_);
+    release_fds();
+
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("initExitCode", si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+    out.Set("initSignal", si.si_code != CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+    if (have_status) {
+      Napi::Object s = Napi::Object::New(env);
+      s.Set("terminated", Napi::Boolean::New(env, st.kind == wire::kTerminated));
+      s.Set("exited", Napi::Boolean::New(env, st.kind == wire::kExited));
+      s.Set("value", Napi::Number::New(env, st.value));
+      s.Set("userUs", Napi::Number::New(env, static_cast<double>(st.user_us)));
+      s.Set("systemUs", Napi::Number::New(env, static_cast<double>(st.system_us)));
+      s.Set("maxRssKiB", Napi::Number::New(env, static_cast<double>(st.max_rss_kib)));
+      out.Set("main", s);
+    } else {
+      out.Set("main", env.Null());
+    }
+    Napi::Object usage = Napi::Object::New(env);
+    usage.Set("userUs", Napi::Number::New(env, static_cast<double>(ru.ru_utime.tv_sec) * 1e6 + ru.ru_utime.tv_usec));
+    usage.Set("systemUs", Napi::Number::New(env, static_cast<double>(ru.ru_stime.tv_sec) * 1e6 + ru.ru_stime.tv_usec));
+    usage.Set("maxRssKiB", Napi::Number::New(env, static_cast<double>(ru.ru_maxrss)));
+    out.Set("rusage", usage);
+    out.Set("endedNs", Napi::BigInt::New(env, ended));
+    if (violation_) {
+      Napi::Object v = Napi::Object::New(env);
+      v.Set("nr", Napi::Number::New(env, violation_nr_));
+      v.Set("arch", Napi::Number::New(env, violation_arch_));
+      out.Set("violation", v);
+    } else {
+      out.Set("violation", env.Null());
+    }
+    Napi::FunctionReference cb = std::move(callback_);
+    std::unique_ptr<Napi::AsyncContext> ctx = std::move(context_);
+    Unref();
+    try {
+      cb.MakeCallback(env.Global(), {out}, *ctx);
+    } catch (const Napi::Error& e) {
+      // An exception from the callback belongs to the JavaScript side; surface it there.
+      e.ThrowAsJavaScriptException();
+    }
+  }
+
+  void release_fds() {
+    if (pidfd_ >= 0) close(pidfd_);
+    if (status_fd_ >= 0) close(status_fd_);
+    if (notify_fd_ >= 0) close(notify_fd_);
+    if (control_fd_ >= 0) close(control_fd_);
+    pidfd_ = status_fd_ = notify_fd_ = control_fd_ = -1;
+  }
+
+  int pidfd_ = -1;
+  int status_fd_ = -1;
+  int notify_fd_ = -1;
+  int control_fd_ = -1;
+  bool exited_ = false;
+  bool violation_ = false;
+  int violation_nr_ = 0;
+  uint32_t violation_arch_ = 0;
+  Poll* exit_poll_ = nullptr;
+  Poll* notify_poll_ = nullptr;
+  Napi::FunctionReference callback_;
+  std::unique_ptr<Napi::AsyncContext> context_;
+};
+
+Napi::FunctionReference* Box::constructor = nullptr;
+
+class SpawnWorker : public Napi::AsyncWorker {
+ public:
+  SpawnWorker(Napi::Env env, SpawnRequest req)
+      : Napi::AsyncWorker(env, "sandcell.spawn"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    req_.init_fd = g_init_fd;
+    spawn_box(req_, &res_);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (res_.pid < 0) {
+      Napi::Error err = Napi::Error::New(env, "sandbox setup failed at " + res_.stage + ": " + strerror(res_.err));
+      err.Set("stage", Napi::String::New(env, res_.stage));
+      err.Set("errno", Napi::Number::New(env, res_.err));
+      deferred_.Reject(err.Value());
+      return;
+    }
+    Napi::Object boxObj = Box::constructor->New({});
+    Box::Unwrap(boxObj)->adopt(res_.pidfd, res_.status_fd, res_.control_fd, res_.notify_fd);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("pid", Napi::Number::New(env, res_.pid));
+    out.Set("box", boxObj);
+    const char* names[3] = {"stdin", "stdout", "stderr"};
+    for (int i = 0; i < 3; i++) out.Set(names[i], res_.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res_.stdio[i])) : env.Null());
+    out.Set("startedNs", Napi::BigInt::New(env, res_.started_ns));
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  SpawnRequest req_;
+  SpawnResult res_;
+};
+
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "spawn(plan: object)");
+  if (g_init_fd < 0) throw Napi::Error::New(env, "setInit() was not called");
+  bool listener = false;
+  SpawnRequest req = request_from_plan(info[0].As<Napi::Object>(), &listener);
+  auto* worker = new SpawnWorker(env, std::move(req));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value NowNs(const Napi::CallbackInfo& info) { return Napi::BigInt::New(info.Env(), now_ns()); }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
+  exports.Set("setInit", Napi::Function::New(env, SetInit));
+  exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("nowNs", Napi::Function::New(env, NowNs));
+  return exports;
+}
+
+}  // namespace
+}  // namespace sandcell
+
+static Napi::Object InitSandcell(Napi::Env env, Napi::Object exports) { return sandcell::Init(env, exports); }
+
+NODE_API_MODULE(sandcell, InitSandcell)

@@ -1,0 +1,432 @@
+// sandcell-init: PID 1 of every box. Started by the addon in fresh namespaces as root of the new
+// user namespace, it reads the plan, builds the root filesystem, starts the program as its child
+// with every privilege dropped, then reaps, forwards signals and reports how the program ended.
+// An ordinary single-threaded static program: unlike the clone child it may use libc freely.
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/mount.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../wire.h"
+
+namespace {
+
+using sandcell::wire::Mount;
+using sandcell::wire::Plan;
+namespace wire = sandcell::wire;
+
+[[noreturn]] void fail(const std::string& stage, int err) {
+  wire::SetupFailure f{};
+  f.err = err;
+  snprintf(f.stage, sizeof f.stage, "%s", stage.c_str());
+  (void)!write(wire::kReportFd, &f, sizeof f);
+  _exit(127);
+}
+
+bool read_exact(int fd, char* buf, size_t n) {
+  size_t off = 0;
+  while (off < n) {
+    ssize_t r = read(fd, buf + off, n - off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    off += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = write(fd, s.data() + off, s.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// mkdir -p below the staging root; the plan's targets were checked to be absolute and clean.
+void make_dirs(const std::string& path, mode_t mode) {
+  for (size_t i = 1; i <= path.size(); i++) {
+    if (i != path.size() && path[i] != '/') continue;
+    std::string prefix = path.substr(0, i);
+    if (mkdir(prefix.c_str(), mode) < 0 && errno != EEXIST) fail("mkdir " + prefix, errno);
+  }
+}
+
+std::string parent_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+unsigned long mount_flags(uint32_t f) {
+  unsigned long out = 0;
+  if (f & wire::kReadOnly) out |= MS_RDONLY;
+  if (f & wire::kNoSuid) out |= MS_NOSUID;
+  if (f & wire::kNoDev) out |= MS_NODEV;
+  if (f & wire::kNoExec) out |= MS_NOEXEC;
+  return out;
+}
+
+// Read-only (and nosuid/nodev/noexec) for a bind and everything below it. mount_setattr only adds
+// flags, so flags the host locked on the source mount (which a user namespace may not clear) stay.
+void restrict_bind(const std::string& target, uint32_t flags, const std::string& stage) {
+  uint64_t set = 0;
+  if (flags & wire::kReadOnly) set |= MOUNT_ATTR_RDONLY;
+  if (flags & wire::kNoSuid) set |= MOUNT_ATTR_NOSUID;
+  if (flags & wire::kNoDev) set |= MOUNT_ATTR_NODEV;
+  if (flags & wire::kNoExec) set |= MOUNT_ATTR_NOEXEC;
+  if (set == 0) return;
+  mount_attr attr{};
+  attr.attr_set = set;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, target.c_str(), AT_RECURSIVE, &attr, sizeof attr) == 0) return;
+  if (errno != ENOSYS) fail(stage, errno);
+  // Kernels before 5.12: a remount of the top mount, keeping the flags the source already has.
+  struct statvfs sv;
+  unsigned long keep = 0;
+  if (statvfs(target.c_str(), &sv) == 0) {
+    if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+    if (sv.f_flag & ST_RDONLY) keep |= MS_RDONLY;
+    if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+  }
+  if (mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | keep | mount_flags(flags), nullptr) < 0)
+    fail(stage, errno);
+}
+
+struct Source {
+  const Mount* mount;
+  int fd;
+};
+
+void build_root(const Plan& plan) {
+  // Open every bind source while the host's tree is still in place: the staging tmpfs may cover
+  // part of it (a source below /tmp, say).
+  std::vector<Source> sources;
+  for (const auto& m : plan.mounts) {
+    if (m.kind != wire::kBind) continue;
+    int fd = open(m.source.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      if ((m.flags & wire::kOptional) && errno == ENOENT) continue;
+      fail("open " + m.source, errno);
+    }
+    sources.push_back({&m, fd});
+  }
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail("make mounts private", errno);
+  const std::string& root = plan.staging;
+  if (mount("sandcell-root", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m,nr_inodes=4096") < 0)
+    fail("mount root tmpfs", errno);
+
+  size_t next_source = 0;
+  for (const auto& m : plan.mounts) {
+    std::string at = root + m.target;
+    switch (m.kind) {
+      case wire::kDir:
+        make_dirs(at, m.mode);
+        if (chmod(at.c_str(), m.mode) < 0) fail("chmod " + m.target, errno);
+        break;
+      case wire::kSymlink:
+        make_dirs(parent_of(at), 0755);
+        if (symlink(m.data.c_str(), at.c_str()) < 0) fail("symlink " + m.target, errno);
+        break;
+      case wire::kFile: {
+        make_dirs(parent_of(at), 0755);
+        int fd = open(at.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, m.mode);
+        if (fd < 0 || !write_all(fd, m.data)) fail("write " + m.target, errno);
+        close(fd);
+        break;
+      }
+      case wire::kTmpfs:
+        make_dirs(at, 0755);
+        if (mount("tmpfs", at.c_str(), "tmpfs", mount_flags(m.flags & ~wire::kReadOnly), m.data.c_str()) < 0)
+          fail("mount tmpfs " + m.target, errno);
+        break;
+      case wire::kProc:
+        make_dirs(at, 0555);
+        // hidepid hides nothing in a PID namespace of one user, but costs nothing where it helps;
+        // older kernels reject the name "invisible", so fall back to no option at all.
+        if (mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0 &&
+            mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+          fail("mount proc " + m.target, errno);
+        break;
+      case wire::kBind: {
+        if (next_source >= sources.size() || sources[next_source].mount != &m) break;  // optional, missing
+        int fd = sources[next_source++].fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0) fail("stat " + m.source, errno);
+        if (S_ISDIR(st.st_mode)) {
+          make_dirs(at, 0755);
+        } else {
+          make_dirs(parent_of(at), 0755);
+          int f = open(at.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+          if (f < 0) fail("create mountpoint " + m.target, errno);
+          close(f);
+        }
+        std::string via = "/proc/self/fd/" + std::to_string(fd);
+        if (mount(via.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) fail("bind " + m.target, errno);
+        restrict_bind(at, m.flags, "bind " + m.target);
+        close(fd);
+        break;
+      }
+      default:
+        fail("plan mount kind", EINVAL);
+    }
+  }
+
+  if (chdir(root.c_str()) < 0) fail("chdir new root", errno);
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the box.
+  if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root", errno);
+  if (umount2(".", MNT_DETACH) < 0) fail("detach old root", errno);
+  if (chdir("/") < 0) fail("chdir /", errno);
+
+  for (const auto& m : plan.mounts)
+    if (m.kind == wire::kTmpfs && (m.flags & wire::kReadOnly))
+      if (mount(nullptr, m.target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags(m.flags), nullptr) < 0)
+        fail("read-only " + m.target, errno);
+  if (plan.flags & wire::kRootReadOnly)
+    if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) < 0)
+      fail("read-only /", errno);
+}
+
+void loopback_up() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail("loopback socket", errno);
+  ifreq ifr{};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  ifr.ifr_flags = IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback up", errno);
+  close(s);
+}
+
+int last_cap() {
+  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 40;
+  char buf[16] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 ? atoi(buf) : 40;
+}
+
+void clear_caps(const char* stage) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &hdr, data) < 0) fail(stage, errno);
+}
+
+const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                    "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
+
+// The program's own process: everything it does not need is taken away, then execve.
+[[noreturn]] void exec_program(const Plan& plan, int cap_last) {
+  close(wire::kStatusFd);
+  close(wire::kPlanFd);
+  // The report channel must close when execve succeeds: that EOF is how the parent learns it did.
+  if (fcntl(wire::kReportFd, F_SETFD, FD_CLOEXEC) < 0) fail("report channel", errno);
+  setsid();
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  if (chdir(plan.cwd.c_str()) < 0) fail("chdir " + plan.cwd, errno);
+  for (const auto& l : plan.rlimits) {
+    rlimit r{l.soft, l.hard};
+    if (setrlimit(static_cast<__rlimit_resource>(l.resource), &r) < 0)
+      fail(std::string("rlimit ") + (l.resource < 16 ? kRlimitNames[l.resource] : "?"), errno);
+  }
+  for (int cap = 0; cap <= cap_last; cap++)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capabilities", errno);
+  if (setresgid(plan.gid, plan.gid, plan.gid) < 0) fail("setgid", errno);
+  if (setresuid(plan.uid, plan.uid, plan.uid) < 0) fail("setuid", errno);
+  clear_caps("drop capabilities");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capabilities", errno);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail("no_new_privs", errno);
+
+  std::vector<char*> argv, envp;
+  for (const auto& a : plan.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : plan.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  // Resolve the command before the filter is loaded, so the filter sees one execve only.
+  std::string path = plan.argv[0];
+  if (path.find('/') == std::string::npos) {
+    std::string search = "/usr/local/bin:/usr/bin:/bin";
+    for (const auto& e : plan.env)
+      if (e.compare(0, 5, "PATH=") == 0) search = e.substr(5);
+    int first_err = ENOENT;
+    bool found = false;
+    size_t start = 0;
+    while (start <= search.size() && !found) {
+      size_t end = search.find(':', start);
+      if (end == std::string::npos) end = search.size();
+      std::string dir = search.substr(start, end - start);
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + plan.argv[0];
+      if (access(candidate.c_str(), X_OK) == 0) {
+        path = candidate;
+        found = true;
+      } else if (errno == EACCES) {
+        first_err = EACCES;
+      }
+      start = end + 1;
+    }
+    if (!found) fail("execve", first_err);
+  }
+
+  if (!plan.seccomp.empty()) {
+    sock_fprog prog{};
+    prog.len = static_cast<unsigned short>(plan.seccomp.size() / sizeof(sock_filter));
+    prog.filter = reinterpret_cast<sock_filter*>(const_cast<char*>(plan.seccomp.data()));
+    unsigned flags = (plan.flags & wire::kSeccompListener) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (listener < 0) fail("seccomp", errno);
+    if (flags) {
+      // Hand the listener to the supervisor outside the box, then close our copy.
+      wire::SetupFailure note{};
+      snprintf(note.stage, sizeof note.stage, "seccomp listener");
+      char cbuf[CMSG_SPACE(sizeof(int))] = {};
+      iovec iov{&note, sizeof note};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = cbuf;
+      msg.msg_controllen = sizeof cbuf;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      int lfd = static_cast<int>(listener);
+      memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+      if (sendmsg(wire::kReportFd, &msg, MSG_NOSIGNAL) < 0) fail("seccomp listener", errno);
+      close(lfd);
+    }
+  }
+  execve(path.c_str(), argv.data(), envp.data());
+  fail("execve", errno);
+}
+
+// Ends the box from the inside: every other process dies, is reaped (so its usage is counted),
+// and the supervisor learns how the main process ended.
+[[noreturn]] void finish(uint32_t kind, int value) {
+  kill(-1, SIGKILL);
+  for (;;) {
+    pid_t pid = waitpid(-1, nullptr, __WALL);
+    if (pid < 0 && errno != EINTR) break;
+  }
+  rusage ru{};
+  getrusage(RUSAGE_CHILDREN, &ru);
+  wire::ExitStatus s{};
+  s.magic = wire::kStatusMagic;
+  s.kind = kind;
+  s.value = value;
+  s.user_us = static_cast<uint64_t>(ru.ru_utime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_utime.tv_usec);
+  s.system_us = static_cast<uint64_t>(ru.ru_stime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_stime.tv_usec);
+  s.max_rss_kib = static_cast<uint64_t>(ru.ru_maxrss);
+  (void)!write(wire::kStatusFd, &s, sizeof s);
+  _exit(0);
+}
+
+// The init keeps only CAP_KILL (to end the box's processes, which run as another uid), cannot
+// be ptraced (not dumpable) and cannot be signalled by the program (different uid, no caps).
+void keep_only_kill(int cap_last) {
+  for (int cap = 0; cap <= cap_last; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  data[0].effective = data[0].permitted = 1u << CAP_KILL;
+  if (syscall(SYS_capset, &hdr, data) < 0) clear_caps("init drop capabilities");
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+}  // namespace
+
+int main() {
+  // If the Node process dies, so does the box: the kernel kills the rest of the PID namespace
+  // when its init goes. The control socket gives EOF too when the whole parent process is gone,
+  // which also covers the parent thread dying first.
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+
+  uint32_t len = 0;
+  if (!read_exact(wire::kPlanFd, reinterpret_cast<char*>(&len), sizeof len)) _exit(1);  // the parent went away
+  if (len == 0 || len > wire::kMaxPlanBytes) fail("read plan", EINVAL);
+  std::string bytes(len, '\0');
+  if (!read_exact(wire::kPlanFd, bytes.data(), len)) fail("read plan", errno ? errno : EPIPE);
+  Plan plan;
+  if (!wire::decode(bytes, &plan) || plan.argv.empty() || plan.staging.empty() || plan.staging[0] != '/')
+    fail("decode plan", EINVAL);
+  bytes.clear();
+
+  int cap_last = last_cap();
+  if (plan.flags & wire::kNewCgroupNs)
+    if (unshare(CLONE_NEWCGROUP) < 0) fail("cgroup namespace", errno);
+  if (sethostname(plan.hostname.data(), plan.hostname.size()) < 0) fail("sethostname", errno);
+  if (plan.flags & wire::kLoopbackUp) loopback_up();
+  build_root(plan);
+
+  int sigfd = signalfd(-1, &all, SFD_CLOEXEC);
+  if (sigfd < 0) fail("signalfd", errno);
+  pid_t main_pid = fork();
+  if (main_pid < 0) fail("fork", errno);
+  if (main_pid == 0) {
+    close(sigfd);
+    exec_program(plan, cap_last);
+  }
+  close(wire::kReportFd);
+  keep_only_kill(cap_last);
+
+  pollfd fds[2] = {{sigfd, POLLIN, 0}, {wire::kPlanFd, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents) {
+      char c = 0;
+      ssize_t n = read(wire::kPlanFd, &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      // A terminate request, or EOF: the supervisor is gone and nobody would read the result.
+      finish(wire::kTerminated, 0);
+    }
+    if (!(fds[0].revents & POLLIN)) continue;
+    signalfd_siginfo si;
+    if (read(sigfd, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) continue;
+    if (si.ssi_signo != SIGCHLD) {
+      // Signals sent to the box (through the init) are meant for the program.
+      kill(main_pid, static_cast<int>(si.ssi_signo));
+      continue;
+    }
+    for (;;) {
+      int status;
+      pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
+      if (pid <= 0) break;
+      if (pid != main_pid) continue;
+      // The run ends with its main process; whatever it left behind dies with it.
+      if (WIFEXITED(status)) finish(wire::kExited, WEXITSTATUS(status));
+      finish(wire::kSignaled, WTERMSIG(status));
+    }
+  }
+}

@@ -1,0 +1,334 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <deque>
+
+#include "raw_syscall.h"
+#include "wire.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace sandcell {
+namespace {
+
+constexpr size_t kStackSize = 128 * 1024;
+constexpr size_t kGuardSize = 4096;
+
+// Everything the cloned child needs, prepared before clone(): it runs on its own stack inside
+// this process's memory and may only make raw system calls.
+struct ChildArgs {
+  int ctl_rd;
+  int ctl_wr;
+  int exec_wr;
+  int sources[6];  // become fds 0..5 in the box: stdin, stdout, stderr, plan, report, status
+  int init_fd;
+  char* const* argv;
+  char* const* envp;
+};
+
+[[noreturn]] void child_fail(int fd, const char* stage, long err) {
+  wire::SetupFailure f;
+  f.err = static_cast<int32_t>(err);
+  size_t i = 0;
+  for (; stage[i] != '\0' && i < sizeof(f.stage) - 1; i++) f.stage[i] = stage[i];
+  for (; i < sizeof(f.stage); i++) f.stage[i] = '\0';
+  raw::syscall6(__NR_write, fd, reinterpret_cast<long>(&f), sizeof f);
+  for (;;) raw::syscall6(__NR_exit_group, 127);
+}
+
+int child_main(void* p) {
+  const ChildArgs* a = static_cast<const ChildArgs*>(p);
+  // Our copy of the parent's end: without closing it, the read below would never see EOF if the
+  // parent died before releasing us.
+  raw::syscall6(__NR_close, a->ctl_wr);
+  char go = 0;
+  long n = raw::syscall6(__NR_read, a->ctl_rd, reinterpret_cast<long>(&go), 1);
+  if (n != 1) child_fail(a->exec_wr, "sync with parent", n < 0 ? -n : EPIPE);
+
+  // The parent has written our id maps. Become root of the new user namespace (an unprivileged id
+  // on the host) so the init keeps its capabilities inside across execve, and shed the host's
+  // supplementary groups, which would otherwise stay attached to every process of the box.
+  if ((n = raw::syscall6(__NR_setresgid, 0, 0, 0)) < 0) child_fail(a->exec_wr, "setresgid", -n);
+  if ((n = raw::syscall6(__NR_setgroups, 0, 0)) < 0) child_fail(a->exec_wr, "setgroups", -n);
+  if ((n = raw::syscall6(__NR_setresuid, 0, 0, 0)) < 0) child_fail(a->exec_wr, "setresuid", -n);
+
+  // Lift every source above the target numbers first, so installing one cannot clobber another.
+  constexpr long kHigh = 16;
+  long tmp[6];
+  for (int i = 0; i < 6; i++) {
+    tmp[i] = raw::syscall6(__NR_fcntl, a->sources[i], F_DUPFD_CLOEXEC, kHigh);
+    if (tmp[i] < 0) child_fail(a->exec_wr, "install fds", -tmp[i]);
+  }
+  long init_tmp = raw::syscall6(__NR_fcntl, a->init_fd, F_DUPFD_CLOEXEC, kHigh);
+  long exec_tmp = raw::syscall6(__NR_fcntl, a->exec_wr, F_DUPFD_CLOEXEC, kHigh);
+  if (init_tmp < 0 || exec_tmp < 0) child_fail(a->exec_wr, "install fds", EBADF);
+  for (int i = 0; i < 6; i++)
+    if ((n = raw::syscall6(__NR_dup3, tmp[i], i, 0)) < 0) child_fail(a->exec_wr, "install fds", -n);
+  constexpr int kInitFd = 6, kExecFd = 7;
+  if ((n = raw::syscall6(__NR_dup3, init_tmp, kInitFd, O_CLOEXEC)) < 0) child_fail(a->exec_wr, "install fds", -n);
+  if ((n = raw::syscall6(__NR_dup3, exec_tmp, kExecFd, O_CLOEXEC)) < 0) child_fail(a->exec_wr, "install fds", -n);
+  // Whatever else this process had open, including fds another thread opened a moment ago,
+  // must not reach the box.
+  if ((n = raw::syscall6(__NR_close_range, kExecFd + 1, ~0U, 0)) < 0) child_fail(kExecFd, "close fds", -n);
+
+  n = raw::syscall6(__NR_execveat, kInitFd, reinterpret_cast<long>(""), reinterpret_cast<long>(a->argv),
+                    reinterpret_cast<long>(a->envp), AT_EMPTY_PATH);
+  child_fail(kExecFd, "execve init", -n);
+}
+
+// Owns descriptors until they are handed over; a deque keeps the returned pointers stable.
+class Fds {
+ public:
+  ~Fds() {
+    for (int fd : fds_)
+      if (fd >= 0) close(fd);
+  }
+  int* add(int fd) {
+    fds_.push_back(fd);
+    return &fds_.back();
+  }
+  void close_now(int* fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+  int release(int* fd) {
+    int v = *fd;
+    *fd = -1;
+    return v;
+  }
+
+ private:
+  std::deque<int> fds_;
+};
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool write_file(const std::string& path, const std::string& content) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write_all(fd, content.data(), content.size());
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return ok;
+}
+
+// Reads one message: 0 on EOF, the message size, or -errno.
+ssize_t read_msg(int fd, void* buf, size_t n) {
+  for (;;) {
+    ssize_t r = read(fd, buf, n);
+    if (r >= 0) return r;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void kill_and_reap(int pidfd) {
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  siginfo_t si;
+  while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | __WALL, nullptr) < 0 && errno == EINTR) {
+  }
+}
+
+void fail(SpawnResult* res, const char* stage, int err) {
+  res->stage = stage;
+  res->err = err;
+}
+
+}  // namespace
+
+void spawn_box(const SpawnRequest& req, SpawnResult* res) {
+  Fds fds;
+  int ctl[2], exe[2], rep[2], st[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) return fail(res, "socketpair", errno);
+  int* ctl_rd = fds.add(ctl[0]);
+  int* ctl_wr = fds.add(ctl[1]);
+  if (pipe2(exe, O_CLOEXEC) < 0) return fail(res, "pipe", errno);
+  int* exe_rd = fds.add(exe[0]);
+  int* exe_wr = fds.add(exe[1]);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rep) < 0) return fail(res, "socketpair", errno);
+  int* rep_rd = fds.add(rep[0]);
+  int* rep_wr = fds.add(rep[1]);
+  int* notify_fd = fds.add(-1);
+  if (pipe2(st, O_CLOEXEC | O_NONBLOCK) < 0) return fail(res, "pipe", errno);
+  int* st_rd = fds.add(st[0]);
+  int* st_wr = fds.add(st[1]);
+  // O_NONBLOCK was only meant for our end: the init writes its status once, blocking is right.
+  fcntl(*st_wr, F_SETFL, 0);
+
+  int* parent_io[3] = {nullptr, nullptr, nullptr};
+  int* child_io[3] = {nullptr, nullptr, nullptr};
+  for (int i = 0; i < 3; i++) {
+    const StdioSpec& s = req.stdio[i];
+    if (s.kind == StdioKind::kPipe) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) < 0) return fail(res, "pipe", errno);
+      // stdin: the box reads p[0]; stdout/stderr: the box writes p[1].
+      parent_io[i] = fds.add(i == 0 ? p[1] : p[0]);
+      child_io[i] = fds.add(i == 0 ? p[0] : p[1]);
+    } else if (s.kind == StdioKind::kNull) {
+      int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (fd < 0) return fail(res, "open /dev/null", errno);
+      child_io[i] = fds.add(fd);
+    } else {
+      if (fcntl(s.fd, F_GETFD) < 0) return fail(res, "stdio fd", EBADF);
+      child_io[i] = fds.add(-1);
+      *child_io[i] = s.fd;  // borrowed: must not be closed by us
+    }
+  }
+
+  char init_name[] = "sandcell-init";
+  char* argv[] = {init_name, nullptr};
+  char* envp[] = {nullptr};
+  ChildArgs args{};
+  args.ctl_rd = *ctl_rd;
+  args.ctl_wr = *ctl_wr;
+  args.exec_wr = *exe_wr;
+  for (int i = 0; i < 3; i++) args.sources[i] = *child_io[i];
+  args.sources[wire::kPlanFd] = *ctl_rd;
+  args.sources[wire::kReportFd] = *rep_wr;
+  args.sources[wire::kStatusFd] = *st_wr;
+  args.init_fd = req.init_fd;
+  args.argv = argv;
+  args.envp = envp;
+
+  void* stack = mmap(nullptr, kStackSize + kGuardSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return fail(res, "mmap stack", errno);
+  mprotect(stack, kGuardSize, PROT_NONE);
+  char* stack_top = static_cast<char*>(stack) + kStackSize + kGuardSize;
+
+  int flags = CLONE_VM | CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (req.new_net) flags |= CLONE_NEWNET;
+  int pidfd = -1;
+  // No exit signal: the box's init must not disturb the SIGCHLD handling of Node's child_process.
+  pid_t pid = clone(child_main, stack_top, flags, &args, &pidfd);
+  if (pid < 0) {
+    int e = errno;
+    munmap(stack, kStackSize + kGuardSize);
+    return fail(res, "clone", e);
+  }
+  int* pidfd_p = fds.add(pidfd);
+  // For kFd stdio the descriptor is borrowed; forget it so the Fds guard does not close it.
+  for (int i = 0; i < 3; i++)
+    if (req.stdio[i].kind == StdioKind::kFd) *child_io[i] = -1;
+  fds.close_now(ctl_rd);
+  fds.close_now(exe_wr);
+  fds.close_now(rep_wr);
+  fds.close_now(st_wr);
+  for (int i = 0; i < 3; i++) fds.close_now(child_io[i]);
+
+  auto abort_child = [&](const char* stage, int err) {
+    kill_and_reap(*pidfd_p);
+    munmap(stack, kStackSize + kGuardSize);
+    fail(res, stage, err);
+  };
+
+  char proc_path[64];
+  snprintf(proc_path, sizeof proc_path, "/proc/%d/uid_map", pid);
+  if (!write_file(proc_path, req.uid_map)) return abort_child("uid_map", errno);
+  snprintf(proc_path, sizeof proc_path, "/proc/%d/gid_map", pid);
+  if (!write_file(proc_path, req.gid_map)) return abort_child("gid_map", errno);
+  std::string pid_text = std::to_string(pid);
+  for (const auto& file : req.cgroup_procs)
+    if (!write_file(file, pid_text)) return abort_child("cgroup attach", errno);
+
+  // The go byte releases the child; the plan that follows is read by the init after execve.
+  if (!write_all(*ctl_wr, "g", 1)) return abort_child("sync with child", errno);
+  uint32_t plan_len = static_cast<uint32_t>(req.plan.size());
+  bool plan_sent = write_all(*ctl_wr, reinterpret_cast<const char*>(&plan_len), sizeof plan_len) &&
+                   write_all(*ctl_wr, req.plan.data(), req.plan.size());
+  int plan_err = errno;
+
+  wire::SetupFailure failure;
+  ssize_t n = read_msg(*exe_rd, &failure, sizeof failure);
+  // EOF: the child exec'd the init (or died); either way it no longer runs on our stack.
+  if (n != 0) {
+    kill_and_reap(*pidfd_p);
+    munmap(stack, kStackSize + kGuardSize);
+    if (n == static_cast<ssize_t>(sizeof failure)) {
+      failure.stage[sizeof failure.stage - 1] = '\0';
+      return fail(res, failure.stage, failure.err);
+    }
+    return fail(res, "start init", n < 0 ? static_cast<int>(-n) : EPROTO);
+  }
+  munmap(stack, kStackSize + kGuardSize);
+  if (!plan_sent) {
+    kill_and_reap(*pidfd_p);
+    return fail(res, "send plan", plan_err);
+  }
+
+  // The report channel carries a setup failure, or the seccomp listener (with its fd), and ends
+  // in EOF when the program's execve succeeded.
+  for (;;) {
+    char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&failure, sizeof failure};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    n = recvmsg(*rep_rd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    int passed = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(&passed, CMSG_DATA(c), sizeof passed);
+    if (passed >= 0) {
+      if (*notify_fd >= 0) close(passed);  // only one listener is expected; never leak a second
+      else *notify_fd = passed;
+      continue;
+    }
+    if (n == 0) break;
+    kill_and_reap(*pidfd_p);
+    if (n == static_cast<ssize_t>(sizeof failure)) {
+      failure.stage[sizeof failure.stage - 1] = '\0';
+      return fail(res, failure.stage, failure.err);
+    }
+    return fail(res, "box setup", n < 0 ? errno : EPROTO);
+  }
+  // EOF can also mean the init died before starting the program: it then sent no status.
+  res->started_ns = now_ns();
+  res->pid = pid;
+  res->pidfd = fds.release(pidfd_p);
+  res->status_fd = fds.release(st_rd);
+  res->control_fd = fds.release(ctl_wr);
+  res->notify_fd = fds.release(notify_fd);
+  for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;
+}
+
+}  // namespace sandcell

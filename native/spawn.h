@@ -1,0 +1,45 @@
+// Starting a box: clone the init into fresh namespaces without copying the Node process, map its
+// ids, put it in its cgroups, hand it the plan and wait until the program has exec'd (or failed).
+// Plain C++ with no N-API, run on a libuv worker thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sandcell {
+
+// What to connect a box's stdin/stdout/stderr to.
+enum class StdioKind { kPipe, kNull, kFd };
+struct StdioSpec {
+  StdioKind kind = StdioKind::kPipe;
+  int fd = -1;  // for kFd: a descriptor of this process, dup'ed into the box
+};
+
+struct SpawnRequest {
+  std::string plan;  // wire::encode()d
+  std::string uid_map;
+  std::string gid_map;
+  std::vector<std::string> cgroup_procs;  // files to write the init's pid to before it runs
+  bool new_net = true;
+  StdioSpec stdio[3];
+  int init_fd = -1;  // O_PATH fd of the init executable (owned by the caller)
+};
+
+struct SpawnResult {
+  // On failure: the stage and errno (the program never ran; everything was cleaned up).
+  std::string stage;
+  int err = 0;
+  // On success, all owned by the caller.
+  int pid = -1;
+  int pidfd = -1;
+  int stdio[3] = {-1, -1, -1};  // parent ends of pipes (-1 where not a pipe)
+  int status_fd = -1;           // the init reports the program's exit status here
+  int control_fd = -1;          // kept open: closing it (or sending kTerminate) ends the box
+  int notify_fd = -1;           // seccomp user-notification listener, when the plan asked for one
+  int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
+};
+
+void spawn_box(const SpawnRequest& req, SpawnResult* res);
+
+}  // namespace sandcell

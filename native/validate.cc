@@ -1,0 +1,244 @@
+#include "validate.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "wire.h"
+
+namespace sandcell {
+namespace {
+
+constexpr size_t kMaxPath = 4096;
+constexpr size_t kMaxArg = 128 * 1024;
+constexpr uint32_t kMaxList = 65536;
+constexpr size_t kMaxMounts = 1024;
+
+[[noreturn]] void bad(const Napi::Env& env, const std::string& field, const std::string& why) {
+  throw Napi::TypeError::New(env, "invalid native plan: " + field + ": " + why);
+}
+
+Napi::Value field(const Napi::Object& o, const char* key) { return o.Get(key); }
+
+std::string str(const Napi::Env& env, const Napi::Value& v, const std::string& name, size_t max) {
+  if (!v.IsString()) bad(env, name, "must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.size() > max) bad(env, name, "is longer than " + std::to_string(max) + " bytes");
+  if (s.find('\0') != std::string::npos) bad(env, name, "contains a NUL byte");
+  return s;
+}
+
+// Absolute, no empty, "." or ".." components: what the init may join below its staging root.
+std::string clean_path(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  std::string p = str(env, v, name, kMaxPath);
+  if (p.empty() || p[0] != '/') bad(env, name, "must be an absolute path");
+  if (p == "/") return p;
+  if (p.back() == '/') bad(env, name, "must not end with '/'");
+  size_t start = 1;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string part = p.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") bad(env, name, "must not contain empty, '.' or '..' parts");
+    start = end + 1;
+  }
+  return p;
+}
+
+uint64_t uint(const Napi::Env& env, const Napi::Value& v, const std::string& name, uint64_t max) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless || x > max) bad(env, name, "is out of range");
+    return x;
+  }
+  if (!v.IsNumber()) bad(env, name, "must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > static_cast<double>(max) || d > 9007199254740991.0)
+    bad(env, name, "must be a whole number from 0 to " + std::to_string(max));
+  return static_cast<uint64_t>(d);
+}
+
+bool flag(const Napi::Env& env, const Napi::Object& o, const char* key, const std::string& name) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return false;
+  if (!v.IsBoolean()) bad(env, name + "." + key, "must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+Napi::Array array(const Napi::Env& env, const Napi::Value& v, const std::string& name, uint32_t max) {
+  if (!v.IsArray()) bad(env, name, "must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > max) bad(env, name, "has more than " + std::to_string(max) + " entries");
+  return a;
+}
+
+std::vector<std::string> strings(const Napi::Env& env, const Napi::Value& v, const std::string& name, size_t max_each) {
+  Napi::Array a = array(env, v, name, kMaxList);
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(str(env, a.Get(i), name + "[" + std::to_string(i) + "]", max_each));
+  return out;
+}
+
+// "inside outside count" lines, as /proc/<pid>/uid_map takes them.
+std::string id_map(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  std::string m = str(env, v, name, 4096);
+  size_t lines = 0, pos = 0;
+  while (pos < m.size()) {
+    size_t end = m.find('\n', pos);
+    if (end == std::string::npos) bad(env, name, "every line must end with a newline");
+    std::string line = m.substr(pos, end - pos);
+    int fields = 0;
+    size_t i = 0;
+    while (i < line.size()) {
+      size_t j = i;
+      while (j < line.size() && line[j] >= '0' && line[j] <= '9') j++;
+      if (j == i || j - i > 10) bad(env, name, "each line must be three numbers");
+      if (std::stoull(line.substr(i, j - i)) > 0xffffffffULL) bad(env, name, "ids must fit in 32 bits");
+      fields++;
+      if (j < line.size() && line[j] != ' ') bad(env, name, "each line must be three numbers");
+      i = j + 1;
+    }
+    if (fields != 3) bad(env, name, "each line must be three numbers");
+    lines++;
+    pos = end + 1;
+  }
+  if (lines == 0 || lines > 340) bad(env, name, "must have 1 to 340 lines");
+  return m;
+}
+
+StdioSpec stdio_spec(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  StdioSpec s;
+  if (v.IsString()) {
+    std::string k = v.As<Napi::String>().Utf8Value();
+    if (k == "pipe") s.kind = StdioKind::kPipe;
+    else if (k == "null") s.kind = StdioKind::kNull;
+    else bad(env, name, "must be 'pipe', 'null' or a file descriptor");
+    return s;
+  }
+  s.kind = StdioKind::kFd;
+  s.fd = static_cast<int>(uint(env, v, name, 1 << 20));
+  return s;
+}
+
+wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsObject()) bad(env, name, "must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  wire::Mount m;
+  std::string kind = str(env, o.Get("kind"), name + ".kind", 16);
+  if (kind == "bind") m.kind = wire::kBind;
+  else if (kind == "tmpfs") m.kind = wire::kTmpfs;
+  else if (kind == "proc") m.kind = wire::kProc;
+  else if (kind == "dir") m.kind = wire::kDir;
+  else if (kind == "symlink") m.kind = wire::kSymlink;
+  else if (kind == "file") m.kind = wire::kFile;
+  else bad(env, name + ".kind", "must be bind, tmpfs, proc, dir, symlink or file");
+  m.target = clean_path(env, o.Get("target"), name + ".target");
+  if (m.target == "/") bad(env, name + ".target", "must not be the root itself");
+  if (m.kind == wire::kBind) m.source = clean_path(env, o.Get("source"), name + ".source");
+  if (m.kind == wire::kTmpfs || m.kind == wire::kSymlink) m.data = str(env, o.Get("data"), name + ".data", kMaxPath);
+  if (m.kind == wire::kSymlink && m.data.empty()) bad(env, name + ".data", "must not be empty");
+  if (m.kind == wire::kFile) m.data = str(env, o.Get("data"), name + ".data", 1 << 20);
+  if (m.kind == wire::kTmpfs && m.data.find(',') != std::string::npos) {
+    // Only the options sandcell itself sets may reach the kernel.
+    size_t pos = 0;
+    while (pos <= m.data.size()) {
+      size_t end = m.data.find(',', pos);
+      if (end == std::string::npos) end = m.data.size();
+      std::string opt = m.data.substr(pos, end - pos);
+      if (opt.rfind("size=", 0) != 0 && opt.rfind("mode=", 0) != 0 && opt.rfind("nr_inodes=", 0) != 0)
+        bad(env, name + ".data", "only size=, mode= and nr_inodes= tmpfs options are allowed");
+      pos = end + 1;
+    }
+  }
+  if (m.kind == wire::kDir || m.kind == wire::kFile) m.mode = static_cast<uint32_t>(uint(env, o.Get("mode"), name + ".mode", 07777));
+  if (flag(env, o, "readOnly", name)) m.flags |= wire::kReadOnly;
+  if (flag(env, o, "noSuid", name)) m.flags |= wire::kNoSuid;
+  if (flag(env, o, "noDev", name)) m.flags |= wire::kNoDev;
+  if (flag(env, o, "noExec", name)) m.flags |= wire::kNoExec;
+  if (flag(env, o, "optional", name)) m.flags |= wire::kOptional;
+  return m;
+}
+
+}  // namespace
+
+SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener) {
+  Napi::Env env = plan.Env();
+  wire::Plan p;
+  p.argv = strings(env, field(plan, "argv"), "plan.argv", kMaxArg);
+  if (p.argv.empty()) bad(env, "plan.argv", "must not be empty");
+  if (p.argv[0].empty()) bad(env, "plan.argv[0]", "must not be empty");
+  p.env = strings(env, field(plan, "env"), "plan.env", kMaxArg);
+  for (size_t i = 0; i < p.env.size(); i++)
+    if (p.env[i].find('=') == std::string::npos || p.env[i][0] == '=')
+      bad(env, "plan.env[" + std::to_string(i) + "]", "must look like NAME=value");
+  p.cwd = clean_path(env, field(plan, "cwd"), "plan.cwd");
+  p.staging = clean_path(env, field(plan, "staging"), "plan.staging");
+  if (p.staging == "/") bad(env, "plan.staging", "must not be the root itself");
+  p.hostname = str(env, field(plan, "hostname"), "plan.hostname", 64);
+  p.uid = static_cast<uint32_t>(uint(env, field(plan, "uid"), "plan.uid", 0xfffffffe));
+  p.gid = static_cast<uint32_t>(uint(env, field(plan, "gid"), "plan.gid", 0xfffffffe));
+
+  Napi::Array mounts = array(env, field(plan, "mounts"), "plan.mounts", kMaxMounts);
+  for (uint32_t i = 0; i < mounts.Length(); i++)
+    p.mounts.push_back(mount_entry(env, mounts.Get(i), "plan.mounts[" + std::to_string(i) + "]"));
+
+  Napi::Array limits = array(env, field(plan, "rlimits"), "plan.rlimits", 16);
+  for (uint32_t i = 0; i < limits.Length(); i++) {
+    std::string name = "plan.rlimits[" + std::to_string(i) + "]";
+    Napi::Value v = limits.Get(i);
+    if (!v.IsObject()) bad(env, name, "must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    wire::Rlimit r;
+    r.resource = static_cast<uint32_t>(uint(env, o.Get("resource"), name + ".resource", 15));
+    auto value = [&](const char* key) -> uint64_t {
+      Napi::Value x = o.Get(key);
+      if (x.IsString() && x.As<Napi::String>().Utf8Value() == "unlimited") return ~0ULL;
+      return uint(env, x, name + "." + key, ~0ULL - 1);
+    };
+    r.soft = value("soft");
+    r.hard = value("hard");
+    if (r.soft > r.hard) bad(env, name, "soft must not exceed hard");
+    p.rlimits.push_back(r);
+  }
+
+  Napi::Value filter = field(plan, "seccomp");
+  if (!filter.IsNull() && !filter.IsUndefined()) {
+    if (!filter.IsBuffer()) bad(env, "plan.seccomp", "must be a Buffer or null");
+    auto buf = filter.As<Napi::Buffer<char>>();
+    if (buf.Length() == 0 || buf.Length() % 8 != 0 || buf.Length() > 4096 * 8)
+      bad(env, "plan.seccomp", "must hold 1 to 4096 BPF instructions of 8 bytes");
+    p.seccomp.assign(buf.Data(), buf.Length());
+  }
+  *seccomp_listener = flag(env, plan, "seccompListener", "plan");
+  if (*seccomp_listener && p.seccomp.empty()) bad(env, "plan.seccompListener", "needs a seccomp filter");
+
+  if (flag(env, plan, "loopback", "plan")) p.flags |= wire::kLoopbackUp;
+  if (flag(env, plan, "cgroupNamespace", "plan")) p.flags |= wire::kNewCgroupNs;
+  if (flag(env, plan, "rootReadOnly", "plan")) p.flags |= wire::kRootReadOnly;
+  if (*seccomp_listener) p.flags |= wire::kSeccompListener;
+
+  SpawnRequest req;
+  req.new_net = flag(env, plan, "newNetwork", "plan");
+  req.uid_map = id_map(env, field(plan, "uidMap"), "plan.uidMap");
+  req.gid_map = id_map(env, field(plan, "gidMap"), "plan.gidMap");
+  std::vector<std::string> procs = strings(env, field(plan, "cgroupProcs"), "plan.cgroupProcs", kMaxPath);
+  for (size_t i = 0; i < procs.size(); i++) {
+    std::string name = "plan.cgroupProcs[" + std::to_string(i) + "]";
+    std::string path = clean_path(env, Napi::String::New(env, procs[i]), name);
+    const std::string suffix = "/cgroup.procs";
+    if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
+      bad(env, name, "must be a cgroup.procs file");
+    req.cgroup_procs.push_back(path);
+  }
+  Napi::Array stdio = array(env, field(plan, "stdio"), "plan.stdio", 3);
+  if (stdio.Length() != 3) bad(env, "plan.stdio", "must have exactly 3 entries");
+  for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio_spec(env, stdio.Get(i), "plan.stdio[" + std::to_string(i) + "]");
+
+  req.plan = wire::encode(p);
+  if (req.plan.size() > wire::kMaxPlanBytes) bad(env, "plan", "is larger than 16 MiB");
+  return req;
+}
+
+}  // namespace sandcell

@@ -1,0 +1,207 @@
+// The plan as bytes: written by the addon (after validating the JavaScript object), read by the
+// init program inside the box. Both sides are C++ and share this file, so the format cannot drift;
+// the reader still checks every length because the init must never trust its input blindly.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace sandcell::wire {
+
+constexpr uint32_t kPlanMagic = 0x53434c50;    // "SCLP"
+constexpr uint32_t kStatusMagic = 0x53434c53;  // "SCLS"
+constexpr uint32_t kMaxPlanBytes = 16u << 20;
+
+// Fixed fd numbers the init finds its channels at (stdio is 0, 1, 2).
+constexpr int kPlanFd = 3;    // read: the plan (u32 length, bytes); then control bytes, EOF = parent gone
+constexpr int kReportFd = 4;  // write: a SetupFailure, or EOF once the program has exec'd
+constexpr int kStatusFd = 5;  // write: the ExitStatus of the program's main process
+
+enum MountKind : uint32_t {
+  kBind = 1,     // source (host path) bound at target
+  kTmpfs = 2,    // data: tmpfs options ("size=...,mode=...")
+  kProc = 3,     // a procfs for the box's PID namespace
+  kDir = 4,      // mkdir target with mode
+  kSymlink = 5,  // data: the link's text
+  kFile = 6,     // data: the file's contents, mode
+};
+
+enum MountFlag : uint32_t {
+  kReadOnly = 1,
+  kNoSuid = 2,
+  kNoDev = 4,
+  kNoExec = 8,
+  kOptional = 16,  // a bind whose source is missing is skipped instead of failing the run
+};
+
+enum PlanFlag : uint32_t {
+  kLoopbackUp = 1,
+  kNewCgroupNs = 2,
+  kRootReadOnly = 4,
+  kSeccompListener = 8,  // load the filter with a user-notification listener and send it back
+};
+
+struct Mount {
+  uint32_t kind = 0;
+  uint32_t flags = 0;
+  uint32_t mode = 0;
+  std::string source;
+  std::string target;
+  std::string data;
+};
+
+struct Rlimit {
+  uint32_t resource = 0;
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+};
+
+struct Plan {
+  uint32_t flags = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string hostname;
+  std::string staging;  // host directory the new root is assembled on (inside the private mount ns)
+  std::string cwd;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::vector<Mount> mounts;
+  std::vector<Rlimit> rlimits;
+  std::string seccomp;  // struct sock_filter[], as bytes
+};
+
+// Sent on kReportFd when a setup step fails; the stage names the step ("mount /usr", "execve").
+struct SetupFailure {
+  int32_t err;
+  char stage[252];
+};
+
+// Control bytes the supervisor sends the init after the plan.
+constexpr char kTerminate = 'k';  // end the box now: kill everything, reap, report
+
+enum ExitKind : uint32_t {
+  kExited = 1,      // the main process exited; value is its code
+  kSignaled = 2,    // the main process was killed by signal `value`
+  kTerminated = 3,  // the supervisor asked the init to end the box
+};
+
+// Sent on kStatusFd by the init once the box has ended and every process in it was reaped. The
+// usage is RUSAGE_CHILDREN of the init: the whole tree, but not the init itself (whose maximum
+// RSS still counts the Node process it was cloned from).
+struct ExitStatus {
+  uint32_t magic;
+  uint32_t kind;
+  int32_t value;
+  uint32_t reserved;
+  uint64_t user_us;
+  uint64_t system_us;
+  uint64_t max_rss_kib;
+};
+
+class Writer {
+ public:
+  void u32(uint32_t v) { raw(&v, 4); }
+  void u64(uint64_t v) { raw(&v, 8); }
+  void str(const std::string& s) {
+    u32(static_cast<uint32_t>(s.size()));
+    out_.append(s);
+  }
+  void strs(const std::vector<std::string>& v) {
+    u32(static_cast<uint32_t>(v.size()));
+    for (const auto& s : v) str(s);
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  void raw(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
+  std::string out_;
+};
+
+class Reader {
+ public:
+  Reader(const char* p, size_t n) : p_(p), n_(n) {}
+  bool u32(uint32_t* v) { return raw(v, 4); }
+  bool u64(uint64_t* v) { return raw(v, 8); }
+  bool str(std::string* s) {
+    uint32_t len;
+    if (!u32(&len) || len > n_ - off_) return false;
+    s->assign(p_ + off_, len);
+    off_ += len;
+    return true;
+  }
+  bool strs(std::vector<std::string>* v, uint32_t max) {
+    uint32_t count;
+    if (!u32(&count) || count > max) return false;
+    v->resize(count);
+    for (auto& s : *v)
+      if (!str(&s)) return false;
+    return true;
+  }
+  bool done() const { return off_ == n_; }
+
+ private:
+  bool raw(void* v, size_t k) {
+    if (k > n_ - off_) return false;
+    std::memcpy(v, p_ + off_, k);
+    off_ += k;
+    return true;
+  }
+  const char* p_;
+  size_t n_;
+  size_t off_ = 0;
+};
+
+inline std::string encode(const Plan& plan) {
+  Writer w;
+  w.u32(kPlanMagic);
+  w.u32(plan.flags);
+  w.u32(plan.uid);
+  w.u32(plan.gid);
+  w.str(plan.hostname);
+  w.str(plan.staging);
+  w.str(plan.cwd);
+  w.strs(plan.argv);
+  w.strs(plan.env);
+  w.u32(static_cast<uint32_t>(plan.mounts.size()));
+  for (const auto& m : plan.mounts) {
+    w.u32(m.kind);
+    w.u32(m.flags);
+    w.u32(m.mode);
+    w.str(m.source);
+    w.str(m.target);
+    w.str(m.data);
+  }
+  w.u32(static_cast<uint32_t>(plan.rlimits.size()));
+  for (const auto& r : plan.rlimits) {
+    w.u32(r.resource);
+    w.u64(r.soft);
+    w.u64(r.hard);
+  }
+  w.str(plan.seccomp);
+  return w.bytes();
+}
+
+inline bool decode(const std::string& bytes, Plan* plan) {
+  Reader r(bytes.data(), bytes.size());
+  uint32_t magic, count;
+  if (!r.u32(&magic) || magic != kPlanMagic) return false;
+  if (!r.u32(&plan->flags) || !r.u32(&plan->uid) || !r.u32(&plan->gid)) return false;
+  if (!r.str(&plan->hostname) || !r.str(&plan->staging) || !r.str(&plan->cwd)) return false;
+  if (!r.strs(&plan->argv, 1u << 16) || !r.strs(&plan->env, 1u << 16)) return false;
+  if (!r.u32(&count) || count > 4096) return false;
+  plan->mounts.resize(count);
+  for (auto& m : plan->mounts) {
+    if (!r.u32(&m.kind) || !r.u32(&m.flags) || !r.u32(&m.mode)) return false;
+    if (!r.str(&m.source) || !r.str(&m.target) || !r.str(&m.data)) return false;
+  }
+  if (!r.u32(&count) || count > 64) return false;
+  plan->rlimits.resize(count);
+  for (auto& l : plan->rlimits)
+    if (!r.u32(&l.resource) || !r.u64(&l.soft) || !r.u64(&l.hard)) return false;
+  if (!r.str(&plan->seccomp)) return false;
+  return r.done();
+}
+
+}  // namespace sandcell::wire

@@ -38,7 +38,7 @@ export interface CgroupUsage {
   memoryPeakSource: 'cgroup' | 'sampled' | 'none';
   /** The kernel's OOM killer killed something in this cgroup (v2 memory.events oom_kill/oom_group_kill; v1 memory.oom_control oom_kill). */
   oomKilled: boolean;
-  /** Times the memory limit was hit (v1 memory.failcnt; v2 memory.events `max`). */
+  /** Times the memory limit was hit (v1 memory.failcnt + memory.memsw.failcnt; v2 memory.events `max`). */
   memoryFailcnt?: number;
   /** Peak number of tasks (pids.peak, present on kernels ≥ 6.1, on v1 and v2). */
   pidsPeak?: number;

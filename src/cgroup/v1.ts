@@ -123,8 +123,10 @@ export class V1RunCgroup implements RunCgroup {
       }
       // "oom_kill N" exists since 4.13; before that the caller has failcnt and the SIGKILL.
       u.oomKilled = (readKeyed(join(d, 'memory.oom_control'))?.get('oom_kill') ?? 0) > 0;
+      // A failed charge fails on memsw (checked first) or on memory: the sum counts each once.
       const failcnt = readNumber(join(d, 'memory.failcnt'));
-      if (failcnt !== undefined) u.memoryFailcnt = failcnt;
+      const memswFailcnt = readNumber(join(d, 'memory.memsw.failcnt')) ?? 0;
+      if (failcnt !== undefined) u.memoryFailcnt = failcnt + memswFailcnt;
     }
     if (this.pidsDir) {
       const peak = readNumber(join(this.pidsDir, 'pids.peak'));

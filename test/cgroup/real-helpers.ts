@@ -1,0 +1,58 @@
+/** Helpers for the cgroup tests that use the real cgroupfs of this machine (as root). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { openCgroupDriver, type CgroupDriver, type DetectOptions } from '../../src/cgroup/index.js';
+
+export function requireRoot(suite: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${suite} uses the real cgroupfs and must run as root (uid ${process.getuid?.()}): run it with sudo; it is not skipped on purpose`);
+  }
+}
+
+/** Options for the real machine: SANDCELL_TEST_CGROUP_PARENT names a delegated parent (needed on pure v2 hosts). */
+export function realOptions(): DetectOptions {
+  const parent = process.env.SANDCELL_TEST_CGROUP_PARENT;
+  return parent ? { parent } : {};
+}
+
+export async function openReal(): Promise<CgroupDriver> {
+  const r = await openCgroupDriver(realOptions());
+  if (!r.driver) throw new Error(`no cgroup driver on this machine: ${r.reason}`);
+  return r.driver;
+}
+
+export const isV1Memory = (): boolean =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => / - cgroup cgroup /.test(l) && /[ ,]memory(,|$)/.test(l.split(' - ')[1] ?? ''));
+
+export interface Held {
+  child: ChildProcess;
+  /** Lets the child go on past its `read` (it waits for a line on stdin before running its own code). */
+  release(): void;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }>;
+}
+
+/**
+ * Starts a program that first waits for a line on stdin, so that the test can put it into the
+ * cgroup (write its pid to procsFiles) before it does its work: the same order the run pipeline uses.
+ */
+export async function spawnHeld(argv: string[]): Promise<Held> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout }));
+  await once(child, 'spawn');
+  return {
+    child,
+    release: () => child.stdin!.write('go\n'),
+    exit,
+  };
+}
+
+export function join(procsFiles: readonly string[], pid: number): void {
+  for (const f of procsFiles) writeFileSync(f, String(pid));
+}
+
+export const PY = '/usr/bin/python3';

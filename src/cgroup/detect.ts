@@ -99,6 +99,7 @@ async function openV1(l: Layout, opts: DetectOptions, pid: number): Promise<Open
   const name = sandcellDirName(pid);
   const hierarchies: V1Hierarchy[] = [];
   const warnings: string[] = [];
+  const failed = new Map<string, string[]>(); // hint → dirs
   for (const h of l.v1) {
     const sandcellDir = join(h.base, name);
     try {
@@ -109,11 +110,14 @@ async function openV1(l: Layout, opts: DetectOptions, pid: number): Promise<Open
       await mkdirCgroup(sandcellDir, opts.fake, true);
       hierarchies.push({ controllers: h.controllers, sandcellDir });
     } catch (e) {
-      const code = (e as { code?: string }).code ?? errCode(e);
-      warnings.push(`cgroup v1 ${h.controllers.join(',')}: cannot create ${sandcellDir}: ${permissionHint(code)}`);
+      const hint = permissionHint((e as { code?: string }).code ?? errCode(e));
+      failed.set(hint, [...(failed.get(hint) ?? []), sandcellDir]);
+      warnings.push(`cgroup v1 ${h.controllers.join(',')}: cannot create ${sandcellDir}: ${hint}`);
     }
   }
-  if (hierarchies.length === 0) return { driver: null, reason: warnings.join('; ') };
+  if (hierarchies.length === 0) {
+    return { driver: null, reason: [...failed].map(([hint, dirs]) => `cgroup v1: cannot create ${dirs.join(', ')}: ${hint}`).join('; ') };
+  }
   return { driver: new V1Driver(hierarchies, name, opts.fake, warnings) };
 }
 

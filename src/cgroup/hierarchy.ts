@@ -96,7 +96,7 @@ export function dirOf(mount: CgroupMount, path: string): string {
  * taken as relative to each hierarchy's root.
  */
 export function parentRelPath(parent: string, mounts: readonly CgroupMount[]): string {
-  const p = posix.normalize(parent.startsWith('/') ? parent : `/${parent}`);
+  const p = posix.normalize(parent.startsWith('/') ? parent : `/${parent}`).replace(/(.)\/+$/, '$1');
   // Longest mount point first, so "/sys/fs/cgroup/memory/x" is not read as under "/sys/fs/cgroup".
   const sorted = [...mounts].sort((a, b) => b.mountPoint.length - a.mountPoint.length);
   for (const m of sorted) {

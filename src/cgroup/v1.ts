@@ -180,6 +180,8 @@ export class V1Driver implements CgroupDriver {
     try {
       for (const h of this.hierarchies) {
         const dir = join(h.sandcellDir, name);
+        // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
+        await mkdirCgroup(h.sandcellDir, this.fake, true);
         await mkdirCgroup(dir, this.fake);
         made.push(dir);
         for (const c of h.controllers) byController.set(c, dir);

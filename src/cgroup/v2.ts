@@ -185,6 +185,8 @@ export class V2Driver implements CgroupDriver {
     validateLimits(limits);
     const name = newRunName();
     const dir = join(this.sandcellDir, name);
+    // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
+    if (await mkdirCgroup(this.sandcellDir, this.fake, true)) await enableSubtree(this.sandcellDir, this.controllers);
     await mkdirCgroup(dir, this.fake);
     const tail = `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
     const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => this.live.delete(rc));

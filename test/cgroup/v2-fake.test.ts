@@ -261,3 +261,18 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     expect(t.exists(`/sandcell-${PID}`)).toBe(false);
   });
 });
+
+describe('cgroup v2 driver robustness (fake tree)', () => {
+  it('re-creates sandcell-<pid> (with its subtree_control) if another driver of the process removed it', async () => {
+    const t = tree('/');
+    t.write('/', 'cgroup.subtree_control', 'cpu memory pids\n');
+    const d1 = await open(t);
+    const d2 = await open(t);
+    await d1.close();
+    expect(t.exists(`/sandcell-${PID}`)).toBe(false);
+    const rc = await d2.create({ pids: 5 });
+    expect(t.read(`/sandcell-${PID}/${rc.name}`, 'pids.max')).toBe('5');
+    await d2.close();
+    expect(t.exists(`/sandcell-${PID}`)).toBe(false);
+  });
+});

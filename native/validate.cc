@@ -140,15 +140,17 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
   if (m.kind == wire::kTmpfs || m.kind == wire::kSymlink) m.data = str(env, o.Get("data"), name + ".data", kMaxPath);
   if (m.kind == wire::kSymlink && m.data.empty()) bad(env, name + ".data", "must not be empty");
   if (m.kind == wire::kFile) m.data = str(env, o.Get("data"), name + ".data", 1 << 20);
-  if (m.kind == wire::kTmpfs && m.data.find(',') != std::string::npos) {
+  if (m.kind == wire::kTmpfs) {
     // Only the options sandcell itself sets may reach the kernel.
     size_t pos = 0;
     while (pos <= m.data.size()) {
       size_t end = m.data.find(',', pos);
       if (end == std::string::npos) end = m.data.size();
       std::string opt = m.data.substr(pos, end - pos);
-      if (opt.rfind("size=", 0) != 0 && opt.rfind("mode=", 0) != 0 && opt.rfind("nr_inodes=", 0) != 0)
-        bad(env, name + ".data", "only size=, mode= and nr_inodes= tmpfs options are allowed");
+      bool known = false;
+      for (const char* allowed : {"size=", "mode=", "nr_inodes=", "uid=", "gid="})
+        if (opt.rfind(allowed, 0) == 0) known = true;
+      if (!known) bad(env, name + ".data", "only size=, mode=, nr_inodes=, uid= and gid= tmpfs options are allowed");
       pos = end + 1;
     }
   }
@@ -210,6 +212,19 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
     if (buf.Length() == 0 || buf.Length() % 8 != 0 || buf.Length() > 4096 * 8)
       bad(env, "plan.seccomp", "must hold 1 to 4096 BPF instructions of 8 bytes");
     p.seccomp.assign(buf.Data(), buf.Length());
+  }
+  const std::pair<const char*, std::vector<uint32_t>*> patches[] = {{"seccompExecPathLo", &p.exec_path_lo},
+                                                                     {"seccompExecPathHi", &p.exec_path_hi}};
+  for (const auto& [key, out] : patches) {
+    std::string name = std::string("plan.") + key;
+    Napi::Value v = field(plan, key);
+    if (v.IsUndefined()) continue;
+    Napi::Array a = array(env, v, name, 4096);
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      uint64_t index = uint(env, a.Get(i), name + "[" + std::to_string(i) + "]", 4095);
+      if (index >= p.seccomp.size() / 8) bad(env, name + "[" + std::to_string(i) + "]", "is past the end of the filter");
+      out->push_back(static_cast<uint32_t>(index));
+    }
   }
   *seccomp_listener = flag(env, plan, "seccompListener", "plan");
   if (*seccomp_listener && p.seccomp.empty()) bad(env, "plan.seccompListener", "needs a seccomp filter");

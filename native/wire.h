@@ -70,6 +70,10 @@ struct Plan {
   std::vector<Mount> mounts;
   std::vector<Rlimit> rlimits;
   std::string seccomp;  // struct sock_filter[], as bytes
+  // Instructions whose constant becomes the low / high half of the address of the path string
+  // the init passes to execve, so a filter can allow that one execve and no other.
+  std::vector<uint32_t> exec_path_lo;
+  std::vector<uint32_t> exec_path_hi;
 };
 
 // Sent on kReportFd when a setup step fails; the stage names the step ("mount /usr", "execve").
@@ -139,6 +143,14 @@ class Reader {
       if (!str(&s)) return false;
     return true;
   }
+  bool u32s(std::vector<uint32_t>* v, uint32_t max) {
+    uint32_t count;
+    if (!u32(&count) || count > max) return false;
+    v->resize(count);
+    for (auto& x : *v)
+      if (!u32(&x)) return false;
+    return true;
+  }
   bool done() const { return off_ == n_; }
 
  private:
@@ -180,6 +192,10 @@ inline std::string encode(const Plan& plan) {
     w.u64(r.hard);
   }
   w.str(plan.seccomp);
+  for (const auto* list : {&plan.exec_path_lo, &plan.exec_path_hi}) {
+    w.u32(static_cast<uint32_t>(list->size()));
+    for (uint32_t x : *list) w.u32(x);
+  }
   return w.bytes();
 }
 
@@ -201,6 +217,11 @@ inline bool decode(const std::string& bytes, Plan* plan) {
   for (auto& l : plan->rlimits)
     if (!r.u32(&l.resource) || !r.u64(&l.soft) || !r.u64(&l.hard)) return false;
   if (!r.str(&plan->seccomp)) return false;
+  if (!r.u32s(&plan->exec_path_lo, 4096) || !r.u32s(&plan->exec_path_hi, 4096)) return false;
+  uint64_t insns = plan->seccomp.size() / 8;
+  for (const auto* list : {&plan->exec_path_lo, &plan->exec_path_hi})
+    for (uint32_t x : *list)
+      if (x >= insns) return false;
   return r.done();
 }
 

@@ -299,9 +299,19 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
   }
 
   if (!plan.seccomp.empty()) {
+    std::string filter = plan.seccomp;
+    uint64_t address = reinterpret_cast<uintptr_t>(path.c_str());
+    for (uint32_t i : plan.exec_path_lo) {
+      uint32_t k = static_cast<uint32_t>(address);
+      memcpy(&filter[i * 8 + 4], &k, 4);
+    }
+    for (uint32_t i : plan.exec_path_hi) {
+      uint32_t k = static_cast<uint32_t>(address >> 32);
+      memcpy(&filter[i * 8 + 4], &k, 4);
+    }
     sock_fprog prog{};
-    prog.len = static_cast<unsigned short>(plan.seccomp.size() / sizeof(sock_filter));
-    prog.filter = reinterpret_cast<sock_filter*>(const_cast<char*>(plan.seccomp.data()));
+    prog.len = static_cast<unsigned short>(filter.size() / sizeof(sock_filter));
+    prog.filter = reinterpret_cast<sock_filter*>(filter.data());
     unsigned flags = (plan.flags & wire::kSeccompListener) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
     long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     if (listener < 0) fail("seccomp", errno);

@@ -1,0 +1,19 @@
+/**
+ * sandcell: run programs you did not write in a Linux box they cannot leave, and get back their
+ * output, a verdict and exact resource usage.
+ */
+export { run, spawn } from './run.js';
+export { SandboxProcess, AbortError } from './supervise/box.js';
+export { SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
+export type {
+  Bind,
+  BoxOptions,
+  Duration,
+  Limits,
+  NetworkMode,
+  RunOptions,
+  Size,
+  SpawnOptions,
+} from './options.js';
+export type { Enforcement, Result, Status, Usage, Violation } from './result.js';
+export type { PresetName as SeccompPreset, SeccompPolicy } from './seccomp/index.js';

@@ -1,0 +1,136 @@
+/**
+ * The only module that loads and calls the C++ addon. It states the addon's contract in types:
+ * the plan the executor receives (pure data, every field re-validated on the C++ side) and what a
+ * running box reports back.
+ */
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { SandboxSetupError } from './errors.js';
+
+/** One entry of the box's filesystem, applied in order below the new root. */
+export type NativeMount =
+  | { kind: 'bind'; source: string; target: string; readOnly?: boolean; noSuid?: boolean; noDev?: boolean; noExec?: boolean; optional?: boolean }
+  | { kind: 'tmpfs'; target: string; data: string; readOnly?: boolean; noSuid?: boolean; noDev?: boolean; noExec?: boolean }
+  | { kind: 'proc'; target: string }
+  | { kind: 'dir'; target: string; mode: number }
+  | { kind: 'symlink'; target: string; data: string }
+  | { kind: 'file'; target: string; data: string; mode: number };
+
+export interface NativeRlimit {
+  resource: number;
+  soft: number | 'unlimited';
+  hard: number | 'unlimited';
+}
+
+export type NativeStdio = 'pipe' | 'null' | number;
+
+/** Everything the executor needs for one box; it knows no policy beyond this. */
+export interface NativePlan {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  /** Host directory the new root is assembled on, inside the box's private mount namespace. */
+  staging: string;
+  hostname: string;
+  uid: number;
+  gid: number;
+  uidMap: string;
+  gidMap: string;
+  newNetwork: boolean;
+  loopback: boolean;
+  cgroupNamespace: boolean;
+  rootReadOnly: boolean;
+  mounts: NativeMount[];
+  rlimits: NativeRlimit[];
+  seccomp: Buffer | null;
+  seccompListener: boolean;
+  /** Filter instructions whose constant the init sets to the low / high half of the address of its execve path. */
+  seccompExecPathLo?: number[];
+  seccompExecPathHi?: number[];
+  cgroupProcs: string[];
+  stdio: [NativeStdio, NativeStdio, NativeStdio];
+}
+
+/** How the box's main process ended, as the init saw it (with the whole tree's usage). */
+export interface NativeMainStatus {
+  terminated: boolean;
+  exited: boolean;
+  value: number;
+  userUs: number;
+  systemUs: number;
+  maxRssKiB: number;
+}
+
+export interface NativeExit {
+  initExitCode: number | null;
+  initSignal: number | null;
+  /** null when the init was killed before it could report (a hard kill). */
+  main: NativeMainStatus | null;
+  /** The init's own rusage (includes the children it reaped; its max RSS is not meaningful). */
+  rusage: { userUs: number; systemUs: number; maxRssKiB: number };
+  endedNs: bigint;
+  violation: { nr: number; arch: number } | null;
+}
+
+export interface NativeBox {
+  watch(callback: (exit: NativeExit) => void): void;
+  kill(signal?: number): boolean;
+  terminate(): boolean;
+  close(): void;
+}
+
+export interface NativeSpawned {
+  pid: number;
+  box: NativeBox;
+  stdin: number | null;
+  stdout: number | null;
+  stderr: number | null;
+  startedNs: bigint;
+}
+
+interface Addon {
+  setInit(path: string): void;
+  spawn(plan: NativePlan): Promise<NativeSpawned>;
+  nowNs(): bigint;
+}
+
+const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release');
+let addon: Addon | null = null;
+
+function load(): Addon {
+  if (addon) return addon;
+  const require = createRequire(import.meta.url);
+  const a = require(join(buildDir, 'sandcell.node')) as Addon;
+  a.setInit(join(buildDir, 'sandcell-init'));
+  addon = a;
+  return a;
+}
+
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** The symbolic name of an errno value ("ENOENT"). */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** Starts a box; setup failures become SandboxSetupError naming the stage. */
+export async function nativeSpawn(plan: NativePlan): Promise<NativeSpawned> {
+  const a = load();
+  try {
+    return await a.spawn(plan);
+  } catch (e) {
+    const err = e as { stage?: unknown; errno?: unknown };
+    if (typeof err.stage === 'string' && typeof err.errno === 'number') {
+      throw new SandboxSetupError(err.stage, err.errno, errnoName(err.errno));
+    }
+    throw e;
+  }
+}
+
+/** CLOCK_MONOTONIC in ns, the clock the native side stamps start and end with. */
+export function monotonicNs(): bigint {
+  return load().nowNs();
+}

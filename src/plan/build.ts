@@ -1,0 +1,86 @@
+/**
+ * Options → native plan: pure data, no I/O beyond reading the host's layout once. Everything that
+ * decides what the box looks like is here, where it can be tested without root.
+ */
+import type { NativePlan, NativeRlimit, NativeStdio } from '../native.js';
+import type { ResolvedOptions } from '../options.js';
+import { defaultRoot } from './rootfs.js';
+
+export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Host ids the box's ids map to: unprivileged, never the caller's own. */
+export const HOST_ID_BASE = 100000;
+
+/** Linux RLIMIT_* numbers (the same on x86_64 and aarch64). */
+export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
+
+export interface PlanExtras {
+  cgroupProcs: string[];
+  seccomp: Buffer | null;
+  seccompListener: boolean;
+  /** Memory limit enforced with RLIMIT_AS because no memory cgroup is available. */
+  memoryRlimitBytes: number | null;
+  stdio: [NativeStdio, NativeStdio, NativeStdio];
+}
+
+/** Root of the box's user namespace and the program's ids, each mapped to its own unprivileged host id. */
+export function idMap(inside: number): string {
+  const lines = [`0 ${HOST_ID_BASE} 1`];
+  if (inside !== 0) lines.push(`${inside} ${HOST_ID_BASE + (inside % 65536) + 1} 1`);
+  return lines.join('\n') + '\n';
+}
+
+function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
+  const l = o.limits;
+  const out: NativeRlimit[] = [
+    { resource: RLIMIT.CORE, soft: 0, hard: 0 },
+    { resource: RLIMIT.FSIZE, soft: l.fileSizeBytes, hard: l.fileSizeBytes },
+    { resource: RLIMIT.NOFILE, soft: l.openFiles, hard: l.openFiles },
+    { resource: RLIMIT.STACK, soft: l.stackBytes, hard: l.stackBytes },
+    // Counted per user namespace (kernel ≥ 5.14), so each box has its own count; the pids cgroup,
+    // where present, is the exact limit and also counts threads.
+    { resource: RLIMIT.NPROC, soft: l.processes, hard: l.processes },
+  ];
+  if (l.cpuTimeMs !== null) {
+    // A backstop for the main process: SIGXCPU at the limit (rounded up to whole seconds), SIGKILL
+    // a second later. The exact whole-tree limit is enforced by the supervisor from the cgroup.
+    const s = Math.ceil(l.cpuTimeMs / 1000);
+    out.push({ resource: RLIMIT.CPU, soft: s, hard: s + 1 });
+  }
+  if (extras.memoryRlimitBytes !== null) {
+    out.push({ resource: RLIMIT.AS, soft: extras.memoryRlimitBytes, hard: extras.memoryRlimitBytes });
+  }
+  return out;
+}
+
+export function buildPlan(o: ResolvedOptions, extras: PlanExtras): NativePlan {
+  const env = { PATH: SAFE_PATH, ...o.env };
+  return {
+    argv: o.command,
+    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    cwd: o.cwd,
+    staging: '/tmp',
+    hostname: 'sandcell',
+    uid: o.uid,
+    gid: o.gid,
+    uidMap: idMap(o.uid),
+    gidMap: idMap(o.gid),
+    newNetwork: o.network !== 'host',
+    loopback: o.network !== 'host',
+    cgroupNamespace: true,
+    rootReadOnly: true,
+    mounts: defaultRoot({
+      uid: o.uid,
+      gid: o.gid,
+      cwd: o.cwd,
+      tmpfsBytes: o.limits.tmpfsBytes,
+      hostNetwork: o.network === 'host',
+      binds: o.binds,
+    }),
+    rlimits: rlimits(o, extras),
+    seccomp: extras.seccomp,
+    seccompListener: extras.seccompListener,
+    cgroupProcs: extras.cgroupProcs,
+    stdio: extras.stdio,
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The embedded default root filesystem: the host's /usr and its companions bound read-only, a
+ * minimal /etc written for the box, a fresh /proc, a minimal /dev, a writable /tmp and working
+ * directory. No image to build; nothing else of the host is visible.
+ */
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+
+import type { NativeMount } from '../native.js';
+
+/** Top-level host directories of the default root: bound read-only, or recreated as the same symlink. */
+const HOST_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+
+/** Host files and dirs below /etc that programs need to start (dynamic loader cache, Debian alternatives, JDK config). */
+const HOST_ETC = ['/etc/ld.so.cache', '/etc/alternatives', '/etc/localtime'];
+const HOST_ETC_PATTERNS = [/^java-\d+-openjdk$/];
+
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom'];
+
+export interface RootOptions {
+  uid: number;
+  gid: number;
+  cwd: string;
+  tmpfsBytes: number;
+  hostNetwork: boolean;
+  /** Host paths the caller binds into the box, in order. */
+  binds: readonly { source: string; target: string; readonly: boolean }[];
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+}
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+interface HostEntry {
+  path: string;
+  symlink: string | null;
+}
+
+let hostLayout: HostEntry[] | null = null;
+
+/** The host's layout is read once per process: it does not change under a running service. */
+function hostEntries(): HostEntry[] {
+  if (hostLayout) return hostLayout;
+  const etcExtra = (() => {
+    try {
+      return readdirSync('/etc')
+        .filter((n) => HOST_ETC_PATTERNS.some((p) => p.test(n)))
+        .map((n) => `/etc/${n}`);
+    } catch {
+      return [];
+    }
+  })();
+  const entries: HostEntry[] = [];
+  for (const path of [...HOST_DIRS, ...HOST_ETC, ...etcExtra]) {
+    const st = lstatOrNull(path);
+    if (!st) continue;
+    entries.push({ path, symlink: st.isSymbolicLink() ? readlinkSync(path) : null });
+  }
+  hostLayout = entries;
+  return entries;
+}
+
+function etcFiles(o: RootOptions): NativeMount[] {
+  const passwd = [`root:x:0:0:root:/root:/usr/sbin/nologin`];
+  const group = [`root:x:0:`];
+  if (o.uid !== 0) passwd.push(`sandbox:x:${o.uid}:${o.gid}:sandbox:${o.cwd}:/usr/sbin/nologin`);
+  if (o.gid !== 0) group.push(`sandbox:x:${o.gid}:`);
+  const files: NativeMount[] = [
+    { kind: 'file', target: '/etc/passwd', data: passwd.join('\n') + '\n', mode: 0o644 },
+    { kind: 'file', target: '/etc/group', data: group.join('\n') + '\n', mode: 0o644 },
+    { kind: 'file', target: '/etc/hostname', data: 'sandcell\n', mode: 0o644 },
+    { kind: 'file', target: '/etc/hosts', data: '127.0.0.1\tlocalhost sandcell\n::1\tlocalhost ip6-localhost ip6-loopback\n', mode: 0o644 },
+    { kind: 'file', target: '/etc/nsswitch.conf', data: 'passwd: files\ngroup: files\nhosts: files dns\n', mode: 0o644 },
+  ];
+  if (o.hostNetwork) files.push({ kind: 'bind', source: '/etc/resolv.conf', target: '/etc/resolv.conf', readOnly: true, noSuid: true, noDev: true, optional: true });
+  return files;
+}
+
+function devices(o: RootOptions): NativeMount[] {
+  const m: NativeMount[] = [{ kind: 'tmpfs', target: '/dev', data: 'size=64k,nr_inodes=64,mode=755', noSuid: true, noExec: true, readOnly: true }];
+  for (const d of DEVICES) m.push({ kind: 'bind', source: `/dev/${d}`, target: `/dev/${d}`, noSuid: true, noExec: true });
+  m.push(
+    { kind: 'symlink', target: '/dev/fd', data: '/proc/self/fd' },
+    { kind: 'symlink', target: '/dev/stdin', data: '/proc/self/fd/0' },
+    { kind: 'symlink', target: '/dev/stdout', data: '/proc/self/fd/1' },
+    { kind: 'symlink', target: '/dev/stderr', data: '/proc/self/fd/2' },
+    { kind: 'tmpfs', target: '/dev/shm', data: `size=${o.tmpfsBytes},mode=1777`, noSuid: true, noDev: true },
+  );
+  return m;
+}
+
+/** The mount list of the default root, in the order the init applies it. */
+export function defaultRoot(o: RootOptions): NativeMount[] {
+  const mounts: NativeMount[] = [];
+  for (const e of hostEntries()) {
+    if (e.symlink !== null) mounts.push({ kind: 'symlink', target: e.path, data: e.symlink });
+    else mounts.push({ kind: 'bind', source: e.path, target: e.path, readOnly: true, noSuid: true, noDev: true, optional: true });
+  }
+  mounts.push(...etcFiles(o));
+  mounts.push({ kind: 'proc', target: '/proc' });
+  mounts.push(...devices(o));
+  mounts.push({ kind: 'tmpfs', target: '/tmp', data: `size=${o.tmpfsBytes},mode=1777`, noSuid: true, noDev: true });
+  for (const b of o.binds) {
+    mounts.push({ kind: 'bind', source: b.source, target: b.target, readOnly: b.readonly, noSuid: true, noDev: true });
+  }
+  // The working directory is a writable tmpfs of its own unless it lies in something already mounted.
+  const covered = mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
+  if (!covered) {
+    mounts.push({ kind: 'tmpfs', target: o.cwd, data: `size=${o.tmpfsBytes},mode=755,uid=${o.uid},gid=${o.gid}`, noSuid: true, noDev: true });
+  }
+  return mounts;
+}

@@ -1,0 +1,263 @@
+/**
+ * Supervision of one box: its stdio, its limits while it runs (wall clock, CPU time of the whole
+ * tree, output), its end (exit, limit, kill, abort) and the result. `spawn()` hands this object
+ * to the caller; `run()` is built on it.
+ */
+import { Socket } from 'node:net';
+import { availableParallelism, constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+
+import type { RunCgroup } from '../cgroup/index.js';
+import { nativeSpawn, type NativeExit, type NativeSpawned, type NativeStdio } from '../native.js';
+import type { ResolvedOptions } from '../options.js';
+import { buildPlan } from '../plan/build.js';
+import { deriveStatus, signalName, type Enforcement, type KillReason, type Result } from '../result.js';
+import type { PresetName, SeccompPolicy } from '../seccomp/index.js';
+import { cgroupsFor } from './cgroups.js';
+import { describeViolation, filterFor } from './filter.js';
+import { OutputBudget, type MeteredStream } from './output.js';
+
+/** After asking the init to end the box, how long before the init itself is killed. */
+const TERMINATE_GRACE_MS = 1000;
+const SIGKILL = osConstants.signals.SIGKILL;
+
+export class AbortError extends Error {
+  override readonly name = 'AbortError';
+  constructor(cause: unknown) {
+    super('the sandboxed run was aborted', { cause });
+  }
+}
+
+export interface BoxStart {
+  options: ResolvedOptions;
+  seccomp: PresetName | SeccompPolicy;
+  stdin: 'pipe' | 'null';
+}
+
+/** A running box. */
+export class SandboxProcess {
+  /** Host pid of the box's init (PID 1 inside); the program is its child. */
+  readonly pid: number;
+  /** The program's stdin (null when the run was given no pipe). */
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+
+  private readonly native: NativeSpawned;
+  private readonly cgroup: RunCgroup | null;
+  private readonly options: ResolvedOptions;
+  private readonly enforced: Result['limitsEnforced'];
+  private readonly cpuBaseUs: number;
+  private killReason: KillReason | null = null;
+  private ended = false;
+  private terminateTimer: NodeJS.Timeout | null = null;
+  private wallTimer: NodeJS.Timeout | null = null;
+  private cpuTimer: NodeJS.Timeout | null = null;
+  private readonly result: Promise<Result>;
+  private readonly onAbort = (): void => {
+    this.end('aborted');
+  };
+
+  /** @internal use spawn() */
+  constructor(native: NativeSpawned, cgroup: RunCgroup | null, options: ResolvedOptions, enforced: Result['limitsEnforced']) {
+    this.native = native;
+    this.pid = native.pid;
+    this.cgroup = cgroup;
+    this.options = options;
+    this.enforced = enforced;
+    this.cpuBaseUs = cgroup && enforced.cpuTime === 'cgroup' ? cgroup.cpuTimeUs() : 0;
+
+    const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
+    this.stdout = pipeFrom(native.stdout, budget.meter());
+    this.stderr = pipeFrom(native.stderr, budget.meter());
+    if (native.stdin !== null) {
+      const s = new Socket({ fd: native.stdin, readable: false, writable: true });
+      // A program that exits without reading its input closes the pipe: not the caller's error.
+      s.on('error', () => undefined);
+      this.stdin = s;
+    } else {
+      this.stdin = null;
+    }
+
+    this.result = new Promise<Result>((resolve, reject) => {
+      native.box.watch((exit) => {
+        this.finish(exit).then(resolve, reject);
+      });
+    });
+
+    const l = options.limits;
+    if (l.wallTimeMs !== null) this.wallTimer = setTimeout(() => this.end('wall-time-limit'), l.wallTimeMs);
+    if (l.cpuTimeMs !== null && this.enforced.cpuTime === 'cgroup') this.pollCpu();
+    options.signal?.addEventListener('abort', this.onAbort, { once: true });
+    if (options.signal?.aborted) this.end('aborted');
+  }
+
+  /**
+   * SIGKILL (the default) ends the box: every process in it dies. Other signals go to the
+   * program's main process. Returns false when the box has already ended.
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
+    const n = typeof signal === 'number' ? signal : osConstants.signals[signal];
+    if (n === undefined) throw new TypeError(`unknown signal ${String(signal)}`);
+    if (this.ended) return false;
+    if (n === SIGKILL) return this.end(null);
+    return this.native.box.kill(n);
+  }
+
+  /** Resolves when the box has ended and everything it used is released. */
+  wait(): Promise<Result> {
+    return this.result;
+  }
+
+  /** Ends the box for a reason of the supervisor's (null: the caller's kill). */
+  private end(reason: KillReason | null): boolean {
+    if (this.ended || this.terminateTimer) return false;
+    this.killReason ??= reason;
+    this.native.box.terminate();
+    // The init normally ends the box within a millisecond; if it does not, it is killed, and
+    // the kernel takes every process of the PID namespace with it.
+    this.terminateTimer = setTimeout(() => this.native.box.kill(SIGKILL), TERMINATE_GRACE_MS);
+    return true;
+  }
+
+  /** Checks the whole tree's CPU time often enough that the limit cannot be overrun by much. */
+  private pollCpu(): void {
+    const cg = this.cgroup;
+    const limitMs = this.options.limits.cpuTimeMs;
+    if (!cg || limitMs === null || this.ended) return;
+    const usedMs = (cg.cpuTimeUs() - this.cpuBaseUs) / 1000;
+    if (usedMs >= limitMs) {
+      this.end('time-limit');
+      return;
+    }
+    // At most every CPU of the machine burns for the box: wait no longer than the remaining
+    // budget spread over all of them, and never longer than 50 ms (memory is sampled here too).
+    cg.memoryCurrentBytes();
+    const next = Math.min(50, Math.max(1, (limitMs - usedMs) / CPUS));
+    this.cpuTimer = setTimeout(() => this.pollCpu(), next);
+  }
+
+  private async finish(exit: NativeExit): Promise<Result> {
+    this.ended = true;
+    for (const t of [this.terminateTimer, this.wallTimer, this.cpuTimer]) if (t) clearTimeout(t);
+    this.options.signal?.removeEventListener('abort', this.onAbort);
+
+    const cg = this.cgroup;
+    const cgUsage = cg ? cg.usage() : null;
+    if (cg) await cg.destroy();
+
+    const main = exit.main;
+    let exitCode: number | null = null;
+    let signal: number | null = null;
+    if (main?.terminated) signal = SIGKILL;
+    else if (main?.exited) exitCode = main.value;
+    else if (main) signal = main.value;
+    else signal = SIGKILL;
+
+    // The init reaped the whole tree before reporting, so its children's rusage is the tree's
+    // exact CPU time; only when the init itself was killed does the cgroup (or the init's own
+    // rusage) stand in.
+    const ru = main ?? exit.rusage;
+    let userMs = ru.userUs / 1000;
+    let systemMs = ru.systemUs / 1000;
+    if (!main && cgUsage && Number.isFinite(cgUsage.cpuTimeUs)) {
+      const total = cgUsage.cpuTimeUs / 1000;
+      const split = userMs + systemMs > 0 ? userMs / (userMs + systemMs) : 1;
+      userMs = total * split;
+      systemMs = total - userMs;
+    }
+    const cpuTimeMs = userMs + systemMs;
+    const violation = exit.violation ? describeViolation(exit.violation.nr, exit.violation.arch) : null;
+    if (this.killReason === 'aborted') throw new AbortError(this.options.signal?.reason);
+
+    const status = deriveStatus({
+      exitCode,
+      signal,
+      killReason: this.killReason,
+      violation,
+      oomKilled: cgUsage?.oomKilled ?? false,
+      cpuTimeMs,
+      cpuLimitMs: this.options.limits.cpuTimeMs,
+    });
+    const meteredOut = this.stdout as MeteredStream;
+    const meteredErr = this.stderr as MeteredStream;
+    return {
+      status,
+      exitCode,
+      signal: signal === null ? null : signalName(signal),
+      stdout: '',
+      stderr: '',
+      stdoutTruncated: meteredOut.truncated,
+      stderrTruncated: meteredErr.truncated,
+      usage: {
+        cpuTimeMs: round3(cpuTimeMs),
+        userTimeMs: round3(userMs),
+        systemTimeMs: round3(systemMs),
+        wallTimeMs: round3(Number(exit.endedNs - this.native.startedNs) / 1e6),
+        memoryPeakBytes: cgUsage?.memoryPeakBytes ?? null,
+        maxRssBytes: (main ? main.maxRssKiB : 0) * 1024,
+      },
+      violation,
+      limitsEnforced: this.enforced,
+    };
+  }
+}
+
+const CPUS = availableParallelism();
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function pipeFrom(fd: number | null, meter: MeteredStream): MeteredStream {
+  if (fd === null) {
+    meter.end();
+    return meter;
+  }
+  const s = new Socket({ fd, readable: true, writable: false });
+  s.on('error', (e) => meter.destroy(e));
+  s.pipe(meter);
+  return meter;
+}
+
+/** Creates the box: cgroup first, then the native spawn; nothing is left behind if it fails. */
+export async function startBox(start: BoxStart): Promise<SandboxProcess> {
+  const o = start.options;
+  if (o.signal?.aborted) throw new AbortError(o.signal.reason);
+  const filter = filterFor(start.seccomp);
+  const { driver } = await cgroupsFor(o.cgroupParent);
+  const l = o.limits;
+  const cgroup = driver
+    ? await driver.create({
+        ...(l.memoryBytes !== null ? { memoryBytes: l.memoryBytes } : {}),
+        pids: l.processes,
+        ...(l.cpus !== null ? { cpus: l.cpus } : {}),
+      })
+    : null;
+  const memoryByCgroup = cgroup?.enforced.memory === 'cgroup';
+  const enforced: Result['limitsEnforced'] = {
+    memory: l.memoryBytes === null ? 'none' : memoryByCgroup ? 'cgroup' : 'rlimit',
+    cpuTime: l.cpuTimeMs === null ? 'none' : cgroup?.enforced.cpuTime === 'cgroup' ? 'cgroup' : 'rlimit',
+    processes: cgroup?.enforced.processes === 'cgroup' ? 'cgroup' : 'rlimit',
+  } satisfies Record<string, Enforcement>;
+  const stdio: [NativeStdio, NativeStdio, NativeStdio] = [start.stdin, 'pipe', 'pipe'];
+  const plan = buildPlan(o, {
+    cgroupProcs: cgroup ? [...cgroup.procsFiles] : [],
+    seccomp: filter?.program ?? null,
+    seccompListener: filter?.listener ?? false,
+    memoryRlimitBytes: l.memoryBytes !== null && !memoryByCgroup ? l.memoryBytes : null,
+    stdio,
+  });
+  if (filter) {
+    plan.seccompExecPathLo = filter.execPathLo;
+    plan.seccompExecPathHi = filter.execPathHi;
+  }
+  let native: NativeSpawned;
+  try {
+    native = await nativeSpawn(plan);
+  } catch (e) {
+    if (cgroup) await cgroup.destroy();
+    throw e;
+  }
+  return new SandboxProcess(native, cgroup, o, enforced);
+}

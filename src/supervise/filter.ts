@@ -1,0 +1,66 @@
+/**
+ * The seccomp filter of a box: a preset or a caller's policy, compiled once per policy for the
+ * host's architecture and reused by every run.
+ */
+import {
+  AUDIT_ARCH,
+  compile,
+  hostArch,
+  parsePolicy,
+  presets,
+  syscallName,
+  type PresetName,
+  type SeccompArch,
+  type SeccompPolicy,
+} from '../seccomp/index.js';
+
+export interface BoxFilter {
+  program: Buffer;
+  /** The policy has `kill` actions: load it with a listener and report violations by name. */
+  listener: boolean;
+  execPathLo: number[];
+  execPathHi: number[];
+}
+
+const compiled = new WeakMap<SeccompPolicy, BoxFilter>();
+
+function usesKill(policy: SeccompPolicy): boolean {
+  return policy.defaultAction === 'kill' || policy.rules.some((r) => r.action === 'kill');
+}
+
+function arch(): SeccompArch {
+  const a = hostArch();
+  if (!a) throw new Error(`seccomp: this architecture (${process.arch}) has no syscall table`);
+  return a;
+}
+
+/** null for `none`: no filter at all. */
+export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null {
+  if (choice === 'none') return null;
+  const policy = typeof choice === 'string' ? presets[choice] : choice;
+  let f = compiled.get(policy);
+  if (!f) {
+    const result = compile(policy, arch());
+    f = {
+      program: result.program,
+      listener: usesKill(policy),
+      execPathLo: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'lo').map((p) => p.index),
+      execPathHi: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'hi').map((p) => p.index),
+    };
+    compiled.set(policy, f);
+  }
+  return f;
+}
+
+/** Validates a caller's policy (from JSON or an object). */
+export function policyFrom(value: unknown): SeccompPolicy {
+  return parsePolicy(value);
+}
+
+/** Names a denied call from what the kernel reported. */
+export function describeViolation(nr: number, auditArch: number): { syscall: string; nr: number; arch: string } {
+  const entry = (Object.entries(AUDIT_ARCH) as [string, number][]).find(([, v]) => v === auditArch);
+  const archName = entry?.[0] ?? `0x${auditArch.toString(16)}`;
+  const known = entry && (entry[0] === 'x86_64' || entry[0] === 'aarch64') ? syscallName(nr, entry[0] as SeccompArch) : undefined;
+  return { syscall: known ?? `syscall_${nr}`, nr, arch: archName };
+}

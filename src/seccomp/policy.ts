@@ -281,22 +281,46 @@ export function errnoName(n: number): string | undefined {
 
 const errnoNames = Object.keys(ERRNO) as [ErrnoName, ...ErrnoName[]];
 
-const actionSchema: z.ZodType<SeccompAction> = z.union([
-  z.enum(['allow', 'kill', 'log', 'notify']),
-  z.strictObject({
-    errno: z.union([
-      z.number().int().min(0).max(MAX_ERRNO),
-      z.enum(errnoNames, { error: 'unknown errno name' }),
-    ]),
-  }),
-]);
+const ACTION_HELP = 'an action is "allow", "kill", "log", "notify" or { errno: 0..4095 or a name like "EPERM" }';
 
-const u64Schema = z.custom<ArgValue>(
-  (v) => (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string') && typeof parseU64(v) === 'bigint',
-  { error: (iss) => `argument value ${typeof parseU64(iss.input) === 'string' ? parseU64(iss.input) : 'is invalid'}` },
+const actionSchema: z.ZodType<SeccompAction> = z.union(
+  [
+    z.enum(['allow', 'kill', 'log', 'notify']),
+    z.strictObject({
+      errno: z.union([z.number().int().min(0).max(MAX_ERRNO), z.enum(errnoNames)], {
+        error: (iss) => `unknown errno ${JSON.stringify(iss.input)} (a number 0..${MAX_ERRNO} or one of ${errnoNames.join(', ')})`,
+      }),
+    }),
+  ],
+  { error: ACTION_HELP },
 );
 
-const placeholderSchema = z.strictObject({ placeholder: z.literal('execPath') });
+function u64Problem(v: unknown): string | undefined {
+  if (typeof v !== 'number' && typeof v !== 'bigint' && typeof v !== 'string')
+    return 'must be a 64-bit integer: a number, a bigint or a decimal/0x-hex string';
+  const r = parseU64(v);
+  return typeof r === 'string' ? `${JSON.stringify(String(v))} ${r}` : undefined;
+}
+
+const u64Schema = z.custom<ArgValue>((v) => u64Problem(v) === undefined, {
+  error: (iss) => u64Problem(iss.input) ?? 'invalid value',
+});
+
+function valueProblem(v: unknown): string | undefined {
+  if (typeof v === 'object' && v !== null && !(typeof v === 'bigint')) {
+    const keys = Object.keys(v);
+    if (keys.length === 1 && keys[0] === 'placeholder') {
+      const name = (v as { placeholder: unknown }).placeholder;
+      return name === 'execPath' ? undefined : `unknown placeholder ${JSON.stringify(name)} (only "execPath")`;
+    }
+    return 'must be a 64-bit integer or { placeholder: "execPath" }';
+  }
+  return u64Problem(v);
+}
+
+const valueSchema = z.custom<ArgValue | ArgPlaceholder>((v) => valueProblem(v) === undefined, {
+  error: (iss) => valueProblem(iss.input) ?? 'invalid value',
+});
 
 const argSchema = z
   .strictObject({
@@ -304,7 +328,7 @@ const argSchema = z
       error: 'argument index must be an integer 0..5',
     }),
     op: z.enum(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'masked-eq']),
-    value: z.union([u64Schema, placeholderSchema]),
+    value: valueSchema,
     mask: u64Schema.optional(),
   })
   .superRefine((c, ctx) => {

@@ -187,7 +187,9 @@ const JUDGE_ALLOWED_X86 = [
 /**
  * Contest solutions (static or dynamic C/C++, Python, Java): a tight allow-list. Anything not on
  * it is `kill`: the run ends with status `syscall-denied` naming the call (see `killAction`).
- * Sockets of any kind are refused the same way (an explicit rule, so `explain` shows it).
+ * Sockets of any kind are refused the same way (an explicit rule, so `explain` shows it), except
+ * that socket(AF_UNIX, ...) fails with EACCES instead: glibc probes the nscd daemon that way
+ * whenever a program looks up a user (every JVM does at startup) and falls back to files.
  *
  * - Threads and processes: clone() without namespace flags; clone3 fails with ENOSYS so libc
  *   falls back to clone (the flags of clone3 are behind a pointer a filter cannot inspect).
@@ -211,6 +213,10 @@ const judge: SeccompPolicy = {
     { syscall: 'ioctl', action: 'kill', args: int32Eq(1, TIOCSTI) },
     { syscall: 'ioctl', action: 'kill', args: int32Eq(1, TIOCLINUX) },
     { syscall: 'ioctl', action: 'allow' },
+    // glibc's NSS (getpwuid: Java always asks for user.home, Python's site when HOME is unset)
+    // first tries the nscd daemon through an AF_UNIX socket and falls back to /etc/passwd when
+    // socket() fails: that probe gets EACCES instead of ending the run. No socket is ever made.
+    { syscall: 'socket', action: { errno: 'EACCES' }, args: int32Eq(0, 1) },
     { syscall: ['socket', 'socketpair'], action: 'kill' },
     { syscall: JUDGE_ALLOWED, action: 'allow' },
     { syscall: JUDGE_ALLOWED_X86, action: 'allow', optional: true },

@@ -80,7 +80,10 @@ describe.skipIf(!runnable)('real kernel (x86_64)', () => {
   it('accepts the judge preset (kill-process) and kills on sockets', () => {
     const opts: CompileOptions = { killAction: 'kill-process' };
     expect(runUnder(presets.judge, [39], opts)).toMatchObject({ status: 0, errno: 0 });
-    expect(runUnder(presets.judge, [41, 1, 1, 0], opts)).toMatchObject({ signal: 'SIGSYS' });
+    expect(runUnder(presets.judge, [41, 2, 1, 0], opts)).toMatchObject({ signal: 'SIGSYS' }); // AF_INET
+    expect(runUnder(presets.judge, [41, 10, 2, 0], opts)).toMatchObject({ signal: 'SIGSYS' }); // AF_INET6
+    expect(runUnder(presets.judge, [53, 1, 1, 0, 0], opts)).toMatchObject({ signal: 'SIGSYS' }); // socketpair
+    expect(runUnder(presets.judge, [41, 1, 1, 0], opts)).toMatchObject({ ret: -1, errno: 13 }); // AF_UNIX: nscd probe
     expect(runUnder(presets.judge, [435, 0, 0], opts)).toMatchObject({ ret: -1, errno: ENOSYS });
   });
 

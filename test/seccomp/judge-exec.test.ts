@@ -3,7 +3,8 @@
  * side) patches the execPath placeholder with the address of its path string, installs the
  * filter, and execs a real solution: static and dynamic C++ with threads, Python, Java. They must
  * run to completion; a second execve, execveat and sockets must end the run (SIGSYS with
- * killAction 'kill-process'). x86_64 only; each toolchain is skipped when missing.
+ * killAction 'kill-process'). The default preset runs shell, Node.js, Python and Java the same
+ * way (no placeholder needed). x86_64 only; each toolchain is skipped when missing.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,8 +48,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const compiled = compile(presets.judge, 'x86_64', { killAction: 'kill-process' });
 const programFile = join(dir, 'judge.bpf');
 
-function runJudged(argv: string[], input = '') {
-  const r = spawnSync(python, ['-c', LAUNCHER, programFile, JSON.stringify(compiled.placeholders), ...argv], {
+function runJudged(argv: string[], input = '', file = programFile, sites: unknown[] = compiled.placeholders) {
+  const r = spawnSync(python, ['-c', LAUNCHER, file, JSON.stringify(sites), ...argv], {
     encoding: 'utf8',
     input,
     timeout: 60_000,
@@ -145,5 +146,37 @@ describe.skipIf(!runnable)('judge preset on the real kernel (x86_64)', () => {
     const r = runJudged([javaBin, '-Xshare:auto', '-XX:+UseSerialGC', '-cp', dir, 'Main'], '41\n');
     expect(r.stderr).toBe('');
     expect(r).toMatchObject({ status: 0, stdout: 'thread\n42\n' });
+  });
+});
+
+describe.skipIf(!runnable)('default preset on the real kernel (x86_64)', () => {
+  const file = join(dir, 'default.bpf');
+  const run = (argv: string[], input = '') => runJudged(argv, input, file, []);
+  beforeAll(() => {
+    writeFileSync(file, compile(presets.default, 'x86_64', { killAction: 'kill-process' }).program);
+  });
+
+  it('runs shell pipelines', () => {
+    const r = run(['/bin/sh', '-c', 'echo hello | tr a-z A-Z; ls / > /dev/null && echo listed; (sleep 0; echo sub) & wait']);
+    expect(r).toMatchObject({ status: 0, stdout: 'HELLO\nlisted\nsub\n' });
+  });
+
+  it('runs Node.js (io_uring and clone3 refused, it falls back)', () => {
+    const node = process.execPath;
+    const r = run([node, '-e', 'const fs=require("fs");fs.promises.readFile("/etc/hostname").then(()=>{require("child_process").execFileSync("/bin/true");console.log("ok")})']);
+    expect(r.stderr).toBe('');
+    expect(r).toMatchObject({ status: 0, stdout: 'ok\n' });
+  });
+
+  it('runs Python with sockets of the allowed families', () => {
+    const r = run([python, '-c', 'import socket, threading\na,b = socket.socketpair(); a.send(b"x"); print(b.recv(1))\ns = socket.socket(); s.close()\ntry:\n  socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)\nexcept OSError as e: print(e.errno)']);
+    expect(r).toMatchObject({ status: 0, stdout: "b'x'\n97\n" });
+  });
+
+  it.skipIf(!java)('runs Java', () => {
+    writeFileSync(join(dir, 'Main.java'), JAVA);
+    execFileSync('javac', ['-d', dir, join(dir, 'Main.java')]);
+    const javaBin = execFileSync('sh', ['-c', 'readlink -f "$(command -v java)"'], { encoding: 'utf8' }).trim();
+    expect(run([javaBin, '-cp', dir, 'Main'], '1\n')).toMatchObject({ status: 0, stdout: 'thread\n2\n' });
   });
 });

@@ -44,6 +44,7 @@ import {
   actionValue,
   foreignAction,
   resolvePolicy,
+  validatePolicy,
 } from './policy.js';
 
 export interface CompileOptions extends ActionOptions {}
@@ -134,7 +135,7 @@ function decisionFor(rules: readonly ResolvedRule[], dflt: number, opts: ActionO
 /** Resolves a policy for an architecture into ranges of syscall numbers with their decisions. */
 export function planPolicy(policy: SeccompPolicy, arch: SeccompArch, opts: CompileOptions = {}): CompilePlan {
   if (!isSeccompArch(arch)) throw new TypeError(`unknown seccomp architecture ${String(arch)}`);
-  const byNr = resolvePolicy(policy, arch, syscallTable(arch));
+  const byNr = resolvePolicy(validatePolicy(policy), arch, syscallTable(arch));
   const fallback = actionValue(policy.defaultAction, opts);
   const dfltKey = `ret|${fallback}`;
   const points = [...byNr.keys()].sort((a, b) => a - b);

@@ -47,13 +47,14 @@ import {
   actionValue,
   foreignAction,
   resolvePolicy,
+  validatePolicy,
 } from './policy.js';
 
 /** The system call as a seccomp filter sees it (`struct seccomp_data`). */
 export interface SeccompCall {
   /** The system call number (as the kernel passes it: a 32-bit value). */
   nr: number;
-  /** `seccomp_data.arch`, an AUDIT_ARCH value; defaults to the arch the policy is compiled for in `decide`. */
+  /** `seccomp_data.arch`: an AUDIT_ARCH value (see `AUDIT_ARCH`). */
   arch: number;
   /** Up to six 64-bit arguments; missing ones are 0. */
   args?: readonly bigint[];
@@ -84,22 +85,28 @@ function seccompDataWords(call: SeccompCall): Uint32Array {
   return w;
 }
 
-const programCache = new WeakMap<object, BpfInsn[]>();
+/** Checked programs by identity, with a copy of their bytes to notice later mutation. */
+const programCache = new WeakMap<object, { bytes: Buffer; insns: BpfInsn[] }>();
 
 function checkedInsns(program: Uint8Array | readonly BpfInsn[]): BpfInsn[] {
+  if (!(program instanceof Uint8Array)) {
+    const insns = [...program];
+    checkProgram(insns);
+    return insns;
+  }
   const cached = programCache.get(program);
-  if (cached) return cached;
-  const insns = program instanceof Uint8Array ? decodeProgram(program) : [...program];
+  if (cached && cached.bytes.equals(program)) return cached.insns;
+  const insns = decodeProgram(program);
   checkProgram(insns);
-  programCache.set(program, insns);
+  programCache.set(program, { bytes: Buffer.from(program), insns });
   return insns;
 }
 
 /**
  * Runs a seccomp program on one call and reports what it returned and which parts of
  * seccomp_data it read. The program is checked first like the kernel does (throws
- * `BpfProgramError` for malformed programs). Programs are cached by identity, so do not mutate a
- * buffer after emulating it (copy it instead).
+ * `BpfProgramError` for malformed programs); the check is cached per buffer (and redone when the
+ * buffer's bytes changed).
  */
 export function emulateTrace(program: Uint8Array | readonly BpfInsn[], call: SeccompCall): EmulationTrace {
   const insns = checkedInsns(program);
@@ -225,7 +232,7 @@ export function decide(policy: SeccompPolicy, arch: SeccompArch, call: SeccompCa
   let perArch = resolvedCache.get(policy);
   if (!perArch) resolvedCache.set(policy, (perArch = new Map()));
   let byNr = perArch.get(arch);
-  if (!byNr) perArch.set(arch, (byNr = resolvePolicy(policy, arch, syscallTable(arch))));
+  if (!byNr) perArch.set(arch, (byNr = resolvePolicy(validatePolicy(policy), arch, syscallTable(arch))));
   for (const r of byNr.get(nr) ?? []) {
     if (r.conditions.every((c) => conditionHolds(c, call.args, opts))) return actionValue(r.action, opts);
   }

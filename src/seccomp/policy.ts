@@ -372,6 +372,16 @@ export function parsePolicy(json: unknown): SeccompPolicy {
   return r.data;
 }
 
+/**
+ * Checks that a policy given as a typed value (not parsed from JSON) is well-formed; returns it
+ * unchanged. `compile`, `decide` and `explain` call this, so a malformed object fails with a
+ * {@link SeccompPolicyError} naming the field instead of compiling to something unintended.
+ */
+export function validatePolicy(policy: SeccompPolicy): SeccompPolicy {
+  parsePolicy(policy);
+  return policy;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resolution against an architecture (shared by compile, decide and explain)
 // ---------------------------------------------------------------------------------------------

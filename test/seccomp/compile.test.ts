@@ -231,3 +231,11 @@ it('reports the instruction counts of the presets', () => {
   }
   void syscallName;
 });
+
+it('refuses malformed typed policies instead of compiling them', () => {
+  const bad = { defaultAction: 'allow', rules: [{ syscall: 'read', action: 'allow', args: [{ index: 7, op: 'eq', value: 1 }] }] };
+  expect(() => compile(bad as unknown as SeccompPolicy, 'x86_64')).toThrow(SeccompPolicyError);
+  expect(() => compile(bad as unknown as SeccompPolicy, 'x86_64')).toThrow(/rules\.0\.args\.0\.index/);
+  expect(() => decide(bad as unknown as SeccompPolicy, 'x86_64', { nr: 0, arch: AUDIT_ARCH.x86_64 })).toThrow(SeccompPolicyError);
+  expect(() => compile(presets.none, 'mips' as SeccompArch)).toThrow(/unknown seccomp architecture/);
+});

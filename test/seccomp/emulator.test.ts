@@ -62,3 +62,12 @@ describe('execution', () => {
     expect(emulate(p, { ...call, nr: 0xffffffff })).toBe(2);
   });
 });
+
+it('notices a program buffer changed after it was first checked', () => {
+  const p = encodeProgram([ld(0), ret(7)]);
+  expect(emulate(p, call)).toBe(7);
+  p.writeUInt32LE(9, 12);
+  expect(emulate(p, call)).toBe(9);
+  p.writeUInt16LE(0x28, 0); // now an illegal packet load
+  expect(() => emulate(p, call)).toThrow(BpfProgramError);
+});

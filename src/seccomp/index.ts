@@ -43,6 +43,7 @@ export {
   actionValue,
   parsePolicy,
   seccompPolicySchema,
+  validatePolicy,
 } from './policy.js';
 export {
   type CompileOptions,
@@ -51,6 +52,7 @@ export {
   SeccompCompileError,
   compile,
   patchPlaceholders,
+  planPolicy,
 } from './compile.js';
 export { BPF_MAXINSNS, BpfProgramError, type BpfInsn, decodeProgram, disassemble } from './bpf.js';
 export {
@@ -62,4 +64,4 @@ export {
   emulateTrace,
 } from './emulator.js';
 export { describeReturn, explain, instructionCounts } from './explain.js';
-export { type PresetName, isPresetName, presetNames, presets } from './presets.js';
+export { CLONE_NS_FLAGS, type PresetName, isPresetName, presetNames, presets } from './presets.js';

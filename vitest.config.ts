@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // Real boxes take a few milliseconds each but suites run many of them; the machine has 2 cores.
     testTimeout: 60_000,
     hookTimeout: 60_000,

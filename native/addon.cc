@@ -307,6 +307,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     const char* names[3] = {"stdin", "stdout", "stderr"};
     for (int i = 0; i < 3; i++) out.Set(names[i], res_.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res_.stdio[i])) : env.Null());
     out.Set("startedNs", Napi::BigInt::New(env, res_.started_ns));
+    out.Set("cpuUsageAtStart", res_.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res_.cpu_usage_at_start)));
     deferred_.Resolve(out);
   }
 

@@ -323,6 +323,17 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   }
   // EOF can also mean the init died before starting the program: it then sent no status.
   res->started_ns = now_ns();
+  if (!req.cpu_usage_file.empty()) {
+    // What the box's setup cost in CPU, read the moment the program started, so a CPU-time limit
+    // counts the program and not the sandbox.
+    int fd = open(req.cpu_usage_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[4096];
+      ssize_t got = read(fd, buf, sizeof buf);
+      if (got > 0) res->cpu_usage_at_start.assign(buf, static_cast<size_t>(got));
+      close(fd);
+    }
+  }
   res->pid = pid;
   res->pidfd = fds.release(pidfd_p);
   res->status_fd = fds.release(st_rd);

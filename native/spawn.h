@@ -21,6 +21,7 @@ struct SpawnRequest {
   std::string uid_map;
   std::string gid_map;
   std::vector<std::string> cgroup_procs;  // files to write the init's pid to before it runs
+  std::string cpu_usage_file;             // read right after the program's execve, if set
   bool new_net = true;
   StdioSpec stdio[3];
   int init_fd = -1;  // O_PATH fd of the init executable (owned by the caller)
@@ -38,6 +39,7 @@ struct SpawnResult {
   int control_fd = -1;          // kept open: closing it (or sending kTerminate) ends the box
   int notify_fd = -1;           // seccomp user-notification listener, when the plan asked for one
   int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
+  std::string cpu_usage_at_start;  // contents of cpu_usage_file at that moment (the setup's share)
 };
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res);

@@ -247,6 +247,15 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
       bad(env, name, "must be a cgroup.procs file");
     req.cgroup_procs.push_back(path);
   }
+  Napi::Value usage = field(plan, "cpuUsageFile");
+  if (!usage.IsUndefined() && !usage.IsNull()) {
+    req.cpu_usage_file = clean_path(env, usage, "plan.cpuUsageFile");
+    auto ends_with = [&](const std::string& suffix) {
+      const std::string& p = req.cpu_usage_file;
+      return p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (!ends_with("/cpuacct.usage") && !ends_with("/cpu.stat")) bad(env, "plan.cpuUsageFile", "must be a cpuacct.usage or cpu.stat file");
+  }
   Napi::Array stdio = array(env, field(plan, "stdio"), "plan.stdio", 3);
   if (stdio.Length() != 3) bad(env, "plan.stdio", "must have exactly 3 entries");
   for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio_spec(env, stdio.Get(i), "plan.stdio[" + std::to_string(i) + "]");

@@ -51,6 +51,8 @@ export interface NativePlan {
   seccompExecPathLo?: number[];
   seccompExecPathHi?: number[];
   cgroupProcs: string[];
+  /** The cgroup file of the tree's CPU time, read by the executor the moment the program starts. */
+  cpuUsageFile?: string;
   stdio: [NativeStdio, NativeStdio, NativeStdio];
 }
 
@@ -89,6 +91,8 @@ export interface NativeSpawned {
   stdout: number | null;
   stderr: number | null;
   startedNs: bigint;
+  /** Contents of `cpuUsageFile` when the program started. */
+  cpuUsageAtStart: string | null;
 }
 
 interface Addon {

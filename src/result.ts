@@ -63,7 +63,10 @@ export interface Outcome {
   cpuLimitMs: number | null;
 }
 
-const signalNames = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+// The first name of a number is the usual one (SIGABRT before SIGIOT, SIGIO before SIGPOLL).
+const signalNames = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.signals)) if (!signalNames.has(n)) signalNames.set(n, name);
+const SIGXCPU = osConstants.signals.SIGXCPU;
 
 export function signalName(sig: number): string {
   return signalNames.get(sig) ?? `SIG${sig}`;
@@ -72,12 +75,13 @@ export function signalName(sig: number): string {
 /**
  * One status from what happened. A denied system call and the kernel's OOM kill explain a death
  * better than anything else; then the supervisor's own reason for ending the run; then CPU time
- * past the limit (the rlimit backstop's SIGXCPU/SIGKILL included); then how the program ended.
+ * past the limit (the RLIMIT_CPU backstop's SIGXCPU and its SIGKILL a second later included);
+ * then how the program ended.
  */
 export function deriveStatus(o: Outcome): Status {
   if (o.violation) return 'syscall-denied';
   if (o.oomKilled && (o.signal !== null || o.killReason === null)) return 'memory-limit';
-  if (o.killReason === 'time-limit') return 'time-limit';
+  if (o.killReason === 'time-limit' || o.signal === SIGXCPU) return 'time-limit';
   if (o.cpuLimitMs !== null && o.cpuTimeMs >= o.cpuLimitMs && (o.signal !== null || o.killReason !== null)) return 'time-limit';
   if (o.killReason === 'output-limit') return 'output-limit';
   if (o.killReason === 'wall-time-limit') return 'wall-time-limit';

@@ -72,6 +72,10 @@ export interface RunCgroup {
   readonly limits: Readonly<CgroupLimits>;
   /** Cheap synchronous read of the whole tree's CPU time so far (µs); NaN without CPU accounting. */
   cpuTimeUs(): number;
+  /** The file `cpuTimeUs()` reads (for the executor to read at the program's start); undefined without CPU accounting. */
+  readonly cpuTimeFile: string | undefined;
+  /** Parses the contents of `cpuTimeFile` into µs (NaN when unparsable). */
+  cpuTimeUsFrom(text: string): number;
   /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
   memoryCurrentBytes(): number | undefined;
   usage(): CgroupUsage;

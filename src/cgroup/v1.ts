@@ -77,10 +77,19 @@ export class V1RunCgroup implements RunCgroup {
     }
   }
 
+  get cpuTimeFile(): string | undefined {
+    return this.cpuacctDir ? join(this.cpuacctDir, 'cpuacct.usage') : undefined;
+  }
+
   cpuTimeUs(): number {
     if (!this.cpuacctDir) return NaN;
     const ns = readNumber(join(this.cpuacctDir, 'cpuacct.usage'));
     return ns === undefined ? NaN : ns / 1000;
+  }
+
+  cpuTimeUsFrom(text: string): number {
+    const ns = Number(text.trim());
+    return text.trim() !== '' && Number.isFinite(ns) ? ns / 1000 : NaN;
   }
 
   memoryCurrentBytes(): number | undefined {

@@ -16,7 +16,7 @@
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
 import { CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { exists, mkdirCgroup, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
+import { exists, mkdirCgroup, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
 
@@ -96,8 +96,16 @@ export class V2RunCgroup implements RunCgroup {
     }
   }
 
+  get cpuTimeFile(): string | undefined {
+    return this.enforced.cpuTime === 'cgroup' ? join(this.dir, 'cpu.stat') : undefined;
+  }
+
   cpuTimeUs(): number {
     return readKeyed(join(this.dir, 'cpu.stat'))?.get('usage_usec') ?? NaN;
+  }
+
+  cpuTimeUsFrom(text: string): number {
+    return parseKeyed(text).get('usage_usec') ?? NaN;
   }
 
   memoryCurrentBytes(): number | undefined {

@@ -20,6 +20,8 @@ export interface PlanExtras {
   seccompListener: boolean;
   /** Memory limit enforced with RLIMIT_AS because no memory cgroup is available. */
   memoryRlimitBytes: number | null;
+  /** The supervisor enforces the CPU-time limit from the cgroup; RLIMIT_CPU is only a backstop then. */
+  cpuLimitByCgroup: boolean;
   stdio: [NativeStdio, NativeStdio, NativeStdio];
 }
 
@@ -42,9 +44,10 @@ function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
     { resource: RLIMIT.NPROC, soft: l.processes, hard: l.processes },
   ];
   if (l.cpuTimeMs !== null) {
-    // A backstop for the main process: SIGXCPU at the limit (rounded up to whole seconds), SIGKILL
-    // a second later. The exact whole-tree limit is enforced by the supervisor from the cgroup.
-    const s = Math.ceil(l.cpuTimeMs / 1000);
+    // Per process, in whole seconds: SIGXCPU at the soft limit, SIGKILL at the hard one. Without a
+    // cgroup it is the limit itself; with one the supervisor ends the whole tree exactly at the
+    // limit and this only backs it up, a second later.
+    const s = Math.ceil(l.cpuTimeMs / 1000) + (extras.cpuLimitByCgroup ? 1 : 0);
     out.push({ resource: RLIMIT.CPU, soft: s, hard: s + 1 });
   }
   if (extras.memoryRlimitBytes !== null) {

@@ -65,7 +65,9 @@ export class SandboxProcess {
     this.cgroup = cgroup;
     this.options = options;
     this.enforced = enforced;
-    this.cpuBaseUs = cgroup && enforced.cpuTime === 'cgroup' ? cgroup.cpuTimeUs() : 0;
+    // The executor read the cgroup's CPU time the moment the program started: the setup's share.
+    const base = cgroup && native.cpuUsageAtStart !== null ? cgroup.cpuTimeUsFrom(native.cpuUsageAtStart) : NaN;
+    this.cpuBaseUs = Number.isFinite(base) ? base : 0;
 
     const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
     this.stdout = pipeFrom(native.stdout, budget.meter());
@@ -246,8 +248,10 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
     seccomp: filter?.program ?? null,
     seccompListener: filter?.listener ?? false,
     memoryRlimitBytes: l.memoryBytes !== null && !memoryByCgroup ? l.memoryBytes : null,
+    cpuLimitByCgroup: enforced.cpuTime === 'cgroup',
     stdio,
   });
+  if (cgroup?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cgroup.cpuTimeFile;
   if (filter) {
     plan.seccompExecPathLo = filter.execPathLo;
     plan.seccompExecPathHi = filter.execPathHi;

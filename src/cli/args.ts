@@ -1,0 +1,128 @@
+/**
+ * `sandcell run` arguments → RunOptions. Only syntax is checked here; the values go through the
+ * same validation as the library's options.
+ */
+import { readFileSync } from 'node:fs';
+
+import type { Bind, Limits, NetworkMode, RunOptions } from '../options.js';
+import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface RunCommand {
+  options: RunOptions;
+  report: string | null;
+  json: boolean;
+}
+
+const LIMIT_FLAGS: Readonly<Record<string, keyof Limits>> = {
+  '--time': 'cpuTime',
+  '--wall': 'wallTime',
+  '--memory': 'memory',
+  '--stack': 'stack',
+  '--output': 'output',
+  '--file-size': 'fileSize',
+  '--tmpfs': 'tmpfs',
+};
+
+const NUMBER_LIMIT_FLAGS: Readonly<Record<string, keyof Limits>> = {
+  '--pids': 'processes',
+  '--open-files': 'openFiles',
+  '--cpus': 'cpus',
+};
+
+function parseBind(spec: string): Bind {
+  const parts = spec.split(':');
+  let readonly = true;
+  const last = parts[parts.length - 1];
+  if (parts.length > 1 && (last === 'ro' || last === 'rw')) {
+    readonly = last === 'ro';
+    parts.pop();
+  }
+  if (parts.length > 2 || parts[0] === '') throw new UsageError(`--bind ${spec}: expected <host>[:<inside>][:ro|:rw]`);
+  const [source, target] = parts as [string, string | undefined];
+  return { source, ...(target !== undefined && target !== '' ? { target } : {}), readonly };
+}
+
+function parseSeccomp(value: string): RunOptions['seccomp'] {
+  if (isPresetName(value)) return value;
+  let text: string;
+  try {
+    text = readFileSync(value, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--seccomp ${value}: not a preset (none, default, judge) and not a readable file (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as SeccompPolicy;
+  } catch (e) {
+    throw new UsageError(`--seccomp ${value}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Parses the arguments after `run`. */
+export function parseRunArgs(args: readonly string[]): RunCommand {
+  const limits: Limits = {};
+  const binds: Bind[] = [];
+  const env: Record<string, string> = {};
+  const options: RunOptions = { command: [] };
+  let report: string | null = null;
+  let json = false;
+  let i = 0;
+  const value = (flag: string): string => {
+    const v = args[++i];
+    if (v === undefined) throw new UsageError(`${flag} needs a value`);
+    return v;
+  };
+  for (; i < args.length; i++) {
+    const raw = args[i] as string;
+    if (raw === '--') {
+      i++;
+      break;
+    }
+    if (!raw.startsWith('-') || raw === '-') break;
+    // --flag=value is accepted as well as --flag value.
+    const eq = raw.indexOf('=');
+    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
+    const take = (): string => (flag !== raw ? raw.slice(eq + 1) : value(flag));
+    const limit = LIMIT_FLAGS[flag];
+    const numberLimit = NUMBER_LIMIT_FLAGS[flag];
+    if (limit) {
+      (limits as Record<string, unknown>)[limit] = take();
+    } else if (numberLimit) {
+      const v = take();
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag} needs a number, got ${JSON.stringify(v)}`);
+      (limits as Record<string, unknown>)[numberLimit] = n;
+    } else if (flag === '--bind') {
+      binds.push(parseBind(take()));
+    } else if (flag === '--env') {
+      const kv = take();
+      const at = kv.indexOf('=');
+      if (at <= 0) throw new UsageError(`--env ${kv}: expected NAME=value`);
+      env[kv.slice(0, at)] = kv.slice(at + 1);
+    } else if (flag === '--cwd') {
+      options.cwd = take();
+    } else if (flag === '--network') {
+      options.network = take() as NetworkMode;
+    } else if (flag === '--seccomp') {
+      options.seccomp = parseSeccomp(take());
+    } else if (flag === '--cgroup-parent') {
+      options.cgroupParent = take();
+    } else if (flag === '--report') {
+      report = take();
+    } else if (flag === '--json') {
+      json = true;
+    } else {
+      throw new UsageError(`unknown option ${raw} (see sandcell run --help)`);
+    }
+  }
+  const command = args.slice(i);
+  if (command.length === 0) throw new UsageError('no command given (sandcell run [options] -- <command> [args...])');
+  options.command = [...command];
+  if (Object.keys(limits).length > 0) options.limits = limits;
+  if (binds.length > 0) options.binds = binds;
+  if (Object.keys(env).length > 0) options.env = env;
+  return { options, report, json };
+}

@@ -1,0 +1,46 @@
+export const MAIN_HELP = `sandcell — run a program in a Linux sandbox it cannot leave
+
+Usage:
+  sandcell run [options] -- <command> [args...]   run a program in a new box
+  sandcell seccomp explain <preset|policy.json>   print the decision table of a seccomp policy
+  sandcell --help | sandcell run --help
+
+The box: fresh user, PID, mount, network, IPC, UTS and cgroup namespaces; the host's /usr, /bin
+and /lib bound read-only under a new root; a writable /tmp and /work; no capabilities; a seccomp
+filter; cgroup limits where the host allows them. Needs root (or delegated cgroups) on Linux.
+
+Exit status: the program's own, 128+signal when it was killed (137 when a limit ended it),
+125 when the box could not be built, 126/127 when the command could not be run / was not found.
+`;
+
+export const RUN_HELP = `Usage: sandcell run [options] -- <command> [args...]
+
+Limits:
+  --time <dur>         CPU time of the whole process tree (e.g. 1s, 1500ms)
+  --wall <dur>         wall-clock time
+  --memory <size>      memory of the whole box, tmpfs files included (e.g. 256MiB)
+  --pids <n>           tasks (processes and threads) alive at once; fork/clone fail with EAGAIN
+                       past it, the program is not killed (sandcell's own init counts as one)
+  --stack <size>       stack of the main thread (judges set it equal to --memory)
+  --output <size>      stdout and stderr together (default 64MiB)
+  --file-size <size>   largest file the program may write (default 64MiB)
+  --open-files <n>     open file descriptors per process (default 256)
+  --tmpfs <size>       size of the writable /tmp and /work (default 64MiB)
+  --cpus <n>           CPU bandwidth as a number of CPUs (e.g. 0.5)
+
+The box:
+  --bind <host>[:<inside>][:ro|:rw]   make a host path visible; read-only unless :rw (repeatable)
+  --cwd <dir>          working directory inside (default /work)
+  --env <K=V>          environment variable (repeatable); the environment is empty otherwise,
+                       but for a safe PATH
+  --network <mode>     none (default: own network namespace, loopback only) | loopback | host
+  --seccomp <p>        default (default) | judge | none | a policy JSON file
+  --cgroup-parent <p>  cgroup under which the box's cgroups are made
+
+Output:
+  --report <file>      write the result JSON there
+  --json               print the whole result JSON (with the captured output) on stdout
+                       instead of passing the program's output through
+
+Sizes: 65536, 64KiB, 256MiB, 1GB. Durations: 1500 (ms), 1500ms, 2s, 1m.
+`;

@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * The `sandcell` command. Exit codes follow `docker run`, `env` and `chroot`: the program's own
+ * status, 128+signal, 125 when the box could not be built, 126/127 when the command could not be
+ * executed / was not found.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+
+import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
+import type { Result } from '../result.js';
+import { spawn } from '../run.js';
+import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
+import { MAIN_HELP, RUN_HELP } from './help.js';
+import { parseRunArgs, UsageError, type RunCommand } from './args.js';
+
+const EXIT_SETUP = 125;
+const EXIT_CANNOT_EXECUTE = 126;
+const EXIT_NOT_FOUND = 127;
+
+function exitCodeOf(r: Result): number {
+  if (r.exitCode !== null) return r.exitCode;
+  const n = r.signal ? osConstants.signals[r.signal as NodeJS.Signals] : undefined;
+  return 128 + (n ?? osConstants.signals.SIGKILL);
+}
+
+async function runCommand(cmd: RunCommand): Promise<number> {
+  const box = await spawn(cmd.options);
+  // The program's output passes through as it comes (or is only collected with --json) and is
+  // also kept for the report, within the output limit the box already enforces.
+  const keep = cmd.json || cmd.report !== null;
+  const captured: { stdout: Buffer[]; stderr: Buffer[] } = { stdout: [], stderr: [] };
+  const done = Promise.all(
+    (['stdout', 'stderr'] as const).map(
+      (name) =>
+        new Promise<void>((resolve) => {
+          const target = name === 'stdout' ? process.stdout : process.stderr;
+          box[name].on('data', (chunk: Buffer) => {
+            if (keep) captured[name].push(chunk);
+            if (!cmd.json) target.write(chunk);
+          });
+          box[name].on('end', resolve);
+          box[name].on('error', () => resolve());
+        }),
+    ),
+  );
+  if (box.stdin) {
+    process.stdin.on('error', () => undefined);
+    process.stdin.pipe(box.stdin);
+  }
+  const waited = await box.wait();
+  await done;
+  process.stdin.unpipe();
+  process.stdin.destroy();
+  const result: Result = {
+    ...waited,
+    stdout: Buffer.concat(captured.stdout).toString('utf8'),
+    stderr: Buffer.concat(captured.stderr).toString('utf8'),
+  };
+  const json = JSON.stringify(result, null, 2) + '\n';
+  if (cmd.report !== null) writeFileSync(cmd.report, json);
+  if (cmd.json) process.stdout.write(json);
+  else if (result.status !== 'ok' && result.status !== 'nonzero-exit' && result.status !== 'signaled') {
+    process.stderr.write(`sandcell: ${result.status}${result.violation ? ` (${result.violation.syscall})` : ''}\n`);
+  }
+  return exitCodeOf(result);
+}
+
+function seccompExplain(args: readonly string[]): number {
+  const what = args[0];
+  if (what === undefined || args.length !== 1) throw new UsageError('usage: sandcell seccomp explain <preset|policy.json>');
+  const policy = isPresetName(what) ? presets[what] : parsePolicy(JSON.parse(readFileSync(what, 'utf8')));
+  const arch = hostArch() ?? 'x86_64';
+  process.stdout.write(explain(policy, arch) + '\n');
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
+      process.stdout.write(MAIN_HELP);
+      return verb === undefined ? 2 : 0;
+    }
+    if (verb === 'run') {
+      const dash = rest.indexOf('--');
+      const flags = dash === -1 ? rest : rest.slice(0, dash);
+      if (flags.includes('--help') || flags.includes('-h')) {
+        process.stdout.write(RUN_HELP);
+        return 0;
+      }
+      return await runCommand(parseRunArgs(rest));
+    }
+    if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
+    throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
+  } catch (e) {
+    if (e instanceof SandboxSetupError) {
+      process.stderr.write(`sandcell: ${e.message}\n`);
+      if (e.stage === 'execve') return e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
+      return EXIT_SETUP;
+    }
+    if (e instanceof UsageError || e instanceof SandboxOptionsError || e instanceof SeccompPolicyError || e instanceof SyntaxError) {
+      process.stderr.write(`sandcell: ${e.message}\n`);
+      return EXIT_SETUP;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`sandcell: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = EXIT_SETUP;
+  },
+);

@@ -1,0 +1,87 @@
+// The `sandcell` command as a user runs it, from the built package.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { requireRoot } from './helpers/host.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
+let tmp: string;
+
+beforeAll(() => {
+  requireRoot();
+  tmp = mkdtempSync(join(tmpdir(), 'sandcell-cli-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function sandcell(args: string[], input = '') {
+  return spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', timeout: 30_000 });
+}
+
+describe('sandcell CLI', () => {
+  it('run -- /bin/echo hi prints hi and exits 0', () => {
+    const r = sandcell(['run', '--', '/bin/echo', 'hi']);
+    expect(r.stdout).toBe('hi\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('passes stdin through and returns the exit code', () => {
+    const r = sandcell(['run', '--', '/bin/sh', '-c', 'cat; exit 3'], 'piped\n');
+    expect(r.stdout).toBe('piped\n');
+    expect(r.status).toBe(3);
+  });
+
+  it('exit codes: 127 not found, 126 not executable, 128+signal, 137 for a limit, 125 bad options', () => {
+    expect(sandcell(['run', '--', '/no/such']).status).toBe(127);
+    expect(sandcell(['run', '--', '/etc/passwd']).status).toBe(126);
+    expect(sandcell(['run', '--', '/bin/sh', '-c', 'kill -SEGV $$']).status).toBe(128 + 11);
+    const wall = sandcell(['run', '--wall', '200ms', '--', '/bin/sleep', '10']);
+    expect(wall.status).toBe(137);
+    expect(wall.stderr).toContain('sandcell: wall-time-limit');
+    const bad = sandcell(['run', '--memory', 'lots', '--', '/bin/true']);
+    expect(bad.status).toBe(125);
+    expect(bad.stderr).toContain('limits.memory');
+    expect(sandcell(['run', '--bogus', '--', '/bin/true']).status).toBe(125);
+  });
+
+  it('--json prints the whole result and --report writes it', () => {
+    const report = join(tmp, 'report.json');
+    const r = sandcell(['run', '--json', '--report', report, '--env', 'GREETING=hey', '--', '/bin/sh', '-c', 'echo $GREETING; echo err >&2']);
+    const json = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(json).toMatchObject({ status: 'ok', exitCode: 0, signal: null, stdout: 'hey\n', stderr: 'err\n', violation: null });
+    expect(Object.keys(json).sort()).toEqual(
+      ['status', 'exitCode', 'signal', 'stdout', 'stderr', 'stdoutTruncated', 'stderrTruncated', 'usage', 'violation', 'limitsEnforced'].sort(),
+    );
+    expect(Object.keys(json.usage as object).sort()).toEqual(
+      ['cpuTimeMs', 'userTimeMs', 'systemTimeMs', 'wallTimeMs', 'memoryPeakBytes', 'maxRssBytes'].sort(),
+    );
+    expect(JSON.parse(readFileSync(report, 'utf8'))).toEqual(json);
+  });
+
+  it('--bind makes a host dir visible read-only, :rw writable', () => {
+    const r = sandcell(['run', '--bind', `${tmp}:/data:rw`, '--bind', '/etc/os-release:/info', '--', '/bin/sh', '-c', 'cat /info | head -1; echo x > /data/out; echo y > /info; echo rc=$?']);
+    expect(r.stdout).toMatch(/^PRETTY_NAME=|^NAME=/);
+    expect(r.stdout).toContain('rc=');
+    expect(r.stdout).not.toContain('rc=0');
+  });
+
+  it('--help and run --help explain themselves', () => {
+    const main = sandcell(['--help']);
+    expect(main.status).toBe(0);
+    expect(main.stdout).toContain('sandcell run [options] -- <command>');
+    const run = sandcell(['run', '--help']);
+    expect(run.status).toBe(0);
+    for (const flag of ['--time', '--wall', '--memory', '--pids', '--stack', '--output', '--file-size', '--tmpfs', '--bind', '--cwd', '--env', '--network', '--seccomp', '--report', '--json']) {
+      expect(run.stdout).toContain(flag);
+    }
+  });
+
+  it('seccomp explain prints a decision table', () => {
+    const r = sandcell(['seccomp', 'explain', 'default']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('ptrace');
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * What the tests need to know about the host: that they run as root (loudly, not skipped), and
+ * snapshots of the things a run must leave as it found them.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error('these tests run real sandboxes and need root (CI runs them as root); run them with sudo');
+  }
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+export function mountTable(): string {
+  return readFileSync('/proc/self/mountinfo', 'utf8');
+}
+
+/** Pids of this process's children (boxes' inits are children of the Node process). */
+export function childPids(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Host pids whose command line is exactly `argv`. */
+export function pidsRunning(argv: string[]): number[] {
+  const want = argv.join('\0') + '\0';
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8') === want) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}

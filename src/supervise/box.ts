@@ -8,7 +8,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 import type { RunCgroup } from '../cgroup/index.js';
-import { nativeSpawn, type NativeExit, type NativeSpawned, type NativeStdio } from '../native.js';
+import { nativeSpawn, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
 import { buildPlan } from '../plan/build.js';
 import { deriveStatus, signalName, type Enforcement, type KillReason, type Result } from '../result.js';
@@ -32,6 +32,11 @@ export interface BoxStart {
   options: ResolvedOptions;
   seccomp: PresetName | SeccompPolicy;
   stdin: 'pipe' | 'null';
+  /**
+   * Test-only: alters the finished plan, to show that the security suite detects a weakened box.
+   * Not reachable from the public API (src/index.ts does not export startBox).
+   */
+  weakenPlan?: (plan: NativePlan) => void;
 }
 
 /** A running box. */
@@ -256,6 +261,7 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
     plan.seccompExecPathLo = filter.execPathLo;
     plan.seccompExecPathHi = filter.execPathHi;
   }
+  start.weakenPlan?.(plan);
   let native: NativeSpawned;
   try {
     native = await nativeSpawn(plan);

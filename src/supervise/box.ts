@@ -148,6 +148,9 @@ export class SandboxProcess {
     this.ended = true;
     for (const t of [this.terminateTimer, this.wallTimer, this.cpuTimer]) if (t) clearTimeout(t);
     this.options.signal?.removeEventListener('abort', this.onAbort);
+    // Nothing reads the program's stdin any more: close our end, or a caller that never ended
+    // it (spawn() and then kill(), or a stdin stream that never ends) leaks one pipe per box.
+    this.stdin?.destroy();
 
     const cg = this.cgroup;
     const cgUsage = cg ? cg.usage() : null;

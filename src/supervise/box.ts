@@ -120,11 +120,31 @@ export class SandboxProcess {
   private end(reason: KillReason | null): boolean {
     if (this.ended || this.terminateTimer) return false;
     this.killReason ??= reason;
+    if (reason === 'time-limit') this.killTreeNow();
     this.native.box.terminate();
     // The init normally ends the box within a millisecond; if it does not, it is killed, and
     // the kernel takes every process of the PID namespace with it.
     this.terminateTimer = setTimeout(() => this.native.box.kill(SIGKILL), TERMINATE_GRACE_MS);
     return true;
+  }
+
+  /**
+   * SIGKILLs every process of the run cgroup but the init, at once. The init's own kill(-1)
+   * follows, but it has to be scheduled first, on CPUs the box is burning: with four burners on
+   * two cores that took up to 30 ms (60 ms of CPU past the limit). The pids are those the kernel
+   * lists in the run cgroup this moment; one that exits in between frees its number, which the
+   * cyclic pid allocator does not hand out again before it has gone round pid_max.
+   */
+  private killTreeNow(): void {
+    if (!this.cgroup) return;
+    for (const pid of this.cgroup.pids()) {
+      if (pid === this.pid) continue;
+      try {
+        process.kill(pid, SIGKILL);
+      } catch {
+        // ESRCH: gone already
+      }
+    }
   }
 
   /** Checks the whole tree's CPU time often enough that the limit cannot be overrun by much. */

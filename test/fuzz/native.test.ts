@@ -1,0 +1,137 @@
+// The native boundary on its own: the addon is handed malformed plans directly (wrong types,
+// missing fields, huge arrays, NUL bytes, relative paths, bad id maps, bad stdio) and must throw
+// a TypeError, never crash the process. A mutation that happens to leave a valid plan starts a
+// real box running /bin/true (or fails its setup with a stage): both are fine, and are waited for.
+import fc from 'fast-check';
+import { closeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import type { NativePlan } from '../../src/native.js';
+import { resolveOptions } from '../../src/options.js';
+import { buildPlan } from '../../src/plan/build.js';
+import { childPids, openFds, requireRoot } from '../helpers/host.js';
+
+const RUNS = Number(process.env.SANDCELL_FUZZ_RUNS ?? 2000);
+const BUILD = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release');
+
+interface Addon {
+  setInit(path: string): void;
+  spawn(plan: unknown): Promise<{ pid: number; box: { watch(cb: (e: unknown) => void): void; kill(s?: number): boolean; close(): void }; stdin: number | null; stdout: number | null; stderr: number | null }>;
+}
+let addon: Addon;
+let base: NativePlan;
+
+beforeAll(() => {
+  requireRoot();
+  addon = createRequire(import.meta.url)(join(BUILD, 'sandcell.node')) as Addon;
+  addon.setInit(join(BUILD, 'sandcell-init'));
+  base = buildPlan(resolveOptions({ command: ['/bin/true'] }), {
+    cgroupProcs: [],
+    seccomp: null,
+    seccompListener: false,
+    memoryRlimitBytes: null,
+    cpuLimitByCgroup: false,
+    stdio: ['null', 'null', 'null'],
+  });
+});
+
+const junk = fc.oneof(
+  fc.anything({ withBigInt: true, withNullPrototype: true, withTypedArray: true, withSparseArray: true, maxDepth: 2 }),
+  fc.constantFrom(undefined, null, NaN, -1, -0, 1.5, 2 ** 32, 2 ** 53, -(2 ** 53), Infinity, '', '\0', 'a\0b', 'relative/path', '../..', '/ok\0no', '/', 'unlimited'),
+  fc.nat({ max: 1_000_000 }).map((n) => 'y'.repeat(n)),
+  fc.nat({ max: 100_000 }).map((n) => new Array(n).fill('/bin/true')),
+  fc.constantFrom('0 0 1', '0 0 1\n0 0 1\n', '0 100000\n', 'a b c\n', '4294967296 0 1\n', '0 0 4294967295\n', '\n', ' 0 0 1\n', '0  0 1\n'),
+  fc.constantFrom(['pipe', 'pipe'], ['pipe', 'pipe', 'pipe', 'pipe'], [-1, 1, 2], [1e9, 1, 2], [0.5, 1, 2], ['tty', 'null', 'null'], [NaN, 'null', 'null']),
+  fc.constantFrom([{ kind: 'bind' }], [{ kind: 'nope', target: '/x' }], [{ kind: 'tmpfs', target: '/tmp', data: 'size=1,exec' }], [{ kind: 'file', target: '/x', data: 5, mode: 0o777 }], [{ kind: 'dir', target: 'x', mode: -1 }], [{ kind: 'symlink', target: '/x' }]),
+  fc.constantFrom([{ resource: 99, soft: 1, hard: 1 }], [{ resource: 0, soft: -1, hard: 1 }], [{ resource: 0, soft: 'lots', hard: 1 }], [{ resource: 7, soft: 2, hard: 1 }]),
+);
+
+const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'image', 'rootTmpfs'];
+
+/** One edit of a valid plan: replace or delete a field, or a field of its first mount / rlimit / argv. */
+const edit = fc.record({
+  field: fc.constantFrom(...FIELDS, 'mounts[0]', 'mounts[0].source', 'mounts[0].target', 'mounts[0].kind', 'rlimits[0].soft', 'argv[0]', 'env[0]', 'stdio[1]'),
+  value: junk,
+  remove: fc.boolean(),
+});
+
+function apply(plan: Record<string, unknown>, e: { field: string; value: unknown; remove: boolean }): void {
+  const m = /^(\w+)\[0\](?:\.(\w+))?$/.exec(e.field);
+  if (!m) {
+    if (e.remove) delete plan[e.field];
+    else plan[e.field] = e.value;
+    return;
+  }
+  const arr = plan[m[1]!] as unknown[];
+  if (!Array.isArray(arr) || arr.length === 0) return;
+  if (m[2] === undefined) arr[0] = e.value;
+  else if (typeof arr[0] === 'object' && arr[0] !== null) (arr[0] as Record<string, unknown>)[m[2]] = e.value;
+}
+
+let spawned = 0;
+
+async function attempt(plan: unknown): Promise<'type' | 'setup' | 'ran'> {
+  let p: ReturnType<Addon['spawn']>;
+  try {
+    p = addon.spawn(plan);
+  } catch (e) {
+    expect(e, String(e)).toBeInstanceOf(TypeError);
+    return 'type';
+  }
+  try {
+    const s = await p;
+    spawned++;
+    for (const fd of [s.stdin, s.stdout, s.stderr]) if (typeof fd === 'number') closeSync(fd);
+    await new Promise<void>((resolve) => {
+      s.box.watch(() => resolve());
+      s.box.kill(9);
+    });
+    return 'ran';
+  } catch (e) {
+    // A plan the addon accepted but the kernel refused: a setup error naming the stage.
+    const err = e as { stage?: unknown; errno?: unknown };
+    if (e instanceof TypeError) return 'type';
+    expect(typeof err.stage, String(e)).toBe('string');
+    expect(typeof err.errno).toBe('number');
+    return 'setup';
+  }
+}
+
+describe('the addon with malformed plans', () => {
+  it(`throws TypeError (or runs a still-valid plan), never crashes (${RUNS} cases)`, async () => {
+    const fdsBefore = openFds();
+    const seen: Record<string, number> = {};
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+        const plan = structuredClone({ ...base, seccomp: null }) as unknown as Record<string, unknown>;
+        for (const e of edits) apply(plan, e);
+        const k = await attempt(plan);
+        seen[k] = (seen[k] ?? 0) + 1;
+      }),
+      { numRuns: RUNS, interruptAfterTimeLimit: 240_000 },
+    );
+    console.log('native outcomes', seen, 'spawned', spawned);
+    expect(seen.type ?? 0).toBeGreaterThan(RUNS / 2);
+    expect(childPids()).toEqual([]);
+    expect(openFds()).toBe(fdsBefore);
+  }, 300_000);
+
+  it(`arbitrary values as the whole plan or extra arguments (${RUNS} cases)`, async () => {
+    await fc.assert(
+      fc.asyncProperty(junk, fc.array(junk, { maxLength: 2 }), async (plan, rest) => {
+        try {
+          (addon.spawn as (...a: unknown[]) => unknown)(plan, ...rest);
+          throw new Error('accepted a non-plan');
+        } catch (e) {
+          expect(e, String(e)).toBeInstanceOf(TypeError);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+    for (const bad of [undefined, 5, '', '/bin', {}, []]) expect(() => addon.setInit(bad as never)).toThrow();
+    addon.setInit(join(BUILD, 'sandcell-init'));
+  }, 300_000);
+});

@@ -13,8 +13,14 @@
  * between the end of a warm-up of 500 concurrent runs (SANDCELL_SOAK_WARMUP) and the end.
  * Exits 0 on success, 1 with the reasons otherwise. Needs root, like the tests.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// A temp dir of the soak's own, so that other programs' temp files on a shared machine do not
+// count: anything sandcell puts under os.tmpdir() during the soak lands here.
+const ownTmp = mkdtempSync(join(tmpdir(), 'sandcell-soak-'));
+process.env.TMPDIR = ownTmp;
 
 import { listSandcellCgroups } from '../dist/cgroup/index.js';
 import { AbortError, run, SandboxOptionsError, SandboxSetupError } from '../dist/index.js';
@@ -61,7 +67,7 @@ function runCgroups() {
   return listSandcellCgroups({ pid: process.pid }).flatMap((d) => readdirSync(d).filter((n) => n.startsWith('run-')).map((n) => `${d}/${n}`));
 }
 function tempDirs() {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith('sandcell') && !n.startsWith('sandcell-fixtures') && !n.startsWith('sandcell-attacks') && !n.startsWith('sandcell-faults'));
+  return readdirSync(tmpdir());
 }
 const mounts = () => readFileSync('/proc/self/mountinfo', 'utf8');
 const rss = () => {
@@ -161,6 +167,8 @@ async function main() {
       2,
     ),
   );
+  if (tmpdir() !== ownTmp) problems.push(`os.tmpdir() is ${tmpdir()}, not the soak's own ${ownTmp}`);
+  if (problems.length === 0) rmdirSync(ownTmp);
   if (problems.length) {
     console.error(`SOAK FAILED:\n- ${problems.join('\n- ')}`);
     process.exit(1);

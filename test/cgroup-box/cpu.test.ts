@@ -35,9 +35,10 @@ describe('CPU time of the whole tree', () => {
       expect(r.stdout).toBe(''); // it never got to print its 1.4 s
       expect(r.usage.cpuTimeMs).toBeGreaterThanOrEqual(1000);
       expect(r.usage.cpuTimeMs).toBeLessThanOrEqual(1000 + OVERSHOOT_MS);
-      // Two cores: about 0.5 s of wall time for 1 s of CPU (measured 506–543 ms on an idle
-      // machine). The machine is shared, so the bound is loose: the point is the CPU time.
-      expect(r.usage.wallTimeMs).toBeLessThan(3000);
+      // Two cores: about 0.5 s of wall time for 1 s of CPU (506–543 ms measured on an idle
+      // machine, 3.2 s once on the loaded shared one). Not asserted: the point is the CPU time,
+      // and that the wall-clock limit (30 s) is not what ended it.
+      expect(r.usage.wallTimeMs).toBeLessThan(30_000);
     }
   });
 

@@ -18,6 +18,7 @@
 
 #include <cstring>
 
+#include "box_files.h"
 #include "spawn.h"
 #include "validate.h"
 #include "wire.h"
@@ -62,13 +63,18 @@ class Box : public Napi::ObjectWrap<Box> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Box",
                        {InstanceMethod("watch", &Box::Watch), InstanceMethod("kill", &Box::Kill),
-                        InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close)});
+                        InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close),
+                        InstanceMethod("readFile", &Box::ReadFile), InstanceMethod("listDir", &Box::ListDir)});
   }
 
   explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
   ~Box() override { release_fds(); }
 
-  void adopt(int pidfd, int status_fd, int control_fd, int notify_fd) {
+  // A duplicate of the pidfd for a run that joins this box (-1 once the box has ended).
+  int dup_pidfd() const { return pidfd_ >= 0 && !exited_ ? fcntl(pidfd_, F_DUPFD_CLOEXEC, 0) : -1; }
+
+  void adopt(int pid, int pidfd, int status_fd, int control_fd, int notify_fd) {
+    pid_ = pid;
     pidfd_ = pidfd;
     control_fd_ = control_fd;
     status_fd_ = status_fd;
@@ -121,6 +127,56 @@ class Box : public Napi::ObjectWrap<Box> {
     do n = send(control_fd_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     return Napi::Boolean::New(env, n == 1);
+  }
+
+  // readFile(dir, name, maxBytes): a regular file of the box, read safely (see box_files.h).
+  Napi::Value ReadFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, "readFile(dir: string, name: string, maxBytes: number)");
+    double max = info[2].As<Napi::Number>().DoubleValue();
+    if (!(max >= 0) || max > 1e12) throw Napi::RangeError::New(env, "maxBytes out of range");
+    if (pidfd_ < 0 || exited_) throw file_error(env, ESRCH, "the box has ended");
+    try {
+      std::string data = box_read_file(pid_, pidfd_, checked(env, info[0], "dir"), checked(env, info[1], "name"),
+                                       static_cast<size_t>(max));
+      return Napi::Buffer<char>::Copy(env, data.data(), data.size());
+    } catch (const BoxFileError& e) {
+      throw file_error(env, e.err, e.what);
+    }
+  }
+
+  // listDir(dir, name): [{ name, dir }] of a directory of the box, symlinks not followed.
+  Napi::Value ListDir(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsString() || !info[1].IsString())
+      throw Napi::TypeError::New(env, "listDir(dir: string, name: string)");
+    if (pidfd_ < 0 || exited_) throw file_error(env, ESRCH, "the box has ended");
+    try {
+      auto entries = box_list_dir(pid_, pidfd_, checked(env, info[0], "dir"), checked(env, info[1], "name"));
+      Napi::Array out = Napi::Array::New(env, entries.size());
+      for (size_t i = 0; i < entries.size(); i++) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", entries[i].name);
+        o.Set("dir", entries[i].is_dir);
+        out.Set(static_cast<uint32_t>(i), o);
+      }
+      return out;
+    } catch (const BoxFileError& e) {
+      throw file_error(env, e.err, e.what);
+    }
+  }
+
+  static std::string checked(const Napi::Env& env, const Napi::Value& v, const char* what) {
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (s.find('\0') != std::string::npos || s.size() > 4096) throw Napi::TypeError::New(env, std::string(what) + ": bad path");
+    return s;
+  }
+
+  static Napi::Error file_error(const Napi::Env& env, int err, const std::string& what) {
+    Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    return e;
   }
 
   // close(): for a box that will never be watched (the caller gave up before watching).
@@ -262,6 +318,7 @@ class Box : public Napi::ObjectWrap<Box> {
     pidfd_ = status_fd_ = notify_fd_ = control_fd_ = -1;
   }
 
+  int pid_ = -1;
   int pidfd_ = -1;
   int status_fd_ = -1;
   int notify_fd_ = -1;
@@ -283,6 +340,10 @@ class SpawnWorker : public Napi::AsyncWorker {
   SpawnWorker(Napi::Env env, SpawnRequest req)
       : Napi::AsyncWorker(env, "sandcell.spawn"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {}
 
+  ~SpawnWorker() override {
+    if (req_.join_pidfd >= 0) close(req_.join_pidfd);
+  }
+
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
@@ -300,7 +361,7 @@ class SpawnWorker : public Napi::AsyncWorker {
       return;
     }
     Napi::Object boxObj = Box::constructor->New({});
-    Box::Unwrap(boxObj)->adopt(res_.pidfd, res_.status_fd, res_.control_fd, res_.notify_fd);
+    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.status_fd, res_.control_fd, res_.notify_fd);
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
     out.Set("box", boxObj);
@@ -321,10 +382,20 @@ class SpawnWorker : public Napi::AsyncWorker {
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "spawn(plan: object)");
+  if (info.Length() < 1 || info.Length() > 2 || !info[0].IsObject())
+    throw Napi::TypeError::New(env, "spawn(plan: object, box?: Box)");
   if (g_init_fd < 0) throw Napi::Error::New(env, "setInit() was not called");
   bool listener = false;
   SpawnRequest req = request_from_plan(info[0].As<Napi::Object>(), &listener);
+  bool join = info[0].As<Napi::Object>().Get("join").ToBoolean().Value();
+  if (join) {
+    if (info.Length() != 2 || !info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(Box::constructor->Value()))
+      throw Napi::TypeError::New(env, "a plan with join: true needs the box to run in");
+    req.join_pidfd = Box::Unwrap(info[1].As<Napi::Object>())->dup_pidfd();
+    if (req.join_pidfd < 0) throw Napi::Error::New(env, "the box has ended");
+  } else if (info.Length() == 2 && !info[1].IsUndefined()) {
+    throw Napi::TypeError::New(env, "a box is only given with a plan that has join: true");
+  }
   auto* worker = new SpawnWorker(env, std::move(req));
   Napi::Promise p = worker->promise();
   worker->Queue();

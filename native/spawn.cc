@@ -6,6 +6,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -40,6 +43,7 @@ struct ChildArgs {
   int exec_wr;
   int sources[6];  // become fds 0..5 in the box: stdin, stdout, stderr, plan, report, status
   int init_fd;
+  int join_pidfd;
   char* const* argv;
   char* const* envp;
 };
@@ -62,6 +66,10 @@ int child_main(void* p) {
   char go = 0;
   long n = raw::syscall6(__NR_read, a->ctl_rd, reinterpret_cast<long>(&go), 1);
   if (n != 1) child_fail(a->exec_wr, "sync with parent", n < 0 ? -n : EPIPE);
+  if (a->join_pidfd >= 0) {
+    constexpr long kAll = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWCGROUP;
+    if ((n = raw::syscall6(__NR_setns, a->join_pidfd, kAll)) < 0) child_fail(a->exec_wr, "join box", -n);
+  }
 
   // The parent has written our id maps. Become root of the new user namespace (an unprivileged id
   // on the host) so the init keeps its capabilities inside across execve, and shed the host's
@@ -223,6 +231,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   args.sources[wire::kReportFd] = *rep_wr;
   args.sources[wire::kStatusFd] = *st_wr;
   args.init_fd = req.init_fd;
+  args.join_pidfd = req.join_pidfd;
   args.argv = argv;
   args.envp = envp;
 
@@ -232,8 +241,10 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   mprotect(stack, kGuardSize, PROT_NONE);
   char* stack_top = static_cast<char*>(stack) + kStackSize + kGuardSize;
 
-  int flags = CLONE_VM | CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (req.new_net) flags |= CLONE_NEWNET;
+  bool join = req.join_pidfd >= 0;
+  int flags = CLONE_VM | CLONE_PIDFD;
+  if (!join) flags |= CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (!join && req.new_net) flags |= CLONE_NEWNET;
   int pidfd = -1;
   // No exit signal: the box's init must not disturb the SIGCHLD handling of Node's child_process.
   pid_t pid = clone(child_main, stack_top, flags, &args, &pidfd);
@@ -258,11 +269,13 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     fail(res, stage, err);
   };
 
-  char proc_path[64];
-  snprintf(proc_path, sizeof proc_path, "/proc/%d/uid_map", pid);
-  if (!write_file(proc_path, req.uid_map)) return abort_child("uid_map", errno);
-  snprintf(proc_path, sizeof proc_path, "/proc/%d/gid_map", pid);
-  if (!write_file(proc_path, req.gid_map)) return abort_child("gid_map", errno);
+  if (!join) {
+    char proc_path[64];
+    snprintf(proc_path, sizeof proc_path, "/proc/%d/uid_map", pid);
+    if (!write_file(proc_path, req.uid_map)) return abort_child("uid_map", errno);
+    snprintf(proc_path, sizeof proc_path, "/proc/%d/gid_map", pid);
+    if (!write_file(proc_path, req.gid_map)) return abort_child("gid_map", errno);
+  }
   std::string pid_text = std::to_string(pid);
   for (const auto& file : req.cgroup_procs)
     if (!write_file(file, pid_text)) return abort_child("cgroup attach", errno);
@@ -293,8 +306,27 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   }
 
   // The report channel carries a setup failure, or the seccomp listener (with its fd), and ends
-  // in EOF when the program's execve succeeded.
+  // in EOF when the program's execve succeeded. Once the listener is here it is watched too: a
+  // policy that sends a call the program makes before its execve to the supervisor would
+  // otherwise leave it waiting for an answer while we wait for its execve.
   for (;;) {
+    if (*notify_fd >= 0) {
+      pollfd p[2] = {{*rep_rd, POLLIN, 0}, {*notify_fd, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        kill_and_reap(*pidfd_p);
+        return fail(res, "box setup", errno);
+      }
+      if ((p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
+        seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        int nr = ioctl(*notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0 ? req.data.nr : -1;
+        kill_and_reap(*pidfd_p);
+        res->stage = "seccomp: the policy ends the run at syscall " + std::to_string(nr) + ", made before the program's execve";
+        res->err = EPERM;
+        return;
+      }
+    }
     char cbuf[CMSG_SPACE(sizeof(int))] = {};
     iovec iov{&failure, sizeof failure};
     msghdr msg{};

@@ -25,6 +25,7 @@ struct SpawnRequest {
   bool new_net = true;
   StdioSpec stdio[3];
   int init_fd = -1;  // O_PATH fd of the init executable (owned by the caller)
+  int join_pidfd = -1;  // a living box's init: run inside its namespaces instead of making new ones
 };
 
 struct SpawnResult {

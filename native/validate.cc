@@ -1,6 +1,7 @@
 #include "validate.h"
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -108,6 +109,38 @@ std::string id_map(const Napi::Env& env, const Napi::Value& v, const std::string
   return m;
 }
 
+// Only the tmpfs options sandcell itself sets may reach the kernel.
+std::string tmpfs_options(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
+  std::string data = str(env, v, name, kMaxPath);
+  size_t pos = 0;
+  while (pos <= data.size()) {
+    size_t end = data.find(',', pos);
+    if (end == std::string::npos) end = data.size();
+    std::string opt = data.substr(pos, end - pos);
+    bool known = false;
+    for (const char* allowed : {"size=", "mode=", "nr_inodes=", "uid=", "gid="})
+      if (opt.rfind(allowed, 0) == 0 && opt.size() > std::strlen(allowed) &&
+          opt.find_first_not_of("0123456789kmgKMG", std::strlen(allowed)) == std::string::npos)
+        known = true;
+    if (!known) bad(env, name, "only numeric size=, mode=, nr_inodes=, uid= and gid= tmpfs options are allowed");
+    pos = end + 1;
+  }
+  return data;
+}
+
+// File contents: a string (UTF-8) or a Buffer, binary-safe.
+std::string bytes(const Napi::Env& env, const Napi::Value& v, const std::string& name, size_t max) {
+  if (v.IsBuffer()) {
+    auto b = v.As<Napi::Buffer<char>>();
+    if (b.Length() > max) bad(env, name, "is larger than " + std::to_string(max) + " bytes");
+    return std::string(b.Data(), b.Length());
+  }
+  if (!v.IsString()) bad(env, name, "must be a string or a Buffer");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.size() > max) bad(env, name, "is larger than " + std::to_string(max) + " bytes");
+  return s;
+}
+
 StdioSpec stdio_spec(const Napi::Env& env, const Napi::Value& v, const std::string& name) {
   StdioSpec s;
   if (v.IsString()) {
@@ -139,21 +172,9 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
   if (m.kind == wire::kBind) m.source = clean_path(env, o.Get("source"), name + ".source");
   if (m.kind == wire::kTmpfs || m.kind == wire::kSymlink) m.data = str(env, o.Get("data"), name + ".data", kMaxPath);
   if (m.kind == wire::kSymlink && m.data.empty()) bad(env, name + ".data", "must not be empty");
-  if (m.kind == wire::kFile) m.data = str(env, o.Get("data"), name + ".data", 1 << 20);
-  if (m.kind == wire::kTmpfs) {
-    // Only the options sandcell itself sets may reach the kernel.
-    size_t pos = 0;
-    while (pos <= m.data.size()) {
-      size_t end = m.data.find(',', pos);
-      if (end == std::string::npos) end = m.data.size();
-      std::string opt = m.data.substr(pos, end - pos);
-      bool known = false;
-      for (const char* allowed : {"size=", "mode=", "nr_inodes=", "uid=", "gid="})
-        if (opt.rfind(allowed, 0) == 0) known = true;
-      if (!known) bad(env, name + ".data", "only size=, mode=, nr_inodes=, uid= and gid= tmpfs options are allowed");
-      pos = end + 1;
-    }
-  }
+  if (m.kind == wire::kFile) m.data = bytes(env, o.Get("data"), name + ".data", 8 << 20);
+  if (m.kind == wire::kFile || m.kind == wire::kDir) m.owner = flag(env, o, "programOwned", name) ? 1 : 0;
+  if (m.kind == wire::kTmpfs) m.data = tmpfs_options(env, o.Get("data"), name + ".data");
   if (m.kind == wire::kDir || m.kind == wire::kFile) m.mode = static_cast<uint32_t>(uint(env, o.Get("mode"), name + ".mode", 07777));
   if (flag(env, o, "readOnly", name)) m.flags |= wire::kReadOnly;
   if (flag(env, o, "noSuid", name)) m.flags |= wire::kNoSuid;
@@ -168,9 +189,12 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
 SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener) {
   Napi::Env env = plan.Env();
   wire::Plan p;
+  bool persistent = flag(env, plan, "persistent", "plan");
+  bool join = flag(env, plan, "join", "plan");
+  if (persistent && join) bad(env, "plan", "cannot be both persistent and join");
   p.argv = strings(env, field(plan, "argv"), "plan.argv", kMaxArg);
-  if (p.argv.empty()) bad(env, "plan.argv", "must not be empty");
-  if (p.argv[0].empty()) bad(env, "plan.argv[0]", "must not be empty");
+  if (p.argv.empty() && !persistent) bad(env, "plan.argv", "must not be empty");
+  if (!p.argv.empty() && p.argv[0].empty()) bad(env, "plan.argv[0]", "must not be empty");
   p.env = strings(env, field(plan, "env"), "plan.env", kMaxArg);
   for (size_t i = 0; i < p.env.size(); i++)
     if (p.env[i].find('=') == std::string::npos || p.env[i][0] == '=')
@@ -183,8 +207,19 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
   p.gid = static_cast<uint32_t>(uint(env, field(plan, "gid"), "plan.gid", 0xfffffffe));
 
   Napi::Array mounts = array(env, field(plan, "mounts"), "plan.mounts", kMaxMounts);
-  for (uint32_t i = 0; i < mounts.Length(); i++)
-    p.mounts.push_back(mount_entry(env, mounts.Get(i), "plan.mounts[" + std::to_string(i) + "]"));
+  for (uint32_t i = 0; i < mounts.Length(); i++) {
+    std::string name = "plan.mounts[" + std::to_string(i) + "]";
+    p.mounts.push_back(mount_entry(env, mounts.Get(i), name));
+    // A run in a living box only places files and directories; its root was built with the box.
+    if (join && p.mounts.back().kind != wire::kFile && p.mounts.back().kind != wire::kDir)
+      bad(env, name + ".kind", "a run inside a box may only place files and directories");
+  }
+  Napi::Value image = field(plan, "image");
+  if (!image.IsUndefined() && !image.IsNull()) {
+    p.image = clean_path(env, image, "plan.image");
+    p.flags |= wire::kOverlayRoot;
+  }
+  p.root_tmpfs = tmpfs_options(env, field(plan, "rootTmpfs"), "plan.rootTmpfs");
 
   Napi::Array limits = array(env, field(plan, "rlimits"), "plan.rlimits", 16);
   for (uint32_t i = 0; i < limits.Length(); i++) {
@@ -233,6 +268,8 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
   if (flag(env, plan, "cgroupNamespace", "plan")) p.flags |= wire::kNewCgroupNs;
   if (flag(env, plan, "rootReadOnly", "plan")) p.flags |= wire::kRootReadOnly;
   if (*seccomp_listener) p.flags |= wire::kSeccompListener;
+  if (persistent) p.flags |= wire::kPersistent;
+  if (join) p.flags |= wire::kJoin;
 
   SpawnRequest req;
   req.new_net = flag(env, plan, "newNetwork", "plan");

@@ -40,13 +40,20 @@ enum PlanFlag : uint32_t {
   kLoopbackUp = 1,
   kNewCgroupNs = 2,
   kRootReadOnly = 4,
+  kOverlayRoot = 64,  // the root is an overlay: the image (staging_image) below, a tmpfs above
   kSeccompListener = 8,  // load the filter with a user-notification listener and send it back
+  // A box that lives: the init builds the root and then only reaps, until told to end.
+  kPersistent = 16,
+  // A run inside a living box: the init was started in the box's namespaces; it builds nothing,
+  // runs the program in the box's PID namespace and ends only what that run started.
+  kJoin = 32,
 };
 
 struct Mount {
   uint32_t kind = 0;
   uint32_t flags = 0;
   uint32_t mode = 0;
+  uint32_t owner = 0;  // kFile / kDir: 1 = owned by the program's uid/gid, 0 = by the box's root
   std::string source;
   std::string target;
   std::string data;
@@ -64,6 +71,8 @@ struct Plan {
   uint32_t gid = 0;
   std::string hostname;
   std::string staging;  // host directory the new root is assembled on (inside the private mount ns)
+  std::string image;        // with kOverlayRoot: the read-only lower directory
+  std::string root_tmpfs;   // options of the tmpfs under the new root (holds the overlay's upper layer)
   std::string cwd;
   std::vector<std::string> argv;
   std::vector<std::string> env;
@@ -173,6 +182,8 @@ inline std::string encode(const Plan& plan) {
   w.u32(plan.gid);
   w.str(plan.hostname);
   w.str(plan.staging);
+  w.str(plan.image);
+  w.str(plan.root_tmpfs);
   w.str(plan.cwd);
   w.strs(plan.argv);
   w.strs(plan.env);
@@ -181,6 +192,7 @@ inline std::string encode(const Plan& plan) {
     w.u32(m.kind);
     w.u32(m.flags);
     w.u32(m.mode);
+    w.u32(m.owner);
     w.str(m.source);
     w.str(m.target);
     w.str(m.data);
@@ -204,12 +216,14 @@ inline bool decode(const std::string& bytes, Plan* plan) {
   uint32_t magic, count;
   if (!r.u32(&magic) || magic != kPlanMagic) return false;
   if (!r.u32(&plan->flags) || !r.u32(&plan->uid) || !r.u32(&plan->gid)) return false;
-  if (!r.str(&plan->hostname) || !r.str(&plan->staging) || !r.str(&plan->cwd)) return false;
+  if (!r.str(&plan->hostname) || !r.str(&plan->staging) || !r.str(&plan->image) || !r.str(&plan->root_tmpfs) ||
+      !r.str(&plan->cwd))
+    return false;
   if (!r.strs(&plan->argv, 1u << 16) || !r.strs(&plan->env, 1u << 16)) return false;
   if (!r.u32(&count) || count > 4096) return false;
   plan->mounts.resize(count);
   for (auto& m : plan->mounts) {
-    if (!r.u32(&m.kind) || !r.u32(&m.flags) || !r.u32(&m.mode)) return false;
+    if (!r.u32(&m.kind) || !r.u32(&m.flags) || !r.u32(&m.mode) || !r.u32(&m.owner)) return false;
     if (!r.str(&m.source) || !r.str(&m.target) || !r.str(&m.data)) return false;
   }
   if (!r.u32(&count) || count > 64) return false;

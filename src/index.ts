@@ -3,11 +3,16 @@
  * output, a verdict and exact resource usage.
  */
 export { run, spawn } from './run.js';
+export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';
 export { SandboxProcess, AbortError } from './supervise/box.js';
 export { SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
 export type {
   Bind,
   BoxOptions,
+  BoxShape,
+  FileContent,
+  Mount,
+  ProgramOptions,
   Duration,
   Limits,
   NetworkMode,

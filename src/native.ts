@@ -15,9 +15,9 @@ export type NativeMount =
   | { kind: 'bind'; source: string; target: string; readOnly?: boolean; noSuid?: boolean; noDev?: boolean; noExec?: boolean; optional?: boolean }
   | { kind: 'tmpfs'; target: string; data: string; readOnly?: boolean; noSuid?: boolean; noDev?: boolean; noExec?: boolean }
   | { kind: 'proc'; target: string }
-  | { kind: 'dir'; target: string; mode: number }
+  | { kind: 'dir'; target: string; mode: number; programOwned?: boolean }
   | { kind: 'symlink'; target: string; data: string }
-  | { kind: 'file'; target: string; data: string; mode: number };
+  | { kind: 'file'; target: string; data: string | Buffer; mode: number; programOwned?: boolean };
 
 export interface NativeRlimit {
   resource: number;
@@ -43,6 +43,14 @@ export interface NativePlan {
   loopback: boolean;
   cgroupNamespace: boolean;
   rootReadOnly: boolean;
+  /** Options of the tmpfs the root is assembled on (with `image`, it holds the overlay's upper layer). */
+  rootTmpfs: string;
+  /** An overlay root over this image directory. */
+  image?: string;
+  /** The box only builds its root and waits for runs (Sandbox.create). */
+  persistent?: boolean;
+  /** A run inside a living box (given to spawn() as its second argument). */
+  join?: boolean;
   mounts: NativeMount[];
   rlimits: NativeRlimit[];
   seccomp: Buffer | null;
@@ -79,6 +87,9 @@ export interface NativeExit {
 
 export interface NativeBox {
   watch(callback: (exit: NativeExit) => void): void;
+  /** A regular file below `dir` in the box (no symlink followed, nothing special read); errors carry `errno`. */
+  readFile(dir: string, name: string, maxBytes: number): Buffer;
+  listDir(dir: string, name: string): { name: string; dir: boolean }[];
   kill(signal?: number): boolean;
   terminate(): boolean;
   close(): void;
@@ -97,7 +108,7 @@ export interface NativeSpawned {
 
 interface Addon {
   setInit(path: string): void;
-  spawn(plan: NativePlan): Promise<NativeSpawned>;
+  spawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned>;
   nowNs(): bigint;
 }
 
@@ -120,11 +131,11 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-/** Starts a box; setup failures become SandboxSetupError naming the stage. */
-export async function nativeSpawn(plan: NativePlan): Promise<NativeSpawned> {
+/** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */
+export async function nativeSpawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned> {
   const a = load();
   try {
-    return await a.spawn(plan);
+    return await (box ? a.spawn(plan, box) : a.spawn(plan));
   } catch (e) {
     const err = e as { stage?: unknown; errno?: unknown };
     if (typeof err.stage === 'string' && typeof err.errno === 'number') {

@@ -2,6 +2,7 @@
  * What a caller may ask for, checked by zod: every field is validated, sizes and durations are
  * parsed, defaults applied. A bad field becomes a SandboxOptionsError naming its path.
  */
+import { existsSync, statSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 
@@ -45,7 +46,32 @@ export interface Bind {
   readonly?: boolean;
 }
 
-export interface BoxOptions {
+/** A volume: a host path bound in (read-only unless `readonly: false`), or a tmpfs of `size`. */
+export type Mount =
+  | { type?: 'bind'; source: string; target?: string; readonly?: boolean }
+  | { type: 'tmpfs'; target: string; size?: Size };
+
+/** A file put in the working directory before the program starts. */
+export type FileContent = string | Uint8Array | { data: string | Uint8Array; mode?: number };
+
+/** What the box is: its root, its volumes, its network, its ids, its cgroup. */
+export interface BoxShape {
+  /** A root filesystem image (a directory) instead of the host's /usr etc. */
+  image?: string;
+  /** With `image`: a copy-on-write layer over it (a tmpfs, discarded with the box). */
+  writable?: boolean;
+  network?: NetworkMode;
+  /** Host paths bound into the box (shorthand for bind `mounts`). */
+  binds?: Bind[];
+  mounts?: Mount[];
+  /** Ids the program runs as inside the box (default 65534/65534). */
+  user?: { uid?: number; gid?: number };
+  /** Parent cgroup for the box's cgroups (default: a `sandcell-<pid>` child of this process's own). */
+  cgroupParent?: string;
+}
+
+/** One program: what it is, what it gets, how it is limited. */
+export interface ProgramOptions {
   /** The program and its arguments. A name without '/' is looked up in the box's PATH. */
   command: string[];
   /** Environment of the program. It is empty otherwise, but for a safe PATH. */
@@ -53,21 +79,24 @@ export interface BoxOptions {
   /** Working directory inside the box (default /work, a writable tmpfs). */
   cwd?: string;
   limits?: Limits;
-  network?: NetworkMode;
-  binds?: Bind[];
-  /** Ids the program runs as inside the box (default 65534/65534). */
-  user?: { uid?: number; gid?: number };
-  /** Parent cgroup for the box's cgroups (default: a `sandcell-<pid>` child of this process's own). */
-  cgroupParent?: string;
+  /** Files written into the working directory before the program starts (names relative to it). */
+  files?: Record<string, FileContent>;
   /** Ends the run (and rejects) when aborted. */
   signal?: AbortSignal;
   /** System call filter: a preset (`default`, the default; `judge`; `none`) or a policy of your own. */
   seccomp?: PresetName | SeccompPolicy;
 }
 
+export interface BoxOptions extends BoxShape, ProgramOptions {}
+
 export interface RunOptions extends BoxOptions {
   /** What the program reads on stdin (default: nothing, /dev/null). */
   stdin?: string | Uint8Array | Readable;
+  /**
+   * Files to read back from the working directory after the run: names or patterns with `*` and
+   * `?` (not across '/'). Symlinks, special files and files over the limits are refused.
+   */
+  collect?: string[];
 }
 
 export type SpawnOptions = BoxOptions;
@@ -86,13 +115,28 @@ export interface ResolvedLimits {
   cpus: number | null;
 }
 
+export type ResolvedMount =
+  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  | { type: 'tmpfs'; target: string; sizeBytes: number };
+
+export interface ResolvedFile {
+  /** Relative to the working directory, normalised. */
+  name: string;
+  data: Buffer;
+  mode: number;
+}
+
 export interface ResolvedOptions {
   command: string[];
   env: Record<string, string>;
   cwd: string;
   limits: ResolvedLimits;
   network: NetworkMode;
-  binds: { source: string; target: string; readonly: boolean }[];
+  mounts: ResolvedMount[];
+  image: string | null;
+  writable: boolean;
+  files: ResolvedFile[];
+  collect: string[];
   uid: number;
   gid: number;
   cgroupParent: string | null;
@@ -180,18 +224,50 @@ const bindSchema = z.strictObject({
   readonly: z.boolean().optional(),
 });
 
-const boxShape = {
+const mountSchema = z.union([
+  z.strictObject({ type: z.literal('bind').optional(), source: absolutePath, target: absolutePath.optional(), readonly: z.boolean().optional() }),
+  z.strictObject({ type: z.literal('tmpfs'), target: absolutePath, size: size.optional() }),
+]);
+
+/** A path below the working directory: relative, no '..', no empty parts. */
+const relativePath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
+  .refine((s) => !s.startsWith('/'), 'must be relative to the working directory')
+  .refine((s) => s.split('/').every((p) => p !== '..' && p !== ''), "must not contain '..' or empty parts")
+  .transform((s) => s.split('/').filter((p) => p !== '.').join('/'));
+
+const fileData = z.union([z.string(), z.instanceof(Uint8Array)]);
+const filesSchema = z
+  .record(z.string(), z.union([fileData, z.strictObject({ data: fileData, mode: z.number().int().min(0).max(0o777).optional() })]))
+  .refine((f) => Object.keys(f).length <= 1000, 'has more than 1000 files');
+
+const shapeFields = {
+  image: absolutePath.optional(),
+  writable: z.boolean().optional(),
+  network: z.enum(['none', 'loopback', 'host']).optional(),
+  binds: z.array(bindSchema).max(256).optional(),
+  mounts: z.array(mountSchema).max(256).optional(),
+  user: z.strictObject({ uid: id.optional(), gid: id.optional() }).optional(),
+  cgroupParent: z.string().min(1).max(4096).optional(),
+};
+
+const programFields = {
   command: z.array(text).min(1, 'must name a program').max(65536),
   env: envSchema.optional(),
   cwd: absolutePath.optional(),
   limits: limitsSchema.optional(),
-  network: z.enum(['none', 'loopback', 'host']).optional(),
-  binds: z.array(bindSchema).max(256).optional(),
-  user: z.strictObject({ uid: id.optional(), gid: id.optional() }).optional(),
-  cgroupParent: z.string().min(1).max(4096).optional(),
+  files: filesSchema.optional(),
   signal: z.instanceof(AbortSignal).optional(),
   seccomp: z.unknown().optional(),
 };
+
+const collectSchema = z
+  .array(relativePath)
+  .max(1000)
+  .optional();
 
 const stdinSchema = z.union([
   z.string(),
@@ -199,9 +275,11 @@ const stdinSchema = z.union([
   z.custom<Readable>((v) => v instanceof Readable, 'must be a string, Buffer or readable stream'),
 ]);
 
-const runSchema = z.strictObject({ ...boxShape, stdin: stdinSchema.optional() });
+const runSchema = z.strictObject({ ...shapeFields, ...programFields, stdin: stdinSchema.optional(), collect: collectSchema });
+const shapeSchema = z.strictObject({ ...shapeFields, ...programFields, command: z.unknown().optional() });
+const programSchema = z.strictObject({ ...programFields, stdin: stdinSchema.optional(), collect: collectSchema });
 
-/** Inside paths the box's own filesystems occupy; a bind may not cover them. */
+/** Inside paths the box's own filesystems occupy; a volume may not cover them. */
 const RESERVED_TARGETS = ['/', '/proc', '/dev'];
 
 function toIssues(error: z.ZodError): OptionIssue[] {
@@ -211,56 +289,192 @@ function toIssues(error: z.ZodError): OptionIssue[] {
   }));
 }
 
-/** Validates and resolves options for `run()` / `spawn()`; throws SandboxOptionsError. */
-export function resolveOptions(input: unknown): ResolvedOptions {
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new SandboxOptionsError([{ path: '', message: 'options must be an object' }]);
   }
-  const parsed = runSchema.safeParse(input);
+  const parsed = schema.safeParse(input);
   if (!parsed.success) throw new SandboxOptionsError(toIssues(parsed.error));
-  const o = parsed.data;
-  const l = o.limits ?? {};
-  const binds = (o.binds ?? []).map((b) => ({ source: b.source, target: b.target ?? b.source, readonly: b.readonly ?? true }));
-  const issues: OptionIssue[] = [];
-  binds.forEach((b, i) => {
-    if (RESERVED_TARGETS.some((r) => b.target === r || (r !== '/' && b.target.startsWith(`${r}/`)))) {
-      issues.push({ path: `binds[${i}].target`, message: `must not be / or lie under /proc or /dev (got ${b.target})` });
-    }
-  });
-  let seccomp: PresetName | SeccompPolicy = 'default';
-  if (typeof o.seccomp === 'string') {
-    if (isPresetName(o.seccomp)) seccomp = o.seccomp;
-    else issues.push({ path: 'seccomp', message: `must be one of ${presetNames.join(', ')} or a policy object` });
-  } else if (o.seccomp !== undefined) {
-    try {
-      seccomp = parsePolicy(o.seccomp);
-    } catch (e) {
-      if (!(e instanceof SeccompPolicyError)) throw e;
-      for (const i of e.issues) issues.push({ path: i.path ? `seccomp.${i.path}` : 'seccomp', message: i.message });
-    }
-  }
-  if (issues.length > 0) throw new SandboxOptionsError(issues);
+  return parsed.data;
+}
+
+type ParsedLimits = z.output<typeof limitsSchema>;
+
+function resolveLimits(l: ParsedLimits, base: ResolvedLimits | null): ResolvedLimits {
+  const d = base ?? {
+    wallTimeMs: null,
+    cpuTimeMs: null,
+    memoryBytes: null,
+    processes: DEFAULT_LIMITS.processes,
+    outputBytes: DEFAULT_LIMITS.outputBytes,
+    fileSizeBytes: DEFAULT_LIMITS.fileSizeBytes,
+    stackBytes: DEFAULT_LIMITS.stackBytes,
+    openFiles: DEFAULT_LIMITS.openFiles,
+    tmpfsBytes: DEFAULT_LIMITS.tmpfsBytes,
+    cpus: null,
+  };
   return {
-    command: o.command,
-    env: { ...(o.env ?? {}) },
-    cwd: o.cwd ?? '/work',
-    limits: {
-      wallTimeMs: l.wallTime ?? null,
-      cpuTimeMs: l.cpuTime ?? null,
-      memoryBytes: l.memory ?? null,
-      processes: l.processes ?? DEFAULT_LIMITS.processes,
-      outputBytes: l.output ?? DEFAULT_LIMITS.outputBytes,
-      fileSizeBytes: l.fileSize ?? DEFAULT_LIMITS.fileSizeBytes,
-      stackBytes: l.stack ?? DEFAULT_LIMITS.stackBytes,
-      openFiles: l.openFiles ?? DEFAULT_LIMITS.openFiles,
-      tmpfsBytes: l.tmpfs ?? DEFAULT_LIMITS.tmpfsBytes,
-      cpus: l.cpus ?? null,
-    },
+    wallTimeMs: l.wallTime ?? d.wallTimeMs,
+    cpuTimeMs: l.cpuTime ?? d.cpuTimeMs,
+    memoryBytes: l.memory ?? d.memoryBytes,
+    processes: l.processes ?? d.processes,
+    outputBytes: l.output ?? d.outputBytes,
+    fileSizeBytes: l.fileSize ?? d.fileSizeBytes,
+    stackBytes: l.stack ?? d.stackBytes,
+    openFiles: l.openFiles ?? d.openFiles,
+    tmpfsBytes: l.tmpfs ?? d.tmpfsBytes,
+    cpus: l.cpus ?? d.cpus,
+  };
+}
+
+function resolveSeccomp(value: unknown, issues: OptionIssue[]): PresetName | SeccompPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') {
+    if (isPresetName(value)) return value;
+    issues.push({ path: 'seccomp', message: `must be one of ${presetNames.join(', ')} or a policy object` });
+    return undefined;
+  }
+  try {
+    return parsePolicy(value);
+  } catch (e) {
+    if (!(e instanceof SeccompPolicyError)) throw e;
+    for (const i of e.issues) issues.push({ path: i.path ? `seccomp.${i.path}` : 'seccomp', message: i.message });
+    return undefined;
+  }
+}
+
+type ParsedShape = Pick<z.output<typeof shapeSchema>, keyof typeof shapeFields>;
+
+/** Volumes and image, checked against the host: sources must exist, targets must not cover the box's own filesystems. */
+function resolveShape(o: ParsedShape, tmpfsBytes: number, issues: OptionIssue[]) {
+  const mounts: ResolvedMount[] = [];
+  const add = (m: ResolvedMount, path: string): void => {
+    if (RESERVED_TARGETS.some((r) => m.target === r || (r !== '/' && m.target.startsWith(`${r}/`)))) {
+      issues.push({ path: `${path}.target`, message: `must not be / or lie under /proc or /dev (got ${m.target})` });
+      return;
+    }
+    if (m.type === 'bind' && !existsSync(m.source)) {
+      issues.push({ path: `${path}.source`, message: `does not exist on the host (${m.source})` });
+      return;
+    }
+    mounts.push(m);
+  };
+  (o.binds ?? []).forEach((b, i) =>
+    add({ type: 'bind', source: b.source, target: b.target ?? b.source, readonly: b.readonly ?? true }, `binds[${i}]`),
+  );
+  (o.mounts ?? []).forEach((m, i) =>
+    add(
+      m.type === 'tmpfs'
+        ? { type: 'tmpfs', target: m.target, sizeBytes: m.size ?? tmpfsBytes }
+        : { type: 'bind', source: m.source, target: m.target ?? m.source, readonly: m.readonly ?? true },
+      `mounts[${i}]`,
+    ),
+  );
+  const image = o.image ?? null;
+  if (image !== null && !statOrNull(image)?.isDirectory()) issues.push({ path: 'image', message: `is not a directory (${image})` });
+  if (o.writable && image === null) issues.push({ path: 'writable', message: 'needs an image' });
+  return {
     network: o.network ?? 'none',
-    binds,
+    mounts,
+    image,
+    writable: o.writable ?? false,
     uid: o.user?.uid ?? 65534,
     gid: o.user?.gid ?? 65534,
     cgroupParent: o.cgroupParent ?? null,
+  } satisfies Partial<ResolvedOptions>;
+}
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function resolveFiles(files: z.output<typeof filesSchema> | undefined, issues: OptionIssue[]): ResolvedFile[] {
+  const out: ResolvedFile[] = [];
+  let total = 0;
+  for (const [name, content] of Object.entries(files ?? {})) {
+    const checked = relativePath.safeParse(name);
+    if (!checked.success) {
+      issues.push({ path: `files.${name}`, message: checked.error.issues[0]?.message ?? 'bad name' });
+      continue;
+    }
+    const c = typeof content === 'string' || content instanceof Uint8Array ? { data: content } : content;
+    const data = Buffer.from(c.data);
+    total += data.length;
+    out.push({ name: checked.data, data, mode: c.mode ?? 0o644 });
+  }
+  if (total > MAX_FILES_BYTES) issues.push({ path: 'files', message: `hold more than ${MAX_FILES_BYTES} bytes in all` });
+  return out;
+}
+
+const MAX_FILES_BYTES = 8 * 1024 * 1024;
+
+/** Validates and resolves options for `run()` / `spawn()`; throws SandboxOptionsError. */
+export function resolveOptions(input: unknown): ResolvedOptions {
+  const o = parse(runSchema, input);
+  const issues: OptionIssue[] = [];
+  const limits = resolveLimits(o.limits ?? {}, null);
+  const shape = resolveShape(o, limits.tmpfsBytes, issues);
+  const seccomp = resolveSeccomp(o.seccomp, issues) ?? 'default';
+  const files = resolveFiles(o.files, issues);
+  if (issues.length > 0) throw new SandboxOptionsError(issues);
+  return {
+    ...shape,
+    command: o.command,
+    env: { ...(o.env ?? {}) },
+    cwd: o.cwd ?? '/work',
+    limits,
+    files,
+    collect: o.collect ?? [],
+    signal: o.signal ?? null,
+    stdin: o.stdin ?? null,
+    seccomp,
+  };
+}
+
+/** `Sandbox.create()` options: the box, and defaults for the programs run in it. */
+export function resolveSandboxOptions(input: unknown): ResolvedOptions {
+  const o = parse(shapeSchema, input);
+  const issues: OptionIssue[] = [];
+  const limits = resolveLimits(o.limits ?? {}, null);
+  const shape = resolveShape(o, limits.tmpfsBytes, issues);
+  const seccomp = resolveSeccomp(o.seccomp, issues) ?? 'default';
+  const files = resolveFiles(o.files, issues);
+  if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
+  if (issues.length > 0) throw new SandboxOptionsError(issues);
+  return {
+    ...shape,
+    command: [],
+    env: { ...(o.env ?? {}) },
+    cwd: o.cwd ?? '/work',
+    limits,
+    files,
+    collect: [],
+    signal: o.signal ?? null,
+    stdin: null,
+    seccomp,
+  };
+}
+
+/** One run in a living box: its own program and limits over the box's defaults. */
+export function resolveSandboxRun(input: unknown, box: ResolvedOptions): ResolvedOptions {
+  const o = parse(programSchema, input);
+  const issues: OptionIssue[] = [];
+  const seccomp = resolveSeccomp(o.seccomp, issues) ?? box.seccomp;
+  const files = resolveFiles(o.files, issues);
+  if (o.limits?.tmpfs !== undefined) issues.push({ path: 'limits.tmpfs', message: 'is the box\'s: give it to Sandbox.create()' });
+  if (issues.length > 0) throw new SandboxOptionsError(issues);
+  return {
+    ...box,
+    command: o.command,
+    env: { ...box.env, ...(o.env ?? {}) },
+    cwd: o.cwd ?? box.cwd,
+    limits: resolveLimits(o.limits ?? {}, box.limits),
+    files,
+    collect: o.collect ?? [],
     signal: o.signal ?? null,
     stdin: o.stdin ?? null,
     seccomp,

@@ -2,6 +2,7 @@
 // user namespace, it reads the plan, builds the root filesystem, starts the program as its child
 // with every privilege dropped, then reaps, forwards signals and reports how the program ended.
 // An ordinary single-threaded static program: unlike the clone child it may use libc freely.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -125,9 +126,27 @@ struct Source {
   int fd;
 };
 
+// Files and directories the plan puts in place (below `root`); in a living box, also per run.
+void place(const Plan& plan, const Mount& m, const std::string& root) {
+  std::string at = root + m.target;
+  if (m.kind == wire::kDir) {
+    make_dirs(at, m.mode);
+    if (chmod(at.c_str(), m.mode) < 0) fail("chmod " + m.target, errno);
+    if (m.owner && chown(at.c_str(), plan.uid, plan.gid) < 0) fail("chown " + m.target, errno);
+    return;
+  }
+  make_dirs(parent_of(at), 0755);
+  // Never through a symlink the box may have planted where the file goes.
+  int fd = open(at.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, m.mode);
+  if (fd < 0 || !write_all(fd, m.data)) fail("write " + m.target, errno);
+  if (fchmod(fd, m.mode) < 0) fail("chmod " + m.target, errno);
+  if (m.owner && fchown(fd, plan.uid, plan.gid) < 0) fail("chown " + m.target, errno);
+  close(fd);
+}
+
 void build_root(const Plan& plan) {
-  // Open every bind source while the host's tree is still in place: the staging tmpfs may cover
-  // part of it (a source below /tmp, say).
+  // Open every bind source (and the image) while the host's tree is still in place: the staging
+  // tmpfs may cover part of it (a source below /tmp, say).
   std::vector<Source> sources;
   for (const auto& m : plan.mounts) {
     if (m.kind != wire::kBind) continue;
@@ -138,30 +157,40 @@ void build_root(const Plan& plan) {
     }
     sources.push_back({&m, fd});
   }
+  bool overlay = plan.flags & wire::kOverlayRoot;
+  int image_fd = -1;
+  if (overlay && (image_fd = open(plan.image.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    fail("open image " + plan.image, errno);
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail("make mounts private", errno);
-  const std::string& root = plan.staging;
-  if (mount("sandcell-root", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m,nr_inodes=4096") < 0)
+  std::string root = plan.staging;
+  if (mount("sandcell-root", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.root_tmpfs.c_str()) < 0)
     fail("mount root tmpfs", errno);
+  if (overlay) {
+    // Copy-on-write over the image: writes land in the tmpfs (charged to the box's memory) and
+    // vanish with the box; the image directory is never written.
+    for (const char* d : {"/upper", "/work", "/root"})
+      if (mkdir((root + d).c_str(), 0755) < 0) fail(std::string("mkdir overlay ") + d, errno);
+    std::string opts = "lowerdir=/proc/self/fd/" + std::to_string(image_fd) + ",upperdir=" + root +
+                       "/upper,workdir=" + root + "/work";
+    if (mount("overlay", (root + "/root").c_str(), "overlay", MS_NOSUID | MS_NODEV, (opts + ",userxattr").c_str()) < 0 &&
+        mount("overlay", (root + "/root").c_str(), "overlay", MS_NOSUID | MS_NODEV, opts.c_str()) < 0)
+      fail("mount overlay " + plan.image, errno);
+    close(image_fd);
+    root += "/root";
+  }
 
   size_t next_source = 0;
   for (const auto& m : plan.mounts) {
     std::string at = root + m.target;
     switch (m.kind) {
       case wire::kDir:
-        make_dirs(at, m.mode);
-        if (chmod(at.c_str(), m.mode) < 0) fail("chmod " + m.target, errno);
+      case wire::kFile:
+        place(plan, m, root);
         break;
       case wire::kSymlink:
         make_dirs(parent_of(at), 0755);
         if (symlink(m.data.c_str(), at.c_str()) < 0) fail("symlink " + m.target, errno);
         break;
-      case wire::kFile: {
-        make_dirs(parent_of(at), 0755);
-        int fd = open(at.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, m.mode);
-        if (fd < 0 || !write_all(fd, m.data)) fail("write " + m.target, errno);
-        close(fd);
-        break;
-      }
       case wire::kTmpfs:
         make_dirs(at, 0755);
         if (mount("tmpfs", at.c_str(), "tmpfs", mount_flags(m.flags & ~wire::kReadOnly), m.data.c_str()) < 0)
@@ -340,14 +369,75 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
   fail("execve", errno);
 }
 
-// Ends the box from the inside: every other process dies, is reaped (so its usage is counted),
-// and the supervisor learns how the main process ended.
-[[noreturn]] void finish(uint32_t kind, int value) {
-  kill(-1, SIGKILL);
-  for (;;) {
-    pid_t pid = waitpid(-1, nullptr, __WALL);
-    if (pid < 0 && errno != EINTR) break;
+// PID 1 of the box kills with kill(-1); a run inside a living box is not PID 1 and must end only
+// what it started: its descendants, which all become its children (it is a subreaper) once
+// their parents die. Each round kills every child there is, then reaps one.
+bool g_namespace_init = true;
+
+// The init's children: from /proc/self/task/<tid>/children (the init is single-threaded), or,
+// on kernels built without it, by scanning /proc (hidepid hides the program's processes from a
+// scan once the init has dropped its capabilities, so the children file comes first).
+std::vector<pid_t> children_of_self() {
+  std::vector<pid_t> out;
+  pid_t self = getpid();
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/children", self);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    close(fd);
+    for (const char* p = text.c_str(); *p;) {
+      char* end;
+      long pid = strtol(p, &end, 10);
+      if (end == p) break;
+      if (pid > 0) out.push_back(static_cast<pid_t>(pid));
+      p = end;
+    }
+    return out;
   }
+  DIR* proc = opendir("/proc");
+  if (!proc) return out;
+  while (dirent* e = readdir(proc)) {
+    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
+    if (pid <= 0) continue;
+    char stat_path[64], buf[512];
+    snprintf(stat_path, sizeof stat_path, "/proc/%d/stat", pid);
+    int sfd = open(stat_path, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0) continue;
+    ssize_t n = read(sfd, buf, sizeof buf - 1);
+    close(sfd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    const char* paren = strrchr(buf, ')');
+    int ppid = 0;
+    char state;
+    if (paren && sscanf(paren + 1, " %c %d", &state, &ppid) == 2 && ppid == self) out.push_back(pid);
+  }
+  closedir(proc);
+  return out;
+}
+
+void kill_everything_started() {
+  if (g_namespace_init) {
+    kill(-1, SIGKILL);
+    while (waitpid(-1, nullptr, __WALL) >= 0 || errno == EINTR) {
+    }
+    return;
+  }
+  for (;;) {
+    for (pid_t child : children_of_self()) kill(child, SIGKILL);
+    pid_t pid = waitpid(-1, nullptr, __WALL);
+    if (pid < 0 && errno != EINTR) return;  // ECHILD: nothing left
+  }
+}
+
+// Ends the run from the inside: every process it started dies and is reaped (so its usage is
+// counted), and the supervisor learns how the main process ended.
+[[noreturn]] void finish(uint32_t kind, int value) {
+  kill_everything_started();
   rusage ru{};
   getrusage(RUSAGE_CHILDREN, &ru);
   wire::ExitStatus s{};
@@ -372,42 +462,21 @@ void keep_only_kill(int cap_last) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-}  // namespace
-
-int main() {
-  // If the Node process dies, so does the box: the kernel kills the rest of the PID namespace
-  // when its init goes. The control socket gives EOF too when the whole parent process is gone,
-  // which also covers the parent thread dying first.
-  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, nullptr);
-
-  uint32_t len = 0;
-  if (!read_exact(wire::kPlanFd, reinterpret_cast<char*>(&len), sizeof len)) _exit(1);  // the parent went away
-  if (len == 0 || len > wire::kMaxPlanBytes) fail("read plan", EINVAL);
-  std::string bytes(len, '\0');
-  if (!read_exact(wire::kPlanFd, bytes.data(), len)) fail("read plan", errno ? errno : EPIPE);
-  Plan plan;
-  if (!wire::decode(bytes, &plan) || plan.argv.empty() || plan.staging.empty() || plan.staging[0] != '/')
-    fail("decode plan", EINVAL);
-  bytes.clear();
-
-  int cap_last = last_cap();
-  if (plan.flags & wire::kNewCgroupNs)
-    if (unshare(CLONE_NEWCGROUP) < 0) fail("cgroup namespace", errno);
-  if (sethostname(plan.hostname.data(), plan.hostname.size()) < 0) fail("sethostname", errno);
-  if (plan.flags & wire::kLoopbackUp) loopback_up();
-  build_root(plan);
-
+// The init's life after setup: start the program (unless the box only waits for runs), then
+// forward signals to it, reap, and end the run when it ends or when the supervisor says so.
+[[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all) {
   int sigfd = signalfd(-1, &all, SFD_CLOEXEC);
   if (sigfd < 0) fail("signalfd", errno);
-  pid_t main_pid = fork();
-  if (main_pid < 0) fail("fork", errno);
-  if (main_pid == 0) {
-    close(sigfd);
-    exec_program(plan, cap_last);
+  pid_t main_pid = -1;
+  if (!(plan.flags & wire::kPersistent)) {
+    main_pid = fork();
+    if (main_pid < 0) fail("fork", errno);
+    if (main_pid == 0) {
+      close(sigfd);
+      exec_program(plan, cap_last);
+    }
   }
+  // For a living box, this EOF tells the supervisor the box is ready for runs.
   close(wire::kReportFd);
   keep_only_kill(cap_last);
 
@@ -426,7 +495,7 @@ int main() {
     if (read(sigfd, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) continue;
     if (si.ssi_signo != SIGCHLD) {
       // Signals sent to the box (through the init) are meant for the program.
-      kill(main_pid, static_cast<int>(si.ssi_signo));
+      if (main_pid > 0) kill(main_pid, static_cast<int>(si.ssi_signo));
       continue;
     }
     for (;;) {
@@ -439,4 +508,67 @@ int main() {
       finish(wire::kSignaled, WTERMSIG(status));
     }
   }
+}
+
+// A run in a living box. The addon started us inside the box's namespaces (setns), but a PID
+// namespace applies to children only: the run's own init is our child, in the box's PID
+// namespace, a subreaper for everything the run starts. We stay outside, forwarding signals to
+// it and ending when it ends.
+[[noreturn]] void join_box(const Plan& plan, int cap_last, const sigset_t& all) {
+  pid_t inner = fork();
+  if (inner < 0) fail("fork", errno);
+  if (inner == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    g_namespace_init = false;
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) fail("subreaper", errno);
+    for (const auto& m : plan.mounts) place(plan, m, "");
+    supervise(plan, cap_last, all);
+  }
+  close(wire::kPlanFd);
+  close(wire::kReportFd);
+  close(wire::kStatusFd);
+  keep_only_kill(cap_last);
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(inner, sig);
+      continue;
+    }
+    int status;
+    while (waitpid(inner, &status, WNOHANG | __WALL) == inner) _exit(0);
+  }
+}
+
+}  // namespace
+
+int main() {
+  // If the Node process dies, so does the box: the kernel kills the rest of the PID namespace
+  // when its init goes. The control socket gives EOF too when the whole parent process is gone,
+  // which also covers the parent thread dying first.
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+
+  uint32_t len = 0;
+  if (!read_exact(wire::kPlanFd, reinterpret_cast<char*>(&len), sizeof len)) _exit(1);  // the parent went away
+  if (len == 0 || len > wire::kMaxPlanBytes) fail("read plan", EINVAL);
+  std::string bytes(len, '\0');
+  if (!read_exact(wire::kPlanFd, bytes.data(), len)) fail("read plan", errno ? errno : EPIPE);
+  Plan plan;
+  if (!wire::decode(bytes, &plan) || (plan.argv.empty() && !(plan.flags & wire::kPersistent)) ||
+      plan.staging.empty() || plan.staging[0] != '/')
+    fail("decode plan", EINVAL);
+  bytes.clear();
+
+  int cap_last = last_cap();
+  if (plan.flags & wire::kJoin) join_box(plan, cap_last, all);
+  if (plan.flags & wire::kNewCgroupNs)
+    if (unshare(CLONE_NEWCGROUP) < 0) fail("cgroup namespace", errno);
+  if (sethostname(plan.hostname.data(), plan.hostname.size()) < 0) fail("sethostname", errno);
+  if (plan.flags & wire::kLoopbackUp) loopback_up();
+  build_root(plan);
+  supervise(plan, cap_last, all);
 }

@@ -93,7 +93,12 @@ export interface CgroupDriver {
   readonly controllers: readonly string[];
   /** Things that work less well than they could (a hierarchy not writable, a controller not delegated). */
   readonly warnings: readonly string[];
-  create(limits: CgroupLimits): Promise<RunCgroup>;
+  /**
+   * A new cgroup with these limits, below `sandcell-<pid>`, or below `under` (a cgroup of this
+   * driver that will then hold no process of its own: on v2 only leaves may). Destroying `under`
+   * destroys what is below it.
+   */
+  create(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup>;
   /** Remove the `sandcell-<pid>` parent dirs when empty (they stay if another driver of this process still has run cgroups in them). */
   close(): Promise<void>;
 }

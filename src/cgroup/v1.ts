@@ -34,9 +34,9 @@ export class V1RunCgroup implements RunCgroup {
   /** `byController`: controller → this run's dir in the hierarchy of that controller. */
   constructor(
     readonly name: string,
-    byController: ReadonlyMap<string, string>,
+    readonly byController: ReadonlyMap<string, string>,
     readonly limits: Readonly<CgroupLimits>,
-    private readonly tail: string,
+    readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
     private readonly onGone: () => void,
   ) {
@@ -181,23 +181,26 @@ export class V1Driver implements CgroupDriver {
     this.controllers = Object.keys(parents);
   }
 
-  async create(limits: CgroupLimits): Promise<RunCgroup> {
+  async create(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
     validateLimits(limits);
+    if (under !== undefined && !(under instanceof V1RunCgroup)) throw new TypeError('under: not a cgroup of this driver');
+    const parent = under as V1RunCgroup | undefined;
     const name = newRunName();
     const byController = new Map<string, string>();
     const made: string[] = [];
     try {
       for (const h of this.hierarchies) {
-        const dir = join(h.sandcellDir, name);
+        const base = parent ? parent.byController.get(h.controllers[0] ?? '') : h.sandcellDir;
+        if (base === undefined) continue;
+        const dir = join(base, name);
         // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
-        await mkdirCgroup(h.sandcellDir, this.fake, true);
+        if (!parent) await mkdirCgroup(h.sandcellDir, this.fake, true);
         await mkdirCgroup(dir, this.fake);
         made.push(dir);
         for (const c of h.controllers) byController.set(c, dir);
       }
-      const rc = new V1RunCgroup(name, byController, { ...limits }, `/${this.sandcellName}/${name}`, this.fake, () =>
-        this.live.delete(rc),
-      );
+      const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellName}/${name}`;
+      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, () => this.live.delete(rc));
       await rc.apply();
       this.live.add(rc);
       return rc;

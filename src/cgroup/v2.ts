@@ -64,7 +64,7 @@ export class V2RunCgroup implements RunCgroup {
     readonly name: string,
     readonly dir: string,
     readonly limits: Readonly<CgroupLimits>,
-    private readonly tail: string,
+    readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
     private readonly onGone: () => void,
   ) {
@@ -189,14 +189,20 @@ export class V2Driver implements CgroupDriver {
     this.parents = { unified: sandcellDir };
   }
 
-  async create(limits: CgroupLimits): Promise<RunCgroup> {
+  async create(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
     validateLimits(limits);
+    if (under !== undefined && !(under instanceof V2RunCgroup)) throw new TypeError('under: not a cgroup of this driver');
+    const parent = under as V2RunCgroup | undefined;
     const name = newRunName();
-    const dir = join(this.sandcellDir, name);
-    // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
-    if (await mkdirCgroup(this.sandcellDir, this.fake, true)) await enableSubtree(this.sandcellDir, this.controllers);
+    const dir = join(parent ? parent.dir : this.sandcellDir, name);
+    if (parent) {
+      await enableSubtree(parent.dir, this.controllers);
+    } else if (await mkdirCgroup(this.sandcellDir, this.fake, true)) {
+      // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
+      await enableSubtree(this.sandcellDir, this.controllers);
+    }
     await mkdirCgroup(dir, this.fake);
-    const tail = `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
+    const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
     const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => this.live.delete(rc));
     try {
       await rc.apply();

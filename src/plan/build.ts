@@ -4,7 +4,7 @@
  */
 import type { NativePlan, NativeRlimit, NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
-import { defaultRoot } from './rootfs.js';
+import { boxRoot, filesIn } from './rootfs.js';
 
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -56,10 +56,17 @@ function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
   return out;
 }
 
-export function buildPlan(o: ResolvedOptions, extras: PlanExtras): NativePlan {
+export type PlanMode = 'run' | 'box' | 'join';
+
+/**
+ * `run`: a box that lives as long as its program. `box`: a box that only builds its root and
+ * waits (Sandbox.create). `join`: a program inside such a box; its root already exists.
+ */
+export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode = 'run'): NativePlan {
   const env = { PATH: SAFE_PATH, ...o.env };
+  const writableImage = o.image !== null && o.writable;
   return {
-    argv: o.command,
+    argv: mode === 'box' ? [] : o.command,
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     cwd: o.cwd,
     staging: '/tmp',
@@ -71,15 +78,25 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras): NativePlan {
     newNetwork: o.network !== 'host',
     loopback: o.network !== 'host',
     cgroupNamespace: true,
-    rootReadOnly: true,
-    mounts: defaultRoot({
-      uid: o.uid,
-      gid: o.gid,
-      cwd: o.cwd,
-      tmpfsBytes: o.limits.tmpfsBytes,
-      hostNetwork: o.network === 'host',
-      binds: o.binds,
-    }),
+    rootReadOnly: !writableImage,
+    rootTmpfs: writableImage ? `mode=755,size=${o.limits.tmpfsBytes}` : 'mode=755,size=4194304,nr_inodes=4096',
+    ...(writableImage && o.image !== null ? { image: o.image } : {}),
+    ...(mode === 'box' ? { persistent: true } : {}),
+    ...(mode === 'join' ? { join: true } : {}),
+    mounts:
+      mode === 'join'
+        ? filesIn(o.cwd, o.files)
+        : boxRoot({
+            uid: o.uid,
+            gid: o.gid,
+            cwd: o.cwd,
+            tmpfsBytes: o.limits.tmpfsBytes,
+            hostNetwork: o.network === 'host',
+            mounts: o.mounts,
+            image: o.image,
+            writable: o.writable,
+            files: o.files,
+          }),
     rlimits: rlimits(o, extras),
     seccomp: extras.seccomp,
     seccompListener: extras.seccompListener,

@@ -4,8 +4,10 @@
  * directory. No image to build; nothing else of the host is visible.
  */
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
 
 import type { NativeMount } from '../native.js';
+import type { ResolvedFile, ResolvedMount } from '../options.js';
 
 /** Top-level host directories of the default root: bound read-only, or recreated as the same symlink. */
 const HOST_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -22,9 +24,17 @@ export interface RootOptions {
   cwd: string;
   tmpfsBytes: number;
   hostNetwork: boolean;
-  /** Host paths the caller binds into the box, in order. */
-  binds: readonly { source: string; target: string; readonly: boolean }[];
+  /** Volumes, in order. */
+  mounts: readonly ResolvedMount[];
+  /** A root filesystem image instead of the host's dirs; `writable`: an overlay over it (the init mounts it). */
+  image: string | null;
+  writable: boolean;
+  /** Put in the working directory, owned by the program's user. */
+  files: readonly ResolvedFile[];
 }
+
+/** Top-level entries of an image that the box provides itself. */
+const BOX_OWNED = new Set(['proc', 'dev', 'tmp', 'sys']);
 
 function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
@@ -96,24 +106,56 @@ function devices(o: RootOptions): NativeMount[] {
   return m;
 }
 
-/** The mount list of the default root, in the order the init applies it. */
-export function defaultRoot(o: RootOptions): NativeMount[] {
-  const mounts: NativeMount[] = [];
-  for (const e of hostEntries()) {
-    if (e.symlink !== null) mounts.push({ kind: 'symlink', target: e.path, data: e.symlink });
-    else mounts.push({ kind: 'bind', source: e.path, target: e.path, readOnly: true, noSuid: true, noDev: true, optional: true });
+/** An image's top level, bound entry by entry read-only (symlinks recreated), like the host's dirs. */
+function imageEntries(image: string, cwd: string): NativeMount[] {
+  const cwdTop = cwd.split('/')[1];
+  const out: NativeMount[] = [];
+  for (const e of readdirSync(image, { withFileTypes: true })) {
+    if (BOX_OWNED.has(e.name) || e.name === cwdTop) continue;
+    const path = join(image, e.name);
+    if (e.isSymbolicLink()) out.push({ kind: 'symlink', target: `/${e.name}`, data: readlinkSync(path) });
+    else if (e.isDirectory() || e.isFile()) {
+      out.push({ kind: 'bind', source: path, target: `/${e.name}`, readOnly: true, noSuid: true, noDev: true });
+    }
   }
-  mounts.push(...etcFiles(o));
+  return out;
+}
+
+/** The mount list of the box's root, in the order the init applies it. */
+export function boxRoot(o: RootOptions): NativeMount[] {
+  const mounts: NativeMount[] = [];
+  if (o.image === null) {
+    for (const e of hostEntries()) {
+      if (e.symlink !== null) mounts.push({ kind: 'symlink', target: e.path, data: e.symlink });
+      else mounts.push({ kind: 'bind', source: e.path, target: e.path, readOnly: true, noSuid: true, noDev: true, optional: true });
+    }
+    mounts.push(...etcFiles(o));
+  } else if (!o.writable) {
+    mounts.push(...imageEntries(o.image, o.cwd));
+  }
   mounts.push({ kind: 'proc', target: '/proc' });
   mounts.push(...devices(o));
   mounts.push({ kind: 'tmpfs', target: '/tmp', data: `size=${o.tmpfsBytes},mode=1777`, noSuid: true, noDev: true });
-  for (const b of o.binds) {
-    mounts.push({ kind: 'bind', source: b.source, target: b.target, readOnly: b.readonly, noSuid: true, noDev: true });
+  for (const m of o.mounts) {
+    if (m.type === 'bind') {
+      mounts.push({ kind: 'bind', source: m.source, target: m.target, readOnly: m.readonly, noSuid: true, noDev: true });
+    } else {
+      mounts.push({ kind: 'tmpfs', target: m.target, data: `size=${m.sizeBytes},mode=1777`, noSuid: true, noDev: true });
+    }
   }
-  // The working directory is a writable tmpfs of its own unless it lies in something already mounted.
-  const covered = mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
+  // The working directory is a writable tmpfs of its own unless it lies in something already
+  // mounted (or in a writable image).
+  const covered = o.writable || mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
   if (!covered) {
     mounts.push({ kind: 'tmpfs', target: o.cwd, data: `size=${o.tmpfsBytes},mode=755,uid=${o.uid},gid=${o.gid}`, noSuid: true, noDev: true });
+  } else if (o.writable) {
+    mounts.push({ kind: 'dir', target: o.cwd, mode: 0o755, programOwned: true });
   }
+  mounts.push(...filesIn(o.cwd, o.files));
   return mounts;
+}
+
+/** The caller's files as plan entries, below the working directory, owned by the program. */
+export function filesIn(cwd: string, files: readonly ResolvedFile[]): NativeMount[] {
+  return files.map((f) => ({ kind: 'file', target: `${cwd === '/' ? '' : cwd}/${f.name}`, data: f.data, mode: f.mode, programOwned: true }));
 }

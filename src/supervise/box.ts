@@ -7,8 +7,8 @@ import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
-import type { RunCgroup } from '../cgroup/index.js';
-import { nativeSpawn, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
+import type { CgroupLimits, RunCgroup } from '../cgroup/index.js';
+import { nativeSpawn, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
 import { buildPlan } from '../plan/build.js';
 import { deriveStatus, signalName, type Enforcement, type KillReason, type Result } from '../result.js';
@@ -37,6 +37,8 @@ export interface BoxStart {
    * Not reachable from the public API (src/index.ts does not export startBox).
    */
   weakenPlan?: (plan: NativePlan) => void;
+  /** Run inside a living box (Sandbox) instead of a box of its own. */
+  join?: { box: NativeBox; cgroup: RunCgroup | null };
 }
 
 /** A running box. */
@@ -257,13 +259,8 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
   const filter = filterFor(start.seccomp);
   const { driver } = await cgroupsFor(o.cgroupParent);
   const l = o.limits;
-  const cgroup = driver
-    ? await driver.create({
-        ...(l.memoryBytes !== null ? { memoryBytes: l.memoryBytes } : {}),
-        pids: l.processes,
-        ...(l.cpus !== null ? { cpus: l.cpus } : {}),
-      })
-    : null;
+  // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
+  const cgroup = driver && (!start.join || start.join.cgroup) ? await driver.create(cgroupLimits(o), start.join?.cgroup ?? undefined) : null;
   const memoryByCgroup = cgroup?.enforced.memory === 'cgroup';
   const enforced: Result['limitsEnforced'] = {
     memory: l.memoryBytes === null ? 'none' : memoryByCgroup ? 'cgroup' : 'rlimit',
@@ -278,7 +275,7 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
     memoryRlimitBytes: l.memoryBytes !== null && !memoryByCgroup ? l.memoryBytes : null,
     cpuLimitByCgroup: enforced.cpuTime === 'cgroup',
     stdio,
-  });
+  }, start.join ? 'join' : 'run');
   if (cgroup?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cgroup.cpuTimeFile;
   if (filter) {
     plan.seccompExecPathLo = filter.execPathLo;
@@ -287,10 +284,20 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
   start.weakenPlan?.(plan);
   let native: NativeSpawned;
   try {
-    native = await nativeSpawn(plan);
+    native = await nativeSpawn(plan, start.join?.box);
   } catch (e) {
     if (cgroup) await cgroup.destroy();
     throw e;
   }
   return new SandboxProcess(native, cgroup, o, enforced);
+}
+
+/** The cgroup limits of a box or run. */
+export function cgroupLimits(o: ResolvedOptions): CgroupLimits {
+  const l = o.limits;
+  return {
+    ...(l.memoryBytes !== null ? { memoryBytes: l.memoryBytes } : {}),
+    pids: l.processes,
+    ...(l.cpus !== null ? { cpus: l.cpus } : {}),
+  };
 }

@@ -39,12 +39,12 @@ describe('errors', () => {
     expect((e as SandboxSetupError).stage).toBe('chdir /usr/no-such-dir');
   });
 
-  it('a bind of a missing host path names the stage', async () => {
-    const e = await run({ command: ['/bin/true'], binds: [{ source: '/no/such/host/dir', target: '/data' }] }).catch((x: unknown) => x);
-    expect(e).toBeInstanceOf(SandboxSetupError);
-    expect((e as SandboxSetupError).stage).toBe('open /no/such/host/dir');
-    expect((e as SandboxSetupError).code).toBe('ENOENT');
+  it('a bind of a missing host path is refused up front, naming the bind', async () => {
+    const e = await optionError({ command: ['/bin/true'], binds: [{ source: '/no/such/host/dir', target: '/data' }] });
+    expect(e.path).toBe('binds[0].source');
+    expect(e.message).toContain('does not exist');
   });
+
 
   it.each([
     [{ command: ['/bin/true'], limits: { memory: 'lots' } }, 'limits.memory'],

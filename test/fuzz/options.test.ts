@@ -151,7 +151,8 @@ describe('run() with hostile options', () => {
     );
     // Both sides of validation were exercised.
     expect(seen.get('options') ?? 0).toBeGreaterThan(RUNS / 4);
-    expect((seen.get('abort') ?? 0) + (seen.get('result') ?? 0) + (seen.get('setup') ?? 0)).toBeGreaterThan(RUNS / 50);
+    // Missing bind sources are refused as options now, so fewer cases reach a real box.
+    expect((seen.get('abort') ?? 0) + (seen.get('result') ?? 0) + (seen.get('setup') ?? 0)).toBeGreaterThan(RUNS / 100);
     console.log('outcomes', Object.fromEntries(seen), 'real runs', realRuns);
   }, 300_000);
 

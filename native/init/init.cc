@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
@@ -25,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -268,6 +270,44 @@ void clear_caps(const char* stage) {
   if (syscall(SYS_capset, &hdr, data) < 0) fail(stage, errno);
 }
 
+// The seccomp listener's way out of the box. Once the filter is loaded every system call of the
+// program's thread passes through it, sendmsg included, and a policy may answer sendmsg with
+// `kill` (USER_NOTIF): judge does. That notification would wait for a supervisor that can only get
+// the listener from this very sendmsg, and the box would hang before its program starts. So the
+// listener is sent by a helper thread started before the filter is loaded (filters apply to the
+// thread that loads them; threads started earlier do not get them), and the program's thread
+// makes no system call between loading the filter and its execve: it hands the fd over and waits
+// on shared memory.
+struct ListenerHandoff {
+  std::atomic<int> fd{-1};
+  std::atomic<bool> sent{false};
+};
+
+void* send_listener(void* arg) {
+  auto* h = static_cast<ListenerHandoff*>(arg);
+  int lfd;
+  while ((lfd = h->fd.load()) < 0) sched_yield();
+  wire::SetupFailure note{};
+  snprintf(note.stage, sizeof note.stage, "seccomp listener");
+  char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{&note, sizeof note};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+  // fail() ends the whole process (exit_group), the filtered thread included.
+  if (sendmsg(wire::kReportFd, &msg, MSG_NOSIGNAL) < 0) fail("seccomp listener", errno);
+  close(lfd);  // the fd table is shared: this is the program's copy
+  h->sent.store(true);
+  return nullptr;
+}
+
 const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
                                     "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
 
@@ -342,27 +382,16 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
     prog.len = static_cast<unsigned short>(filter.size() / sizeof(sock_filter));
     prog.filter = reinterpret_cast<sock_filter*>(filter.data());
     unsigned flags = (plan.flags & wire::kSeccompListener) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+    static ListenerHandoff handoff;
+    pthread_t helper;
+    if (flags && pthread_create(&helper, nullptr, send_listener, &handoff) != 0) fail("seccomp listener", EAGAIN);
     long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     if (listener < 0) fail("seccomp", errno);
     if (flags) {
-      // Hand the listener to the supervisor outside the box, then close our copy.
-      wire::SetupFailure note{};
-      snprintf(note.stage, sizeof note.stage, "seccomp listener");
-      char cbuf[CMSG_SPACE(sizeof(int))] = {};
-      iovec iov{&note, sizeof note};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = cbuf;
-      msg.msg_controllen = sizeof cbuf;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      int lfd = static_cast<int>(listener);
-      memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
-      if (sendmsg(wire::kReportFd, &msg, MSG_NOSIGNAL) < 0) fail("seccomp listener", errno);
-      close(lfd);
+      // No system call from here to execve (see ListenerHandoff): a spin on shared memory.
+      handoff.fd.store(static_cast<int>(listener));
+      while (!handoff.sent.load()) {
+      }
     }
   }
   execve(path.c_str(), argv.data(), envp.data());

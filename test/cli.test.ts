@@ -1,6 +1,6 @@
 // The `sandcell` command as a user runs it, from the built package.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,8 @@ let tmp: string;
 beforeAll(() => {
   requireRoot();
   tmp = mkdtempSync(join(tmpdir(), 'sandcell-cli-'));
+  // Boxes run as unprivileged host ids: they must reach what the tests bind from here.
+  chmodSync(tmp, 0o755);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -68,13 +70,32 @@ describe('sandcell CLI', () => {
     expect(r.stdout).not.toContain('rc=0');
   });
 
+  it('--file puts a host file in the box and --collect brings the result back', () => {
+    const src = join(tmp, 'hello.c');
+    writeFileSync(src, '#include <stdio.h>\nint main(void) { puts("compiled in a box"); return 0; }\n');
+    const out = join(tmp, 'out');
+    const r = sandcell(['run', '--file', `hello.c=@${src}`, '--collect', 'hello', '--collect', 'missing*', '--collect-to', out, '--', '/usr/bin/gcc', '-o', 'hello', 'hello.c']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('collect missing*: no file matched');
+    chmodSync(join(out, 'hello'), 0o755);
+    expect(execFileSync(join(out, 'hello'), { encoding: 'utf8' })).toBe('compiled in a box\n');
+  });
+
+  it('--image and --writable run on a root filesystem image', () => {
+    const image = join(tmp, 'image');
+    execFileSync('sh', [join(dirname(CLI), '..', '..', 'rootfs', 'busybox.sh'), image]);
+    const r = sandcell(['run', '--image', image, '--writable', '--mount', 'tmpfs:/scratch:1MiB', '--', '/bin/sh', '-c', 'ls /; echo changed > /tmp/x; cat /tmp/x']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('bin\ndev\netc\nproc\nscratch\ntmp\nwork\nchanged\n');
+  });
+
   it('--help and run --help explain themselves', () => {
     const main = sandcell(['--help']);
     expect(main.status).toBe(0);
     expect(main.stdout).toContain('sandcell run [options] -- <command>');
     const run = sandcell(['run', '--help']);
     expect(run.status).toBe(0);
-    for (const flag of ['--time', '--wall', '--memory', '--pids', '--stack', '--output', '--file-size', '--tmpfs', '--bind', '--cwd', '--env', '--network', '--seccomp', '--report', '--json']) {
+    for (const flag of ['--time', '--wall', '--memory', '--pids', '--stack', '--output', '--file-size', '--tmpfs', '--bind', '--cwd', '--env', '--network', '--seccomp', '--report', '--json', '--image', '--writable', '--mount', '--file', '--collect']) {
       expect(run.stdout).toContain(flag);
     }
   });

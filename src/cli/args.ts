@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import type { Bind, Limits, NetworkMode, RunOptions } from '../options.js';
+import type { Bind, Limits, Mount, NetworkMode, RunOptions } from '../options.js';
 import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
 
 export class UsageError extends Error {
@@ -15,6 +15,8 @@ export interface RunCommand {
   options: RunOptions;
   report: string | null;
   json: boolean;
+  /** Where collected files are written (default: the current directory). */
+  collectTo: string;
 }
 
 const LIMIT_FLAGS: Readonly<Record<string, keyof Limits>> = {
@@ -46,6 +48,23 @@ function parseBind(spec: string): Bind {
   return { source, ...(target !== undefined && target !== '' ? { target } : {}), readonly };
 }
 
+function parseMount(spec: string): Mount {
+  const [type, target, size, ...rest] = spec.split(':');
+  if (type !== 'tmpfs' || !target || rest.length > 0) throw new UsageError(`--mount ${spec}: expected tmpfs:<inside>[:<size>]`);
+  return { type: 'tmpfs', target, ...(size ? { size } : {}) };
+}
+
+function parseFile(spec: string): [string, Buffer] {
+  const at = spec.indexOf('=@');
+  if (at <= 0) throw new UsageError(`--file ${spec}: expected <name>=@<host path>`);
+  const path = spec.slice(at + 2);
+  try {
+    return [spec.slice(0, at), readFileSync(path)];
+  } catch (e) {
+    throw new UsageError(`--file ${spec}: cannot read ${path} (${(e as Error).message})`);
+  }
+}
+
 function parseSeccomp(value: string): RunOptions['seccomp'] {
   if (isPresetName(value)) return value;
   let text: string;
@@ -65,6 +84,10 @@ function parseSeccomp(value: string): RunOptions['seccomp'] {
 export function parseRunArgs(args: readonly string[]): RunCommand {
   const limits: Limits = {};
   const binds: Bind[] = [];
+  const mounts: Mount[] = [];
+  const files: Record<string, Buffer> = {};
+  const collect: string[] = [];
+  let collectTo = '.';
   const env: Record<string, string> = {};
   const options: RunOptions = { command: [] };
   let report: string | null = null;
@@ -97,6 +120,19 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
       (limits as Record<string, unknown>)[numberLimit] = n;
     } else if (flag === '--bind') {
       binds.push(parseBind(take()));
+    } else if (flag === '--mount') {
+      mounts.push(parseMount(take()));
+    } else if (flag === '--image') {
+      options.image = take();
+    } else if (flag === '--writable') {
+      options.writable = true;
+    } else if (flag === '--file') {
+      const [name, data] = parseFile(take());
+      files[name] = data;
+    } else if (flag === '--collect') {
+      collect.push(take());
+    } else if (flag === '--collect-to') {
+      collectTo = take();
     } else if (flag === '--env') {
       const kv = take();
       const at = kv.indexOf('=');
@@ -123,6 +159,9 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   options.command = [...command];
   if (Object.keys(limits).length > 0) options.limits = limits;
   if (binds.length > 0) options.binds = binds;
+  if (mounts.length > 0) options.mounts = mounts;
+  if (Object.keys(files).length > 0) options.files = files;
+  if (collect.length > 0) options.collect = collect;
   if (Object.keys(env).length > 0) options.env = env;
-  return { options, report, json };
+  return { options, report, json, collectTo };
 }

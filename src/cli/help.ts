@@ -30,6 +30,13 @@ Limits:
 
 The box:
   --bind <host>[:<inside>][:ro|:rw]   make a host path visible; read-only unless :rw (repeatable)
+  --mount tmpfs:<inside>[:<size>]     an extra tmpfs (repeatable)
+  --image <dir>        a root filesystem image instead of the host's /usr etc. (see rootfs/)
+  --writable           with --image: a copy-on-write layer over it, discarded with the box
+  --file <name>=@<path>  put a host file in the working directory before the run (repeatable)
+  --collect <pattern>  read files back from the working directory after the run (repeatable;
+                       * and ? match within a name); symlinks and special files are refused
+  --collect-to <dir>   where collected files are written (default: the current directory)
   --cwd <dir>          working directory inside (default /work)
   --env <K=V>          environment variable (repeatable); the environment is empty otherwise,
                        but for a safe PATH

@@ -4,12 +4,13 @@
  * status, 128+signal, 125 when the box could not be built, 126/127 when the command could not be
  * executed / was not found.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
 
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import type { Result } from '../result.js';
-import { spawn } from '../run.js';
+import { run, spawn } from '../run.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
 import { MAIN_HELP, RUN_HELP } from './help.js';
 import { parseRunArgs, UsageError, type RunCommand } from './args.js';
@@ -24,7 +25,37 @@ function exitCodeOf(r: Result): number {
   return 128 + (n ?? osConstants.signals.SIGKILL);
 }
 
+/** With --collect: the run happens in a living box so its files can be read after it ended. */
+async function runCollecting(cmd: RunCommand): Promise<number> {
+  if (cmd.options.stdin === undefined && !process.stdin.isTTY) cmd.options.stdin = process.stdin;
+  const r = await run(cmd.options);
+  if (!cmd.json) {
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+  }
+  const saved: Record<string, { bytes: number; savedTo: string }> = {};
+  for (const [name, data] of Object.entries(r.files ?? {})) {
+    const to = join(cmd.collectTo, name);
+    mkdirSync(dirname(to), { recursive: true });
+    writeFileSync(to, data);
+    saved[name] = { bytes: data.length, savedTo: to };
+  }
+  for (const [name, why] of Object.entries(r.fileErrors ?? {})) process.stderr.write(`sandcell: collect ${name}: ${why}\n`);
+  return finish(cmd, { ...r, files: saved } as unknown as Result);
+}
+
+function finish(cmd: RunCommand, result: Result): number {
+  const json = JSON.stringify(result, null, 2) + '\n';
+  if (cmd.report !== null) writeFileSync(cmd.report, json);
+  if (cmd.json) process.stdout.write(json);
+  else if (result.status !== 'ok' && result.status !== 'nonzero-exit' && result.status !== 'signaled') {
+    process.stderr.write(`sandcell: ${result.status}${result.violation ? ` (${result.violation.syscall})` : ''}\n`);
+  }
+  return exitCodeOf(result);
+}
+
 async function runCommand(cmd: RunCommand): Promise<number> {
+  if (cmd.options.collect) return runCollecting(cmd);
   const box = await spawn(cmd.options);
   // The program's output passes through as it comes (or is only collected with --json) and is
   // also kept for the report, within the output limit the box already enforces.
@@ -57,13 +88,7 @@ async function runCommand(cmd: RunCommand): Promise<number> {
     stdout: Buffer.concat(captured.stdout).toString('utf8'),
     stderr: Buffer.concat(captured.stderr).toString('utf8'),
   };
-  const json = JSON.stringify(result, null, 2) + '\n';
-  if (cmd.report !== null) writeFileSync(cmd.report, json);
-  if (cmd.json) process.stdout.write(json);
-  else if (result.status !== 'ok' && result.status !== 'nonzero-exit' && result.status !== 'signaled') {
-    process.stderr.write(`sandcell: ${result.status}${result.violation ? ` (${result.violation.syscall})` : ''}\n`);
-  }
-  return exitCodeOf(result);
+  return finish(cmd, result);
 }
 
 function seccompExplain(args: readonly string[]): number {

@@ -69,7 +69,6 @@ describe('memory (cgroup)', () => {
   });
 
   it('a 512 MiB static array touched whole under 256 MiB: memory-limit', async () => {
-    // (test/fixtures/static_array.c is not used: gcc -O1 drops its stores to a never-read array.)
     const r = await run({ command: [fx.inBox('bss_touch')], binds: [fx.bind], limits: { memory: '256MiB', wallTime: '20s' } });
     expectOom(r);
   });

@@ -92,7 +92,7 @@ export const weaken = {
     p.uidMap = '0 0 1\n';
     p.gidMap = '0 0 1\n';
     for (const m of p.mounts) if (m.kind === 'tmpfs') m.data = m.data.replace(/\buid=\d+/, 'uid=0').replace(/\bgid=\d+/, 'gid=0');
-    for (const m of p.mounts) if (m.kind === 'file') m.data = m.data.replace(/:65534:/g, ':0:');
+    for (const m of p.mounts) if (m.kind === 'file') m.data = m.data.toString().replace(/:65534:/g, ':0:');
   },
 };
 

@@ -34,28 +34,16 @@ function arch(): SeccompArch {
   return a;
 }
 
-/**
- * The program loads its filter with a listener and must then hand the listener to the supervisor
- * (sendmsg on the report socket, fd 4, close-on-exec) before its execve: that one call is allowed
- * whatever the policy says. After the execve fd 4 is closed, or whatever the program opened there
- * itself; a policy that forbids sockets leaves it nothing to send on.
- */
-export const REPORT_FD = 4;
-
-function withListenerHandoff(policy: SeccompPolicy): SeccompPolicy {
-  return {
-    ...policy,
-    rules: [{ syscall: 'sendmsg', action: 'allow', args: [{ index: 0, op: 'eq', value: REPORT_FD }] }, ...policy.rules],
-  };
-}
-
 /** null for `none`: no filter at all. */
 export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null {
   if (choice === 'none') return null;
   const policy = typeof choice === 'string' ? presets[choice] : choice;
   let f = compiled.get(policy);
   if (!f) {
-    const result = compile(usesKill(policy) ? withListenerHandoff(policy) : policy, arch());
+    // The filter is compiled exactly as the policy says: the init hands the listener over from a
+    // helper thread the filter does not apply to (native/init/init.cc, ListenerHandoff), so the
+    // program's own thread makes no call between loading the filter and its first execve.
+    const result = compile(policy, arch());
     f = {
       program: result.program,
       listener: usesKill(policy),

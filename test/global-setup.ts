@@ -57,7 +57,13 @@ async function checkNothingLeft(): Promise<void> {
     .filter(ours)
     .flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('run-')).map((n) => `${dir}/${n}`));
   if (leakedRuns.length > 0) throw new Error(`run cgroups left behind by the suite: ${leakedRuns.join(', ')}`);
-  await cleanupOrphans();
-  const left = listSandcellCgroups().filter(ours);
-  if (left.length > 0) throw new Error(`sandcell cgroups left behind by the suite: ${left.join(', ')}`);
+  // A process that just exited may still be on its way out: sweep again for a short while.
+  let left: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    await cleanupOrphans();
+    left = listSandcellCgroups().filter(ours);
+    if (left.length === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`sandcell cgroups left behind by the suite: ${left.join(', ')}`);
 }

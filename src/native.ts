@@ -113,13 +113,15 @@ interface Addon {
 }
 
 const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release');
+/** The init every box runs as its first process (and every run in a living box as its own init). */
+export const INIT_PATH = join(buildDir, 'sandcell-init');
 let addon: Addon | null = null;
 
 function load(): Addon {
   if (addon) return addon;
   const require = createRequire(import.meta.url);
   const a = require(join(buildDir, 'sandcell.node')) as Addon;
-  a.setInit(join(buildDir, 'sandcell-init'));
+  a.setInit(INIT_PATH);
   addon = a;
   return a;
 }

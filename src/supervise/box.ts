@@ -3,12 +3,13 @@
  * tree, output), its end (exit, limit, kill, abort) and the result. `spawn()` hands this object
  * to the caller; `run()` is built on it.
  */
+import { readlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 import type { CgroupLimits, RunCgroup } from '../cgroup/index.js';
-import { nativeSpawn, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
+import { INIT_PATH, nativeSpawn, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
 import { buildPlan } from '../plan/build.js';
 import { deriveStatus, signalName, type Enforcement, type KillReason, type Result } from '../result.js';
@@ -131,16 +132,18 @@ export class SandboxProcess {
   }
 
   /**
-   * SIGKILLs every process of the run cgroup but the init, at once. The init's own kill(-1)
-   * follows, but it has to be scheduled first, on CPUs the box is burning: with four burners on
-   * two cores that took up to 30 ms (60 ms of CPU past the limit). The pids are those the kernel
-   * lists in the run cgroup this moment; one that exits in between frees its number, which the
-   * cyclic pid allocator does not hand out again before it has gone round pid_max.
+   * SIGKILLs every process of the run cgroup but sandcell's own inits, at once. The init's own
+   * kill(-1) follows, but it has to be scheduled first, on CPUs the box is burning: with four
+   * burners on two cores that took up to 30 ms (60 ms of CPU past the limit). The inits (one for a
+   * box, two for a run in a living box) are spared so they still reap the tree and report its
+   * exact usage. The pids are those the kernel lists in the run cgroup this moment; one that exits
+   * in between frees its number, which the cyclic pid allocator does not hand out again before it
+   * has gone round pid_max.
    */
   private killTreeNow(): void {
     if (!this.cgroup) return;
     for (const pid of this.cgroup.pids()) {
-      if (pid === this.pid) continue;
+      if (pid === this.pid || isInit(pid)) continue;
       try {
         process.kill(pid, SIGKILL);
       } catch {
@@ -236,6 +239,14 @@ export class SandboxProcess {
 }
 
 const CPUS = availableParallelism();
+
+function isInit(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) === INIT_PATH;
+  } catch {
+    return false;
+  }
+}
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;

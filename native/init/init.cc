@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -531,6 +532,12 @@ void keep_only_kill(int cap_last) {
       int status;
       pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
       if (pid <= 0) break;
+      // A ptrace stop, not an end: the program made itself our tracee (PTRACE_TRACEME, possible
+      // under a policy that allows ptrace). Let it go on, signal delivered, no longer traced.
+      if (WIFSTOPPED(status)) {
+        ptrace(PTRACE_DETACH, pid, nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(WSTOPSIG(status))));
+        continue;
+      }
       if (pid != main_pid) continue;
       // The run ends with its main process; whatever it left behind dies with it.
       if (WIFEXITED(status)) finish(wire::kExited, WEXITSTATUS(status));

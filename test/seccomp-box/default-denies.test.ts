@@ -103,6 +103,18 @@ describe("the same attempts under seccomp 'none' (the denials above are the filt
     expect(seen).toEqual({ tiocsti: ENOTTY, 'tiocsti-high': ENOTTY, clone3: EINVAL, 'socket-netlink': 0, personality: 0, 'unshare-files': 0 });
   });
 
+  it('PTRACE_TRACEME makes the init the tracer: its ptrace stops do not end the run', async () => {
+    // The SIGCHLD of the killed sibling stops the traced program; the init used to read that stop
+    // as a death by signal 127. It now detaches and the program runs to its end.
+    const r = await attempt('ptrace', 'none');
+    expect(r.status).toBe('ok');
+    expect(r.signal).toBeNull();
+    const seen = errnos(r.stdout);
+    expect(seen['ptrace-traceme']).toBe(0);
+    expect(seen['ptrace-attach-child']).toBe(0);
+    expect(Object.keys(seen)).toHaveLength(6);
+  });
+
   it('x32 gets ENOSYS from this kernel (no CONFIG_X86_X32_ABI) and int 0x80 getpid works', async () => {
     const x32 = await attempt('x32', 'none');
     expect(x32.status).toBe('ok');

@@ -34,6 +34,7 @@ namespace {
 
 constexpr size_t kStackSize = 128 * 1024;
 constexpr size_t kGuardSize = 4096;
+constexpr int kSetupTimeoutMs = 30000;
 
 // Everything the cloned child needs, prepared before clone(): it runs on its own stack inside
 // this process's memory and may only make raw system calls.
@@ -309,15 +310,21 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   // in EOF when the program's execve succeeded. Once the listener is here it is watched too: a
   // policy that sends a call the program makes before its execve to the supervisor would
   // otherwise leave it waiting for an answer while we wait for its execve.
+  // Building a box takes milliseconds; one that is not running its program after kSetupTimeoutMs
+  // is stuck (a hung mount source, say) and is ended rather than holding this thread forever.
+  const int64_t deadline = now_ns() + int64_t{kSetupTimeoutMs} * 1000000;
   for (;;) {
-    if (*notify_fd >= 0) {
+    {
       pollfd p[2] = {{*rep_rd, POLLIN, 0}, {*notify_fd, POLLIN, 0}};
-      if (poll(p, 2, -1) < 0) {
-        if (errno == EINTR) continue;
+      int64_t left_ms = (deadline - now_ns()) / 1000000;
+      int ready = left_ms > 0 ? poll(p, *notify_fd >= 0 ? 2 : 1, static_cast<int>(left_ms)) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) {
+        int err = ready == 0 ? ETIMEDOUT : errno;
         kill_and_reap(*pidfd_p);
-        return fail(res, "box setup", errno);
+        return fail(res, "box setup", err);
       }
-      if ((p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
+      if (*notify_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
         seccomp_notif req;
         memset(&req, 0, sizeof req);
         int nr = ioctl(*notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0 ? req.data.nr : -1;

@@ -1,0 +1,671 @@
+/**
+ * sandcell benchmark suite (issue 5): `npm run bench` rewrites bench/RESULTS.md.
+ *
+ * Every figure is measured in this one process next to its baseline (Node's own
+ * child_process.spawn, bubblewrap, util-linux unshare). Latency distributions use tinybench;
+ * throughput at a concurrency and event-loop delay use plain loops timed with process.hrtime.
+ *
+ * Environment:
+ *   BENCH_SECONDS     seconds per throughput point (default 10, the issue's figure)
+ *   BENCH_ITERATIONS  runs per latency distribution (default 500)
+ *   BENCH_RSS_RUNS    runs of the host-RSS growth probe (default 10000)
+ *   BENCH_QUICK=1     smoke test: 1 s, 60 iterations, 300 RSS runs (RESULTS.md says so)
+ *   BENCH_OUT         where to write the report (default bench/RESULTS.md)
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+import { Bench } from 'tinybench';
+
+import { run, spawn, type RunOptions } from '../dist/index.js';
+import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
+import { bwrapArgs, commandVersion, ensureBwrap, plainOk, UNSHARE_ALL, type BwrapSetup } from './procs.js';
+import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+const QUICK = process.env.BENCH_QUICK === '1';
+function envNum(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${v}`);
+  return n;
+}
+const SECONDS = envNum('BENCH_SECONDS', QUICK ? 1 : 10);
+const ITER = Math.round(envNum('BENCH_ITERATIONS', QUICK ? 60 : 500));
+const RSS_RUNS = Math.round(envNum('BENCH_RSS_RUNS', QUICK ? 300 : 10000));
+const SUB_ITER = Math.max(50, Math.round(ITER * 0.6)); // breakdown variants and peers-of-peers
+const JUDGE_ITER = Math.max(50, Math.round(ITER * 0.4));
+const ELD_ROUNDS = QUICK ? 10 : 40;
+const CONCURRENCIES = [1, 2, 8, 32];
+
+const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bench');
+const OUT = process.env.BENCH_OUT ?? join(benchDir, 'RESULTS.md');
+
+const log = (s: string): void => {
+  process.stderr.write(`[bench ${((nowMs() - T0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+};
+const T0 = nowMs();
+const gc = (globalThis as { gc?: () => void }).gc;
+
+// ---------------------------------------------------------------------------------------------
+// what is measured
+
+const TRUE_BOX: RunOptions = { command: ['/bin/true'] };
+
+async function ours(options: RunOptions = TRUE_BOX): Promise<void> {
+  const r = await guarded('sandcell run()', () => run(options));
+  if (r.status !== 'ok') throw new Error(`sandcell run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+}
+const nodeSpawnTrue = (): Promise<unknown> => plain('/bin/true', []);
+const plain = (file: string, args: readonly string[], input?: Buffer): ReturnType<typeof plainOk> =>
+  guarded(`plain spawn of ${file}`, () => plainOk(file, args, input));
+
+/** Latency distribution (ms) of one async function with tinybench: `iterations` samples after a short warm-up. */
+async function latency(name: string, fn: () => Promise<unknown>, iterations = ITER): Promise<Dist> {
+  const bench = new Bench({ iterations, time: 0, warmupIterations: 10, warmupTime: 0, throws: true });
+  bench.add(name, fn);
+  await bench.run();
+  const task = bench.tasks[0];
+  const r = task?.result;
+  if (!r || r.error) throw r?.error ?? new Error(`${name}: no result`);
+  return dist(r.latency.samples);
+}
+
+/** Completed runs per second with `concurrency` runs in flight for `seconds`. */
+async function throughput(fn: () => Promise<unknown>, concurrency: number, seconds = SECONDS): Promise<number> {
+  const start = nowMs();
+  const deadline = start + seconds * 1000;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (nowMs() < deadline) {
+      await fn();
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return done / ((nowMs() - start) / 1000);
+}
+
+interface Eld {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Event-loop delay (ms, monitorEventLoopDelay at 1 ms resolution) while `rounds` × `width` starts happen at once. */
+async function eventLoopDelay(fn: (() => Promise<unknown>) | null, rounds: number, width: number): Promise<Eld> {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  if (fn === null) await new Promise((r) => setTimeout(r, 2000));
+  else for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: width }, fn));
+  h.disable();
+  return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+}
+
+function rssMB(): number {
+  return process.memoryUsage.rss() / 2 ** 20;
+}
+
+async function settleGc(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    gc?.();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// watchdog: a run that never finishes (a box stuck in setup holds a libuv thread forever, and no
+// option of run() can interrupt the native spawn) must not hang the bench. After STALL_MS the bench
+// writes what it has, SIGKILLs its own children (boxes and peers it started, found through
+// /proc/self/task/*/children) and exits 2.
+
+const STALL_MS = envNum('BENCH_STALL_SECONDS', 60) * 1000;
+const inflight = new Map<number, { what: string; since: number }>();
+let inflightSeq = 0;
+async function guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+  const id = inflightSeq++;
+  inflight.set(id, { what, since: nowMs() });
+  try {
+    return await work();
+  } finally {
+    inflight.delete(id);
+  }
+}
+let stalled: string | null = null;
+setInterval(() => {
+  const now = nowMs();
+  for (const { what, since } of inflight.values()) {
+    if (now - since < STALL_MS) continue;
+    stalled = `a ${what} did not finish within ${STALL_MS / 1000} s (bench section: ${currentTitle}); live children: ${liveChildren().join(', ') || 'none'}`;
+    log(`STALL: ${stalled}`);
+    try {
+      writeReport();
+    } catch (e) {
+      log(`could not write the partial report: ${String(e)}`);
+    }
+    for (const pid of liveChildren()) {
+      try {
+        process.kill(pid, 'SIGKILL'); // our own child: a box init or a peer we spawned
+      } catch {
+        // already gone
+      }
+    }
+    cleanup();
+    process.exit(2);
+  }
+}, 2000).unref();
+
+// ---------------------------------------------------------------------------------------------
+// report
+
+/** Report sections by their number in the issue; they are measured in another order (the 1 GB ballast last). */
+const sections: { order: number; lines: string[] }[] = [];
+let current: string[] = [];
+let currentTitle = 'setup';
+const p = (s = ''): void => {
+  current.push(s);
+};
+const figures: Record<string, number> = {};
+function row(name: string, d: Dist, base?: Dist, extra = ''): string {
+  return `| ${name} | ${ms(d.p50)} | ${ms(d.p90)} | ${ms(d.p99)} | ${ms(d.mean)} | ${d.n} | ${base ? ratio(d.p50, base.p50) : '—'} | ${extra}`;
+}
+const LAT_HEAD = '| what | p50 ms | p90 ms | p99 ms | mean ms | runs | p50 ratio to baseline | note\n|---|---:|---:|---:|---:|---:|---:|---|';
+
+async function section(title: string, body: () => Promise<void>): Promise<void> {
+  log(title);
+  current = [];
+  currentTitle = title;
+  sections.push({ order: Number.parseFloat(title), lines: current });
+  p(`## ${title}`);
+  p();
+  try {
+    await body();
+  } catch (e) {
+    p(`**This section failed:** \`${String((e as Error).stack ?? e).split('\n').slice(0, 3).join(' ')}\``);
+    log(`FAILED: ${String(e)}`);
+  }
+  p();
+}
+
+// ---------------------------------------------------------------------------------------------
+// setup that needs cleanup: the judge program in a temp dir
+
+const JUDGE_C = `#include <unistd.h>
+static unsigned char buf[1 << 20];
+int main(void) {
+  size_t n = 0;
+  while (n < sizeof buf) {
+    ssize_t r = read(0, buf + n, sizeof buf - n);
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(buf[i] + 1);
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = write(1, buf + off, n - off);
+    if (w <= 0) return 2;
+    off += (size_t)w;
+  }
+  return n == sizeof buf ? 0 : 3;
+}
+`;
+
+let tempDir: string | null = null;
+function cleanup(): void {
+  if (tempDir) {
+    rmSync(tempDir, { recursive: true, force: true });
+    tempDir = null;
+  }
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const m = machineInfo();
+const started = new Date();
+let fds0 = 0;
+let bw: BwrapSetup = { path: null, version: null, note: 'not checked' };
+let bwrapOk = false;
+let unshareVersion: string | null = null;
+let unshareOk = false;
+
+async function main(): Promise<void> {
+  if (!gc) log('warning: run with node --expose-gc for the RSS figures (npm run bench does)');
+  fds0 = openFds();
+
+  bw = ensureBwrap(log);
+  unshareVersion = commandVersion('unshare', ['--version']);
+  bwrapOk = bw.path !== null;
+  if (bwrapOk) {
+    try {
+      await plain('bwrap', bwrapArgs(['/bin/true']));
+    } catch (e) {
+      bwrapOk = false;
+      bw.note += `; but it does not run here: ${String(e).slice(0, 200)}`;
+    }
+  }
+  unshareOk = unshareVersion !== null;
+  if (unshareOk) {
+    try {
+      await plain('unshare', [...UNSHARE_ALL, '/bin/true']);
+    } catch (e) {
+      unshareOk = false;
+      log(`unshare does not run: ${String(e)}`);
+    }
+  }
+  const bwrapTrue = (): Promise<unknown> => plain('bwrap', bwrapArgs(['/bin/true']));
+  const unshareTrue = (): Promise<unknown> => plain('unshare', [...UNSHARE_ALL, '/bin/true']);
+
+  // Warm every path once (addon load, cgroup parent creation, seccomp compile, host layout).
+  await ours();
+  await nodeSpawnTrue();
+
+  // ---- 1. latency, small host ----------------------------------------------------------------
+  const lat: Record<string, Dist> = {};
+  await section('1. Latency of /bin/true, small host', async () => {
+    p(`Host RSS at start of section: ${rssMB().toFixed(0)} MB. Each figure is ${ITER} sequential runs after 10 warm-up runs (tinybench).`);
+    p(`Baseline: \`child_process.spawn('/bin/true')\` with piped stdio (stdin closed, stdout/stderr read to the end), awaited until 'close' — the same work \`run()\` does.`);
+    p();
+    lat.spawn = await latency('node spawn', nodeSpawnTrue);
+    lat.ours = await latency('sandcell run', () => ours());
+    if (bwrapOk) lat.bwrap = await latency('bwrap', bwrapTrue);
+    if (unshareOk) lat.unshare = await latency('unshare', unshareTrue);
+    p(LAT_HEAD);
+    p(row('Node `child_process.spawn` (baseline)', lat.spawn));
+    p(row('**sandcell `run()` full default box**', lat.ours, lat.spawn, 'all namespaces, pivot_root, cgroup v1 limits, seccomp default'));
+    if (lat.bwrap) p(row('bubblewrap `--unshare-all`', lat.bwrap, lat.spawn, `spawned by Node; ours ÷ bwrap = ${ratio(lat.ours.p50, lat.bwrap.p50)}`));
+    if (lat.unshare) p(row('util-linux `unshare` (all ns)', lat.unshare, lat.spawn, `spawned by Node; ours ÷ unshare = ${ratio(lat.ours.p50, lat.unshare.p50)}`));
+    if (!bwrapOk) p(`\nbubblewrap is **absent**: ${bw.note}.`);
+    figures.oursP50 = lat.ours.p50;
+    figures.spawnP50 = lat.spawn.p50;
+    if (lat.bwrap) figures.bwrapP50 = lat.bwrap.p50;
+    if (lat.unshare) figures.unshareP50 = lat.unshare.p50;
+  });
+
+  // ---- 8. where the time goes ----------------------------------------------------------------
+  await section('8. Where the time goes', async () => {
+    p(`### 8a. Box variants (same process, ${SUB_ITER} runs each)`);
+    p();
+    const v: [string, RunOptions][] = [
+      ['default box', TRUE_BOX],
+      ["`seccomp: 'none'`", { command: ['/bin/true'], seccomp: 'none' }],
+      ["`network: 'host'` (no new net namespace)", { command: ['/bin/true'], network: 'host' }],
+      ["`seccomp: 'none'` + `network: 'host'`", { command: ['/bin/true'], seccomp: 'none', network: 'host' }],
+    ];
+    const res: Dist[] = [];
+    for (const [name, o] of v) res.push(await latency(name, () => ours(o), SUB_ITER));
+    const base = res[0] as Dist;
+    p('| variant | p50 ms | p90 ms | p99 ms | mean ms | runs | p50 ratio to default | p50 saved vs default\n|---|---:|---:|---:|---:|---:|---:|---:|');
+    v.forEach(([name], i) => {
+      const d = res[i] as Dist;
+      p(`| ${name} | ${ms(d.p50)} | ${ms(d.p90)} | ${ms(d.p99)} | ${ms(d.mean)} | ${d.n} | ${ratio(d.p50, base.p50)} | ${ms(base.p50 - d.p50)} ms`);
+    });
+    figures.seccompCost = base.p50 - (res[1] as Dist).p50;
+    figures.netnsCost = base.p50 - (res[2] as Dist).p50;
+    p();
+
+    p(`### 8b. Phases of one run (${SUB_ITER} runs, \`spawn()\` then \`wait()\`)`);
+    p();
+    const setup: number[] = [];
+    const rest: number[] = [];
+    for (let i = 0; i < SUB_ITER; i++) {
+      const t0 = nowMs();
+      const box = await guarded('sandcell spawn()', () => spawn({ command: ['/bin/true'] }));
+      const t1 = nowMs();
+      box.stdin?.end();
+      box.stdout.resume();
+      box.stderr.resume();
+      const r = await guarded('sandcell wait()', () => box.wait());
+      const t2 = nowMs();
+      if (r.status !== 'ok') throw new Error(`spawn: ${r.status}`);
+      setup.push(t1 - t0);
+      rest.push(t2 - t1);
+    }
+    const ds = dist(setup);
+    const dr = dist(rest);
+    p('| phase | p50 ms | p90 ms | p99 ms | mean ms |\n|---|---:|---:|---:|---:|');
+    p(`| \`spawn()\` → program started (options, cgroup create, clone, id maps, cgroup attach, init: mounts, pivot_root, seccomp, execve) | ${ms(ds.p50)} | ${ms(ds.p90)} | ${ms(ds.p99)} | ${ms(ds.mean)} |`);
+    p(`| started → \`wait()\` resolved (program runs, init reaps and reports, pidfd poll, cgroup stats + rmdir) | ${ms(dr.p50)} | ${ms(dr.p90)} | ${ms(dr.p99)} | ${ms(dr.mean)} |`);
+    figures.setupP50 = ds.p50;
+    figures.teardownP50 = dr.p50;
+    p();
+
+    // Internal pieces, timed directly. These modules are internal: tolerate their absence.
+    p('### 8c. Host-side pieces timed alone (internal modules of dist/)');
+    p();
+    p('| piece | p50 ms | p90 ms | p99 ms | runs |\n|---|---:|---:|---:|---:|');
+    try {
+      const distDir = resolve(benchDir, '..', 'dist');
+      const opts = (await import(join(distDir, 'options.js'))) as { resolveOptions: (o: unknown) => unknown };
+      const filter = (await import(join(distDir, 'supervise', 'filter.js'))) as { filterFor: (c: unknown) => unknown };
+      const cg = (await import(join(distDir, 'supervise', 'cgroups.js'))) as {
+        cgroupsFor: (p: null) => Promise<{ driver: { create(l: unknown): Promise<{ destroy(): Promise<void> }> } | null }>;
+      };
+      const prep = await latency('resolveOptions+filterFor', async () => {
+        const o = opts.resolveOptions({ command: ['/bin/true'] }) as { seccomp: unknown };
+        filter.filterFor(o.seccomp);
+      }, SUB_ITER);
+      p(`| resolveOptions + seccomp filter lookup (JS, cached BPF) | ${ms(prep.p50, 3)} | ${ms(prep.p90, 3)} | ${ms(prep.p99, 3)} | ${prep.n} |`);
+      const { driver } = await cg.cgroupsFor(null);
+      if (driver) {
+        const create: number[] = [];
+        const destroy: number[] = [];
+        for (let i = 0; i < SUB_ITER; i++) {
+          const t0 = nowMs();
+          const c = await driver.create({ pids: 256 });
+          const t1 = nowMs();
+          await c.destroy();
+          create.push(t1 - t0);
+          destroy.push(nowMs() - t1);
+        }
+        const dc = dist(create);
+        const dd = dist(destroy);
+        p(`| cgroup create (mkdir + limits, every v1 hierarchy), empty | ${ms(dc.p50, 3)} | ${ms(dc.p90, 3)} | ${ms(dc.p99, 3)} | ${dc.n} |`);
+        p(`| cgroup destroy (rmdir), never used by a task | ${ms(dd.p50, 3)} | ${ms(dd.p90, 3)} | ${ms(dd.p99, 3)} | ${dd.n} |`);
+        figures.cgCreateP50 = dc.p50;
+        figures.cgDestroyP50 = dd.p50;
+      }
+    } catch (e) {
+      p(`| (internal modules not measurable: ${String(e).slice(0, 120)}) | | | | |`);
+    }
+    p();
+
+    if (unshareOk) {
+      p(`### 8d. Namespace creation cost, isolated with util-linux unshare (spawned by Node, ${SUB_ITER} runs each)`);
+      p();
+      p('Each line adds namespaces to the one above; the differences are what the kernel charges for them (plus one extra execve for `unshare` itself, and one fork for `--fork`).');
+      p();
+      const variants: [string, string[]][] = [
+        ['`/bin/true` (Node spawn baseline)', []],
+        ['`unshare /bin/true` (no namespace: one more execve)', ['unshare']],
+        ['+ user (`--user --map-root-user`)', ['unshare', '--user', '--map-root-user']],
+        ['+ pid (`--pid --fork`)', ['unshare', '--user', '--map-root-user', '--pid', '--fork']],
+        ['+ mount', ['unshare', '--user', '--map-root-user', '--pid', '--fork', '--mount']],
+        ['+ ipc, uts, cgroup', ['unshare', '--user', '--map-root-user', '--pid', '--fork', '--mount', '--ipc', '--uts', '--cgroup']],
+        ['+ net (all seven)', ['unshare', '--user', '--map-root-user', '--pid', '--fork', '--mount', '--ipc', '--uts', '--cgroup', '--net']],
+        ['`unshare --net` alone (root, no user ns)', ['unshare', '--net']],
+        ['`unshare --mount` alone', ['unshare', '--mount']],
+        ['`unshare --ipc` alone', ['unshare', '--ipc']],
+      ];
+      p('| variant | p50 ms | p90 ms | p99 ms | Δ p50 vs line above | Δ p50 vs `unshare /bin/true`\n|---|---:|---:|---:|---:|---:|');
+      let prev: number | null = null;
+      let plainUnshare = NaN;
+      for (const [i, [name, argv]] of variants.entries()) {
+        const fn = argv.length === 0 ? nodeSpawnTrue : () => plain(argv[0] as string, [...argv.slice(1), '/bin/true']);
+        const d = await latency(name, fn, SUB_ITER);
+        if (i === 1) plainUnshare = d.p50;
+        const chained = i <= 6;
+        p(`| ${name} | ${ms(d.p50)} | ${ms(d.p90)} | ${ms(d.p99)} | ${chained && prev !== null ? ms(d.p50 - prev) : '—'} | ${i >= 1 ? ms(d.p50 - plainUnshare) : '—'} |`);
+        if (chained) prev = d.p50;
+        if (i === 7) figures.unshareNetAlone = d.p50 - plainUnshare;
+      }
+      p();
+      p(`### 8e. Does network-namespace creation serialise? Throughput at concurrency 8 (${SECONDS} s each)`);
+      p();
+      const tNone = await throughput(() => ours(), 8);
+      const tHost = await throughput(() => ours({ command: ['/bin/true'], network: 'host' }), 8);
+      const uPlain = await throughput(() => plain('unshare', ['/bin/true']), 8);
+      const uNet = await throughput(() => plain('unshare', ['--net', '/bin/true']), 8);
+      p('| what | runs/s at concurrency 8 | ratio\n|---|---:|---:|');
+      p(`| sandcell default box (new net ns) | ${tNone.toFixed(1)} | ${ratio(tNone, tHost)} of host-network box |`);
+      p(`| sandcell \`network: 'host'\` | ${tHost.toFixed(1)} | 1.00× |`);
+      p(`| \`unshare --net /bin/true\` | ${uNet.toFixed(1)} | ${ratio(uNet, uPlain)} of plain unshare |`);
+      p(`| \`unshare /bin/true\` | ${uPlain.toFixed(1)} | 1.00× |`);
+      figures.netThroughputLoss = 1 - tNone / tHost;
+    }
+  });
+
+  // ---- 4. judge-shaped ---------------------------------------------------------------------
+  await section('4. Judge-shaped run: static C, 1 MB stdin → 1 MB stdout, memory + CPU limits', async () => {
+    tempDir = mkdtempSync(join(tmpdir(), 'sandcell-bench-'));
+    chmodSync(tempDir, 0o755);
+    const src = join(tempDir, 'judge.c');
+    const bin = join(tempDir, 'judge');
+    writeFileSync(src, JUDGE_C);
+    execFileSync('gcc', ['-static', '-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    chmodSync(bin, 0o755);
+    const input = Buffer.alloc(1 << 20, 'a');
+    const opts: RunOptions = {
+      command: ['/judge/judge'],
+      stdin: input,
+      binds: [{ source: tempDir, target: '/judge', readonly: true }],
+      limits: { memory: '256MiB', cpuTime: '2s', wallTime: '10s', output: '4MiB' },
+      seccomp: 'judge',
+    };
+    const first = await guarded('judge run()', () => run(opts));
+    if (first.status !== 'ok' || first.stdout.length !== 1 << 20 || first.stdout[0] !== 'b') {
+      throw new Error(`judge run wrong: ${first.status}, ${first.stdout.length} bytes, ${first.stderr.slice(0, 200)}`);
+    }
+    const base = await latency('judge plain spawn', async () => {
+      const r = await plain(bin, [], input);
+      if (r.stdoutBytes !== 1 << 20) throw new Error('short output');
+    }, JUDGE_ITER);
+    const box = await latency('judge sandcell', async () => {
+      const r = await guarded('judge run()', () => run(opts));
+      if (r.status !== 'ok' || r.stdout.length !== 1 << 20) throw new Error(`judge: ${r.status}`);
+    }, JUDGE_ITER);
+    p(`Program: \`gcc -static -O2\`, built in a temp dir bound read-only at /judge (deleted afterwards). Box: default namespaces/root, seccomp \`judge\`, limits memory 256MiB, cpuTime 2s, wallTime 10s, output 4MiB; \`run()\` returns stdout as a string. Baseline: the same binary under \`child_process.spawn\`, same input, output read to the end.`);
+    p();
+    p(LAT_HEAD);
+    p(row('plain `child_process.spawn` (baseline)', base));
+    p(row('**sandcell `run()` judge box**', box, base, `overhead per run: p50 +${ms(box.p50 - base.p50)} ms`));
+    figures.judgeOverhead = box.p50 - base.p50;
+    cleanup();
+  });
+
+  // ---- 3 & 5. throughput ------------------------------------------------------------------------
+  const thr: Record<string, Record<number, number>> = { ours: {}, spawn: {} };
+  await section(`3. Throughput (runs/s of /bin/true, ${SECONDS} s per point)`, async () => {
+    for (const c of CONCURRENCIES) {
+      thr.spawn![c] = await throughput(nodeSpawnTrue, c);
+      thr.ours![c] = await throughput(() => ours(), c);
+    }
+    p(`${SECONDS} s per point (BENCH_SECONDS; the issue's figure is 10 s). Runs of /bin/true kept in flight with N async workers; runs/s = completed ÷ elapsed.`);
+    p();
+    p('| concurrency | Node spawn runs/s (baseline) | sandcell runs/s | ratio |\n|---:|---:|---:|---:|');
+    for (const c of CONCURRENCIES) p(`| ${c} | ${thr.spawn![c]!.toFixed(1)} | ${thr.ours![c]!.toFixed(1)} | ${ratio(thr.ours![c]!, thr.spawn![c]!)} |`);
+  });
+
+  await section(`5. Peers on the same machine (p50 from section 1; throughput at concurrency 2, ${SECONDS} s)`, async () => {
+    const t2: Record<string, number> = { ours: thr.ours?.[2] ?? NaN, spawn: thr.spawn?.[2] ?? NaN };
+    if (bwrapOk) t2.bwrap = await throughput(bwrapTrue, 2);
+    if (unshareOk) t2.unshare = await throughput(unshareTrue, 2);
+    p(`bubblewrap: ${bwrapOk ? `${bw.version} (${bw.note})` : `**absent** — ${bw.note}`}. \`bwrap ${bwrapArgs(['/bin/true']).join(' ')}\``);
+    p();
+    p(`unshare: ${unshareVersion ?? '**absent**'}. \`unshare ${UNSHARE_ALL.join(' ')} /bin/true\` (namespaces only: no new root, no cgroup, no seccomp).`);
+    p();
+    p('Both peers are started by Node\'s `child_process.spawn`, as an embedding service would start them, so their figures include Node\'s fork cost.');
+    p();
+    p('| tool | p50 ms | our p50 ÷ its p50 | runs/s at concurrency 2 | our runs/s ÷ its runs/s\n|---|---:|---:|---:|---:|');
+    p(`| **sandcell** | ${ms(lat.ours?.p50 ?? NaN)} | 1.00× | ${t2.ours!.toFixed(1)} | 1.00× |`);
+    for (const [k, name] of [['bwrap', 'bubblewrap'], ['unshare', 'unshare'], ['spawn', 'Node spawn, no isolation']] as const) {
+      const l = lat[k];
+      if (!l || t2[k] === undefined) {
+        p(`| ${name} | absent | | | |`);
+        continue;
+      }
+      p(`| ${name} | ${ms(l.p50)} | ${ratio(lat.ours?.p50 ?? NaN, l.p50)} | ${t2[k]!.toFixed(1)} | ${ratio(t2.ours!, t2[k]!)} |`);
+    }
+    figures.oursT2 = t2.ours!;
+    if (t2.bwrap !== undefined) figures.bwrapT2 = t2.bwrap;
+  });
+
+  // ---- 6. event-loop delay ----------------------------------------------------------------------
+  await section('6. Event-loop delay while 8 boxes start at once', async () => {
+    const idle = await eventLoopDelay(null, 0, 0);
+    const node8 = await eventLoopDelay(nodeSpawnTrue, ELD_ROUNDS, 8);
+    const ours8 = await eventLoopDelay(() => ours(), ELD_ROUNDS, 8);
+    p(`\`perf_hooks.monitorEventLoopDelay({ resolution: 1 })\`: ${ELD_ROUNDS} rounds of 8 concurrent runs of /bin/true, each round awaited before the next. The histogram records the whole timer interval, so an idle loop reads ≈1.1 ms; the figures below are raw.`);
+    p();
+    p('| load | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|');
+    p(`| idle loop (2 s) | ${ms(idle.p50)} | ${ms(idle.p99)} | ${ms(idle.max)} |`);
+    p(`| 8 × Node \`child_process.spawn\` (baseline) | ${ms(node8.p50)} | ${ms(node8.p99)} | ${ms(node8.max)} |`);
+    p(`| **8 × sandcell \`run()\`** | ${ms(ours8.p50)} | ${ms(ours8.p99)} | ${ms(ours8.max)} |`);
+    figures.eldP99 = ours8.p99;
+    figures.eldNodeP99 = node8.p99;
+  });
+
+  // ---- 7. RSS growth ------------------------------------------------------------------------------
+  await section(`7. Host RSS over ${RSS_RUNS} runs`, async () => {
+    for (let i = 0; i < 200; i++) await ours();
+    await settleGc();
+    const rss0 = rssMB();
+    const heap0 = process.memoryUsage().heapUsed / 2 ** 20;
+    const fdsA = openFds();
+    const t0 = nowMs();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < RSS_RUNS) {
+        next++;
+        await ours();
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    const secs = (nowMs() - t0) / 1000;
+    await settleGc();
+    const rss1 = rssMB();
+    const heap1 = process.memoryUsage().heapUsed / 2 ** 20;
+    const fdsB = openFds();
+    p(`${RSS_RUNS} runs of /bin/true at concurrency 4 (${secs.toFixed(1)} s, ${(RSS_RUNS / secs).toFixed(0)} runs/s), after 200 warm-up runs; RSS read after ${gc ? 'gc() (--expose-gc)' : 'NO gc (run without --expose-gc)'}.`);
+    p();
+    p('| | before | after | growth |\n|---|---:|---:|---:|');
+    p(`| RSS MB | ${rss0.toFixed(1)} | ${rss1.toFixed(1)} | ${(rss1 - rss0).toFixed(1)} MB (${(((rss1 - rss0) * 1024) / RSS_RUNS).toFixed(2)} KiB/run) |`);
+    p(`| V8 heap used MB | ${heap0.toFixed(1)} | ${heap1.toFixed(1)} | ${(heap1 - heap0).toFixed(1)} MB |`);
+    p(`| open fds of this process | ${fdsA} | ${fdsB} | ${fdsB - fdsA} |`);
+    p(`| live children of this process | | ${liveChildren().length} | |`);
+    p(`| run cgroups left below sandcell-${process.pid} | | ${liveRunCgroups()} | |`);
+    figures.rssGrowth = rss1 - rss0;
+    figures.fdGrowth = fdsB - fdsA;
+  });
+
+  // ---- 9. seccomp filter cost per system call (bench/seccomp-cost.ts) ----------------------------
+  if (process.env.BENCH_SECCOMP !== '0') {
+    await section('9. Seccomp filter cost per system call', async () => {
+      const mod = (await import('./seccomp-cost.js')) as { seccompCost: () => Promise<string> };
+      const text = await guarded('seccomp-cost section', () => mod.seccompCost());
+      // Its own headings go one level down, under this section.
+      for (const line of text.split('\n')) p(line.replace(/^(#+) /, '$1# '));
+    });
+  }
+
+  // ---- 2. big host (last: the ballast would distort everything after it) ----------------------------
+  await section('2. Latency with the host grown to ~1 GB RSS', async () => {
+    const small = lat;
+    const ballast: Buffer[] = [];
+    for (let i = 0; i < 16; i++) {
+      const b = Buffer.allocUnsafeSlow(64 << 20);
+      b.fill(i + 1); // touch every page
+      ballast.push(b);
+    }
+    const rss = rssMB();
+    const big: Record<string, Dist> = {};
+    big.spawn = await latency('node spawn big', nodeSpawnTrue);
+    big.ours = await latency('sandcell big', () => ours());
+    if (bwrapOk) big.bwrap = await latency('bwrap big', bwrapTrue, SUB_ITER);
+    p(`Ballast: 16 × 64 MiB Buffers, every page written; host RSS during this section: ${rss.toFixed(0)} MB (small-host figures from section 1).`);
+    p();
+    p('| what | small-host p50 ms | 1 GB-host p50 ms | p90 ms | p99 ms | runs | 1 GB ÷ small | 1 GB ratio to Node spawn (1 GB) |\n|---|---:|---:|---:|---:|---:|---:|---:|');
+    const line = (name: string, s: Dist | undefined, b: Dist | undefined): void => {
+      if (!s || !b) return;
+      p(`| ${name} | ${ms(s.p50)} | ${ms(b.p50)} | ${ms(b.p90)} | ${ms(b.p99)} | ${b.n} | ${ratio(b.p50, s.p50)} | ${ratio(b.p50, big.spawn!.p50)} |`);
+    };
+    line('Node `child_process.spawn` (baseline)', small.spawn, big.spawn);
+    line('**sandcell `run()`**', small.ours, big.ours);
+    line('bubblewrap (via Node spawn)', small.bwrap, big.bwrap);
+    figures.bigOursP50 = big.ours.p50;
+    figures.bigSpawnP50 = big.spawn.p50;
+    ballast.length = 0;
+    await settleGc();
+  });
+
+  writeReport();
+  log(`wrote ${OUT} in ${((nowMs() - T0) / 1000).toFixed(0)} s`);
+}
+
+/** Writes RESULTS.md from what has been measured so far (also called by the watchdog on a stall). */
+function writeReport(): void {
+// ---- targets -------------------------------------------------------------------------------------
+  const elapsed = (nowMs() - T0) / 1000;
+  const fds1 = openFds();
+  const t: string[] = [];
+  const target = (name: string, ok: boolean | null, measured: string, gap: string): void => {
+    t.push(`| ${name} | ${measured} | ${ok === null ? 'not measured' : ok ? '**met**' : `**missed** — ${gap}`} |`);
+  };
+  const f = figures;
+  const has = (...k: string[]): boolean => k.every((x) => Number.isFinite(f[x]));
+  target('p50 ≤ 1.0× Node `spawn` p50', has('oursP50', 'spawnP50') ? f.oursP50! <= f.spawnP50! : null,
+    `${ms(f.oursP50 ?? NaN)} vs ${ms(f.spawnP50 ?? NaN)} ms = ${ratio(f.oursP50 ?? NaN, f.spawnP50 ?? NaN)}`,
+    `by ${ms((f.oursP50 ?? 0) - (f.spawnP50 ?? 0))} ms`);
+  target('p50 ≤ 0.5× bubblewrap p50', has('oursP50', 'bwrapP50') ? f.oursP50! <= 0.5 * f.bwrapP50! : null,
+    `${ms(f.oursP50 ?? NaN)} vs ${ms(f.bwrapP50 ?? NaN)} ms = ${ratio(f.oursP50 ?? NaN, f.bwrapP50 ?? NaN)}`,
+    `by ${ms((f.oursP50 ?? 0) - 0.5 * (f.bwrapP50 ?? 0))} ms (needs ≤ ${ms(0.5 * (f.bwrapP50 ?? NaN))} ms)`);
+  target('throughput at concurrency 2 ≥ 2× bubblewrap', has('oursT2', 'bwrapT2') ? f.oursT2! >= 2 * f.bwrapT2! : null,
+    `${(f.oursT2 ?? NaN).toFixed(1)} vs ${(f.bwrapT2 ?? NaN).toFixed(1)} runs/s = ${ratio(f.oursT2 ?? NaN, f.bwrapT2 ?? NaN)}`,
+    `needs ≥ ${(2 * (f.bwrapT2 ?? NaN)).toFixed(1)} runs/s`);
+  target('1 GB host: p50 within 10% of small host', has('bigOursP50', 'oursP50') ? f.bigOursP50! <= 1.1 * f.oursP50! : null,
+    `${ms(f.bigOursP50 ?? NaN)} vs ${ms(f.oursP50 ?? NaN)} ms = ${ratio(f.bigOursP50 ?? NaN, f.oursP50 ?? NaN)}`,
+    `by ${ms((f.bigOursP50 ?? 0) - 1.1 * (f.oursP50 ?? 0))} ms`);
+  target('event-loop delay p99 ≤ 5 ms under 8 concurrent starts', has('eldP99') ? f.eldP99! <= 5 : null,
+    `${ms(f.eldP99 ?? NaN)} ms (Node spawn: ${ms(f.eldNodeP99 ?? NaN)} ms)`, `by ${ms((f.eldP99 ?? 0) - 5)} ms`);
+  target(`host RSS does not grow with runs (${RSS_RUNS} runs)`, has('rssGrowth') ? (f.rssGrowth ?? 0) <= 10 && (f.fdGrowth ?? 0) <= 0 : null,
+    `${(f.rssGrowth ?? NaN).toFixed(1)} MB, fds ${f.fdGrowth ?? 'n/a'}`, 'grew (threshold: ≤ 10 MB, no fd growth)');
+
+  const head: string[] = [];
+  head.push('# sandcell benchmarks');
+  head.push('');
+  head.push('Generated by `npm run bench` (bench/run.ts). Do not edit by hand: every run rewrites this file.');
+  head.push('');
+  head.push('| | |\n|---|---|');
+  head.push(`| date | ${started.toISOString()} |`);
+  head.push(`| duration | ${(elapsed / 60).toFixed(1)} min (${elapsed.toFixed(0)} s) |`);
+  head.push(`| machine | ${m.nproc} CPUs (nproc), ${m.memoryGiB} GiB RAM, ${m.cpuModel} |`);
+  head.push(`| kernel | ${m.kernel}, cgroup ${m.cgroup} |`);
+  head.push(`| Node | ${m.node} |`);
+  head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (the issue asks 10 s)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
+  head.push(`| peers | bubblewrap: ${bwrapOk ? bw.version : '**absent**'} (${bw.note}); unshare: ${unshareOk ? unshareVersion : '**absent**'} |`);
+  head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups()} |`);
+  head.push('');
+  if (stalled) head.push('', `**INCOMPLETE RUN: ${stalled}. The sections below are those measured before the stall.**`);
+  head.push('');
+  head.push('## Targets (issue 5)');
+  head.push('');
+  head.push('| target | measured | verdict |\n|---|---|---|');
+  head.push(...t);
+  head.push('');
+  if (has('setupP50', 'teardownP50')) {
+    head.push('### Where the remaining cost is (p50 figures of section 8)');
+    head.push('');
+    head.push(`- Start (\`spawn()\` until the program runs): ${ms(f.setupP50!)} ms; the rest (program, reaping, cgroup read + rmdir, promise resolution): ${ms(f.teardownP50!)} ms.`);
+    if (has('cgCreateP50', 'cgDestroyP50')) head.push(`- cgroup create ${ms(f.cgCreateP50!)} ms + destroy of an unused cgroup ${ms(f.cgDestroyP50!)} ms per run (sequential async fs calls on the libuv pool).`);
+    if (has('seccompCost')) head.push(`- seccomp \`default\` vs \`none\`: ${ms(f.seccompCost!)} ms per run.`);
+    if (has('netnsCost')) head.push(`- new network namespace (+ loopback up) vs \`network: 'host'\`: ${ms(f.netnsCost!)} ms per run${has('netThroughputLoss') ? `; at concurrency 8 it costs ${(100 * f.netThroughputLoss!).toFixed(0)}% of throughput` : ''}.`);
+    if (has('unshareNetAlone')) head.push(`- \`unshare --net\` alone adds ${ms(f.unshareNetAlone!)} ms to a plain \`unshare\` (kernel cost of a network namespace, including its teardown work on exit).`);
+    head.push('');
+  }
+  const body = [...sections].sort((a, b) => a.order - b.order).flatMap((x) => x.lines);
+  writeFileSync(OUT, [...head, ...body].join('\n') + '\n');
+}
+
+main().then(
+  () => {
+    cleanup();
+  },
+  (e: unknown) => {
+    cleanup();
+    console.error(e);
+    process.exitCode = 1;
+  },
+);

@@ -13,8 +13,8 @@
  *   BENCH_OUT         where to write the report (default bench/RESULTS.md)
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -78,8 +78,46 @@ async function latency(name: string, fn: () => Promise<unknown>, iterations = IT
   return dist(r.latency.samples);
 }
 
-/** Completed runs per second with `concurrency` runs in flight for `seconds`. */
+/**
+ * Latency distributions of several variants sampled round-robin (one run of each per round, the
+ * order rotating), so drift and other load on a shared machine hit every variant alike.
+ */
+async function interleaved(fns: (() => Promise<unknown>)[], iterations: number): Promise<Dist[]> {
+  const samples: number[][] = fns.map(() => []);
+  for (const fn of fns) for (let w = 0; w < 5; w++) await fn();
+  for (let i = 0; i < iterations; i++) {
+    for (let k = 0; k < fns.length; k++) {
+      const j = (i + k) % fns.length;
+      const t0 = nowMs();
+      await fns[j]!();
+      samples[j]!.push(nowMs() - t0);
+    }
+  }
+  return samples.map(dist);
+}
+
+/** Busy CPU time of the whole machine (all CPUs, every process, kernel included) in ms, from /proc/stat. */
+function machineBusyMs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+  return (busy * 1000) / CLK_TCK;
+}
+const CLK_TCK = 100; // USER_HZ: 100 on every Linux ABI Node runs on
+
+export interface CpuPerRun {
+  /** Busy CPU of the whole machine per completed run (ms). */
+  machineMs: number;
+  /** CPU of this Node process (all threads, user + system) per run (ms). */
+  nodeMs: number;
+}
+let lastCpu: CpuPerRun = { machineMs: NaN, nodeMs: NaN };
+
+/** Completed runs per second with `concurrency` runs in flight for `seconds`; CPU per run lands in `lastCpu`. */
 async function throughput(fn: () => Promise<unknown>, concurrency: number, seconds = SECONDS): Promise<number> {
+  const busy0 = machineBusyMs();
+  const cpu0 = process.cpuUsage();
   const start = nowMs();
   const deadline = start + seconds * 1000;
   let done = 0;
@@ -90,7 +128,10 @@ async function throughput(fn: () => Promise<unknown>, concurrency: number, secon
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return done / ((nowMs() - start) / 1000);
+  const elapsed = (nowMs() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  lastCpu = { machineMs: (machineBusyMs() - busy0) / done, nodeMs: (cpu.user + cpu.system) / 1000 / done };
+  return done / elapsed;
 }
 
 interface Eld {
@@ -236,6 +277,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 const m = machineInfo();
 const started = new Date();
+const load0 = loadavg()[0] ?? NaN;
 let fds0 = 0;
 let bw: BwrapSetup = { path: null, version: null, note: 'not checked' };
 let bwrapOk = false;
@@ -297,7 +339,7 @@ async function main(): Promise<void> {
 
   // ---- 8. where the time goes ----------------------------------------------------------------
   await section('8. Where the time goes', async () => {
-    p(`### 8a. Box variants (same process, ${SUB_ITER} runs each)`);
+    p(`### 8a. Box variants (same process, ${SUB_ITER} runs each, interleaved round-robin)`);
     p();
     const v: [string, RunOptions][] = [
       ['default box', TRUE_BOX],
@@ -305,8 +347,7 @@ async function main(): Promise<void> {
       ["`network: 'host'` (no new net namespace)", { command: ['/bin/true'], network: 'host' }],
       ["`seccomp: 'none'` + `network: 'host'`", { command: ['/bin/true'], seccomp: 'none', network: 'host' }],
     ];
-    const res: Dist[] = [];
-    for (const [name, o] of v) res.push(await latency(name, () => ours(o), SUB_ITER));
+    const res = await interleaved(v.map(([, o]) => () => ours(o)), SUB_ITER);
     const base = res[0] as Dist;
     p('| variant | p50 ms | p90 ms | p99 ms | mean ms | runs | p50 ratio to default | p50 saved vs default\n|---|---:|---:|---:|---:|---:|---:|---:|');
     v.forEach(([name], i) => {
@@ -384,7 +425,7 @@ async function main(): Promise<void> {
     p();
 
     if (unshareOk) {
-      p(`### 8d. Namespace creation cost, isolated with util-linux unshare (spawned by Node, ${SUB_ITER} runs each)`);
+      p(`### 8d. Namespace creation cost, isolated with util-linux unshare (spawned by Node, ${SUB_ITER} runs each, interleaved round-robin)`);
       p();
       p('Each line adds namespaces to the one above; the differences are what the kernel charges for them (plus one extra execve for `unshare` itself, and one fork for `--fork`).');
       p();
@@ -403,9 +444,12 @@ async function main(): Promise<void> {
       p('| variant | p50 ms | p90 ms | p99 ms | Δ p50 vs line above | Δ p50 vs `unshare /bin/true`\n|---|---:|---:|---:|---:|---:|');
       let prev: number | null = null;
       let plainUnshare = NaN;
-      for (const [i, [name, argv]] of variants.entries()) {
-        const fn = argv.length === 0 ? nodeSpawnTrue : () => plain(argv[0] as string, [...argv.slice(1), '/bin/true']);
-        const d = await latency(name, fn, SUB_ITER);
+      const ds = await interleaved(
+        variants.map(([, argv]) => (argv.length === 0 ? nodeSpawnTrue : () => plain(argv[0] as string, [...argv.slice(1), '/bin/true']))),
+        SUB_ITER,
+      );
+      for (const [i, [name]] of variants.entries()) {
+        const d = ds[i] as Dist;
         if (i === 1) plainUnshare = d.p50;
         const chained = i <= 6;
         p(`| ${name} | ${ms(d.p50)} | ${ms(d.p90)} | ${ms(d.p99)} | ${chained && prev !== null ? ms(d.p50 - prev) : '—'} | ${i >= 1 ? ms(d.p50 - plainUnshare) : '—'} |`);
@@ -468,15 +512,26 @@ async function main(): Promise<void> {
 
   // ---- 3 & 5. throughput ------------------------------------------------------------------------
   const thr: Record<string, Record<number, number>> = { ours: {}, spawn: {} };
+  const cpuOf: Record<string, Record<number, CpuPerRun>> = { ours: {}, spawn: {} };
   await section(`3. Throughput (runs/s of /bin/true, ${SECONDS} s per point)`, async () => {
     for (const c of CONCURRENCIES) {
       thr.spawn![c] = await throughput(nodeSpawnTrue, c);
+      cpuOf.spawn![c] = lastCpu;
       thr.ours![c] = await throughput(() => ours(), c);
+      cpuOf.ours![c] = lastCpu;
     }
     p(`${SECONDS} s per point (BENCH_SECONDS; the issue's figure is 10 s). Runs of /bin/true kept in flight with N async workers; runs/s = completed ÷ elapsed.`);
     p();
-    p('| concurrency | Node spawn runs/s (baseline) | sandcell runs/s | ratio |\n|---:|---:|---:|---:|');
-    for (const c of CONCURRENCIES) p(`| ${c} | ${thr.spawn![c]!.toFixed(1)} | ${thr.ours![c]!.toFixed(1)} | ${ratio(thr.ours![c]!, thr.spawn![c]!)} |`);
+    p('CPU per run: busy time of the whole machine (all processes and the kernel, from /proc/stat) ÷ completed runs, and the part spent by this Node process (process.cpuUsage, all its threads). With 2 CPUs, 2000 ÷ machine CPU ms per run is the ceiling on runs/s.');
+    p();
+    p('| concurrency | Node spawn runs/s (baseline) | sandcell runs/s | ratio | spawn: machine / Node CPU ms per run | sandcell: machine / Node CPU ms per run |\n|---:|---:|---:|---:|---:|---:|');
+    for (const c of CONCURRENCIES) {
+      const cs = cpuOf.spawn![c]!;
+      const co = cpuOf.ours![c]!;
+      p(`| ${c} | ${thr.spawn![c]!.toFixed(1)} | ${thr.ours![c]!.toFixed(1)} | ${ratio(thr.ours![c]!, thr.spawn![c]!)} | ${ms(cs.machineMs)} / ${ms(cs.nodeMs)} | ${ms(co.machineMs)} / ${ms(co.nodeMs)} |`);
+    }
+    figures.cpuPerRunMachine = cpuOf.ours![8]!.machineMs;
+    figures.cpuPerRunNode = cpuOf.ours![8]!.nodeMs;
   });
 
   await section(`5. Peers on the same machine (p50 from section 1; throughput at concurrency 2, ${SECONDS} s)`, async () => {
@@ -563,7 +618,13 @@ async function main(): Promise<void> {
 
   // ---- 2. big host (last: the ballast would distort everything after it) ----------------------------
   await section('2. Latency with the host grown to ~1 GB RSS', async () => {
-    const small = lat;
+    // Small-host figures measured again right before the ballast, interleaved, so both sides see the same machine load.
+    const smallFns: (() => Promise<unknown>)[] = [nodeSpawnTrue, () => ours()];
+    if (bwrapOk) smallFns.push(bwrapTrue);
+    const smallRss = rssMB();
+    const sm = await interleaved(smallFns, SUB_ITER);
+    const small: Record<string, Dist> = { spawn: sm[0]!, ours: sm[1]! };
+    if (bwrapOk) small.bwrap = sm[2]!;
     const ballast: Buffer[] = [];
     for (let i = 0; i < 16; i++) {
       const b = Buffer.allocUnsafeSlow(64 << 20);
@@ -571,11 +632,10 @@ async function main(): Promise<void> {
       ballast.push(b);
     }
     const rss = rssMB();
-    const big: Record<string, Dist> = {};
-    big.spawn = await latency('node spawn big', nodeSpawnTrue);
-    big.ours = await latency('sandcell big', () => ours());
-    if (bwrapOk) big.bwrap = await latency('bwrap big', bwrapTrue, SUB_ITER);
-    p(`Ballast: 16 × 64 MiB Buffers, every page written; host RSS during this section: ${rss.toFixed(0)} MB (small-host figures from section 1).`);
+    const bg = await interleaved(smallFns, SUB_ITER);
+    const big: Record<string, Dist> = { spawn: bg[0]!, ours: bg[1]! };
+    if (bwrapOk) big.bwrap = bg[2]!;
+    p(`Ballast: 16 × 64 MiB Buffers, every page written; host RSS during this section: ${rss.toFixed(0)} MB. Small-host figures (RSS ${smallRss.toFixed(0)} MB) measured just before the ballast was allocated; ${SUB_ITER} runs per figure, variants interleaved round-robin.`);
     p();
     p('| what | small-host p50 ms | 1 GB-host p50 ms | p90 ms | p99 ms | runs | 1 GB ÷ small | 1 GB ratio to Node spawn (1 GB) |\n|---|---:|---:|---:|---:|---:|---:|---:|');
     const line = (name: string, s: Dist | undefined, b: Dist | undefined): void => {
@@ -585,8 +645,9 @@ async function main(): Promise<void> {
     line('Node `child_process.spawn` (baseline)', small.spawn, big.spawn);
     line('**sandcell `run()`**', small.ours, big.ours);
     line('bubblewrap (via Node spawn)', small.bwrap, big.bwrap);
-    figures.bigOursP50 = big.ours.p50;
-    figures.bigSpawnP50 = big.spawn.p50;
+    figures.bigOursP50 = big.ours!.p50;
+    figures.smallOursP50 = small.ours!.p50;
+    figures.bigSpawnP50 = big.spawn!.p50;
     ballast.length = 0;
     await settleGc();
   });
@@ -615,9 +676,9 @@ function writeReport(): void {
   target('throughput at concurrency 2 ≥ 2× bubblewrap', has('oursT2', 'bwrapT2') ? f.oursT2! >= 2 * f.bwrapT2! : null,
     `${(f.oursT2 ?? NaN).toFixed(1)} vs ${(f.bwrapT2 ?? NaN).toFixed(1)} runs/s = ${ratio(f.oursT2 ?? NaN, f.bwrapT2 ?? NaN)}`,
     `needs ≥ ${(2 * (f.bwrapT2 ?? NaN)).toFixed(1)} runs/s`);
-  target('1 GB host: p50 within 10% of small host', has('bigOursP50', 'oursP50') ? f.bigOursP50! <= 1.1 * f.oursP50! : null,
-    `${ms(f.bigOursP50 ?? NaN)} vs ${ms(f.oursP50 ?? NaN)} ms = ${ratio(f.bigOursP50 ?? NaN, f.oursP50 ?? NaN)}`,
-    `by ${ms((f.bigOursP50 ?? 0) - 1.1 * (f.oursP50 ?? 0))} ms`);
+  target('1 GB host: p50 within 10% of small host', has('bigOursP50', 'smallOursP50') ? f.bigOursP50! <= 1.1 * f.smallOursP50! : null,
+    `${ms(f.bigOursP50 ?? NaN)} vs ${ms(f.smallOursP50 ?? NaN)} ms = ${ratio(f.bigOursP50 ?? NaN, f.smallOursP50 ?? NaN)} (Node spawn: ${ms(f.bigSpawnP50 ?? NaN)} ms at 1 GB)`,
+    `by ${ms((f.bigOursP50 ?? 0) - 1.1 * (f.smallOursP50 ?? 0))} ms`);
   target('event-loop delay p99 ≤ 5 ms under 8 concurrent starts', has('eldP99') ? f.eldP99! <= 5 : null,
     `${ms(f.eldP99 ?? NaN)} ms (Node spawn: ${ms(f.eldNodeP99 ?? NaN)} ms)`, `by ${ms((f.eldP99 ?? 0) - 5)} ms`);
   target(`host RSS does not grow with runs (${RSS_RUNS} runs)`, has('rssGrowth') ? (f.rssGrowth ?? 0) <= 10 && (f.fdGrowth ?? 0) <= 0 : null,
@@ -634,6 +695,7 @@ function writeReport(): void {
   head.push(`| machine | ${m.nproc} CPUs (nproc), ${m.memoryGiB} GiB RAM, ${m.cpuModel} |`);
   head.push(`| kernel | ${m.kernel}, cgroup ${m.cgroup} |`);
   head.push(`| Node | ${m.node} |`);
+  head.push(`| load average (1 min) | at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)} (the VM is shared: other work running meanwhile widens the tails) |`);
   head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (the issue asks 10 s)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
   head.push(`| peers | bubblewrap: ${bwrapOk ? bw.version : '**absent**'} (${bw.note}); unshare: ${unshareOk ? unshareVersion : '**absent**'} |`);
   head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups()} |`);
@@ -650,6 +712,7 @@ function writeReport(): void {
     head.push('');
     head.push(`- Start (\`spawn()\` until the program runs): ${ms(f.setupP50!)} ms; the rest (program, reaping, cgroup read + rmdir, promise resolution): ${ms(f.teardownP50!)} ms.`);
     if (has('cgCreateP50', 'cgDestroyP50')) head.push(`- cgroup create ${ms(f.cgCreateP50!)} ms + destroy of an unused cgroup ${ms(f.cgDestroyP50!)} ms per run (sequential async fs calls on the libuv pool).`);
+    if (has('cpuPerRunMachine')) head.push(`- CPU per run at concurrency 8: ${ms(f.cpuPerRunMachine!)} ms of machine CPU (${ms(f.cpuPerRunNode!)} ms of it in the Node process), so 2 CPUs cap throughput near ${(2000 / f.cpuPerRunMachine!).toFixed(0)} runs/s: throughput is CPU-bound, and every CPU-ms removed from a run raises it.`);
     if (has('seccompCost')) head.push(`- seccomp \`default\` vs \`none\`: ${ms(f.seccompCost!)} ms per run.`);
     if (has('netnsCost')) head.push(`- new network namespace (+ loopback up) vs \`network: 'host'\`: ${ms(f.netnsCost!)} ms per run${has('netThroughputLoss') ? `; at concurrency 8 it costs ${(100 * f.netThroughputLoss!).toFixed(0)}% of throughput` : ''}.`);
     if (has('unshareNetAlone')) head.push(`- \`unshare --net\` alone adds ${ms(f.unshareNetAlone!)} ms to a plain \`unshare\` (kernel cost of a network namespace, including its teardown work on exit).`);

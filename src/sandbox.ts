@@ -66,12 +66,12 @@ export class Sandbox implements AsyncDisposable {
   /** Builds a box and keeps it until `destroy()`. */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const o = resolveSandboxOptions(options);
-    const { driver } = await cgroupsFor(o.cgroupParent);
+    const { pool } = await cgroupsFor(o.cgroupParent);
     // The box's limits hold for everything in it; its init sits in a leaf of its own so that
     // runs can have cgroups below the box's (v2 allows processes only in leaves).
-    const cgroup = driver ? await driver.create(cgroupLimits(o)) : null;
+    const cgroup = pool ? await pool.take(cgroupLimits(o)) : null;
     try {
-      const initCgroup = driver && cgroup ? await driver.create({}, cgroup) : null;
+      const initCgroup = pool && cgroup ? await pool.take({}, cgroup) : null;
       const plan = buildPlan(
         o,
         {

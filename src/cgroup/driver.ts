@@ -70,6 +70,11 @@ export interface RunCgroup {
   readonly enforced: EnforcedLimits;
   /** The limits written. */
   readonly limits: Readonly<CgroupLimits>;
+  /**
+   * Writes limits into a cgroup that holds no process yet (one made ahead of time with none), so
+   * that making cgroups can happen before a run needs one.
+   */
+  applyLimits(limits: CgroupLimits): Promise<void>;
   /** Cheap synchronous read of the whole tree's CPU time so far (µs); NaN without CPU accounting. */
   cpuTimeUs(): number;
   /** The file `cpuTimeUs()` reads (for the executor to read at the program's start); undefined without CPU accounting. */

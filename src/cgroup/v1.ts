@@ -35,7 +35,7 @@ export class V1RunCgroup implements RunCgroup {
   constructor(
     readonly name: string,
     readonly byController: ReadonlyMap<string, string>,
-    readonly limits: Readonly<CgroupLimits>,
+    private current: Readonly<CgroupLimits>,
     readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
     private readonly onGone: () => void,
@@ -58,8 +58,19 @@ export class V1RunCgroup implements RunCgroup {
     };
   }
 
+  get limits(): Readonly<CgroupLimits> {
+    return this.current;
+  }
+
+  async applyLimits(limits: CgroupLimits): Promise<void> {
+    validateLimits(limits);
+    this.current = { ...limits };
+    await this.apply();
+  }
+
+  /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */
   async apply(): Promise<void> {
-    const l = this.limits;
+    const l = this.current;
     if (l.memoryBytes !== undefined && this.memoryDir) {
       // limit first: memsw must never be below limit_in_bytes (EINVAL).
       await writeControl(this.memoryDir, 'memory.limit_in_bytes', String(l.memoryBytes));

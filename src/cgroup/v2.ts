@@ -63,7 +63,7 @@ export class V2RunCgroup implements RunCgroup {
   constructor(
     readonly name: string,
     readonly dir: string,
-    readonly limits: Readonly<CgroupLimits>,
+    private current: Readonly<CgroupLimits>,
     readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
     private readonly onGone: () => void,
@@ -79,9 +79,19 @@ export class V2RunCgroup implements RunCgroup {
     };
   }
 
-  /** Writes the limits; called once by the driver right after mkdir. */
+  get limits(): Readonly<CgroupLimits> {
+    return this.current;
+  }
+
+  async applyLimits(limits: CgroupLimits): Promise<void> {
+    validateLimits(limits);
+    this.current = { ...limits };
+    await this.apply();
+  }
+
+  /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */
   async apply(): Promise<void> {
-    const { dir, limits: l } = this;
+    const { dir, current: l } = this;
     if (l.memoryBytes !== undefined && this.enforced.memory === 'cgroup') {
       await writeControl(dir, 'memory.max', String(l.memoryBytes));
       if (exists(join(dir, 'memory.swap.max'))) await writeControl(dir, 'memory.swap.max', '0');

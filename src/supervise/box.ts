@@ -268,10 +268,10 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
   const o = start.options;
   if (o.signal?.aborted) throw new AbortError(o.signal.reason);
   const filter = filterFor(start.seccomp);
-  const { driver } = await cgroupsFor(o.cgroupParent);
+  const { pool } = await cgroupsFor(o.cgroupParent);
   const l = o.limits;
   // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
-  const cgroup = driver && (!start.join || start.join.cgroup) ? await driver.create(cgroupLimits(o), start.join?.cgroup ?? undefined) : null;
+  const cgroup = pool && (!start.join || start.join.cgroup) ? await pool.take(cgroupLimits(o), start.join?.cgroup ?? undefined) : null;
   const memoryByCgroup = cgroup?.enforced.memory === 'cgroup';
   const enforced: Result['limitsEnforced'] = {
     memory: l.memoryBytes === null ? 'none' : memoryByCgroup ? 'cgroup' : 'rlimit',

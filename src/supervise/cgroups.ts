@@ -1,19 +1,76 @@
 /**
- * One cgroup driver per parent for the whole process, opened on first use. The first open also
- * removes cgroups orphaned by sandcell processes that died; process exit removes our own parent
- * directories (run cgroups are removed by each run as it ends).
+ * One cgroup driver per parent for the whole process, opened on first use, with a few empty run
+ * cgroups made ahead of time: making a cgroup (a mkdir in each hierarchy) costs more than the
+ * rest of a box's start, and need not happen while a caller waits. Each cgroup serves one run
+ * and is removed after it; none is reused. The first open also removes cgroups orphaned by
+ * sandcell processes that died; process exit removes what is left of ours.
  */
 import { rmdirSync } from 'node:fs';
 
-import { cleanupOrphans, openCgroupDriver, type CgroupDriver } from '../cgroup/index.js';
+import { cleanupOrphans, openCgroupDriver, type CgroupDriver, type CgroupLimits, type RunCgroup } from '../cgroup/index.js';
+
+/** Fresh run cgroups, made in the background, handed out with their limits written. */
+export class CgroupPool {
+  private readonly ready: RunCgroup[] = [];
+  private refilling: Promise<void> | null = null;
+
+  constructor(
+    readonly driver: CgroupDriver,
+    private readonly size: number,
+  ) {}
+
+  /** A new cgroup with these limits, below `under` if given (those are not made ahead). */
+  async take(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
+    if (under) return this.driver.create(limits, under);
+    const made = this.ready.pop();
+    if (!made) {
+      this.refill();
+      return this.driver.create(limits);
+    }
+    try {
+      await made.applyLimits(limits);
+    } catch (e) {
+      await made.destroy();
+      throw e;
+    }
+    this.refill();
+    return made;
+  }
+
+  /** Directories of the cgroups made ahead and not handed out, deepest first per hierarchy. */
+  idleDirs(): string[] {
+    return this.ready.flatMap((rc) => rc.dirs);
+  }
+
+  /** Resolves when no cgroup is being made ahead (tests look at the hierarchy only then). */
+  async settled(): Promise<void> {
+    while (this.refilling) await this.refilling;
+  }
+
+  private refill(): void {
+    if (this.refilling) return;
+    this.refilling = (async () => {
+      try {
+        while (this.ready.length < this.size) this.ready.push(await this.driver.create({}));
+      } catch {
+        // The next take() makes its own cgroup, and reports the error if it persists.
+      } finally {
+        this.refilling = null;
+      }
+    })();
+  }
+}
 
 export interface CgroupAvailability {
-  driver: CgroupDriver | null;
-  /** Why there is no driver (not root, no delegation, no controllers). */
+  pool: CgroupPool | null;
+  /** Why there are no cgroups (not root, no delegation, no controllers). */
   reason: string | null;
 }
 
-const drivers = new Map<string, Promise<CgroupAvailability>>();
+const POOL_SIZE = 4;
+const pools = new Map<string, Promise<CgroupAvailability>>();
+const openedParents = new Set<string>();
+const openPools: CgroupPool[] = [];
 let orphansSwept = false;
 let exitHookInstalled = false;
 
@@ -21,18 +78,16 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
-    for (const dir of openedParents) {
+    for (const dir of [...openPools.flatMap((p) => p.idleDirs()), ...openedParents]) {
       try {
         rmdirSync(dir);
       } catch {
-        // Still in use by a run that outlives us: its box dies with us (PDEATHSIG), and the next
-        // sandcell process sweeps the empty directory as an orphan.
+        // Still in use by a run that outlives us: its box dies with us (PDEATHSIG, control
+        // socket EOF), and the next sandcell process sweeps the empty directory as an orphan.
       }
     }
   });
 }
-
-const openedParents = new Set<string>();
 
 async function open(parent: string | null): Promise<CgroupAvailability> {
   if (!orphansSwept) {
@@ -44,19 +99,27 @@ async function open(parent: string | null): Promise<CgroupAvailability> {
     }
   }
   const opened = await openCgroupDriver(parent === null ? {} : { parent });
-  if (opened.driver === null) return { driver: null, reason: opened.reason };
+  if (opened.driver === null) return { pool: null, reason: opened.reason };
   for (const dir of Object.values(opened.driver.parents)) openedParents.add(dir);
   installExitHook();
-  return { driver: opened.driver, reason: null };
+  const pool = new CgroupPool(opened.driver, POOL_SIZE);
+  openPools.push(pool);
+  return { pool, reason: null };
 }
 
-/** The driver for a parent (null: the default below this process's own cgroup). */
+/** Run cgroups made ahead and not yet handed out, once none is being made (tests tell them from leaked ones). */
+export async function idleCgroupDirs(): Promise<string[]> {
+  await Promise.all(openPools.map((p) => p.settled()));
+  return openPools.flatMap((p) => p.idleDirs());
+}
+
+/** The cgroups for a parent (null: the default below this process's own cgroup). */
 export function cgroupsFor(parent: string | null): Promise<CgroupAvailability> {
   const key = parent ?? '';
-  let pending = drivers.get(key);
+  let pending = pools.get(key);
   if (!pending) {
     pending = open(parent);
-    drivers.set(key, pending);
+    pools.set(key, pending);
   }
   return pending;
 }

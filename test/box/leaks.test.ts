@@ -1,11 +1,9 @@
 // Many runs leave the host as they found it: fds, mounts, processes, cgroups. (That no sandcell
 // cgroup at all remains after the whole suite is checked in test/global-setup.ts.)
-import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { run } from '../../src/index.js';
-import { listSandcellCgroups } from '../../src/cgroup/index.js';
-import { childPids, mountTable, openFds, requireRoot } from '../helpers/host.js';
+import { childPids, mountTable, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 beforeAll(requireRoot);
 
@@ -25,10 +23,8 @@ describe('no leaks', () => {
     mounts = mountTable();
   });
 
-  afterAll(() => {
-    for (const dir of listSandcellCgroups({ pid: process.pid })) {
-      expect(readdirSync(dir).filter((n) => n.startsWith('run-'))).toEqual([]);
-    }
+  afterAll(async () => {
+    expect(await runCgroupsInUse()).toEqual([]);
   });
 
   it('200 sequential runs of /bin/true', async () => {

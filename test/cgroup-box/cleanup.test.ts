@@ -94,7 +94,7 @@ describe('no run cgroup remains', () => {
 
     for (let i = 0; i < 50 && childPids().length > 0; i++) await sleep(20);
     expect(childPids()).toEqual([]);
-    expect(noRunCgroupsLeft()).toEqual([]);
+    expect(await noRunCgroupsLeft()).toEqual([]);
     // The parent itself stays while the process lives (and goes at its exit), one per hierarchy.
     expect(listSandcellCgroups({ pid: process.pid }).length).toBeGreaterThan(0);
   });

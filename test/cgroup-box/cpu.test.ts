@@ -13,10 +13,10 @@ beforeAll(() => {
   requireRoot();
   fx = buildFixtures();
 });
-afterAll(() => {
+afterAll(async () => {
   fx?.remove();
   expect(childPids()).toEqual([]);
-  expect(noRunCgroupsLeft()).toEqual([]);
+  expect(await noRunCgroupsLeft()).toEqual([]);
 });
 
 /** The bound: at most 10 ms of CPU time past the limit. */

@@ -13,10 +13,10 @@ beforeAll(() => {
   requireRoot();
   fx = buildFixtures();
 });
-afterAll(() => {
+afterAll(async () => {
   fx?.remove();
   expect(childPids()).toEqual([]);
-  expect(noRunCgroupsLeft()).toEqual([]);
+  expect(await noRunCgroupsLeft()).toEqual([]);
 });
 
 /** `tasks` is a file at the root of every v1 hierarchy: mkdir below it fails with ENOTDIR. */
@@ -43,7 +43,7 @@ describe('limitsEnforced', () => {
       expect(r.status).toBe('ok');
       expect(r.limitsEnforced).toEqual({ memory: 'rlimit', cpuTime: 'rlimit', processes: 'rlimit' });
       expect(r.usage.memoryPeakBytes).toBeNull();
-      expect(noRunCgroupsLeft()).toEqual([]);
+      expect(await noRunCgroupsLeft()).toEqual([]);
     });
 
     it('memory: RLIMIT_AS makes malloc fail (no memory-limit verdict: nothing was killed)', async () => {

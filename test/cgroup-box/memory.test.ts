@@ -129,8 +129,8 @@ describe('memory (cgroup)', () => {
     });
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     expect(childPids()).toEqual([]);
-    expect(noRunCgroupsLeft()).toEqual([]);
+    expect(await noRunCgroupsLeft()).toEqual([]);
   });
 });

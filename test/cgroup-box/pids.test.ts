@@ -15,10 +15,10 @@ beforeAll(() => {
   requireRoot();
   fx = buildFixtures();
 });
-afterAll(() => {
+afterAll(async () => {
   fx?.remove();
   expect(childPids()).toEqual([]);
-  expect(noRunCgroupsLeft()).toEqual([]);
+  expect(await noRunCgroupsLeft()).toEqual([]);
 });
 
 describe('processes (cgroup pids)', () => {
@@ -28,7 +28,7 @@ describe('processes (cgroup pids)', () => {
     const box = await spawn({ command: [fx.inBox('forkbomb')], binds: [fx.bind], limits: { processes: 64, cpus: 0.5, wallTime: '1500ms' } });
     box.stdout.resume();
     box.stderr.resume();
-    const [dir] = liveRunCgroups('pids');
+    const [dir] = await liveRunCgroups('pids');
     expect(dir).toBeDefined();
     expect(readNumber(join(dir!, 'pids.max'))).toBe(64);
     // While it runs: the box holds at most 64 tasks, the init included, and the host's count
@@ -59,7 +59,7 @@ describe('processes (cgroup pids)', () => {
     expect(r.usage.cpuTimeMs).toBeLessThan(1500);
     expect(existsSync(dir!)).toBe(false);
     expect(childPids()).toEqual([]);
-    expect(noRunCgroupsLeft()).toEqual([]);
+    expect(await noRunCgroupsLeft()).toEqual([]);
     // Every process of the bomb is gone: the host is back where it was (same slack).
     expect(hostProcessCount() - before).toBeLessThanOrEqual(40);
   });
@@ -75,6 +75,6 @@ describe('processes (cgroup pids)', () => {
     const r = await run({ command: ['/bin/sh', '-c', 'f() { f | f & }; f; sleep 1'], limits: { processes: 32, cpus: 0.5, wallTime: '1500ms' } });
     expect(['ok', 'wall-time-limit', 'nonzero-exit']).toContain(r.status);
     expect(childPids()).toEqual([]);
-    expect(noRunCgroupsLeft()).toEqual([]);
+    expect(await noRunCgroupsLeft()).toEqual([]);
   });
 });

@@ -3,13 +3,11 @@
 // hangs, never leaks, and never pollutes prototypes. Most cases fail validation at once; valid
 // ones are cheap (an already-aborted signal) except for a capped number of real runs.
 import fc from 'fast-check';
-import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { AbortError, run, SandboxOptionsError, SandboxSetupError } from '../../src/index.js';
 import { resolveOptions } from '../../src/options.js';
-import { childPids, openFds, requireRoot } from '../helpers/host.js';
+import { childPids, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 const RUNS = Number(process.env.SANDCELL_FUZZ_RUNS ?? 2000);
 const STATUSES = ['ok', 'nonzero-exit', 'signaled', 'time-limit', 'wall-time-limit', 'memory-limit', 'output-limit', 'syscall-denied'];
@@ -21,10 +19,9 @@ beforeAll(async () => {
   fdsBefore = openFds();
 });
 
-afterAll(() => {
+afterAll(async () => {
   expect(childPids()).toEqual([]);
-  const runs = listSandcellCgroups({ pid: process.pid }).flatMap((d) => readdirSync(d).filter((n) => n.startsWith('run-')));
-  expect(runs).toEqual([]);
+  expect(await runCgroupsInUse()).toEqual([]);
   expect(openFds()).toBe(fdsBefore);
 });
 

@@ -3,6 +3,10 @@
  * snapshots of the things a run must leave as it found them.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { listSandcellCgroups } from '../../src/cgroup/index.js';
+import { idleCgroupDirs } from '../../src/supervise/cgroups.js';
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -47,4 +51,15 @@ export function pidsRunning(argv: string[]): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Run cgroups (`run-*`) of this process that a box holds or left behind, in every hierarchy:
+ * [] when nothing runs. Those made ahead of time for the next runs are not counted.
+ */
+export async function runCgroupsInUse(): Promise<string[]> {
+  const idle = new Set(await idleCgroupDirs());
+  return listSandcellCgroups({ pid: process.pid })
+    .flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('run-')).map((n) => join(dir, n)))
+    .filter((d) => !idle.has(d));
 }

@@ -1,18 +1,13 @@
 // Boxes that live: create → run many → destroy, with files in and out.
-import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { Sandbox, SandboxOptionsError, SandboxSetupError } from '../../src/index.js';
-import { childPids, mountTable, requireRoot } from '../helpers/host.js';
+import { childPids, mountTable, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 beforeAll(requireRoot);
 
-/** Run cgroups of this process (each box, and each run below it). */
-function liveCgroups(): string[] {
-  return listSandcellCgroups({ pid: process.pid }).flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('run-')));
-}
+const liveCgroups = runCgroupsInUse;
 
 const SOLUTION = `#include <iostream>
 int main() { long long a, b; std::cin >> a >> b; std::cout << a + b << std::endl; return 0; }
@@ -44,7 +39,7 @@ describe('Sandbox', () => {
     } finally {
       await box.destroy();
     }
-    expect(liveCgroups()).toEqual([]);
+    expect(await liveCgroups()).toEqual([]);
     expect(childPids()).toEqual([]);
     expect(mountTable()).toBe(mounts);
   });

@@ -3,7 +3,7 @@
 // box mid-run. Every box dies with its owner, and the next start of sandcell sweeps the dead
 // process's cgroups; in-process faults leave nothing behind.
 import { spawn as spawnHost, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { AbortError, run, spawn } from '../../src/index.js';
-import { childPids, openFds, pidsRunning, requireRoot } from '../helpers/host.js';
+import { childPids, openFds, pidsRunning, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = join(ROOT, 'dist', 'index.js');
@@ -146,11 +146,10 @@ describe('in-process faults leave nothing behind', () => {
     await run({ command: ['/bin/true'], limits: { wallTime: '5s' } });
     fdsBefore = openFds();
   });
-  const runCgroups = () =>
-    listSandcellCgroups({ pid: process.pid }).flatMap((d) => readdirSync(d).filter((x) => x.startsWith('run-')));
-  afterEach(() => {
+  const runCgroups = runCgroupsInUse;
+  afterEach(async () => {
     expect(childPids()).toEqual([]);
-    expect(runCgroups()).toEqual([]);
+    expect(await runCgroups()).toEqual([]);
     expect(openFds()).toBe(fdsBefore);
   });
 

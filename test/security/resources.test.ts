@@ -1,12 +1,11 @@
 // Resource attacks, each in a box with limits: the verdict is the expected one, the run ends
 // promptly, and the host is as it was (no process, no run cgroup, no descriptor left).
-import { readdirSync, statfsSync } from 'node:fs';
+import { statfsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { run } from '../../src/index.js';
 import type { Limits, RunOptions } from '../../src/options.js';
-import { childPids, openFds, requireRoot } from '../helpers/host.js';
+import { childPids, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 import { buildAttacks, describeRun, type Attacks } from './helpers.js';
 
 let ax: Attacks;
@@ -24,14 +23,11 @@ afterAll(() => {
   ax?.remove();
 });
 
-/** Run cgroups of this process still present. */
-function runCgroups(): string[] {
-  return listSandcellCgroups({ pid: process.pid }).flatMap((d) => readdirSync(d).filter((n) => n.startsWith('run-')).map((n) => `${d}/${n}`));
-}
+const runCgroups = runCgroupsInUse;
 
-afterEach(() => {
+afterEach(async () => {
   expect(childPids()).toEqual([]);
-  expect(runCgroups()).toEqual([]);
+  expect(await runCgroups()).toEqual([]);
   expect(openFds()).toBe(fdsBefore);
 });
 

@@ -45,6 +45,7 @@ struct ChildArgs {
   int sources[6];  // become fds 0..5 in the box: stdin, stdout, stderr, plan, report, status
   int init_fd;
   int join_pidfd;
+  bool setgroups_denied;
   char* const* argv;
   char* const* envp;
 };
@@ -76,7 +77,9 @@ int child_main(void* p) {
   // on the host) so the init keeps its capabilities inside across execve, and shed the host's
   // supplementary groups, which would otherwise stay attached to every process of the box.
   if ((n = raw::syscall6(__NR_setresgid, 0, 0, 0)) < 0) child_fail(a->exec_wr, "setresgid", -n);
-  if ((n = raw::syscall6(__NR_setgroups, 0, 0)) < 0) child_fail(a->exec_wr, "setgroups", -n);
+  // Without privilege the parent had to deny setgroups (before it could map our gid); then the
+  // host's groups are already out of reach and the call would only fail.
+  if (!a->setgroups_denied && (n = raw::syscall6(__NR_setgroups, 0, 0)) < 0) child_fail(a->exec_wr, "setgroups", -n);
   if ((n = raw::syscall6(__NR_setresuid, 0, 0, 0)) < 0) child_fail(a->exec_wr, "setresuid", -n);
 
   // Lift every source above the target numbers first, so installing one cannot clobber another.
@@ -233,6 +236,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   args.sources[wire::kStatusFd] = *st_wr;
   args.init_fd = req.init_fd;
   args.join_pidfd = req.join_pidfd;
+  args.setgroups_denied = req.deny_setgroups;
   args.argv = argv;
   args.envp = envp;
 
@@ -274,6 +278,10 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     char proc_path[64];
     snprintf(proc_path, sizeof proc_path, "/proc/%d/uid_map", pid);
     if (!write_file(proc_path, req.uid_map)) return abort_child("uid_map", errno);
+    if (req.deny_setgroups) {
+      snprintf(proc_path, sizeof proc_path, "/proc/%d/setgroups", pid);
+      if (!write_file(proc_path, "deny")) return abort_child("setgroups deny", errno);
+    }
     snprintf(proc_path, sizeof proc_path, "/proc/%d/gid_map", pid);
     if (!write_file(proc_path, req.gid_map)) return abort_child("gid_map", errno);
   }

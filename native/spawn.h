@@ -20,6 +20,7 @@ struct SpawnRequest {
   std::string plan;  // wire::encode()d
   std::string uid_map;
   std::string gid_map;
+  bool deny_setgroups = false;  // an unprivileged caller may map its gid only after this
   std::vector<std::string> cgroup_procs;  // files to write the init's pid to before it runs
   std::string cpu_usage_file;             // read right after the program's execve, if set
   bool new_net = true;

@@ -275,6 +275,7 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
   req.new_net = flag(env, plan, "newNetwork", "plan");
   req.uid_map = id_map(env, field(plan, "uidMap"), "plan.uidMap");
   req.gid_map = id_map(env, field(plan, "gidMap"), "plan.gidMap");
+  req.deny_setgroups = flag(env, plan, "denySetgroups", "plan");
   std::vector<std::string> procs = strings(env, field(plan, "cgroupProcs"), "plan.cgroupProcs", kMaxPath);
   for (size_t i = 0; i < procs.size(); i++) {
     std::string name = "plan.cgroupProcs[" + std::to_string(i) + "]";

@@ -39,6 +39,8 @@ export interface NativePlan {
   gid: number;
   uidMap: string;
   gidMap: string;
+  /** Write "deny" to /proc/<pid>/setgroups first: what lets an unprivileged caller map its gid. */
+  denySetgroups?: boolean;
   newNetwork: boolean;
   loopback: boolean;
   cgroupNamespace: boolean;

@@ -378,10 +378,23 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number, issues: OptionIssue[])
     mounts,
     image,
     writable: o.writable ?? false,
-    uid: o.user?.uid ?? 65534,
-    gid: o.user?.gid ?? 65534,
+    ...ids(o.user, issues),
     cgroupParent: o.cgroupParent ?? null,
   } satisfies Partial<ResolvedOptions>;
+}
+
+/**
+ * The program's ids inside: 65534 by default. Without root only the caller's own id can be
+ * mapped into the box, as its root: the program runs as uid 0 there, with no capabilities.
+ */
+function ids(user: { uid?: number; gid?: number } | undefined, issues: OptionIssue[]): { uid: number; gid: number } {
+  if (process.geteuid?.() === 0) return { uid: user?.uid ?? 65534, gid: user?.gid ?? 65534 };
+  for (const key of ['uid', 'gid'] as const) {
+    if (user?.[key] !== undefined && user[key] !== 0) {
+      issues.push({ path: `user.${key}`, message: 'only 0 is available without root (the box maps just the caller\'s own id)' });
+    }
+  }
+  return { uid: 0, gid: 0 };
 }
 
 function statOrNull(path: string): Stats | null {
@@ -412,51 +425,37 @@ function resolveFiles(files: z.output<typeof filesSchema> | undefined, issues: O
 
 const MAX_FILES_BYTES = 8 * 1024 * 1024;
 
+/** What a one-shot box and a living box resolve alike: the box, and the program's defaults. */
+function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>, issues: OptionIssue[]) {
+  const limits = resolveLimits(o.limits ?? {}, null);
+  return {
+    ...resolveShape(o, limits.tmpfsBytes, issues),
+    env: { ...(o.env ?? {}) },
+    cwd: o.cwd ?? '/work',
+    limits,
+    files: resolveFiles(o.files, issues),
+    signal: o.signal ?? null,
+    seccomp: resolveSeccomp(o.seccomp, issues) ?? 'default',
+  };
+}
+
 /** Validates and resolves options for `run()` / `spawn()`; throws SandboxOptionsError. */
 export function resolveOptions(input: unknown): ResolvedOptions {
   const o = parse(runSchema, input);
   const issues: OptionIssue[] = [];
-  const limits = resolveLimits(o.limits ?? {}, null);
-  const shape = resolveShape(o, limits.tmpfsBytes, issues);
-  const seccomp = resolveSeccomp(o.seccomp, issues) ?? 'default';
-  const files = resolveFiles(o.files, issues);
+  const box = resolveBox(o, issues);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return {
-    ...shape,
-    command: o.command,
-    env: { ...(o.env ?? {}) },
-    cwd: o.cwd ?? '/work',
-    limits,
-    files,
-    collect: o.collect ?? [],
-    signal: o.signal ?? null,
-    stdin: o.stdin ?? null,
-    seccomp,
-  };
+  return { ...box, command: o.command, collect: o.collect ?? [], stdin: o.stdin ?? null };
 }
 
 /** `Sandbox.create()` options: the box, and defaults for the programs run in it. */
 export function resolveSandboxOptions(input: unknown): ResolvedOptions {
   const o = parse(shapeSchema, input);
   const issues: OptionIssue[] = [];
-  const limits = resolveLimits(o.limits ?? {}, null);
-  const shape = resolveShape(o, limits.tmpfsBytes, issues);
-  const seccomp = resolveSeccomp(o.seccomp, issues) ?? 'default';
-  const files = resolveFiles(o.files, issues);
+  const box = resolveBox(o, issues);
   if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return {
-    ...shape,
-    command: [],
-    env: { ...(o.env ?? {}) },
-    cwd: o.cwd ?? '/work',
-    limits,
-    files,
-    collect: [],
-    signal: o.signal ?? null,
-    stdin: null,
-    seccomp,
-  };
+  return { ...box, command: [], collect: [], stdin: null };
 }
 
 /** One run in a living box: its own program and limits over the box's defaults. */

@@ -25,8 +25,18 @@ export interface PlanExtras {
   stdio: [NativeStdio, NativeStdio, NativeStdio];
 }
 
-/** Root of the box's user namespace and the program's ids, each mapped to its own unprivileged host id. */
-export function idMap(inside: number): string {
+/** Whether this process may map other ids than its own (root); without, the box is rootless. */
+export function privileged(): boolean {
+  return process.geteuid?.() === 0;
+}
+
+/**
+ * Root of the box's user namespace and the program's ids, each mapped to its own unprivileged
+ * host id. Without privilege only the caller's own id can be mapped: it becomes the box's root,
+ * and the program runs as that root, with no capabilities.
+ */
+export function idMap(inside: number, own: number): string {
+  if (!privileged()) return `0 ${own} 1\n`;
   const lines = [`0 ${HOST_ID_BASE} 1`];
   if (inside !== 0) lines.push(`${inside} ${HOST_ID_BASE + (inside % 65536) + 1} 1`);
   return lines.join('\n') + '\n';
@@ -73,8 +83,9 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
     hostname: 'sandcell',
     uid: o.uid,
     gid: o.gid,
-    uidMap: idMap(o.uid),
-    gidMap: idMap(o.gid),
+    uidMap: idMap(o.uid, process.geteuid?.() ?? 0),
+    gidMap: idMap(o.gid, process.getegid?.() ?? 0),
+    denySetgroups: !privileged(),
     newNetwork: o.network !== 'host',
     loopback: o.network !== 'host',
     cgroupNamespace: true,

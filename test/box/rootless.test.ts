@@ -1,0 +1,54 @@
+// Without root: the box still works (the caller's own id is the box's root, the program runs as
+// that root without capabilities), cgroup limits fall back to rlimits, and the result says so.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { requireRoot } from '../helpers/host.js';
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
+
+/** Runs `script` (ESM, with `run` imported) in a Node process as uid/gid 65534. */
+function asNobody(script: string) {
+  const code = `import { run, SandboxOptionsError } from ${JSON.stringify(DIST)};\n${script}`;
+  return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+}
+
+beforeAll(() => {
+  // Root is needed to become someone else; the checkout must be readable by that user.
+  requireRoot();
+  const probe = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', DIST]);
+  if (probe.status !== 0) throw new Error(`uid 65534 cannot read ${DIST}: the rootless tests need a world-readable checkout`);
+});
+
+describe('rootless', () => {
+  it('runs a box, with rlimits standing in for cgroups, and says so', () => {
+    const r = asNobody(`
+      const r = await run({ command: ['/bin/sh', '-c', 'id -u; hostname; grep CapEff /proc/self/status; echo x > /work/f && cat /work/f'], limits: { cpuTime: '1s', memory: '256MiB', processes: 32, wallTime: '10s' } });
+      console.log(JSON.stringify(r));`);
+    expect(r.stderr).toBe('');
+    const result = JSON.parse(r.stdout) as { status: string; stdout: string; limitsEnforced: Record<string, string>; usage: { memoryPeakBytes: unknown } };
+    expect(result.status).toBe('ok');
+    expect(result.stdout).toBe('0\nsandcell\nCapEff:\t0000000000000000\nx\n');
+    expect(result.limitsEnforced).toEqual({ memory: 'rlimit', cpuTime: 'rlimit', processes: 'rlimit' });
+    expect(result.usage.memoryPeakBytes).toBeNull();
+  });
+
+  it('enforces the CPU limit with RLIMIT_CPU', () => {
+    const r = asNobody(`
+      const r = await run({ command: ['/bin/sh', '-c', 'while :; do :; done'], limits: { cpuTime: '1s', wallTime: '10s' } });
+      console.log(r.status);`);
+    expect(r.stdout.trim()).toBe('time-limit');
+  });
+
+  it('refuses other ids than 0 for the program, naming the field', () => {
+    const r = asNobody(`
+      try { await run({ command: ['/bin/true'], user: { uid: 1000 } }); console.log('ran'); }
+      catch (e) { console.log(e instanceof SandboxOptionsError ? e.path : String(e)); }`);
+    expect(r.stdout.trim()).toBe('user.uid');
+  });
+});

@@ -75,6 +75,12 @@ export interface RunCgroup {
    * that making cgroups can happen before a run needs one.
    */
   applyLimits(limits: CgroupLimits): Promise<void>;
+  /**
+   * Caps the tree's CPU for the current period at `quotaUs` (synchronous: used right before a
+   * CPU-time limit runs out, so the kernel stops the box there even if the supervisor is late);
+   * null restores the `cpus` limit, or none. A no-op without CPU bandwidth control.
+   */
+  capCpu(quotaUs: number | null): void;
   /** Cheap synchronous read of the whole tree's CPU time so far (µs); NaN without CPU accounting. */
   cpuTimeUs(): number;
   /** The file `cpuTimeUs()` reads (for the executor to read at the program's start); undefined without CPU accounting. */

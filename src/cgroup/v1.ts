@@ -3,9 +3,10 @@
  * directory `<base>/sandcell-<pid>/run-<n>-<hex>` in each hierarchy it uses, and the box's first
  * pid has to be written to each one's cgroup.procs (`procsFiles`).
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
-import { CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { CPU_MIN_QUOTA_US, CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
 
 /** USER_HZ, the unit of cpuacct.stat; 100 on every Linux architecture Node runs on. */
@@ -66,6 +67,12 @@ export class V1RunCgroup implements RunCgroup {
     validateLimits(limits);
     this.current = { ...limits };
     await this.apply();
+  }
+
+  capCpu(quotaUs: number | null): void {
+    if (!this.cpuDir) return;
+    const restore = this.current.cpus !== undefined ? cpuQuotaUs(this.current.cpus) : -1;
+    writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), String(quotaUs === null ? restore : Math.max(CPU_MIN_QUOTA_US, Math.round(quotaUs))));
   }
 
   /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */

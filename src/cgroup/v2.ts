@@ -13,9 +13,10 @@
  *    delegated cgroup (systemd Delegate=yes) moves itself into a leaf (e.g. `<svc>/main`) and
  *    passes `<svc>/sandcell` (or `<svc>`) as parent.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
-import { CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { CPU_MIN_QUOTA_US, CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
@@ -87,6 +88,13 @@ export class V2RunCgroup implements RunCgroup {
     validateLimits(limits);
     this.current = { ...limits };
     await this.apply();
+  }
+
+  capCpu(quotaUs: number | null): void {
+    if (this.enforced.cpus !== 'cgroup') return;
+    const restore = this.current.cpus !== undefined ? String(cpuQuotaUs(this.current.cpus)) : 'max';
+    const quota = quotaUs === null ? restore : String(Math.max(CPU_MIN_QUOTA_US, Math.round(quotaUs)));
+    writeFileSync(join(this.dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
   }
 
   /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */

@@ -61,6 +61,8 @@ export class SandboxProcess {
   private terminateTimer: NodeJS.Timeout | null = null;
   private wallTimer: NodeJS.Timeout | null = null;
   private cpuTimer: NodeJS.Timeout | null = null;
+  /** The kernel holds the tree's CPU at what is left of the CPU-time limit (see pollCpu). */
+  private cpuCapped = false;
   private readonly result: Promise<Result>;
   private readonly onAbort = (): void => {
     this.end('aborted');
@@ -124,6 +126,8 @@ export class SandboxProcess {
     if (this.ended || this.terminateTimer) return false;
     this.killReason ??= reason;
     if (reason === 'time-limit') this.killTreeNow();
+    // Throttled tasks must run to die: lift the cap once the signals are on their way.
+    if (this.cpuCapped) this.cgroup?.capCpu(null);
     this.native.box.terminate();
     // The init normally ends the box within a millisecond; if it does not, it is killed, and
     // the kernel takes every process of the PID namespace with it.
@@ -162,10 +166,17 @@ export class SandboxProcess {
       this.end('time-limit');
       return;
     }
+    // Close to the limit the kernel itself holds the tree at what is left (CPU bandwidth quota for
+    // the current period), so a late timer on a loaded host cannot let the box run past it.
+    const remainingMs = limitMs - usedMs;
+    if (remainingMs <= CPU_CAP_WINDOW_MS && this.enforced.cpuTime === 'cgroup') {
+      cg.capCpu(remainingMs * 1000);
+      this.cpuCapped = true;
+    }
     // At most every CPU of the machine burns for the box: wait no longer than the remaining
     // budget spread over all of them, and never longer than 50 ms (memory is sampled here too).
     cg.memoryCurrentBytes();
-    const next = Math.min(50, Math.max(1, (limitMs - usedMs) / CPUS));
+    const next = Math.min(50, Math.max(1, remainingMs / CPUS));
     this.cpuTimer = setTimeout(() => this.pollCpu(), next);
   }
 
@@ -239,6 +250,8 @@ export class SandboxProcess {
 }
 
 const CPUS = availableParallelism();
+/** How close to the CPU-time limit the kernel starts holding the tree at what is left. */
+const CPU_CAP_WINDOW_MS = 25;
 
 function isInit(pid: number): boolean {
   try {

@@ -74,19 +74,25 @@ const openPools: CgroupPool[] = [];
 let orphansSwept = false;
 let exitHookInstalled = false;
 
+/**
+ * Removes, synchronously, the cgroups made ahead and this process's `sandcell-<pid>` parents;
+ * runs at process exit (and tests call it where the process ends by a signal).
+ */
+export function releaseCgroupsSync(): void {
+  for (const dir of [...openPools.flatMap((p) => p.idleDirs()), ...openedParents]) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Still in use by a run that outlives us: its box dies with us (PDEATHSIG, control
+      // socket EOF), and the next sandcell process sweeps the empty directory as an orphan.
+    }
+  }
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const dir of [...openPools.flatMap((p) => p.idleDirs()), ...openedParents]) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // Still in use by a run that outlives us: its box dies with us (PDEATHSIG, control
-        // socket EOF), and the next sandcell process sweeps the empty directory as an orphan.
-      }
-    }
-  });
+  process.once('exit', releaseCgroupsSync);
 }
 
 async function open(parent: string | null): Promise<CgroupAvailability> {

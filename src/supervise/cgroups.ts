@@ -48,16 +48,20 @@ export class CgroupPool {
   }
 
   private refill(): void {
-    if (this.refilling) return;
-    this.refilling = (async () => {
-      try {
-        while (this.ready.length < this.size) this.ready.push(await this.driver.create({}));
-      } catch {
-        // The next take() makes its own cgroup, and reports the error if it persists.
-      } finally {
-        this.refilling = null;
-      }
-    })();
+    if (this.refilling || this.ready.length >= this.size) return;
+    // Cleared in a then-callback, which always runs after this assignment: an async function
+    // that finished without awaiting would otherwise clear it first and leave it set for good.
+    this.refilling = this.fill().then(() => {
+      this.refilling = null;
+    });
+  }
+
+  private async fill(): Promise<void> {
+    try {
+      while (this.ready.length < this.size) this.ready.push(await this.driver.create({}));
+    } catch {
+      // The next take() makes its own cgroup, and reports the error if it persists.
+    }
   }
 }
 

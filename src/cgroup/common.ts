@@ -35,6 +35,13 @@ export function validateLimits(l: CgroupLimits): void {
 
 export const cpuQuotaUs = (cpus: number): number => Math.round(cpus * CPU_PERIOD_US);
 
+/** The period of a CPU cap (the longest the kernel allows), and the quota for it: what is left, within the `cpus` share. */
+export const CPU_CAP_PERIOD_US = 1_000_000;
+export function cappedQuotaUs(quotaUs: number, cpus: number | undefined): number {
+  const share = cpus === undefined ? Infinity : cpus * CPU_CAP_PERIOD_US;
+  return Math.max(CPU_MIN_QUOTA_US, Math.round(Math.min(quotaUs, share)));
+}
+
 /** Every pid in the run cgroups and their descendants (union, deduplicated). */
 export function pidsIn(dirs: readonly string[]): number[] {
   const set = new Set<number>();

@@ -76,9 +76,10 @@ export interface RunCgroup {
    */
   applyLimits(limits: CgroupLimits): Promise<void>;
   /**
-   * Caps the tree's CPU for the current period at `quotaUs` (synchronous: used right before a
-   * CPU-time limit runs out, so the kernel stops the box there even if the supervisor is late);
-   * null restores the `cpus` limit, or none. A no-op without CPU bandwidth control.
+   * Caps the tree's CPU at `quotaUs` per 1 s period (synchronous; the supervisor of a CPU-time
+   * limit sets it to what is left of the limit at every poll, so the kernel stops the box at the
+   * limit even when the supervisor is late by up to a period). The `cpus` share still applies.
+   * null restores the `cpus` limit alone, or none. A no-op without CPU bandwidth control.
    */
   capCpu(quotaUs: number | null): void;
   /** Cheap synchronous read of the whole tree's CPU time so far (µs); NaN without CPU accounting. */

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
-import { CPU_MIN_QUOTA_US, CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
 
 /** USER_HZ, the unit of cpuacct.stat; 100 on every Linux architecture Node runs on. */
@@ -71,8 +71,21 @@ export class V1RunCgroup implements RunCgroup {
 
   capCpu(quotaUs: number | null): void {
     if (!this.cpuDir) return;
-    const restore = this.current.cpus !== undefined ? cpuQuotaUs(this.current.cpus) : -1;
-    writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), String(quotaUs === null ? restore : Math.max(CPU_MIN_QUOTA_US, Math.round(quotaUs))));
+    const cpus = this.current.cpus;
+    const [period, quota] =
+      quotaUs === null
+        ? [CPU_PERIOD_US, cpus !== undefined ? cpuQuotaUs(cpus) : -1]
+        : [CPU_CAP_PERIOD_US, cappedQuotaUs(quotaUs, cpus)];
+    // Quota first when lifting it (unlimited fits any period), period first when capping.
+    const write = (file: string, v: number): void => writeFileSync(join(this.cpuDir!, file), String(v));
+    if (quotaUs === null) {
+      write('cpu.cfs_quota_us', -1);
+      write('cpu.cfs_period_us', period);
+      write('cpu.cfs_quota_us', quota);
+    } else {
+      write('cpu.cfs_period_us', period);
+      write('cpu.cfs_quota_us', quota);
+    }
   }
 
   /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */

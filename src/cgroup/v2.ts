@@ -16,7 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
-import { CPU_MIN_QUOTA_US, CPU_PERIOD_US, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
@@ -92,9 +92,12 @@ export class V2RunCgroup implements RunCgroup {
 
   capCpu(quotaUs: number | null): void {
     if (this.enforced.cpus !== 'cgroup') return;
-    const restore = this.current.cpus !== undefined ? String(cpuQuotaUs(this.current.cpus)) : 'max';
-    const quota = quotaUs === null ? restore : String(Math.max(CPU_MIN_QUOTA_US, Math.round(quotaUs)));
-    writeFileSync(join(this.dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
+    const cpus = this.current.cpus;
+    const value =
+      quotaUs === null
+        ? `${cpus !== undefined ? cpuQuotaUs(cpus) : 'max'} ${CPU_PERIOD_US}`
+        : `${cappedQuotaUs(quotaUs, cpus)} ${CPU_CAP_PERIOD_US}`;
+    writeFileSync(join(this.dir, 'cpu.max'), value);
   }
 
   /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */

@@ -166,17 +166,18 @@ export class SandboxProcess {
       this.end('time-limit');
       return;
     }
-    // Close to the limit the kernel itself holds the tree at what is left (CPU bandwidth quota for
-    // the current period), so a late timer on a loaded host cannot let the box run past it.
+    // A backstop in the kernel for a timer that fires late on a loaded host: a CPU bandwidth quota
+    // per 1 s period of what is left of the limit, plus a little, rewritten at every poll. It is
+    // set just past the limit because the kernel enforces it late by its own grain (runtime
+    // handed out in slices, charged at ticks: up to ~10 ms per CPU here), which a timely poll beats.
     const remainingMs = limitMs - usedMs;
-    if (remainingMs <= CPU_CAP_WINDOW_MS && this.enforced.cpuTime === 'cgroup') {
-      cg.capCpu(remainingMs * 1000);
-      this.cpuCapped = true;
-    }
-    // At most every CPU of the machine burns for the box: wait no longer than the remaining
-    // budget spread over all of them, and never longer than 50 ms (memory is sampled here too).
+    cg.capCpu((remainingMs + CPU_CAP_SLACK_MS) * 1000);
+    this.cpuCapped = true;
+    // At most every CPU of the machine burns for the box: wait no longer than half the remaining
+    // budget spread over all of them (a timer may fire late), and never longer than 50 ms
+    // (memory is sampled here too).
     cg.memoryCurrentBytes();
-    const next = Math.min(50, Math.max(1, remainingMs / CPUS));
+    const next = Math.min(50, Math.max(1, remainingMs / (2 * CPUS)));
     this.cpuTimer = setTimeout(() => this.pollCpu(), next);
   }
 
@@ -250,8 +251,7 @@ export class SandboxProcess {
 }
 
 const CPUS = availableParallelism();
-/** How close to the CPU-time limit the kernel starts holding the tree at what is left. */
-const CPU_CAP_WINDOW_MS = 25;
+const CPU_CAP_SLACK_MS = 2;
 
 function isInit(pid: number): boolean {
   try {

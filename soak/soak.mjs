@@ -23,6 +23,7 @@ const ownTmp = mkdtempSync(join(tmpdir(), 'sandcell-soak-'));
 process.env.TMPDIR = ownTmp;
 
 import { listSandcellCgroups } from '../dist/cgroup/index.js';
+import { idleCgroupDirs } from '../dist/supervise/cgroups.js';
 import { AbortError, run, SandboxOptionsError, SandboxSetupError } from '../dist/index.js';
 
 const total = Number(process.argv[2] ?? process.env.SANDCELL_SOAK_RUNS ?? 10000);
@@ -63,8 +64,12 @@ function children() {
   }
   return out;
 }
-function runCgroups() {
-  return listSandcellCgroups({ pid: process.pid }).flatMap((d) => readdirSync(d).filter((n) => n.startsWith('run-')).map((n) => `${d}/${n}`));
+/** Run cgroups a box holds or left behind; those made ahead of time for the next runs are not leaks. */
+async function runCgroups() {
+  const idle = new Set(await idleCgroupDirs());
+  return listSandcellCgroups({ pid: process.pid })
+    .flatMap((d) => readdirSync(d).filter((n) => n.startsWith('run-')).map((n) => `${d}/${n}`))
+    .filter((d) => !idle.has(d));
 }
 function tempDirs() {
   return readdirSync(tmpdir());
@@ -141,7 +146,7 @@ async function main() {
   if (wrong.length) problems.push(`${wrong.length} runs with an unexpected status:\n  ${wrong.filter(Boolean).join('\n  ')}`);
   const kids = children();
   if (kids.length) problems.push(`processes left: ${kids.join(' ')}`);
-  const cgs = runCgroups();
+  const cgs = await runCgroups();
   if (cgs.length) problems.push(`run cgroups left: ${cgs.join(' ')}`);
   if (after.mounts !== before.mounts) problems.push('the mount table changed');
   if (after.temps !== before.temps) problems.push(`temp dirs changed: before [${before.temps}] after [${after.temps}]`);

@@ -1,6 +1,7 @@
 /** The host the bench runs on, and leak probes of this process (fds, children, run cgroups). */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, release, totalmem } from 'node:os';
+import { listSandcellCgroups } from '../dist/cgroup/index.js';
 
 export interface MachineInfo {
   nproc: number;
@@ -55,29 +56,12 @@ export function liveChildren(): number[] {
 }
 
 /** Run cgroups still present below this process's sandcell-<pid> parents (should be 0 between runs). */
-export function liveRunCgroups(): number {
-  let n = 0;
-  let lines: string[] = [];
-  try {
-    lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
-  } catch {
-    return 0;
-  }
-  const seen = new Set<string>();
-  for (const line of lines) {
-    const [, ctrl, path] = line.split(':');
-    if (path === undefined || ctrl === undefined) continue;
-    const roots = ctrl === '' ? ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'] : [`/sys/fs/cgroup/${ctrl}`];
-    for (const root of roots) {
-      const dir = `${root}${path === '/' ? '' : path}/sandcell-${process.pid}`;
-      if (seen.has(dir) || !existsSync(dir)) continue;
-      seen.add(dir);
-      try {
-        n += readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).length;
-      } catch {
-        // gone
-      }
-    }
-  }
-  return n;
+/**
+ * Run cgroups of this process that a box holds or left behind. `idle`: those made ahead for the
+ * next runs (from idleCgroupDirs() of the library), which are not counted.
+ */
+export function liveRunCgroups(idle: ReadonlySet<string> = new Set()): number {
+  return listSandcellCgroups({ pid: process.pid })
+    .flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('run-')).map((n) => `${dir}/${n}`))
+    .filter((d) => !idle.has(d)).length;
 }

@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
 import { run, spawn, type RunOptions } from '../dist/index.js';
+import { idleCgroupDirs } from '../dist/supervise/cgroups.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, UNSHARE_ALL, type BwrapSetup } from './procs.js';
 import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
@@ -601,7 +602,7 @@ async function main(): Promise<void> {
     p(`| V8 heap used MB | ${heap0.toFixed(1)} | ${heap1.toFixed(1)} | ${(heap1 - heap0).toFixed(1)} MB |`);
     p(`| open fds of this process | ${fdsA} | ${fdsB} | ${fdsB - fdsA} |`);
     p(`| live children of this process | | ${liveChildren().length} | |`);
-    p(`| run cgroups left below sandcell-${process.pid} | | ${liveRunCgroups()} | |`);
+    p(`| run cgroups left below sandcell-${process.pid} | | ${liveRunCgroups(idleAtEnd)} | |`);
     figures.rssGrowth = rss1 - rss0;
     figures.fdGrowth = fdsB - fdsA;
   });
@@ -652,11 +653,15 @@ async function main(): Promise<void> {
     await settleGc();
   });
 
+  idleAtEnd = new Set(await idleCgroupDirs());
   writeReport();
   log(`wrote ${OUT} in ${((nowMs() - T0) / 1000).toFixed(0)} s`);
 }
 
 /** Writes RESULTS.md from what has been measured so far (also called by the watchdog on a stall). */
+/** The library's cgroups made ahead for the next runs, at the end: not leftovers. */
+let idleAtEnd: ReadonlySet<string> = new Set();
+
 function writeReport(): void {
 // ---- targets -------------------------------------------------------------------------------------
   const elapsed = (nowMs() - T0) / 1000;
@@ -698,7 +703,7 @@ function writeReport(): void {
   head.push(`| load average (1 min) | at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)} (the VM is shared: other work running meanwhile widens the tails) |`);
   head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (the issue asks 10 s)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
   head.push(`| peers | bubblewrap: ${bwrapOk ? bw.version : '**absent**'} (${bw.note}); unshare: ${unshareOk ? unshareVersion : '**absent**'} |`);
-  head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups()} |`);
+  head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups(idleAtEnd)} |`);
   head.push('');
   if (stalled) head.push('', `**INCOMPLETE RUN: ${stalled}. The sections below are those measured before the stall.**`);
   head.push('');

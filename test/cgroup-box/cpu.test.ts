@@ -1,29 +1,18 @@
 // CPU time of the whole tree (cgroup cpuacct on v1): the limit holds for threads and forked
 // children, the run ends within 10 ms of CPU past it, and the reported figure is what the
 // program measured itself (CLOCK_PROCESS_CPUTIME_ID) within 2 ms + 1%.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { run } from '../../src/index.js';
-import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
-import { childPids, requireRoot } from '../helpers/host.js';
-import { noRunCgroupsLeft } from './helpers.js';
+import { boxSuite } from './helpers.js';
 
-let fx: Fixtures;
-beforeAll(() => {
-  requireRoot();
-  fx = buildFixtures();
-});
-afterAll(async () => {
-  fx?.remove();
-  expect(childPids()).toEqual([]);
-  expect(await noRunCgroupsLeft()).toEqual([]);
-});
+const fixtures = boxSuite();
 
 /** The bound: at most 10 ms of CPU time past the limit. */
 const OVERSHOOT_MS = 10;
 
 async function burn(args: string[], limits: Record<string, unknown> = {}) {
-  return run({ command: [fx.inBox('burn'), ...args], binds: [fx.bind], limits: { wallTime: '30s', ...limits } });
+  return run({ command: [fixtures().inBox('burn'), ...args], binds: [fixtures().bind], limits: { wallTime: '30s', ...limits } });
 }
 
 describe('CPU time of the whole tree', () => {

@@ -1,23 +1,13 @@
 // Honest reporting: `limitsEnforced` names the mechanism that really enforced each limit, with a
 // cgroup (this machine, as root) and without one (a cgroupParent where no cgroup can be made,
 // which is what a process without cgroup access sees: the run falls back to rlimits).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { run } from '../../src/index.js';
-import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
-import { childPids, requireRoot } from '../helpers/host.js';
-import { noRunCgroupsLeft } from './helpers.js';
+import { childPids } from '../helpers/host.js';
+import { boxSuite, noRunCgroupsLeft } from './helpers.js';
 
-let fx: Fixtures;
-beforeAll(() => {
-  requireRoot();
-  fx = buildFixtures();
-});
-afterAll(async () => {
-  fx?.remove();
-  expect(childPids()).toEqual([]);
-  expect(await noRunCgroupsLeft()).toEqual([]);
-});
+const fixtures = boxSuite();
 
 /** `tasks` is a file at the root of every v1 hierarchy: mkdir below it fails with ENOTDIR. */
 const NO_CGROUP_PARENT = '/tasks/sandcell-test';
@@ -47,14 +37,14 @@ describe('limitsEnforced', () => {
     });
 
     it('memory: RLIMIT_AS makes malloc fail (no memory-limit verdict: nothing was killed)', async () => {
-      const r = await run({ command: [fx.inBox('alloc'), '512'], binds: [fx.bind], limits: { memory: '256MiB', wallTime: '10s' }, cgroupParent: NO_CGROUP_PARENT });
+      const r = await run({ command: [fixtures().inBox('alloc'), '512'], binds: [fixtures().bind], limits: { memory: '256MiB', wallTime: '10s' }, cgroupParent: NO_CGROUP_PARENT });
       expect(r.stdout).toBe('malloc failed\n');
       expect(r.status).toBe('nonzero-exit');
       expect(r.exitCode).toBe(3);
     });
 
     it('CPU time: RLIMIT_CPU per process (whole seconds) ends a single-threaded burner', async () => {
-      const r = await run({ command: [fx.inBox('burn'), '5000'], binds: [fx.bind], limits: { cpuTime: '1s', wallTime: '10s' }, cgroupParent: NO_CGROUP_PARENT });
+      const r = await run({ command: [fixtures().inBox('burn'), '5000'], binds: [fixtures().bind], limits: { cpuTime: '1s', wallTime: '10s' }, cgroupParent: NO_CGROUP_PARENT });
       expect(r.status).toBe('time-limit');
       expect(r.signal).toBe('SIGXCPU');
       // Not exact: per process, whole seconds, and on this kernel SIGXCPU comes early when the
@@ -65,7 +55,7 @@ describe('limitsEnforced', () => {
     });
 
     it('processes: RLIMIT_NPROC (per user namespace) contains a fork bomb', async () => {
-      const r = await run({ command: [fx.inBox('forkbomb'), '1000'], binds: [fx.bind], limits: { processes: 16, wallTime: '1s' }, cgroupParent: NO_CGROUP_PARENT });
+      const r = await run({ command: [fixtures().inBox('forkbomb'), '1000'], binds: [fixtures().bind], limits: { processes: 16, wallTime: '1s' }, cgroupParent: NO_CGROUP_PARENT });
       expect(r.status).toBe('wall-time-limit');
       expect(childPids()).toEqual([]);
     });

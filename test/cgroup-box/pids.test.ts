@@ -3,29 +3,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { run, spawn } from '../../src/index.js';
-import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
-import { childPids, requireRoot } from '../helpers/host.js';
-import { hostProcessCount, liveRunCgroups, noRunCgroupsLeft, readNumber } from './helpers.js';
+import { childPids } from '../helpers/host.js';
+import { boxSuite, hostProcessCount, liveRunCgroups, noRunCgroupsLeft, readNumber } from './helpers.js';
 
-let fx: Fixtures;
-beforeAll(() => {
-  requireRoot();
-  fx = buildFixtures();
-});
-afterAll(async () => {
-  fx?.remove();
-  expect(childPids()).toEqual([]);
-  expect(await noRunCgroupsLeft()).toEqual([]);
-});
+const fixtures = boxSuite();
 
 describe('processes (cgroup pids)', () => {
   it('a fork bomb under processes: 64 is contained, ends at its wall time and leaves nothing', async () => {
     const before = hostProcessCount();
     // A spinning bomb; cpus: 0.5 keeps it from taking the shared machine's two cores meanwhile.
-    const box = await spawn({ command: [fx.inBox('forkbomb')], binds: [fx.bind], limits: { processes: 64, cpus: 0.5, wallTime: '1500ms' } });
+    const box = await spawn({ command: [fixtures().inBox('forkbomb')], binds: [fixtures().bind], limits: { processes: 64, cpus: 0.5, wallTime: '1500ms' } });
     box.stdout.resume();
     box.stderr.resume();
     const [dir] = await liveRunCgroups('pids');
@@ -65,7 +55,7 @@ describe('processes (cgroup pids)', () => {
   });
 
   it.each([4, 10, 32])('the init counts, threads count: under processes: %i the program starts processes - 2 threads', async (n) => {
-    const r = await run({ command: [fx.inBox('threads'), '100'], binds: [fx.bind], limits: { processes: n, wallTime: '10s' } });
+    const r = await run({ command: [fixtures().inBox('threads'), '100'], binds: [fixtures().bind], limits: { processes: n, wallTime: '10s' } });
     expect(r.status).toBe('ok');
     // init + the program's main thread + n - 2 threads = pids.max
     expect(r.stdout).toBe(`started ${n - 2} EAGAIN\n`);

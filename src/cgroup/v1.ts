@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
-import { CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { Once, forgetWithDescendants, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
 
 /** USER_HZ, the unit of cpuacct.stat; 100 on every Linux architecture Node runs on. */
@@ -29,8 +29,7 @@ export class V1RunCgroup implements RunCgroup {
   private readonly cpuDir: string | undefined;
   private readonly cpuacctDir: string | undefined;
   private sampledPeak: number | undefined;
-  private destroying: Promise<void> | undefined;
-  private destroyed = false;
+  private readonly teardown = new Once();
 
   /** `byController`: controller → this run's dir in the hierarchy of that controller. */
   constructor(
@@ -178,19 +177,7 @@ export class V1RunCgroup implements RunCgroup {
   }
 
   destroy(): Promise<void> {
-    if (this.destroyed) return Promise.resolve();
-    this.destroying ??= killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake }).then(
-      () => {
-        this.destroyed = true;
-        this.destroying = undefined;
-        this.onGone();
-      },
-      (e: unknown) => {
-        this.destroying = undefined;
-        throw e;
-      },
-    );
-    return this.destroying;
+    return this.teardown.run(() => killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake }), this.onGone);
   }
 }
 
@@ -231,7 +218,7 @@ export class V1Driver implements CgroupDriver {
         for (const c of h.controllers) byController.set(c, dir);
       }
       const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellName}/${name}`;
-      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, () => this.live.delete(rc));
+      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, () => forgetWithDescendants(this.live, rc));
       await rc.apply();
       this.live.add(rc);
       return rc;

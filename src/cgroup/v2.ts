@@ -16,7 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
-import { CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import { Once, forgetWithDescendants, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
@@ -58,8 +58,7 @@ export class V2RunCgroup implements RunCgroup {
   readonly dirs: readonly string[];
   readonly enforced: EnforcedLimits;
   private sampledPeak: number | undefined;
-  private destroying: Promise<void> | undefined;
-  private destroyed = false;
+  private readonly teardown = new Once();
 
   constructor(
     readonly name: string,
@@ -170,28 +169,20 @@ export class V2RunCgroup implements RunCgroup {
   }
 
   destroy(): Promise<void> {
-    if (this.destroyed) return Promise.resolve();
-    this.destroying ??= killAndRemove({
-      dirs: this.dirs,
-      tail: this.tail,
-      fake: this.fake,
-      killAll: async () => {
-        if (!exists(join(this.dir, 'cgroup.kill'))) return false;
-        await writeControl(this.dir, 'cgroup.kill', '1');
-        return true;
-      },
-    }).then(
-      () => {
-        this.destroyed = true;
-        this.destroying = undefined;
-        this.onGone();
-      },
-      (e: unknown) => {
-        this.destroying = undefined;
-        throw e;
-      },
+    return this.teardown.run(
+      () =>
+        killAndRemove({
+          dirs: this.dirs,
+          tail: this.tail,
+          fake: this.fake,
+          killAll: async () => {
+            if (!exists(join(this.dir, 'cgroup.kill'))) return false;
+            await writeControl(this.dir, 'cgroup.kill', '1');
+            return true;
+          },
+        }),
+      this.onGone,
     );
-    return this.destroying;
   }
 }
 
@@ -224,7 +215,7 @@ export class V2Driver implements CgroupDriver {
     }
     await mkdirCgroup(dir, this.fake);
     const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
-    const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => this.live.delete(rc));
+    const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => forgetWithDescendants(this.live, rc));
     try {
       await rc.apply();
     } catch (e) {

@@ -402,13 +402,10 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   return p;
 }
 
-Napi::Value NowNs(const Napi::CallbackInfo& info) { return Napi::BigInt::New(info.Env(), now_ns()); }
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
   exports.Set("setInit", Napi::Function::New(env, SetInit));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
-  exports.Set("nowNs", Napi::Function::New(env, NowNs));
   return exports;
 }
 

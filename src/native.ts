@@ -112,7 +112,6 @@ export interface NativeSpawned {
 interface Addon {
   setInit(path: string): void;
   spawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned>;
-  nowNs(): bigint;
 }
 
 const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release');
@@ -174,9 +173,4 @@ function rootlessHint(errno: number): string | undefined {
     return 'unprivileged user namespaces are disabled on this host (kernel.unprivileged_userns_clone=0): run as root';
   }
   return 'not running as root: the host may not allow unprivileged user namespaces';
-}
-
-/** CLOCK_MONOTONIC in ns, the clock the native side stamps start and end with. */
-export function monotonicNs(): bigint {
-  return load().nowNs();
 }

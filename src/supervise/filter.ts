@@ -6,7 +6,6 @@ import {
   AUDIT_ARCH,
   compile,
   hostArch,
-  parsePolicy,
   presets,
   syscallName,
   type PresetName,
@@ -55,10 +54,6 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
   return f;
 }
 
-/** Validates a caller's policy (from JSON or an object). */
-export function policyFrom(value: unknown): SeccompPolicy {
-  return parsePolicy(value);
-}
 
 /** Names a denied call from what the kernel reported. */
 export function describeViolation(nr: number, auditArch: number): { syscall: string; nr: number; arch: string } {

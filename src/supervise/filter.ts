@@ -21,7 +21,12 @@ export interface BoxFilter {
   execPathHi: number[];
 }
 
-const compiled = new WeakMap<SeccompPolicy, BoxFilter>();
+/**
+ * Compiled filters by policy text: a caller's policy is validated anew for every run (a new
+ * object each time), so it is recognised by content. Bounded, oldest dropped first.
+ */
+const compiled = new Map<string, BoxFilter>();
+const MAX_COMPILED = 64;
 
 function usesKill(policy: SeccompPolicy): boolean {
   return policy.defaultAction === 'kill' || policy.rules.some((r) => r.action === 'kill');
@@ -37,7 +42,8 @@ function arch(): SeccompArch {
 export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null {
   if (choice === 'none') return null;
   const policy = typeof choice === 'string' ? presets[choice] : choice;
-  let f = compiled.get(policy);
+  const key = typeof choice === 'string' ? choice : JSON.stringify(policy, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  let f = compiled.get(key);
   if (!f) {
     // The filter is compiled exactly as the policy says: the init hands the listener over from a
     // helper thread the filter does not apply to (native/init/init.cc, ListenerHandoff), so the
@@ -49,7 +55,8 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
       execPathLo: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'lo').map((p) => p.index),
       execPathHi: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'hi').map((p) => p.index),
     };
-    compiled.set(policy, f);
+    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+    compiled.set(key, f);
   }
   return f;
 }

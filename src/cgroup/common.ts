@@ -1,5 +1,6 @@
 /** Pieces shared by the v1 and v2 drivers: names, limit validation, kill-and-remove. */
 import { randomBytes } from 'node:crypto';
+import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CgroupLimits, FakeCgroupFs } from './driver.js';
 import { descendantsDeepestFirst, pidInCgroup, readPids, rmdirCgroup, sleep } from './fs.js';
@@ -68,6 +69,8 @@ export interface KillOptions {
  * /proc/<pid>/cgroup right before the signal.
  */
 export async function killAndRemove(o: KillOptions): Promise<void> {
+  // The usual end of a run: its processes are gone and its cgroups are empty leaves.
+  if (!o.fake && (await removedAtOnce(o.dirs))) return;
   const deadline = Date.now() + (o.timeoutMs ?? 3000);
   const usedKillAll = o.killAll ? await o.killAll() : false;
   for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
@@ -93,6 +96,12 @@ export async function killAndRemove(o: KillOptions): Promise<void> {
     for (const sub of descendantsDeepestFirst(d)) await rmdirCgroup(sub, o.fake);
     await rmdirCgroup(d, o.fake, Math.max(200, deadline - Date.now()));
   }
+}
+
+/** rmdir of every dir at once; false (and some perhaps removed) when any still holds something. */
+async function removedAtOnce(dirs: readonly string[]): Promise<boolean> {
+  const results = await Promise.allSettled(dirs.map((d) => rmdir(d)));
+  return results.every((r) => r.status === 'fulfilled' || (r.reason as NodeJS.ErrnoException).code === 'ENOENT');
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Tiny file helpers for cgroupfs: synchronous reads for polling, async writes/mkdir/rmdir for setup. */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
 import type { FakeCgroupFs } from './driver.js';
@@ -66,11 +66,15 @@ export function subdirs(dir: string): string[] {
   }
 }
 
-/** Writes one cgroup control file; a failure becomes a SandboxSetupError naming the file and value. */
+/**
+ * Writes one cgroup control file; a failure becomes a SandboxSetupError naming the file and value.
+ * Synchronous: a control file write is a few microseconds in the kernel, less than a trip through
+ * libuv's thread pool, and a run's limits are written while its caller waits.
+ */
 export async function writeControl(dir: string, file: string, value: string): Promise<void> {
   const path = join(dir, file);
   try {
-    await writeFile(path, value);
+    writeFileSync(path, value);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new SandboxSetupError(`cgroup write ${file}`, err.errno ?? 0, err.code ?? 'EIO', `${JSON.stringify(value)} → ${path}: ${err.message}`);

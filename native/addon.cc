@@ -64,7 +64,8 @@ class Box : public Napi::ObjectWrap<Box> {
     return DefineClass(env, "Box",
                        {InstanceMethod("watch", &Box::Watch), InstanceMethod("kill", &Box::Kill),
                         InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close),
-                        InstanceMethod("readFile", &Box::ReadFile), InstanceMethod("listDir", &Box::ListDir)});
+                        InstanceMethod("readFile", &Box::ReadFile), InstanceMethod("listDir", &Box::ListDir),
+                        InstanceMethod("start", &Box::Start)});
   }
 
   explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
@@ -73,15 +74,24 @@ class Box : public Napi::ObjectWrap<Box> {
   // A duplicate of the pidfd for a run that joins this box (-1 once the box has ended).
   int dup_pidfd() const { return pidfd_ >= 0 && !exited_ ? fcntl(pidfd_, F_DUPFD_CLOEXEC, 0) : -1; }
 
-  void adopt(int pid, int pidfd, int status_fd, int control_fd, int notify_fd) {
+  void adopt(int pid, int pidfd, int status_fd, int control_fd, int notify_fd, int report_fd) {
     pid_ = pid;
     pidfd_ = pidfd;
     control_fd_ = control_fd;
     status_fd_ = status_fd;
     notify_fd_ = notify_fd;
+    report_fd_ = report_fd;
+  }
+
+  // A prepared box's run has started: the seccomp listener, if any, is watched with the box.
+  void started(int notify_fd) {
+    if (notify_fd_ >= 0) close(notify_fd_);
+    notify_fd_ = notify_fd;
   }
 
  private:
+  Napi::Value Start(const Napi::CallbackInfo& info);
+
   struct Poll {
     uv_poll_t handle;
     Box* box;
@@ -311,11 +321,10 @@ class Box : public Napi::ObjectWrap<Box> {
   }
 
   void release_fds() {
-    if (pidfd_ >= 0) close(pidfd_);
-    if (status_fd_ >= 0) close(status_fd_);
-    if (notify_fd_ >= 0) close(notify_fd_);
-    if (control_fd_ >= 0) close(control_fd_);
-    pidfd_ = status_fd_ = notify_fd_ = control_fd_ = -1;
+    for (int* fd : {&pidfd_, &status_fd_, &notify_fd_, &control_fd_, &report_fd_}) {
+      if (*fd >= 0) close(*fd);
+      *fd = -1;
+    }
   }
 
   int pid_ = -1;
@@ -323,6 +332,7 @@ class Box : public Napi::ObjectWrap<Box> {
   int status_fd_ = -1;
   int notify_fd_ = -1;
   int control_fd_ = -1;
+  int report_fd_ = -1;  // a prepared box's, until its start takes it
   bool exited_ = false;
   bool violation_ = false;
   int violation_nr_ = 0;
@@ -361,7 +371,7 @@ class SpawnWorker : public Napi::AsyncWorker {
       return;
     }
     Napi::Object boxObj = Box::constructor->New({});
-    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.status_fd, res_.control_fd, res_.notify_fd);
+    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd);
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
     out.Set("box", boxObj);
@@ -379,6 +389,80 @@ class SpawnWorker : public Napi::AsyncWorker {
   SpawnRequest req_;
   SpawnResult res_;
 };
+
+// The run of a prepared box, on a libuv worker thread like a spawn.
+class StartWorker : public Napi::AsyncWorker {
+ public:
+  StartWorker(Napi::Env env, Napi::Object box, StartRequest req)
+      : Napi::AsyncWorker(env, "sandcell.start"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {
+    box_ = Napi::Persistent(box);
+  }
+
+  ~StartWorker() override {
+    for (int fd : {req_.pidfd, req_.control_fd, req_.report_fd})
+      if (fd >= 0) close(fd);
+  }
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override { start_prepared(req_, &res_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!res_.stage.empty()) {
+      Napi::Error err = Napi::Error::New(env, "sandbox setup failed at " + res_.stage + ": " + strerror(res_.err));
+      err.Set("stage", Napi::String::New(env, res_.stage));
+      err.Set("errno", Napi::Number::New(env, res_.err));
+      deferred_.Reject(err.Value());
+      return;
+    }
+    Box::Unwrap(box_.Value())->started(res_.notify_fd);
+    Napi::Object out = Napi::Object::New(env);
+    const char* names[3] = {"stdin", "stdout", "stderr"};
+    for (int i = 0; i < 3; i++) out.Set(names[i], res_.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res_.stdio[i])) : env.Null());
+    out.Set("startedNs", Napi::BigInt::New(env, res_.started_ns));
+    out.Set("cpuUsageAtStart", res_.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res_.cpu_usage_at_start)));
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference box_;
+  StartRequest req_;
+  SpawnResult res_;
+};
+
+// start(plan): the run of a box spawned with prepared: true; plan is a join plan. Once only.
+Napi::Value Box::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(plan: object)");
+  Napi::Object plan = info[0].As<Napi::Object>();
+  if (!plan.Get("join").ToBoolean().Value()) throw Napi::TypeError::New(env, "plan.join: a prepared box's run is a join plan");
+  bool listener = false;
+  SpawnRequest spawn = request_from_plan(plan, &listener);
+  if (report_fd_ < 0 || pidfd_ < 0 || exited_ || exit_poll_ != nullptr)
+    throw Napi::Error::New(env, "the box is not a prepared box waiting for its run");
+  StartRequest req;
+  req.plan = std::move(spawn.plan);
+  req.cpu_usage_file = std::move(spawn.cpu_usage_file);
+  for (int i = 0; i < 3; i++) req.stdio[i] = spawn.stdio[i];
+  req.pidfd = fcntl(pidfd_, F_DUPFD_CLOEXEC, 0);
+  req.control_fd = fcntl(control_fd_, F_DUPFD_CLOEXEC, 0);
+  req.report_fd = report_fd_;
+  report_fd_ = -1;
+  if (req.pidfd < 0 || req.control_fd < 0) {
+    int err = errno;
+    for (int fd : {req.pidfd, req.control_fd, req.report_fd})
+      if (fd >= 0) close(fd);
+    throw Napi::Error::New(env, std::string("start: ") + strerror(err));
+  }
+  auto* worker = new StartWorker(env, Value(), std::move(req));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -181,6 +181,104 @@ void fail(SpawnResult* res, const char* stage, int err) {
   res->err = err;
 }
 
+// The box's ends of its stdio (child_io) and ours (parent_io, null where not a pipe), owned by
+// `fds`; a kFd descriptor is borrowed: it is recorded in child_io but must not be closed by us.
+bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* child_io[3], SpawnResult* res) {
+  for (int i = 0; i < 3; i++) {
+    const StdioSpec& s = stdio[i];
+    if (s.kind == StdioKind::kPipe) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) < 0) return fail(res, "pipe", errno), false;
+      // stdin: the box reads p[0]; stdout/stderr: the box writes p[1].
+      parent_io[i] = fds->add(i == 0 ? p[1] : p[0]);
+      child_io[i] = fds->add(i == 0 ? p[0] : p[1]);
+    } else if (s.kind == StdioKind::kNull) {
+      int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (fd < 0) return fail(res, "open /dev/null", errno), false;
+      child_io[i] = fds->add(fd);
+    } else {
+      if (fcntl(s.fd, F_GETFD) < 0) return fail(res, "stdio fd", EBADF), false;
+      child_io[i] = fds->add(-1);
+      *child_io[i] = s.fd;
+    }
+  }
+  return true;
+}
+
+// Waits on the report channel until the program has exec'd (EOF) or, for a box built ahead
+// (until_ready), until its root is ready. The channel carries a setup failure, the seccomp
+// listener (with its fd), the ready note, and ends in EOF when the program's execve succeeded.
+// Once the listener is here it is watched too: a policy that sends a call the program makes
+// before its execve to the supervisor would otherwise leave it waiting for an answer while we wait
+// for its execve. Building a box takes milliseconds; one that is not running its program after
+// kSetupTimeoutMs is stuck (a hung mount source, say) and is ended rather than holding this thread
+// forever. On failure the box is killed and reaped and `res` says why.
+bool await_report(int rep_fd, int pidfd, int* notify_fd, bool until_ready, SpawnResult* res) {
+  wire::SetupFailure failure;
+  const int64_t deadline = now_ns() + int64_t{kSetupTimeoutMs} * 1000000;
+  for (;;) {
+    {
+      pollfd p[2] = {{rep_fd, POLLIN, 0}, {*notify_fd, POLLIN, 0}};
+      int64_t left_ms = (deadline - now_ns()) / 1000000;
+      int ready = left_ms > 0 ? poll(p, *notify_fd >= 0 ? 2 : 1, static_cast<int>(left_ms)) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) {
+        int err = ready == 0 ? ETIMEDOUT : errno;
+        kill_and_reap(pidfd);
+        return fail(res, "box setup", err), false;
+      }
+      if (*notify_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
+        seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        int nr = ioctl(*notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0 ? req.data.nr : -1;
+        kill_and_reap(pidfd);
+        res->stage = "seccomp: the policy ends the run at syscall " + std::to_string(nr) + ", made before the program's execve";
+        res->err = EPERM;
+        return false;
+      }
+    }
+    char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&failure, sizeof failure};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t n = recvmsg(rep_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    int passed = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(&passed, CMSG_DATA(c), sizeof passed);
+    if (passed >= 0) {
+      if (*notify_fd >= 0) close(passed);  // only one listener is expected; never leak a second
+      else *notify_fd = passed;
+      continue;
+    }
+    bool is_ready = n == static_cast<ssize_t>(sizeof failure) && failure.err == wire::kReadyNote;
+    if (until_ready ? is_ready : n == 0) return true;
+    kill_and_reap(pidfd);
+    if (n == static_cast<ssize_t>(sizeof failure) && !is_ready) {
+      failure.stage[sizeof failure.stage - 1] = '\0';
+      return fail(res, failure.stage, failure.err), false;
+    }
+    return fail(res, "box setup", n < 0 ? errno : EPROTO), false;
+  }
+}
+
+// The moment the program started, and what the box's setup cost in CPU by then, so a CPU-time
+// limit counts the program and not the sandbox.
+void mark_started(const std::string& cpu_usage_file, SpawnResult* res) {
+  res->started_ns = now_ns();
+  if (cpu_usage_file.empty()) return;
+  int fd = open(cpu_usage_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[4096];
+  ssize_t got = read(fd, buf, sizeof buf);
+  if (got > 0) res->cpu_usage_at_start.assign(buf, static_cast<size_t>(got));
+  close(fd);
+}
+
 }  // namespace
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res) {
@@ -204,24 +302,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 
   int* parent_io[3] = {nullptr, nullptr, nullptr};
   int* child_io[3] = {nullptr, nullptr, nullptr};
-  for (int i = 0; i < 3; i++) {
-    const StdioSpec& s = req.stdio[i];
-    if (s.kind == StdioKind::kPipe) {
-      int p[2];
-      if (pipe2(p, O_CLOEXEC) < 0) return fail(res, "pipe", errno);
-      // stdin: the box reads p[0]; stdout/stderr: the box writes p[1].
-      parent_io[i] = fds.add(i == 0 ? p[1] : p[0]);
-      child_io[i] = fds.add(i == 0 ? p[0] : p[1]);
-    } else if (s.kind == StdioKind::kNull) {
-      int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (fd < 0) return fail(res, "open /dev/null", errno);
-      child_io[i] = fds.add(fd);
-    } else {
-      if (fcntl(s.fd, F_GETFD) < 0) return fail(res, "stdio fd", EBADF);
-      child_io[i] = fds.add(-1);
-      *child_io[i] = s.fd;  // borrowed: must not be closed by us
-    }
-  }
+  if (!make_stdio(req.stdio, &fds, parent_io, child_io, res)) return;
 
   char init_name[] = "sandcell-init";
   char* argv[] = {init_name, nullptr};
@@ -314,77 +395,57 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     return fail(res, "send plan", plan_err);
   }
 
-  // The report channel carries a setup failure, or the seccomp listener (with its fd), and ends
-  // in EOF when the program's execve succeeded. Once the listener is here it is watched too: a
-  // policy that sends a call the program makes before its execve to the supervisor would
-  // otherwise leave it waiting for an answer while we wait for its execve.
-  // Building a box takes milliseconds; one that is not running its program after kSetupTimeoutMs
-  // is stuck (a hung mount source, say) and is ended rather than holding this thread forever.
-  const int64_t deadline = now_ns() + int64_t{kSetupTimeoutMs} * 1000000;
-  for (;;) {
-    {
-      pollfd p[2] = {{*rep_rd, POLLIN, 0}, {*notify_fd, POLLIN, 0}};
-      int64_t left_ms = (deadline - now_ns()) / 1000000;
-      int ready = left_ms > 0 ? poll(p, *notify_fd >= 0 ? 2 : 1, static_cast<int>(left_ms)) : 0;
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) {
-        int err = ready == 0 ? ETIMEDOUT : errno;
-        kill_and_reap(*pidfd_p);
-        return fail(res, "box setup", err);
-      }
-      if (*notify_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
-        seccomp_notif req;
-        memset(&req, 0, sizeof req);
-        int nr = ioctl(*notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0 ? req.data.nr : -1;
-        kill_and_reap(*pidfd_p);
-        res->stage = "seccomp: the policy ends the run at syscall " + std::to_string(nr) + ", made before the program's execve";
-        res->err = EPERM;
-        return;
-      }
-    }
-    char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{&failure, sizeof failure};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    n = recvmsg(*rep_rd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    int passed = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-        memcpy(&passed, CMSG_DATA(c), sizeof passed);
-    if (passed >= 0) {
-      if (*notify_fd >= 0) close(passed);  // only one listener is expected; never leak a second
-      else *notify_fd = passed;
-      continue;
-    }
-    if (n == 0) break;
-    kill_and_reap(*pidfd_p);
-    if (n == static_cast<ssize_t>(sizeof failure)) {
-      failure.stage[sizeof failure.stage - 1] = '\0';
-      return fail(res, failure.stage, failure.err);
-    }
-    return fail(res, "box setup", n < 0 ? errno : EPROTO);
-  }
   // EOF can also mean the init died before starting the program: it then sent no status.
-  res->started_ns = now_ns();
-  if (!req.cpu_usage_file.empty()) {
-    // What the box's setup cost in CPU, read the moment the program started, so a CPU-time limit
-    // counts the program and not the sandbox.
-    int fd = open(req.cpu_usage_file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char buf[4096];
-      ssize_t got = read(fd, buf, sizeof buf);
-      if (got > 0) res->cpu_usage_at_start.assign(buf, static_cast<size_t>(got));
-      close(fd);
-    }
-  }
+  if (!await_report(*rep_rd, *pidfd_p, notify_fd, req.prepared, res)) return;
+  if (!req.prepared) mark_started(req.cpu_usage_file, res);
   res->pid = pid;
   res->pidfd = fds.release(pidfd_p);
   res->status_fd = fds.release(st_rd);
   res->control_fd = fds.release(ctl_wr);
+  res->notify_fd = fds.release(notify_fd);
+  if (req.prepared) res->report_fd = fds.release(rep_rd);
+  for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;
+}
+
+void start_prepared(const StartRequest& req, SpawnResult* res) {
+  Fds fds;
+  int* parent_io[3] = {nullptr, nullptr, nullptr};
+  int* child_io[3] = {nullptr, nullptr, nullptr};
+  if (!make_stdio(req.stdio, &fds, parent_io, child_io, res)) return;
+  int* notify_fd = fds.add(-1);
+
+  // The stdio descriptors travel with the plan's length, the plan follows.
+  uint32_t plan_len = static_cast<uint32_t>(req.plan.size());
+  int passing[3] = {*child_io[0], *child_io[1], *child_io[2]};
+  char cbuf[CMSG_SPACE(sizeof passing)] = {};
+  iovec iov{&plan_len, sizeof plan_len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof passing);
+  memcpy(CMSG_DATA(c), passing, sizeof passing);
+  ssize_t sent;
+  do sent = sendmsg(req.control_fd, &msg, MSG_NOSIGNAL);
+  while (sent < 0 && errno == EINTR);
+  bool ok = sent > 0 && (sent == static_cast<ssize_t>(sizeof plan_len) ||
+                         write_all(req.control_fd, reinterpret_cast<const char*>(&plan_len) + sent, sizeof plan_len - static_cast<size_t>(sent)));
+  ok = ok && write_all(req.control_fd, req.plan.data(), req.plan.size());
+  int err = errno;
+  for (int i = 0; i < 3; i++) {
+    if (req.stdio[i].kind == StdioKind::kFd) *child_io[i] = -1;
+    fds.close_now(child_io[i]);
+  }
+  if (!ok) {
+    kill_and_reap(req.pidfd);
+    return fail(res, "send run plan", err);
+  }
+  if (!await_report(req.report_fd, req.pidfd, notify_fd, false, res)) return;
+  mark_started(req.cpu_usage_file, res);
   res->notify_fd = fds.release(notify_fd);
   for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;
 }

@@ -27,6 +27,18 @@ struct SpawnRequest {
   StdioSpec stdio[3];
   int init_fd = -1;  // O_PATH fd of the init executable (owned by the caller)
   int join_pidfd = -1;  // a living box's init: run inside its namespaces instead of making new ones
+  bool prepared = false;  // a box built ahead: done when its root is ready, the run comes later
+};
+
+// The run of a prepared box: its plan (a join plan: program, limits, filter, files) and stdio.
+struct StartRequest {
+  std::string plan;  // wire::encode()d
+  std::string cpu_usage_file;
+  StdioSpec stdio[3];
+  // The box's descriptors, owned by the caller: its init, its control channel, its report channel.
+  int pidfd = -1;
+  int control_fd = -1;
+  int report_fd = -1;
 };
 
 struct SpawnResult {
@@ -40,10 +52,16 @@ struct SpawnResult {
   int status_fd = -1;           // the init reports the program's exit status here
   int control_fd = -1;          // kept open: closing it (or sending kTerminate) ends the box
   int notify_fd = -1;           // seccomp user-notification listener, when the plan asked for one
+  int report_fd = -1;           // a prepared box's report channel, for its start
   int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
   std::string cpu_usage_at_start;  // contents of cpu_usage_file at that moment (the setup's share)
 };
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res);
+
+// Hands a prepared box its run and waits until the program has exec'd (or failed: then the box is
+// killed). On success res has the stdio, notify fd and start time; pid, pidfd and the rest stay
+// with the box.
+void start_prepared(const StartRequest& req, SpawnResult* res);
 
 }  // namespace sandcell

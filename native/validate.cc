@@ -191,9 +191,10 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
   wire::Plan p;
   bool persistent = flag(env, plan, "persistent", "plan");
   bool join = flag(env, plan, "join", "plan");
-  if (persistent && join) bad(env, "plan", "cannot be both persistent and join");
+  bool prepared = flag(env, plan, "prepared", "plan");
+  if (persistent + join + prepared > 1) bad(env, "plan", "can be only one of persistent, join and prepared");
   p.argv = strings(env, field(plan, "argv"), "plan.argv", kMaxArg);
-  if (p.argv.empty() && !persistent) bad(env, "plan.argv", "must not be empty");
+  if (p.argv.empty() && !persistent && !prepared) bad(env, "plan.argv", "must not be empty");
   if (!p.argv.empty() && p.argv[0].empty()) bad(env, "plan.argv[0]", "must not be empty");
   p.env = strings(env, field(plan, "env"), "plan.env", kMaxArg);
   for (size_t i = 0; i < p.env.size(); i++)
@@ -270,8 +271,12 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
   if (*seccomp_listener) p.flags |= wire::kSeccompListener;
   if (persistent) p.flags |= wire::kPersistent;
   if (join) p.flags |= wire::kJoin;
+  // The program's filter comes with its run; a box waiting for one runs nothing to filter.
+  if (prepared && !p.seccomp.empty()) bad(env, "plan.seccomp", "a prepared box gets its filter with its run");
+  if (prepared) p.flags |= wire::kPrepared;
 
   SpawnRequest req;
+  req.prepared = prepared;
   req.new_net = flag(env, plan, "newNetwork", "plan");
   req.uid_map = id_map(env, field(plan, "uidMap"), "plan.uidMap");
   req.gid_map = id_map(env, field(plan, "gidMap"), "plan.gidMap");

@@ -47,6 +47,9 @@ enum PlanFlag : uint32_t {
   // A run inside a living box: the init was started in the box's namespaces; it builds nothing,
   // runs the program in the box's PID namespace and ends only what that run started.
   kJoin = 32,
+  // A box built ahead of its run: the init builds the root, reports kReadyNote, then waits on
+  // kPlanFd for the run's own plan (a kJoin plan: program, limits, filter, files) and its stdio.
+  kPrepared = 128,
 };
 
 struct Mount {
@@ -90,6 +93,10 @@ struct SetupFailure {
   int32_t err;
   char stage[252];
 };
+
+// The err of the one SetupFailure-shaped note that is not a failure: a prepared box's root is
+// built and it waits for its run (failures always carry a positive errno).
+constexpr int32_t kReadyNote = -1;
 
 // Control bytes the supervisor sends the init after the plan.
 constexpr char kTerminate = 'k';  // end the box now: kill everything, reap, report

@@ -6,6 +6,7 @@ export { run, spawn } from './run.js';
 export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';
 export { SandboxProcess, AbortError } from './supervise/box.js';
 export { SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
+export { setWarmBoxes, shutdown } from './shutdown.js';
 export type {
   Bind,
   BoxOptions,

@@ -52,8 +52,10 @@ export interface NativePlan {
   image?: string;
   /** The box only builds its root and waits for runs (Sandbox.create). */
   persistent?: boolean;
-  /** A run inside a living box (given to spawn() as its second argument). */
+  /** A run inside a living box (given to spawn() as its second argument), or a prepared box's run (given to its start()). */
   join?: boolean;
+  /** The box builds its root and waits for its one run, which `start()` hands it. */
+  prepared?: boolean;
   mounts: NativeMount[];
   rlimits: NativeRlimit[];
   seccomp: Buffer | null;
@@ -95,18 +97,25 @@ export interface NativeBox {
   listDir(dir: string, name: string): { name: string; dir: boolean }[];
   kill(signal?: number): boolean;
   terminate(): boolean;
+  /** Kills and reaps a box that is not watched, and releases its descriptors. */
   close(): void;
+  /** A prepared box's one run (a join plan); resolves once the program runs. */
+  start(plan: NativePlan): Promise<NativeStarted>;
 }
 
-export interface NativeSpawned {
-  pid: number;
-  box: NativeBox;
+/** A program that runs: the caller's ends of its stdio, and when it started. */
+export interface NativeStarted {
   stdin: number | null;
   stdout: number | null;
   stderr: number | null;
   startedNs: bigint;
   /** Contents of `cpuUsageFile` when the program started. */
   cpuUsageAtStart: string | null;
+}
+
+export interface NativeSpawned extends NativeStarted {
+  pid: number;
+  box: NativeBox;
 }
 
 interface Addon {
@@ -141,12 +150,25 @@ export async function nativeSpawn(plan: NativePlan, box?: NativeBox): Promise<Na
   try {
     return await (box ? a.spawn(plan, box) : a.spawn(plan));
   } catch (e) {
-    const err = e as { stage?: unknown; errno?: unknown };
-    if (typeof err.stage === 'string' && typeof err.errno === 'number') {
-      throw new SandboxSetupError(err.stage, err.errno, errnoName(err.errno), rootlessHint(err.errno));
-    }
-    throw e;
+    throw setupError(e);
   }
+}
+
+/** Starts the run of a box spawned with `prepared`; setup failures become SandboxSetupError. */
+export async function nativeStart(box: NativeBox, plan: NativePlan): Promise<NativeStarted> {
+  try {
+    return await box.start(plan);
+  } catch (e) {
+    throw setupError(e);
+  }
+}
+
+function setupError(e: unknown): unknown {
+  const err = e as { stage?: unknown; errno?: unknown };
+  if (typeof err.stage === 'string' && typeof err.errno === 'number') {
+    return new SandboxSetupError(err.stage, err.errno, errnoName(err.errno), rootlessHint(err.errno));
+  }
+  return e;
 }
 
 /**

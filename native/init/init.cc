@@ -577,6 +577,67 @@ void keep_only_kill(int cap_last) {
   }
 }
 
+// A box built ahead of its run (kPrepared): the root is ready; say so, then wait for the run's
+// own plan and the program's stdio, which arrive together on the control channel. Everything the
+// run may choose is taken from that plan; what the box is (namespaces, root, ids) stays as built.
+void await_run(Plan* plan) {
+  wire::SetupFailure ready{};
+  ready.err = wire::kReadyNote;
+  snprintf(ready.stage, sizeof ready.stage, "ready");
+  if (write(wire::kReportFd, &ready, sizeof ready) != static_cast<ssize_t>(sizeof ready)) _exit(1);
+
+  // The stdio descriptors ride on the first bytes of the plan's length.
+  uint32_t len = 0;
+  int received[3] = {-1, -1, -1};
+  char cbuf[CMSG_SPACE(sizeof received)] = {};
+  iovec iov{&len, sizeof len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do n = recvmsg(wire::kPlanFd, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) _exit(0);  // the box was discarded unused
+  if (n < 0) fail("read run plan", errno);
+  bool have_fds = false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    if (have_fds || count != 3 || (msg.msg_flags & MSG_CTRUNC)) fail("run stdio", EPROTO);
+    memcpy(received, CMSG_DATA(c), sizeof received);
+    have_fds = true;
+  }
+  if (!have_fds) fail("run stdio", EPROTO);
+  if (n < static_cast<ssize_t>(sizeof len) &&
+      !read_exact(wire::kPlanFd, reinterpret_cast<char*>(&len) + n, sizeof len - static_cast<size_t>(n)))
+    fail("read run plan", EPIPE);
+  if (len == 0 || len > wire::kMaxPlanBytes) fail("read run plan", EINVAL);
+  std::string bytes(len, '\0');
+  if (!read_exact(wire::kPlanFd, bytes.data(), len)) fail("read run plan", EPIPE);
+  Plan run;
+  if (!wire::decode(bytes, &run) || run.argv.empty() || !(run.flags & wire::kJoin) || run.uid != plan->uid ||
+      run.gid != plan->gid)
+    fail("decode run plan", EINVAL);
+  for (const auto& m : run.mounts)
+    if (m.kind != wire::kFile && m.kind != wire::kDir) fail("decode run plan", EINVAL);
+
+  for (int i = 0; i < 3; i++) {
+    if (dup2(received[i], i) < 0) fail("run stdio", errno);
+    if (received[i] != i) close(received[i]);
+  }
+  plan->argv = std::move(run.argv);
+  plan->env = std::move(run.env);
+  plan->cwd = std::move(run.cwd);
+  plan->rlimits = std::move(run.rlimits);
+  plan->seccomp = std::move(run.seccomp);
+  plan->exec_path_lo = std::move(run.exec_path_lo);
+  plan->exec_path_hi = std::move(run.exec_path_hi);
+  plan->flags = (plan->flags & ~wire::kSeccompListener) | (run.flags & wire::kSeccompListener);
+  for (const auto& m : run.mounts) place(*plan, m, "");
+}
+
 }  // namespace
 
 int main() {
@@ -594,7 +655,9 @@ int main() {
   std::string bytes(len, '\0');
   if (!read_exact(wire::kPlanFd, bytes.data(), len)) fail("read plan", errno ? errno : EPIPE);
   Plan plan;
-  if (!wire::decode(bytes, &plan) || (plan.argv.empty() && !(plan.flags & wire::kPersistent)) ||
+  bool decoded = wire::decode(bytes, &plan);
+  bool argv_later = plan.flags & (wire::kPersistent | wire::kPrepared);
+  if (!decoded || (plan.argv.empty() && !argv_later) ||
       plan.staging.empty() || plan.staging[0] != '/')
     fail("decode plan", EINVAL);
   bytes.clear();
@@ -606,5 +669,6 @@ int main() {
   if (sethostname(plan.hostname.data(), plan.hostname.size()) < 0) fail("sethostname", errno);
   if (plan.flags & wire::kLoopbackUp) loopback_up();
   build_root(plan);
+  if (plan.flags & wire::kPrepared) await_run(&plan);
   supervise(plan, cap_last, all);
 }

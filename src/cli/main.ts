@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import type { Result } from '../result.js';
 import { run, spawn } from '../run.js';
+import { setWarmBoxes } from '../shutdown.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
 import { MAIN_HELP, RUN_HELP } from './help.js';
 import { parseRunArgs, UsageError, type RunCommand } from './args.js';
@@ -108,6 +109,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return verb === undefined ? 2 : 0;
     }
     if (verb === 'run') {
+      // One run and the process ends: a box built ahead would only be built to be thrown away.
+      await setWarmBoxes(0);
       const dash = rest.indexOf('--');
       const flags = dash === -1 ? rest : rest.slice(0, dash);
       if (flags.includes('--help') || flags.includes('-h')) {

@@ -66,18 +66,21 @@ function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
   return out;
 }
 
-export type PlanMode = 'run' | 'box' | 'join';
+export type PlanMode = 'run' | 'box' | 'join' | 'prepared';
 
 /**
  * `run`: a box that lives as long as its program. `box`: a box that only builds its root and
- * waits (Sandbox.create). `join`: a program inside such a box; its root already exists.
+ * waits (Sandbox.create). `join`: a program inside such a box, or the one run of a `prepared` box;
+ * its root already exists. `prepared`: a box built ahead that waits for one run (a join plan): it
+ * holds only what the box is, so that every run of the same shape can use it.
  */
 export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode = 'run'): NativePlan {
   const env = { PATH: SAFE_PATH, ...o.env };
   const writableImage = o.image !== null && o.writable;
+  const prepared = mode === 'prepared';
   return {
-    argv: mode === 'box' ? [] : o.command,
-    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    argv: mode === 'box' || prepared ? [] : o.command,
+    env: prepared ? [] : Object.entries(env).map(([k, v]) => `${k}=${v}`),
     cwd: o.cwd,
     staging: '/tmp',
     hostname: 'sandcell',
@@ -94,6 +97,7 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
     ...(writableImage && o.image !== null ? { image: o.image } : {}),
     ...(mode === 'box' ? { persistent: true } : {}),
     ...(mode === 'join' ? { join: true } : {}),
+    ...(prepared ? { prepared: true } : {}),
     mounts:
       mode === 'join'
         ? filesIn(o.cwd, o.files)
@@ -106,9 +110,9 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
             mounts: o.mounts,
             image: o.image,
             writable: o.writable,
-            files: o.files,
+            files: prepared ? [] : o.files,
           }),
-    rlimits: rlimits(o, extras),
+    rlimits: prepared ? [] : rlimits(o, extras),
     seccomp: extras.seccomp,
     seccompListener: extras.seccompListener,
     cgroupProcs: extras.cgroupProcs,

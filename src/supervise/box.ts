@@ -9,14 +9,15 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 import type { CgroupLimits, RunCgroup } from '../cgroup/index.js';
-import { INIT_PATH, nativeSpawn, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
+import { INIT_PATH, nativeSpawn, nativeStart, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
 import { buildPlan } from '../plan/build.js';
 import { deriveStatus, signalName, type Enforcement, type KillReason, type Result } from '../result.js';
 import type { PresetName, SeccompPolicy } from '../seccomp/index.js';
-import { cgroupsFor } from './cgroups.js';
-import { describeViolation, filterFor } from './filter.js';
+import { cgroupsFor, removeAfterRun, type CgroupPool } from './cgroups.js';
+import { describeViolation, filterFor, type BoxFilter } from './filter.js';
 import { OutputBudget, type MeteredStream } from './output.js';
+import { bindIdentity, stillBound, warmBoxes, type WarmBox } from './warm.js';
 
 /** After asking the init to end the box, how long before the init itself is killed. */
 const TERMINATE_GRACE_MS = 1000;
@@ -191,7 +192,7 @@ export class SandboxProcess {
 
     const cg = this.cgroup;
     const cgUsage = cg ? cg.usage() : null;
-    if (cg) await cg.destroy();
+    if (cg) removeAfterRun(cg);
 
     const main = exit.main;
     let exitCode: number | null = null;
@@ -276,35 +277,84 @@ function pipeFrom(fd: number | null, meter: MeteredStream): MeteredStream {
   return meter;
 }
 
-/** Creates the box: cgroup first, then the native spawn; nothing is left behind if it fails. */
+/**
+ * Starts a program: in a box built ahead for its shape when one waits (and then another is built
+ * for the next run), else in a box built now. Nothing is left behind if it fails.
+ */
 export async function startBox(start: BoxStart): Promise<SandboxProcess> {
   const o = start.options;
   if (o.signal?.aborted) throw new AbortError(o.signal.reason);
   const filter = filterFor(start.seccomp);
   const { pool } = await cgroupsFor(o.cgroupParent);
-  const l = o.limits;
+  // A weakened plan (tests) must build its own box from it; a run in a living box has one.
+  if (start.join || start.weakenPlan) return startNew(start, filter, pool);
+  const shape = boxShape(o);
+  const prepare = (): Promise<WarmBox> => prepareBox(shape.plan, pool);
+  const warm = warmBoxes.take(shape.key);
+  let proc: SandboxProcess | null = null;
+  if (warm) {
+    try {
+      proc = await startWarm(warm, start, filter);
+    } catch {
+      // Whatever went wrong (the box died meanwhile, a limit its setup already exceeds, a program
+      // that cannot start), a box built now for this run tries again and reports it.
+      await discardWarm(warm);
+    }
+  }
+  proc ??= await startNew(start, filter, pool);
+  // The next box of this shape is built once this run is over, not while it starts or runs.
+  const again = (): void => warmBoxes.want(shape.key, prepare);
+  proc.wait().then(again, again);
+  return proc;
+}
+
+/** What a box is, apart from what runs in it: runs with the same key can use the same warm box. */
+function boxShape(o: ResolvedOptions): { key: string; plan: NativePlan } {
+  const plan = buildPlan(o, { cgroupProcs: [], seccomp: null, seccompListener: false, memoryRlimitBytes: null, cpuLimitByCgroup: false, stdio: ['null', 'null', 'null'] }, 'prepared');
+  return { key: `${o.cgroupParent ?? ''}\0${JSON.stringify(plan)}`, plan };
+}
+
+/** Builds a box of this shape that waits for its run, in a run cgroup without limits yet. */
+async function prepareBox(plan: NativePlan, pool: CgroupPool | null): Promise<WarmBox> {
+  const cgroup = pool ? await pool.take({}) : null;
+  let native: NativeSpawned;
+  const binds = bindIdentity(plan);
+  try {
+    native = await nativeSpawn({ ...plan, cgroupProcs: cgroup ? [...cgroup.procsFiles] : [] });
+  } catch (e) {
+    if (cgroup) await cgroup.destroy();
+    throw e;
+  }
+  const box = { native, cgroup, binds };
+  // A source replaced while the init opened it: which one it bound is unknown.
+  if (!stillBound(box)) {
+    await discardWarm(box);
+    throw new Error('a bind source changed while the box was built');
+  }
+  return box;
+}
+
+async function discardWarm(warm: WarmBox): Promise<void> {
+  warm.native.box.close();
+  if (warm.cgroup) await warm.cgroup.destroy();
+}
+
+/** The run's limits go on the warm box's cgroup, then the init gets the run's plan and stdio. */
+async function startWarm(warm: WarmBox, start: BoxStart, filter: BoxFilter | null): Promise<SandboxProcess> {
+  const o = start.options;
+  if (!stillBound(warm)) throw new Error('a bind source of the warm box was replaced');
+  if (warm.cgroup) await warm.cgroup.applyLimits(cgroupLimits(o));
+  const { plan, enforced } = runPlan(start, filter, warm.cgroup, true);
+  const started = await nativeStart(warm.native.box, plan);
+  return new SandboxProcess({ ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, o, enforced);
+}
+
+/** Builds the box now: cgroup first, then the native spawn. */
+async function startNew(start: BoxStart, filter: BoxFilter | null, pool: CgroupPool | null): Promise<SandboxProcess> {
+  const o = start.options;
   // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
   const cgroup = pool && (!start.join || start.join.cgroup) ? await pool.take(cgroupLimits(o), start.join?.cgroup ?? undefined) : null;
-  const memoryByCgroup = cgroup?.enforced.memory === 'cgroup';
-  const enforced: Result['limitsEnforced'] = {
-    memory: l.memoryBytes === null ? 'none' : memoryByCgroup ? 'cgroup' : 'rlimit',
-    cpuTime: l.cpuTimeMs === null ? 'none' : cgroup?.enforced.cpuTime === 'cgroup' ? 'cgroup' : 'rlimit',
-    processes: cgroup?.enforced.processes === 'cgroup' ? 'cgroup' : 'rlimit',
-  } satisfies Record<string, Enforcement>;
-  const stdio: [NativeStdio, NativeStdio, NativeStdio] = [start.stdin, 'pipe', 'pipe'];
-  const plan = buildPlan(o, {
-    cgroupProcs: cgroup ? [...cgroup.procsFiles] : [],
-    seccomp: filter?.program ?? null,
-    seccompListener: filter?.listener ?? false,
-    memoryRlimitBytes: l.memoryBytes !== null && !memoryByCgroup ? l.memoryBytes : null,
-    cpuLimitByCgroup: enforced.cpuTime === 'cgroup',
-    stdio,
-  }, start.join ? 'join' : 'run');
-  if (cgroup?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cgroup.cpuTimeFile;
-  if (filter) {
-    plan.seccompExecPathLo = filter.execPathLo;
-    plan.seccompExecPathHi = filter.execPathHi;
-  }
+  const { plan, enforced } = runPlan(start, filter, cgroup, false);
   start.weakenPlan?.(plan);
   let native: NativeSpawned;
   try {
@@ -314,6 +364,33 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
     throw e;
   }
   return new SandboxProcess(native, cgroup, o, enforced);
+}
+
+/** The plan of a run in this cgroup (in a warm box: the one it waits in), and how its limits are enforced. */
+function runPlan(start: BoxStart, filter: BoxFilter | null, cgroup: RunCgroup | null, warm: boolean): { plan: NativePlan; enforced: Result['limitsEnforced'] } {
+  const o = start.options;
+  const l = o.limits;
+  const memoryByCgroup = cgroup?.enforced.memory === 'cgroup';
+  const enforced: Result['limitsEnforced'] = {
+    memory: l.memoryBytes === null ? 'none' : memoryByCgroup ? 'cgroup' : 'rlimit',
+    cpuTime: l.cpuTimeMs === null ? 'none' : cgroup?.enforced.cpuTime === 'cgroup' ? 'cgroup' : 'rlimit',
+    processes: cgroup?.enforced.processes === 'cgroup' ? 'cgroup' : 'rlimit',
+  } satisfies Record<string, Enforcement>;
+  const plan = buildPlan(o, {
+    // A warm box's init is in its cgroup already.
+    cgroupProcs: cgroup && !warm ? [...cgroup.procsFiles] : [],
+    seccomp: filter?.program ?? null,
+    seccompListener: filter?.listener ?? false,
+    memoryRlimitBytes: l.memoryBytes !== null && !memoryByCgroup ? l.memoryBytes : null,
+    cpuLimitByCgroup: enforced.cpuTime === 'cgroup',
+    stdio: [start.stdin, 'pipe', 'pipe'],
+  }, warm || start.join ? 'join' : 'run');
+  if (cgroup?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cgroup.cpuTimeFile;
+  if (filter) {
+    plan.seccompExecPathLo = filter.execPathLo;
+    plan.seccompExecPathHi = filter.execPathHi;
+  }
+  return { plan, enforced };
 }
 
 /** The cgroup limits of a box or run. */

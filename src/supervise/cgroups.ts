@@ -6,8 +6,10 @@
  * sandcell processes that died; process exit removes what is left of ours.
  */
 import { rmdirSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 
 import { cleanupOrphans, openCgroupDriver, type CgroupDriver, type CgroupLimits, type RunCgroup } from '../cgroup/index.js';
+import { warmBoxes } from './warm.js';
 
 /** Fresh run cgroups, made in the background, handed out with their limits written. */
 export class CgroupPool {
@@ -40,6 +42,12 @@ export class CgroupPool {
   /** Directories of the cgroups made ahead and not handed out, deepest first per hierarchy. */
   idleDirs(): string[] {
     return this.ready.flatMap((rc) => rc.dirs);
+  }
+
+  /** Removes the cgroups made ahead; later takes make new ones. */
+  async release(): Promise<void> {
+    await this.settled();
+    for (const rc of this.ready.splice(0)) await rc.destroy();
   }
 
   /** Resolves when no cgroup is being made ahead (tests look at the hierarchy only then). */
@@ -78,12 +86,35 @@ const openPools: CgroupPool[] = [];
 let orphansSwept = false;
 let exitHookInstalled = false;
 
+const removing = new Set<RunCgroup>();
+const removals = new Set<Promise<void>>();
+
 /**
- * Removes, synchronously, the cgroups made ahead and this process's `sandcell-<pid>` parents;
- * runs at process exit (and tests call it where the process ends by a signal).
+ * Removes a run's cgroup after its result has gone out: its usage is read, its processes are
+ * gone, and the caller need not wait for the rmdir. Removals are tracked: `idleCgroupDirs()` waits
+ * for them, and one that failed is tried again at process exit.
+ */
+export function removeAfterRun(cgroup: RunCgroup): void {
+  removing.add(cgroup);
+  const done = cgroup.destroy().then(
+    () => {
+      removing.delete(cgroup);
+    },
+    () => undefined,
+  );
+  removals.add(done);
+  void done.finally(() => removals.delete(done));
+}
+
+/**
+ * Removes, synchronously, the warm boxes, the cgroups made ahead and this process's
+ * `sandcell-<pid>` parents; runs at process exit (and tests call it where the process ends by a
+ * signal).
  */
 export function releaseCgroupsSync(): void {
-  for (const dir of [...openPools.flatMap((p) => p.idleDirs()), ...openedParents]) {
+  warmBoxes.releaseSync();
+  const runs = [...removing].flatMap((rc) => [...rc.dirs]);
+  for (const dir of [...runs, ...openPools.flatMap((p) => p.idleDirs()), ...openedParents]) {
     try {
       rmdirSync(dir);
     } catch {
@@ -117,8 +148,22 @@ async function open(parent: string | null): Promise<CgroupAvailability> {
   return { pool, reason: null };
 }
 
-/** Run cgroups made ahead and not yet handed out, once none is being made (tests tell them from leaked ones). */
+/**
+ * Waits for finished runs' cgroups to be removed, removes those made ahead and this process's
+ * `sandcell-<pid>` parents where no box uses them any more.
+ */
+export async function releaseCgroups(): Promise<void> {
+  while (removals.size > 0) await Promise.all(removals);
+  for (const pool of openPools) await pool.release();
+  for (const dir of openedParents) await rmdir(dir).catch(() => undefined);
+}
+
+/**
+ * Run cgroups made ahead and not yet handed out, once none is being made and finished runs' are
+ * removed (tests tell them from leaked ones).
+ */
 export async function idleCgroupDirs(): Promise<string[]> {
+  while (removals.size > 0) await Promise.all(removals);
   await Promise.all(openPools.map((p) => p.settled()));
   return openPools.flatMap((p) => p.idleDirs());
 }

@@ -19,7 +19,7 @@ describe('no leaks', () => {
     // One run first, so that lazily opened things (the cgroup parent, the addon) are counted.
     await run({ command: ['/bin/true'] });
     await settle();
-    fds = openFds();
+    fds = await openFds();
     mounts = mountTable();
   });
 
@@ -33,9 +33,9 @@ describe('no leaks', () => {
       expect(r.status).toBe('ok');
     }
     await settle();
-    expect(openFds()).toBe(fds);
+    expect(await openFds()).toBe(fds);
     expect(mountTable()).toBe(mounts);
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
   });
 
   it('200 concurrent runs of /bin/true, 16 at a time', async () => {
@@ -51,8 +51,8 @@ describe('no leaks', () => {
     expect(statuses).toHaveLength(200);
     expect(new Set(statuses)).toEqual(new Set(['ok']));
     await settle();
-    expect(openFds()).toBe(fds);
+    expect(await openFds()).toBe(fds);
     expect(mountTable()).toBe(mounts);
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
   });
 });

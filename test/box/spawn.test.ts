@@ -48,7 +48,7 @@ describe('spawn', () => {
     setTimeout(() => ac.abort(), 100);
     const e = await pending.catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AbortError);
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
   });
 
   it('an already aborted signal starts nothing', async () => {

@@ -92,8 +92,8 @@ describe('no run cgroup remains', () => {
     expect(seen.get('AbortError')).toBeGreaterThanOrEqual(5 * 7);
     expect(seen.get('signaled')).toBeGreaterThan(0);
 
-    for (let i = 0; i < 50 && childPids().length > 0; i++) await sleep(20);
-    expect(childPids()).toEqual([]);
+    for (let i = 0; i < 50 && (await childPids()).length > 0; i++) await sleep(20);
+    expect(await childPids()).toEqual([]);
     expect(await noRunCgroupsLeft()).toEqual([]);
     // The parent itself stays while the process lives (and goes at its exit), one per hierarchy.
     expect(listSandcellCgroups({ pid: process.pid }).length).toBeGreaterThan(0);

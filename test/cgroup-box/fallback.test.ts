@@ -57,7 +57,7 @@ describe('limitsEnforced', () => {
     it('processes: RLIMIT_NPROC (per user namespace) contains a fork bomb', async () => {
       const r = await run({ command: [fixtures().inBox('forkbomb'), '1000'], binds: [fixtures().bind], limits: { processes: 16, wallTime: '1s' }, cgroupParent: NO_CGROUP_PARENT });
       expect(r.status).toBe('wall-time-limit');
-      expect(childPids()).toEqual([]);
+      expect(await childPids()).toEqual([]);
     });
   });
 });

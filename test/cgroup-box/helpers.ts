@@ -18,7 +18,7 @@ export function boxSuite(): () => Fixtures {
   });
   afterAll(async () => {
     fx?.remove();
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
     expect(await noRunCgroupsLeft()).toEqual([]);
   });
   return () => {

@@ -130,7 +130,7 @@ describe('memory (cgroup)', () => {
   });
 
   afterAll(async () => {
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
     expect(await noRunCgroupsLeft()).toEqual([]);
   });
 });

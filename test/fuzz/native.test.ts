@@ -19,10 +19,18 @@ const BUILD = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build',
 
 interface Addon {
   setInit(path: string): void;
-  spawn(plan: unknown): Promise<{ pid: number; box: { watch(cb: (e: unknown) => void): void; kill(s?: number): boolean; close(): void }; stdin: number | null; stdout: number | null; stderr: number | null }>;
+  spawn(plan: unknown): Promise<{ pid: number; box: NativeBoxHandle; stdin: number | null; stdout: number | null; stderr: number | null }>;
+}
+interface NativeBoxHandle {
+  watch(cb: (e: unknown) => void): void;
+  kill(s?: number): boolean;
+  close(): void;
+  start(plan: unknown): Promise<{ stdin: number | null; stdout: number | null; stderr: number | null }>;
 }
 let addon: Addon;
 let base: NativePlan;
+let prepared: NativePlan;
+let joinPlan: NativePlan;
 
 beforeAll(() => {
   requireRoot();
@@ -36,6 +44,10 @@ beforeAll(() => {
     cpuLimitByCgroup: false,
     stdio: ['null', 'null', 'null'],
   });
+  const o = resolveOptions({ command: ['/bin/true'] });
+  const extras = { cgroupProcs: [], seccomp: null, seccompListener: false, memoryRlimitBytes: null, cpuLimitByCgroup: false, stdio: ['null', 'null', 'null'] as const };
+  prepared = buildPlan(o, { ...extras, stdio: ['null', 'null', 'null'] }, 'prepared');
+  joinPlan = buildPlan(o, { ...extras, stdio: ['null', 'null', 'null'] }, 'join');
 });
 
 const junk = fc.oneof(
@@ -49,7 +61,7 @@ const junk = fc.oneof(
   fc.constantFrom([{ resource: 99, soft: 1, hard: 1 }], [{ resource: 0, soft: -1, hard: 1 }], [{ resource: 0, soft: 'lots', hard: 1 }], [{ resource: 7, soft: 2, hard: 1 }]),
 );
 
-const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'image', 'rootTmpfs'];
+const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'prepared', 'image', 'rootTmpfs'];
 
 /** One edit of a valid plan: replace or delete a field, or a field of its first mount / rlimit / argv. */
 const edit = fc.record({
@@ -102,7 +114,7 @@ async function attempt(plan: unknown): Promise<'type' | 'setup' | 'ran'> {
 
 describe('the addon with malformed plans', () => {
   it(`throws TypeError (or runs a still-valid plan), never crashes (${RUNS} cases)`, async () => {
-    const fdsBefore = openFds();
+    const fdsBefore = await openFds();
     const seen: Record<string, number> = {};
     await fc.assert(
       fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
@@ -115,8 +127,47 @@ describe('the addon with malformed plans', () => {
     );
     console.log('native outcomes', seen, 'spawned', spawned);
     expect(seen.type ?? 0).toBeGreaterThan(RUNS / 2);
-    expect(childPids()).toEqual([]);
-    expect(openFds()).toBe(fdsBefore);
+    expect(await childPids()).toEqual([]);
+    expect(await openFds()).toBe(fdsBefore);
+  }, 300_000);
+
+  it(`a prepared box given a malformed run plan: TypeError or a setup error, never a crash (${RUNS / 4} cases)`, async () => {
+    const fdsBefore = await openFds();
+    const seen: Record<string, number> = {};
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
+        const box = (await addon.spawn(structuredClone(prepared))).box;
+        const plan = structuredClone({ ...joinPlan, seccomp: null }) as unknown as Record<string, unknown>;
+        for (const e of edits) apply(plan, e);
+        let k: string;
+        try {
+          const s = await box.start(plan);
+          for (const fd of [s.stdin, s.stdout, s.stderr]) if (typeof fd === 'number') closeSync(fd);
+          k = 'ran';
+          // Once only: a second start is refused.
+          expect(() => box.start(structuredClone(joinPlan))).toThrow();
+        } catch (e) {
+          const err = e as { stage?: unknown };
+          if (e instanceof TypeError || (e instanceof Error && /prepared box/.test(e.message))) k = 'type';
+          else {
+            expect(typeof err.stage, String(e)).toBe('string');
+            k = 'setup';
+          }
+        }
+        seen[k] = (seen[k] ?? 0) + 1;
+        // Watched once its run started or failed to (a box being started is not watched).
+        await new Promise<void>((resolve) => {
+          box.watch(() => resolve());
+          box.kill(9);
+        });
+      }),
+      { numRuns: RUNS / 4, interruptAfterTimeLimit: 120_000 },
+    );
+    console.log('prepared outcomes', seen);
+    expect(seen.type ?? 0).toBeGreaterThan(0);
+    expect(seen.ran ?? 0).toBeGreaterThan(0);
+    expect(await childPids()).toEqual([]);
+    expect(await openFds()).toBe(fdsBefore);
   }, 300_000);
 
   it(`arbitrary values as the whole plan or extra arguments (${RUNS} cases)`, async () => {

@@ -16,13 +16,13 @@ let fdsBefore = 0;
 beforeAll(async () => {
   requireRoot();
   await run({ command: ['/bin/true'], limits: { wallTime: '5s' } });
-  fdsBefore = openFds();
+  fdsBefore = await openFds();
 });
 
 afterAll(async () => {
-  expect(childPids()).toEqual([]);
+  expect(await childPids()).toEqual([]);
   expect(await runCgroupsInUse()).toEqual([]);
-  expect(openFds()).toBe(fdsBefore);
+  expect(await openFds()).toBe(fdsBefore);
 });
 
 const weirdString = fc.oneof(

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { idleCgroupDirs } from '../../src/supervise/cgroups.js';
+import { warmBoxes } from '../../src/supervise/warm.js';
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -14,7 +15,12 @@ export function requireRoot(): void {
   }
 }
 
-export function openFds(): number {
+/**
+ * The snapshots below first end the boxes built ahead for the next runs (warm boxes hold a child
+ * process, a cgroup and four descriptors each, by design): what remains is what runs or leaked.
+ */
+export async function openFds(): Promise<number> {
+  await warmBoxes.drain();
   return readdirSync('/proc/self/fd').length;
 }
 
@@ -23,7 +29,8 @@ export function mountTable(): string {
 }
 
 /** Pids of this process's children (boxes' inits are children of the Node process). */
-export function childPids(): number[] {
+export async function childPids(): Promise<number[]> {
+  await warmBoxes.drain();
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -58,6 +65,7 @@ export function pidsRunning(argv: string[]): number[] {
  * [] when nothing runs. Those made ahead of time for the next runs are not counted.
  */
 export async function runCgroupsInUse(): Promise<string[]> {
+  await warmBoxes.drain();
   const idle = new Set(await idleCgroupDirs());
   return listSandcellCgroups({ pid: process.pid })
     .flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('run-')).map((n) => join(dir, n)))

@@ -40,7 +40,7 @@ describe('Sandbox', () => {
       await box.destroy();
     }
     expect(await liveCgroups()).toEqual([]);
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
     expect(mountTable()).toBe(mounts);
   });
 
@@ -89,7 +89,7 @@ describe('Sandbox', () => {
     await box.destroy();
     const r = await proc.wait();
     expect(r.signal).toBe('SIGKILL');
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
     await expect(box.run({ command: ['/bin/true'] })).rejects.toBeInstanceOf(SandboxSetupError);
   });
 
@@ -136,7 +136,7 @@ describe('Sandbox', () => {
       pid = box.pid;
       await box[Symbol.asyncDispose]();
     }
-    expect(childPids()).not.toContain(pid);
+    expect(await childPids()).not.toContain(pid);
   });
 
   it.each([

@@ -391,13 +391,13 @@ describe('capabilities', () => {
 describe('processes outliving the run', () => {
   it('double-forked, signal-ignoring daemons in their own sessions die with the run', async () => {
     const marker = `3599.${process.pid}9`;
-    const fdsBefore = openFds();
+    const fdsBefore = await openFds();
     const r = await run(opts('daemon', [marker]));
     expect(r.status, describeRun(r)).toBe('ok');
     expect(r.stdout).toContain('started daemons');
     expect(pidsRunning(['sleep', marker])).toEqual([]);
-    expect(childPids()).toEqual([]);
-    expect(openFds()).toBe(fdsBefore);
+    expect(await childPids()).toEqual([]);
+    expect(await openFds()).toBe(fdsBefore);
     // The init ends every process of the PID namespace when the program exits; the plan has no
     // switch to disable that, so there is no weakened case.
   });

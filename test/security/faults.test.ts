@@ -144,13 +144,13 @@ describe('in-process faults leave nothing behind', () => {
   let fdsBefore = 0;
   beforeAll(async () => {
     await run({ command: ['/bin/true'], limits: { wallTime: '5s' } });
-    fdsBefore = openFds();
+    fdsBefore = await openFds();
   });
   const runCgroups = runCgroupsInUse;
   afterEach(async () => {
-    expect(childPids()).toEqual([]);
+    expect(await childPids()).toEqual([]);
     expect(await runCgroups()).toEqual([]);
-    expect(openFds()).toBe(fdsBefore);
+    expect(await openFds()).toBe(fdsBefore);
   });
 
   it('an AbortSignal fired mid-run rejects with AbortError and ends the box', async () => {

@@ -16,7 +16,7 @@ beforeAll(async () => {
   ax = buildAttacks();
   // The first run loads the addon and opens the cgroup driver's descriptors: measure after it.
   await run({ command: ['/bin/true'], limits: { wallTime: '5s' } });
-  fdsBefore = openFds();
+  fdsBefore = await openFds();
 });
 
 afterAll(() => {
@@ -26,9 +26,9 @@ afterAll(() => {
 const runCgroups = runCgroupsInUse;
 
 afterEach(async () => {
-  expect(childPids()).toEqual([]);
+  expect(await childPids()).toEqual([]);
   expect(await runCgroups()).toEqual([]);
-  expect(openFds()).toBe(fdsBefore);
+  expect(await openFds()).toBe(fdsBefore);
 });
 
 function bomb(name: string, limits: Limits, args: string[] = [], extra: Partial<RunOptions> = {}) {

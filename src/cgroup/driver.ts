@@ -46,6 +46,8 @@ export interface CgroupUsage {
   pidsLimitHits?: number;
 }
 
+export type RunOutcome = Pick<CgroupUsage, 'cpuTimeUs' | 'memoryPeakBytes' | 'memoryPeakSource' | 'oomKilled'>;
+
 export interface EnforcedLimits {
   /** The memory controller is attached: memoryBytes is enforced and usage measured. */
   readonly memory: Mechanism;
@@ -91,6 +93,8 @@ export interface RunCgroup {
   /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
   memoryCurrentBytes(): number | undefined;
   usage(): CgroupUsage;
+  /** The part of `usage()` a run's result needs, in fewer reads: read at the end of every run. */
+  outcome(): RunOutcome;
   /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
   pids(): number[];
   /** Kill everything still inside, wait until empty, remove the run cgroup. Idempotent; concurrent calls share one attempt. */

@@ -94,6 +94,23 @@ export async function mkdirCgroup(dir: string, fake: FakeCgroupFs | undefined, a
   return true;
 }
 
+/**
+ * mkdir of a new cgroup in `parent`, making `parent` again first only if it is gone (another
+ * driver of this process may have closed it): the usual case costs one mkdir and no exception.
+ * Returns true when `parent` was made now.
+ */
+export async function mkdirCgroupIn(parent: string, dir: string, fake: FakeCgroupFs | undefined): Promise<boolean> {
+  try {
+    await mkdirCgroup(dir, fake);
+    return false;
+  } catch (e) {
+    if (!(e instanceof SandboxSetupError) || e.code !== 'ENOENT') throw e;
+  }
+  const made = await mkdirCgroup(parent, fake, true);
+  await mkdirCgroup(dir, fake);
+  return made;
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**

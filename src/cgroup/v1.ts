@@ -5,9 +5,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
+import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, forgetWithDescendants, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { exists, mkdirCgroup, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
+import { exists, mkdirCgroup, mkdirCgroupIn, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
 
 /** USER_HZ, the unit of cpuacct.stat; 100 on every Linux architecture Node runs on. */
 const USER_HZ = 100;
@@ -133,8 +133,26 @@ export class V1RunCgroup implements RunCgroup {
     return pidsIn(this.dirs);
   }
 
+  outcome(): RunOutcome {
+    const u: RunOutcome = { cpuTimeUs: this.cpuTimeUs(), memoryPeakSource: 'none', oomKilled: false };
+    if (this.memoryDir) {
+      const d = this.memoryDir;
+      const peak = readNumber(join(d, 'memory.max_usage_in_bytes'));
+      if (peak !== undefined) {
+        u.memoryPeakBytes = peak;
+        u.memoryPeakSource = 'cgroup';
+      } else if (this.sampledPeak !== undefined) {
+        u.memoryPeakBytes = this.sampledPeak;
+        u.memoryPeakSource = 'sampled';
+      }
+      // "oom_kill N" exists since 4.13; before that the caller has failcnt and the SIGKILL.
+      u.oomKilled = (readKeyed(join(d, 'memory.oom_control'))?.get('oom_kill') ?? 0) > 0;
+    }
+    return u;
+  }
+
   usage(): CgroupUsage {
-    const u: CgroupUsage = { cpuTimeUs: this.cpuTimeUs(), memoryPeakSource: 'none', oomKilled: false };
+    const u: CgroupUsage = this.outcome();
     if (this.cpuacctDir) {
       const d = this.cpuacctDir;
       const userNs = readNumber(join(d, 'cpuacct.usage_user'));
@@ -152,16 +170,6 @@ export class V1RunCgroup implements RunCgroup {
     }
     if (this.memoryDir) {
       const d = this.memoryDir;
-      const peak = readNumber(join(d, 'memory.max_usage_in_bytes'));
-      if (peak !== undefined) {
-        u.memoryPeakBytes = peak;
-        u.memoryPeakSource = 'cgroup';
-      } else if (this.sampledPeak !== undefined) {
-        u.memoryPeakBytes = this.sampledPeak;
-        u.memoryPeakSource = 'sampled';
-      }
-      // "oom_kill N" exists since 4.13; before that the caller has failcnt and the SIGKILL.
-      u.oomKilled = (readKeyed(join(d, 'memory.oom_control'))?.get('oom_kill') ?? 0) > 0;
       // A failed charge fails on memsw (checked first) or on memory: the sum counts each once.
       const failcnt = readNumber(join(d, 'memory.failcnt'));
       const memswFailcnt = readNumber(join(d, 'memory.memsw.failcnt')) ?? 0;
@@ -211,9 +219,8 @@ export class V1Driver implements CgroupDriver {
         const base = parent ? parent.byController.get(h.controllers[0] ?? '') : h.sandcellDir;
         if (base === undefined) continue;
         const dir = join(base, name);
-        // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
-        if (!parent) await mkdirCgroup(h.sandcellDir, this.fake, true);
-        await mkdirCgroup(dir, this.fake);
+        if (parent) await mkdirCgroup(dir, this.fake);
+        else await mkdirCgroupIn(h.sandcellDir, dir, this.fake);
         made.push(dir);
         for (const c of h.controllers) byController.set(c, dir);
       }

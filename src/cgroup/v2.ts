@@ -15,9 +15,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup } from './driver.js';
+import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, forgetWithDescendants, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { exists, mkdirCgroup, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
+import { exists, mkdirCgroup, mkdirCgroupIn, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
 
@@ -138,21 +138,14 @@ export class V2RunCgroup implements RunCgroup {
     return pidsIn(this.dirs);
   }
 
-  usage(): CgroupUsage {
-    const cpu = readKeyed(join(this.dir, 'cpu.stat'));
+  outcome(): RunOutcome {
     const peak = readNumber(join(this.dir, 'memory.peak'));
     const mev = readKeyed(join(this.dir, 'memory.events'));
-    const pev = readKeyed(join(this.dir, 'pids.events'));
-    const pidsPeak = readNumber(join(this.dir, 'pids.peak'));
-    const u: CgroupUsage = {
-      cpuTimeUs: cpu?.get('usage_usec') ?? NaN,
+    const u: RunOutcome = {
+      cpuTimeUs: this.cpuTimeUs(),
       memoryPeakSource: 'none',
       oomKilled: (mev?.get('oom_kill') ?? 0) > 0 || (mev?.get('oom_group_kill') ?? 0) > 0,
     };
-    const user = cpu?.get('user_usec');
-    const sys = cpu?.get('system_usec');
-    if (user !== undefined) u.userTimeUs = user;
-    if (sys !== undefined) u.systemTimeUs = sys;
     if (peak !== undefined && Number.isFinite(peak)) {
       u.memoryPeakBytes = peak;
       u.memoryPeakSource = 'cgroup';
@@ -160,10 +153,21 @@ export class V2RunCgroup implements RunCgroup {
       u.memoryPeakBytes = this.sampledPeak;
       u.memoryPeakSource = 'sampled';
     }
-    const max = mev?.get('max');
+    return u;
+  }
+
+  usage(): CgroupUsage {
+    const u: CgroupUsage = this.outcome();
+    const cpu = readKeyed(join(this.dir, 'cpu.stat'));
+    const user = cpu?.get('user_usec');
+    const sys = cpu?.get('system_usec');
+    if (user !== undefined) u.userTimeUs = user;
+    if (sys !== undefined) u.systemTimeUs = sys;
+    const max = readKeyed(join(this.dir, 'memory.events'))?.get('max');
     if (max !== undefined) u.memoryFailcnt = max;
+    const pidsPeak = readNumber(join(this.dir, 'pids.peak'));
     if (pidsPeak !== undefined && Number.isFinite(pidsPeak)) u.pidsPeak = pidsPeak;
-    const pmax = pev?.get('max');
+    const pmax = readKeyed(join(this.dir, 'pids.events'))?.get('max');
     if (pmax !== undefined) u.pidsLimitHits = pmax;
     return u;
   }
@@ -209,11 +213,13 @@ export class V2Driver implements CgroupDriver {
     const dir = join(parent ? parent.dir : this.sandcellDir, name);
     if (parent) {
       await enableSubtree(parent.dir, this.controllers);
-    } else if (await mkdirCgroup(this.sandcellDir, this.fake, true)) {
-      // Another driver of this process may have closed (removed) sandcell-<pid> meanwhile.
+      await mkdirCgroup(dir, this.fake);
+    } else if (await mkdirCgroupIn(this.sandcellDir, dir, this.fake)) {
+      // sandcell-<pid> was made again: its children get their controllers once it lends them.
+      await rmdirCgroup(dir, this.fake);
       await enableSubtree(this.sandcellDir, this.controllers);
+      await mkdirCgroup(dir, this.fake);
     }
-    await mkdirCgroup(dir, this.fake);
     const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
     const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => forgetWithDescendants(this.live, rc));
     try {

@@ -191,7 +191,7 @@ export class SandboxProcess {
     this.stdin?.destroy();
 
     const cg = this.cgroup;
-    const cgUsage = cg ? cg.usage() : null;
+    const cgUsage = cg ? cg.outcome() : null;
     if (cg) removeAfterRun(cg);
 
     const main = exit.main;

@@ -22,7 +22,8 @@ describe('processes (cgroup pids)', () => {
     expect(dir).toBeDefined();
     expect(readNumber(join(dir!, 'pids.max'))).toBe(64);
     // While it runs: the box holds at most 64 tasks, the init included, and the host's count
-    // grows by no more than that (other work on this shared machine gets 40 of slack).
+    // grows by no more than that (other work on this shared machine gets 48 of slack: the other
+    // test worker's runs, and up to 4 warm boxes and one being built).
     let most = 0;
     let hostMost = 0;
     let refused = 0;
@@ -39,7 +40,7 @@ describe('processes (cgroup pids)', () => {
     }
     expect(most).toBe(64);
     expect(refused).toBeGreaterThan(0); // forks were refused by the cgroup
-    expect(hostMost - before).toBeLessThanOrEqual(64 + 40);
+    expect(hostMost - before).toBeLessThanOrEqual(64 + 48);
     const r = await box.wait();
     expect(r.status).toBe('wall-time-limit');
     expect(r.limitsEnforced.processes).toBe('cgroup');
@@ -51,7 +52,7 @@ describe('processes (cgroup pids)', () => {
     expect(await noRunCgroupsLeft()).toEqual([]);
     expect(existsSync(dir!)).toBe(false);
     // Every process of the bomb is gone: the host is back where it was (same slack).
-    expect(hostProcessCount() - before).toBeLessThanOrEqual(40);
+    expect(hostProcessCount() - before).toBeLessThanOrEqual(48);
   });
 
   it.each([4, 10, 32])('the init counts, threads count: under processes: %i the program starts processes - 2 threads', async (n) => {

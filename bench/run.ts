@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Bench } from 'tinybench';
 
-import { run, spawn, type RunOptions } from '../dist/index.js';
+import { run, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
 import { idleCgroupDirs } from '../dist/supervise/cgroups.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, UNSHARE_ALL, type BwrapSetup } from './procs.js';
@@ -68,10 +68,13 @@ const nodeSpawnTrue = (): Promise<unknown> => plain('/bin/true', []);
 const plain = (file: string, args: readonly string[], input?: Buffer): ReturnType<typeof plainOk> =>
   guarded(`plain spawn of ${file}`, () => plainOk(file, args, input));
 
-/** Latency distribution (ms) of one async function with tinybench: `iterations` samples after a short warm-up. */
-async function latency(name: string, fn: () => Promise<unknown>, iterations = ITER): Promise<Dist> {
+/**
+ * Latency distribution (ms) of one async function with tinybench: `iterations` samples after a
+ * short warm-up; with `idleMs`, the process idles that long before each sample (not timed).
+ */
+async function latency(name: string, fn: () => Promise<unknown>, iterations = ITER, idleMs = 0): Promise<Dist> {
   const bench = new Bench({ iterations, time: 0, warmupIterations: 10, warmupTime: 0, throws: true });
-  bench.add(name, fn);
+  bench.add(name, fn, idleMs > 0 ? { beforeEach: () => new Promise((r) => setTimeout(r, idleMs)) } : {});
   await bench.run();
   const task = bench.tasks[0];
   const r = task?.result;
@@ -96,6 +99,18 @@ async function interleaved(fns: (() => Promise<unknown>)[], iterations: number):
   }
   return samples.map(dist);
 }
+
+/** Runs `work` with warm boxes turned off (restored to the default after). */
+async function withoutWarmBoxes<T>(work: () => Promise<T>): Promise<T> {
+  await setWarmBoxes(0);
+  try {
+    return await work();
+  } finally {
+    await setWarmBoxes(WARM_BOXES);
+  }
+}
+const WARM_BOXES = 4;
+const IDLE_MS = 10;
 
 /** Busy CPU time of the whole machine (all CPUs, every process, kernel included) in ms, from /proc/stat. */
 function machineBusyMs(): number {
@@ -322,16 +337,26 @@ async function main(): Promise<void> {
     p(`Host RSS at start of section: ${rssMB().toFixed(0)} MB. Each figure is ${ITER} sequential runs after 10 warm-up runs (tinybench).`);
     p(`Baseline: \`child_process.spawn('/bin/true')\` with piped stdio (stdin closed, stdout/stderr read to the end), awaited until 'close' — the same work \`run()\` does.`);
     p();
+    p(`sandcell keeps up to ${WARM_BOXES} boxes built ahead (warm boxes, the default): back to back, a run often finds the next box still being built on the other core and builds its own. The "warm boxes off" line builds every box while the caller waits. The last two lines idle ${IDLE_MS} ms before each run (not timed), as a service between requests does: the next box is ready by then.`);
+    p();
     lat.spawn = await latency('node spawn', nodeSpawnTrue);
     lat.ours = await latency('sandcell run', () => ours());
+    lat.cold = await withoutWarmBoxes(() => latency('sandcell run, no warm boxes', () => ours()));
     if (bwrapOk) lat.bwrap = await latency('bwrap', bwrapTrue);
     if (unshareOk) lat.unshare = await latency('unshare', unshareTrue);
+    lat.spawnIdle = await latency('node spawn, idle between', nodeSpawnTrue, ITER, IDLE_MS);
+    lat.oursIdle = await latency('sandcell run, idle between', () => ours(), ITER, IDLE_MS);
     p(LAT_HEAD);
     p(row('Node `child_process.spawn` (baseline)', lat.spawn));
-    p(row('**sandcell `run()` full default box**', lat.ours, lat.spawn, 'all namespaces, pivot_root, cgroup v1 limits, seccomp default'));
+    p(row('**sandcell `run()` full default box**', lat.ours, lat.spawn, 'all namespaces, pivot_root, cgroup v1 limits, seccomp default; back to back'));
+    p(row('sandcell `run()`, warm boxes off', lat.cold, lat.spawn, 'every box built while the caller waits'));
     if (lat.bwrap) p(row('bubblewrap `--unshare-all`', lat.bwrap, lat.spawn, `spawned by Node; ours ÷ bwrap = ${ratio(lat.ours.p50, lat.bwrap.p50)}`));
     if (lat.unshare) p(row('util-linux `unshare` (all ns)', lat.unshare, lat.spawn, `spawned by Node; ours ÷ unshare = ${ratio(lat.ours.p50, lat.unshare.p50)}`));
+    p(row(`Node \`child_process.spawn\`, ${IDLE_MS} ms idle before each (baseline)`, lat.spawnIdle));
+    p(row(`**sandcell \`run()\`, ${IDLE_MS} ms idle before each**`, lat.oursIdle, lat.spawnIdle, 'the box was built ahead'));
     if (!bwrapOk) p(`\nbubblewrap is **absent**: ${bw.note}.`);
+    figures.oursIdleP50 = lat.oursIdle.p50;
+    figures.spawnIdleP50 = lat.spawnIdle.p50;
     figures.oursP50 = lat.ours.p50;
     figures.spawnP50 = lat.spawn.p50;
     if (lat.bwrap) figures.bwrapP50 = lat.bwrap.p50;
@@ -348,7 +373,10 @@ async function main(): Promise<void> {
       ["`network: 'host'` (no new net namespace)", { command: ['/bin/true'], network: 'host' }],
       ["`seccomp: 'none'` + `network: 'host'`", { command: ['/bin/true'], seccomp: 'none', network: 'host' }],
     ];
-    const res = await interleaved(v.map(([, o]) => () => ours(o)), SUB_ITER);
+    // Box variants differ in what is built: with warm boxes they would be built off the clock.
+    const res = await withoutWarmBoxes(() => interleaved(v.map(([, o]) => () => ours(o)), SUB_ITER));
+    p('Warm boxes off for these variants: what differs between them is in building the box.');
+    p();
     const base = res[0] as Dist;
     p('| variant | p50 ms | p90 ms | p99 ms | mean ms | runs | p50 ratio to default | p50 saved vs default\n|---|---:|---:|---:|---:|---:|---:|---:|');
     v.forEach(([name], i) => {
@@ -359,11 +387,12 @@ async function main(): Promise<void> {
     figures.netnsCost = base.p50 - (res[2] as Dist).p50;
     p();
 
-    p(`### 8b. Phases of one run (${SUB_ITER} runs, \`spawn()\` then \`wait()\`)`);
+    p(`### 8b. Phases of one run (${SUB_ITER} runs, \`spawn()\` then \`wait()\`, ${IDLE_MS} ms idle before each: the box was built ahead)`);
     p();
     const setup: number[] = [];
     const rest: number[] = [];
     for (let i = 0; i < SUB_ITER; i++) {
+      await new Promise((r) => setTimeout(r, IDLE_MS));
       const t0 = nowMs();
       const box = await guarded('sandcell spawn()', () => spawn({ command: ['/bin/true'] }));
       const t1 = nowMs();
@@ -379,8 +408,8 @@ async function main(): Promise<void> {
     const ds = dist(setup);
     const dr = dist(rest);
     p('| phase | p50 ms | p90 ms | p99 ms | mean ms |\n|---|---:|---:|---:|---:|');
-    p(`| \`spawn()\` → program started (options, cgroup create, clone, id maps, cgroup attach, init: mounts, pivot_root, seccomp, execve) | ${ms(ds.p50)} | ${ms(ds.p90)} | ${ms(ds.p99)} | ${ms(ds.mean)} |`);
-    p(`| started → \`wait()\` resolved (program runs, init reaps and reports, pidfd poll, cgroup stats + rmdir) | ${ms(dr.p50)} | ${ms(dr.p90)} | ${ms(dr.p99)} | ${ms(dr.mean)} |`);
+    p(`| \`spawn()\` → program started (options, limits written to the warm box's cgroup, run plan and stdio sent, init: files, fork, seccomp, execve) | ${ms(ds.p50)} | ${ms(ds.p90)} | ${ms(ds.p99)} | ${ms(ds.mean)} |`);
+    p(`| started → \`wait()\` resolved (program runs, init reaps and reports, init exits and its namespaces go, pidfd poll, cgroup outcome read; the rmdir follows the result) | ${ms(dr.p50)} | ${ms(dr.p90)} | ${ms(dr.p99)} | ${ms(dr.mean)} |`);
     figures.setupP50 = ds.p50;
     figures.teardownP50 = dr.p50;
     p();
@@ -577,10 +606,13 @@ async function main(): Promise<void> {
   // ---- 7. RSS growth ------------------------------------------------------------------------------
   await section(`7. Host RSS over ${RSS_RUNS} runs`, async () => {
     for (let i = 0; i < 200; i++) await ours();
+    // Warm boxes hold a process and four fds each: the snapshots are taken with none waiting.
+    await setWarmBoxes(0);
     await settleGc();
     const rss0 = rssMB();
     const heap0 = process.memoryUsage().heapUsed / 2 ** 20;
     const fdsA = openFds();
+    await setWarmBoxes(WARM_BOXES);
     const t0 = nowMs();
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -591,6 +623,7 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: 4 }, worker));
     const secs = (nowMs() - t0) / 1000;
+    await setWarmBoxes(0);
     await settleGc();
     const rss1 = rssMB();
     const heap1 = process.memoryUsage().heapUsed / 2 ** 20;
@@ -605,6 +638,7 @@ async function main(): Promise<void> {
     p(`| run cgroups left below sandcell-${process.pid} | | ${liveRunCgroups(idleAtEnd)} | |`);
     figures.rssGrowth = rss1 - rss0;
     figures.fdGrowth = fdsB - fdsA;
+    await setWarmBoxes(WARM_BOXES);
   });
 
   // ---- 9. seccomp filter cost per system call (bench/seccomp-cost.ts) ----------------------------
@@ -620,10 +654,18 @@ async function main(): Promise<void> {
   // ---- 2. big host (last: the ballast would distort everything after it) ----------------------------
   await section('2. Latency with the host grown to ~1 GB RSS', async () => {
     // Small-host figures measured again right before the ballast, interleaved, so both sides see the same machine load.
+    // Each variant in a block of its own: a fork of a 1 GB Node process (Node spawn, bwrap) busies
+    // the machine for tens of milliseconds after it returns, which would be charged to whatever
+    // runs next if the variants were interleaved.
     const smallFns: (() => Promise<unknown>)[] = [nodeSpawnTrue, () => ours()];
     if (bwrapOk) smallFns.push(bwrapTrue);
+    const blocks = async (): Promise<Dist[]> => {
+      const out: Dist[] = [];
+      for (const fn of smallFns) out.push((await interleaved([fn], SUB_ITER))[0]!);
+      return out;
+    };
     const smallRss = rssMB();
-    const sm = await interleaved(smallFns, SUB_ITER);
+    const sm = await blocks();
     const small: Record<string, Dist> = { spawn: sm[0]!, ours: sm[1]! };
     if (bwrapOk) small.bwrap = sm[2]!;
     const ballast: Buffer[] = [];
@@ -633,10 +675,10 @@ async function main(): Promise<void> {
       ballast.push(b);
     }
     const rss = rssMB();
-    const bg = await interleaved(smallFns, SUB_ITER);
+    const bg = await blocks();
     const big: Record<string, Dist> = { spawn: bg[0]!, ours: bg[1]! };
     if (bwrapOk) big.bwrap = bg[2]!;
-    p(`Ballast: 16 × 64 MiB Buffers, every page written; host RSS during this section: ${rss.toFixed(0)} MB. Small-host figures (RSS ${smallRss.toFixed(0)} MB) measured just before the ballast was allocated; ${SUB_ITER} runs per figure, variants interleaved round-robin.`);
+    p(`Ballast: 16 × 64 MiB Buffers, every page written; host RSS during this section: ${rss.toFixed(0)} MB. Small-host figures (RSS ${smallRss.toFixed(0)} MB) measured just before the ballast was allocated; ${SUB_ITER} runs per figure, each variant in a block of its own (Node spawn, then sandcell, then bubblewrap), because a fork of the 1 GB process busies the machine after it returns.`);
     p();
     p('| what | small-host p50 ms | 1 GB-host p50 ms | p90 ms | p99 ms | runs | 1 GB ÷ small | 1 GB ratio to Node spawn (1 GB) |\n|---|---:|---:|---:|---:|---:|---:|---:|');
     const line = (name: string, s: Dist | undefined, b: Dist | undefined): void => {
@@ -653,6 +695,8 @@ async function main(): Promise<void> {
     await settleGc();
   });
 
+  // What a service does before it exits: the warm boxes and the cgroups made ahead go.
+  await shutdown();
   idleAtEnd = new Set(await idleCgroupDirs());
   writeReport();
   log(`wrote ${OUT} in ${((nowMs() - T0) / 1000).toFixed(0)} s`);
@@ -675,6 +719,9 @@ function writeReport(): void {
   target('p50 ≤ 1.0× Node `spawn` p50', has('oursP50', 'spawnP50') ? f.oursP50! <= f.spawnP50! : null,
     `${ms(f.oursP50 ?? NaN)} vs ${ms(f.spawnP50 ?? NaN)} ms = ${ratio(f.oursP50 ?? NaN, f.spawnP50 ?? NaN)}`,
     `by ${ms((f.oursP50 ?? 0) - (f.spawnP50 ?? 0))} ms`);
+  target(`p50 ≤ 1.0× Node \`spawn\` p50, ${IDLE_MS} ms idle between runs (a service between requests)`, has('oursIdleP50', 'spawnIdleP50') ? f.oursIdleP50! <= f.spawnIdleP50! : null,
+    `${ms(f.oursIdleP50 ?? NaN)} vs ${ms(f.spawnIdleP50 ?? NaN)} ms = ${ratio(f.oursIdleP50 ?? NaN, f.spawnIdleP50 ?? NaN)}`,
+    `by ${ms((f.oursIdleP50 ?? 0) - (f.spawnIdleP50 ?? 0))} ms`);
   target('p50 ≤ 0.5× bubblewrap p50', has('oursP50', 'bwrapP50') ? f.oursP50! <= 0.5 * f.bwrapP50! : null,
     `${ms(f.oursP50 ?? NaN)} vs ${ms(f.bwrapP50 ?? NaN)} ms = ${ratio(f.oursP50 ?? NaN, f.bwrapP50 ?? NaN)}`,
     `by ${ms((f.oursP50 ?? 0) - 0.5 * (f.bwrapP50 ?? 0))} ms (needs ≤ ${ms(0.5 * (f.bwrapP50 ?? NaN))} ms)`);

@@ -6,7 +6,7 @@
 import { resolveOptions, type RunOptions, type SpawnOptions } from './options.js';
 import { Sandbox, type RunResult } from './sandbox.js';
 import { SandboxProcess, startBox } from './supervise/box.js';
-import { collectOutput, feed } from './supervise/io.js';
+import { feed } from './supervise/io.js';
 
 /**
  * Starts a program in a new box and returns as soon as it runs. Its stdin/stdout/stderr are
@@ -15,7 +15,7 @@ import { collectOutput, feed } from './supervise/io.js';
  */
 export async function spawn(options: SpawnOptions): Promise<SandboxProcess> {
   const o = resolveOptions(options);
-  return startBox({ options: o, seccomp: o.seccomp, stdin: 'pipe' });
+  return startBox({ options: o, seccomp: o.seccomp, stdin: 'pipe', output: 'streams' });
 }
 
 /**
@@ -34,8 +34,8 @@ export async function run(options: RunOptions): Promise<RunResult> {
       await box.destroy();
     }
   }
-  const box = await startBox({ options: o, seccomp: o.seccomp, stdin: o.stdin === null ? 'null' : 'pipe' });
+  const box = await startBox({ options: o, seccomp: o.seccomp, stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect' });
   feed(box, o.stdin);
-  return collectOutput(box);
+  return box.collectOutput();
 }
 

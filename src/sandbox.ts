@@ -22,7 +22,7 @@ import type { PresetName, SeccompPolicy } from './seccomp/index.js';
 import { SandboxProcess, cgroupLimits, startBox } from './supervise/box.js';
 import { cgroupsFor } from './supervise/cgroups.js';
 import { collectFiles, type CollectLimits, type Collected } from './supervise/collect.js';
-import { collectOutput, feed } from './supervise/io.js';
+import { feed } from './supervise/io.js';
 
 /** What a box is made of, and the defaults of the programs run in it. */
 export interface SandboxOptions extends BoxShape {
@@ -100,7 +100,7 @@ export class Sandbox implements AsyncDisposable {
   /** Starts a program in the box; see `spawn()`. */
   async spawn(options: SandboxRunOptions): Promise<SandboxProcess> {
     const o = this.resolveRun(options);
-    return startBox({ options: o, seccomp: o.seccomp, stdin: 'pipe', join: { box: this.native.box, cgroup: this.cgroup } });
+    return startBox({ options: o, seccomp: o.seccomp, stdin: 'pipe', output: 'streams', join: { box: this.native.box, cgroup: this.cgroup } });
   }
 
   /** Runs a program in the box to its end; files it wrote stay for the next run. */
@@ -110,10 +110,11 @@ export class Sandbox implements AsyncDisposable {
       options: o,
       seccomp: o.seccomp,
       stdin: o.stdin === null ? 'null' : 'pipe',
+      output: 'collect',
       join: { box: this.native.box, cgroup: this.cgroup },
     });
     feed(proc, o.stdin);
-    const result: RunResult = await collectOutput(proc);
+    const result: RunResult = await proc.collectOutput();
     if (o.collect.length > 0) {
       const c = this.collect(o.collect, o.cwd);
       result.files = c.files;

@@ -6,7 +6,7 @@
 import { readlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 
 import type { CgroupLimits, RunCgroup } from '../cgroup/index.js';
 import { INIT_PATH, nativeSpawn, nativeStart, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
@@ -16,7 +16,7 @@ import { deriveStatus, signalName, type Enforcement, type KillReason, type Resul
 import type { PresetName, SeccompPolicy } from '../seccomp/index.js';
 import { cgroupsFor, removeAfterRun, type CgroupPool } from './cgroups.js';
 import { describeViolation, filterFor, type BoxFilter } from './filter.js';
-import { OutputBudget, type MeteredStream } from './output.js';
+import { CollectedOutput, OutputBudget, type MeteredStream, type OutputSink } from './output.js';
 import { bindIdentity, stillBound, warmBoxes, type WarmBox } from './warm.js';
 
 /** After asking the init to end the box, how long before the init itself is killed. */
@@ -34,6 +34,8 @@ export interface BoxStart {
   options: ResolvedOptions;
   seccomp: PresetName | SeccompPolicy;
   stdin: 'pipe' | 'null';
+  /** `streams` for the caller to read (spawn), or `collect`: kept in memory for the result (run). */
+  output: 'streams' | 'collect';
   /**
    * Test-only: alters the finished plan, to show that the security suite detects a weakened box.
    * Not reachable from the public API (src/index.ts does not export startBox).
@@ -53,6 +55,8 @@ export class SandboxProcess {
   readonly stderr: Readable;
 
   private readonly native: NativeSpawned;
+  private readonly sinks: [OutputSink, OutputSink];
+  private readonly collected: [CollectedOutput, CollectedOutput] | null;
   private readonly cgroup: RunCgroup | null;
   private readonly options: ResolvedOptions;
   private readonly enforced: Result['limitsEnforced'];
@@ -70,7 +74,7 @@ export class SandboxProcess {
   };
 
   /** @internal use spawn() */
-  constructor(native: NativeSpawned, cgroup: RunCgroup | null, options: ResolvedOptions, enforced: Result['limitsEnforced']) {
+  constructor(native: NativeSpawned, cgroup: RunCgroup | null, options: ResolvedOptions, enforced: Result['limitsEnforced'], output: BoxStart['output']) {
     this.native = native;
     this.pid = native.pid;
     this.cgroup = cgroup;
@@ -81,8 +85,21 @@ export class SandboxProcess {
     this.cpuBaseUs = Number.isFinite(base) ? base : 0;
 
     const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
-    this.stdout = pipeFrom(native.stdout, budget.meter());
-    this.stderr = pipeFrom(native.stderr, budget.meter());
+    if (output === 'collect') {
+      const out = readSocket(native.stdout);
+      const err = readSocket(native.stderr);
+      this.collected = [new CollectedOutput(budget, out), new CollectedOutput(budget, err)];
+      this.sinks = this.collected;
+      this.stdout = out ?? Readable.from([]);
+      this.stderr = err ?? Readable.from([]);
+    } else {
+      const out = pipeFrom(native.stdout, budget.meter());
+      const err = pipeFrom(native.stderr, budget.meter());
+      this.collected = null;
+      this.sinks = [out, err];
+      this.stdout = out;
+      this.stderr = err;
+    }
     if (native.stdin !== null) {
       const s = new Socket({ fd: native.stdin, readable: false, writable: true });
       // A program that exits without reading its input closes the pipe: not the caller's error.
@@ -120,6 +137,14 @@ export class SandboxProcess {
   /** Resolves when the box has ended and everything it used is released. */
   wait(): Promise<Result> {
     return this.result;
+  }
+
+  /** @internal The result with the output kept in memory (a box started with `output: 'collect'`). */
+  async collectOutput(): Promise<Result> {
+    if (!this.collected) throw new Error('this box streams its output');
+    const [out, err] = this.collected;
+    const [result] = await Promise.all([this.result, out.done, err.done]);
+    return { ...result, stdout: out.text(), stderr: err.text() };
   }
 
   /** Ends the box for a reason of the supervisor's (null: the caller's kill). */
@@ -227,8 +252,7 @@ export class SandboxProcess {
       cpuTimeMs,
       cpuLimitMs: this.options.limits.cpuTimeMs,
     });
-    const meteredOut = this.stdout as MeteredStream;
-    const meteredErr = this.stderr as MeteredStream;
+    const [meteredOut, meteredErr] = this.sinks;
     return {
       status,
       exitCode,
@@ -264,6 +288,10 @@ function isInit(pid: number): boolean {
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+function readSocket(fd: number | null): Socket | null {
+  return fd === null ? null : new Socket({ fd, readable: true, writable: false });
 }
 
 function pipeFrom(fd: number | null, meter: MeteredStream): MeteredStream {
@@ -346,7 +374,7 @@ async function startWarm(warm: WarmBox, start: BoxStart, filter: BoxFilter | nul
   if (warm.cgroup) await warm.cgroup.applyLimits(cgroupLimits(o));
   const { plan, enforced } = runPlan(start, filter, warm.cgroup, true);
   const started = await nativeStart(warm.native.box, plan);
-  return new SandboxProcess({ ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, o, enforced);
+  return new SandboxProcess({ ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, o, enforced, start.output);
 }
 
 /** Builds the box now: cgroup first, then the native spawn. */
@@ -363,7 +391,7 @@ async function startNew(start: BoxStart, filter: BoxFilter | null, pool: CgroupP
     if (cgroup) await cgroup.destroy();
     throw e;
   }
-  return new SandboxProcess(native, cgroup, o, enforced);
+  return new SandboxProcess(native, cgroup, o, enforced, start.output);
 }
 
 /** The plan of a run in this cgroup (in a warm box: the one it waits in), and how its limits are enforced. */

@@ -96,7 +96,8 @@ const removals = new Set<Promise<void>>();
  */
 export function removeAfterRun(cgroup: RunCgroup): void {
   removing.add(cgroup);
-  const done = cgroup.destroy().then(
+  // Started from an immediate: the caller's own continuation runs first.
+  const done = new Promise((resolve) => setImmediate(resolve)).then(() => cgroup.destroy()).then(
     () => {
       removing.delete(cgroup);
     },

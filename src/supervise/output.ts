@@ -2,6 +2,7 @@
  * The output limit: stdout and stderr share one budget. Bytes past it are dropped (the caller
  * gets exactly the limit), the stream is flagged truncated and the run is ended.
  */
+import type { Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 
 export class OutputBudget {
@@ -30,7 +31,14 @@ export class OutputBudget {
   }
 }
 
-export class MeteredStream extends Transform {
+/** One of the program's output streams, as far as the budget is concerned. */
+export interface OutputSink {
+  /** The budget ran out while this stream was writing: bytes were dropped. */
+  readonly truncated: boolean;
+}
+
+/** The output as a stream for the caller to read (`spawn()`). */
+export class MeteredStream extends Transform implements OutputSink {
   truncated = false;
 
   constructor(private readonly budget: OutputBudget) {
@@ -41,5 +49,37 @@ export class MeteredStream extends Transform {
     const allowed = this.budget.take(chunk.length);
     if (allowed < chunk.length) this.truncated = true;
     done(null, allowed === chunk.length ? chunk : allowed > 0 ? chunk.subarray(0, allowed) : undefined);
+  }
+}
+
+/**
+ * The output kept in memory (`run()`): the socket's chunks as the budget lets them through, with
+ * no stream of our own in between.
+ */
+export class CollectedOutput implements OutputSink {
+  truncated = false;
+  /** Resolves at end of file (or when the socket fails or closes). */
+  readonly done: Promise<void>;
+  private readonly chunks: Buffer[] = [];
+
+  constructor(budget: OutputBudget, socket: Socket | null) {
+    if (!socket) {
+      this.done = Promise.resolve();
+      return;
+    }
+    socket.on('data', (chunk: Buffer) => {
+      const allowed = budget.take(chunk.length);
+      if (allowed < chunk.length) this.truncated = true;
+      if (allowed > 0) this.chunks.push(allowed === chunk.length ? chunk : chunk.subarray(0, allowed));
+    });
+    this.done = new Promise((resolve) => {
+      socket.once('end', resolve);
+      socket.once('close', resolve);
+      socket.once('error', () => resolve());
+    });
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
   }
 }

@@ -56,7 +56,7 @@ async function collect(stream: Readable): Promise<string> {
  */
 export async function runBox(options: RunOptions, weaken?: (plan: NativePlan) => void): Promise<Result> {
   const o = resolveOptions(options);
-  const box = await startBox({ options: o, seccomp: o.seccomp, stdin: 'null', ...(weaken ? { weakenPlan: weaken } : {}) });
+  const box = await startBox({ options: o, seccomp: o.seccomp, stdin: 'null', output: 'streams', ...(weaken ? { weakenPlan: weaken } : {}) });
   const [result, stdout, stderr] = await Promise.all([box.wait(), collect(box.stdout), collect(box.stderr)]);
   return { ...result, stdout, stderr };
 }

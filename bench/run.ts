@@ -635,7 +635,7 @@ async function main(): Promise<void> {
     p(`| V8 heap used MB | ${heap0.toFixed(1)} | ${heap1.toFixed(1)} | ${(heap1 - heap0).toFixed(1)} MB |`);
     p(`| open fds of this process | ${fdsA} | ${fdsB} | ${fdsB - fdsA} |`);
     p(`| live children of this process | | ${liveChildren().length} | |`);
-    p(`| run cgroups left below sandcell-${process.pid} | | ${liveRunCgroups(idleAtEnd)} | |`);
+    p(`| run cgroups left below sandcell-${process.pid} (not counting those made ahead) | | ${liveRunCgroups(new Set(await idleCgroupDirs()))} | |`);
     figures.rssGrowth = rss1 - rss0;
     figures.fdGrowth = fdsB - fdsA;
     await setWarmBoxes(WARM_BOXES);

@@ -35,6 +35,7 @@ namespace {
 constexpr size_t kStackSize = 128 * 1024;
 constexpr size_t kGuardSize = 4096;
 constexpr int kSetupTimeoutMs = 30000;
+constexpr int kPipeBytes = 1 << 20;
 
 // Everything the cloned child needs, prepared before clone(): it runs on its own stack inside
 // this process's memory and may only make raw system calls.
@@ -189,6 +190,10 @@ bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* c
     if (s.kind == StdioKind::kPipe) {
       int p[2];
       if (pipe2(p, O_CLOEXEC) < 0) return fail(res, "pipe", errno), false;
+      // A 64 KiB pipe makes a megabyte of input or output a dozen wake-ups of each side; as
+      // root (exempt from the per-user pipe quota) the pipe holds 1 MiB, allocated only as it
+      // fills. Unprivileged, a large pipe would eat the user's quota and shrink its other pipes.
+      if (geteuid() == 0) fcntl(p[0], F_SETPIPE_SZ, kPipeBytes);
       // stdin: the box reads p[0]; stdout/stderr: the box writes p[1].
       parent_io[i] = fds->add(i == 0 ? p[1] : p[0]);
       child_io[i] = fds->add(i == 0 ? p[0] : p[1]);

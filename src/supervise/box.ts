@@ -9,7 +9,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { Readable, type Writable } from 'node:stream';
 
 import type { CgroupLimits, RunCgroup } from '../cgroup/index.js';
-import { INIT_PATH, nativeSpawn, nativeStart, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned, type NativeStdio } from '../native.js';
+import { INIT_PATH, nativeSpawn, nativeStart, type NativeBox, type NativeExit, type NativePlan, type NativeSpawned } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
 import { buildPlan } from '../plan/build.js';
 import { deriveStatus, signalName, type Enforcement, type KillReason, type Result } from '../result.js';

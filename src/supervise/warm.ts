@@ -52,12 +52,17 @@ export type PrepareBox = () => Promise<WarmBox>;
 
 /** Boxes kept per shape. Two cover a caller that runs one program after another. */
 const PER_SHAPE = 2;
+/** Shapes remembered, most recently used first; the rest are forgotten with their boxes. */
+const MAX_SHAPES = 8;
+/** Runs of a shape before boxes are built for it: a shape seen once (a run binding a directory made for it alone) would only waste the build. */
+const RUNS_BEFORE_WARM = 2;
 /** A shape not used for this long gives its boxes back. */
 const IDLE_MS = 30_000;
 
 interface Shape {
   boxes: WarmBox[];
   lastUsed: number;
+  runs: number;
   prepare: PrepareBox;
 }
 
@@ -69,6 +74,8 @@ class WarmPool {
   /** Bumped by drain(): a box whose build began before is discarded, not kept. */
   private generation = 0;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** Boxes being discarded (their cgroups are being removed). */
+  private readonly discarding = new Map<WarmBox, Promise<void>>();
 
   /** A warm box of this shape, if one waits. */
   take(key: string): WarmBox | null {
@@ -78,15 +85,23 @@ class WarmPool {
     return shape.boxes.shift() ?? null;
   }
 
-  /** Makes sure boxes of this shape are being built ahead, in the background, up to the limit. */
+  /**
+   * A run of this shape has ended: once the shape has been seen often enough, boxes for it are
+   * built in the background, up to the limit.
+   */
   want(key: string, prepare: PrepareBox): void {
     if (this.limit === 0) return;
-    const shape = this.shapes.get(key);
-    if (shape) {
-      shape.lastUsed = Date.now();
-      shape.prepare = prepare;
-    } else {
-      this.shapes.set(key, { boxes: [], lastUsed: Date.now(), prepare });
+    const shape = this.shapes.get(key) ?? { boxes: [], lastUsed: 0, runs: 0, prepare };
+    // Re-inserted at the end: the map stays in order of use, the least recent first.
+    this.shapes.delete(key);
+    shape.lastUsed = Date.now();
+    shape.runs++;
+    shape.prepare = prepare;
+    this.shapes.set(key, shape);
+    for (const [old, forgotten] of this.shapes) {
+      if (this.shapes.size <= MAX_SHAPES) break;
+      this.shapes.delete(old);
+      for (const box of forgotten.boxes.splice(0)) void this.discard(box);
     }
     this.schedule();
   }
@@ -95,8 +110,7 @@ class WarmPool {
   async setLimit(limit: number): Promise<void> {
     this.limit = limit;
     if (limit === 0) return this.drain();
-    const byAge = [...this.shapes.values()].sort((a, b) => a.lastUsed - b.lastUsed);
-    for (const shape of byAge) while (this.count() > limit && shape.boxes.length > 0) await discard(shape.boxes.pop() as WarmBox);
+    for (const shape of this.shapes.values()) while (this.count() > limit && shape.boxes.length > 0) await this.discard(shape.boxes.pop() as WarmBox);
   }
 
   /** Ends every warm box, and any being built, and forgets the shapes. */
@@ -106,7 +120,8 @@ class WarmPool {
     this.shapes.clear();
     this.stopIdleTimer();
     while (this.building) await this.building;
-    for (const box of boxes) await discard(box);
+    for (const box of boxes) await this.discard(box);
+    while (this.discarding.size > 0) await Promise.all(this.discarding.values());
   }
 
   /** Resolves when no box is being built or about to be. */
@@ -125,15 +140,14 @@ class WarmPool {
   /** At process exit: kill the warm boxes' inits, reap them and remove their cgroups, synchronously. */
   releaseSync(): void {
     this.generation++;
-    for (const shape of this.shapes.values()) {
-      for (const box of shape.boxes.splice(0)) {
-        box.native.box.close();
-        for (const dir of box.cgroup?.dirs ?? []) {
-          try {
-            rmdirSync(dir);
-          } catch {
-            // swept by the next sandcell process as an orphan
-          }
+    const boxes = [...this.shapes.values()].flatMap((shape) => shape.boxes.splice(0));
+    for (const box of [...boxes, ...this.discarding.keys()]) {
+      box.native.box.close();
+      for (const dir of box.cgroup?.dirs ?? []) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // swept by the next sandcell process as an orphan
         }
       }
     }
@@ -176,12 +190,12 @@ class WarmPool {
       // once a run of it succeeds.
       const failed = this.shapes.get(next.key);
       this.shapes.delete(next.key);
-      for (const box of failed?.boxes.splice(0) ?? []) await discard(box);
+      for (const box of failed?.boxes.splice(0) ?? []) await this.discard(box);
       return;
     }
     const shape = this.shapes.get(next.key);
     if (generation !== this.generation || !shape || this.count() >= this.limit) {
-      await discard(box);
+      await this.discard(box);
       return;
     }
     shape.boxes.push(box);
@@ -193,7 +207,7 @@ class WarmPool {
     if (this.count() >= this.limit) return null;
     let best: [string, Shape] | null = null;
     for (const entry of this.shapes) {
-      if (entry[1].boxes.length >= PER_SHAPE) continue;
+      if (entry[1].boxes.length >= PER_SHAPE || entry[1].runs < RUNS_BEFORE_WARM) continue;
       if (!best || entry[1].lastUsed > best[1].lastUsed) best = entry;
     }
     return best ? { key: best[0], prepare: best[1].prepare } : null;
@@ -204,9 +218,19 @@ class WarmPool {
     for (const [key, shape] of this.shapes) {
       if (now - shape.lastUsed < IDLE_MS) continue;
       this.shapes.delete(key);
-      for (const box of shape.boxes.splice(0)) await discard(box);
+      for (const box of shape.boxes.splice(0)) await this.discard(box);
     }
     if (this.count() === 0) this.stopIdleTimer();
+  }
+
+  /** Kills and reaps the box's init now; its cgroup goes after, tracked until it has. */
+  private discard(box: WarmBox): Promise<void> {
+    box.native.box.close();
+    const done = (box.cgroup?.destroy() ?? Promise.resolve())
+      .catch(() => undefined)
+      .finally(() => this.discarding.delete(box));
+    this.discarding.set(box, done);
+    return done;
   }
 
   private startIdleTimer(): void {
@@ -222,10 +246,6 @@ class WarmPool {
   }
 }
 
-async function discard(box: WarmBox): Promise<void> {
-  box.native.box.close();
-  await box.cgroup?.destroy().catch(() => undefined);
-}
 
 /** The process's warm boxes. */
 export const warmBoxes = new WarmPool();

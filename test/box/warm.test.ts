@@ -27,7 +27,16 @@ afterAll(async () => {
   expect(await runCgroupsInUse()).toEqual([]);
 });
 
-/** Waits until a box of this shape waits (a run of it was made before), with a deadline. */
+/** Runs of a shape it takes before boxes are built ahead for it. */
+const RUNS_BEFORE_WARM = 2;
+
+/** Runs /bin/true in boxes of this shape until boxes are built ahead for it; returns their pids. */
+async function prime(options: Omit<RunOptions, 'command'> = {}): Promise<number[]> {
+  for (let i = 0; i < RUNS_BEFORE_WARM; i++) await run({ ...options, command: ['/bin/true'] });
+  return warmPids();
+}
+
+/** Waits until a warm box waits, with a deadline. */
 async function warmPids(): Promise<number[]> {
   for (let i = 0; i < 200; i++) {
     await warmBoxes.settled();
@@ -40,10 +49,9 @@ async function warmPids(): Promise<number[]> {
 
 /** Runs `options` after a run of the same shape, and checks that it ran in a box built ahead. */
 async function runWarm(options: RunOptions): Promise<Result & { pid: number }> {
-  const { stdin, ...rest } = options;
-  await run({ ...rest, command: ['/bin/true'] });
-  const waiting = await warmPids();
-  const p = await spawn(rest);
+  const { stdin, command: _command, ...rest } = options;
+  const waiting = await prime(rest);
+  const p = await spawn({ ...rest, command: options.command });
   expect(waiting).toContain(p.pid);
   expect(warmBoxes.pids()).not.toContain(p.pid);
   p.stdin!.end(stdin ?? '');
@@ -114,8 +122,7 @@ describe('a run in a warm box', () => {
   });
 
   it('that cannot start its program fails as a cold run does', async () => {
-    await run({ command: ['/bin/true'] });
-    await warmPids();
+    await prime();
     const warm = await run({ command: ['/no/such/program'] }).catch((e: unknown) => e);
     await warmBoxes.drain();
     const cold = await run({ command: ['/no/such/program'] }).catch((e: unknown) => e);
@@ -129,8 +136,7 @@ describe('a run in a warm box', () => {
 
 describe('warm boxes that no longer fit are not used', () => {
   it('one killed while it waits: the run builds its own box', async () => {
-    await run({ command: ['/bin/true'] });
-    const killed = await warmPids();
+    const killed = await prime();
     for (const pid of killed) process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 100 && !killed.every(dead); i++) await new Promise((r) => setTimeout(r, 10));
     const p = await spawn({ command: ['/bin/echo', 'fine'] });
@@ -148,6 +154,7 @@ describe('warm boxes that no longer fit are not used', () => {
       mkdirSync(work, { mode: 0o755 });
       writeFileSync(join(work, 'file'), 'old\n', { mode: 0o644 });
       expect((await run(options)).stdout).toBe('old\n');
+      expect((await run(options)).stdout).toBe('old\n');
       await warmPids();
       rmSync(work, { recursive: true });
       mkdirSync(work, { mode: 0o755 });
@@ -160,6 +167,13 @@ describe('warm boxes that no longer fit are not used', () => {
 });
 
 describe('the pool', () => {
+  it('builds nothing for a shape seen once (a run binding a directory of its own)', async () => {
+    await warmBoxes.drain();
+    await run({ command: ['/bin/true'], cwd: '/once' });
+    await warmBoxes.settled();
+    expect(warmBoxes.pids()).toEqual([]);
+  });
+
   it('stays bounded: many shapes leave at most 4 boxes, 2 of a shape', async () => {
     for (let i = 0; i < 6; i++) for (let k = 0; k < 3; k++) await run({ command: ['/bin/true'], cwd: `/shape${i}` });
     await warmBoxes.settled();
@@ -168,8 +182,7 @@ describe('the pool', () => {
   });
 
   it('setWarmBoxes(0) ends them and builds no more; bad counts are typed errors', async () => {
-    await run({ command: ['/bin/true'] });
-    await warmPids();
+    await prime();
     await setWarmBoxes(0);
     expect(warmBoxes.pids()).toEqual([]);
     expect((await run({ command: ['/bin/true'] })).status).toBe('ok');
@@ -181,13 +194,11 @@ describe('the pool', () => {
       expect((e as SandboxOptionsError).path).toBe('warmBoxes');
     }
     await setWarmBoxes(4);
-    await run({ command: ['/bin/true'] });
-    expect((await warmPids()).length).toBeGreaterThan(0);
+    expect((await prime()).length).toBeGreaterThan(0);
   });
 
   it('shutdown() ends them and removes every cgroup sandcell made for this process', async () => {
-    await run({ command: ['/bin/true'] });
-    await warmPids();
+    await prime();
     await shutdown();
     expect(warmBoxes.pids()).toEqual([]);
     expect(listSandcellCgroups({ pid: process.pid })).toEqual([]);
@@ -203,8 +214,7 @@ describe('the pool', () => {
         script,
         `import { run } from ${JSON.stringify(pathToFileURL(join(dist, 'index.js')).href)};
 import { warmBoxes } from ${JSON.stringify(pathToFileURL(join(dist, 'supervise', 'warm.js')).href)};
-await run({ command: ['/bin/true'] });
-await run({ command: ['/bin/true'] });
+for (let i = 0; i < 3; i++) await run({ command: ['/bin/true'] });
 await warmBoxes.settled();
 console.log(warmBoxes.pids().join(' '));
 `,

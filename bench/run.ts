@@ -356,6 +356,7 @@ async function main(): Promise<void> {
     p(row(`**sandcell \`run()\`, ${IDLE_MS} ms idle before each**`, lat.oursIdle, lat.spawnIdle, 'the box was built ahead'));
     if (!bwrapOk) p(`\nbubblewrap is **absent**: ${bw.note}.`);
     figures.oursIdleP50 = lat.oursIdle.p50;
+    figures.coldP50 = lat.cold.p50;
     figures.spawnIdleP50 = lat.spawnIdle.p50;
     figures.oursP50 = lat.ours.p50;
     figures.spawnP50 = lat.spawn.p50;
@@ -762,8 +763,10 @@ function writeReport(): void {
   if (has('setupP50', 'teardownP50')) {
     head.push('### Where the remaining cost is (p50 figures of section 8)');
     head.push('');
-    head.push(`- Start (\`spawn()\` until the program runs): ${ms(f.setupP50!)} ms; the rest (program, reaping, cgroup read + rmdir, promise resolution): ${ms(f.teardownP50!)} ms.`);
+    head.push(`- A run in a warm box: start (\`spawn()\` until the program runs: limits written, run plan and stdio sent, the init forks, the program execs) ${ms(f.setupP50!)} ms; the rest (program, the init reaps, reports and exits, its namespaces go, outcome read, result) ${ms(f.teardownP50!)} ms. The start is JavaScript (options, shape, plan, limits, three stdio sockets), a thread-pool hop, the init's fork and the program's exec.`);
+    if (has('coldP50', 'oursIdleP50', 'oursP50')) head.push(`- Back to back, warm boxes cannot keep up: a box is built in ${ms(f.coldP50!)} ms (p50 with warm boxes off, one at a time, on the core the run does not use), a run in a warm one takes ${ms(f.oursIdleP50!)} ms, so about half the runs build their own box and the back-to-back p50 (${ms(f.oursP50!)} ms) lies between the two. A service with any idle time between runs gets the warm figure.`);
     if (has('cgCreateP50', 'cgDestroyP50')) head.push(`- cgroup create ${ms(f.cgCreateP50!)} ms + destroy of an unused cgroup ${ms(f.cgDestroyP50!)} ms per run (sequential async fs calls on the libuv pool).`);
+    if (has('cpuPerRunMachine', 'bwrapT2')) head.push(`- Throughput at concurrency 2 of 2× bubblewrap (${(2 * f.bwrapT2!).toFixed(0)} runs/s) would need at most ${ms(2000 / (2 * f.bwrapT2!))} ms of machine CPU per run with both cores busy; a run costs ${ms(f.cpuPerRunMachine!)} ms. bubblewrap itself is not CPU-bound here (two runs in flight of ${ms(f.bwrapP50 ?? NaN)} ms each). Most of a run's CPU is the kernel's: namespaces (the network namespace alone, created and torn down, is the largest single item), mounts, exec, cgroup mkdir/rmdir; warm boxes move that work off the caller's clock but do not remove it.`);
     if (has('cpuPerRunMachine')) head.push(`- CPU per run at concurrency 8: ${ms(f.cpuPerRunMachine!)} ms of machine CPU (${ms(f.cpuPerRunNode!)} ms of it in the Node process), so 2 CPUs cap throughput near ${(2000 / f.cpuPerRunMachine!).toFixed(0)} runs/s: throughput is CPU-bound, and every CPU-ms removed from a run raises it.`);
     if (has('seccompCost')) head.push(`- seccomp \`default\` vs \`none\`: ${ms(f.seccompCost!)} ms per run.`);
     if (has('netnsCost')) head.push(`- new network namespace (+ loopback up) vs \`network: 'host'\`: ${ms(f.netnsCost!)} ms per run${has('netThroughputLoss') ? `; at concurrency 8 it costs ${(100 * f.netThroughputLoss!).toFixed(0)}% of throughput` : ''}.`);

@@ -45,6 +45,24 @@ describe('rootless', () => {
     expect(r.stdout.trim()).toBe('time-limit');
   });
 
+  it('uses warm boxes too: a run in one gets its own program and rlimits', () => {
+    const warm = JSON.stringify(join(dirname(DIST), 'supervise', 'warm.js'));
+    const r = asNobody(`
+      const { warmBoxes } = await import(${warm});
+      for (let i = 0; i < 2; i++) await run({ command: ['/bin/true'] });
+      await warmBoxes.settled();
+      const waiting = warmBoxes.pids().length;
+      const r = await run({ command: ['/bin/sh', '-c', 'id -u; echo x > /work/f && cat /work/f; ulimit -v'], limits: { memory: '256MiB', wallTime: '10s' } });
+      console.log(JSON.stringify({ waiting, left: warmBoxes.pids().length, status: r.status, stdout: r.stdout, memory: r.limitsEnforced.memory }));`);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { waiting: number; left: number; status: string; stdout: string; memory: string };
+    expect(out.waiting).toBeGreaterThan(0);
+    expect(out.left).toBe(out.waiting - 1);
+    expect(out.status).toBe('ok');
+    expect(out.stdout).toBe(`0\nx\n${256 * 1024}\n`);
+    expect(out.memory).toBe('rlimit');
+  });
+
   it('refuses other ids than 0 for the program, naming the field', () => {
     const r = asNobody(`
       try { await run({ command: ['/bin/true'], user: { uid: 1000 } }); console.log('ran'); }

@@ -183,8 +183,10 @@ void fail(SpawnResult* res, const char* stage, int err) {
 }
 
 // The box's ends of its stdio (child_io) and ours (parent_io, null where not a pipe), owned by
-// `fds`; a kFd descriptor is borrowed: it is recorded in child_io but must not be closed by us.
-bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* child_io[3], SpawnResult* res) {
+// `fds`. A kFd descriptor is the caller's: its child_io slot is in `borrowed`, which `fds` never
+// closes, on any path.
+bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* child_io[3], int (&borrowed)[3],
+                SpawnResult* res) {
   for (int i = 0; i < 3; i++) {
     const StdioSpec& s = stdio[i];
     if (s.kind == StdioKind::kPipe) {
@@ -203,8 +205,8 @@ bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* c
       child_io[i] = fds->add(fd);
     } else {
       if (fcntl(s.fd, F_GETFD) < 0) return fail(res, "stdio fd", EBADF), false;
-      child_io[i] = fds->add(-1);
-      *child_io[i] = s.fd;
+      borrowed[i] = s.fd;
+      child_io[i] = &borrowed[i];
     }
   }
   return true;
@@ -307,7 +309,8 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 
   int* parent_io[3] = {nullptr, nullptr, nullptr};
   int* child_io[3] = {nullptr, nullptr, nullptr};
-  if (!make_stdio(req.stdio, &fds, parent_io, child_io, res)) return;
+  int borrowed[3] = {-1, -1, -1};
+  if (!make_stdio(req.stdio, &fds, parent_io, child_io, borrowed, res)) return;
 
   char init_name[] = "sandcell-init";
   char* argv[] = {init_name, nullptr};
@@ -345,14 +348,13 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     return fail(res, "clone", e);
   }
   int* pidfd_p = fds.add(pidfd);
-  // For kFd stdio the descriptor is borrowed; forget it so the Fds guard does not close it.
-  for (int i = 0; i < 3; i++)
-    if (req.stdio[i].kind == StdioKind::kFd) *child_io[i] = -1;
   fds.close_now(ctl_rd);
   fds.close_now(exe_wr);
   fds.close_now(rep_wr);
   fds.close_now(st_wr);
-  for (int i = 0; i < 3; i++) fds.close_now(child_io[i]);
+  // The box has its copies now; a kFd descriptor stays open: it is the caller's.
+  for (int i = 0; i < 3; i++)
+    if (req.stdio[i].kind != StdioKind::kFd) fds.close_now(child_io[i]);
 
   auto abort_child = [&](const char* stage, int err) {
     kill_and_reap(*pidfd_p);
@@ -416,7 +418,8 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
   Fds fds;
   int* parent_io[3] = {nullptr, nullptr, nullptr};
   int* child_io[3] = {nullptr, nullptr, nullptr};
-  if (!make_stdio(req.stdio, &fds, parent_io, child_io, res)) return;
+  int borrowed[3] = {-1, -1, -1};
+  if (!make_stdio(req.stdio, &fds, parent_io, child_io, borrowed, res)) return;
   int* notify_fd = fds.add(-1);
 
   // The stdio descriptors travel with the plan's length, the plan follows.
@@ -441,10 +444,8 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
                          write_all(req.control_fd, reinterpret_cast<const char*>(&plan_len) + sent, sizeof plan_len - static_cast<size_t>(sent)));
   ok = ok && write_all(req.control_fd, req.plan.data(), req.plan.size());
   int err = errno;
-  for (int i = 0; i < 3; i++) {
-    if (req.stdio[i].kind == StdioKind::kFd) *child_io[i] = -1;
-    fds.close_now(child_io[i]);
-  }
+  for (int i = 0; i < 3; i++)
+    if (req.stdio[i].kind != StdioKind::kFd) fds.close_now(child_io[i]);
   if (!ok) {
     kill_and_reap(req.pidfd);
     return fail(res, "send run plan", err);

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <deque>
 
+#include "fd_passing.h"
 #include "raw_syscall.h"
 #include "wire.h"
 
@@ -244,22 +245,15 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, bool until_ready, Spawn
         return false;
       }
     }
-    char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{&failure, sizeof failure};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    ssize_t n = recvmsg(rep_fd, &msg, MSG_CMSG_CLOEXEC);
+    int passed[fdpass::kMaxFds];
+    size_t count = 0;
+    ssize_t n = fdpass::recv_fds(rep_fd, &failure, sizeof failure, passed, &count);
     if (n < 0 && errno == EINTR) continue;
-    int passed = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-        memcpy(&passed, CMSG_DATA(c), sizeof passed);
-    if (passed >= 0) {
-      if (*notify_fd >= 0) close(passed);  // only one listener is expected; never leak a second
-      else *notify_fd = passed;
+    if (count > 0) {
+      // Only one listener is expected, alone: never keep a second, never leak any.
+      if (count == 1 && *notify_fd < 0) *notify_fd = passed[0];
+      else
+        for (size_t i = 0; i < count; i++) close(passed[i]);
       continue;
     }
     bool is_ready = n == static_cast<ssize_t>(sizeof failure) && failure.err == wire::kReadyNote;
@@ -424,22 +418,8 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
 
   // The stdio descriptors travel with the plan's length, the plan follows.
   uint32_t plan_len = static_cast<uint32_t>(req.plan.size());
-  int passing[3] = {*child_io[0], *child_io[1], *child_io[2]};
-  char cbuf[CMSG_SPACE(sizeof passing)] = {};
-  iovec iov{&plan_len, sizeof plan_len};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof passing);
-  memcpy(CMSG_DATA(c), passing, sizeof passing);
-  ssize_t sent;
-  do sent = sendmsg(req.control_fd, &msg, MSG_NOSIGNAL);
-  while (sent < 0 && errno == EINTR);
+  const int passing[3] = {*child_io[0], *child_io[1], *child_io[2]};
+  ssize_t sent = fdpass::send_fds(req.control_fd, &plan_len, sizeof plan_len, passing, 3);
   bool ok = sent > 0 && (sent == static_cast<ssize_t>(sizeof plan_len) ||
                          write_all(req.control_fd, reinterpret_cast<const char*>(&plan_len) + sent, sizeof plan_len - static_cast<size_t>(sent)));
   ok = ok && write_all(req.control_fd, req.plan.data(), req.plan.size());

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "../fd_passing.h"
 #include "../wire.h"
 
 namespace {
@@ -41,6 +42,7 @@ namespace {
 using sandcell::wire::Mount;
 using sandcell::wire::Plan;
 namespace wire = sandcell::wire;
+namespace fdpass = sandcell::fdpass;
 
 [[noreturn]] void fail(const std::string& stage, int err) {
   wire::SetupFailure f{};
@@ -290,20 +292,8 @@ void* send_listener(void* arg) {
   while ((lfd = h->fd.load()) < 0) sched_yield();
   wire::SetupFailure note{};
   snprintf(note.stage, sizeof note.stage, "seccomp listener");
-  char cbuf[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{&note, sizeof note};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
   // fail() ends the whole process (exit_group), the filtered thread included.
-  if (sendmsg(wire::kReportFd, &msg, MSG_NOSIGNAL) < 0) fail("seccomp listener", errno);
+  if (fdpass::send_fds(wire::kReportFd, &note, sizeof note, &lfd, 1) < 0) fail("seccomp listener", errno);
   close(lfd);  // the fd table is shared: this is the program's copy
   h->sent.store(true);
   return nullptr;
@@ -588,28 +578,14 @@ void await_run(Plan* plan) {
 
   // The stdio descriptors ride on the first bytes of the plan's length.
   uint32_t len = 0;
-  int received[3] = {-1, -1, -1};
-  char cbuf[CMSG_SPACE(sizeof received)] = {};
-  iovec iov{&len, sizeof len};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
+  int received[fdpass::kMaxFds] = {-1, -1, -1};
+  size_t count = 0;
   ssize_t n;
-  do n = recvmsg(wire::kPlanFd, &msg, MSG_CMSG_CLOEXEC);
+  do n = fdpass::recv_fds(wire::kPlanFd, &len, sizeof len, received, &count);
   while (n < 0 && errno == EINTR);
   if (n == 0) _exit(0);  // the box was discarded unused
   if (n < 0) fail("read run plan", errno);
-  bool have_fds = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    if (have_fds || count != 3 || (msg.msg_flags & MSG_CTRUNC)) fail("run stdio", EPROTO);
-    memcpy(received, CMSG_DATA(c), sizeof received);
-    have_fds = true;
-  }
-  if (!have_fds) fail("run stdio", EPROTO);
+  if (count != 3) fail("run stdio", EPROTO);
   if (n < static_cast<ssize_t>(sizeof len) &&
       !read_exact(wire::kPlanFd, reinterpret_cast<char*>(&len) + n, sizeof len - static_cast<size_t>(n)))
     fail("read run plan", EPIPE);

@@ -345,6 +345,22 @@ class Box : public Napi::ObjectWrap<Box> {
 
 Napi::FunctionReference* Box::constructor = nullptr;
 
+// The rejection of a spawn or start that failed: the stage and errno, for SandboxSetupError.
+Napi::Value setup_error(Napi::Env env, const SpawnResult& res) {
+  Napi::Error err = Napi::Error::New(env, "sandbox setup failed at " + res.stage + ": " + strerror(res.err));
+  err.Set("stage", Napi::String::New(env, res.stage));
+  err.Set("errno", Napi::Number::New(env, res.err));
+  return err.Value();
+}
+
+// What JavaScript learns of a program that started (NativeStarted): its stdio and when.
+void set_started(Napi::Env env, const SpawnResult& res, Napi::Object out) {
+  const char* names[3] = {"stdin", "stdout", "stderr"};
+  for (int i = 0; i < 3; i++) out.Set(names[i], res.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res.stdio[i])) : env.Null());
+  out.Set("startedNs", Napi::BigInt::New(env, res.started_ns));
+  out.Set("cpuUsageAtStart", res.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res.cpu_usage_at_start)));
+}
+
 class SpawnWorker : public Napi::AsyncWorker {
  public:
   SpawnWorker(Napi::Env env, SpawnRequest req)
@@ -364,10 +380,7 @@ class SpawnWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (res_.pid < 0) {
-      Napi::Error err = Napi::Error::New(env, "sandbox setup failed at " + res_.stage + ": " + strerror(res_.err));
-      err.Set("stage", Napi::String::New(env, res_.stage));
-      err.Set("errno", Napi::Number::New(env, res_.err));
-      deferred_.Reject(err.Value());
+      deferred_.Reject(setup_error(env, res_));
       return;
     }
     Napi::Object boxObj = Box::constructor->New({});
@@ -375,10 +388,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
     out.Set("box", boxObj);
-    const char* names[3] = {"stdin", "stdout", "stderr"};
-    for (int i = 0; i < 3; i++) out.Set(names[i], res_.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res_.stdio[i])) : env.Null());
-    out.Set("startedNs", Napi::BigInt::New(env, res_.started_ns));
-    out.Set("cpuUsageAtStart", res_.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res_.cpu_usage_at_start)));
+    set_started(env, res_, out);
     deferred_.Resolve(out);
   }
 
@@ -410,18 +420,12 @@ class StartWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (!res_.stage.empty()) {
-      Napi::Error err = Napi::Error::New(env, "sandbox setup failed at " + res_.stage + ": " + strerror(res_.err));
-      err.Set("stage", Napi::String::New(env, res_.stage));
-      err.Set("errno", Napi::Number::New(env, res_.err));
-      deferred_.Reject(err.Value());
+      deferred_.Reject(setup_error(env, res_));
       return;
     }
     Box::Unwrap(box_.Value())->started(res_.notify_fd);
     Napi::Object out = Napi::Object::New(env);
-    const char* names[3] = {"stdin", "stdout", "stderr"};
-    for (int i = 0; i < 3; i++) out.Set(names[i], res_.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res_.stdio[i])) : env.Null());
-    out.Set("startedNs", Napi::BigInt::New(env, res_.started_ns));
-    out.Set("cpuUsageAtStart", res_.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res_.cpu_usage_at_start)));
+    set_started(env, res_, out);
     deferred_.Resolve(out);
   }
 

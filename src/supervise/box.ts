@@ -315,7 +315,7 @@ export async function startBox(start: BoxStart): Promise<SandboxProcess> {
   const filter = filterFor(start.seccomp);
   const { pool } = await cgroupsFor(o.cgroupParent);
   // A weakened plan (tests) must build its own box from it; a run in a living box has one.
-  if (start.join || start.weakenPlan) return startNew(start, filter, pool);
+  if (start.join || start.weakenPlan || !warmBoxes.enabled) return startNew(start, filter, pool);
   const shape = boxShape(o);
   const prepare = (): Promise<WarmBox> => prepareBox(shape.plan, pool);
   const warm = warmBoxes.take(shape.key);

@@ -107,6 +107,10 @@ export function removeAfterRun(cgroup: RunCgroup): void {
   void done.finally(() => removals.delete(done));
 }
 
+async function removalsDone(): Promise<void> {
+  while (removals.size > 0) await Promise.all(removals);
+}
+
 /**
  * Removes, synchronously, the warm boxes, the cgroups made ahead and this process's
  * `sandcell-<pid>` parents; runs at process exit (and tests call it where the process ends by a
@@ -154,7 +158,7 @@ async function open(parent: string | null): Promise<CgroupAvailability> {
  * `sandcell-<pid>` parents where no box uses them any more.
  */
 export async function releaseCgroups(): Promise<void> {
-  while (removals.size > 0) await Promise.all(removals);
+  await removalsDone();
   for (const pool of openPools) await pool.release();
   for (const dir of openedParents) await rmdir(dir).catch(() => undefined);
 }
@@ -164,7 +168,7 @@ export async function releaseCgroups(): Promise<void> {
  * removed (tests tell them from leaked ones).
  */
 export async function idleCgroupDirs(): Promise<string[]> {
-  while (removals.size > 0) await Promise.all(removals);
+  await removalsDone();
   await Promise.all(openPools.map((p) => p.settled()));
   return openPools.flatMap((p) => p.idleDirs());
 }

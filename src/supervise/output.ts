@@ -19,15 +19,21 @@ export class OutputBudget {
     return new MeteredStream(this);
   }
 
-  /** How many of `n` bytes may still pass; ends the run the first time the budget runs out. */
-  take(n: number): number {
-    const allowed = Math.min(n, this.limitBytes - this.used);
+  /**
+   * What of `chunk` may pass: all of it, its head, or nothing (undefined). When bytes are dropped
+   * `sink` is marked truncated, and the first time the run is ended.
+   */
+  admit(chunk: Buffer, sink: { truncated: boolean }): Buffer | undefined {
+    const allowed = Math.min(chunk.length, this.limitBytes - this.used);
     this.used += allowed;
-    if (allowed < n && !this.exceeded) {
-      this.exceeded = true;
-      this.onExceeded();
+    if (allowed < chunk.length) {
+      sink.truncated = true;
+      if (!this.exceeded) {
+        this.exceeded = true;
+        this.onExceeded();
+      }
     }
-    return allowed;
+    return allowed === chunk.length ? chunk : allowed > 0 ? chunk.subarray(0, allowed) : undefined;
   }
 }
 
@@ -46,9 +52,7 @@ export class MeteredStream extends Transform implements OutputSink {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const allowed = this.budget.take(chunk.length);
-    if (allowed < chunk.length) this.truncated = true;
-    done(null, allowed === chunk.length ? chunk : allowed > 0 ? chunk.subarray(0, allowed) : undefined);
+    done(null, this.budget.admit(chunk, this));
   }
 }
 
@@ -68,9 +72,8 @@ export class CollectedOutput implements OutputSink {
       return;
     }
     socket.on('data', (chunk: Buffer) => {
-      const allowed = budget.take(chunk.length);
-      if (allowed < chunk.length) this.truncated = true;
-      if (allowed > 0) this.chunks.push(allowed === chunk.length ? chunk : chunk.subarray(0, allowed));
+      const passed = budget.admit(chunk, this);
+      if (passed) this.chunks.push(passed);
     });
     this.done = new Promise((resolve) => {
       socket.once('end', resolve);

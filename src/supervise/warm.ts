@@ -55,7 +55,7 @@ const PER_SHAPE = 2;
 /** Shapes remembered, most recently used first; the rest are forgotten with their boxes. */
 const MAX_SHAPES = 8;
 /** Runs of a shape before boxes are built for it: a shape seen once (a run binding a directory made for it alone) would only waste the build. */
-const RUNS_BEFORE_WARM = 2;
+export const RUNS_BEFORE_WARM = 2;
 /** A shape not used for this long gives its boxes back. */
 const IDLE_MS = 30_000;
 
@@ -76,6 +76,11 @@ class WarmPool {
   private idleTimer: NodeJS.Timeout | null = null;
   /** Boxes being discarded (their cgroups are being removed). */
   private readonly discarding = new Map<WarmBox, Promise<void>>();
+
+  /** Whether boxes are built ahead at all (setWarmBoxes(0) turns it off). */
+  get enabled(): boolean {
+    return this.limit > 0;
+  }
 
   /** A warm box of this shape, if one waits. */
   take(key: string): WarmBox | null {

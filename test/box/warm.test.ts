@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { run, SandboxOptionsError, SandboxSetupError, setWarmBoxes, shutdown, spawn, type RunOptions } from '../../src/index.js';
 import type { Result } from '../../src/result.js';
-import { warmBoxes } from '../../src/supervise/warm.js';
+import { RUNS_BEFORE_WARM, warmBoxes } from '../../src/supervise/warm.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
 import { childPids, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
@@ -26,9 +26,6 @@ afterAll(async () => {
   expect(await childPids()).toEqual([]);
   expect(await runCgroupsInUse()).toEqual([]);
 });
-
-/** Runs of a shape it takes before boxes are built ahead for it. */
-const RUNS_BEFORE_WARM = 2;
 
 /** Runs /bin/true in boxes of this shape until boxes are built ahead for it; returns their pids. */
 async function prime(options: Omit<RunOptions, 'command'> = {}): Promise<number[]> {

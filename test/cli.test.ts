@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { requireRoot } from './helpers/host.js';
+import { BOX_TOP_LEVEL, buildImage } from './helpers/images.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
 let tmp: string;
@@ -82,11 +83,15 @@ describe('sandcell CLI', () => {
   });
 
   it('--image and --writable run on a root filesystem image', () => {
-    const image = join(tmp, 'image');
-    execFileSync('sh', [join(dirname(CLI), '..', '..', 'rootfs', 'busybox.sh'), image]);
-    const r = sandcell(['run', '--image', image, '--writable', '--mount', 'tmpfs:/scratch:1MiB', '--', '/bin/sh', '-c', 'ls /; echo changed > /tmp/x; cat /tmp/x']);
-    expect(r.status).toBe(0);
-    expect(r.stdout).toBe('bin\ndev\netc\nproc\nscratch\ntmp\nwork\nchanged\n');
+    const image = buildImage();
+    try {
+      const r = sandcell(['run', '--image', image.dir, '--writable', '--mount', 'tmpfs:/scratch:1MiB', '--', '/bin/sh', '-c', 'ls /; echo changed > /tmp/x; cat /tmp/x']);
+      expect(r.status).toBe(0);
+      const root = [...new Set([...image.topLevel, ...BOX_TOP_LEVEL, 'scratch'])].sort();
+      expect(r.stdout).toBe(`${root.join('\n')}\nchanged\n`);
+    } finally {
+      image.remove();
+    }
   });
 
   it('--help and run --help explain themselves', () => {

@@ -1,12 +1,12 @@
 /**
- * sandcell benchmark suite (issue 5): `npm run bench` rewrites bench/RESULTS.md.
+ * sandcell benchmark suite: `npm run bench` rewrites bench/RESULTS.md.
  *
  * Every figure is measured in this one process next to its baseline (Node's own
  * child_process.spawn, bubblewrap, util-linux unshare). Latency distributions use tinybench;
  * throughput at a concurrency and event-loop delay use plain loops timed with process.hrtime.
  *
  * Environment:
- *   BENCH_SECONDS     seconds per throughput point (default 10, the issue's figure)
+ *   BENCH_SECONDS     seconds per throughput point (default 10)
  *   BENCH_ITERATIONS  runs per latency distribution (default 500)
  *   BENCH_RSS_RUNS    runs of the host-RSS growth probe (default 10000)
  *   BENCH_QUICK=1     smoke test: 1 s, 60 iterations, 300 RSS runs (RESULTS.md says so)
@@ -222,7 +222,7 @@ setInterval(() => {
 // ---------------------------------------------------------------------------------------------
 // report
 
-/** Report sections by their number in the issue; they are measured in another order (the 1 GB ballast last). */
+/** Report sections in their numbered order; they are measured in another order (the 1 GB ballast last). */
 const sections: { order: number; lines: string[] }[] = [];
 let current: string[] = [];
 let currentTitle = 'setup';
@@ -551,7 +551,7 @@ async function main(): Promise<void> {
       thr.ours![c] = await throughput(() => ours(), c);
       cpuOf.ours![c] = lastCpu;
     }
-    p(`${SECONDS} s per point (BENCH_SECONDS; the issue's figure is 10 s). Runs of /bin/true kept in flight with N async workers; runs/s = completed ÷ elapsed.`);
+    p(`${SECONDS} s per point (BENCH_SECONDS, default 10 s). Runs of /bin/true kept in flight with N async workers; runs/s = completed ÷ elapsed.`);
     p();
     p('CPU per run: busy time of the whole machine (all processes and the kernel, from /proc/stat) ÷ completed runs, and the part spent by this Node process (process.cpuUsage, all its threads). With 2 CPUs, 2000 ÷ machine CPU ms per run is the ceiling on runs/s.');
     p();
@@ -749,13 +749,13 @@ function writeReport(): void {
   head.push(`| kernel | ${m.kernel}, cgroup ${m.cgroup} |`);
   head.push(`| Node | ${m.node} |`);
   head.push(`| load average (1 min) | at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)} (the VM is shared: other work running meanwhile widens the tails) |`);
-  head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (the issue asks 10 s)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
+  head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (below the default 10 s: rougher)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
   head.push(`| peers | bubblewrap: ${bwrapOk ? bw.version : '**absent**'} (${bw.note}); unshare: ${unshareOk ? unshareVersion : '**absent**'} |`);
   head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups(idleAtEnd)} |`);
   head.push('');
   if (stalled) head.push('', `**INCOMPLETE RUN: ${stalled}. The sections below are those measured before the stall.**`);
   head.push('');
-  head.push('## Targets (issue 5)');
+  head.push('## Targets');
   head.push('');
   head.push('| target | measured | verdict |\n|---|---|---|');
   head.push(...t);

@@ -1,6 +1,6 @@
 /**
- * The result of a run: a plain JSON-serialisable object (the contract in DESIGN.md) and the rule
- * that turns what happened into one status.
+ * The result of a run: a plain JSON-serialisable object (the public contract: its keys are
+ * stable, the CLI's --json prints it as is) and the rule that turns what happened into one status.
  */
 import { constants as osConstants } from 'node:os';
 

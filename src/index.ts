@@ -1,6 +1,8 @@
 /**
  * sandcell: run programs you did not write in a Linux box they cannot leave, and get back their
  * output, a verdict and exact resource usage.
+ *
+ * @module sandcell
  */
 export { run, spawn } from './run.js';
 export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';

@@ -13,6 +13,8 @@
  *   the box. Without a listener such calls fail with ENOSYS instead.
  * - `CompileResult.placeholders` lists instructions whose 32-bit constant must be patched (e.g.
  *   the address of the execve path for the `judge` preset) before the filter is installed.
+ *
+ * @module sandcell/seccomp
  */
 export {
   type SeccompArch,

@@ -23,6 +23,11 @@ describe('images', () => {
     expect(r.stdout).toContain('x\n');
   });
 
+  it("the image's files, owned by the host id the box's root maps to, belong to root in the box", async () => {
+    const r = await run({ command: ['/bin/ls', '-ln', '/etc/passwd'], image: image.dir });
+    expect(r.stdout).toMatch(/^-rw-r--r-- 1 0 0 /);
+  });
+
   it('a read-only image cannot be written', async () => {
     const before = snapshot(image.dir);
     const r = await run({ command: ['/bin/sh', '-c', 'rm -rf /bin/ls; echo $?; touch /etc/new; echo $?'], image: image.dir, user: { uid: 0, gid: 0 } });

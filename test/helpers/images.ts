@@ -62,25 +62,31 @@ function chownTree(path: string, id: number): void {
 
 export function buildImage(): Image {
   const base = mkdtempSync(join(tmpdir(), 'sandcell-image-'));
-  // The box's init runs as an unprivileged host id: it must be able to reach the image.
-  chmodSync(base, 0o755);
-  const dir = join(base, 'image');
-  const programs = new Map([['/bin/sh', which('sh')], ...TOOLS.map((t): [string, string] => [`/bin/${t}`, which(t)])]);
-  const libs = new Set<string>();
-  for (const [imagePath, hostPath] of programs) {
-    copyInto(dir, hostPath, imagePath);
-    for (const lib of sharedObjects(realpathSync(hostPath))) libs.add(lib);
+  const remove = (): void => rmSync(base, { recursive: true, force: true });
+  try {
+    // The box's init runs as an unprivileged host id: it must be able to reach the image.
+    chmodSync(base, 0o755);
+    const dir = join(base, 'image');
+    const programs = new Map([['/bin/sh', which('sh')], ...TOOLS.map((t): [string, string] => [`/bin/${t}`, which(t)])]);
+    const libs = new Set<string>();
+    for (const [imagePath, hostPath] of programs) {
+      copyInto(dir, hostPath, imagePath);
+      for (const lib of sharedObjects(realpathSync(hostPath))) libs.add(lib);
+    }
+    for (const lib of libs) copyInto(dir, lib, pathInImage(lib));
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\nsandbox:x:65534:65534:sandbox:/work:/bin/sh\n');
+    writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\nsandbox:x:65534:\n');
+    execFileSync('chmod', ['-R', 'a+rX', dir]);
+    // Owned by the host id the box's root maps to, so that a program running as root in the box
+    // owns the image's files, as on a real system: with `writable` it can change anything, and the
+    // changes land in the box's overlay, never here.
+    chownTree(dir, HOST_ID_BASE);
+    return { dir, topLevel: readdirSync(dir).sort(), remove };
+  } catch (e) {
+    remove();
+    throw e;
   }
-  for (const lib of libs) copyInto(dir, lib, pathInImage(lib));
-  mkdirSync(join(dir, 'etc'));
-  writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\nsandbox:x:65534:65534:sandbox:/work:/bin/sh\n');
-  writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\nsandbox:x:65534:\n');
-  execFileSync('chmod', ['-R', 'a+rX', dir]);
-  // Owned by the host id the box's root maps to, so that a program running as root in the box
-  // owns the image's files, as on a real system: with `writable` it can change anything, and the
-  // changes land in the box's overlay, never here.
-  chownTree(dir, HOST_ID_BASE);
-  return { dir, topLevel: readdirSync(dir).sort(), remove: () => rmSync(base, { recursive: true, force: true }) };
 }
 
 /** A listing of every path below `dir` with its size, mode and owner, to show an image was not changed. */

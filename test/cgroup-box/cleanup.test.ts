@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { run, SandboxSetupError, spawn } from '../../src/index.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
-import { childPids, requireRoot } from '../helpers/host.js';
-import { noRunCgroupsLeft } from './helpers.js';
+import { childPids, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 let fx: Fixtures;
 beforeAll(() => {
@@ -94,7 +93,7 @@ describe('no run cgroup remains', () => {
 
     for (let i = 0; i < 50 && (await childPids()).length > 0; i++) await sleep(20);
     expect(await childPids()).toEqual([]);
-    expect(await noRunCgroupsLeft()).toEqual([]);
+    expect(await runCgroupsInUse()).toEqual([]);
     // The parent itself stays while the process lives (and goes at its exit), one per hierarchy.
     expect(listSandcellCgroups({ pid: process.pid }).length).toBeGreaterThan(0);
   });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { run } from '../../src/index.js';
-import { boxSuite } from './helpers.js';
+import { boxSuite } from '../helpers/cgroups.js';
 
 const fixtures = boxSuite();
 

@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { run } from '../../src/index.js';
-import { childPids } from '../helpers/host.js';
-import { boxSuite, noRunCgroupsLeft } from './helpers.js';
+import { boxSuite } from '../helpers/cgroups.js';
+import { childPids, runCgroupsInUse } from '../helpers/host.js';
 
 const fixtures = boxSuite();
 
@@ -33,7 +33,7 @@ describe('limitsEnforced', () => {
       expect(r.status).toBe('ok');
       expect(r.limitsEnforced).toEqual({ memory: 'rlimit', cpuTime: 'rlimit', processes: 'rlimit' });
       expect(r.usage.memoryPeakBytes).toBeNull();
-      expect(await noRunCgroupsLeft()).toEqual([]);
+      expect(await runCgroupsInUse()).toEqual([]);
     });
 
     it('memory: RLIMIT_AS makes malloc fail (no memory-limit verdict: nothing was killed)', async () => {

@@ -4,8 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { run, type Result } from '../../src/index.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
-import { childPids, requireRoot } from '../helpers/host.js';
-import { noRunCgroupsLeft } from './helpers.js';
+import { childPids, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 const MiB = 1024 * 1024;
 let fx: Fixtures;
@@ -131,6 +130,6 @@ describe('memory (cgroup)', () => {
 
   afterAll(async () => {
     expect(await childPids()).toEqual([]);
-    expect(await noRunCgroupsLeft()).toEqual([]);
+    expect(await runCgroupsInUse()).toEqual([]);
   });
 });

@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import { run, spawn } from '../../src/index.js';
-import { childPids } from '../helpers/host.js';
-import { boxSuite, hostProcessCount, liveRunCgroups, noRunCgroupsLeft, readNumber } from './helpers.js';
+import { boxSuite, hostProcessCount, liveRunCgroups, readNumber } from '../helpers/cgroups.js';
+import { childPids, runCgroupsInUse } from '../helpers/host.js';
 
 const fixtures = boxSuite();
 
@@ -49,7 +49,7 @@ describe('processes (cgroup pids)', () => {
     // the bound is one CPU's worth: without cpus the bomb takes both cores (3000 ms).
     expect(r.usage.cpuTimeMs).toBeLessThan(1500);
     expect(await childPids()).toEqual([]);
-    expect(await noRunCgroupsLeft()).toEqual([]);
+    expect(await runCgroupsInUse()).toEqual([]);
     expect(existsSync(dir!)).toBe(false);
     // Every process of the bomb is gone: the host is back where it was (same slack).
     expect(hostProcessCount() - before).toBeLessThanOrEqual(48);
@@ -66,6 +66,6 @@ describe('processes (cgroup pids)', () => {
     const r = await run({ command: ['/bin/sh', '-c', 'f() { f | f & }; f; sleep 1'], limits: { processes: 32, cpus: 0.5, wallTime: '1500ms' } });
     expect(['ok', 'wall-time-limit', 'nonzero-exit']).toContain(r.status);
     expect(await childPids()).toEqual([]);
-    expect(await noRunCgroupsLeft()).toEqual([]);
+    expect(await runCgroupsInUse()).toEqual([]);
   });
 });

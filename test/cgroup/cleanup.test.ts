@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
 import { FakeV2Tree } from './fake-cgroupfs.js';
-import { requireRoot, spawnHeld } from './real-helpers.js';
+import { spawnHeld } from '../helpers/cgroups.js';
+import { requireRoot } from '../helpers/host.js';
 
 /** A pid that was ours and has exited (and been reaped). */
 async function deadPid(): Promise<number> {
@@ -79,7 +80,7 @@ describe('cleanupOrphans on a fake v2 tree', () => {
 
 describe('cleanupOrphans on the real cgroupfs (v1 here)', () => {
   it('removes a dead pid’s tree in every hierarchy and leaves live and foreign ones', async () => {
-    requireRoot('test/cgroup/cleanup.test.ts (real part)');
+    requireRoot('the real part of test/cgroup/cleanup.test.ts');
     const self = readFileSync('/proc/self/cgroup', 'utf8');
     const base = (ctrl: string): string => join('/sys/fs/cgroup', ctrl, /^\d+:([^:]*):(.*)$/m.exec(self.split('\n').find((l) => l.split(':')[1]!.split(',').includes(ctrl))!)![2]!);
     const dead = await deadPid();

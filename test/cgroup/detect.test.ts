@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openCgroupDriver } from '../../src/cgroup/index.js';
 import { dirOf, parentRelPath, parseMountinfo, parseProcCgroup } from '../../src/cgroup/hierarchy.js';
-import { requireRoot } from './real-helpers.js';
+import { requireRoot } from '../helpers/host.js';
 
 const HYBRID = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -146,7 +146,7 @@ describe('choice of version (fake hybrid tree)', () => {
 
 describe('a user who may not create cgroups', () => {
   it('gets driver null with a reason naming the cause (run as uid 65534 against the real cgroupfs)', () => {
-    requireRoot('test/cgroup/detect.test.ts (unprivileged part)');
+    requireRoot('the unprivileged part of test/cgroup/detect.test.ts');
     const out = mkdtempSync(join(tmpdir(), 'sandcell-cgbuild-'));
     try {
       chmodSync(out, 0o755);

@@ -3,12 +3,13 @@
  * peak memory and OOM kills of real processes, the pids limit, destroy() of a live tree.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { join as pjoin } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups, type CgroupDriver } from '../../src/cgroup/index.js';
-import { isV1Memory, join, openReal, PY, requireRoot, spawnHeld } from './real-helpers.js';
+import { isV1Memory, joinCgroup, openReal, PY, spawnHeld } from '../helpers/cgroups.js';
+import { requireRoot } from '../helpers/host.js';
 
-const read = (dir: string, file: string): string => readFileSync(pjoin(dir, file), 'utf8').trim();
+const read = (dir: string, file: string): string => readFileSync(join(dir, file), 'utf8').trim();
 
 let driver: CgroupDriver;
 beforeAll(async () => {
@@ -27,7 +28,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     expect([...driver.controllers].sort()).toEqual(['cpu', 'cpuacct', 'memory', 'pids']);
     const self = readFileSync('/proc/self/cgroup', 'utf8');
     const memPath = /^\d+:memory:(.*)$/m.exec(self)![1]!;
-    expect(driver.parents.memory).toBe(pjoin('/sys/fs/cgroup/memory', memPath, `sandcell-${process.pid}`));
+    expect(driver.parents.memory).toBe(join('/sys/fs/cgroup/memory', memPath, `sandcell-${process.pid}`));
     expect(driver.warnings).toEqual([]);
     // Separate cpu and cpuacct mounts here: two dirs.
     expect(driver.parents.cpu).not.toBe(driver.parents.cpuacct);
@@ -39,7 +40,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     expect(rc.procsFiles).toHaveLength(4);
     expect(rc.dirForCloneInto).toBeUndefined();
     expect(rc.enforced).toEqual({ memory: 'cgroup', processes: 'cgroup', cpuTime: 'cgroup', cpus: 'cgroup' });
-    const dir = (c: string): string => pjoin(driver.parents[c]!, rc.name);
+    const dir = (c: string): string => join(driver.parents[c]!, rc.name);
     expect(read(dir('memory'), 'memory.limit_in_bytes')).toBe(String(64 * 1024 * 1024));
     expect(read(dir('memory'), 'memory.memsw.limit_in_bytes')).toBe(String(64 * 1024 * 1024));
     expect(read(dir('pids'), 'pids.max')).toBe('32');
@@ -61,7 +62,7 @@ describe('cgroup driver on the real cgroupfs', () => {
       const burn =
         'import sys,time\nsys.stdin.readline()\nt=time.process_time()\ni=0\nwhile True:\n  i+=1\n  if i%100000==0 and time.process_time()-t>=0.3: break\nprint(time.process_time()-t)';
       const h = await spawnHeld([PY, '-c', burn]);
-      join(rc.procsFiles, h.child.pid!);
+      joinCgroup(rc.procsFiles, h.child.pid!);
       expect(rc.pids()).toEqual([h.child.pid]);
       const t0 = Date.now();
       h.release();
@@ -87,7 +88,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     const rc = await driver.create({ memoryBytes: limit });
     try {
       const h = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()\nx = b"x" * (200 << 20)\nprint(len(x))']);
-      join(rc.procsFiles, h.child.pid!);
+      joinCgroup(rc.procsFiles, h.child.pid!);
       h.release();
       const r = await h.exit;
       expect(r.signal).toBe('SIGKILL');
@@ -107,7 +108,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     const rc = await driver.create({ memoryBytes: 64 * 1024 * 1024 });
     try {
       const h = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()\nx = b"x" * (20 << 20)\nprint(len(x))']);
-      join(rc.procsFiles, h.child.pid!);
+      joinCgroup(rc.procsFiles, h.child.pid!);
       h.release();
       const r = await h.exit;
       expect(r.code).toBe(0);
@@ -124,7 +125,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     const rc = await driver.create({ pids: 3 });
     try {
       const h = await spawnHeld(['/bin/sh', '-c', 'read x; for i in 1 2 3 4 5 6; do /bin/sleep 0.3 2>/dev/null & done; wait; echo done']);
-      join(rc.procsFiles, h.child.pid!);
+      joinCgroup(rc.procsFiles, h.child.pid!);
       h.release();
       await h.exit;
       const u = rc.usage();
@@ -139,7 +140,7 @@ describe('cgroup driver on the real cgroupfs', () => {
   it('destroy() kills a live process tree inside and removes every dir', async () => {
     const rc = await driver.create({ pids: 16 });
     const h = await spawnHeld(['/bin/sh', '-c', 'read x; /bin/sleep 30 & /bin/sleep 30 & wait']);
-    join(rc.procsFiles, h.child.pid!);
+    joinCgroup(rc.procsFiles, h.child.pid!);
     h.release();
     for (let i = 0; i < 200 && rc.pids().length < 3; i++) await new Promise((r) => setTimeout(r, 5));
     const pids = rc.pids();

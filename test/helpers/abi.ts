@@ -5,10 +5,12 @@
  * filter does with it can only be checked by the BPF emulator (test/seccomp). The ABI tests then
  * assert the fault, inside the box and outside, and say so loudly: never a silent pass.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { compileProgram } from './fixtures.js';
 
 const PROBE = 'int main(void) { long r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory"); return r > 0 ? 0 : 1; }\n';
 
@@ -17,7 +19,7 @@ function probe(): boolean {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-int80-'));
   try {
     writeFileSync(join(dir, 'p.c'), PROBE);
-    execFileSync('gcc', ['-o', join(dir, 'p'), join(dir, 'p.c')]);
+    compileProgram(join(dir, 'p.c'), join(dir, 'p'));
     const r = spawnSync(join(dir, 'p'));
     if (r.status === 0) return true;
     if (r.signal === 'SIGSEGV') return false;

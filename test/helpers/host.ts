@@ -9,9 +9,10 @@ import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { idleCgroupDirs } from '../../src/supervise/cgroups.js';
 import { warmBoxes } from '../../src/supervise/warm.js';
 
-export function requireRoot(): void {
-  if (process.getuid?.() !== 0) {
-    throw new Error('these tests run real sandboxes and need root (CI runs them as root); run them with sudo');
+export function requireRoot(suite = 'this suite'): void {
+  const uid = process.getuid?.();
+  if (uid !== 0) {
+    throw new Error(`${suite} runs real sandboxes or uses the real cgroupfs and needs root (uid ${uid}): run it with sudo (CI runs it as root); it is not skipped on purpose`);
   }
 }
 

@@ -23,7 +23,7 @@ const EAFNOSUPPORT = 97;
 const EINVAL = 22;
 
 function attempt(name: string, seccomp: RunOptions['seccomp'] = 'default') {
-  return run({ command: [progs.path('attacks'), name], binds: [progs.bind], seccomp, limits: { wallTime: '10s' } });
+  return run({ command: [progs.inBox('attacks'), name], binds: [progs.bind], seccomp, limits: { wallTime: '10s' } });
 }
 
 /** The "name rc=… errno=…" lines of a run, as { name: errno } (errno 0: the call succeeded). */

@@ -29,17 +29,17 @@ const expected = {
 function command(lang: keyof typeof expected): string[] {
   switch (lang) {
     case 'c':
-      return [progs.path('workload')];
+      return [progs.inBox('workload')];
     case 'cc':
-      return [progs.path('workload_cc')];
+      return [progs.inBox('workload_cc')];
     case 'python':
-      return ['/usr/bin/python3', progs.path('workload.py')];
+      return ['/usr/bin/python3', progs.inBox('workload.py')];
     case 'node':
-      return ['/usr/bin/node', progs.path('workload.mjs')];
+      return ['/usr/bin/node', progs.inBox('workload.mjs')];
     case 'sh':
-      return ['/bin/sh', progs.path('workload.sh')];
+      return ['/bin/sh', progs.inBox('workload.sh')];
     case 'java':
-      return [java!, '-Xshare:auto', '-cp', progs.path(''), 'Workload'];
+      return [java!, '-Xshare:auto', '-cp', progs.inBox(''), 'Workload'];
   }
 }
 

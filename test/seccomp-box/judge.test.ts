@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, type RunOptions } from '../../src/index.js';
 import type { SeccompPolicy } from '../../src/seccomp/index.js';
 import { INT80_DELIVERED, warnIfInt80Absent } from '../helpers/abi.js';
+import { compileProgram } from '../helpers/fixtures.js';
 import { requireRoot } from '../helpers/host.js';
 import { buildPrograms, SOURCES, type Programs } from './programs.js';
 
@@ -20,13 +21,13 @@ beforeAll(() => {
   progs = buildPrograms();
   // Static C++ too: no dynamic loader, its own thread start-up (clone3 → ENOSYS → clone).
   staticSolution = join(progs.dir, 'solution_static');
-  execFileSync('g++', ['-O2', '-static', '-pthread', '-o', staticSolution, join(SOURCES, 'solution.cc')], { stdio: 'inherit' });
+  compileProgram(join(SOURCES, 'solution.cc'), staticSolution, { static: true });
 });
 afterAll(() => progs?.remove());
 
 const box = (command: string[], seccomp: RunOptions['seccomp'], stdin = '') =>
   run({ command, stdin, binds: [progs.bind], seccomp, limits: { wallTime: '10s', cpuTime: '5s', memory: '256MiB' } });
-const judged = (mode: string) => box([progs.path('judged'), mode], 'judge');
+const judged = (mode: string) => box([progs.inBox('judged'), mode], 'judge');
 
 describe("seccomp 'judge' in a real box", () => {
   it("socket(AF_INET) ends the run: 'syscall-denied', violation socket / 41 / x86_64", async () => {
@@ -45,8 +46,8 @@ describe("seccomp 'judge' in a real box", () => {
   it('C++ solutions with std::thread and a scratch file in /tmp run to the end (dynamic and static)', async () => {
     const input = `1000\n${Array.from({ length: 1000 }, (_, i) => i + 1).join(' ')}\n`;
     const [dyn, stat] = await Promise.all([
-      box([progs.path('solution_cc')], 'judge', input),
-      box([progs.path('solution_static')], 'judge', input),
+      box([progs.inBox('solution_cc')], 'judge', input),
+      box([progs.inBox('solution_static')], 'judge', input),
     ]);
     for (const r of [dyn, stat]) {
       expect(r.stderr).toBe('');
@@ -102,14 +103,14 @@ describe("seccomp 'judge' in a real box", () => {
 describe('a caller-supplied policy', () => {
   it('errno 99 for getpid: the program sees errno 99, everything else runs', async () => {
     const policy: SeccompPolicy = { defaultAction: 'allow', rules: [{ syscall: 'getpid', action: { errno: 99 } }] };
-    const r = await box([progs.path('policy_probe'), 'getpid'], policy);
+    const r = await box([progs.inBox('policy_probe'), 'getpid'], policy);
     expect(r.status).toBe('ok');
     expect(r.stdout).toBe('getpid start\ngetpid rc=-1 errno=99\n');
   });
 
   it("kill for getppid: 'syscall-denied' naming getppid / 110 / x86_64", async () => {
     const policy: SeccompPolicy = { defaultAction: 'allow', rules: [{ syscall: 'getppid', action: 'kill' }] };
-    const r = await box([progs.path('policy_probe'), 'getppid'], policy);
+    const r = await box([progs.inBox('policy_probe'), 'getppid'], policy);
     expect(r.stdout).toBe('getppid start\n');
     expect(r.status).toBe('syscall-denied');
     expect(r.violation).toEqual({ syscall: 'getppid', nr: 110, arch: 'x86_64' });
@@ -119,11 +120,11 @@ describe('a caller-supplied policy', () => {
     // sandcell hands its listener over without the program's thread calling sendmsg, so nothing is
     // added to the caller's policy for it.
     const policy: SeccompPolicy = { defaultAction: 'allow', rules: [{ syscall: 'sendmsg', action: 'kill' }] };
-    const r = await box([progs.path('policy_probe'), 'sendmsg-fd4'], policy);
+    const r = await box([progs.inBox('policy_probe'), 'sendmsg-fd4'], policy);
     expect(r.stdout).toBe('sendmsg-fd4 start\n');
     expect(r.status).toBe('syscall-denied');
     expect(r.violation).toEqual({ syscall: 'sendmsg', nr: 46, arch: 'x86_64' });
-    const open = await box([progs.path('policy_probe'), 'sendmsg-fd4'], 'default');
+    const open = await box([progs.inBox('policy_probe'), 'sendmsg-fd4'], 'default');
     expect(open.stdout).toBe('sendmsg-fd4 start\nsendmsg rc=1 errno=0\n');
   });
 
@@ -135,7 +136,7 @@ describe('a caller-supplied policy', () => {
         { syscall: ['read', 'write', 'close', 'exit_group', 'brk', 'mmap', 'munmap', 'mprotect', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64', 'newfstatat', 'fstat', 'getrandom', 'openat', 'pread64', 'access'], action: 'allow' },
       ],
     };
-    const r = await box([progs.path('policy_probe'), 'getpid'], judgeLike);
+    const r = await box([progs.inBox('policy_probe'), 'getpid'], judgeLike);
     expect(r.stdout).toBe('getpid start\n');
     expect(r.status).toBe('syscall-denied');
     expect(r.violation).toEqual({ syscall: 'getpid', nr: 39, arch: 'x86_64' });

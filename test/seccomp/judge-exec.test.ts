@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../../src/seccomp/compile.js';
 import { presets } from '../../src/seccomp/presets.js';
+import { compileProgram } from '../helpers/fixtures.js';
 
 const LAUNCHER = `
 import ctypes, json, struct, sys
@@ -99,7 +100,7 @@ const gpp = have('g++', ['--version']);
 const gppStatic = gpp && (() => {
   try {
     writeFileSync(join(dir, 'probe.cpp'), 'int main(){}');
-    execFileSync('g++', ['-static', '-o', join(dir, 'probe'), join(dir, 'probe.cpp')], { stdio: 'ignore' });
+    compileProgram(join(dir, 'probe.cpp'), join(dir, 'probe'), { static: true });
     return true;
   } catch {
     return false;
@@ -120,22 +121,22 @@ describe.skipIf(!runnable)('judge preset on the real kernel (x86_64)', () => {
 
   it.skipIf(!gpp)('runs dynamic C++ with threads, memory and files', () => {
     writeFileSync(join(dir, 'a.cpp'), CPP);
-    execFileSync('g++', ['-O2', '-pthread', '-o', join(dir, 'dyn'), join(dir, 'a.cpp')]);
+    compileProgram(join(dir, 'a.cpp'), join(dir, 'dyn'));
     expect(runJudged([join(dir, 'dyn')], '41\n')).toMatchObject({ status: 0, stdout: '42 14999850000 1\n' });
   });
 
   it.skipIf(!gppStatic)('runs static C++ with threads', () => {
     writeFileSync(join(dir, 'a.cpp'), CPP);
-    execFileSync('g++', ['-O2', '-static', '-pthread', '-o', join(dir, 'static'), join(dir, 'a.cpp')]);
+    compileProgram(join(dir, 'a.cpp'), join(dir, 'static'), { static: true });
     expect(runJudged([join(dir, 'static')], '1\n')).toMatchObject({ status: 0, stdout: '2 14999850000 1\n' });
   });
 
   it.skipIf(!gpp)('ends the run on socket() and on a second execve', () => {
     writeFileSync(join(dir, 's.c'), C_SOCKET);
-    execFileSync('gcc', ['-O2', '-o', join(dir, 'sock'), join(dir, 's.c')]);
+    compileProgram(join(dir, 's.c'), join(dir, 'sock'));
     expect(runJudged([join(dir, 'sock')])).toMatchObject({ signal: 'SIGSYS', stdout: 'before\n' });
     writeFileSync(join(dir, 'e.c'), C_EXEC);
-    execFileSync('gcc', ['-O2', '-o', join(dir, 'exec'), join(dir, 'e.c')]);
+    compileProgram(join(dir, 'e.c'), join(dir, 'exec'));
     expect(runJudged([join(dir, 'exec')])).toMatchObject({ signal: 'SIGSYS', stdout: 'before\n' });
   });
 

@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/index.js';
 import { INT80_DELIVERED, warnIfInt80Absent } from '../helpers/abi.js';
 import type { RunOptions } from '../../src/options.js';
+import type { Fixtures } from '../helpers/fixtures.js';
 import { childPids, mountTable, openFds, pidsRunning, requireRoot } from '../helpers/host.js';
-import { all, buildAttacks, describeRun, holes, runBox, weaken, type Attacks } from './helpers.js';
+import { all, buildAttacks, describeRun, holes, runBox, weaken } from './helpers.js';
 
-let ax: Attacks;
+let ax: Fixtures;
 const tag = `sandcell-sec-${process.pid}`;
 /** In a world-searchable host dir: only the box's walls keep it out, not file modes. */
 const secretDir = `/var/lib/${tag}`;

@@ -3,10 +3,7 @@
  * bound at /attacks, and a runner that starts a box either exactly as run() would, or with its
  * plan weakened through the test-only hook, to show that an attack detects the hole it looks for.
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
@@ -14,34 +11,13 @@ import type { NativePlan } from '../../src/native.js';
 import { resolveOptions, type RunOptions } from '../../src/options.js';
 import type { Result } from '../../src/result.js';
 import { startBox } from '../../src/supervise/box.js';
+import { buildFixtureSet, type Fixtures } from '../helpers/fixtures.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** Escape attempts, and resource bombs. */
-const SOURCES = [join(HERE, 'attacks'), join(HERE, 'bombs')];
 
-export interface Attacks {
-  dir: string;
-  /** Path of an attack program inside the box. */
-  inBox(name: string): string;
-  bind: { source: string; target: string };
-  remove(): void;
-}
-
-/** Compiles every attacks/*.c and bombs/*.c statically (no dependence on the box's libraries). */
-export function buildAttacks(): Attacks {
-  const dir = mkdtempSync(join(tmpdir(), 'sandcell-attacks-'));
-  chmodSync(dir, 0o755);
-  for (const file of SOURCES.flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.c')).map((f) => join(d, f)))) {
-    execFileSync('gcc', ['-O1', '-static', '-pthread', '-Wall', '-o', join(dir, basename(file, '.c')), file], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
-  return {
-    dir,
-    inBox: (name) => `/attacks/${name}`,
-    bind: { source: dir, target: '/attacks' },
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
+/** Escape attempts (attacks/*.c) and resource bombs (bombs/*.c), static: no dependence on the box's libraries. */
+export function buildAttacks(): Fixtures {
+  return buildFixtureSet({ sources: [join(HERE, 'attacks'), join(HERE, 'bombs')], target: '/attacks', static: true });
 }
 
 async function collect(stream: Readable): Promise<string> {

@@ -5,10 +5,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { run } from '../../src/index.js';
 import type { Limits, RunOptions } from '../../src/options.js';
+import type { Fixtures } from '../helpers/fixtures.js';
 import { childPids, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
-import { buildAttacks, describeRun, type Attacks } from './helpers.js';
+import { buildAttacks, describeRun } from './helpers.js';
 
-let ax: Attacks;
+let ax: Fixtures;
 let fdsBefore = 0;
 
 beforeAll(async () => {

@@ -1,14 +1,13 @@
-/** Helpers for the cgroup tests that use the real cgroupfs of this machine (as root). */
+/** What the cgroup suites need of the real cgroupfs of this machine (as root), and the cgroup-box suites' frame. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { openCgroupDriver, type CgroupDriver, type DetectOptions } from '../../src/cgroup/index.js';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
-export function requireRoot(suite: string): void {
-  if (process.getuid?.() !== 0) {
-    throw new Error(`${suite} uses the real cgroupfs and must run as root (uid ${process.getuid?.()}): run it with sudo; it is not skipped on purpose`);
-  }
-}
+import { afterAll, beforeAll, expect } from 'vitest';
+
+import { openCgroupDriver, type CgroupDriver, type DetectOptions } from '../../src/cgroup/index.js';
+import { buildFixtures, type Fixtures } from './fixtures.js';
+import { childPids, requireRoot, runCgroupsInUse } from './host.js';
 
 /** Options for the real machine: SANDCELL_TEST_CGROUP_PARENT names a delegated parent (needed on pure v2 hosts). */
 export function realOptions(): DetectOptions {
@@ -51,8 +50,43 @@ export async function spawnHeld(argv: string[]): Promise<Held> {
   };
 }
 
-export function join(procsFiles: readonly string[], pid: number): void {
+export function joinCgroup(procsFiles: readonly string[], pid: number): void {
   for (const f of procsFiles) writeFileSync(f, String(pid));
 }
 
 export const PY = '/usr/bin/python3';
+
+/**
+ * The cgroup-box suites' common frame: root required, fixtures built before and removed after,
+ * and at the end no process of a box and no run cgroup left. Returns the fixtures once built.
+ */
+export function boxSuite(): () => Fixtures {
+  let fx: Fixtures | undefined;
+  beforeAll(() => {
+    requireRoot();
+    fx = buildFixtures();
+  });
+  afterAll(async () => {
+    fx?.remove();
+    expect(await childPids()).toEqual([]);
+    expect(await runCgroupsInUse()).toEqual([]);
+  });
+  return () => {
+    if (!fx) throw new Error('fixtures are built in beforeAll');
+    return fx;
+  };
+}
+
+/** The run cgroups of this process that exist now in the hierarchy of `controller` (v1). */
+export async function liveRunCgroups(controller: string): Promise<string[]> {
+  return (await runCgroupsInUse()).filter((d) => d.includes(`/sys/fs/cgroup/${controller}/`));
+}
+
+export function readNumber(path: string): number {
+  return Number(readFileSync(path, 'utf8').trim());
+}
+
+/** Number of processes on the host (every /proc/<pid>). */
+export function hostProcessCount(): number {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length;
+}

@@ -1,6 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
+/** Root-free tests of pure modules (named *.unit.test.ts, beside the suites of their module). */
+const UNIT = ['test/**/*.unit.test.ts'];
 const PRECISION = ['test/cgroup-box/cpu.test.ts'];
+
+/** What the suites that run real sandboxes need: a leak check at the end, and workers that shut sandcell down. */
+const ROOT_SUITE = { globalSetup: ['test/global-setup.ts'], setupFiles: ['test/setup-worker.ts'] };
 
 export default defineConfig({
   test: {
@@ -9,13 +14,12 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,
-    globalSetup: ['test/global-setup.ts'],
-    setupFiles: ['test/setup-worker.ts'],
     projects: [
-      { extends: true, test: { name: 'sandcell', include: ['test/**/*.test.ts'], exclude: PRECISION, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'unit', include: UNIT, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'sandcell', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...PRECISION], ...ROOT_SUITE, sequence: { groupOrder: 0 } } },
       // What measures CPU-time precision runs after everything else, alone: a machine saturated by
       // the suite's own bombs and fuzzers is not what those figures are about.
-      { extends: true, test: { name: 'precision', include: PRECISION, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'precision', include: PRECISION, ...ROOT_SUITE, sequence: { groupOrder: 1 } } },
     ],
   },
 });

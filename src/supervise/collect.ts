@@ -58,6 +58,11 @@ export function collectFiles(box: NativeBox, dir: string, patterns: readonly str
   const out: Collected = { files: {}, errors: {} };
   let total = 0;
   for (const pattern of patterns) {
+    // The native side refuses any path that leaves `dir` too, but can only give the kernel's errno.
+    if (pattern.startsWith('/') || pattern.split('/').some((s) => s === '..' || s === '')) {
+      out.errors[pattern] = "must be relative to the working directory, without '..' or empty parts";
+      continue;
+    }
     const names = expand(box, dir, pattern);
     if (names.length === 0) out.errors[pattern] = 'no file matched';
     for (const name of names) {

@@ -1,0 +1,125 @@
+// Options → the plan the executor receives: ids and their maps, rlimits, namespaces, the root's
+// read-only flag, and what each kind of plan (run, living box, prepared box, join) carries.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+import type { NativeRlimit } from '../../src/native.js';
+import { resolveOptions, type RunOptions } from '../../src/options.js';
+import { buildPlan, RLIMIT, SAFE_PATH, type PlanExtras, type PlanMode } from '../../src/plan/build.js';
+
+const extras = (more: Partial<PlanExtras> = {}): PlanExtras => ({
+  cgroupProcs: ['/fake/cgroup.procs'],
+  seccomp: null,
+  seccompListener: false,
+  memoryRlimitBytes: null,
+  cpuLimitByCgroup: false,
+  stdio: ['null', 'pipe', 'pipe'],
+  ...more,
+});
+
+/** A plan of /bin/prog, made as root (ids mapped to unprivileged host ids) unless `euid` says otherwise. */
+function plan(options: Omit<RunOptions, 'command'>, more: Partial<PlanExtras> = {}, mode: PlanMode = 'run', euid = 0) {
+  vi.spyOn(process, 'geteuid').mockReturnValue(euid);
+  vi.spyOn(process, 'getegid').mockReturnValue(euid);
+  return buildPlan(resolveOptions({ command: ['/bin/prog', 'arg'], ...options }), extras(more), mode);
+}
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const rlimit = (rlimits: NativeRlimit[], resource: number) => rlimits.find((r) => r.resource === resource);
+
+describe('buildPlan', () => {
+  it('runs the command with a safe PATH that the caller may override, and the extras as given', () => {
+    const p = plan({ env: { LANG: 'C' } });
+    expect(p.argv).toEqual(['/bin/prog', 'arg']);
+    expect(p.env).toEqual([`PATH=${SAFE_PATH}`, 'LANG=C']);
+    expect(plan({ env: { PATH: '/opt/bin' } }).env).toEqual(['PATH=/opt/bin']);
+    expect(p).toMatchObject({ cwd: '/work', hostname: 'sandcell', cgroupProcs: ['/fake/cgroup.procs'], stdio: ['null', 'pipe', 'pipe'] });
+  });
+
+  it("as root: the box's root and the program's ids map to distinct unprivileged host ids", () => {
+    const p = plan({});
+    expect(p).toMatchObject({ uid: 65534, gid: 65534, denySetgroups: false });
+    expect(p.uidMap).toBe('0 100000 1\n65534 165535 1\n');
+    expect(p.gidMap).toBe('0 100000 1\n65534 165535 1\n');
+    expect(plan({ user: { uid: 0, gid: 0 } }).uidMap).toBe('0 100000 1\n');
+  });
+
+  it("without root: only the caller's own id, as the box's root, and setgroups denied", () => {
+    const p = plan({}, {}, 'run', 1000);
+    expect(p).toMatchObject({ uid: 0, gid: 0, uidMap: '0 1000 1\n', gidMap: '0 1000 1\n', denySetgroups: true });
+  });
+
+  it('limits become rlimits: no core, file size, open files, stack, processes', () => {
+    const p = plan({ limits: { fileSize: '1MiB', openFiles: 32, stack: '16MiB', processes: 9 } });
+    expect(p.rlimits).toEqual([
+      { resource: RLIMIT.CORE, soft: 0, hard: 0 },
+      { resource: RLIMIT.FSIZE, soft: 1 << 20, hard: 1 << 20 },
+      { resource: RLIMIT.NOFILE, soft: 32, hard: 32 },
+      { resource: RLIMIT.STACK, soft: 16 << 20, hard: 16 << 20 },
+      { resource: RLIMIT.NPROC, soft: 9, hard: 9 },
+    ]);
+  });
+
+  it('the CPU-time limit is RLIMIT_CPU in whole seconds, a second later when a cgroup enforces it', () => {
+    expect(rlimit(plan({ limits: { cpuTime: '1.5s' } }).rlimits, RLIMIT.CPU)).toEqual({ resource: RLIMIT.CPU, soft: 2, hard: 3 });
+    expect(rlimit(plan({ limits: { cpuTime: '1.5s' } }, { cpuLimitByCgroup: true }).rlimits, RLIMIT.CPU)).toEqual({ resource: RLIMIT.CPU, soft: 3, hard: 4 });
+    expect(rlimit(plan({}).rlimits, RLIMIT.CPU)).toBeUndefined();
+  });
+
+  it('memory is RLIMIT_AS only when no memory cgroup enforces it', () => {
+    expect(rlimit(plan({}, { memoryRlimitBytes: 64 << 20 }).rlimits, RLIMIT.AS)).toEqual({ resource: RLIMIT.AS, soft: 64 << 20, hard: 64 << 20 });
+    expect(rlimit(plan({ limits: { memory: '64MiB' } }).rlimits, RLIMIT.AS)).toBeUndefined();
+  });
+
+  it("network 'none' and 'loopback' are a new namespace with loopback up; 'host' is the host's", () => {
+    expect(plan({})).toMatchObject({ newNetwork: true, loopback: true });
+    expect(plan({ network: 'loopback' })).toMatchObject({ newNetwork: true, loopback: true });
+    expect(plan({ network: 'host' })).toMatchObject({ newNetwork: false, loopback: false });
+  });
+
+  it("the root is read-only on a small tmpfs, except over a writable image: the image's layer, of the tmpfs size", () => {
+    const p = plan({});
+    expect(p).toMatchObject({ rootReadOnly: true, rootTmpfs: 'mode=755,size=4194304,nr_inodes=4096' });
+    expect(p.image).toBeUndefined();
+    const w = plan({ image: '/usr', writable: true, limits: { tmpfs: '8MiB' } });
+    expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `mode=755,size=${8 << 20}`, image: '/usr' });
+  });
+
+  it('passes the seccomp program and its listener through', () => {
+    const program = Buffer.alloc(8);
+    expect(plan({}, { seccomp: program, seccompListener: true })).toMatchObject({ seccomp: program, seccompListener: true });
+  });
+});
+
+describe('buildPlan modes', () => {
+  const files = { files: { 'in.txt': 'x' } };
+  const hasProc = (p: ReturnType<typeof plan>) => p.mounts.some((m) => m.kind === 'proc');
+  const fileTargets = (p: ReturnType<typeof plan>) => p.mounts.filter((m) => m.kind === 'file' && m.target.startsWith('/work/')).map((m) => m.target);
+
+  it('run: the whole root and the files', () => {
+    const p = plan(files);
+    expect(hasProc(p)).toBe(true);
+    expect(fileTargets(p)).toEqual(['/work/in.txt']);
+    expect([p.persistent, p.join, p.prepared]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('box: the root only, persistent, no program', () => {
+    const p = plan(files, {}, 'box');
+    expect(p).toMatchObject({ argv: [], persistent: true });
+    expect(hasProc(p)).toBe(true);
+  });
+
+  it('join: only the files of the run, no root of its own', () => {
+    const p = plan(files, {}, 'join');
+    expect(p.join).toBe(true);
+    expect(p.mounts).toEqual([{ kind: 'file', target: '/work/in.txt', data: Buffer.from('x'), mode: 0o644, programOwned: true }]);
+  });
+
+  it("prepared: the box's shape only (no program, env, rlimits or files), so any run of that shape can use it", () => {
+    const p = plan({ ...files, env: { A: '1' }, limits: { cpuTime: '1s' } }, {}, 'prepared');
+    expect(p).toMatchObject({ prepared: true, argv: [], env: [], rlimits: [] });
+    expect(hasProc(p)).toBe(true);
+    expect(fileTargets(p)).toEqual([]);
+  });
+});

@@ -1,0 +1,80 @@
+// stdout and stderr share one output budget: bytes past it are dropped (the caller gets exactly
+// the limit), the stream that overflowed is flagged, and the run is ended once.
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+
+import { describe, expect, it } from 'vitest';
+
+import { OutputBudget } from '../../src/supervise/output.js';
+
+function budget(limit: number) {
+  const ends: number[] = [];
+  const b = new OutputBudget(limit, () => ends.push(ends.length));
+  return { b, ends };
+}
+
+describe('OutputBudget.admit', () => {
+  it('lets everything through up to the limit, exactly at the limit included', () => {
+    const { b, ends } = budget(10);
+    const out = { truncated: false };
+    const chunk = Buffer.from('12345');
+    expect(b.admit(chunk, out)).toBe(chunk);
+    expect(b.admit(Buffer.from('67890'), out)?.toString()).toBe('67890');
+    expect(out.truncated).toBe(false);
+    expect(ends).toEqual([]);
+  });
+
+  it('across two streams: the one that crosses the limit keeps its head and is flagged; later bytes of either are dropped', () => {
+    const { b, ends } = budget(8);
+    const stdout = { truncated: false };
+    const stderr = { truncated: false };
+    expect(b.admit(Buffer.from('out12'), stdout)?.toString()).toBe('out12');
+    expect(b.admit(Buffer.from('err12'), stderr)?.toString()).toBe('err');
+    expect([stdout.truncated, stderr.truncated]).toEqual([false, true]);
+    expect(b.admit(Buffer.from('more'), stdout)).toBeUndefined();
+    expect([stdout.truncated, stderr.truncated]).toEqual([true, true]);
+    expect(ends).toEqual([0]);
+  });
+
+  it('ends the run once however many chunks are dropped', () => {
+    const { b, ends } = budget(1);
+    const sink = { truncated: false };
+    for (let i = 0; i < 5; i++) b.admit(Buffer.from('ab'), sink);
+    expect(ends).toHaveLength(1);
+  });
+
+  it('an empty chunk never ends the run, even with the budget spent', () => {
+    const { b, ends } = budget(0);
+    const sink = { truncated: false };
+    expect(b.admit(Buffer.alloc(0), sink)?.length).toBe(0);
+    expect(ends).toEqual([]);
+    expect(b.admit(Buffer.from('x'), sink)).toBeUndefined();
+    expect([sink.truncated, ends]).toEqual([true, [0]]);
+  });
+});
+
+describe('OutputBudget.meter (the streams spawn() hands out)', () => {
+  it('two metered streams together yield exactly the limit, and only the overflowing one is flagged', async () => {
+    const { b, ends } = budget(10);
+    const stdout = b.meter();
+    const stderr = b.meter();
+    const outText = text(stdout);
+    stdout.write('aaaaaa');
+    stdout.end();
+    await outText;
+    const errText = text(stderr);
+    stderr.write('bbb');
+    stderr.write('bbbbbb');
+    stderr.end();
+    expect([await outText, await errText]).toEqual(['aaaaaa', 'bbbb']);
+    expect([stdout.truncated, stderr.truncated]).toEqual([false, true]);
+    expect(ends).toEqual([0]);
+  });
+
+  it('passes a stream under the limit through unchanged', async () => {
+    const { b } = budget(1 << 20);
+    const metered = Readable.from([Buffer.from('hello '), Buffer.from('world')]).pipe(b.meter());
+    expect(await text(metered)).toBe('hello world');
+    expect(metered.truncated).toBe(false);
+  });
+});

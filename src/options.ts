@@ -479,3 +479,15 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions): Resolve
     seccomp,
   };
 }
+
+/** Options as their schema parsed them: sizes in bytes, durations in ms, paths normalised, nothing checked against the host yet. */
+export type ParsedOptions = Partial<z.output<typeof runSchema>>;
+
+/**
+ * Parses options with the schema `run()` (`'run'`), `Sandbox.create()` (`'sandbox'`) or
+ * `box.run()` (`'sandboxRun'`) uses, for a layer that judges a request before it passes it on
+ * unchanged (the daemon's policy). Throws SandboxOptionsError naming the field.
+ */
+export function parseOptions(kind: 'run' | 'sandbox' | 'sandboxRun', input: unknown): ParsedOptions {
+  return parse(kind === 'run' ? runSchema : kind === 'sandbox' ? shapeSchema : programSchema, input) as ParsedOptions;
+}

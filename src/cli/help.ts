@@ -3,6 +3,9 @@ export const MAIN_HELP = `sandcell — run a program in a Linux sandbox it canno
 Usage:
   sandcell run [options] -- <command> [args...]   run a program in a new box
   sandcell seccomp explain <preset|policy.json>   print the decision table of a seccomp policy
+  sandcell serve [options]                        the engine as a daemon on a Unix socket
+                                                  (sandcell serve --help); with SANDCELL_HOST
+                                                  set, sandcell run runs there
   sandcell --help | sandcell run --help
 
 The box: fresh user, PID, mount, network, IPC, UTS and cgroup namespaces; the host's /usr, /bin

@@ -15,6 +15,9 @@ import { setWarmBoxes } from '../shutdown.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
 import { MAIN_HELP, RUN_HELP } from './help.js';
 import { parseRunArgs, UsageError, type RunCommand } from './args.js';
+import { SandcellRemoteError } from '../client/index.js';
+import { remoteRunner } from './remote.js';
+import { serve, SERVE_HELP } from './serve.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
@@ -26,10 +29,13 @@ function exitCodeOf(r: Result): number {
   return 128 + (n ?? osConstants.signals.SIGKILL);
 }
 
-/** With --collect: the run happens in a living box so its files can be read after it ended. */
-async function runCollecting(cmd: RunCommand): Promise<number> {
+/**
+ * With --collect: the run happens in a living box so its files can be read after it ended. On a
+ * daemon (`runner`) every run goes this way: output comes back with the result.
+ */
+async function runCollecting(cmd: RunCommand, runner = run): Promise<number> {
   if (cmd.options.stdin === undefined && !process.stdin.isTTY) cmd.options.stdin = process.stdin;
-  const r = await run(cmd.options);
+  const r = await runner(cmd.options);
   if (!cmd.json) {
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
@@ -117,7 +123,16 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(RUN_HELP);
         return 0;
       }
+      const host = process.env.SANDCELL_HOST;
+      if (host) return await runCollecting(parseRunArgs(rest), remoteRunner(host));
       return await runCommand(parseRunArgs(rest));
+    }
+    if (verb === 'serve') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(SERVE_HELP);
+        return 0;
+      }
+      return await serve(rest);
     }
     if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
@@ -127,7 +142,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (e.stage === 'execve') return e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
       return EXIT_SETUP;
     }
-    if (e instanceof UsageError || e instanceof SandboxOptionsError || e instanceof SeccompPolicyError || e instanceof SyntaxError) {
+    if (e instanceof UsageError || e instanceof SandboxOptionsError || e instanceof SeccompPolicyError || e instanceof SyntaxError || e instanceof SandcellRemoteError) {
       process.stderr.write(`sandcell: ${e.message}\n`);
       return EXIT_SETUP;
     }

@@ -1,0 +1,244 @@
+/**
+ * `sandcell serve`: the daemon. A Unix socket by default (mode 0660, group `sandcell` when that
+ * group exists: who may connect is who may run boxes); TCP only with a token file.
+ */
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { connect, type Server } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
+import { destination, pino, stdTimeFunctions } from 'pino';
+
+import { Daemon } from '../daemon/server.js';
+import { loadPolicy } from '../daemon/policy.js';
+import { parseDuration, parseSize } from '../units.js';
+import { UsageError } from './args.js';
+
+export const SERVE_HELP = `Usage: sandcell serve [options]
+
+  --socket <path>        Unix socket (default /run/sandcell/sandcell.sock)
+  --socket-mode <octal>  its mode (default 0660)
+  --group <name>         its group (default: sandcell, when that group exists)
+  --listen <host:port>   also listen on TCP; needs --token-file
+  --token-file <file>    bearer tokens, one a line: <token> or <name> <token>
+  --policy <file.json>   what clients may ask for (default: strict; see README "Daemon")
+  --parallelism <n>      runs at once (default: the number of CPUs)
+  --max-queue <n>        runs waiting before 429 (default 64)
+  --max-body <size>      largest request body (default 16MiB)
+  --box-ttl <dur>        a living box idle this long is destroyed (default 10m)
+  --store <size>         bytes the file store keeps (default 256MiB)
+  --store-files <n>      files the file store keeps (default 1000)
+  --request-timeout <dur> time a client has to send a request (default 30s)
+  --log-level <level>    info (default), warn, error, silent
+`;
+
+interface ServeArgs {
+  socket: string;
+  socketMode: number;
+  group: string | null;
+  listen: { host: string; port: number } | null;
+  tokenFile: string | null;
+  policy: string | null;
+  parallelism: number;
+  maxQueue: number;
+  maxBody: number;
+  boxTtlMs: number;
+  storeBytes: number;
+  storeFiles: number;
+  requestTimeoutMs: number;
+  logLevel: string;
+}
+
+function parseServeArgs(args: readonly string[]): ServeArgs {
+  const a: ServeArgs = {
+    socket: '/run/sandcell/sandcell.sock',
+    socketMode: 0o660,
+    group: null,
+    listen: null,
+    tokenFile: null,
+    policy: null,
+    parallelism: availableParallelism(),
+    maxQueue: 64,
+    maxBody: 16 * 1024 * 1024,
+    boxTtlMs: 10 * 60_000,
+    storeBytes: 256 * 1024 * 1024,
+    storeFiles: 1000,
+    requestTimeoutMs: 30_000,
+    logLevel: 'info',
+  };
+  const int = (flag: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer of at least ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const size = (flag: string, v: string): number => {
+    const n = parseSize(v);
+    if (typeof n === 'string') throw new UsageError(`${flag}: ${n}`);
+    return n;
+  };
+  const duration = (flag: string, v: string): number => {
+    const n = parseDuration(v);
+    if (typeof n === 'string' || n <= 0) throw new UsageError(`${flag}: ${typeof n === 'string' ? n : 'must be greater than zero'}`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const raw = args[i] as string;
+    const eq = raw.indexOf('=');
+    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
+    const v = (): string => {
+      if (flag !== raw) return raw.slice(eq + 1);
+      const next = args[++i];
+      if (next === undefined) throw new UsageError(`${flag} needs a value`);
+      return next;
+    };
+    if (flag === '--socket') a.socket = v();
+    else if (flag === '--socket-mode') {
+      const s = v();
+      if (!/^0?[0-7]{3}$/.test(s)) throw new UsageError(`--socket-mode needs an octal mode such as 0660, got ${JSON.stringify(s)}`);
+      a.socketMode = parseInt(s, 8);
+    } else if (flag === '--group') a.group = v();
+    else if (flag === '--listen') {
+      const s = v();
+      const m = /^(.+):(\d+)$/.exec(s);
+      if (!m) throw new UsageError(`--listen needs <host>:<port>, got ${JSON.stringify(s)}`);
+      a.listen = { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port: int('--listen port', m[2] as string, 0) };
+    } else if (flag === '--token-file') a.tokenFile = v();
+    else if (flag === '--policy') a.policy = v();
+    else if (flag === '--parallelism') a.parallelism = int(flag, v(), 1);
+    else if (flag === '--max-queue') a.maxQueue = int(flag, v(), 0);
+    else if (flag === '--max-body') a.maxBody = size(flag, v());
+    else if (flag === '--box-ttl') a.boxTtlMs = duration(flag, v());
+    else if (flag === '--store') a.storeBytes = size(flag, v());
+    else if (flag === '--store-files') a.storeFiles = int(flag, v(), 1);
+    else if (flag === '--request-timeout') a.requestTimeoutMs = duration(flag, v());
+    else if (flag === '--log-level') a.logLevel = v();
+    else throw new UsageError(`unknown option ${raw} (see sandcell serve --help)`);
+  }
+  return a;
+}
+
+/** `<token>` or `<name> <token>` per line; blank lines and `#` comments are skipped. */
+function readTokens(path: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--token-file ${path}: ${(e as Error).message}`);
+  }
+  const tokens = new Map<string, string>();
+  text.split('\n').forEach((line, n) => {
+    const words = line.trim().split(/\s+/).filter((w) => w !== '');
+    if (words.length === 0 || words[0]?.startsWith('#')) return;
+    if (words.length > 2) throw new UsageError(`--token-file ${path}:${n + 1}: expected <token> or <name> <token>`);
+    const token = words[words.length - 1] as string;
+    if (token.length < 16) throw new UsageError(`--token-file ${path}:${n + 1}: a token must have at least 16 characters`);
+    tokens.set(words.length === 2 ? (words[0] as string) : `#${n + 1}`, token);
+  });
+  if (tokens.size === 0) throw new UsageError(`--token-file ${path}: no token in it`);
+  return tokens;
+}
+
+function groupId(name: string): number | null {
+  let text = '';
+  try {
+    text = readFileSync('/etc/group', 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [n, , gid] = line.split(':');
+    if (n === name && gid !== undefined) return Number(gid);
+  }
+  return null;
+}
+
+/** A socket file left by a daemon that died is removed; one a living daemon answers on is not. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let isSocket = false;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new UsageError(`--socket ${path}: exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+  if (alive) throw new UsageError(`--socket ${path}: another daemon is listening there`);
+  rmSync(path, { force: true });
+}
+
+function listen(server: Server, ...args: [string] | [number, string]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(...(args as [string]), () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export async function serve(argv: readonly string[]): Promise<number> {
+  const a = parseServeArgs(argv);
+  // No unauthenticated TCP, ever: checked before anything is opened.
+  if (a.listen !== null && a.tokenFile === null) throw new UsageError('--listen needs --token-file: the daemon never serves TCP without tokens');
+  const tokens = a.tokenFile !== null ? readTokens(a.tokenFile) : null;
+  let policy;
+  try {
+    policy = loadPolicy(a.policy);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, destination({ fd: 1, sync: true }));
+  const daemon = new Daemon({
+    policy,
+    tokens,
+    parallelism: a.parallelism,
+    maxQueue: a.maxQueue,
+    maxBodyBytes: a.maxBody,
+    boxIdleTtlMs: a.boxTtlMs,
+    storeMaxBytes: a.storeBytes,
+    storeMaxFiles: a.storeFiles,
+    requestTimeoutMs: a.requestTimeoutMs,
+    logger,
+  });
+
+  mkdirSync(dirname(a.socket), { recursive: true, mode: 0o755 });
+  await clearStaleSocket(a.socket);
+  // The socket is made with no access for anyone but its owner, then opened to the group: no
+  // moment exists when anyone else could connect.
+  const umask = process.umask(0o177);
+  try {
+    await listen(daemon.server('unix'), a.socket);
+  } finally {
+    process.umask(umask);
+  }
+  const gid = groupId(a.group ?? 'sandcell');
+  if (a.group !== null && gid === null) throw new UsageError(`--group ${a.group}: no such group`);
+  if (gid !== null) chownSync(a.socket, statSync(a.socket).uid, gid);
+  chmodSync(a.socket, a.socketMode);
+  if (a.listen !== null) await listen(daemon.server('tcp'), a.listen.port, a.listen.host);
+  logger.info({ socket: a.socket, listen: a.listen, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'stopping');
+      daemon.drain().then(
+        () => {
+          rmSync(a.socket, { force: true });
+          resolve(0);
+        },
+        (e: unknown) => {
+          logger.error({ err: e }, 'drain failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

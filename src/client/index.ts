@@ -1,0 +1,218 @@
+/**
+ * `sandcell/client`: the daemon's engine with the library's own shapes. `engine.run()` takes
+ * run()'s options and resolves with run()'s result; `engine.Sandbox.create()` gives a box with
+ * `run()` and `destroy()`; option and setup errors are the library's SandboxOptionsError and
+ * SandboxSetupError. Loads no native code: a client needs neither root nor the addon.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+
+import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
+import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
+import type { FileContent, RunOptions, RunResult, SandboxOptions, SandboxRunOptions } from '../index.js';
+
+export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
+
+export interface ConnectOptions {
+  /** Path of the daemon's Unix socket. */
+  socket?: string;
+  /** `http://host:port` (or https) of a daemon listening on TCP, or `unix:///path/to.sock`. */
+  url?: string;
+  /** Bearer token (required on TCP). */
+  token?: string;
+}
+
+/** The daemon refused a request for a reason of its own (auth, policy, queue, drain, not found). */
+export class SandcellRemoteError extends Error {
+  override readonly name = 'SandcellRemoteError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    /** Seconds the daemon asked to wait before trying again (429, 503). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A living box on the daemon; the same life as a local Sandbox. */
+export interface RemoteSandbox extends AsyncDisposable {
+  readonly id: string;
+  run(options: SandboxRunOptions): Promise<RunResult>;
+  destroy(): Promise<void>;
+}
+
+export interface Engine {
+  run(options: RunOptions): Promise<RunResult>;
+  Sandbox: { create(options?: SandboxOptions): Promise<RemoteSandbox> };
+  files: {
+    put(data: string | Uint8Array): Promise<{ id: string; size: number }>;
+    get(id: string): Promise<Buffer>;
+    delete(id: string): Promise<void>;
+  };
+  boxes(): Promise<{ id: string; ageMs: number; idleMs: number; runs: number }[]>;
+  version(): Promise<{ version: string; api: number; features: string[] }>;
+  health(): Promise<{ ok: boolean; draining: boolean; running: number; queued: number }>;
+  /** Closes the kept-alive connections. */
+  close(): void;
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const e = new Error('the sandboxed run was aborted', { cause: signal.reason });
+  e.name = 'AbortError';
+  return e;
+}
+
+async function bytesOf(stdin: RunOptions['stdin']): Promise<string | Uint8Array | undefined> {
+  if (!(stdin instanceof Readable)) return stdin;
+  const chunks: Buffer[] = [];
+  for await (const c of stdin) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(chunks);
+}
+
+function filesToJson(files: Record<string, FileContent> | undefined): Record<string, FileContentJson> | undefined {
+  if (files === undefined || typeof files !== 'object' || files === null) return files;
+  const out: Record<string, FileContentJson> = {};
+  for (const [name, c] of Object.entries(files)) {
+    out[name] =
+      typeof c === 'string' || c instanceof Uint8Array
+        ? bytesToJson(c)
+        : { ...c, data: typeof c.data === 'string' || c.data instanceof Uint8Array ? bytesToJson(c.data) : c.data };
+  }
+  return out;
+}
+
+/** The JSON body of run()'s options; the signal stays here (it aborts the request). */
+async function optionsToJson(options: RunOptions | SandboxRunOptions | SandboxOptions): Promise<Record<string, unknown>> {
+  const { signal: _signal, ...rest } = options as RunOptions;
+  const out: Record<string, unknown> = { ...rest };
+  if ('stdin' in rest && rest.stdin !== undefined) {
+    const b = await bytesOf(rest.stdin);
+    out.stdin = b === undefined ? undefined : bytesToJson(b);
+  }
+  if (rest.files !== undefined) out.files = filesToJson(rest.files);
+  return out;
+}
+
+function fromError(r: Reply): Error {
+  let e: ErrorJson['error'] | undefined;
+  try {
+    e = (JSON.parse(r.body.toString('utf8')) as ErrorJson).error;
+  } catch {
+    return new SandcellRemoteError(r.status, 'http', `the daemon answered ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+  }
+  if (e.code === 'invalid-options' && e.issues) return new SandboxOptionsError(e.issues);
+  if (e.code === 'setup-failed' && e.stage !== undefined) {
+    const err = new SandboxSetupError(e.stage, e.errno ?? 0, e.errnoCode ?? 'EIO');
+    err.message = e.message;
+    return err;
+  }
+  const retry = Number(r.headers['retry-after']);
+  return new SandcellRemoteError(r.status, e.code, e.message, e.field, Number.isFinite(retry) ? retry : undefined);
+}
+
+/** An engine on a daemon: `{ socket }`, `{ url: 'unix:///…' }` or `{ url: 'http://…', token }`. */
+export function connect(options: ConnectOptions): Engine {
+  let socketPath: string | undefined = options.socket;
+  let base: URL | null = null;
+  if (socketPath === undefined) {
+    if (options.url === undefined) throw new TypeError('connect() needs a socket or a url');
+    const u = new URL(options.url);
+    if (u.protocol === 'unix:') socketPath = u.pathname;
+    else if (u.protocol === 'http:' || u.protocol === 'https:') base = u;
+    else throw new TypeError(`connect(): unsupported url ${options.url} (unix:, http: or https:)`);
+  }
+  const https = base?.protocol === 'https:';
+  const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  const send = https ? httpsRequest : httpRequest;
+
+  const request = (method: string, path: string, body?: Buffer | string, type = 'application/json', signal?: AbortSignal): Promise<Reply> =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const headers: Record<string, string | number> = {};
+      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+      if (body !== undefined) {
+        headers['content-type'] = type;
+        headers['content-length'] = Buffer.byteLength(body);
+      }
+      const req = send(
+        {
+          ...(socketPath !== undefined ? { socketPath } : { host: base?.hostname, port: base?.port }),
+          path,
+          method,
+          headers,
+          agent,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      // Aborting closes the connection: the daemon sees its client gone and ends the run.
+      const onAbort = (): void => {
+        req.destroy(abortError(signal as AbortSignal));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () => signal?.removeEventListener('abort', onAbort));
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  const json = async <T>(method: string, path: string, value?: unknown, signal?: AbortSignal, ok = [200, 201, 204]): Promise<T> => {
+    const r = await request(method, path, value === undefined ? undefined : JSON.stringify(value), 'application/json', signal);
+    if (!ok.includes(r.status)) throw fromError(r);
+    return (r.body.length > 0 ? JSON.parse(r.body.toString('utf8')) : undefined) as T;
+  };
+
+  const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> =>
+    resultFromJson(await json<ResultJson>('POST', path, await optionsToJson(o), o.signal)) as RunResult;
+
+  return {
+    run: (o) => runAt('/v1/run', o),
+    Sandbox: {
+      async create(o: SandboxOptions = {}): Promise<RemoteSandbox> {
+        const { id } = await json<{ id: string }>('POST', '/v1/boxes', await optionsToJson(o));
+        let destroyed = false;
+        const destroy = async (): Promise<void> => {
+          if (destroyed) return;
+          destroyed = true;
+          await json('DELETE', `/v1/boxes/${encodeURIComponent(id)}`);
+        };
+        return { id, run: (r) => runAt(`/v1/boxes/${encodeURIComponent(id)}/run`, r), destroy, [Symbol.asyncDispose]: destroy };
+      },
+    },
+    files: {
+      async put(data) {
+        const r = await request('POST', '/v1/files', Buffer.from(data), 'application/octet-stream');
+        if (r.status !== 201) throw fromError(r);
+        return JSON.parse(r.body.toString('utf8')) as { id: string; size: number };
+      },
+      async get(id) {
+        const r = await request('GET', `/v1/files/${encodeURIComponent(id)}`);
+        if (r.status !== 200) throw fromError(r);
+        return r.body;
+      },
+      async delete(id) {
+        await json('DELETE', `/v1/files/${encodeURIComponent(id)}`);
+      },
+    },
+    boxes: async () => (await json<{ boxes: { id: string; ageMs: number; idleMs: number; runs: number }[] }>('GET', '/v1/boxes')).boxes,
+    version: () => json('GET', '/v1/version'),
+    health: () => json('GET', '/v1/health', undefined, undefined, [200, 503]),
+    close: () => agent.destroy(),
+  };
+}

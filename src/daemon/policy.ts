@@ -1,0 +1,197 @@
+/**
+ * What the server lets its clients ask for. Strict unless the operator's policy file says
+ * otherwise: no host path as a bind source or image, no host network, no `seccomp: none` or
+ * policy of a client's own, no writable image, and a ceiling for every limit. A limit a request
+ * leaves out gets the ceiling (or the library's default when that is lower), so no run is
+ * unbounded because a client forgot a field.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+import { SandboxOptionsError } from '../errors.js';
+import { DEFAULT_LIMITS, parseOptions, type Limits, type ParsedOptions } from '../options.js';
+import { forbidden } from './http-error.js';
+
+type Ceilings = Required<NonNullable<ParsedOptions['limits']>>;
+
+export interface Policy {
+  /** Host directories whose contents may be bound into boxes (real paths), and whether read-write. */
+  bindRoots: { path: string; writable: boolean }[];
+  /** Root filesystem images clients may name (real paths). */
+  images: string[];
+  allowHostNetwork: boolean;
+  allowSeccompNone: boolean;
+  allowCustomSeccomp: boolean;
+  allowWritableImages: boolean;
+  /** The largest value of every limit, in bytes / ms / counts. */
+  ceilings: Ceilings;
+  /** Living boxes one client may hold at once. */
+  maxBoxesPerClient: number;
+}
+
+const limitShape = z.union([z.number(), z.string()]);
+
+const policyFileSchema = z.strictObject({
+  binds: z.array(z.strictObject({ source: z.string().startsWith('/'), writable: z.boolean().optional() })).optional(),
+  images: z.array(z.string().startsWith('/')).optional(),
+  allowHostNetwork: z.boolean().optional(),
+  allowSeccompNone: z.boolean().optional(),
+  allowCustomSeccomp: z.boolean().optional(),
+  allowWritableImages: z.boolean().optional(),
+  limits: z.record(z.string(), limitShape).optional(),
+  maxBoxesPerClient: z.number().int().min(0).optional(),
+});
+
+export type PolicyFile = z.input<typeof policyFileSchema>;
+
+const DEFAULT_CEILINGS: Limits = {
+  wallTime: '60s',
+  cpuTime: '30s',
+  memory: '1GiB',
+  processes: 256,
+  output: '64MiB',
+  fileSize: '64MiB',
+  stack: '1GiB',
+  openFiles: 1024,
+  tmpfs: '512MiB',
+};
+
+/** Reads and checks a policy file (JSON); an error names the file and the field. */
+export function loadPolicy(path: string | null): Policy {
+  let raw: unknown = {};
+  if (path !== null) {
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (e) {
+      throw new Error(`policy ${path}: ${(e as Error).message}`);
+    }
+  }
+  const parsed = policyFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new Error(`policy ${path}: ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`);
+  }
+  return makePolicy(parsed.data, path ?? '(defaults)');
+}
+
+export function makePolicy(file: PolicyFile, name = '(policy)'): Policy {
+  let limits: ParsedOptions['limits'];
+  try {
+    limits = parseOptions('sandboxRun', { command: ['-'], limits: { ...DEFAULT_CEILINGS, cpus: availableParallelism(), ...file.limits } }).limits;
+  } catch (e) {
+    if (e instanceof SandboxOptionsError) throw new Error(`policy ${name}: ${e.message}`);
+    throw e;
+  }
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch (e) {
+      throw new Error(`policy ${name}: ${p}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    bindRoots: (file.binds ?? []).map((b) => ({ path: real(b.source), writable: b.writable ?? false })),
+    images: (file.images ?? []).map(real),
+    allowHostNetwork: file.allowHostNetwork ?? false,
+    allowSeccompNone: file.allowSeccompNone ?? false,
+    allowCustomSeccomp: file.allowCustomSeccomp ?? false,
+    allowWritableImages: file.allowWritableImages ?? false,
+    ceilings: limits as Ceilings,
+    maxBoxesPerClient: file.maxBoxesPerClient ?? 16,
+  };
+}
+
+const LIBRARY_DEFAULTS: Partial<Record<keyof Ceilings, number>> = {
+  processes: DEFAULT_LIMITS.processes,
+  output: DEFAULT_LIMITS.outputBytes,
+  fileSize: DEFAULT_LIMITS.fileSizeBytes,
+  stack: DEFAULT_LIMITS.stackBytes,
+  openFiles: DEFAULT_LIMITS.openFiles,
+  tmpfs: DEFAULT_LIMITS.tmpfsBytes,
+};
+
+function under(path: string, root: string): boolean {
+  return path === root || path.startsWith(root === '/' ? '/' : `${root}/`);
+}
+
+function realOrNull(p: string): string | null {
+  try {
+    return realpathSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks a request parsed by its schema against the policy and returns the options to pass on:
+ * the client's own, with every missing limit set (unless `fill` is false: a run in a living box
+ * inherits the box's limits) and bind sources replaced by their real paths (targets kept).
+ * Throws a 403 HttpError naming the field.
+ */
+export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOptions, options: T, fill: boolean): T {
+  const out = { ...options } as Record<string, unknown>;
+  const given = parsed.limits ?? {};
+  const limits: Record<string, unknown> = { ...(out.limits as Record<string, unknown> | undefined) };
+  for (const [key, ceiling] of Object.entries(policy.ceilings) as [keyof Ceilings, number][]) {
+    const value = given[key];
+    if (value !== undefined) {
+      if (value > ceiling) throw forbidden(`limits.${key}`, `${value} is over the server's ceiling of ${ceiling}`);
+    } else if (fill && key !== 'cpus') {
+      // cpus is bounded by the host anyway; the others would be unbounded or the library's default.
+      const dflt = LIBRARY_DEFAULTS[key];
+      if (dflt === undefined || dflt > ceiling) limits[key] = ceiling;
+    }
+  }
+  if (Object.keys(limits).length > 0) out.limits = limits;
+
+  if (parsed.cgroupParent !== undefined) throw forbidden('cgroupParent', 'the server chooses the cgroups of its boxes');
+  if (parsed.network === 'host' && !policy.allowHostNetwork) throw forbidden('network', "'host' is not allowed by the server");
+  if (parsed.seccomp === 'none' && !policy.allowSeccompNone) throw forbidden('seccomp', "'none' is not allowed by the server");
+  if (typeof parsed.seccomp === 'object' && parsed.seccomp !== null && !policy.allowCustomSeccomp) {
+    throw forbidden('seccomp', 'only the presets default and judge are allowed by the server');
+  }
+  if (parsed.writable && !policy.allowWritableImages) throw forbidden('writable', 'writable images are not allowed by the server');
+  if (parsed.image !== undefined) {
+    const real = realOrNull(parsed.image);
+    if (!policy.images.includes(parsed.image) && (real === null || !policy.images.includes(real))) {
+      throw forbidden('image', `${parsed.image} is not an image the server offers`);
+    }
+  }
+  const bind = (source: string, readonly: boolean, field: string): string => {
+    // The lexical check comes first, so a client learns nothing about paths it may not name.
+    const lexical = policy.bindRoots.filter((r) => under(source, r.path));
+    if (lexical.length === 0) throw forbidden(field, `${source} is not under a host path the server allows`);
+    const real = realOrNull(source);
+    if (real === null) return source;
+    const roots = policy.bindRoots.filter((r) => under(real, r.path));
+    if (roots.length === 0) throw forbidden(field, `${source} resolves outside the host paths the server allows`);
+    if (!readonly && !roots.some((r) => r.writable)) throw forbidden(field, `${source} may only be bound read-only`);
+    return real;
+  };
+  if (parsed.binds) {
+    out.binds = parsed.binds.map((b, i) => ({
+      source: bind(b.source, b.readonly ?? true, `binds[${i}].source`),
+      target: b.target ?? b.source,
+      ...(b.readonly !== undefined ? { readonly: b.readonly } : {}),
+    }));
+  }
+  if (parsed.mounts) {
+    out.mounts = parsed.mounts.map((m, i) => {
+      if (m.type === 'tmpfs') {
+        if (m.size !== undefined && m.size > policy.ceilings.tmpfs) {
+          throw forbidden(`mounts[${i}].size`, `${m.size} is over the server's ceiling of ${policy.ceilings.tmpfs}`);
+        }
+        // Without a size it is the run's tmpfs limit, already within the ceiling.
+        return (out.mounts as unknown[])[i];
+      }
+      return {
+        type: 'bind',
+        source: bind(m.source, m.readonly ?? true, `mounts[${i}].source`),
+        target: m.target ?? m.source,
+        ...(m.readonly !== undefined ? { readonly: m.readonly } : {}),
+      };
+    });
+  }
+  return out as T;
+}

@@ -221,8 +221,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
   if (a.group !== null && gid === null) throw new UsageError(`--group ${a.group}: no such group`);
   if (gid !== null) chownSync(a.socket, statSync(a.socket).uid, gid);
   chmodSync(a.socket, a.socketMode);
-  if (a.listen !== null) await listen(daemon.server('tcp'), a.listen.port, a.listen.host);
-  logger.info({ socket: a.socket, listen: a.listen, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
+  const tcp = a.listen !== null ? daemon.server('tcp') : null;
+  if (tcp !== null && a.listen !== null) await listen(tcp, a.listen.port, a.listen.host);
+  logger.info({ socket: a.socket, tcp: tcp?.address() ?? null, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
 
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {

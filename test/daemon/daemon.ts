@@ -22,8 +22,8 @@ export interface TestDaemon {
   /** What it printed (pino's JSON lines). */
   log(): string;
   exited: Promise<number | null>;
-  /** SIGTERM, wait for the exit, check its cgroups are gone, remove the temp dir. */
-  stop(): Promise<number | null>;
+  /** SIGTERM; its exit code and the cgroups it left (before anything sweeps them). */
+  stop(): Promise<{ code: number | null; leftCgroups: string[] }>;
 }
 
 export interface DaemonStart {
@@ -68,9 +68,10 @@ export async function startDaemon(opts: DaemonStart = {}): Promise<TestDaemon> {
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const code = await exited;
+      const leftCgroups = cgroupTree(pid);
       await cleanupOrphans();
       rmSync(dir, { recursive: true, force: true });
-      return code;
+      return { code, leftCgroups };
     },
   };
 }

@@ -28,7 +28,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   engine?.close();
-  expect(await d?.stop()).toBe(0);
+  expect(await d?.stop()).toEqual({ code: 0, leftCgroups: [] });
   fx?.remove();
 });
 

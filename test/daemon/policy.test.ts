@@ -32,7 +32,7 @@ describe('the default policy is strict', () => {
   beforeAll(async () => {
     d = await startDaemon();
   });
-  afterAll(async () => expect(await d.stop()).toBe(0));
+  afterAll(async () => expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] }));
 
   const refusals: [string, Record<string, unknown>, string][] = [
     ['a bind of a host path', { binds: [{ source: '/etc' }] }, 'binds[0].source'],
@@ -77,7 +77,7 @@ describe('a policy that allows some host paths', () => {
   beforeAll(async () => {
     d = await startDaemon({ policy: { binds: [{ source: join(hostDir, 'allowed') }], limits: { wallTime: '300ms' } } });
   });
-  afterAll(async () => expect(await d.stop()).toBe(0));
+  afterAll(async () => expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] }));
 
   it('allows a path below an allowed one, read-only', async () => {
     const r = await run(d.socket, { command: ['/bin/ls', '/in'], binds: [{ source: join(hostDir, 'allowed'), target: '/in' }] });
@@ -153,7 +153,7 @@ describe('tokens', () => {
       // On the socket a token is optional, but a wrong one is still refused.
       expect((await http(d.socket, 'GET', '/v1/version', undefined, { authorization: 'Bearer nope-nope-nope-nope' })).status).toBe(401);
     } finally {
-      expect(await d.stop()).toBe(0);
+      expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
     }
   });
 
@@ -178,7 +178,7 @@ describe('tokens', () => {
     } finally {
       alice.close();
       bob.close();
-      expect(await d.stop()).toBe(0);
+      expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
     }
   });
 });

@@ -135,7 +135,7 @@ export function connect(options: ConnectOptions): Engine {
   const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   const send = https ? httpsRequest : httpRequest;
 
-  const request = (method: string, path: string, body?: Buffer | string, type = 'application/json', signal?: AbortSignal): Promise<Reply> =>
+  const request = (method: string, path: string, body?: Buffer | string, type = 'application/json', signal?: AbortSignal, retried = false): Promise<Reply> =>
     new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
@@ -168,7 +168,13 @@ export function connect(options: ConnectOptions): Engine {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('close', () => signal?.removeEventListener('abort', onAbort));
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // A kept-alive connection the daemon closed while idle: the request never reached it,
+        // so it is sent once more on a new connection.
+        if (req.reusedSocket && !retried && !signal?.aborted && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+          resolve(request(method, path, body, type, signal, true));
+        } else reject(e);
+      });
       req.end(body);
     });
 

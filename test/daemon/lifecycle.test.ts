@@ -59,6 +59,20 @@ describe('a client that goes away', () => {
   });
 });
 
+describe('connections', () => {
+  it('a kept-alive connection the daemon closed while idle is not an error for the next request', async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const engine = connect({ socket: d.socket });
+    expect((await engine.run({ command: ['/bin/echo', 'one'] })).stdout).toBe('one\n');
+    // Past the server's keep-alive timeout (5 s): it has closed the connection the client keeps.
+    await new Promise((r) => setTimeout(r, 5500));
+    expect((await engine.run({ command: ['/bin/echo', 'two'] })).stdout).toBe('two\n');
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+});
+
 describe('the daemon ends', () => {
   it('SIGTERM drains: running work finishes, new work gets 503, boxes are destroyed, then it exits', async () => {
     requireRoot();

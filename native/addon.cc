@@ -19,24 +19,15 @@
 #include <cstring>
 
 #include "box_files.h"
+#include "process_util.h"
 #include "spawn.h"
 #include "validate.h"
 #include "wire.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 namespace sandcell {
 namespace {
 
 int g_init_fd = -1;
-
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 Napi::Value SetInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -74,9 +65,10 @@ class Box : public Napi::ObjectWrap<Box> {
   // A duplicate of the pidfd for a run that joins this box (-1 once the box has ended).
   int dup_pidfd() const { return pidfd_ >= 0 && !exited_ ? fcntl(pidfd_, F_DUPFD_CLOEXEC, 0) : -1; }
 
-  void adopt(int pid, int pidfd, int status_fd, int control_fd, int notify_fd, int report_fd) {
+  void adopt(int pid, int pidfd, int run_pidfd, int status_fd, int control_fd, int notify_fd, int report_fd) {
     pid_ = pid;
     pidfd_ = pidfd;
+    run_pidfd_ = run_pidfd;
     control_fd_ = control_fd;
     status_fd_ = status_fd;
     notify_fd_ = notify_fd;
@@ -104,16 +96,16 @@ class Box : public Napi::ObjectWrap<Box> {
     if (pidfd_ < 0 || exit_poll_ != nullptr) throw Napi::Error::New(env, "box is not running or already watched");
     callback_ = Napi::Persistent(info[0].As<Napi::Function>());
     context_ = std::make_unique<Napi::AsyncContext>(env, "sandcell.box");
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    exit_poll_ = start_poll(loop, pidfd_, &Box::OnExitReady);
-    if (notify_fd_ >= 0) notify_poll_ = start_poll(loop, notify_fd_, &Box::OnNotifyReady);
+    napi_get_uv_event_loop(env, &loop_);
+    exit_poll_ = start_poll(loop_, pidfd_, &Box::OnExitReady);
+    if (notify_fd_ >= 0) notify_poll_ = start_poll(loop_, notify_fd_, &Box::OnNotifyReady);
     Ref();  // stay alive while libuv holds pointers to us
     return env.Undefined();
   }
 
   // kill(signal = SIGKILL): SIGKILL ends the box (the init's death takes every process of its
-  // PID namespace); other signals reach the init, which forwards them to the program.
+  // PID namespace); other signals reach the init, which forwards them to the program. For a run
+  // in a living box that init is the run's own, PID 1 of the run's PID namespace.
   Napi::Value Kill(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int sig = SIGKILL;
@@ -123,7 +115,7 @@ class Box : public Napi::ObjectWrap<Box> {
       if (sig < 1 || sig >= NSIG) throw Napi::RangeError::New(env, "signal out of range");
     }
     if (pidfd_ < 0 || exited_) return Napi::Boolean::New(env, false);
-    bool ok = syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) == 0;
+    bool ok = syscall(SYS_pidfd_send_signal, run_init(), sig, nullptr, 0) == 0;
     return Napi::Boolean::New(env, ok);
   }
 
@@ -192,10 +184,7 @@ class Box : public Napi::ObjectWrap<Box> {
   // close(): for a box that will never be watched (the caller gave up before watching).
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (exit_poll_ == nullptr && pidfd_ >= 0) {
-      syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
-      siginfo_t si;
-      while (syscall(SYS_waitid, P_PIDFD, pidfd_, &si, WEXITED | __WALL, nullptr) < 0 && errno == EINTR) {
-      }
+      end_box(pidfd_, run_pidfd_);
       release_fds();
     }
     return info.Env().Undefined();
@@ -234,15 +223,19 @@ class Box : public Napi::ObjectWrap<Box> {
       if (errno != EINTR && errno != ENOENT) stop_poll(&notify_poll_);
       return;
     }
-    // A call the policy says must end the run: remember the first one and end the box. The
-    // caller is never answered; it dies with the box.
+    // A call the policy says must end the run: remember the first one and end the box (for a run
+    // in a living box, the run's own PID namespace). The caller is never answered; it dies with
+    // the box, before the listener is closed.
     if (!violation_) {
       violation_ = true;
       violation_nr_ = req.data.nr;
       violation_arch_ = req.data.arch;
     }
-    syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+    kill_pidfd(run_init());
   }
+
+  // The process whose death ends every process of the run: the box's init, or a joined run's own.
+  int run_init() const { return run_pidfd_ >= 0 ? run_pidfd_ : pidfd_; }
 
   static void OnExitReady(uv_poll_t* handle, int, int) {
     Box* box = static_cast<Poll*>(handle->data)->box;
@@ -250,16 +243,34 @@ class Box : public Napi::ObjectWrap<Box> {
   }
 
   void on_exit() {
-    siginfo_t si;
-    std::memset(&si, 0, sizeof si);
-    struct rusage ru;
-    std::memset(&ru, 0, sizeof ru);
-    long r = syscall(SYS_waitid, P_PIDFD, pidfd_, &si, WEXITED | WNOHANG | __WALL, &ru);
+    std::memset(&exit_info_, 0, sizeof exit_info_);
+    std::memset(&exit_usage_, 0, sizeof exit_usage_);
+    long r = syscall(SYS_waitid, P_PIDFD, pidfd_, &exit_info_, WEXITED | WNOHANG | __WALL, &exit_usage_);
     if (r < 0 && errno == EINTR) return;
-    if (r == 0 && si.si_pid == 0) return;  // not yet: spurious wake-up
-    int64_t ended = now_ns();
+    if (r == 0 && exit_info_.si_pid == 0) return;  // not yet: spurious wake-up
+    ended_ns_ = now_ns();
     exited_ = true;
+    stop_poll(&exit_poll_);
+    // A joined run's init normally ends before the process we cloned (which waits for it), and
+    // its pidfd turns readable only once its PID namespace is empty. If the clone went first
+    // (killed from outside), the run is ended now and the result waits until it is gone.
+    pollfd run{run_pidfd_, POLLIN, 0};
+    if (run_pidfd_ >= 0 && poll(&run, 1, 0) == 0) {
+      kill_pidfd(run_pidfd_);
+      run_poll_ = start_poll(loop_, run_pidfd_, &Box::OnRunGone);
+      return;
+    }
+    deliver();
+  }
 
+  static void OnRunGone(uv_poll_t* handle, int, int) {
+    Box* box = static_cast<Poll*>(handle->data)->box;
+    stop_poll(&box->run_poll_);
+    box->deliver();
+  }
+
+  // Calls back with how the box ended; every process of it is gone.
+  void deliver() {
     // A pending notification may still be queued if the filter fired right before the end.
     if (notify_fd_ >= 0 && !violation_) {
       pollfd pfd{notify_fd_, POLLIN, 0};
@@ -274,10 +285,11 @@ class Box : public Napi::ObjectWrap<Box> {
       while (n < 0 && errno == EINTR);
       have_status = n == static_cast<ssize_t>(sizeof st) && st.magic == wire::kStatusMagic;
     }
-    stop_poll(&exit_poll_);
     stop_poll(&notify_poll_);
     release_fds();
 
+    const siginfo_t& si = exit_info_;
+    const struct rusage& ru = exit_usage_;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     Napi::Object out = Napi::Object::New(env);
@@ -300,7 +312,7 @@ class Box : public Napi::ObjectWrap<Box> {
     usage.Set("systemUs", Napi::Number::New(env, static_cast<double>(ru.ru_stime.tv_sec) * 1e6 + ru.ru_stime.tv_usec));
     usage.Set("maxRssKiB", Napi::Number::New(env, static_cast<double>(ru.ru_maxrss)));
     out.Set("rusage", usage);
-    out.Set("endedNs", Napi::BigInt::New(env, ended));
+    out.Set("endedNs", Napi::BigInt::New(env, ended_ns_));
     if (violation_) {
       Napi::Object v = Napi::Object::New(env);
       v.Set("nr", Napi::Number::New(env, violation_nr_));
@@ -321,7 +333,7 @@ class Box : public Napi::ObjectWrap<Box> {
   }
 
   void release_fds() {
-    for (int* fd : {&pidfd_, &status_fd_, &notify_fd_, &control_fd_, &report_fd_}) {
+    for (int* fd : {&pidfd_, &run_pidfd_, &status_fd_, &notify_fd_, &control_fd_, &report_fd_}) {
       if (*fd >= 0) close(*fd);
       *fd = -1;
     }
@@ -329,6 +341,7 @@ class Box : public Napi::ObjectWrap<Box> {
 
   int pid_ = -1;
   int pidfd_ = -1;
+  int run_pidfd_ = -1;  // a joined run's init (PID 1 of the run's namespace); -1 for a box of its own
   int status_fd_ = -1;
   int notify_fd_ = -1;
   int control_fd_ = -1;
@@ -339,6 +352,11 @@ class Box : public Napi::ObjectWrap<Box> {
   uint32_t violation_arch_ = 0;
   Poll* exit_poll_ = nullptr;
   Poll* notify_poll_ = nullptr;
+  Poll* run_poll_ = nullptr;
+  uv_loop_t* loop_ = nullptr;
+  siginfo_t exit_info_;
+  struct rusage exit_usage_;
+  int64_t ended_ns_ = 0;
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };
@@ -384,7 +402,7 @@ class SpawnWorker : public Napi::AsyncWorker {
       return;
     }
     Napi::Object boxObj = Box::constructor->New({});
-    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd);
+    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.run_pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd);
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
     out.Set("box", boxObj);
@@ -444,8 +462,7 @@ Napi::Value Box::Start(const Napi::CallbackInfo& info) {
   if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(plan: object)");
   Napi::Object plan = info[0].As<Napi::Object>();
   if (!plan.Get("join").ToBoolean().Value()) throw Napi::TypeError::New(env, "plan.join: a prepared box's run is a join plan");
-  bool listener = false;
-  SpawnRequest spawn = request_from_plan(plan, &listener);
+  SpawnRequest spawn = request_from_plan(plan);
   if (report_fd_ < 0 || pidfd_ < 0 || exited_ || exit_poll_ != nullptr)
     throw Napi::Error::New(env, "the box is not a prepared box waiting for its run");
   StartRequest req;
@@ -473,8 +490,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || info.Length() > 2 || !info[0].IsObject())
     throw Napi::TypeError::New(env, "spawn(plan: object, box?: Box)");
   if (g_init_fd < 0) throw Napi::Error::New(env, "setInit() was not called");
-  bool listener = false;
-  SpawnRequest req = request_from_plan(info[0].As<Napi::Object>(), &listener);
+  SpawnRequest req = request_from_plan(info[0].As<Napi::Object>());
   bool join = info[0].As<Napi::Object>().Get("join").ToBoolean().Value();
   if (join) {
     if (info.Length() != 2 || !info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(Box::constructor->Value()))

@@ -20,14 +20,12 @@
 #include <deque>
 
 #include "fd_passing.h"
+#include "process_util.h"
 #include "raw_syscall.h"
 #include "wire.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
 #endif
 
 namespace sandcell {
@@ -53,7 +51,8 @@ struct ChildArgs {
 };
 
 [[noreturn]] void child_fail(int fd, const char* stage, long err) {
-  wire::SetupFailure f;
+  wire::Report f;
+  f.kind = wire::kSetupFailed;
   f.err = static_cast<int32_t>(err);
   size_t i = 0;
   for (; stage[i] != '\0' && i < sizeof(f.stage) - 1; i++) f.stage[i] = stage[i];
@@ -71,8 +70,12 @@ int child_main(void* p) {
   long n = raw::syscall6(__NR_read, a->ctl_rd, reinterpret_cast<long>(&go), 1);
   if (n != 1) child_fail(a->exec_wr, "sync with parent", n < 0 ? -n : EPIPE);
   if (a->join_pidfd >= 0) {
+    // A run in a living box: all of the box's namespaces (the PID namespace for the init's
+    // children: the init makes the run's own below it), and a mount namespace of the run's own,
+    // where the run's /proc is mounted; the box's files stay shared (the same superblocks).
     constexpr long kAll = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWCGROUP;
     if ((n = raw::syscall6(__NR_setns, a->join_pidfd, kAll)) < 0) child_fail(a->exec_wr, "join box", -n);
+    if ((n = raw::syscall6(__NR_unshare, CLONE_NEWNS)) < 0) child_fail(a->exec_wr, "run mount namespace", -n);
   }
 
   // The parent has written our id maps. Become root of the new user namespace (an unprivileged id
@@ -165,19 +168,6 @@ ssize_t read_msg(int fd, void* buf, size_t n) {
   }
 }
 
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-void kill_and_reap(int pidfd) {
-  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-  siginfo_t si;
-  while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | __WALL, nullptr) < 0 && errno == EINTR) {
-  }
-}
-
 void fail(SpawnResult* res, const char* stage, int err) {
   res->stage = stage;
   res->err = err;
@@ -214,15 +204,17 @@ bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* c
 }
 
 // Waits on the report channel until the program has exec'd (EOF) or, for a box built ahead
-// (until_ready), until its root is ready. The channel carries a setup failure, the seccomp
-// listener (with its fd), the ready note, and ends in EOF when the program's execve succeeded.
-// Once the listener is here it is watched too: a policy that sends a call the program makes
-// before its execve to the supervisor would otherwise leave it waiting for an answer while we wait
-// for its execve. Building a box takes milliseconds; one that is not running its program after
-// kSetupTimeoutMs is stuck (a hung mount source, say) and is ended rather than holding this thread
-// forever. On failure the box is killed and reaped and `res` says why.
-bool await_report(int rep_fd, int pidfd, int* notify_fd, bool until_ready, SpawnResult* res) {
-  wire::SetupFailure failure;
+// (until_ready), until its root is ready. The channel carries Reports: a setup failure, the
+// seccomp listener and a joined run's init (each with its fd), the ready note; it ends in EOF when
+// the program's execve succeeded. Once the listener is here it is watched too: a policy that sends
+// a call the program makes before its execve to the supervisor would otherwise leave it waiting
+// for an answer while we wait for its execve. Building a box takes milliseconds; one that is not
+// running its program after kSetupTimeoutMs is stuck (a hung mount source, say) and is ended
+// rather than holding this thread forever. On failure the box is ended and `res` says why.
+// run_pidfd is null where no joined run's init is expected (a prepared box's start).
+bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool until_ready, SpawnResult* res) {
+  wire::Report report;
+  auto end = [&] { end_box(pidfd, run_pidfd ? *run_pidfd : -1); };
   const int64_t deadline = now_ns() + int64_t{kSetupTimeoutMs} * 1000000;
   for (;;) {
     {
@@ -232,14 +224,14 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, bool until_ready, Spawn
       if (ready < 0 && errno == EINTR) continue;
       if (ready <= 0) {
         int err = ready == 0 ? ETIMEDOUT : errno;
-        kill_and_reap(pidfd);
+        end();
         return fail(res, "box setup", err), false;
       }
       if (*notify_fd >= 0 && (p[1].revents & POLLIN) && !(p[0].revents & (POLLIN | POLLHUP))) {
         seccomp_notif req;
         memset(&req, 0, sizeof req);
         int nr = ioctl(*notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0 ? req.data.nr : -1;
-        kill_and_reap(pidfd);
+        end();
         res->stage = "seccomp: the policy ends the run at syscall " + std::to_string(nr) + ", made before the program's execve";
         res->err = EPERM;
         return false;
@@ -247,21 +239,22 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, bool until_ready, Spawn
     }
     int passed[fdpass::kMaxFds];
     size_t count = 0;
-    ssize_t n = fdpass::recv_fds(rep_fd, &failure, sizeof failure, passed, &count);
+    ssize_t n = fdpass::recv_fds(rep_fd, &report, sizeof report, passed, &count);
     if (n < 0 && errno == EINTR) continue;
+    bool whole = n == static_cast<ssize_t>(sizeof report);
     if (count > 0) {
-      // Only one listener is expected, alone: never keep a second, never leak any.
-      if (count == 1 && *notify_fd < 0) *notify_fd = passed[0];
+      // One fd per note, each kind once: never keep a second, never leak any.
+      int* slot = !whole || count != 1 ? nullptr : report.kind == wire::kListener ? notify_fd : report.kind == wire::kRunInit ? run_pidfd : nullptr;
+      if (slot && *slot < 0) *slot = passed[0];
       else
         for (size_t i = 0; i < count; i++) close(passed[i]);
       continue;
     }
-    bool is_ready = n == static_cast<ssize_t>(sizeof failure) && failure.err == wire::kReadyNote;
-    if (until_ready ? is_ready : n == 0) return true;
-    kill_and_reap(pidfd);
-    if (n == static_cast<ssize_t>(sizeof failure) && !is_ready) {
-      failure.stage[sizeof failure.stage - 1] = '\0';
-      return fail(res, failure.stage, failure.err), false;
+    if (until_ready ? whole && report.kind == wire::kReady : n == 0) return true;
+    end();
+    if (whole && report.kind == wire::kSetupFailed) {
+      report.stage[sizeof report.stage - 1] = '\0';
+      return fail(res, report.stage, report.err), false;
     }
     return fail(res, "box setup", n < 0 ? errno : EPROTO), false;
   }
@@ -295,6 +288,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   int* rep_rd = fds.add(rep[0]);
   int* rep_wr = fds.add(rep[1]);
   int* notify_fd = fds.add(-1);
+  int* run_pidfd = fds.add(-1);
   if (pipe2(st, O_CLOEXEC | O_NONBLOCK) < 0) return fail(res, "pipe", errno);
   int* st_rd = fds.add(st[0]);
   int* st_wr = fds.add(st[1]);
@@ -378,7 +372,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
                    write_all(*ctl_wr, req.plan.data(), req.plan.size());
   int plan_err = errno;
 
-  wire::SetupFailure failure;
+  wire::Report failure;
   ssize_t n = read_msg(*exe_rd, &failure, sizeof failure);
   // EOF: the child exec'd the init (or died); either way it no longer runs on our stack.
   if (n != 0) {
@@ -397,13 +391,14 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   }
 
   // EOF can also mean the init died before starting the program: it then sent no status.
-  if (!await_report(*rep_rd, *pidfd_p, notify_fd, req.prepared, res)) return;
+  if (!await_report(*rep_rd, *pidfd_p, notify_fd, run_pidfd, req.prepared, res)) return;
   if (!req.prepared) mark_started(req.cpu_usage_file, res);
   res->pid = pid;
   res->pidfd = fds.release(pidfd_p);
   res->status_fd = fds.release(st_rd);
   res->control_fd = fds.release(ctl_wr);
   res->notify_fd = fds.release(notify_fd);
+  res->run_pidfd = fds.release(run_pidfd);
   if (req.prepared) res->report_fd = fds.release(rep_rd);
   for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;
 }
@@ -430,7 +425,7 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
     kill_and_reap(req.pidfd);
     return fail(res, "send run plan", err);
   }
-  if (!await_report(req.report_fd, req.pidfd, notify_fd, false, res)) return;
+  if (!await_report(req.report_fd, req.pidfd, notify_fd, nullptr, false, res)) return;
   mark_started(req.cpu_usage_file, res);
   res->notify_fd = fds.release(notify_fd);
   for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;

@@ -52,6 +52,7 @@ struct SpawnResult {
   int status_fd = -1;           // the init reports the program's exit status here
   int control_fd = -1;          // kept open: closing it (or sending kTerminate) ends the box
   int notify_fd = -1;           // seccomp user-notification listener, when the plan asked for one
+  int run_pidfd = -1;           // a joined run's init, PID 1 of the run's namespace: ending it ends the run
   int report_fd = -1;           // a prepared box's report channel, for its start
   int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
   std::string cpu_usage_at_start;  // contents of cpu_usage_file at that moment (the setup's share)

@@ -186,7 +186,7 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
 
 }  // namespace
 
-SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener) {
+SpawnRequest request_from_plan(const Napi::Object& plan) {
   Napi::Env env = plan.Env();
   wire::Plan p;
   bool persistent = flag(env, plan, "persistent", "plan");
@@ -262,13 +262,13 @@ SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener)
       out->push_back(static_cast<uint32_t>(index));
     }
   }
-  *seccomp_listener = flag(env, plan, "seccompListener", "plan");
-  if (*seccomp_listener && p.seccomp.empty()) bad(env, "plan.seccompListener", "needs a seccomp filter");
+  bool seccomp_listener = flag(env, plan, "seccompListener", "plan");
+  if (seccomp_listener && p.seccomp.empty()) bad(env, "plan.seccompListener", "needs a seccomp filter");
 
   if (flag(env, plan, "loopback", "plan")) p.flags |= wire::kLoopbackUp;
   if (flag(env, plan, "cgroupNamespace", "plan")) p.flags |= wire::kNewCgroupNs;
   if (flag(env, plan, "rootReadOnly", "plan")) p.flags |= wire::kRootReadOnly;
-  if (*seccomp_listener) p.flags |= wire::kSeccompListener;
+  if (seccomp_listener) p.flags |= wire::kSeccompListener;
   if (persistent) p.flags |= wire::kPersistent;
   if (join) p.flags |= wire::kJoin;
   // The program's filter comes with its run; a box waiting for one runs nothing to filter.

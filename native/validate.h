@@ -10,6 +10,6 @@
 namespace sandcell {
 
 // Throws a Napi::TypeError naming the field ("plan.mounts[2].target: ...") when anything is off.
-SpawnRequest request_from_plan(const Napi::Object& plan, bool* seccomp_listener);
+SpawnRequest request_from_plan(const Napi::Object& plan);
 
 }  // namespace sandcell

@@ -16,7 +16,7 @@ constexpr uint32_t kMaxPlanBytes = 16u << 20;
 
 // Fixed fd numbers the init finds its channels at (stdio is 0, 1, 2).
 constexpr int kPlanFd = 3;    // read: the plan (u32 length, bytes); then control bytes, EOF = parent gone
-constexpr int kReportFd = 4;  // write: a SetupFailure, or EOF once the program has exec'd
+constexpr int kReportFd = 4;  // write: Reports (see ReportKind), then EOF once the program has exec'd
 constexpr int kStatusFd = 5;  // write: the ExitStatus of the program's main process
 
 enum MountKind : uint32_t {
@@ -44,10 +44,10 @@ enum PlanFlag : uint32_t {
   kSeccompListener = 8,  // load the filter with a user-notification listener and send it back
   // A box that lives: the init builds the root and then only reaps, until told to end.
   kPersistent = 16,
-  // A run inside a living box: the init was started in the box's namespaces; it builds nothing,
-  // runs the program in the box's PID namespace and ends only what that run started.
+  // A run inside a living box: the init was started in the box's namespaces (a mount namespace of
+  // the run's own); it builds nothing, and runs the program in a PID namespace of the run's own.
   kJoin = 32,
-  // A box built ahead of its run: the init builds the root, reports kReadyNote, then waits on
+  // A box built ahead of its run: the init builds the root, reports kReady, then waits on
   // kPlanFd for the run's own plan (a kJoin plan: program, limits, filter, files) and its stdio.
   kPrepared = 128,
 };
@@ -88,15 +88,19 @@ struct Plan {
   std::vector<uint32_t> exec_path_hi;
 };
 
-// Sent on kReportFd when a setup step fails; the stage names the step ("mount /usr", "execve").
-struct SetupFailure {
-  int32_t err;
-  char stage[252];
+// What a Report on kReportFd (or the clone child's exec pipe) says.
+enum ReportKind : uint32_t {
+  kSetupFailed = 1,  // a setup step failed: `stage` names it ("mount /usr", "execve"), `err` why
+  kReady = 2,        // a prepared box's root is built; it waits for its run
+  kListener = 3,     // the seccomp listener rides along (SCM_RIGHTS)
+  kRunInit = 4,      // a pidfd of a joined run's init (PID 1 of the run's namespace) rides along
 };
 
-// The err of the one SetupFailure-shaped note that is not a failure: a prepared box's root is
-// built and it waits for its run (failures always carry a positive errno).
-constexpr int32_t kReadyNote = -1;
+struct Report {
+  uint32_t kind;
+  int32_t err;
+  char stage[248];
+};
 
 // Control bytes the supervisor sends the init after the plan.
 constexpr char kTerminate = 'k';  // end the box now: kill everything, reap, report

@@ -2,7 +2,6 @@
 // user namespace, it reads the plan, builds the root filesystem, starts the program as its child
 // with every privilege dropped, then reaps, forwards signals and reports how the program ended.
 // An ordinary single-threaded static program: unlike the clone child it may use libc freely.
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -45,7 +44,8 @@ namespace wire = sandcell::wire;
 namespace fdpass = sandcell::fdpass;
 
 [[noreturn]] void fail(const std::string& stage, int err) {
-  wire::SetupFailure f{};
+  wire::Report f{};
+  f.kind = wire::kSetupFailed;
   f.err = err;
   snprintf(f.stage, sizeof f.stage, "%s", stage.c_str());
   (void)!write(wire::kReportFd, &f, sizeof f);
@@ -126,6 +126,14 @@ void restrict_bind(const std::string& target, uint32_t flags, const std::string&
     fail(stage, errno);
 }
 
+// A procfs of the caller's PID namespace. hidepid hides the init from the program (which runs as
+// another uid); older kernels reject the name "invisible", so fall back to no option at all.
+void mount_proc(const std::string& at, const std::string& stage) {
+  if (mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0 &&
+      mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+    fail(stage, errno);
+}
+
 struct Source {
   const Mount* mount;
   int fd;
@@ -203,11 +211,7 @@ void build_root(const Plan& plan) {
         break;
       case wire::kProc:
         make_dirs(at, 0555);
-        // hidepid hides nothing in a PID namespace of one user, but costs nothing where it helps;
-        // older kernels reject the name "invisible", so fall back to no option at all.
-        if (mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0 &&
-            mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
-          fail("mount proc " + m.target, errno);
+        mount_proc(at, "mount proc " + m.target);
         break;
       case wire::kBind: {
         if (next_source >= sources.size() || sources[next_source].mount != &m) break;  // optional, missing
@@ -290,7 +294,8 @@ void* send_listener(void* arg) {
   auto* h = static_cast<ListenerHandoff*>(arg);
   int lfd;
   while ((lfd = h->fd.load()) < 0) sched_yield();
-  wire::SetupFailure note{};
+  wire::Report note{};
+  note.kind = wire::kListener;
   snprintf(note.stage, sizeof note.stage, "seccomp listener");
   // fail() ends the whole process (exit_group), the filtered thread included.
   if (fdpass::send_fds(wire::kReportFd, &note, sizeof note, &lfd, 1) < 0) fail("seccomp listener", errno);
@@ -389,68 +394,11 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
   fail("execve", errno);
 }
 
-// PID 1 of the box kills with kill(-1); a run inside a living box is not PID 1 and must end only
-// what it started: its descendants, which all become its children (it is a subreaper) once
-// their parents die. Each round kills every child there is, then reaps one.
-bool g_namespace_init = true;
-
-// The init's children: from /proc/self/task/<tid>/children (the init is single-threaded), or,
-// on kernels built without it, by scanning /proc (hidepid hides the program's processes from a
-// scan once the init has dropped its capabilities, so the children file comes first).
-std::vector<pid_t> children_of_self() {
-  std::vector<pid_t> out;
-  pid_t self = getpid();
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/children", self);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    std::string text;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-    close(fd);
-    for (const char* p = text.c_str(); *p;) {
-      char* end;
-      long pid = strtol(p, &end, 10);
-      if (end == p) break;
-      if (pid > 0) out.push_back(static_cast<pid_t>(pid));
-      p = end;
-    }
-    return out;
-  }
-  DIR* proc = opendir("/proc");
-  if (!proc) return out;
-  while (dirent* e = readdir(proc)) {
-    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
-    if (pid <= 0) continue;
-    char stat_path[64], buf[512];
-    snprintf(stat_path, sizeof stat_path, "/proc/%d/stat", pid);
-    int sfd = open(stat_path, O_RDONLY | O_CLOEXEC);
-    if (sfd < 0) continue;
-    ssize_t n = read(sfd, buf, sizeof buf - 1);
-    close(sfd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    const char* paren = strrchr(buf, ')');
-    int ppid = 0;
-    char state;
-    if (paren && sscanf(paren + 1, " %c %d", &state, &ppid) == 2 && ppid == self) out.push_back(pid);
-  }
-  closedir(proc);
-  return out;
-}
-
+// The init is PID 1 of the PID namespace of everything it started (a box's, or a joined run's
+// own): kill(-1) reaches all of it, and nothing can hide from it by double-forking.
 void kill_everything_started() {
-  if (g_namespace_init) {
-    kill(-1, SIGKILL);
-    while (waitpid(-1, nullptr, __WALL) >= 0 || errno == EINTR) {
-    }
-    return;
-  }
-  for (;;) {
-    for (pid_t child : children_of_self()) kill(child, SIGKILL);
-    pid_t pid = waitpid(-1, nullptr, __WALL);
-    if (pid < 0 && errno != EINTR) return;  // ECHILD: nothing left
+  kill(-1, SIGKILL);
+  while (waitpid(-1, nullptr, __WALL) >= 0 || errno == EINTR) {
   }
 }
 
@@ -536,43 +484,82 @@ void keep_only_kill(int cap_last) {
   }
 }
 
-// A run in a living box. The addon started us inside the box's namespaces (setns), but a PID
-// namespace applies to children only: the run's own init is our child, in the box's PID
-// namespace, a subreaper for everything the run starts. We stay outside, forwarding signals to
-// it and ending when it ends.
-[[noreturn]] void join_box(const Plan& plan, int cap_last, const sigset_t& all) {
-  pid_t inner = fork();
-  if (inner < 0) fail("fork", errno);
-  if (inner == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    g_namespace_init = false;
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) fail("subreaper", errno);
-    for (const auto& m : plan.mounts) place(plan, m, "");
-    supervise(plan, cap_last, all);
+// PR_SET_PDEATHSIG for a child of ours, with the window between fork() and prctl() closed: the
+// parent's pidfd, opened before the fork, says whether it is gone already.
+void die_with_parent(int parent_pidfd) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  pollfd p{parent_pidfd, POLLIN, 0};
+  if (parent_pidfd < 0 || poll(&p, 1, 0) != 0) _exit(1);
+  close(parent_pidfd);
+}
+
+// Forks a child that dies with us (see die_with_parent): 0 in the child, its pid in the parent.
+pid_t fork_tied(const char* stage) {
+  int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  if (self < 0) fail(stage, errno);
+  pid_t pid = fork();
+  if (pid < 0) fail(stage, errno);
+  if (pid == 0) {
+    die_with_parent(self);
+    return 0;
   }
+  close(self);
+  return pid;
+}
+
+// A link between the process the addon watches and a joined run's init: it holds no privilege
+// and no channel, and ends once its child is reaped, so the process the addon watches ends only
+// after the whole run has.
+[[noreturn]] void link_until_reaped(pid_t child, int cap_last) {
   close(wire::kPlanFd);
   close(wire::kReportFd);
   close(wire::kStatusFd);
-  keep_only_kill(cap_last);
-  for (;;) {
-    siginfo_t info;
-    int sig = sigwaitinfo(&all, &info);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      kill(inner, sig);
-      continue;
-    }
-    int status;
-    while (waitpid(inner, &status, WNOHANG | __WALL) == inner) _exit(0);
+  for (int cap = 0; cap <= cap_last; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  clear_caps("drop capabilities");
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  while (waitpid(child, nullptr, __WALL) < 0 && errno == EINTR) {
   }
+  _exit(0);
+}
+
+// A run in a living box. The addon started us in the box's namespaces (and a mount namespace of
+// the run's own); the box's PID namespace holds for our children only, and a new PID namespace can
+// be made only by a process inside the one it goes below. So our child, in the box's PID
+// namespace, makes the run's own, and its child is PID 1 there: the run's init. Its death takes the
+// whole run with it, by the kernel; the box's init never sees the run's processes, nor they it.
+[[noreturn]] void join_box(const Plan& plan, int cap_last, const sigset_t& all) {
+  pid_t link = fork_tied("fork");
+  if (link > 0) link_until_reaped(link, cap_last);
+  if (unshare(CLONE_NEWPID) < 0) fail("run PID namespace", errno);
+  pid_t init = fork_tied("fork run init");
+  if (init > 0) {
+    // The supervisor ends the run through the run's init: killing us would leave it to die of
+    // PR_SET_PDEATHSIG a moment later, after the result.
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, init, 0));
+    wire::Report note{};
+    note.kind = wire::kRunInit;
+    snprintf(note.stage, sizeof note.stage, "run init");
+    if (pidfd < 0 || fdpass::send_fds(wire::kReportFd, &note, sizeof note, &pidfd, 1) < 0) {
+      int err = errno;
+      kill(init, SIGKILL);
+      fail("run init pidfd", err);
+    }
+    close(pidfd);
+    link_until_reaped(init, cap_last);
+  }
+  // The run's own /proc, over the box's, in the run's mount namespace: the run sees its processes
+  // only. (A new procfs needs one already fully visible in the namespace, so the box's stays below.)
+  mount_proc("/proc", "mount run /proc");
+  for (const auto& m : plan.mounts) place(plan, m, "");
+  supervise(plan, cap_last, all);
 }
 
 // A box built ahead of its run (kPrepared): the root is ready; say so, then wait for the run's
 // own plan and the program's stdio, which arrive together on the control channel. Everything the
 // run may choose is taken from that plan; what the box is (namespaces, root, ids) stays as built.
 void await_run(Plan* plan) {
-  wire::SetupFailure ready{};
-  ready.err = wire::kReadyNote;
+  wire::Report ready{};
+  ready.kind = wire::kReady;
   snprintf(ready.stage, sizeof ready.stage, "ready");
   if (write(wire::kReportFd, &ready, sizeof ready) != static_cast<ssize_t>(sizeof ready)) _exit(1);
 

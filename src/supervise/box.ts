@@ -165,7 +165,7 @@ export class SandboxProcess {
    * SIGKILLs every process of the run cgroup but sandcell's own inits, at once. The init's own
    * kill(-1) follows, but it has to be scheduled first, on CPUs the box is burning: with four
    * burners on two cores that took up to 30 ms (60 ms of CPU past the limit). The inits (one for a
-   * box, two for a run in a living box) are spared so they still reap the tree and report its
+   * box, three for a run in a living box) are spared so they still reap the tree and report its
    * exact usage. The pids are those the kernel lists in the run cgroup this moment; one that exits
    * in between frees its number, which the cyclic pid allocator does not hand out again before it
    * has gone round pid_max.

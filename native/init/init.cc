@@ -15,7 +15,9 @@
 #include <sys/mount.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
@@ -139,7 +141,8 @@ struct Source {
   int fd;
 };
 
-// Files and directories the plan puts in place (below `root`); in a living box, also per run.
+// Files and directories of the root being built (below `root`, a fresh tmpfs nothing else has
+// written yet). A run's own files, in a box that exists already, go through place_run_files.
 void place(const Plan& plan, const Mount& m, const std::string& root) {
   std::string at = root + m.target;
   if (m.kind == wire::kDir) {
@@ -149,12 +152,92 @@ void place(const Plan& plan, const Mount& m, const std::string& root) {
     return;
   }
   make_dirs(parent_of(at), 0755);
-  // Never through a symlink the box may have planted where the file goes.
   int fd = open(at.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, m.mode);
   if (fd < 0 || !write_all(fd, m.data)) fail("write " + m.target, errno);
   if (fchmod(fd, m.mode) < 0) fail("chmod " + m.target, errno);
   if (m.owner && fchown(fd, plan.uid, plan.gid) < 0) fail("chown " + m.target, errno);
   close(fd);
+}
+
+// Opens the directory `name` below `dir` (made if missing), never through a symlink: one
+// component at a time, O_NOFOLLOW, O_DIRECTORY (so a FIFO is refused before it could block).
+int open_subdir(int dir, const std::string& name, const std::string& stage) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) fail(stage, EINVAL);
+  if (mkdirat(dir, name.c_str(), 0755) < 0 && errno != EEXIST) fail(stage, errno);
+  int fd = openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail(stage, errno);
+  return fd;
+}
+
+// One of a run's files or directories, below the working directory whatever an earlier run left
+// there: no symlink is followed on the way, and a file is written under a fresh name in its
+// directory and renamed over its own, so a FIFO, a device or a symlink in its place is replaced,
+// never opened, and a directory there fails the run naming the file.
+void place_run_file(int cwd_fd, const std::string& cwd, const Mount& m) {
+  std::string prefix = cwd == "/" ? "/" : cwd + "/";
+  std::string rel = m.target.compare(0, prefix.size(), prefix) == 0 ? m.target.substr(prefix.size()) : "";
+  std::string stage = (m.kind == wire::kDir ? "place dir " : "place file ") + rel;
+  if (rel.empty() || !m.owner) fail(stage, EINVAL);
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    size_t slash = rel.find('/', start);
+    parts.push_back(rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  int dir = fcntl(cwd_fd, F_DUPFD_CLOEXEC, 0);
+  if (dir < 0) fail(stage, errno);
+  size_t dirs = m.kind == wire::kDir ? parts.size() : parts.size() - 1;
+  for (size_t i = 0; i < dirs; i++) {
+    int next = open_subdir(dir, parts[i], stage);
+    close(dir);
+    dir = next;
+  }
+  if (m.kind == wire::kDir) {
+    if (fchmod(dir, m.mode) < 0) fail(stage, errno);
+    close(dir);
+    return;
+  }
+  const std::string& name = parts.back();
+  if (name.empty() || name == "." || name == "..") fail(stage, EINVAL);
+  uint64_t nonce = 0;
+  if (getrandom(&nonce, sizeof nonce, 0) != static_cast<ssize_t>(sizeof nonce)) fail(stage, errno);
+  char tmp[48];
+  snprintf(tmp, sizeof tmp, ".sandcell-%016llx", static_cast<unsigned long long>(nonce));
+  int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) fail(stage, errno);
+  if (!write_all(fd, m.data) || fchmod(fd, m.mode) < 0 || renameat(dir, tmp, dir, name.c_str()) < 0) {
+    int err = errno;
+    unlinkat(dir, tmp, 0);
+    fail(stage, err);
+  }
+  close(fd);
+  close(dir);
+}
+
+// A run's files (a join plan's entries), written as the program would write them: with its uid
+// and gid (fsuid/fsgid) and no capability in effect. The process keeps its privileges for the
+// rest of the program's setup, and the files are placed before its rlimits apply, as a box's
+// own files are.
+void place_run_files(const Plan& plan) {
+  if (plan.mounts.empty()) return;
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2] = {};
+  if (syscall(SYS_capget, &hdr, caps) < 0) fail("place files", errno);
+  setfsgid(plan.gid);
+  setfsuid(plan.uid);
+  if (static_cast<uint32_t>(setfsuid(-1)) != plan.uid || static_cast<uint32_t>(setfsgid(-1)) != plan.gid)
+    fail("place files", EPERM);
+  __user_cap_data_struct none[2] = {caps[0], caps[1]};
+  none[0].effective = none[1].effective = 0;
+  if (syscall(SYS_capset, &hdr, none) < 0) fail("place files", errno);
+  int cwd = open(plan.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (cwd < 0) fail("place files in " + plan.cwd, errno);
+  for (const auto& m : plan.mounts) place_run_file(cwd, plan.cwd, m);
+  close(cwd);
+  setfsuid(0);
+  setfsgid(0);
+  if (syscall(SYS_capset, &hdr, caps) < 0) fail("place files", errno);
 }
 
 void build_root(const Plan& plan) {
@@ -308,7 +391,7 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
                                     "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime"};
 
 // The program's own process: everything it does not need is taken away, then execve.
-[[noreturn]] void exec_program(const Plan& plan, int cap_last) {
+[[noreturn]] void exec_program(const Plan& plan, int cap_last, bool run_files) {
   close(wire::kStatusFd);
   close(wire::kPlanFd);
   // The report channel must close when execve succeeds: that EOF is how the parent learns it did.
@@ -318,6 +401,7 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  if (run_files) place_run_files(plan);
   if (chdir(plan.cwd.c_str()) < 0) fail("chdir " + plan.cwd, errno);
   for (const auto& l : plan.rlimits) {
     rlimit r{l.soft, l.hard};
@@ -432,7 +516,7 @@ void keep_only_kill(int cap_last) {
 
 // The init's life after setup: start the program (unless the box only waits for runs), then
 // forward signals to it, reap, and end the run when it ends or when the supervisor says so.
-[[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all) {
+[[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all, bool run_files) {
   int sigfd = signalfd(-1, &all, SFD_CLOEXEC);
   if (sigfd < 0) fail("signalfd", errno);
   pid_t main_pid = -1;
@@ -441,7 +525,7 @@ void keep_only_kill(int cap_last) {
     if (main_pid < 0) fail("fork", errno);
     if (main_pid == 0) {
       close(sigfd);
-      exec_program(plan, cap_last);
+      exec_program(plan, cap_last, run_files);
     }
   }
   // For a living box, this EOF tells the supervisor the box is ready for runs.
@@ -550,8 +634,7 @@ pid_t fork_tied(const char* stage) {
   // The run's own /proc, over the box's, in the run's mount namespace: the run sees its processes
   // only. (A new procfs needs one already fully visible in the namespace, so the box's stays below.)
   mount_proc("/proc", "mount run /proc");
-  for (const auto& m : plan.mounts) place(plan, m, "");
-  supervise(plan, cap_last, all);
+  supervise(plan, cap_last, all, true);
 }
 
 // A box built ahead of its run (kPrepared): the root is ready; say so, then wait for the run's
@@ -598,7 +681,7 @@ void await_run(Plan* plan) {
   plan->exec_path_lo = std::move(run.exec_path_lo);
   plan->exec_path_hi = std::move(run.exec_path_hi);
   plan->flags = (plan->flags & ~wire::kSeccompListener) | (run.flags & wire::kSeccompListener);
-  for (const auto& m : run.mounts) place(*plan, m, "");
+  plan->mounts = std::move(run.mounts);
 }
 
 }  // namespace
@@ -632,6 +715,7 @@ int main() {
   if (sethostname(plan.hostname.data(), plan.hostname.size()) < 0) fail("sethostname", errno);
   if (plan.flags & wire::kLoopbackUp) loopback_up();
   build_root(plan);
-  if (plan.flags & wire::kPrepared) await_run(&plan);
-  supervise(plan, cap_last, all);
+  bool prepared = plan.flags & wire::kPrepared;
+  if (prepared) await_run(&plan);
+  supervise(plan, cap_last, all, prepared);
 }

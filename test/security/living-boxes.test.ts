@@ -130,6 +130,46 @@ describe('a run in a living box ends as a whole (root)', () => {
   });
 });
 
+describe("a run's files are placed safely whatever the box holds (root)", () => {
+  it('a FIFO planted where a file goes is replaced, promptly', async () => {
+    const box = await Sandbox.create();
+    try {
+      await box.run({ command: ['/bin/mkfifo', 'input.txt'] });
+      const r = await within(box.run({ command: ['/bin/sh', '-c', 'test -f input.txt && cat input.txt'], files: { 'input.txt': 'data\n' } }), 10_000);
+      expect(r).not.toBe('hung');
+      expect((r as RunResult).stdout).toBe('data\n');
+    } finally {
+      await box.destroy();
+    }
+  });
+
+  it('a symlink planted in a parent directory fails the run naming the file; one in its place is replaced; nothing is written outside the working directory', async () => {
+    const box = await Sandbox.create();
+    try {
+      await box.run({ command: ['/bin/sh', '-c', 'mkdir d && ln -s /tmp d/sub && ln -s /tmp/target link'] });
+      const e = await within(box.run({ command: ['/bin/true'], files: { 'd/sub/planted': 'x' } }).catch((x: unknown) => x), 10_000);
+      expect(e).toBeInstanceOf(SandboxSetupError);
+      expect((e as SandboxSetupError).stage).toContain('d/sub/planted');
+      const r = await box.run({ command: ['/bin/sh', '-c', 'test -L link || cat link; ls -A /tmp'], files: { link: 'replaced\n' } });
+      expect(r.stdout).toBe('replaced\n');
+    } finally {
+      await box.destroy();
+    }
+  });
+
+  it('a directory where a file goes fails the run naming the file', async () => {
+    const box = await Sandbox.create();
+    try {
+      await box.run({ command: ['/bin/mkdir', '-p', 'in/x'] });
+      const e = await box.run({ command: ['/bin/true'], files: { in: 'x' } }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(SandboxSetupError);
+      expect((e as SandboxSetupError).stage).toContain('in');
+    } finally {
+      await box.destroy();
+    }
+  });
+});
+
 /** Runs `script` (ESM; Sandbox and SandboxSetupError imported, SURVIVOR and BIND defined) in a Node process as uid/gid 65534. */
 function asNobody(script: string): { status: number | null; stdout: string; stderr: string } {
   const code = [
@@ -196,5 +236,17 @@ describe('a run in a living box ends as a whole (rootless)', () => {
     expect(r.stderr).toBe('');
     // Rootless, the program has the init's uid: it sees the run's init (PID 1), itself and its tr.
     expect(lastJson(r)).toMatchObject({ sleep: false });
+  });
+
+  it('planted FIFOs and symlinks neither hang the next run nor send its files outside the working directory', () => {
+    const r = asNobody(`
+      const box = await Sandbox.create();
+      await box.run({ command: ['/bin/sh', '-c', 'mkfifo input.txt; mkdir d && ln -s /tmp d/sub'] });
+      const a = await within(box.run({ command: ['/bin/cat', 'input.txt'], files: { 'input.txt': 'data' } }).catch((e) => e), 10000);
+      const b = await within(box.run({ command: ['/bin/true'], files: { 'd/sub/planted': 'x' } }).catch((e) => e), 10000);
+      const ls = await box.run({ command: ['/bin/ls', '-A', '/tmp'] });
+      await box.destroy();
+      console.log(JSON.stringify({ a: a === 'hung' ? 'hung' : a.stdout ?? a.message, b: b instanceof SandboxSetupError ? b.stage : String(b), tmp: ls.stdout }));`);
+    expect(lastJson(r)).toEqual({ a: 'data', b: expect.stringContaining('d/sub/planted') as unknown, tmp: '' });
   });
 });

@@ -11,7 +11,8 @@
     {
       "target_name": "sandcell-init",
       "type": "executable",
-      "sources": ["native/init/init.cc"],
+      "sources": ["native/init/main.cc", "native/init/common.cc", "native/init/root.cc", "native/init/files.cc",
+                  "native/init/program.cc", "native/init/reaper.cc"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "ldflags": ["-static"]
     }

@@ -1,0 +1,155 @@
+// The init's life once the box is built: it starts the program, forwards signals to it, reaps
+// everything, and when the run ends (its main process ends, or the supervisor says so) it kills
+// what is left and reports how the main process ended.
+#include <errno.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "init.h"
+
+namespace sandcell::init {
+namespace {
+
+// The init is PID 1 of the PID namespace of everything it started (a box's, or a joined run's
+// own): kill(-1) reaches all of it, and nothing can hide from it by double-forking.
+void kill_everything_started() {
+  kill(-1, SIGKILL);
+  while (waitpid(-1, nullptr, __WALL) >= 0 || errno == EINTR) {
+  }
+}
+
+// Ends the run from the inside: every process it started dies and is reaped (so its usage is
+// counted), and the supervisor learns how the main process ended.
+[[noreturn]] void finish(uint32_t kind, int value) {
+  kill_everything_started();
+  rusage ru{};
+  getrusage(RUSAGE_CHILDREN, &ru);
+  wire::ExitStatus s{};
+  s.magic = wire::kStatusMagic;
+  s.kind = kind;
+  s.value = value;
+  s.user_us = static_cast<uint64_t>(ru.ru_utime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_utime.tv_usec);
+  s.system_us = static_cast<uint64_t>(ru.ru_stime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_stime.tv_usec);
+  s.max_rss_kib = static_cast<uint64_t>(ru.ru_maxrss);
+  (void)!write(wire::kStatusFd, &s, sizeof s);
+  _exit(0);
+}
+
+// The init keeps only CAP_KILL (to end the box's processes, which run as another uid) and cannot
+// be ptraced (not dumpable, and its capabilities are not a subset of the program's). The program
+// cannot signal it even with the same uid (rootless): the init is PID 1 of the program's PID
+// namespace, so SIGKILL and SIGSTOP from inside are dropped, and the rest, blocked here, are read
+// from the signalfd and forwarded to the program.
+void keep_only_kill(int cap_last) {
+  for (int cap = 0; cap <= cap_last; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  data[0].effective = data[0].permitted = 1u << CAP_KILL;
+  if (syscall(SYS_capset, &hdr, data) < 0)
+    if (int err = clear_caps()) fail("init drop capabilities", err);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+// PR_SET_PDEATHSIG for a child of ours, with the window between fork() and prctl() closed: the
+// parent's pidfd, opened before the fork, says whether it is gone already.
+void die_with_parent(int parent_pidfd) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  pollfd p{parent_pidfd, POLLIN, 0};
+  if (parent_pidfd < 0 || poll(&p, 1, 0) != 0) _exit(1);
+  close(parent_pidfd);
+}
+
+}  // namespace
+
+// The init's life after setup: start the program (unless the box only waits for runs), then
+// forward signals to it, reap, and end the run when it ends or when the supervisor says so.
+[[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all, bool run_files) {
+  int sigfd = signalfd(-1, &all, SFD_CLOEXEC);
+  if (sigfd < 0) fail("signalfd", errno);
+  pid_t main_pid = -1;
+  if (!(plan.flags & wire::kPersistent)) {
+    main_pid = fork();
+    if (main_pid < 0) fail("fork", errno);
+    if (main_pid == 0) {
+      close(sigfd);
+      exec_program(plan, cap_last, run_files);
+    }
+  }
+  // For a living box, this EOF tells the supervisor the box is ready for runs.
+  close(wire::kReportFd);
+  keep_only_kill(cap_last);
+
+  pollfd fds[2] = {{sigfd, POLLIN, 0}, {wire::kPlanFd, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) continue;
+    if (fds[1].revents) {
+      char c = 0;
+      ssize_t n = read(wire::kPlanFd, &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      // A terminate request, or EOF: the supervisor is gone and nobody would read the result.
+      finish(wire::kTerminated, 0);
+    }
+    if (!(fds[0].revents & POLLIN)) continue;
+    signalfd_siginfo si;
+    if (read(sigfd, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) continue;
+    if (si.ssi_signo != SIGCHLD) {
+      // Signals sent to the box (through the init) are meant for the program.
+      if (main_pid > 0) kill(main_pid, static_cast<int>(si.ssi_signo));
+      continue;
+    }
+    for (;;) {
+      int status;
+      pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
+      if (pid <= 0) break;
+      // A ptrace stop, not an end: the program made itself our tracee (PTRACE_TRACEME, possible
+      // under a policy that allows ptrace). Let it go on, signal delivered, no longer traced.
+      if (WIFSTOPPED(status)) {
+        ptrace(PTRACE_DETACH, pid, nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(WSTOPSIG(status))));
+        continue;
+      }
+      if (pid != main_pid) continue;
+      // The run ends with its main process; whatever it left behind dies with it.
+      if (WIFEXITED(status)) finish(wire::kExited, WEXITSTATUS(status));
+      finish(wire::kSignaled, WTERMSIG(status));
+    }
+  }
+}
+
+// Forks a child that dies with us (see die_with_parent): 0 in the child, its pid in the parent.
+pid_t fork_tied(const char* stage) {
+  int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  if (self < 0) fail(stage, errno);
+  pid_t pid = fork();
+  if (pid < 0) fail(stage, errno);
+  if (pid == 0) {
+    die_with_parent(self);
+    return 0;
+  }
+  close(self);
+  return pid;
+}
+
+// A link between the process the addon watches and a joined run's init: it holds no privilege
+// and no channel, and ends once its child is reaped, so the process the addon watches ends only
+// after the whole run has.
+[[noreturn]] void link_until_reaped(pid_t child, int cap_last) {
+  close(wire::kPlanFd);
+  close(wire::kReportFd);
+  close(wire::kStatusFd);
+  for (int cap = 0; cap <= cap_last; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  if (int err = clear_caps()) fail("drop capabilities", err);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  while (waitpid(child, nullptr, __WALL) < 0 && errno == EINTR) {
+  }
+  _exit(0);
+}
+
+}  // namespace sandcell::init

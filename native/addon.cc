@@ -183,7 +183,7 @@ class Box : public Napi::ObjectWrap<Box> {
 
   // close(): for a box that will never be watched (the caller gave up before watching).
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (exit_poll_ == nullptr && pidfd_ >= 0) {
+    if (exit_poll_ == nullptr && pidfd_ >= 0 && !exited_) {
       end_box(pidfd_, run_pidfd_);
       release_fds();
     }

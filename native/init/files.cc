@@ -109,7 +109,7 @@ int place_run_files(const Plan& plan, std::string* what) {
 
   Fd cwd(open(plan.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (cwd.get() < 0) {
-    *what = "place files in " + plan.cwd;
+    *what = "chdir " + plan.cwd;  // as the program's own chdir would report it
     return errno;
   }
   for (const auto& m : plan.mounts)

@@ -209,6 +209,17 @@ describe('a run in a living box ends as a whole (rootless)', () => {
     expect(lastJson(r)).toEqual({ a: ['ok', 'alive\n'], b: ['ok', 'next\n'] });
   });
 
+  it('the program cannot ptrace its init, even with no seccomp filter', () => {
+    const r = asNobody(`
+      const box = await Sandbox.create();
+      const py = 'import ctypes, os\\nlibc = ctypes.CDLL(None, use_errno=True)\\nr = libc.ptrace(16, 1, 0, 0)\\nprint(r, os.strerror(ctypes.get_errno()))';
+      const a = await within(box.run({ command: ['/usr/bin/python3', '-c', py], seccomp: 'none' }), 10000);
+      await box.destroy();
+      console.log(JSON.stringify(a === 'hung' ? 'hung' : [a.status, a.stdout]));`);
+    expect(r.stderr).toBe('');
+    expect(lastJson(r)).toEqual(['ok', '-1 Operation not permitted\n']);
+  });
+
   it('a child forked before a seccomp kill is gone, holds no stdout, and reads no later environment', () => {
     const r = asNobody(`
       const box = await Sandbox.create({ binds: [BIND] });

@@ -46,7 +46,7 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
   let f = compiled.get(key);
   if (!f) {
     // The filter is compiled exactly as the policy says: the init hands the listener over from a
-    // helper thread the filter does not apply to (native/init/init.cc, ListenerHandoff), so the
+    // helper thread the filter does not apply to (native/init/program.cc, ListenerHandoff), so the
     // program's own thread makes no call between loading the filter and its first execve.
     const result = compile(policy, arch());
     f = {

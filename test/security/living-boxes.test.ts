@@ -69,6 +69,32 @@ describe('a run in a living box ends as a whole (root)', () => {
     expect(await runCgroupsInUse()).toEqual([]);
   });
 
+  it.each(['exit', 'wall-time-limit', 'kill()', 'AbortSignal'])('a run that ends by %s leaves no process behind', async (how) => {
+    const box = await Sandbox.create();
+    try {
+      // A daemon that ignores the polite signals, in a session of its own; the main process waits
+      // for its first heartbeat, then ends (or waits to be ended).
+      const daemon = `(setsid sh -c 'trap "" TERM HUP INT; while :; do date +%s%N > hb; sleep 0.01; done' &); while [ ! -e hb ]; do sleep 0.01; done`;
+      const abort = new AbortController();
+      const proc = await box.spawn({
+        command: ['/bin/sh', '-c', `${daemon}; echo up; ${how === 'exit' ? 'exit 0' : 'sleep 1000'}`],
+        limits: { wallTime: how === 'wall-time-limit' ? '1s' : '30s' },
+        signal: abort.signal,
+      });
+      await new Promise<void>((resolve) => proc.stdout.once('data', () => resolve()));
+      if (how === 'kill()') proc.kill();
+      if (how === 'AbortSignal') abort.abort();
+      const r = await within(proc.wait().catch((e: unknown) => e), 20_000);
+      expect(r).not.toBe('hung');
+      const beat = text(box, 'hb');
+      expect(beat).not.toBeNull();
+      await sleep(300);
+      expect(text(box, 'hb')).toBe(beat);
+    } finally {
+      await box.destroy();
+    }
+  });
+
   it('a survivor that holds stdout does not hold run() past the wall limit and its grace', async () => {
     const box = await Sandbox.create({ binds: [bind()] });
     try {

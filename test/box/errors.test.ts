@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { run, SandboxOptionsError, SandboxSetupError, spawn } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
 
-beforeAll(requireRoot);
+beforeAll(() => requireRoot());
 
 async function optionError(options: unknown): Promise<SandboxOptionsError> {
   try {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/index.js';
 import { childPids, mountTable, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
-beforeAll(requireRoot);
+beforeAll(() => requireRoot());
 
 async function settle(): Promise<void> {
   // Sockets wrapping the box's pipes close on the next turns of the event loop.

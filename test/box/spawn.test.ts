@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, run, spawn } from '../../src/index.js';
 import { childPids, requireRoot } from '../helpers/host.js';
 
-beforeAll(requireRoot);
+beforeAll(() => requireRoot());
 
 function lines(stream: Readable): AsyncIterator<string> {
   let buf = '';

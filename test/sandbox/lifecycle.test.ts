@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox, SandboxOptionsError, SandboxSetupError } from '../../src/index.js';
 import { childPids, mountTable, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
-beforeAll(requireRoot);
+beforeAll(() => requireRoot());
 
 const liveCgroups = runCgroupsInUse;
 

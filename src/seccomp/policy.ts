@@ -244,20 +244,15 @@ export function actionValue(action: SeccompAction, opts: ActionOptions = {}): nu
   }
 }
 
-/** Whether an action refuses the call (errno or kill). */
-export function isDenyAction(action: SeccompAction): boolean {
-  return typeof action === 'object' || action === 'kill';
-}
-
 /**
  * What a compiled filter returns for a foreign architecture (i386 via `int 0x80`, arm32) or an
- * x32 call: the policy's default action when it is a deny action, otherwise KILL_PROCESS. A
- * foreign ABI is never allowed, logged or handed to a notifier.
+ * x32 call: `kill` when that is the policy's default action (so the supervisor reports the call),
+ * otherwise KILL_PROCESS. A foreign ABI is never allowed, logged or handed to a notifier, and
+ * never answered with an errno: a policy's errno for unnamed calls was chosen for the native
+ * numbering, and the same number means another call in another ABI.
  */
 export function foreignAction(policy: SeccompPolicy, opts: ActionOptions = {}): number {
-  return isDenyAction(policy.defaultAction)
-    ? actionValue(policy.defaultAction, opts)
-    : SECCOMP_RET.KILL_PROCESS;
+  return policy.defaultAction === 'kill' ? actionValue('kill', opts) : SECCOMP_RET.KILL_PROCESS;
 }
 
 /** Human-readable form of an action ("allow", "errno EPERM", "kill", ...). */

@@ -1,8 +1,8 @@
 /**
  * Human-readable decision tables of policies (`sandcell seccomp explain <policy>`).
  */
-import { AUDIT_ARCH, type SeccompArch, syscallName } from './arch.js';
-import { type CompileOptions, type Segment, compile, planPolicy } from './compile.js';
+import { AUDIT_ARCH, type SeccompArch, syscallName, syscallTable } from './arch.js';
+import { type CompileOptions, type CompilePlan, type Segment, compile, planPolicy } from './compile.js';
 import { type ResolvedCondition, type SeccompPolicy, SECCOMP_RET, errnoName } from './policy.js';
 
 /** Describes a 32-bit filter return value. */
@@ -38,16 +38,44 @@ function describeCondition(c: ResolvedCondition): string {
   }
 }
 
-function names(seg: Segment, arch: SeccompArch): string {
+/** The names of the calls in `seg`, every one of them: an allow-list is read name by name. */
+function names(seg: Segment, arch: SeccompArch): string[] {
   const out: string[] = [];
   const hi = Math.min(seg.hi, 4095);
   for (let nr = seg.lo; nr <= hi; nr++) {
     const n = syscallName(nr, arch);
     if (n) out.push(n);
   }
-  if (out.length === 0) return '(unassigned)';
-  if (out.length <= 6) return out.join(' ');
-  return `${out.slice(0, 3).join(' ')} … ${out.slice(-2).join(' ')} (${out.length} calls)`;
+  return out;
+}
+
+const WIDTH = 100;
+
+/** `head` followed by `words` and `tail`, wrapped at WIDTH with continuation lines indented by `indent`. */
+function wrap(head: string, words: readonly string[], tail: string, indent: string): string[] {
+  const lines: string[] = [];
+  let line = head;
+  for (const [i, w] of words.entries()) {
+    const piece = i === words.length - 1 ? `${w}${tail}` : w;
+    if (line.length + 1 + piece.length > WIDTH && line.trim().length > head.trim().length) {
+      lines.push(line);
+      line = `${indent}${piece}`;
+    } else line = line === head && head.endsWith(' ') ? `${line}${piece}` : `${line} ${piece}`;
+  }
+  if (words.length === 0) line = `${line} (unassigned)${tail}`;
+  lines.push(line);
+  return lines;
+}
+
+/** How many calls of the table get each decision: "263 allow, 8 with argument checks, ...". */
+function tally(plan: CompilePlan, arch: SeccompArch, opts: CompileOptions): string {
+  const counts = new Map<string, number>();
+  for (const nr of Object.values(syscallTable(arch))) {
+    const seg = plan.segments.find((s) => s.lo <= nr && nr <= s.hi)!;
+    const what = seg.decision.kind === 'chain' ? 'with argument checks' : describeReturn(seg.decision.value, opts);
+    counts.set(what, (counts.get(what) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([what, n]) => `${n} ${what}`).join(', ');
 }
 
 /**
@@ -64,29 +92,30 @@ export function explain(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
       `${plan.segments.length} ranges`,
   );
   lines.push(`  other architectures${arch === 'x86_64' ? ' (i386 int 0x80, ...) and x32 calls' : ' (arm32 compat, ...)'}: ${describeReturn(plan.foreign, opts)}`);
-  lines.push(`  default: ${describeReturn(plan.fallback, opts)}`);
+  lines.push(`  default: ${describeReturn(plan.fallback, opts)} (every number no rule names, known to the table or not)`);
+  lines.push(`  the ${Object.keys(syscallTable(arch)).length} calls of the ${arch} table: ${tally(plan, arch, opts)}`);
   if (compiled.placeholders.length > 0)
     lines.push(
       `  placeholders: ${compiled.placeholders.map((p) => `$${p.name}.${p.half} at instruction ${p.index}`).join(', ')}`,
     );
   lines.push('');
   const width = 13;
+  const indent = `  ${''.padEnd(width)}   `;
   for (const seg of plan.segments) {
     const isDefault = seg.decision.kind === 'action' && seg.decision.value === plan.fallback;
     if (isDefault && seg.hi > 4095) continue; // the open-ended tail
-    const range = (seg.lo === seg.hi ? `${seg.lo}` : `${seg.lo}-${seg.hi}`).padEnd(width);
+    const range = `  ${(seg.lo === seg.hi ? `${seg.lo}` : `${seg.lo}-${seg.hi}`).padEnd(width)}`;
     const label = names(seg, arch);
     if (seg.decision.kind === 'action') {
-      lines.push(`  ${range} ${label}: ${describeReturn(seg.decision.value, opts)}`);
+      lines.push(...wrap(range, label, `: ${describeReturn(seg.decision.value, opts)}`, indent));
       continue;
     }
-    lines.push(`  ${range} ${label}:`);
-    seg.decision.rules.forEach((r, i) => {
-      lines.push(
-        `  ${''.padEnd(width)}   if ${r.conditions.map(describeCondition).join(' && ')} → ${describeReturn(seg.decision.kind === 'chain' ? seg.decision.values[i]! : 0, opts)}  (rule ${r.rule})`,
-      );
+    const d = seg.decision;
+    lines.push(...wrap(range, label, ':', indent));
+    d.rules.forEach((r, i) => {
+      lines.push(`${indent}if ${r.conditions.map(describeCondition).join(' && ')} → ${describeReturn(d.values[i]!, opts)}  (rule ${r.rule})`);
     });
-    lines.push(`  ${''.padEnd(width)}   otherwise → ${describeReturn(seg.decision.fallback, opts)}`);
+    lines.push(`${indent}otherwise → ${describeReturn(d.fallback, opts)}`);
   }
   const lastCovered = plan.segments[plan.segments.length - 1];
   if (lastCovered) lines.push(`  ${'…-4294967295'.padEnd(width)} everything else: ${describeReturn(plan.fallback, opts)}`);

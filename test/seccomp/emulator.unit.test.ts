@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AUDIT_ARCH } from '../../src/seccomp/arch.js';
+import { ARCHES, AUDIT_ARCH, syscallName, syscallNumber } from '../../src/seccomp/arch.js';
 import { BpfProgramError, type BpfInsn, encodeProgram } from '../../src/seccomp/bpf.js';
+import { compile } from '../../src/seccomp/compile.js';
 import { emulate, emulateTrace } from '../../src/seccomp/emulator.js';
+import { SECCOMP_RET } from '../../src/seccomp/policy.js';
+import { presets } from '../../src/seccomp/presets.js';
 
 const ld = (k: number): BpfInsn => ({ code: 0x20, jt: 0, jf: 0, k });
 const ret = (k: number): BpfInsn => ({ code: 0x06, jt: 0, jf: 0, k });
@@ -70,4 +73,39 @@ it('notices a program buffer changed after it was first checked', () => {
   expect(emulate(p, call)).toBe(9);
   p.writeUInt16LE(0x28, 0); // now an illegal packet load
   expect(() => emulate(p, call)).toThrow(BpfProgramError);
+});
+
+describe.each(ARCHES)("the default preset compiled for %s is an allow-list", (arch) => {
+  const program = compile(presets.default, arch).program;
+  const native = AUDIT_ARCH[arch];
+  const run = (nr: number, args: bigint[] = []): number => emulate(program, { nr, arch: native, args });
+  const ENOSYS = SECCOMP_RET.ERRNO | 38;
+
+  it('answers ENOSYS to system calls newer than the tables (numbers shared by both arches)', () => {
+    const newer = { statmount: 457, listmount: 458, lsm_get_self_attr: 459, lsm_set_self_attr: 460, lsm_list_modules: 461, mseal: 462, open_tree_attr: 467 };
+    for (const [name, nr] of Object.entries(newer)) {
+      expect(syscallName(nr, arch), `${name} is not in the ${arch} table`).toBeUndefined();
+      expect(run(nr), name).toBe(ENOSYS);
+    }
+  });
+
+  it('answers ENOSYS to every number the table does not know (x32 numbers aside: they end the process)', () => {
+    const unknown: number[] = [];
+    for (let nr = 0; nr < 1024; nr++) if (syscallName(nr, arch) === undefined) unknown.push(nr);
+    unknown.push(0x3fffffff, 0x80000000, 0xbfffffff);
+    // bit 30 marks x32 on x86_64 only; on aarch64 these are plain unknown numbers
+    if (arch === 'aarch64') unknown.push(0x40000000 | 63, 0x7fffffff, 0xffffffff);
+    expect(unknown.length).toBeGreaterThan(600);
+    for (const nr of unknown) expect(run(nr, [1n, 2n, 3n]), `nr ${nr}`).toBe(ENOSYS);
+  });
+
+  it('holds socketpair() to the families socket() may use', () => {
+    const socket = syscallNumber('socket', arch)!;
+    const socketpair = syscallNumber('socketpair', arch)!;
+    for (let family = 0n; family < 64n; family++) {
+      const want = [1n, 2n, 10n].includes(family) ? SECCOMP_RET.ALLOW : SECCOMP_RET.ERRNO | 97;
+      expect(run(socket, [family, 1n, 0n]), `socket(${family})`).toBe(want);
+      expect(run(socketpair, [family, 1n, 0n]), `socketpair(${family})`).toBe(want);
+    }
+  });
 });

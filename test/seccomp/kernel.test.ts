@@ -73,8 +73,15 @@ describe.skipIf(!runnable)('real kernel (x86_64)', () => {
     expect(runUnder(p, [135, 0xffffffff]).errno).toBe(0); // personality query
     expect(runUnder(p, [16, 0, 0x5412, 0])).toMatchObject({ ret: -1, errno: EPERM }); // ioctl TIOCSTI
     expect(runUnder(p, [16, 0, 0x1_0000_5412n, 0])).toMatchObject({ ret: -1, errno: EPERM }); // upper bits ignored
-    // x32 ABI and i386 are killed even though the policy allows by default
+    // the x32 ABI is killed, not answered with the default errno
     expect(runUnder(p, [0x40000000 | 39])).toMatchObject({ signal: 'SIGSYS' });
+  });
+
+  it('the default preset is an allow-list: unknown numbers get ENOSYS, socketpair keeps to the socket families', () => {
+    const p = presets.default;
+    expect(runUnder(p, [462, 0, 0, 0])).toMatchObject({ ret: -1, errno: ENOSYS }); // mseal: newer than the tables
+    expect(runUnder(p, [1000])).toMatchObject({ ret: -1, errno: ENOSYS }); // no such call
+    expect(runUnder(p, [53, 16, 3, 0, 0])).toMatchObject({ ret: -1, errno: EAFNOSUPPORT }); // socketpair(AF_NETLINK)
   });
 
   it('accepts the judge preset (kill-process) and kills on sockets', () => {

@@ -113,6 +113,32 @@ int main(int argc, char **argv) {
     report(what, ioctl(0, TCGETS, &t)); /* allowed: fails with ENOTTY on a pipe */
   } else if (!strcmp(what, "socket-netlink")) {
     report(what, syscall(SYS_socket, 16 /* AF_NETLINK */, SOCK_RAW, 0));
+  } else if (!strcmp(what, "socketpair-families")) {
+    int sv[2];
+    report("socketpair-netlink", socketpair(16 /* AF_NETLINK */, SOCK_RAW, 0, sv));
+    errno = 0;
+    report("socketpair-packet", socketpair(17 /* AF_PACKET */, SOCK_RAW, 0, sv));
+    errno = 0;
+    report("socketpair-vsock", socketpair(40 /* AF_VSOCK */, SOCK_STREAM, 0, sv));
+  } else if (!strcmp(what, "socketpair-unix")) {
+    int sv[2];
+    report(what, socketpair(AF_UNIX, SOCK_STREAM, 0, sv)); /* allowed */
+  } else if (!strcmp(what, "newer-than-tables")) {
+    /* Calls newer than the syscall tables, by number (the same on x86_64 and aarch64), with
+     * arguments that make each one fail harmlessly (or do nothing) when it reaches the kernel. */
+    report("statmount", syscall(457, 0, 0, 0, 0));
+    errno = 0;
+    report("listmount", syscall(458, 0, 0, 0, 0));
+    errno = 0;
+    report("lsm_get_self_attr", syscall(459, 0, 0, 0, 0));
+    errno = 0;
+    report("lsm_set_self_attr", syscall(460, 0, 0, 0, 0));
+    errno = 0;
+    report("lsm_list_modules", syscall(461, 0, 0, 0));
+    errno = 0;
+    report("mseal", syscall(462, 0, 0, 0));
+    errno = 0;
+    report("open_tree_attr", syscall(467, -1, 0, 0, 0, 0));
   } else if (!strcmp(what, "socket-inet")) {
     report(what, syscall(SYS_socket, 2, SOCK_STREAM, 0));
   } else if (!strcmp(what, "personality")) {

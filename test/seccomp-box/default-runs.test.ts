@@ -66,6 +66,15 @@ describe("seccomp 'default': ordinary programs run unaffected", () => {
     });
   }
 
+  it('ps, whose libnuma probes the NUMA calls the allow-list leaves out, prints the same as without a filter', async () => {
+    const ps = (seccomp: RunOptions['seccomp']) => run({ command: ['/bin/ps', '-o', 'pid,comm'], seccomp, limits: { wallTime: '10s' } });
+    const [withFilter, without] = await Promise.all([ps('default'), ps('none')]);
+    expect(withFilter.stderr).toBe('');
+    expect(withFilter.status).toBe('ok');
+    expect(withFilter.stdout).toMatch(/^\s*PID COMMAND\n\s*\d+ ps\n$/);
+    expect(without.stdout).toBe(withFilter.stdout);
+  });
+
   it(`java is ${java ? `present (${java}) and tested above` : 'ABSENT on this host: its case did not run'}`, () => {
     // Names the host's state in the report instead of skipping silently.
     expect(java === null || java.startsWith('/usr/')).toBe(true);

@@ -264,6 +264,22 @@ const programFields = {
   seccomp: z.unknown().optional(),
 };
 
+/**
+ * The box and program fields a declared profile may set (sandcell.yaml, problem files), with the
+ * very checks `run()` applies to them. `seccomp` is checked by `resolveSeccomp` here, so a
+ * declaration checks it with the seccomp module's own parser.
+ */
+export const profileFieldSchemas = {
+  image: shapeFields.image,
+  writable: shapeFields.writable,
+  network: shapeFields.network,
+  binds: shapeFields.binds,
+  mounts: shapeFields.mounts,
+  env: programFields.env,
+  cwd: programFields.cwd,
+  limits: programFields.limits,
+} as const;
+
 const collectSchema = z
   .array(relativePath)
   .max(1000)

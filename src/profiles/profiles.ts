@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 
-import type { BoxOptions } from '../options.js';
+import type { BoxOptions } from '../index.js';
 import { configSchema, profilesMapSchema } from './schema.js';
 import { DeclarationError, Source, type DeclarationIssue, type PathPart } from './source.js';
 

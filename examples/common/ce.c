@@ -1,0 +1,4 @@
+/* Does not compile: compilation error. */
+int main(void) {
+  return missing_name;
+}

@@ -1,0 +1,6 @@
+#include <stdio.h>
+int main(void) {
+  long long a, b;
+  if (scanf("%lld %lld", &a, &b) != 2) return 1;
+  printf("%.9f\n", (double)a / (double)b);
+}

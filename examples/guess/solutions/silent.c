@@ -1,0 +1,7 @@
+/* Never asks: waits for the interactor, which waits for it. */
+#include <stdio.h>
+int main(void) {
+  while (getchar() != EOF) {
+  }
+  return 0;
+}

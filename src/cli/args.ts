@@ -17,6 +17,9 @@ export interface RunCommand {
   json: boolean;
   /** Where collected files are written (default: the current directory). */
   collectTo: string;
+  /** A profile the options apply over, from `config` (default: ./sandcell.yaml). */
+  profile: string | null;
+  config: string | null;
 }
 
 const LIMIT_FLAGS: Readonly<Record<string, keyof Limits>> = {
@@ -92,6 +95,8 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   const options: RunOptions = { command: [] };
   let report: string | null = null;
   let json = false;
+  let profile: string | null = null;
+  let config: string | null = null;
   let i = 0;
   const value = (flag: string): string => {
     const v = args[++i];
@@ -150,6 +155,10 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
       report = take();
     } else if (flag === '--json') {
       json = true;
+    } else if (flag === '--profile') {
+      profile = take();
+    } else if (flag === '--config') {
+      config = take();
     } else {
       throw new UsageError(`unknown option ${raw} (see sandcell run --help)`);
     }
@@ -163,5 +172,6 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   if (Object.keys(files).length > 0) options.files = files;
   if (collect.length > 0) options.collect = collect;
   if (Object.keys(env).length > 0) options.env = env;
-  return { options, report, json, collectTo };
+  if (config !== null && profile === null) throw new UsageError('--config names the file of a --profile: give the profile too');
+  return { options, report, json, collectTo, profile, config };
 }

@@ -2,6 +2,8 @@ export const MAIN_HELP = `sandcell — run a program in a Linux sandbox it canno
 
 Usage:
   sandcell run [options] -- <command> [args...]   run a program in a new box
+  sandcell judge <problem.yaml> --submission <f>  judge a submission (sandcell judge --help)
+  sandcell schema [config|problem]                print the JSON Schema of sandcell.yaml or a problem file
   sandcell seccomp explain <preset|policy.json>   print the decision table of a seccomp policy
   sandcell serve [options]                        the engine as a daemon on a Unix socket
                                                   (sandcell serve --help); with SANDCELL_HOST
@@ -46,6 +48,8 @@ The box:
   --network <mode>     none (default: own network namespace, loopback only) | loopback | host
   --seccomp <p>        default (default) | judge | none | a policy JSON file
   --cgroup-parent <p>  cgroup under which the box's cgroups are made
+  --profile <name>     start from a profile of sandcell.yaml; the flags given here win
+  --config <file>      the file of the profiles (default: ./sandcell.yaml)
 
 Output:
   --report <file>      write the result JSON there

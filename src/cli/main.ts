@@ -13,11 +13,16 @@ import type { Result } from '../result.js';
 import { run, spawn } from '../run.js';
 import { setWarmBoxes } from '../shutdown.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
+import { SubmissionError } from '../problems/judge.js';
+import { loadProfiles, withProfile } from '../profiles/profiles.js';
+import { DeclarationError } from '../profiles/source.js';
 import { MAIN_HELP, RUN_HELP } from './help.js';
 import { parseRunArgs, UsageError, type RunCommand } from './args.js';
 import { SandcellRemoteError } from '../client/index.js';
 import { remoteRunner } from './remote.js';
 import { serve, SERVE_HELP } from './serve.js';
+import { judgeCommand } from './judge.js';
+import { schemaCommand } from './schema.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
@@ -123,9 +128,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(RUN_HELP);
         return 0;
       }
+      const cmd = parseRunArgs(rest);
+      if (cmd.profile !== null) cmd.options = withProfile(loadProfiles(cmd.config ?? undefined), cmd.profile, cmd.options);
       const host = process.env.SANDCELL_HOST;
-      if (host) return await runCollecting(parseRunArgs(rest), remoteRunner(host));
-      return await runCommand(parseRunArgs(rest));
+      if (host) return await runCollecting(cmd, remoteRunner(host));
+      return await runCommand(cmd);
     }
     if (verb === 'serve') {
       if (rest.includes('--help') || rest.includes('-h')) {
@@ -134,6 +141,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       return await serve(rest);
     }
+    if (verb === 'judge') return await judgeCommand(rest);
+    if (verb === 'schema') return schemaCommand(rest);
     if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
   } catch (e) {
@@ -142,7 +151,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (e.stage === 'execve') return e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
       return EXIT_SETUP;
     }
-    if (e instanceof UsageError || e instanceof SandboxOptionsError || e instanceof SeccompPolicyError || e instanceof SyntaxError || e instanceof SandcellRemoteError) {
+    if (e instanceof DeclarationError) {
+      process.stderr.write(`${e.message.split('\n').map((l) => `sandcell: ${l}`).join('\n')}\n`);
+      return EXIT_SETUP;
+    }
+    if (
+      e instanceof UsageError ||
+      e instanceof SandboxOptionsError ||
+      e instanceof SeccompPolicyError ||
+      e instanceof SyntaxError ||
+      e instanceof SandcellRemoteError ||
+      e instanceof SubmissionError
+    ) {
       process.stderr.write(`sandcell: ${e.message}\n`);
       return EXIT_SETUP;
     }

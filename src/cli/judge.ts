@@ -1,0 +1,105 @@
+/**
+ * `sandcell judge <problem.yaml> --submission <file>`: builds the submission, runs every test,
+ * prints a table (or the whole report as JSON). Exit status: 0 accepted, 1 any other verdict,
+ * 2 the judge failed (JE).
+ */
+import { loadProblem } from '../problems/load.js';
+import { Judge, submissionFromFile, type JudgeReport, type Progress } from '../problems/judge.js';
+import { UsageError } from './args.js';
+
+export const JUDGE_HELP = `Usage: sandcell judge <problem.yaml> --submission <file> [options]
+
+  --submission <file>  the code to judge
+  --lang <name>        its language (default: the one whose source has the file's extension)
+  --config <file>      the sandcell.yaml with the profiles (default: the nearest one at or
+                       above the problem's directory, else the current directory's)
+  --stop-on-first      stop at the first test that is not accepted
+  --json               print the whole report as one JSON object
+
+Verdicts: AC, WA, PE, TLE, MLE, RE, OLE, SV (a denied system call), CE, JE (the judge failed).
+Exit status: 0 AC, 1 any other verdict, 2 JE, 125 a bad problem file or bad arguments.
+`;
+
+interface JudgeCommand {
+  problem: string;
+  submission: string;
+  lang?: string;
+  config?: string;
+  stopOnFirst: boolean;
+  json: boolean;
+}
+
+function parseJudgeArgs(args: readonly string[]): JudgeCommand {
+  let problem: string | undefined;
+  const cmd: Partial<JudgeCommand> = { stopOnFirst: false, json: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--submission') cmd.submission = value();
+    else if (a === '--lang') cmd.lang = value();
+    else if (a === '--config') cmd.config = value();
+    else if (a === '--stop-on-first') cmd.stopOnFirst = true;
+    else if (a === '--json') cmd.json = true;
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a} (see sandcell judge --help)`);
+    else if (problem === undefined) problem = a;
+    else throw new UsageError(`one problem file at a time (got ${problem} and ${a})`);
+  }
+  if (problem === undefined) throw new UsageError('no problem file given (sandcell judge <problem.yaml> --submission <file>)');
+  if (cmd.submission === undefined) throw new UsageError('--submission <file> is required');
+  return { ...cmd, problem } as JudgeCommand;
+}
+
+function ms(n: number): string {
+  return n >= 1000 ? `${(n / 1000).toFixed(2)}s` : `${Math.round(n)}ms`;
+}
+
+function mib(n: number | null): string {
+  return n === null ? '-' : `${(n / 1024 / 1024).toFixed(1)}MiB`;
+}
+
+function table(r: JudgeReport): string {
+  const lines = [`${r.problem} (${r.language})`];
+  if (r.compile) lines.push(`  compile  ${r.compile.status === 'ok' ? 'ok' : 'failed'}  ${ms(r.compile.usage.wallTimeMs)}`);
+  if (r.verdict === 'CE' && r.compile) lines.push(r.compile.stderr.trimEnd());
+  const width = Math.max(4, ...r.tests.map((t) => t.name.length));
+  for (const t of r.tests) {
+    const u = t.result.usage;
+    lines.push(`  ${t.name.padEnd(width)}  ${t.verdict.padEnd(3)}  ${ms(u.cpuTimeMs).padStart(7)} cpu  ${ms(u.wallTimeMs).padStart(7)} wall  ${mib(u.memoryPeakBytes).padStart(9)}${t.detail ? `  ${t.detail}` : ''}`);
+  }
+  const first = r.tests.find((t) => t.verdict !== 'AC');
+  lines.push(`verdict: ${r.verdict}${first ? ` (test ${first.name})` : ''}${r.error ? `: ${r.error}` : ''}`);
+  return lines.join('\n') + '\n';
+}
+
+function progressLine(p: Progress): string {
+  if (p.stage === 'compile') return 'compiling';
+  return `test ${p.index + 1}/${p.total} ${p.name}${p.stage === 'tested' ? ` ${p.verdict}` : ''}`;
+}
+
+export async function judgeCommand(args: readonly string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(JUDGE_HELP);
+    return 0;
+  }
+  const cmd = parseJudgeArgs(args);
+  const problem = loadProblem(cmd.problem, cmd.config !== undefined ? { config: cmd.config } : {});
+  const submission = submissionFromFile(problem, cmd.submission, cmd.lang);
+  const tty = process.stderr.isTTY === true && !cmd.json;
+  const judge = await Judge.open(problem);
+  let report: JudgeReport;
+  try {
+    report = await judge.judge(submission, {
+      stopOnFirst: cmd.stopOnFirst,
+      ...(tty ? { onProgress: (p: Progress) => process.stderr.write(`\r\x1b[K${progressLine(p)}`) } : {}),
+    });
+  } finally {
+    if (tty) process.stderr.write('\r\x1b[K');
+    await judge.close();
+  }
+  process.stdout.write(cmd.json ? JSON.stringify(report, null, 2) + '\n' : table(report));
+  return report.verdict === 'AC' ? 0 : report.verdict === 'JE' ? 2 : 1;
+}

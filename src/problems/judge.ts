@@ -114,7 +114,7 @@ export class Judge {
 
   static async open(problem: Problem | string, options: LoadOptions = {}): Promise<Judge> {
     const p = typeof problem === 'string' ? loadProblem(problem, options) : problem;
-    const files = mkdtempSync(join(tmpdir(), 'sandcell-judge-'));
+    const files = mkdtempSync(join(tmpdir(), `sandcell-judge-${process.pid}-`));
     // The trusted box runs as an unprivileged id: it must read what is put here.
     chmodSync(files, 0o755);
     const program = p.interactor ?? p.checker;

@@ -1,7 +1,7 @@
-/* Overflows int: wrong answer on large inputs. */
+/* Off by one when a is 0: wrong answer on that test only. */
 #include <stdio.h>
 int main(void) {
   long long a, b;
   if (scanf("%lld %lld", &a, &b) != 2) return 1;
-  printf("%d\n", (int)(a + b) + (a == 0));
+  printf("%lld\n", a + b + (a == 0));
 }

@@ -1,5 +1,5 @@
-/* Guesses 1 over and over without reading a reply. */
+/* Guesses 500000 over and over without reading a reply. */
 #include <stdio.h>
 int main(void) {
-  for (;;) fputs("1\n", stdout);
+  for (;;) fputs("500000\n", stdout);
 }

@@ -128,14 +128,15 @@ export class Profiles {
     const issues: DeclarationIssue[] = [];
     for (const [name, e] of this.entries) {
       const seen = [name];
+      // Each profile answers for its own `extends`; one leading into a broken chain is not told twice.
       for (let at = e.raw.extends as string | undefined; at !== undefined; ) {
         const next = this.entries.get(at);
         if (!next) {
-          issues.push(e.source.issue([...e.path, 'extends'], `no profile named ${JSON.stringify(at)} to extend`));
+          if (seen.length === 1) issues.push(e.source.issue([...e.path, 'extends'], `no profile named ${JSON.stringify(at)} to extend`));
           break;
         }
         if (seen.includes(at)) {
-          issues.push(e.source.issue([...e.path, 'extends'], `extends itself: ${[...seen, at].join(' → ')}`));
+          if (at === name) issues.push(e.source.issue([...e.path, 'extends'], `extends itself: ${[...seen, at].join(' → ')}`));
           break;
         }
         seen.push(at);

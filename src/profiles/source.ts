@@ -68,7 +68,7 @@ export class Source {
 
   static parse(text: string, file: string): Source {
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
     if (doc.errors.length > 0) {
       throw new DeclarationError(
         doc.errors.map((e) => ({ file, line: e.linePos?.[0].line ?? 0, path: '', message: e.message.split('\n')[0] ?? e.message })),

@@ -102,7 +102,8 @@ export function loadProblem(file: string, options: LoadOptions = {}): Problem {
   const checker = program(p.checker, 'checker');
   const interactor = program(p.interactor, 'interactor');
 
-  const profiles = configFor(file, options).with(source, ['profiles'], p.profiles);
+  // The profiles as written (sizes and durations unparsed), as sandcell.yaml's are kept.
+  const profiles = configFor(file, options).with(source, ['profiles'], (source.value as { profiles?: unknown }).profiles);
   const roles = {} as Record<Role, Profile>;
   for (const role of ['run', 'build', 'trusted'] as const) {
     roles[role] = mergeOptions(ROLE_DEFAULTS[role], profiles.has(role) ? profiles.resolve(role) : {});

@@ -27,8 +27,9 @@ export class DeclarationError extends Error {
   readonly issues: readonly DeclarationIssue[];
 
   constructor(issues: readonly DeclarationIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
-    this.issues = issues;
+    const sorted = [...issues].sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
+    super(sorted.map(formatIssue).join('\n'));
+    this.issues = sorted;
   }
 }
 
@@ -102,6 +103,7 @@ export class Source {
     return error.issues.flatMap((i) => {
       const path = [...base, ...(i.path as PathPart[])];
       if (i.code === 'unrecognized_keys') return i.keys.map((k) => this.issue(path, 'is not a known field', k));
+      if (i.code === 'invalid_type' && / received undefined$/.test(i.message)) return [this.issue(path, 'is missing')];
       return [this.issue(path, i.message)];
     });
   }

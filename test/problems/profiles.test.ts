@@ -147,15 +147,19 @@ describe('profiles', () => {
 
 describe('JSON Schema', () => {
   const cli = (what: string) => JSON.parse(spawnSync(process.execPath, [CLI, 'schema', what], { encoding: 'utf8' }).stdout) as Record<string, unknown>;
+  let config: Record<string, unknown>;
+  let problem: Record<string, unknown>;
+  beforeAll(() => {
+    config = cli('config');
+    problem = cli('problem');
+  });
 
   it('sandcell schema prints the schema zod gives for the file', () => {
-    expect(cli('config')).toEqual(jsonSchemaOf(configSchema, 'sandcell.yaml'));
-    expect(cli('problem')).toEqual(jsonSchemaOf(problemSchema, 'sandcell problem file'));
+    expect(config).toEqual(jsonSchemaOf(configSchema, 'sandcell.yaml'));
+    expect(problem).toEqual(jsonSchemaOf(problemSchema, 'sandcell problem file'));
   });
 
   it('validates the examples and rejects wrong files', () => {
-    const config = cli('config');
-    const problem = cli('problem');
     const yaml = (f: string) => parse(readFileSync(example(f), 'utf8')) as unknown;
     expect(validate(config, yaml('sandcell.yaml'))).toEqual([]);
     for (const f of ['aplusb', 'divide', 'guess']) expect(validate(problem, yaml(`${f}/problem.yaml`))).toEqual([]);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DeclarationError, loadProblem, sameTokens } from '../../src/problems/index.js';
+import { DeclarationError, judge as judgeProblem, loadProblem, sameTokens } from '../../src/problems/index.js';
 import { runVerdict } from '../../src/problems/verdict.js';
 import type { Result } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
@@ -95,6 +95,17 @@ describe('problem files', () => {
     );
     const both = `${APLUSB}checker: { source: samples/sample.in, run: [./x] }\ninteractor: { source: samples/sample.in, run: [./y] }\n`;
     expect(error(both)).toMatch(/^p\.yaml:10: checker: an interactive problem is decided by its interactor/);
+  });
+});
+
+describe('a working directory of the run profile', () => {
+  it('holds the submission and is where it runs', async () => {
+    const file = join(tmp, 'aplusb', 'cwd.yaml');
+    writeFileSync(file, APLUSB.replace('limits: { memory: 64MiB } }', 'cwd: /tmp, limits: { memory: 64MiB } }').replace('languages:\n', 'languages:\n  py: { source: main.py, run: [/usr/bin/python3, main.py] }\n'));
+    const source = 'import os, sys\nprint(os.getcwd(), file=sys.stderr)\nprint(sum(map(int, input().split())))\n';
+    const r = await judgeProblem(file, { language: 'py', source });
+    expect(r.verdict).toBe('AC');
+    expect(r.tests.map((t) => t.result.stderr)).toEqual(['/tmp\n', '/tmp\n', '/tmp\n', '/tmp\n']);
   });
 });
 

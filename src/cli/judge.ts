@@ -3,7 +3,8 @@
  * prints a table (or the whole report as JSON). Exit status: 0 accepted, 1 any other verdict,
  * 2 the judge failed (JE).
  */
-import { loadProblem } from '../problems/load.js';
+import { loadProblem, type Problem } from '../problems/load.js';
+import { DeclarationError } from '../profiles/source.js';
 import { Judge, submissionFromFile, type JudgeReport, type Progress } from '../problems/judge.js';
 import { UsageError } from './args.js';
 
@@ -17,7 +18,8 @@ export const JUDGE_HELP = `Usage: sandcell judge <problem.yaml> --submission <fi
   --json               print the whole report as one JSON object
 
 Verdicts: AC, WA, PE, TLE, MLE, RE, OLE, SV (a denied system call), CE, JE (the judge failed).
-Exit status: 0 AC, 1 any other verdict, 2 JE, 125 a bad problem file or bad arguments.
+Exit status: 0 AC, 1 any other verdict, 2 JE (with --json, a problem file refused too),
+125 a bad problem file or bad arguments.
 `;
 
 interface JudgeCommand {
@@ -86,7 +88,16 @@ export async function judgeCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   const cmd = parseJudgeArgs(args);
-  const problem = loadProblem(cmd.problem, cmd.config !== undefined ? { config: cmd.config } : {});
+  let problem: Problem;
+  try {
+    problem = loadProblem(cmd.problem, cmd.config !== undefined ? { config: cmd.config } : {});
+  } catch (e) {
+    if (!(e instanceof DeclarationError) || !cmd.json) throw e;
+    // A caller reading JSON gets its one object: a problem file that cannot be read is the judge's failure.
+    const report: JudgeReport = { problem: cmd.problem, language: cmd.lang ?? null, verdict: 'JE', error: e.message, compile: null, tests: [] };
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    return 2;
+  }
   const submission = submissionFromFile(problem, cmd.submission, cmd.lang);
   const tty = process.stderr.isTTY === true && !cmd.json;
   const judge = await Judge.open(problem);

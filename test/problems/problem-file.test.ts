@@ -151,5 +151,8 @@ describe('sandcell judge', () => {
     const typo = judge([join(tmp, 'aplusb', 'typo.yaml'), '--submission', example('aplusb/solutions/wa.c')]);
     expect(typo.status).toBe(125);
     expect(typo.stderr).toContain('sandcell: typo.yaml:9: tests[1].blob: is not a known field');
+    const json = judge([join(tmp, 'aplusb', 'typo.yaml'), '--submission', example('aplusb/solutions/wa.c'), '--json']);
+    expect(json.status).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ verdict: 'JE', error: expect.stringContaining('typo.yaml:9: tests[1].blob: is not a known field'), tests: [] });
   });
 });

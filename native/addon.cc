@@ -65,8 +65,9 @@ class Box : public Napi::ObjectWrap<Box> {
   // A duplicate of the pidfd for a run that joins this box (-1 once the box has ended).
   int dup_pidfd() const { return pidfd_ >= 0 && !exited_ ? fcntl(pidfd_, F_DUPFD_CLOEXEC, 0) : -1; }
 
-  void adopt(int pid, int pidfd, int run_pidfd, int status_fd, int control_fd, int notify_fd, int report_fd) {
+  void adopt(int pid, int pidfd, int run_pidfd, int status_fd, int control_fd, int notify_fd, int report_fd, int64_t owner) {
     pid_ = pid;
+    owner_ = owner;
     pidfd_ = pidfd;
     run_pidfd_ = run_pidfd;
     control_fd_ = control_fd;
@@ -332,11 +333,15 @@ class Box : public Napi::ObjectWrap<Box> {
     }
   }
 
+  // Every path here has reaped the init (or, from the destructor, lost it): the box's owner id is
+  // free for another box.
   void release_fds() {
     for (int* fd : {&pidfd_, &run_pidfd_, &status_fd_, &notify_fd_, &control_fd_, &report_fd_}) {
       if (*fd >= 0) close(*fd);
       *fd = -1;
     }
+    if (owner_ >= 0) release_owner(static_cast<uint32_t>(owner_));
+    owner_ = -1;
   }
 
   int pid_ = -1;
@@ -346,6 +351,7 @@ class Box : public Napi::ObjectWrap<Box> {
   int notify_fd_ = -1;
   int control_fd_ = -1;
   int report_fd_ = -1;  // a prepared box's, until its start takes it
+  int64_t owner_ = -1;  // the host id owning the box's user namespace, taken from the plan's range
   bool exited_ = false;
   bool violation_ = false;
   int violation_nr_ = 0;
@@ -402,7 +408,8 @@ class SpawnWorker : public Napi::AsyncWorker {
       return;
     }
     Napi::Object boxObj = Box::constructor->New({});
-    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.run_pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd);
+    Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.run_pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd,
+                               res_.owner);
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
     out.Set("box", boxObj);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,7 +19,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <mutex>
+#include <set>
 
 #include "fd_passing.h"
 #include "process_util.h"
@@ -273,7 +278,123 @@ void mark_started(const std::string& cpu_usage_file, SpawnResult* res) {
   close(fd);
 }
 
+// The host ids boxes' user namespaces are owned by, one per living box, so that no two boxes
+// share the kernel's per-user allowances. Handed out in turn from a start drawn at random: other
+// processes using the same range then rarely pick the same id at the same time.
+class OwnerIds {
+ public:
+  // A free id of [first, first + count), or -1 when every one is taken.
+  int64_t take(uint32_t first, uint32_t count) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!seeded_) {
+      if (getrandom(&next_, sizeof next_, GRND_NONBLOCK) != sizeof next_) next_ = static_cast<uint64_t>(getpid()) * 2654435761u;
+      seeded_ = true;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+      uint32_t id = first + static_cast<uint32_t>((next_ + i) % count);
+      if (busy_.insert(id).second) {
+        next_ += i + 1;
+        return id;
+      }
+    }
+    return -1;
+  }
+
+  void release(uint32_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_.erase(id);
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<uint32_t> busy_;
+  uint64_t next_ = 0;
+  bool seeded_ = false;
+};
+
+OwnerIds g_owner_ids;
+
+// A box's owner id until the box is handed over (keep()); given back on every failure path.
+class OwnerLease {
+ public:
+  OwnerLease() = default;
+  OwnerLease(const OwnerLease&) = delete;
+  OwnerLease& operator=(const OwnerLease&) = delete;
+  ~OwnerLease() {
+    if (id_ >= 0) g_owner_ids.release(static_cast<uint32_t>(id_));
+  }
+  bool take(uint32_t first, uint32_t count) { return (id_ = g_owner_ids.take(first, count)) >= 0; }
+  uint32_t id() const { return static_cast<uint32_t>(id_); }
+  int64_t keep() {
+    int64_t id = id_;
+    id_ = -1;
+    return id;
+  }
+
+ private:
+  int64_t id_ = -1;
+};
+
+// While it lives, the calling thread acts as `id` (effective uid and gid), keeping its saved
+// set-user-ID 0 and its capabilities, so that a user namespace it creates is owned by `id`: the
+// kernel takes the creator's effective ids as the namespace's owner. Only this thread changes:
+// raw system calls, never glibc's setresuid()/setresgid(), which change every thread of Node. The
+// capabilities are raised again after the uid change cleared the effective set, so that hosts
+// that refuse unprivileged user namespaces still let us make one. The destructor restores the
+// thread exactly; that cannot fail (the saved ids are 0 and ours), and a libuv worker thread left
+// with another identity would run Node's file system calls as it, so a failure aborts.
+class ThreadActsAs {
+ public:
+  ThreadActsAs() = default;
+  ThreadActsAs(const ThreadActsAs&) = delete;
+  ThreadActsAs& operator=(const ThreadActsAs&) = delete;
+
+  // 0, or the errno of the step that failed (the thread is then as it was).
+  int enter(uint32_t id) {
+    uid_t ru, su;
+    gid_t rg, sg;
+    if (syscall(SYS_getresuid, &ru, &euid_, &su) < 0 || syscall(SYS_getresgid, &rg, &egid_, &sg) < 0) return errno;
+    hdr_ = {_LINUX_CAPABILITY_VERSION_3, 0};
+    if (syscall(SYS_capget, &hdr_, caps_) < 0) return errno;
+    if (syscall(SYS_setresgid, -1, id, -1) < 0) return errno;
+    gid_changed_ = true;
+    if (syscall(SYS_setresuid, -1, id, -1) < 0) {
+      int e = errno;
+      restore();
+      return e;
+    }
+    uid_changed_ = true;
+    __user_cap_data_struct raised[2] = {caps_[0], caps_[1]};
+    for (auto& c : raised) c.effective = c.permitted;
+    if (syscall(SYS_capset, &hdr_, raised) < 0) {
+      int e = errno;
+      restore();
+      return e;
+    }
+    return 0;
+  }
+
+  ~ThreadActsAs() { restore(); }
+
+ private:
+  void restore() {
+    if (uid_changed_ && syscall(SYS_setresuid, -1, euid_, -1) < 0) abort();
+    if (gid_changed_ && syscall(SYS_setresgid, -1, egid_, -1) < 0) abort();
+    if ((uid_changed_ || gid_changed_) && syscall(SYS_capset, &hdr_, caps_) < 0) abort();
+    uid_changed_ = gid_changed_ = false;
+  }
+
+  uid_t euid_ = 0;
+  gid_t egid_ = 0;
+  __user_cap_header_struct hdr_{};
+  __user_cap_data_struct caps_[2]{};
+  bool uid_changed_ = false;
+  bool gid_changed_ = false;
+};
+
 }  // namespace
+
+void release_owner(uint32_t id) { g_owner_ids.release(id); }
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   Fds fds;
@@ -328,8 +449,27 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   if (!join) flags |= CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
   if (!join && req.new_net) flags |= CLONE_NEWNET;
   int pidfd = -1;
-  // No exit signal: the box's init must not disturb the SIGCHLD handling of Node's child_process.
-  pid_t pid = clone(child_main, stack_top, flags, &args, &pidfd);
+  pid_t pid;
+  OwnerLease owner;
+  {
+    // The new user namespace's owner is the creator's effective uid. Every per-user count its
+    // processes raise (inotify instances, message queue bytes, queued signals...) is also charged
+    // to that owner, level by level up to the host: it must be an id only this box uses, never
+    // host root. The thread is itself again before it writes the maps and cgroup files.
+    ThreadActsAs as_owner;
+    if (!join && req.owner_count > 0) {
+      if (!owner.take(req.owner_first, req.owner_count)) {
+        munmap(stack, kStackSize + kGuardSize);
+        return fail(res, "box owner id (every id of the range is in use)", EAGAIN);
+      }
+      if (int e = as_owner.enter(owner.id())) {
+        munmap(stack, kStackSize + kGuardSize);
+        return fail(res, "box owner id", e);
+      }
+    }
+    // No exit signal: the box's init must not disturb the SIGCHLD handling of Node's child_process.
+    pid = clone(child_main, stack_top, flags, &args, &pidfd);
+  }
   if (pid < 0) {
     int e = errno;
     munmap(stack, kStackSize + kGuardSize);
@@ -394,6 +534,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   if (!await_report(*rep_rd, *pidfd_p, notify_fd, run_pidfd, req.prepared, res)) return;
   if (!req.prepared) mark_started(req.cpu_usage_file, res);
   res->pid = pid;
+  res->owner = owner.keep();
   res->pidfd = fds.release(pidfd_p);
   res->status_fd = fds.release(st_rd);
   res->control_fd = fds.release(ctl_wr);

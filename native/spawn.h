@@ -21,6 +21,10 @@ struct SpawnRequest {
   std::string uid_map;
   std::string gid_map;
   bool deny_setgroups = false;  // an unprivileged caller may map its gid only after this
+  // The box's user namespace is owned by a free id of [owner_first, owner_first + owner_count),
+  // held until release_owner(); with owner_count 0 it is the caller's.
+  uint32_t owner_first = 0;
+  uint32_t owner_count = 0;
   std::vector<std::string> cgroup_procs;  // files to write the init's pid to before it runs
   std::string cpu_usage_file;             // read right after the program's execve, if set
   bool new_net = true;
@@ -54,11 +58,17 @@ struct SpawnResult {
   int notify_fd = -1;           // seccomp user-notification listener, when the plan asked for one
   int run_pidfd = -1;           // a joined run's init, PID 1 of the run's namespace: ending it ends the run
   int report_fd = -1;           // a prepared box's report channel, for its start
+  int64_t owner = -1;           // the host id owning the box's user namespace, if taken from a range
   int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
   std::string cpu_usage_at_start;  // contents of cpu_usage_file at that moment (the setup's share)
 };
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res);
+
+// Gives back a box's owner id (SpawnResult::owner) once its init is reaped. What the kernel frees
+// after that (the namespaces themselves) may still be charged to it for a moment: ids are handed
+// out in turn, so a freed one is the last to be reused.
+void release_owner(uint32_t id);
 
 // Hands a prepared box its run and waits until the program has exec'd (or failed: then the box is
 // killed). On success res has the stdio, notify fd and start time; pid, pidfd and the rest stay

@@ -281,6 +281,19 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
   req.uid_map = id_map(env, field(plan, "uidMap"), "plan.uidMap");
   req.gid_map = id_map(env, field(plan, "gidMap"), "plan.gidMap");
   req.deny_setgroups = flag(env, plan, "denySetgroups", "plan");
+  Napi::Value owners = field(plan, "owners");
+  if (!owners.IsUndefined()) {
+    if (!owners.IsObject()) bad(env, "plan.owners", "must be an object { first, count }");
+    Napi::Object o = owners.As<Napi::Object>();
+    // Never host root, and (uid_t)-1 means "unchanged" to the kernel.
+    constexpr uint64_t kMaxId = 0xfffffffe;
+    uint64_t first = uint(env, o.Get("first"), "plan.owners.first", kMaxId);
+    uint64_t count = uint(env, o.Get("count"), "plan.owners.count", kMaxId);
+    if (first == 0) bad(env, "plan.owners.first", "must not be 0 (host root)");
+    if (count == 0 || count > kMaxId - first + 1) bad(env, "plan.owners.count", "must be at least 1 and end the range by " + std::to_string(kMaxId));
+    req.owner_first = static_cast<uint32_t>(first);
+    req.owner_count = static_cast<uint32_t>(count);
+  }
   std::vector<std::string> procs = strings(env, field(plan, "cgroupProcs"), "plan.cgroupProcs", kMaxPath);
   for (size_t i = 0; i < procs.size(); i++) {
     std::string name = "plan.cgroupProcs[" + std::to_string(i) + "]";

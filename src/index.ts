@@ -9,6 +9,7 @@ export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } 
 export { SandboxProcess, AbortError } from './supervise/box.js';
 export { SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
 export { setWarmBoxes, shutdown } from './shutdown.js';
+export { setOwnerIds, type OwnerIds } from './plan/ids.js';
 export type {
   Bind,
   BoxOptions,

@@ -42,6 +42,11 @@ export interface NativePlan {
   gidMap: string;
   /** Write "deny" to /proc/<pid>/setgroups first: what lets an unprivileged caller map its gid. */
   denySetgroups?: boolean;
+  /**
+   * Host ids (uid and gid alike) the box's user namespace may be owned by: the executor takes a
+   * free one for the box's life. Without it the namespace is the caller's (rootless).
+   */
+  owners?: { first: number; count: number };
   newNetwork: boolean;
   loopback: boolean;
   cgroupNamespace: boolean;

@@ -4,12 +4,10 @@
  */
 import type { NativePlan, NativeRlimit, NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
+import { idMap, ownerIds, privileged } from './ids.js';
 import { boxRoot, filesIn } from './rootfs.js';
 
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/** Host ids the box's ids map to: unprivileged, never the caller's own. */
-export const HOST_ID_BASE = 100000;
 
 /** Linux RLIMIT_* numbers (the same on x86_64 and aarch64). */
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
@@ -23,23 +21,6 @@ export interface PlanExtras {
   /** The supervisor enforces the CPU-time limit from the cgroup; RLIMIT_CPU is only a backstop then. */
   cpuLimitByCgroup: boolean;
   stdio: [NativeStdio, NativeStdio, NativeStdio];
-}
-
-/** Whether this process may map other ids than its own (root); without, the box is rootless. */
-export function privileged(): boolean {
-  return process.geteuid?.() === 0;
-}
-
-/**
- * Root of the box's user namespace and the program's ids, each mapped to its own unprivileged
- * host id. Without privilege only the caller's own id can be mapped: it becomes the box's root,
- * and the program runs as that root, with no capabilities.
- */
-export function idMap(inside: number, own: number): string {
-  if (!privileged()) return `0 ${own} 1\n`;
-  const lines = [`0 ${HOST_ID_BASE} 1`];
-  if (inside !== 0) lines.push(`${inside} ${HOST_ID_BASE + (inside % 65536) + 1} 1`);
-  return lines.join('\n') + '\n';
 }
 
 function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
@@ -78,6 +59,8 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
   const env = { PATH: SAFE_PATH, ...o.env };
   const writableImage = o.image !== null && o.writable;
   const prepared = mode === 'prepared';
+  // A run joining a box makes no user namespace: the box's owner stays its owner.
+  const owners = mode === 'join' ? undefined : ownerIds();
   return {
     argv: mode === 'box' || prepared ? [] : o.command,
     env: prepared ? [] : Object.entries(env).map(([k, v]) => `${k}=${v}`),
@@ -89,6 +72,7 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
     uidMap: idMap(o.uid, process.geteuid?.() ?? 0),
     gidMap: idMap(o.gid, process.getegid?.() ?? 0),
     denySetgroups: !privileged(),
+    ...(owners ? { owners } : {}),
     newNetwork: o.network !== 'host',
     loopback: o.network !== 'host',
     cgroupNamespace: true,

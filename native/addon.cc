@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include <cstring>
+#include <functional>
 
 #include "box_files.h"
 #include "process_util.h"
@@ -44,6 +45,71 @@ Napi::Value SetInit(const Napi::CallbackInfo& info) {
   g_init_fd = fd;
   return env.Undefined();
 }
+
+Napi::Error file_error(const Napi::Env& env, int err, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+// A read of a living box's files (box_files.h) on a libuv worker thread: a large file or
+// directory never holds the event loop. It owns a duplicate of the box's pidfd, so the box may
+// end meanwhile: the read then fails with ESRCH.
+class BoxFileWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void(int pid, int pidfd, BoxFileWorker*)>;
+  using Done = Napi::Value (*)(Napi::Env, BoxFileWorker*);
+
+  static Napi::Value Queue(Napi::Env env, int pid, int pidfd, Work work, Done done) {
+    auto* w = new BoxFileWorker(env, pid, pidfd, std::move(work), done);
+    Napi::Promise p = w->deferred_.Promise();
+    if (pidfd < 0) {
+      w->deferred_.Reject(file_error(env, ESRCH, "the box has ended").Value());
+      delete w;
+      return p;
+    }
+    w->Napi::AsyncWorker::Queue();
+    return p;
+  }
+
+  ~BoxFileWorker() override {
+    if (pidfd_ >= 0) close(pidfd_);
+  }
+
+  void Execute() override {
+    try {
+      work_(pid_, pidfd_, this);
+    } catch (const BoxFileError& e) {
+      failed_ = true;
+      err_ = e;
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) deferred_.Reject(file_error(env, err_.err, err_.what).Value());
+    else deferred_.Resolve(done_(env, this));
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  std::string data;
+  std::vector<DirEntry> entries;
+  bool truncated = false;
+
+ private:
+  BoxFileWorker(Napi::Env env, int pid, int pidfd, Work work, Done done)
+      : Napi::AsyncWorker(env, "sandcell.boxfile"), deferred_(Napi::Promise::Deferred::New(env)), pid_(pid), pidfd_(pidfd),
+        work_(std::move(work)), done_(done) {}
+
+  Napi::Promise::Deferred deferred_;
+  int pid_;
+  int pidfd_;
+  Work work_;
+  Done done_;
+  bool failed_ = false;
+  BoxFileError err_{};
+};
 
 // One running box. Owns the pidfd, the status pipe and the seccomp listener until the box has
 // ended; JavaScript only ever sees it through kill() and the exit callback.
@@ -132,54 +198,52 @@ class Box : public Napi::ObjectWrap<Box> {
     return Napi::Boolean::New(env, n == 1);
   }
 
-  // readFile(dir, name, maxBytes): a regular file of the box, read safely (see box_files.h).
+  // readFile(dir, name, maxBytes) → Promise<Buffer>: a regular file of the box, read safely (see
+  // box_files.h) on a libuv worker thread. Rejects with an Error carrying `errno`.
   Napi::Value ReadFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() != 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber())
       throw Napi::TypeError::New(env, "readFile(dir: string, name: string, maxBytes: number)");
     double max = info[2].As<Napi::Number>().DoubleValue();
     if (!(max >= 0) || max > 1e12) throw Napi::RangeError::New(env, "maxBytes out of range");
-    if (pidfd_ < 0 || exited_) throw file_error(env, ESRCH, "the box has ended");
-    try {
-      std::string data = box_read_file(pid_, pidfd_, checked(env, info[0], "dir"), checked(env, info[1], "name"),
-                                       static_cast<size_t>(max));
-      return Napi::Buffer<char>::Copy(env, data.data(), data.size());
-    } catch (const BoxFileError& e) {
-      throw file_error(env, e.err, e.what);
-    }
+    std::string dir = checked(env, info[0], "dir"), name = checked(env, info[1], "name");
+    size_t max_bytes = static_cast<size_t>(max);
+    return BoxFileWorker::Queue(env, pid_, dup_pidfd(), [=](int pid, int pidfd, BoxFileWorker* w) {
+      w->data = box_read_file(pid, pidfd, dir, name, max_bytes);
+    }, [](Napi::Env env, BoxFileWorker* w) -> Napi::Value { return Napi::Buffer<char>::Copy(env, w->data.data(), w->data.size()); });
   }
 
-  // listDir(dir, name): [{ name, dir }] of a directory of the box, symlinks not followed.
+  // listDir(dir, name, maxEntries) → Promise<{ entries: [{ name, dir }], truncated }>: a directory
+  // of the box, symlinks not followed, at most maxEntries read, on a libuv worker thread.
   Napi::Value ListDir(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 2 || !info[0].IsString() || !info[1].IsString())
-      throw Napi::TypeError::New(env, "listDir(dir: string, name: string)");
-    if (pidfd_ < 0 || exited_) throw file_error(env, ESRCH, "the box has ended");
-    try {
-      auto entries = box_list_dir(pid_, pidfd_, checked(env, info[0], "dir"), checked(env, info[1], "name"));
-      Napi::Array out = Napi::Array::New(env, entries.size());
-      for (size_t i = 0; i < entries.size(); i++) {
+    if (info.Length() != 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, "listDir(dir: string, name: string, maxEntries: number)");
+    double max = info[2].As<Napi::Number>().DoubleValue();
+    if (!(max >= 0) || max > 1e7) throw Napi::RangeError::New(env, "maxEntries out of range");
+    std::string dir = checked(env, info[0], "dir"), name = checked(env, info[1], "name");
+    size_t max_entries = static_cast<size_t>(max);
+    return BoxFileWorker::Queue(env, pid_, dup_pidfd(), [=](int pid, int pidfd, BoxFileWorker* w) {
+      w->entries = box_list_dir(pid, pidfd, dir, name, max_entries, &w->truncated);
+    }, [](Napi::Env env, BoxFileWorker* w) -> Napi::Value {
+      Napi::Array list = Napi::Array::New(env, w->entries.size());
+      for (size_t i = 0; i < w->entries.size(); i++) {
         Napi::Object o = Napi::Object::New(env);
-        o.Set("name", entries[i].name);
-        o.Set("dir", entries[i].is_dir);
-        out.Set(static_cast<uint32_t>(i), o);
+        o.Set("name", w->entries[i].name);
+        o.Set("dir", w->entries[i].is_dir);
+        list.Set(static_cast<uint32_t>(i), o);
       }
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("entries", list);
+      out.Set("truncated", w->truncated);
       return out;
-    } catch (const BoxFileError& e) {
-      throw file_error(env, e.err, e.what);
-    }
+    });
   }
 
   static std::string checked(const Napi::Env& env, const Napi::Value& v, const char* what) {
     std::string s = v.As<Napi::String>().Utf8Value();
     if (s.find('\0') != std::string::npos || s.size() > 4096) throw Napi::TypeError::New(env, std::string(what) + ": bad path");
     return s;
-  }
-
-  static Napi::Error file_error(const Napi::Env& env, int err, const std::string& what) {
-    Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
-    e.Set("errno", Napi::Number::New(env, err));
-    return e;
   }
 
   // close(): for a box that will never be watched (the caller gave up before watching).

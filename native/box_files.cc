@@ -89,7 +89,8 @@ std::string box_read_file(int pid, int pidfd, const std::string& dir, const std:
   return out;
 }
 
-std::vector<DirEntry> box_list_dir(int pid, int pidfd, const std::string& dir, const std::string& name) {
+std::vector<DirEntry> box_list_dir(int pid, int pidfd, const std::string& dir, const std::string& name, size_t max_entries,
+                                   bool* truncated) {
   Fd base(open_box_dir(pid, pidfd, dir));
   Fd d(name.empty() ? fcntl(base.get(), F_DUPFD_CLOEXEC, 0)
                     : open2(base.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | kNoLinks));
@@ -102,10 +103,15 @@ std::vector<DirEntry> box_list_dir(int pid, int pidfd, const std::string& dir, c
     fail(errno, dir);
   }
   std::vector<DirEntry> out;
+  *truncated = false;
+  // A box can make a directory of millions of entries: never read more than one past the limit.
   while (dirent* e = readdir(dp)) {
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    if (out.size() == max_entries) {
+      *truncated = true;
+      break;
+    }
     out.push_back({e->d_name, e->d_type == DT_DIR});
-    if (out.size() > 100000) break;
   }
   closedir(dp);
   return out;

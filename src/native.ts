@@ -97,9 +97,10 @@ export interface NativeExit {
 
 export interface NativeBox {
   watch(callback: (exit: NativeExit) => void): void;
-  /** A regular file below `dir` in the box (no symlink followed, nothing special read); errors carry `errno`. */
-  readFile(dir: string, name: string, maxBytes: number): Buffer;
-  listDir(dir: string, name: string): { name: string; dir: boolean }[];
+  /** A regular file below `dir` in the box (no symlink followed, nothing special read), read off the event loop; errors carry `errno`. */
+  readFile(dir: string, name: string, maxBytes: number): Promise<Buffer>;
+  /** At most `maxEntries` entries of a directory below `dir` (`truncated` when it has more), read off the event loop. */
+  listDir(dir: string, name: string, maxEntries: number): Promise<{ entries: { name: string; dir: boolean }[]; truncated: boolean }>;
   kill(signal?: number): boolean;
   terminate(): boolean;
   /** Kills and reaps a box that is not watched, and releases its descriptors. */

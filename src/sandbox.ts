@@ -21,7 +21,7 @@ import type { Result } from './result.js';
 import type { PresetName, SeccompPolicy } from './seccomp/index.js';
 import { SandboxProcess, cgroupLimits, startBox } from './supervise/box.js';
 import { cgroupsFor } from './supervise/cgroups.js';
-import { collectFiles, type CollectLimits, type Collected } from './supervise/collect.js';
+import { collectFiles, DEFAULT_COLLECT_LIMITS, type CollectLimits, type Collected } from './supervise/collect.js';
 import { feed } from './supervise/io.js';
 
 /** What a box is made of, and the defaults of the programs run in it. */
@@ -46,8 +46,6 @@ export interface RunResult extends Result {
 }
 
 const ENDED = 3; // ESRCH
-
-const DEFAULT_COLLECT_LIMITS: CollectLimits = { perFileBytes: 64 * 1024 * 1024, totalBytes: 256 * 1024 * 1024 };
 
 export class Sandbox implements AsyncDisposable {
   private readonly options: ResolvedOptions;
@@ -116,7 +114,7 @@ export class Sandbox implements AsyncDisposable {
     feed(proc, o.stdin);
     const result: RunResult = await proc.collectOutput();
     if (o.collect.length > 0) {
-      const c = this.collect(o.collect, o.cwd);
+      const c = await this.collect(o.collect, o.cwd);
       result.files = c.files;
       result.fileErrors = c.errors;
     }
@@ -124,11 +122,13 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
-   * Reads files from the box: names or patterns relative to `cwd` (the box's working directory
-   * by default). Symlinks anywhere on the way, special files and files past the limits (64 MiB
-   * each, 256 MiB in all, unless given) are refused and reported in `errors`.
+   * Reads files from the box, off the event loop: names or patterns relative to `cwd` (the box's
+   * working directory by default). Symlinks anywhere on the way, special files and files past
+   * the limits (64 MiB each, 256 MiB in all, unless given) are refused and reported in `errors`;
+   * so are patterns cut short by the limits on the work (20,000 directory entries read and 1,000
+   * files considered, all patterns together, unless given).
    */
-  collect(patterns: string[], cwd = this.options.cwd, limits: Partial<CollectLimits> = {}): Collected {
+  async collect(patterns: string[], cwd = this.options.cwd, limits: Partial<CollectLimits> = {}): Promise<Collected> {
     this.assertAlive();
     return collectFiles(this.native.box, cwd, patterns, { ...DEFAULT_COLLECT_LIMITS, ...limits });
   }

@@ -1,7 +1,9 @@
 /**
  * Reading files back out of a living box. The box may be hostile: paths are resolved inside its
- * root by the native side (no symlink followed, only regular files, never more than the limit);
- * here the patterns are matched and the limits per file and in total are kept.
+ * root by the native side (no symlink followed, only regular files, never more than the limit),
+ * each read on a libuv worker thread; here the patterns are matched and the limits kept. A box
+ * can hold millions of entries, so how many directory entries a collect reads and how many files
+ * it considers are limited too, all patterns together: the work is bounded whatever the box holds.
  */
 import type { NativeBox } from '../native.js';
 import { errnoName } from '../native.js';
@@ -9,14 +11,25 @@ import { errnoName } from '../native.js';
 export interface Collected {
   /** Files read, by their path relative to the working directory. */
   files: Record<string, Buffer>;
-  /** Files (or patterns that matched nothing) that could not be read, and why. */
+  /** Files (or patterns that matched nothing, or were cut short by a limit) that could not be read, and why. */
   errors: Record<string, string>;
 }
 
 export interface CollectLimits {
   perFileBytes: number;
   totalBytes: number;
+  /** Directory entries read while matching patterns. */
+  entries: number;
+  /** Files considered: matched by a pattern or named. */
+  files: number;
 }
+
+export const DEFAULT_COLLECT_LIMITS: Readonly<CollectLimits> = Object.freeze({
+  perFileBytes: 64 * 1024 * 1024,
+  totalBytes: 256 * 1024 * 1024,
+  entries: 20_000,
+  files: 1_000,
+});
 
 function globToRegExp(segment: string): RegExp {
   const escaped = segment.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
@@ -25,11 +38,17 @@ function globToRegExp(segment: string): RegExp {
 
 const isGlob = (segment: string): boolean => /[*?]/.test(segment);
 
-/** Expands one pattern to the file paths it names (relative to `dir`). */
-function expand(box: NativeBox, dir: string, pattern: string): string[] {
+/** An own property even for a name like `__proto__`: names come from the box. */
+function put<T>(record: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Expands one pattern to the file paths it names (relative to `dir`), reading at most `budget.entries` entries. */
+async function expand(box: NativeBox, dir: string, pattern: string, budget: { entries: number }): Promise<{ names: string[]; cut: boolean }> {
   let prefixes = [''];
+  let cut = false;
   const segments = pattern.split('/');
-  segments.forEach((segment, i) => {
+  for (const [i, segment] of segments.entries()) {
     const last = i === segments.length - 1;
     const next: string[] = [];
     for (const prefix of prefixes) {
@@ -38,55 +57,77 @@ function expand(box: NativeBox, dir: string, pattern: string): string[] {
         next.push(path);
         continue;
       }
-      let entries: { name: string; dir: boolean }[];
+      if (budget.entries === 0) {
+        cut = true;
+        break;
+      }
+      let listing: Awaited<ReturnType<NativeBox['listDir']>>;
       try {
-        entries = box.listDir(dir, prefix);
+        listing = await box.listDir(dir, prefix, budget.entries);
       } catch {
         continue;
       }
+      budget.entries -= listing.entries.length;
+      if (listing.truncated) {
+        budget.entries = 0;
+        cut = true;
+      }
       const re = globToRegExp(segment);
-      for (const e of entries) {
+      for (const e of listing.entries) {
         if (re.test(e.name) && (last ? !e.dir : e.dir)) next.push(prefix ? `${prefix}/${e.name}` : e.name);
       }
     }
     prefixes = next;
-  });
-  return prefixes.sort();
+  }
+  return { names: prefixes.sort(), cut };
 }
 
-export function collectFiles(box: NativeBox, dir: string, patterns: readonly string[], limits: CollectLimits): Collected {
+export async function collectFiles(box: NativeBox, dir: string, patterns: readonly string[], limits: CollectLimits): Promise<Collected> {
   const out: Collected = { files: {}, errors: {} };
+  const budget = { entries: limits.entries };
+  let considered = 0;
   let total = 0;
   for (const pattern of patterns) {
     // The native side refuses any path that leaves `dir` too, but can only give the kernel's errno.
     if (pattern.startsWith('/') || pattern.split('/').some((s) => s === '..' || s === '')) {
-      out.errors[pattern] = "must be relative to the working directory, without '..' or empty parts";
+      put(out.errors, pattern, "must be relative to the working directory, without '..' or empty parts");
       continue;
     }
-    const names = expand(box, dir, pattern);
-    if (names.length === 0) out.errors[pattern] = 'no file matched';
-    for (const name of names) {
-      if (name in out.files) continue;
-      const budget = Math.min(limits.perFileBytes, limits.totalBytes - total);
+    const { names, cut } = await expand(box, dir, pattern, budget);
+    const notes: string[] = [];
+    if (cut) notes.push(`not fully matched: the limit of ${limits.entries} directory entries read was reached, later matches were not collected`);
+    else if (names.length === 0) notes.push('no file matched');
+    for (const [i, name] of names.entries()) {
+      if (Object.hasOwn(out.files, name)) continue;
+      if (considered === limits.files) {
+        notes.push(`the limit of ${limits.files} files was reached: ${names.length - i} more matched and were not read`);
+        break;
+      }
+      considered++;
+      const room = Math.min(limits.perFileBytes, limits.totalBytes - total);
       try {
-        const data = box.readFile(dir, name, budget);
+        const data = await box.readFile(dir, name, room);
         total += data.length;
-        out.files[name] = data;
+        put(out.files, name, data);
       } catch (e) {
         const errno = (e as { errno?: number }).errno;
         const code = errno === undefined ? '' : errnoName(errno);
-        out.errors[name] =
+        put(
+          out.errors,
+          name,
           code === 'ENOENT'
             ? 'does not exist'
             : code === 'ELOOP'
-            ? 'is a symbolic link (not followed)'
-            : code === 'EFBIG'
-              ? `is larger than the ${budget < limits.perFileBytes ? 'remaining total' : 'per-file'} limit of ${budget} bytes`
-              : code === 'EINVAL'
-                ? 'is not a regular file'
-                : (e as Error).message;
+              ? 'is a symbolic link (not followed)'
+              : code === 'EFBIG'
+                ? `is larger than the ${room < limits.perFileBytes ? 'remaining total' : 'per-file'} limit of ${room} bytes`
+                : code === 'EINVAL'
+                  ? 'is not a regular file'
+                  : (e as Error).message,
+        );
       }
     }
+    if (notes.length > 0) put(out.errors, pattern, notes.join('; '));
   }
   return out;
 }

@@ -68,7 +68,7 @@ describe('Sandbox', () => {
           'ln -s /etc/shadow shadow; ln -s /etc/passwd passwd; mkfifo fifo; truncate -s 10G sparse; mkdir d; ln -s / d/root; echo ok > fine',
         ],
       });
-      const c = box.collect(['shadow', 'passwd', 'fifo', 'sparse', 'd/root', 'fine'], '/work');
+      const c = await box.collect(['shadow', 'passwd', 'fifo', 'sparse', 'd/root', 'fine'], '/work');
       expect(Object.keys(c.files)).toEqual(['fine']);
       expect(c.errors.shadow).toMatch(/symbolic link/);
       expect(c.errors.passwd).toMatch(/symbolic link/);
@@ -77,7 +77,7 @@ describe('Sandbox', () => {
       expect(c.errors.sparse).toMatch(/larger than/);
       // A run that swaps the file for a link between runs is refused the same way.
       await box.run({ command: ['/bin/sh', '-c', 'rm fine; ln -s /etc/hostname fine'] });
-      expect(box.collect(['fine']).errors.fine).toMatch(/symbolic link/);
+      expect((await box.collect(['fine'])).errors.fine).toMatch(/symbolic link/);
     } finally {
       await box.destroy();
     }

@@ -58,10 +58,11 @@ const junk = fc.oneof(
   fc.constantFrom('0 0 1', '0 0 1\n0 0 1\n', '0 100000\n', 'a b c\n', '4294967296 0 1\n', '0 0 4294967295\n', '\n', ' 0 0 1\n', '0  0 1\n'),
   fc.constantFrom(['pipe', 'pipe'], ['pipe', 'pipe', 'pipe', 'pipe'], [-1, 1, 2], [1e9, 1, 2], [0.5, 1, 2], ['tty', 'null', 'null'], [NaN, 'null', 'null']),
   fc.constantFrom([{ kind: 'bind' }], [{ kind: 'nope', target: '/x' }], [{ kind: 'tmpfs', target: '/tmp', data: 'size=1,exec' }], [{ kind: 'file', target: '/x', data: 5, mode: 0o777 }], [{ kind: 'dir', target: 'x', mode: -1 }], [{ kind: 'symlink', target: '/x' }]),
+  fc.constantFrom({ first: 0, count: 1 }, { first: 1, count: 0 }, { first: 4294967294, count: 2 }, { first: 1.5, count: 1 }, { first: 1 }, { count: 1 }),
   fc.constantFrom([{ resource: 99, soft: 1, hard: 1 }], [{ resource: 0, soft: -1, hard: 1 }], [{ resource: 0, soft: 'lots', hard: 1 }], [{ resource: 7, soft: 2, hard: 1 }]),
 );
 
-const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'prepared', 'image', 'rootTmpfs'];
+const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'prepared', 'image', 'rootTmpfs', 'owners'];
 
 /** One edit of a valid plan: replace or delete a field, or a field of its first mount / rlimit / argv. */
 const edit = fc.record({

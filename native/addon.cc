@@ -93,8 +93,8 @@ class BoxFileWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
-  std::string data;
-  std::vector<DirEntry> entries;
+  std::string data;  // a file's contents, or a listing's names
+  std::string dirs;
   bool truncated = false;
 
  private:
@@ -213,8 +213,11 @@ class Box : public Napi::ObjectWrap<Box> {
     }, [](Napi::Env env, BoxFileWorker* w) -> Napi::Value { return Napi::Buffer<char>::Copy(env, w->data.data(), w->data.size()); });
   }
 
-  // listDir(dir, name, maxEntries) → Promise<{ entries: [{ name, dir }], truncated }>: a directory
-  // of the box, symlinks not followed, at most maxEntries read, on a libuv worker thread.
+  // listDir(dir, name, maxEntries) → Promise<{ names, dirs, truncated }>: a directory of the box,
+  // symlinks not followed, at most maxEntries read, on a libuv worker thread. The names come as one
+  // string, each ended by NUL (no name contains one), and `dirs` has a byte per name (1: a
+  // directory): tens of thousands of entries are then two values for the event loop to make, not
+  // tens of thousands of objects.
   Napi::Value ListDir(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() != 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber())
@@ -224,17 +227,15 @@ class Box : public Napi::ObjectWrap<Box> {
     std::string dir = checked(env, info[0], "dir"), name = checked(env, info[1], "name");
     size_t max_entries = static_cast<size_t>(max);
     return BoxFileWorker::Queue(env, pid_, dup_pidfd(), [=](int pid, int pidfd, BoxFileWorker* w) {
-      w->entries = box_list_dir(pid, pidfd, dir, name, max_entries, &w->truncated);
-    }, [](Napi::Env env, BoxFileWorker* w) -> Napi::Value {
-      Napi::Array list = Napi::Array::New(env, w->entries.size());
-      for (size_t i = 0; i < w->entries.size(); i++) {
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("name", w->entries[i].name);
-        o.Set("dir", w->entries[i].is_dir);
-        list.Set(static_cast<uint32_t>(i), o);
+      for (const DirEntry& e : box_list_dir(pid, pidfd, dir, name, max_entries, &w->truncated)) {
+        w->data += e.name;
+        w->data += '\0';
+        w->dirs += e.is_dir ? '\1' : '\0';
       }
+    }, [](Napi::Env env, BoxFileWorker* w) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
-      out.Set("entries", list);
+      out.Set("names", Napi::String::New(env, w->data));
+      out.Set("dirs", Napi::Buffer<char>::Copy(env, w->dirs.data(), w->dirs.size()));
       out.Set("truncated", w->truncated);
       return out;
     });

@@ -450,6 +450,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   if (!join && req.new_net) flags |= CLONE_NEWNET;
   int pidfd = -1;
   pid_t pid;
+  int clone_err = 0;
   OwnerLease owner;
   {
     // The new user namespace's owner is the creator's effective uid. Every per-user count its
@@ -469,11 +470,11 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     }
     // No exit signal: the box's init must not disturb the SIGCHLD handling of Node's child_process.
     pid = clone(child_main, stack_top, flags, &args, &pidfd);
+    if (pid < 0) clone_err = errno;
   }
   if (pid < 0) {
-    int e = errno;
     munmap(stack, kStackSize + kGuardSize);
-    return fail(res, "clone", e);
+    return fail(res, "clone", clone_err);
   }
   int* pidfd_p = fds.add(pidfd);
   fds.close_now(ctl_rd);

@@ -99,8 +99,11 @@ export interface NativeBox {
   watch(callback: (exit: NativeExit) => void): void;
   /** A regular file below `dir` in the box (no symlink followed, nothing special read), read off the event loop; errors carry `errno`. */
   readFile(dir: string, name: string, maxBytes: number): Promise<Buffer>;
-  /** At most `maxEntries` entries of a directory below `dir` (`truncated` when it has more), read off the event loop. */
-  listDir(dir: string, name: string, maxEntries: number): Promise<{ entries: { name: string; dir: boolean }[]; truncated: boolean }>;
+  /**
+   * At most `maxEntries` entries of a directory below `dir` (`truncated` when it has more), read
+   * off the event loop: `names` each ended by NUL, `dirs` a byte per name (1: a directory).
+   */
+  listDir(dir: string, name: string, maxEntries: number): Promise<{ names: string; dirs: Buffer; truncated: boolean }>;
   kill(signal?: number): boolean;
   terminate(): boolean;
   /** Kills and reaps a box that is not watched, and releases its descriptors. */

@@ -5,6 +5,8 @@
  * can hold millions of entries, so how many directory entries a collect reads and how many files
  * it considers are limited too, all patterns together: the work is bounded whatever the box holds.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
 import type { NativeBox } from '../native.js';
 import { errnoName } from '../native.js';
 
@@ -30,6 +32,9 @@ export const DEFAULT_COLLECT_LIMITS: Readonly<CollectLimits> = Object.freeze({
   entries: 20_000,
   files: 1_000,
 });
+
+/** Entries matched per turn of the event loop. */
+const SLICE = 1024;
 
 function globToRegExp(segment: string): RegExp {
   const escaped = segment.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
@@ -67,14 +72,18 @@ async function expand(box: NativeBox, dir: string, pattern: string, budget: { en
       } catch {
         continue;
       }
-      budget.entries -= listing.entries.length;
+      budget.entries -= listing.dirs.length;
       if (listing.truncated) {
         budget.entries = 0;
         cut = true;
       }
       const re = globToRegExp(segment);
-      for (const e of listing.entries) {
-        if (re.test(e.name) && (last ? !e.dir : e.dir)) next.push(prefix ? `${prefix}/${e.name}` : e.name);
+      const names = listing.names.split('\0');
+      for (let k = 0; k < listing.dirs.length; k++) {
+        // A long listing is matched a slice at a time, other callbacks running in between.
+        if (k % SLICE === SLICE - 1) await nextTurn();
+        const name = names[k]!;
+        if ((listing.dirs[k] === 1) === !last && re.test(name)) next.push(prefix ? `${prefix}/${name}` : name);
       }
     }
     prefixes = next;

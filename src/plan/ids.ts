@@ -38,9 +38,12 @@ export function privileged(): boolean {
 
 /**
  * The host ids boxes' user namespaces are owned by (root only; a rootless box's namespace is
- * necessarily its caller's). A box takes one free id of the range for its life, so two boxes
- * that live at once never share the kernel's per-user allowances. Boxes of other processes using
- * the same range may happen to share an id: give each service a range of its own.
+ * necessarily its caller's); default `{ first: 0x70000000, count: 65536 }`. A box takes one free
+ * id of the range for its life, so two boxes that live at once never share the kernel's per-user
+ * allowances. Boxes of other processes using the same range may happen to share an id: give each
+ * service a range of its own. A range containing 0, running past 4294967294 or overlapping the
+ * ids boxes map to (100000-165536) is refused with a `SandboxOptionsError`. Applies to boxes made
+ * after the call. See SECURITY.md, "Host ids".
  */
 export function setOwnerIds(range: OwnerIds): void {
   const issue = (path: string, message: string): never => {

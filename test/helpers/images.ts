@@ -9,7 +9,7 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { HOST_ID_BASE } from '../../src/plan/build.js';
+import { HOST_ID_BASE } from '../../src/plan/ids.js';
 
 export interface Image {
   dir: string;

@@ -44,8 +44,8 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | 'hung'> {
   }
 }
 
-function text(box: Sandbox, name: string): string | null {
-  const c = box.collect([name]);
+async function text(box: Sandbox, name: string): Promise<string | null> {
+  const c = await box.collect([name]);
   return c.files[name]?.toString() ?? null;
 }
 
@@ -57,11 +57,11 @@ describe('a run in a living box ends as a whole (root)', () => {
       expect(r).not.toBe('hung');
       expect((r as RunResult).status).toBe('syscall-denied');
       expect((r as RunResult).violation?.syscall).toBe('socket');
-      const beat = text(box, 'hb');
+      const beat = await text(box, 'hb');
       expect(beat).not.toBeNull();
       await sleep(300);
-      expect(text(box, 'hb')).toBe(beat);
-      expect(box.collect(['after']).errors.after).toBe('does not exist');
+      expect(await text(box, 'hb')).toBe(beat);
+      expect((await box.collect(['after'])).errors.after).toBe('does not exist');
     } finally {
       await box.destroy();
     }
@@ -86,10 +86,10 @@ describe('a run in a living box ends as a whole (root)', () => {
       if (how === 'AbortSignal') abort.abort();
       const r = await within(proc.wait().catch((e: unknown) => e), 20_000);
       expect(r).not.toBe('hung');
-      const beat = text(box, 'hb');
+      const beat = await text(box, 'hb');
       expect(beat).not.toBeNull();
       await sleep(300);
-      expect(text(box, 'hb')).toBe(beat);
+      expect(await text(box, 'hb')).toBe(beat);
     } finally {
       await box.destroy();
     }
@@ -114,8 +114,8 @@ describe('a run in a living box ends as a whole (root)', () => {
       expect(r.status).toBe('syscall-denied');
       const next = await box.run({ command: ['/bin/sleep', '0.5'], env: { SECRET: 'run-two-secret' } });
       expect(next.status).toBe('ok');
-      expect(box.collect(['leak']).errors.leak).toBe('does not exist');
-      expect(box.collect(['after']).errors.after).toBe('does not exist');
+      expect((await box.collect(['leak'])).errors.leak).toBe('does not exist');
+      expect((await box.collect(['after'])).errors.after).toBe('does not exist');
     } finally {
       await box.destroy();
     }
@@ -203,7 +203,7 @@ function asNobody(script: string): { status: number | null; stdout: string; stde
     `const SURVIVOR = ${JSON.stringify(SURVIVOR)}; const BIND = ${JSON.stringify(bind())};`,
     'const within = (p, ms) => Promise.race([p, new Promise((r) => setTimeout(() => r("hung"), ms).unref())]);',
     'const sleep = (ms) => new Promise((r) => setTimeout(r, ms));',
-    'const text = (box, name) => box.collect([name]).files[name]?.toString() ?? null;',
+    'const text = async (box, name) => (await box.collect([name])).files[name]?.toString() ?? null;',
     script,
     'process.exit(0);',
   ].join('\n');
@@ -251,11 +251,11 @@ describe('a run in a living box ends as a whole (rootless)', () => {
       const box = await Sandbox.create({ binds: [BIND] });
       const a = await within(box.run({ command: [SURVIVOR, 'deny'], seccomp: 'judge', limits: { wallTime: '1s' } }), 10000);
       const q = await within(box.run({ command: [SURVIVOR, 'quiet'], seccomp: 'judge', limits: { wallTime: '1s' } }), 10000);
-      const beat = text(box, 'hb');
+      const beat = await text(box, 'hb');
       const next = await within(box.run({ command: ['/bin/sleep', '0.5'], env: { SECRET: 'run-two-secret' } }), 10000);
-      const later = text(box, 'hb');
+      const later = await text(box, 'hb');
       const out = { a: a === 'hung' ? 'hung' : a.status, q: q === 'hung' ? 'hung' : q.status, next: next === 'hung' ? 'hung' : next.status,
-        still: later === beat, leak: text(box, 'leak'), after: text(box, 'after') };
+        still: later === beat, leak: await text(box, 'leak'), after: await text(box, 'after') };
       await within(box.destroy(), 5000);
       console.log(JSON.stringify(out));`);
     expect(lastJson(r)).toEqual({ a: 'syscall-denied', q: 'syscall-denied', next: 'ok', still: true, leak: null, after: null });

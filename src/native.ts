@@ -3,7 +3,7 @@
  * the plan the executor receives (pure data, every field re-validated on the C++ side) and what a
  * running box reports back.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -132,15 +132,46 @@ interface Addon {
   spawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned>;
 }
 
-const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release');
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const built = join(packageDir, 'build', 'Release');
+const prebuilt = join(packageDir, 'prebuilds', `${process.platform}-${process.arch}`);
+/**
+ * Where the addon and the init are: a build from source (a clone's `npm ci`, or
+ * `npm run build:native` in an installed package) wins over the binaries the package ships for
+ * linux-x64 and linux-arm64, so what a developer compiles is what runs.
+ */
+const nativeDir = existsSync(join(built, 'sandcell.node')) ? built : prebuilt;
 /** The init every box runs as its first process (and every run in a living box as its own init). */
-export const INIT_PATH = join(buildDir, 'sandcell-init');
+export const INIT_PATH = join(nativeDir, 'sandcell-init');
 let addon: Addon | null = null;
+
+/** How to get a native build where no prebuilt binary fits: the package runs no install script. */
+const BUILD_FROM_SOURCE =
+  'build it from source with `npm explore sandcell -- npm run build:native` (needs python3, make, g++ and static libc/libstdc++)';
 
 function load(): Addon {
   if (addon) return addon;
+  const path = join(nativeDir, 'sandcell.node');
+  if (!existsSync(path) || !existsSync(INIT_PATH)) {
+    throw new SandboxSetupError(
+      'load native addon',
+      osConstants.errno.ENOENT,
+      'ENOENT',
+      `no native binary for ${process.platform}-${process.arch}: none prebuilt in ${prebuilt} (the package ships linux-x64 and linux-arm64) nor built from source in ${built}; ${BUILD_FROM_SOURCE}`,
+    );
+  }
   const require = createRequire(import.meta.url);
-  const a = require(join(buildDir, 'sandcell.node')) as Addon;
+  let a: Addon;
+  try {
+    a = require(path) as Addon;
+  } catch (e) {
+    throw new SandboxSetupError(
+      'load native addon',
+      osConstants.errno.ENOEXEC,
+      'ENOEXEC',
+      `${path} does not load here (${(e as Error).message}): ${BUILD_FROM_SOURCE}`,
+    );
+  }
   a.setInit(INIT_PATH);
   addon = a;
   return a;

@@ -38,7 +38,13 @@ try {
     // binding.gyp finds node-addon-api's headers with require() from its own directory.
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
     console.log(`prebuilds: linux-${arch} with ${tools.CXX}`);
-    execFileSync('node-gyp', ['rebuild', `--arch=${arch}`], { cwd: dir, stdio: 'inherit', env: { ...process.env, ...tools } });
+    try {
+      execFileSync('node-gyp', ['rebuild', `--arch=${arch}`], { cwd: dir, stdio: 'inherit', env: { ...process.env, ...tools } });
+    } catch (e) {
+      // npm puts its own node-gyp on the PATH of the scripts it runs.
+      if (e.code === 'ENOENT') throw new Error('prebuilds: node-gyp is not on PATH: run this as npm run prebuilds');
+      throw e;
+    }
     const out = join(ROOT, 'prebuilds', `linux-${arch}`);
     rmSync(out, { recursive: true, force: true });
     mkdirSync(out, { recursive: true });

@@ -97,15 +97,24 @@ describe('the packed package, installed without a compiler', () => {
     expect(JSON.parse(r.stdout)).toEqual({ status: 'ok', stdout: 'olleh\n' });
   });
 
-  it('without a binary for this platform, a run fails naming how to build one from source', () => {
+  it('without a binary for this platform, or with one that does not load, a run fails naming how to build one from source', () => {
     const dir = join(project, 'node_modules', 'sandcell', 'prebuilds', `linux-${process.arch}`);
     renameSync(dir, `${dir}.moved`);
     try {
-      const r = run('npx', ['sandcell', 'run', '--', '/bin/echo', 'hi']);
-      expect(r.status).toBe(125);
-      expect(r.stderr).toContain(`no native binary for linux-${process.arch}`);
-      expect(r.stderr).toContain('npm explore sandcell -- npm run build:native');
+      const missing = run('npx', ['sandcell', 'run', '--', '/bin/echo', 'hi']);
+      expect(missing.status).toBe(125);
+      expect(missing.stderr).toContain(`no native binary for linux-${process.arch}`);
+      expect(missing.stderr).toContain('npm explore sandcell -- npm run build:native');
+      // What a host with another C library (or an older glibc) meets: a file dlopen refuses.
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'sandcell.node'), 'not an ELF object');
+      writeFileSync(join(dir, 'sandcell-init'), '');
+      const broken = run('npx', ['sandcell', 'run', '--', '/bin/echo', 'hi']);
+      expect(broken.status).toBe(125);
+      expect(broken.stderr).toContain(`${join(dir, 'sandcell.node')} does not load here`);
+      expect(broken.stderr).toContain('npm explore sandcell -- npm run build:native');
     } finally {
+      rmSync(dir, { recursive: true, force: true });
       renameSync(`${dir}.moved`, dir);
     }
   });

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
 import { run, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
-import { idleCgroupDirs } from '../dist/supervise/cgroups.js';
+import { idleCgroupDirs } from '../dist/runtime.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, UNSHARE_ALL, type BwrapSetup } from './procs.js';
 import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
@@ -422,16 +422,16 @@ async function main(): Promise<void> {
     try {
       const distDir = resolve(benchDir, '..', 'dist');
       const opts = (await import(join(distDir, 'options.js'))) as { resolveOptions: (o: unknown) => unknown };
-      const filter = (await import(join(distDir, 'supervise', 'filter.js'))) as { filterFor: (c: unknown) => unknown };
-      const cg = (await import(join(distDir, 'supervise', 'cgroups.js'))) as {
-        cgroupsFor: (p: null) => Promise<{ driver: { create(l: unknown): Promise<{ destroy(): Promise<void> }> } | null }>;
+      const filter = (await import(join(distDir, 'launch', 'filter.js'))) as { filterFor: (c: unknown) => unknown };
+      const cg = (await import(join(distDir, 'runtime.js'))) as {
+        cgroupsFor: (p: null) => Promise<{ pool: { driver: { create(l: unknown): Promise<{ destroy(): Promise<void> }> } } | null }>;
       };
       const prep = await latency('resolveOptions+filterFor', async () => {
         const o = opts.resolveOptions({ command: ['/bin/true'] }) as { seccomp: unknown };
         filter.filterFor(o.seccomp);
       }, SUB_ITER);
       p(`| resolveOptions + seccomp filter lookup (JS, cached BPF) | ${ms(prep.p50, 3)} | ${ms(prep.p90, 3)} | ${ms(prep.p99, 3)} | ${prep.n} |`);
-      const { driver } = await cg.cgroupsFor(null);
+      const driver = (await cg.cgroupsFor(null)).pool?.driver;
       if (driver) {
         const create: number[] = [];
         const destroy: number[] = [];

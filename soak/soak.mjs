@@ -23,8 +23,7 @@ const ownTmp = mkdtempSync(join(tmpdir(), 'sandcell-soak-'));
 process.env.TMPDIR = ownTmp;
 
 import { listSandcellCgroups } from '../dist/cgroup/index.js';
-import { idleCgroupDirs } from '../dist/supervise/cgroups.js';
-import { warmBoxes } from '../dist/supervise/warm.js';
+import { idleCgroupDirs, warmBoxes } from '../dist/runtime.js';
 import { AbortError, run, SandboxOptionsError, SandboxSetupError } from '../dist/index.js';
 
 const total = Number(process.argv[2] ?? process.env.SANDCELL_SOAK_RUNS ?? 10000);

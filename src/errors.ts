@@ -46,3 +46,11 @@ export class SandboxSetupError extends Error {
     this.code = code;
   }
 }
+
+/** The run was ended by the caller's `AbortSignal`; its reason is the `cause`. */
+export class AbortError extends Error {
+  override readonly name = 'AbortError';
+  constructor(cause: unknown) {
+    super('the sandboxed run was aborted', { cause });
+  }
+}

@@ -6,9 +6,9 @@
  */
 export { run, spawn } from './run.js';
 export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';
-export { SandboxProcess, AbortError } from './supervise/box.js';
-export { SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
-export { setWarmBoxes, shutdown } from './shutdown.js';
+export { SandboxProcess } from './supervise/process.js';
+export { AbortError, SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
+export { setWarmBoxes, shutdown } from './runtime.js';
 export { setOwnerIds, type OwnerIds } from './plan/ids.js';
 export type {
   Bind,

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { SandboxSetupError } from './errors.js';
+import { privileged } from './privilege.js';
 
 /** One entry of the box's filesystem, applied in order below the new root. */
 export type NativeMount =
@@ -217,7 +218,7 @@ function setupError(e: unknown): unknown {
  * fails with EPERM/EACCES.
  */
 function rootlessHint(errno: number): string | undefined {
-  if (process.geteuid?.() === 0 || (errnoName(errno) !== 'EPERM' && errnoName(errno) !== 'EACCES')) return undefined;
+  if (privileged() || (errnoName(errno) !== 'EPERM' && errnoName(errno) !== 'EACCES')) return undefined;
   const read = (path: string): string | null => {
     try {
       return readFileSync(path, 'utf8').trim();

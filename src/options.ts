@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 
 import { SandboxOptionsError, type OptionIssue } from './errors.js';
+import { privileged } from './privilege.js';
 import { isPresetName, parsePolicy, presetNames, SeccompPolicyError, type PresetName, type SeccompPolicy } from './seccomp/index.js';
 import { parseDuration, parseSize, type Duration, type Size } from './units.js';
 
@@ -404,7 +405,7 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number, issues: OptionIssue[])
  * mapped into the box, as its root: the program runs as uid 0 there, with no capabilities.
  */
 function ids(user: { uid?: number; gid?: number } | undefined, issues: OptionIssue[]): { uid: number; gid: number } {
-  if (process.geteuid?.() === 0) return { uid: user?.uid ?? 65534, gid: user?.gid ?? 65534 };
+  if (privileged()) return { uid: user?.uid ?? 65534, gid: user?.gid ?? 65534 };
   for (const key of ['uid', 'gid'] as const) {
     if (user?.[key] !== undefined && user[key] !== 0) {
       issues.push({ path: `user.${key}`, message: 'only 0 is available without root (the box maps just the caller\'s own id)' });

@@ -1,8 +1,16 @@
 /**
  * The result of a run: a plain JSON-serialisable object (the public contract: its keys are
- * stable, the CLI's --json prints it as is) and the rule that turns what happened into one status.
+ * stable, the CLI's --json prints it as is) and the rule that turns what happened into one status
+ * (each limit's own verdict lives with the limit, in src/limits/; the order in which they are
+ * asked is here).
  */
 import { constants as osConstants } from 'node:os';
+
+import { cpuTimeVerdict } from './limits/cpu-time.js';
+import { memoryVerdict } from './limits/memory.js';
+import { outputVerdict } from './limits/output.js';
+import { wallTimeVerdict } from './limits/wall-time.js';
+import { AUDIT_ARCH, syscallName, type SeccompArch } from './seccomp/index.js';
 
 export type Status =
   | 'ok'
@@ -36,6 +44,13 @@ export interface Violation {
   arch: string;
 }
 
+/** How each limit was enforced (or that it was not: no limit, or no mechanism for it). */
+export interface LimitsEnforced {
+  memory: Enforcement;
+  cpuTime: Enforcement;
+  processes: Enforcement;
+}
+
 export interface Result {
   status: Status;
   exitCode: number | null;
@@ -46,11 +61,11 @@ export interface Result {
   stderrTruncated: boolean;
   usage: Usage;
   violation: Violation | null;
-  limitsEnforced: { memory: Enforcement; cpuTime: Enforcement; processes: Enforcement };
+  limitsEnforced: LimitsEnforced;
 }
 
 /** Why the supervisor itself ended a run, first reason first. */
-export type KillReason = 'wall-time-limit' | 'time-limit' | 'output-limit' | 'memory-limit' | 'aborted';
+export type KillReason = 'wall-time-limit' | 'time-limit' | 'output-limit' | 'aborted';
 
 export interface Outcome {
   /** How the main process ended; null when the box was ended before it did. */
@@ -66,7 +81,6 @@ export interface Outcome {
 // The first name of a number is the usual one (SIGABRT before SIGIOT, SIGIO before SIGPOLL).
 const signalNames = new Map<number, string>();
 for (const [name, n] of Object.entries(osConstants.signals)) if (!signalNames.has(n)) signalNames.set(n, name);
-const SIGXCPU = osConstants.signals.SIGXCPU;
 
 export function signalName(sig: number): string {
   return signalNames.get(sig) ?? `SIG${sig}`;
@@ -74,18 +88,22 @@ export function signalName(sig: number): string {
 
 /**
  * One status from what happened. A denied system call and the kernel's OOM kill explain a death
- * better than anything else; then the supervisor's own reason for ending the run; then CPU time
- * past the limit (the RLIMIT_CPU backstop's SIGXCPU and its SIGKILL a second later included);
- * then how the program ended.
+ * better than anything else; then CPU time past the limit (the supervisor's kill, the RLIMIT_CPU
+ * backstop's SIGXCPU and its SIGKILL a second later); then the supervisor's other reasons for
+ * ending the run; then how the program ended.
  */
 export function deriveStatus(o: Outcome): Status {
   if (o.violation) return 'syscall-denied';
-  if (o.oomKilled && (o.signal !== null || o.killReason === null)) return 'memory-limit';
-  if (o.killReason === 'time-limit' || o.signal === SIGXCPU) return 'time-limit';
-  if (o.cpuLimitMs !== null && o.cpuTimeMs >= o.cpuLimitMs && (o.signal !== null || o.killReason !== null)) return 'time-limit';
-  if (o.killReason === 'output-limit') return 'output-limit';
-  if (o.killReason === 'wall-time-limit') return 'wall-time-limit';
-  if (o.killReason === 'memory-limit') return 'memory-limit';
+  const limit = memoryVerdict(o) ?? cpuTimeVerdict(o) ?? outputVerdict(o) ?? wallTimeVerdict(o);
+  if (limit) return limit;
   if (o.signal !== null) return 'signaled';
   return o.exitCode === 0 ? 'ok' : 'nonzero-exit';
+}
+
+/** Names a call the seccomp filter denied, from what the kernel reported. */
+export function describeViolation(nr: number, auditArch: number): Violation {
+  const entry = (Object.entries(AUDIT_ARCH) as [string, number][]).find(([, v]) => v === auditArch);
+  const archName = entry?.[0] ?? `0x${auditArch.toString(16)}`;
+  const known = entry && (entry[0] === 'x86_64' || entry[0] === 'aarch64') ? syscallName(nr, entry[0] as SeccompArch) : undefined;
+  return { syscall: known ?? `syscall_${nr}`, nr, arch: archName };
 }

@@ -1,12 +1,14 @@
 /**
  * The two ways in: `spawn()` for long-lived boxes the caller talks to over stdio (plugin hosts),
- * and `run()` for a complete run with input given up front and output collected (judges).
+ * and `run()` for a complete run with input given up front and output collected (judges). Both
+ * resolve the options once and hand them to the launcher.
  */
-
+import { Stages } from './debug.js';
+import { launch } from './launch/launcher.js';
 import { resolveOptions, type RunOptions, type SpawnOptions } from './options.js';
 import { Sandbox, type RunResult } from './sandbox.js';
-import { SandboxProcess, startBox } from './supervise/box.js';
 import { feed } from './supervise/io.js';
+import type { SandboxProcess } from './supervise/process.js';
 
 /**
  * Starts a program in a new box and returns as soon as it runs. Its stdin/stdout/stderr are
@@ -14,8 +16,10 @@ import { feed } from './supervise/io.js';
  * The output limit still applies to what passes through the streams.
  */
 export async function spawn(options: SpawnOptions): Promise<SandboxProcess> {
+  const stages = Stages.start();
   const o = resolveOptions(options);
-  return startBox({ options: o, seccomp: o.seccomp, stdin: 'pipe', output: 'streams' });
+  stages?.mark('options');
+  return launch(o, { stdin: 'pipe', output: 'streams', stages });
 }
 
 /**
@@ -23,19 +27,12 @@ export async function spawn(options: SpawnOptions): Promise<SandboxProcess> {
  * with `collect`, the files it left in its working directory).
  */
 export async function run(options: RunOptions): Promise<RunResult> {
+  const stages = Stages.start();
   const o = resolveOptions(options);
-  if (o.collect.length > 0) {
-    // Files are read from a box that is still there: a living box for this one run.
-    const { command, stdin, collect, signal, seccomp, files, env, cwd, limits, ...shape } = options;
-    const box = await Sandbox.create({ ...shape, ...(env ? { env } : {}), ...(cwd ? { cwd } : {}), ...(limits ? { limits } : {}) });
-    try {
-      return await box.run({ command, collect: collect ?? [], ...(stdin !== undefined ? { stdin } : {}), ...(signal ? { signal } : {}), ...(seccomp ? { seccomp } : {}), ...(files ? { files } : {}) });
-    } finally {
-      await box.destroy();
-    }
-  }
-  const box = await startBox({ options: o, seccomp: o.seccomp, stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect' });
-  feed(box, o.stdin);
-  return box.collectOutput();
+  stages?.mark('options');
+  // Files are read from a box that is still there: a living box for this one run.
+  if (o.collect.length > 0) return Sandbox.runOnce(o, stages);
+  const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', stages });
+  feed(proc.stdin, o.stdin);
+  return proc.collectOutput();
 }
-

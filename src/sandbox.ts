@@ -3,9 +3,9 @@
  * programs run in it one after another (compile, then run the binary against fifty inputs) or
  * side by side (a plugin and its helper on the box's own loopback).
  */
-import type { RunCgroup } from './cgroup/index.js';
+import { Stages } from './debug.js';
 import { SandboxSetupError } from './errors.js';
-import { nativeSpawn, type NativeSpawned } from './native.js';
+import { launch, startLivingBox, type LivingBox } from './launch/launcher.js';
 import {
   resolveSandboxOptions,
   resolveSandboxRun,
@@ -16,13 +16,11 @@ import {
   type ResolvedOptions,
   type RunOptions,
 } from './options.js';
-import { buildPlan } from './plan/build.js';
 import type { Result } from './result.js';
 import type { PresetName, SeccompPolicy } from './seccomp/index.js';
-import { SandboxProcess, cgroupLimits, startBox } from './supervise/box.js';
-import { cgroupsFor } from './supervise/cgroups.js';
 import { collectFiles, DEFAULT_COLLECT_LIMITS, type CollectLimits, type Collected } from './supervise/collect.js';
 import { feed } from './supervise/io.js';
+import type { SandboxProcess } from './supervise/process.js';
 
 /** What a box is made of, and the defaults of the programs run in it. */
 export interface SandboxOptions extends BoxShape {
@@ -49,69 +47,59 @@ const ENDED = 3; // ESRCH
 
 export class Sandbox implements AsyncDisposable {
   private readonly options: ResolvedOptions;
-  private readonly native: NativeSpawned;
-  private readonly cgroup: RunCgroup | null;
+  private readonly box: LivingBox;
   private readonly ended: Promise<void>;
   private destroyed = false;
 
-  private constructor(options: ResolvedOptions, native: NativeSpawned, cgroup: RunCgroup | null) {
+  private constructor(options: ResolvedOptions, box: LivingBox) {
     this.options = options;
-    this.native = native;
-    this.cgroup = cgroup;
-    this.ended = new Promise((resolve) => native.box.watch(() => resolve()));
+    this.box = box;
+    this.ended = new Promise((resolve) => box.native.box.watch(() => resolve()));
   }
 
   /** Builds a box and keeps it until `destroy()`. */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const o = resolveSandboxOptions(options);
-    const { pool } = await cgroupsFor(o.cgroupParent);
-    // The box's limits hold for everything in it; its init sits in a leaf of its own so that
-    // runs can have cgroups below the box's (v2 allows processes only in leaves).
-    const cgroup = pool ? await pool.take(cgroupLimits(o)) : null;
+    return new Sandbox(o, await startLivingBox(o));
+  }
+
+  /**
+   * @internal `run()` with `collect`: one run in a living box built for it, whose files are read
+   * before the box goes. The run's files are placed by the run, not by the box.
+   */
+  static async runOnce(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
+    const box = new Sandbox(o, await startLivingBox({ ...o, files: [] }));
     try {
-      const initCgroup = pool && cgroup ? await pool.take({}, cgroup) : null;
-      const plan = buildPlan(
-        o,
-        {
-          cgroupProcs: initCgroup ? [...initCgroup.procsFiles] : [],
-          seccomp: null,
-          seccompListener: false,
-          memoryRlimitBytes: null,
-          cpuLimitByCgroup: false,
-          stdio: ['null', 'null', 'null'],
-        },
-        'box',
-      );
-      const native = await nativeSpawn(plan);
-      return new Sandbox(o, native, cgroup);
-    } catch (e) {
-      if (cgroup) await cgroup.destroy();
-      throw e;
+      return await box.runResolved(o, stages);
+    } finally {
+      await box.destroy();
     }
   }
 
   /** Host pid of the box's init. */
   get pid(): number {
-    return this.native.pid;
+    return this.box.native.pid;
   }
 
   /** Starts a program in the box; see `spawn()`. */
   async spawn(options: SandboxRunOptions): Promise<SandboxProcess> {
+    const stages = Stages.start();
     const o = this.resolveRun(options);
-    return startBox({ options: o, seccomp: o.seccomp, stdin: 'pipe', output: 'streams', join: { box: this.native.box, cgroup: this.cgroup } });
+    stages?.mark('options');
+    return launch(o, { stdin: 'pipe', output: 'streams', into: this.box, stages });
   }
 
   /** Runs a program in the box to its end; files it wrote stay for the next run. */
   async run(options: SandboxRunOptions): Promise<RunResult> {
+    const stages = Stages.start();
     const o = this.resolveRun(options);
-    const proc = await startBox({
-      options: o,
-      seccomp: o.seccomp,
-      stdin: o.stdin === null ? 'null' : 'pipe',
-      output: 'collect',
-      join: { box: this.native.box, cgroup: this.cgroup },
-    });
-    feed(proc, o.stdin);
+    stages?.mark('options');
+    return this.runResolved(o, stages);
+  }
+
+  private async runResolved(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
+    const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', into: this.box, stages });
+    feed(proc.stdin, o.stdin);
     const result: RunResult = await proc.collectOutput();
     if (o.collect.length > 0) {
       const c = await this.collect(o.collect, o.cwd);
@@ -130,19 +118,19 @@ export class Sandbox implements AsyncDisposable {
    */
   async collect(patterns: string[], cwd = this.options.cwd, limits: Partial<CollectLimits> = {}): Promise<Collected> {
     this.assertAlive();
-    return collectFiles(this.native.box, cwd, patterns, { ...DEFAULT_COLLECT_LIMITS, ...limits });
+    return collectFiles(this.box.native.box, cwd, patterns, { ...DEFAULT_COLLECT_LIMITS, ...limits });
   }
 
   /** Ends everything still running in the box and removes it: processes, mounts, cgroups. */
   async destroy(): Promise<void> {
     if (!this.destroyed) {
       this.destroyed = true;
-      this.native.box.terminate();
-      const hardKill = setTimeout(() => this.native.box.kill(), 1000);
+      this.box.native.box.terminate();
+      const hardKill = setTimeout(() => this.box.native.box.kill(), 1000);
       await this.ended;
       clearTimeout(hardKill);
     }
-    if (this.cgroup) await this.cgroup.destroy();
+    if (this.box.cgroup) await this.box.cgroup.destroy();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

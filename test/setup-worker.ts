@@ -5,13 +5,13 @@
 // (global-setup.ts) sees what a clean shutdown leaves: nothing. (process.exit() is not an option:
 // vitest replaces it in workers.)
 import { shutdown } from '../src/index.js';
-import { releaseCgroupsSync } from '../src/supervise/cgroups.js';
+import { releaseSync } from '../src/runtime.js';
 
 process.once('SIGTERM', () => {
   void shutdown()
     .catch(() => undefined)
     .finally(() => {
-      releaseCgroupsSync();
+      releaseSync();
       process.kill(process.pid, 'SIGTERM');
     });
 });

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import type { Result } from '../result.js';
 import { run, spawn } from '../run.js';
-import { setWarmBoxes } from '../shutdown.js';
+import { setWarmBoxes } from '../runtime.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
 import { SubmissionError } from '../problems/judge.js';
 import { loadProfiles, withProfile } from '../profiles/profiles.js';

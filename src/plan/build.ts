@@ -1,10 +1,18 @@
 /**
- * Options → native plan: pure data, no I/O beyond reading the host's layout once. Everything that
- * decides what the box looks like is here, where it can be tested without root.
+ * Options → native plan: pure data, no I/O beyond reading the host's layout once. Every plan the
+ * executor receives is made here, where it can be tested without root: a one-shot box with its
+ * program, a box without one (built ahead, or one that lives), and a program joining a box that
+ * exists. What the run's cgroup offers decides how each limit is enforced, and the plan says so.
  */
+import type { RunCgroup } from '../cgroup/index.js';
+import type { BoxFilter } from '../launch/filter.js';
+import { cpuTimeEnforcement, cpuTimeRlimit } from '../limits/cpu-time.js';
+import { memoryEnforcement, memoryRlimit } from '../limits/memory.js';
 import type { NativePlan, NativeRlimit, NativeStdio } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
-import { idMap, ownerIds, privileged } from './ids.js';
+import { privileged } from '../privilege.js';
+import type { LimitsEnforced } from '../result.js';
+import { idMap, ownerIds } from './ids.js';
 import { boxRoot, filesIn } from './rootfs.js';
 
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -12,18 +20,61 @@ export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 /** Linux RLIMIT_* numbers (the same on x86_64 and aarch64). */
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
-export interface PlanExtras {
-  cgroupProcs: string[];
-  seccomp: Buffer | null;
-  seccompListener: boolean;
-  /** Memory limit enforced with RLIMIT_AS because no memory cgroup is available. */
-  memoryRlimitBytes: number | null;
-  /** The supervisor enforces the CPU-time limit from the cgroup; RLIMIT_CPU is only a backstop then. */
-  cpuLimitByCgroup: boolean;
-  stdio: [NativeStdio, NativeStdio, NativeStdio];
+/** Where a program runs and what it gets from the launcher. */
+export interface RunSetup {
+  /**
+   * `new`: a box of its own, built now. `warm`: the one run of a box built ahead, whose init
+   * already waits in `cgroup`. `living`: a run inside a living box (Sandbox), entering `cgroup`,
+   * its own below the box's.
+   */
+  into: 'new' | 'warm' | 'living';
+  cgroup: RunCgroup | null;
+  filter: BoxFilter | null;
+  stdin: 'pipe' | 'null';
 }
 
-function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
+/** A program's plan, and how its limits are enforced. */
+export interface PlannedRun {
+  plan: NativePlan;
+  enforced: LimitsEnforced;
+}
+
+/** The plan of a program: in a box of its own (`new`), or joining a box that exists. */
+export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
+  const l = o.limits;
+  const cg = s.cgroup;
+  const enforced: LimitsEnforced = {
+    memory: memoryEnforcement(l.memoryBytes, cg),
+    cpuTime: cpuTimeEnforcement(l.cpuTimeMs, cg),
+    processes: cg?.enforced.processes === 'cgroup' ? 'cgroup' : 'rlimit',
+  };
+  const plan = basePlan(o, s.into === 'new' ? 'run' : 'join');
+  plan.rlimits = rlimits(o, enforced);
+  // A warm box's init is in its cgroup already.
+  plan.cgroupProcs = cg && s.into !== 'warm' ? [...cg.procsFiles] : [];
+  plan.stdio = [s.stdin, 'pipe', 'pipe'];
+  if (cg?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cg.cpuTimeFile;
+  if (s.filter) {
+    plan.seccomp = s.filter.program;
+    plan.seccompListener = s.filter.listener;
+    plan.seccompExecPathLo = s.filter.execPathLo;
+    plan.seccompExecPathHi = s.filter.execPathHi;
+  }
+  return { plan, enforced };
+}
+
+/**
+ * A box without a program. `prepared`: built ahead, it waits for one run (a join plan); it holds
+ * only what the box is, so that every run of the same shape can use it. `living`: it builds its
+ * root and waits for runs until it is told to end (Sandbox.create); its init enters `cgroupProcs`.
+ */
+export function planBox(o: ResolvedOptions, kind: 'prepared' | 'living', cgroupProcs: readonly string[] = []): NativePlan {
+  const plan = basePlan(o, kind);
+  plan.cgroupProcs = [...cgroupProcs];
+  return plan;
+}
+
+function rlimits(o: ResolvedOptions, enforced: LimitsEnforced): NativeRlimit[] {
   const l = o.limits;
   const out: NativeRlimit[] = [
     { resource: RLIMIT.CORE, soft: 0, hard: 0 },
@@ -34,36 +85,29 @@ function rlimits(o: ResolvedOptions, extras: PlanExtras): NativeRlimit[] {
     // where present, is the exact limit and also counts threads.
     { resource: RLIMIT.NPROC, soft: l.processes, hard: l.processes },
   ];
-  if (l.cpuTimeMs !== null) {
-    // Per process, in whole seconds: SIGXCPU at the soft limit, SIGKILL at the hard one. Without a
-    // cgroup it is the limit itself; with one the supervisor ends the whole tree exactly at the
-    // limit and this only backs it up, a second later.
-    const s = Math.ceil(l.cpuTimeMs / 1000) + (extras.cpuLimitByCgroup ? 1 : 0);
-    out.push({ resource: RLIMIT.CPU, soft: s, hard: s + 1 });
-  }
-  if (extras.memoryRlimitBytes !== null) {
-    out.push({ resource: RLIMIT.AS, soft: extras.memoryRlimitBytes, hard: extras.memoryRlimitBytes });
-  }
+  const cpu = cpuTimeRlimit(l.cpuTimeMs, enforced.cpuTime);
+  if (cpu) out.push(cpu);
+  const memory = memoryRlimit(l.memoryBytes, enforced.memory);
+  if (memory) out.push(memory);
   return out;
 }
 
-export type PlanMode = 'run' | 'box' | 'join' | 'prepared';
+const NO_STDIO: [NativeStdio, NativeStdio, NativeStdio] = ['null', 'null', 'null'];
 
 /**
- * `run`: a box that lives as long as its program. `box`: a box that only builds its root and
- * waits (Sandbox.create). `join`: a program inside such a box, or the one run of a `prepared` box;
- * its root already exists. `prepared`: a box built ahead that waits for one run (a join plan): it
- * holds only what the box is, so that every run of the same shape can use it.
+ * `run`: a box that lives as long as its program. `living`: a box that only builds its root and
+ * waits. `join`: a program inside such a box, or the one run of a `prepared` box; its root
+ * already exists. `prepared`: a box built ahead that waits for one run.
  */
-export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode = 'run'): NativePlan {
+function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepared'): NativePlan {
   const env = { PATH: SAFE_PATH, ...o.env };
   const writableImage = o.image !== null && o.writable;
-  const prepared = mode === 'prepared';
+  const program = mode === 'run' || mode === 'join';
   // A run joining a box makes no user namespace: the box's owner stays its owner.
   const owners = mode === 'join' ? undefined : ownerIds();
   return {
-    argv: mode === 'box' || prepared ? [] : o.command,
-    env: prepared ? [] : Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    argv: program ? o.command : [],
+    env: mode === 'prepared' ? [] : Object.entries(env).map(([k, v]) => `${k}=${v}`),
     cwd: o.cwd,
     staging: '/tmp',
     hostname: 'sandcell',
@@ -79,9 +123,9 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
     rootReadOnly: !writableImage,
     rootTmpfs: writableImage ? `mode=755,size=${o.limits.tmpfsBytes}` : 'mode=755,size=4194304,nr_inodes=4096',
     ...(writableImage && o.image !== null ? { image: o.image } : {}),
-    ...(mode === 'box' ? { persistent: true } : {}),
+    ...(mode === 'living' ? { persistent: true } : {}),
     ...(mode === 'join' ? { join: true } : {}),
-    ...(prepared ? { prepared: true } : {}),
+    ...(mode === 'prepared' ? { prepared: true } : {}),
     mounts:
       mode === 'join'
         ? filesIn(o.cwd, o.files)
@@ -94,12 +138,13 @@ export function buildPlan(o: ResolvedOptions, extras: PlanExtras, mode: PlanMode
             mounts: o.mounts,
             image: o.image,
             writable: o.writable,
-            files: prepared ? [] : o.files,
+            // A box built ahead holds nothing of a run's; a living box's own files are placed now.
+            files: mode === 'prepared' ? [] : o.files,
           }),
-    rlimits: prepared ? [] : rlimits(o, extras),
-    seccomp: extras.seccomp,
-    seccompListener: extras.seccompListener,
-    cgroupProcs: extras.cgroupProcs,
-    stdio: extras.stdio,
+    rlimits: [],
+    seccomp: null,
+    seccompListener: false,
+    cgroupProcs: [],
+    stdio: NO_STDIO,
   };
 }

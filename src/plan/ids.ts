@@ -7,6 +7,7 @@
  * allowance of any of these for as long as it lives.
  */
 import { SandboxOptionsError } from '../errors.js';
+import { privileged } from '../privilege.js';
 
 /** Host id of the box's root; the program's ids map just above it. Unprivileged, never the caller's own. */
 export const HOST_ID_BASE = 100000;
@@ -30,11 +31,6 @@ export const DEFAULT_OWNER_IDS: Readonly<OwnerIds> = Object.freeze({ first: 0x70
 const MAX_ID = 0xfffffffe;
 
 let ownerRange: Readonly<OwnerIds> = DEFAULT_OWNER_IDS;
-
-/** Whether this process may map other ids than its own (root); without, the box is rootless. */
-export function privileged(): boolean {
-  return process.geteuid?.() === 0;
-}
 
 /**
  * The host ids boxes' user namespaces are owned by (root only; a rootless box's namespace is

@@ -46,7 +46,7 @@ describe('rootless', () => {
   });
 
   it('uses warm boxes too: a run in one gets its own program and rlimits', () => {
-    const warm = JSON.stringify(join(dirname(DIST), 'supervise', 'warm.js'));
+    const warm = JSON.stringify(join(dirname(DIST), 'runtime.js'));
     const r = asNobody(`
       const { warmBoxes } = await import(${warm});
       for (let i = 0; i < 2; i++) await run({ command: ['/bin/true'] });

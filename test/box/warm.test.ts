@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { run, SandboxOptionsError, SandboxSetupError, setWarmBoxes, shutdown, spawn, type RunOptions } from '../../src/index.js';
 import type { Result } from '../../src/result.js';
-import { RUNS_BEFORE_WARM, warmBoxes } from '../../src/supervise/warm.js';
+import { RUNS_BEFORE_WARM } from '../../src/launch/warm.js';
+import { warmBoxes } from '../../src/runtime.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
 import { childPids, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
@@ -210,7 +211,7 @@ describe('the pool', () => {
       writeFileSync(
         script,
         `import { run } from ${JSON.stringify(pathToFileURL(join(dist, 'index.js')).href)};
-import { warmBoxes } from ${JSON.stringify(pathToFileURL(join(dist, 'supervise', 'warm.js')).href)};
+import { warmBoxes } from ${JSON.stringify(pathToFileURL(join(dist, 'runtime.js')).href)};
 for (let i = 0; i < 3; i++) await run({ command: ['/bin/true'] });
 await warmBoxes.settled();
 console.log(warmBoxes.pids().join(' '));

@@ -1,9 +1,9 @@
-// The pool of run cgroups made ahead (src/supervise/cgroups.ts), against a driver that only
+// The pool of run cgroups made ahead (src/launch/cgroups.ts), against a driver that only
 // counts: every cgroup is handed out once, refills never stall, settled() always resolves.
 import { describe, expect, it } from 'vitest';
 
 import type { CgroupDriver, CgroupLimits, RunCgroup } from '../../src/cgroup/index.js';
-import { CgroupPool } from '../../src/supervise/cgroups.js';
+import { CgroupPool } from '../../src/launch/cgroups.js';
 
 function countingDriver(): { driver: CgroupDriver; made: RunCgroup[] } {
   const made: RunCgroup[] = [];

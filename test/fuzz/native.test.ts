@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import type { NativePlan } from '../../src/native.js';
 import { resolveOptions } from '../../src/options.js';
-import { buildPlan } from '../../src/plan/build.js';
+import { planBox, planRun } from '../../src/plan/build.js';
 import { childPids, openFds, requireRoot } from '../helpers/host.js';
 
 const RUNS = Number(process.env.SANDCELL_FUZZ_RUNS ?? 2000);
@@ -36,18 +36,11 @@ beforeAll(() => {
   requireRoot();
   addon = createRequire(import.meta.url)(join(BUILD, 'sandcell.node')) as Addon;
   addon.setInit(join(BUILD, 'sandcell-init'));
-  base = buildPlan(resolveOptions({ command: ['/bin/true'] }), {
-    cgroupProcs: [],
-    seccomp: null,
-    seccompListener: false,
-    memoryRlimitBytes: null,
-    cpuLimitByCgroup: false,
-    stdio: ['null', 'null', 'null'],
-  });
   const o = resolveOptions({ command: ['/bin/true'] });
-  const extras = { cgroupProcs: [], seccomp: null, seccompListener: false, memoryRlimitBytes: null, cpuLimitByCgroup: false, stdio: ['null', 'null', 'null'] as const };
-  prepared = buildPlan(o, { ...extras, stdio: ['null', 'null', 'null'] }, 'prepared');
-  joinPlan = buildPlan(o, { ...extras, stdio: ['null', 'null', 'null'] }, 'join');
+  const stdio = ['null', 'null', 'null'] as const;
+  base = { ...planRun(o, { into: 'new', cgroup: null, filter: null, stdin: 'null' }).plan, stdio: [...stdio] };
+  prepared = planBox(o, 'prepared');
+  joinPlan = { ...planRun(o, { into: 'warm', cgroup: null, filter: null, stdin: 'null' }).plan, stdio: [...stdio] };
 });
 
 const junk = fc.oneof(

@@ -6,8 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
-import { idleCgroupDirs } from '../../src/supervise/cgroups.js';
-import { warmBoxes } from '../../src/supervise/warm.js';
+import { idleCgroupDirs, warmBoxes } from '../../src/runtime.js';
 
 export function requireRoot(suite = 'this suite'): void {
   const uid = process.getuid?.();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { NativePlan } from '../../src/native.js';
 import { resolveOptions, type RunOptions } from '../../src/options.js';
 import type { Result } from '../../src/result.js';
-import { startBox } from '../../src/supervise/box.js';
+import { launch } from '../../src/launch/launcher.js';
 import { buildFixtureSet, type Fixtures } from '../helpers/fixtures.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -32,7 +32,7 @@ async function collect(stream: Readable): Promise<string> {
  */
 export async function runBox(options: RunOptions, weaken?: (plan: NativePlan) => void): Promise<Result> {
   const o = resolveOptions(options);
-  const box = await startBox({ options: o, seccomp: o.seccomp, stdin: 'null', output: 'streams', ...(weaken ? { weakenPlan: weaken } : {}) });
+  const box = await launch(o, { stdin: 'null', output: 'streams', ...(weaken ? { weakenPlan: weaken } : {}) });
   const [result, stdout, stderr] = await Promise.all([box.wait(), collect(box.stdout), collect(box.stderr)]);
   return { ...result, stdout, stderr };
 }

@@ -9,6 +9,14 @@ import { rmdirSync, statSync } from 'node:fs';
 import type { RunCgroup } from '../cgroup/index.js';
 import type { NativePlan, NativeSpawned } from '../native.js';
 
+/**
+ * What a box is, apart from what runs in it: runs whose keys match can use the same warm box.
+ * `plan` is the box's plan built ahead (`planBox(o, 'prepared')`).
+ */
+export function shapeKey(cgroupParent: string | null, plan: NativePlan): string {
+  return `${cgroupParent ?? ''}\0${JSON.stringify(plan)}`;
+}
+
 /** A box whose root is built and whose init waits for its run. */
 export interface WarmBox {
   readonly native: NativeSpawned;
@@ -66,7 +74,8 @@ interface Shape {
   prepare: PrepareBox;
 }
 
-class WarmPool {
+/** The boxes built ahead, per shape (the process's one pool is in src/runtime.ts). */
+export class WarmPool {
   private limit = 2 * PER_SHAPE;
   private readonly shapes = new Map<string, Shape>();
   private building: Promise<void> | null = null;
@@ -250,7 +259,3 @@ class WarmPool {
     this.idleTimer = null;
   }
 }
-
-
-/** The process's warm boxes. */
-export const warmBoxes = new WarmPool();

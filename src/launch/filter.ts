@@ -2,16 +2,7 @@
  * The seccomp filter of a box: a preset or a caller's policy, compiled once per policy for the
  * host's architecture and reused by every run.
  */
-import {
-  AUDIT_ARCH,
-  compile,
-  hostArch,
-  presets,
-  syscallName,
-  type PresetName,
-  type SeccompArch,
-  type SeccompPolicy,
-} from '../seccomp/index.js';
+import { compile, hostArch, presets, type PresetName, type SeccompArch, type SeccompPolicy } from '../seccomp/index.js';
 
 export interface BoxFilter {
   program: Buffer;
@@ -59,13 +50,4 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
     compiled.set(key, f);
   }
   return f;
-}
-
-
-/** Names a denied call from what the kernel reported. */
-export function describeViolation(nr: number, auditArch: number): { syscall: string; nr: number; arch: string } {
-  const entry = (Object.entries(AUDIT_ARCH) as [string, number][]).find(([, v]) => v === auditArch);
-  const archName = entry?.[0] ?? `0x${auditArch.toString(16)}`;
-  const known = entry && (entry[0] === 'x86_64' || entry[0] === 'aarch64') ? syscallName(nr, entry[0] as SeccompArch) : undefined;
-  return { syscall: known ?? `syscall_${nr}`, nr, arch: archName };
 }

@@ -1,0 +1,68 @@
+/**
+ * What sandcell decided and why, for `NODE_DEBUG=sandcell`: which cgroup driver and controllers a
+ * parent got, what was degraded and why, warm-box hits and misses, and how long each stage of a
+ * run took. Events are data (a name and its fields); the debuglog only prints them, so another
+ * sink (JSON lines for a daemon) can take the same events without touching the call sites.
+ * Without NODE_DEBUG nothing is formatted: call sites check `debugging` before building an event.
+ */
+import { debuglog } from 'node:util';
+
+const log = debuglog('sandcell');
+
+/** Whether events are wanted at all (fixed at process start, as NODE_DEBUG is read then). */
+export const debugging: boolean = log.enabled;
+
+export type DebugEvent =
+  /** Once per cgroup parent: the driver opened, or why there is none. */
+  | { event: 'cgroups'; parent: string; driver: 'v1' | 'v2'; controllers: readonly string[]; warnings: readonly string[] }
+  | { event: 'cgroups'; parent: string; driver: 'none'; reason: string }
+  /** A program started: in which box, how its limits are enforced, what stands in for what. */
+  | {
+      event: 'start';
+      pid: number;
+      box: 'new' | 'warm' | 'living';
+      warm: WarmOutcome;
+      enforced: Readonly<Record<string, string>>;
+      degraded: readonly string[];
+    }
+  /** A run ended: its status and the time of each stage, in ms. */
+  | { event: 'end'; pid: number; status: string; ms: Readonly<Record<string, number>> }
+  /** A warm box was built for a shape, or could not be. */
+  | { event: 'warm-build'; pid: number | null; ms: number; error?: string }
+  /** A living box (Sandbox) was built. */
+  | { event: 'box'; pid: number; cgroup: boolean; ms: number };
+
+/** Whether a run found a warm box: `hit`, `miss` (none waited), `discarded` (one waited but could not take the run: why), or `off` (why warm boxes do not apply). */
+export type WarmOutcome = 'hit' | 'miss' | `discarded: ${string}` | `off: ${string}`;
+
+export function debug(e: DebugEvent): void {
+  if (!debugging) return;
+  const { event, ...fields } = e;
+  log('%s %s', event, format(fields));
+}
+
+function format(fields: Record<string, unknown>, prefix = ''): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(fields)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) parts.push(format(v as Record<string, unknown>, `${prefix}${k}.`));
+    else parts.push(`${prefix}${k}=${typeof v === 'string' && /^[\w.:/+-]*$/.test(v) && v !== '' ? v : JSON.stringify(v)}`);
+  }
+  return parts.join(' ');
+}
+
+/** Times the stages of one run; null (and no clock read) when nobody is listening. */
+export class Stages {
+  private last = performance.now();
+  readonly ms: Record<string, number> = {};
+
+  static start(): Stages | null {
+    return debugging ? new Stages() : null;
+  }
+
+  /** The stage that just ended. */
+  mark(stage: string): void {
+    const now = performance.now();
+    this.ms[stage] = Math.round((now - this.last) * 1000) / 1000;
+    this.last = now;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The one way a program is started. The launcher resolves the run's cgroup and seccomp filter,
+ * decides where the program runs (a warm box built ahead for its shape, a box built now, or a
+ * living box it joins), has the plan made (src/plan/build.ts), starts it through the addon and
+ * hands it to the supervisor (src/supervise/process.ts). Nothing is left behind if it fails.
+ * Living boxes themselves (Sandbox.create) are built here too.
+ */
+import type { RunCgroup } from '../cgroup/index.js';
+import { debug, debugging, Stages, type WarmOutcome } from '../debug.js';
+import { AbortError } from '../errors.js';
+import { nativeSpawn, nativeStart, type NativePlan, type NativeSpawned } from '../native.js';
+import type { ResolvedOptions } from '../options.js';
+import { planBox, planRun, type PlannedRun } from '../plan/build.js';
+import { cgroupsFor, warmBoxes } from '../runtime.js';
+import { SandboxProcess } from '../supervise/process.js';
+import { cgroupLimits, type CgroupPool } from './cgroups.js';
+import { filterFor, type BoxFilter } from './filter.js';
+import { bindIdentity, shapeKey, stillBound, type WarmBox } from './warm.js';
+
+/** A box that lives across runs (Sandbox): its init, and the cgroup holding the box's limits. */
+export interface LivingBox {
+  native: NativeSpawned;
+  cgroup: RunCgroup | null;
+}
+
+export interface Launch {
+  stdin: 'pipe' | 'null';
+  /** `streams` for the caller to read (spawn), or `collect`: kept in memory for the result (run). */
+  output: 'streams' | 'collect';
+  /** Run inside this living box instead of a box of its own. */
+  into?: LivingBox;
+  /**
+   * Test-only: alters the finished plan, to show that the security suite detects a weakened box.
+   * Not reachable from the public API (src/index.ts does not export launch).
+   */
+  weakenPlan?: (plan: NativePlan) => void;
+  /** The run's stage clock, started when its options were resolved (null: nobody listens). */
+  stages?: Stages | null;
+}
+
+/**
+ * Starts a program: in a box built ahead for its shape when one waits (and then another is built
+ * for the next run), else in a box built now; or in the living box it is given.
+ */
+export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxProcess> {
+  if (o.signal?.aborted) throw new AbortError(o.signal.reason);
+  const stages = how.stages ?? null;
+  const filter = filterFor(o.seccomp);
+  const { pool, reason } = await cgroupsFor(o.cgroupParent);
+  const ctx: Context = { o, how, filter, pool, noCgroupReason: reason, stages };
+  // A weakened plan (tests) must build its own box from it; a run in a living box has one.
+  const off = how.into ? 'a living box' : how.weakenPlan ? 'a weakened plan' : !warmBoxes.enabled ? 'setWarmBoxes(0)' : null;
+  if (off !== null) return startNew(ctx, `off: ${off}`);
+  const shape = planBox(o, 'prepared');
+  const key = shapeKey(o.cgroupParent, shape);
+  const warm = warmBoxes.take(key);
+  let proc: SandboxProcess | null = null;
+  let outcome: WarmOutcome = 'miss';
+  if (warm) {
+    try {
+      proc = await startWarm(ctx, warm);
+    } catch (e) {
+      // Whatever went wrong (the box died meanwhile, a limit its setup already exceeds, a program
+      // that cannot start), a box built now for this run tries again and reports it.
+      outcome = `discarded: ${e instanceof Error ? e.message : String(e)}`;
+      await discardWarm(warm);
+    }
+  }
+  proc ??= await startNew(ctx, outcome);
+  // The next box of this shape is built once this run is over, not while it starts or runs.
+  const again = (): void => warmBoxes.want(key, () => prepareBox(shape, pool));
+  proc.wait().then(again, again);
+  return proc;
+}
+
+interface Context {
+  o: ResolvedOptions;
+  how: Launch;
+  filter: BoxFilter | null;
+  pool: CgroupPool | null;
+  noCgroupReason: string | null;
+  stages: Stages | null;
+}
+
+/** The run's limits go on the warm box's cgroup, then the init gets the run's plan and stdio. */
+async function startWarm(c: Context, warm: WarmBox): Promise<SandboxProcess> {
+  if (!stillBound(warm)) throw new Error('a bind source of the warm box was replaced');
+  if (warm.cgroup) await warm.cgroup.applyLimits(cgroupLimits(c.o));
+  c.stages?.mark('cgroup');
+  const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin });
+  c.stages?.mark('plan');
+  const started = await nativeStart(warm.native.box, run.plan);
+  c.stages?.mark('start');
+  return supervise(c, { ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, run, 'warm', 'hit');
+}
+
+/** Builds the box now (or the run's process in a living box): cgroup first, then the native spawn. */
+async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProcess> {
+  const into = c.how.into;
+  // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
+  const cgroup = c.pool && (!into || into.cgroup) ? await c.pool.take(cgroupLimits(c.o), into?.cgroup ?? undefined) : null;
+  c.stages?.mark('cgroup');
+  const run = planRun(c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin });
+  c.how.weakenPlan?.(run.plan);
+  c.stages?.mark('plan');
+  let native: NativeSpawned;
+  try {
+    native = await nativeSpawn(run.plan, into?.native.box);
+  } catch (e) {
+    if (cgroup) await cgroup.destroy();
+    throw e;
+  }
+  c.stages?.mark('spawn');
+  return supervise(c, native, cgroup, run, into ? 'living' : 'new', outcome);
+}
+
+function supervise(c: Context, native: NativeSpawned, cgroup: RunCgroup | null, run: PlannedRun, box: 'new' | 'warm' | 'living', warm: WarmOutcome): SandboxProcess {
+  if (debugging) debug({ event: 'start', pid: native.pid, box, warm, enforced: { ...run.enforced }, degraded: degraded(c, cgroup, run) });
+  return new SandboxProcess({ native, cgroup, options: c.o, enforced: run.enforced, output: c.how.output, stages: c.stages });
+}
+
+/** What stands in for what in this run, and why (for the debug log). */
+function degraded(c: Context, cgroup: RunCgroup | null, run: PlannedRun): string[] {
+  const why = cgroup ? null : (c.noCgroupReason ?? 'the living box has no cgroup');
+  const l = c.o.limits;
+  const out: string[] = [];
+  if (run.enforced.memory === 'rlimit') out.push(`memory: RLIMIT_AS (${why ?? 'no memory controller'})`);
+  if (run.enforced.cpuTime === 'rlimit') out.push(`cpuTime: RLIMIT_CPU only (${why ?? 'no CPU accounting'})`);
+  if (run.enforced.processes === 'rlimit') out.push(`processes: RLIMIT_NPROC (${why ?? 'no pids controller'})`);
+  if (l.cpus !== null && cgroup?.enforced.cpus !== 'cgroup') out.push(`cpus: not enforced (${why ?? 'no CPU bandwidth control'})`);
+  return out;
+}
+
+/** Builds a box of this shape that waits for its run, in a run cgroup without limits yet. */
+async function prepareBox(plan: NativePlan, pool: CgroupPool | null): Promise<WarmBox> {
+  const began = debugging ? performance.now() : 0;
+  const cgroup = pool ? await pool.take({}) : null;
+  let native: NativeSpawned;
+  const binds = bindIdentity(plan);
+  try {
+    native = await nativeSpawn({ ...plan, cgroupProcs: cgroup ? [...cgroup.procsFiles] : [] });
+  } catch (e) {
+    if (cgroup) await cgroup.destroy();
+    if (debugging) debug({ event: 'warm-build', pid: null, ms: performance.now() - began, error: e instanceof Error ? e.message : String(e) });
+    throw e;
+  }
+  const box = { native, cgroup, binds };
+  // A source replaced while the init opened it: which one it bound is unknown.
+  if (!stillBound(box)) {
+    await discardWarm(box);
+    throw new Error('a bind source changed while the box was built');
+  }
+  if (debugging) debug({ event: 'warm-build', pid: native.pid, ms: performance.now() - began });
+  return box;
+}
+
+async function discardWarm(warm: WarmBox): Promise<void> {
+  warm.native.box.close();
+  if (warm.cgroup) await warm.cgroup.destroy();
+}
+
+/**
+ * Builds a living box (Sandbox.create): its cgroup holds the box's limits for everything in it;
+ * its init sits in a leaf of its own so that runs can have cgroups below the box's (v2 allows
+ * processes only in leaves).
+ */
+export async function startLivingBox(o: ResolvedOptions): Promise<LivingBox> {
+  const began = debugging ? performance.now() : 0;
+  const { pool } = await cgroupsFor(o.cgroupParent);
+  const cgroup = pool ? await pool.take(cgroupLimits(o)) : null;
+  try {
+    const initCgroup = pool && cgroup ? await pool.take({}, cgroup) : null;
+    const native = await nativeSpawn(planBox(o, 'living', initCgroup?.procsFiles));
+    if (debugging) debug({ event: 'box', pid: native.pid, cgroup: cgroup !== null, ms: performance.now() - began });
+    return { native, cgroup };
+  } catch (e) {
+    if (cgroup) await cgroup.destroy();
+    throw e;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The CPU-time limit (`limits.cpuTime`): CPU time of the whole process tree, user + system.
+ *
+ * Enforced by the supervisor from the run cgroup's CPU counter (cpuacct on v1, cpu.stat on v2),
+ * polled while the run lasts (`CpuTimeLimit`), with a CPU bandwidth cap as the kernel's backstop
+ * for a poll that comes late; RLIMIT_CPU backs both up per process (`cpuTimeRlimit`). Without CPU
+ * accounting (rootless, no controller) RLIMIT_CPU is the limit itself. The status is `time-limit`.
+ */
+import { readlinkSync } from 'node:fs';
+import { availableParallelism, constants as osConstants } from 'node:os';
+
+import type { RunCgroup } from '../cgroup/index.js';
+import { INIT_PATH, type NativeRlimit } from '../native.js';
+import type { Enforcement, Outcome, Status } from '../result.js';
+
+const RLIMIT_CPU = 0;
+const SIGKILL = osConstants.signals.SIGKILL;
+const SIGXCPU = osConstants.signals.SIGXCPU;
+const CPUS = availableParallelism();
+/** How far past what is left the kernel's cap is set (see `poll`). */
+const CPU_CAP_SLACK_MS = 2;
+
+/** How the limit is enforced in this cgroup (null: the run has none). */
+export function cpuTimeEnforcement(limitMs: number | null, cgroup: RunCgroup | null): Enforcement {
+  if (limitMs === null) return 'none';
+  return cgroup?.enforced.cpuTime === 'cgroup' ? 'cgroup' : 'rlimit';
+}
+
+/**
+ * RLIMIT_CPU: per process, in whole seconds, SIGXCPU at the soft limit and SIGKILL at the hard
+ * one. Without a cgroup it is the limit itself; with one the supervisor ends the whole tree
+ * exactly at the limit and this only backs it up, a second later.
+ */
+export function cpuTimeRlimit(limitMs: number | null, enforcement: Enforcement): NativeRlimit | null {
+  if (limitMs === null) return null;
+  const s = Math.ceil(limitMs / 1000) + (enforcement === 'cgroup' ? 1 : 0);
+  return { resource: RLIMIT_CPU, soft: s, hard: s + 1 };
+}
+
+/** Watches a running tree's CPU time in its cgroup and ends the run at the limit. */
+export class CpuTimeLimit {
+  /** CPU time the box's setup used before the program started: not the program's. */
+  private readonly baseUs: number;
+  private timer: NodeJS.Timeout | null = null;
+  /** The kernel holds the tree's CPU at what is left of the limit (see `poll`). */
+  private capped = false;
+  private stopped = false;
+
+  /**
+   * `usageAtStart`: the cgroup's CPU counter as the executor read it the moment the program
+   * started. `initPid`: the box's init, which `killTreeNow` spares.
+   */
+  constructor(
+    private readonly cgroup: RunCgroup,
+    private readonly limitMs: number,
+    usageAtStart: string | null,
+    private readonly initPid: number,
+    private readonly onExceeded: () => void,
+  ) {
+    const base = usageAtStart !== null ? cgroup.cpuTimeUsFrom(usageAtStart) : NaN;
+    this.baseUs = Number.isFinite(base) ? base : 0;
+    this.poll();
+  }
+
+  /** The run is ending (for any reason): no more polls, and throttled tasks must run to die. */
+  release(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.capped) this.cgroup.capCpu(null);
+    this.capped = false;
+  }
+
+  /** Checks the whole tree's CPU time often enough that the limit cannot be overrun by much. */
+  private poll(): void {
+    if (this.stopped) return;
+    const cg = this.cgroup;
+    const usedMs = (cg.cpuTimeUs() - this.baseUs) / 1000;
+    if (usedMs >= this.limitMs) {
+      this.killTreeNow();
+      this.onExceeded();
+      return;
+    }
+    // A backstop in the kernel for a timer that fires late on a loaded host: a CPU bandwidth quota
+    // per 1 s period of what is left of the limit, plus a little, rewritten at every poll. It is
+    // set just past the limit because the kernel enforces it late by its own grain (runtime
+    // handed out in slices, charged at ticks: up to ~10 ms per CPU here), which a timely poll beats.
+    const remainingMs = this.limitMs - usedMs;
+    cg.capCpu((remainingMs + CPU_CAP_SLACK_MS) * 1000);
+    this.capped = true;
+    // Memory is sampled here too: where the kernel keeps no peak, the samples are the peak.
+    cg.memoryCurrentBytes();
+    // At most every CPU of the machine burns for the box: wait no longer than half the remaining
+    // budget spread over all of them (a timer may fire late), and never longer than 50 ms.
+    const next = Math.min(50, Math.max(1, remainingMs / (2 * CPUS)));
+    this.timer = setTimeout(() => this.poll(), next);
+  }
+
+  /**
+   * SIGKILLs every process of the run cgroup but sandcell's own inits, at once. The init's own
+   * kill(-1) follows, but it has to be scheduled first, on CPUs the box is burning: with four
+   * burners on two cores that took up to 30 ms (60 ms of CPU past the limit). The inits (one for a
+   * box, three for a run in a living box) are spared so they still reap the tree and report its
+   * exact usage. The pids are those the kernel lists in the run cgroup this moment; one that exits
+   * in between frees its number, which the cyclic pid allocator does not hand out again before it
+   * has gone round pid_max.
+   */
+  private killTreeNow(): void {
+    for (const pid of this.cgroup.pids()) {
+      if (pid === this.initPid || isInit(pid)) continue;
+      try {
+        process.kill(pid, SIGKILL);
+      } catch {
+        // ESRCH: gone already
+      }
+    }
+  }
+}
+
+function isInit(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) === INIT_PATH;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `time-limit` when the supervisor ended the run at the limit, when RLIMIT_CPU's SIGXCPU ended
+ * it, or when the tree had used the limit by the time anything ended it.
+ */
+export function cpuTimeVerdict(o: Outcome): Status | null {
+  if (o.killReason === 'time-limit' || o.signal === SIGXCPU) return 'time-limit';
+  if (o.cpuLimitMs !== null && o.cpuTimeMs >= o.cpuLimitMs && (o.signal !== null || o.killReason !== null)) return 'time-limit';
+  return null;
+}

@@ -1,0 +1,205 @@
+/**
+ * The supervisor of one run: it watches a program the launcher started. It hands out the
+ * program's stdio, holds the limits that act over time (wall clock, CPU time of the whole tree,
+ * output: each in its own file in src/limits/), ends the run (exit, limit, kill, abort) and makes
+ * the result. `spawn()` hands this object to the caller; `run()` is built on it.
+ */
+import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+
+import type { RunCgroup } from '../cgroup/index.js';
+import { debug, type Stages } from '../debug.js';
+import { AbortError } from '../errors.js';
+import { CpuTimeLimit } from '../limits/cpu-time.js';
+import { OutputBudget } from '../limits/output.js';
+import { WallTimeLimit } from '../limits/wall-time.js';
+import type { NativeExit, NativeSpawned } from '../native.js';
+import type { ResolvedOptions } from '../options.js';
+import { deriveStatus, describeViolation, signalName, type KillReason, type LimitsEnforced, type Result } from '../result.js';
+import { removeAfterRun } from '../runtime.js';
+import { programInput, programOutput, type CollectedOutput, type OutputSink } from './io.js';
+
+/** After asking the init to end the box, how long before the init itself is killed. */
+const TERMINATE_GRACE_MS = 1000;
+const SIGKILL = osConstants.signals.SIGKILL;
+
+/** What the launcher hands the supervisor: a started program and how its run is set up. */
+export interface Supervised {
+  native: NativeSpawned;
+  /** The run's cgroup, removed by the supervisor when the run has ended. */
+  cgroup: RunCgroup | null;
+  options: ResolvedOptions;
+  enforced: LimitsEnforced;
+  /** `streams` for the caller to read (spawn), or `collect`: kept in memory for the result (run). */
+  output: 'streams' | 'collect';
+  stages: Stages | null;
+}
+
+/** A running box. */
+export class SandboxProcess {
+  /** Host pid of the box's init (PID 1 inside); the program is its child. */
+  readonly pid: number;
+  /** The program's stdin (null when the run was given no pipe). */
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+
+  private readonly run: Supervised;
+  private readonly sinks: [OutputSink, OutputSink];
+  private readonly collected: [CollectedOutput, CollectedOutput] | null;
+  private readonly wall: WallTimeLimit | null;
+  private readonly cpu: CpuTimeLimit | null;
+  private killReason: KillReason | null = null;
+  private ended = false;
+  private terminateTimer: NodeJS.Timeout | null = null;
+  private readonly result: Promise<Result>;
+  private readonly onAbort = (): void => {
+    this.end('aborted');
+  };
+
+  /** @internal started by the launcher (src/launch/launcher.ts) */
+  constructor(run: Supervised) {
+    const { native, cgroup, options } = run;
+    this.run = run;
+    this.pid = native.pid;
+
+    const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
+    const output = programOutput([native.stdout, native.stderr], budget, run.output);
+    this.stdout = output.stdout;
+    this.stderr = output.stderr;
+    this.sinks = output.sinks;
+    this.collected = output.collected;
+    this.stdin = programInput(native.stdin);
+
+    this.result = new Promise<Result>((resolve, reject) => {
+      native.box.watch((exit) => {
+        this.finish(exit).then(resolve, reject);
+      });
+    });
+
+    const l = options.limits;
+    this.wall = l.wallTimeMs !== null ? new WallTimeLimit(l.wallTimeMs, () => this.end('wall-time-limit')) : null;
+    this.cpu =
+      l.cpuTimeMs !== null && cgroup && run.enforced.cpuTime === 'cgroup'
+        ? new CpuTimeLimit(cgroup, l.cpuTimeMs, native.cpuUsageAtStart, native.pid, () => this.end('time-limit'))
+        : null;
+    options.signal?.addEventListener('abort', this.onAbort, { once: true });
+    if (options.signal?.aborted) this.end('aborted');
+  }
+
+  /**
+   * SIGKILL (the default) ends the box: every process in it dies. Other signals go to the
+   * program's main process. Returns false when the box has already ended.
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
+    const n = typeof signal === 'number' ? signal : osConstants.signals[signal];
+    if (n === undefined) throw new TypeError(`unknown signal ${String(signal)}`);
+    if (this.ended) return false;
+    if (n === SIGKILL) return this.end(null);
+    return this.run.native.box.kill(n);
+  }
+
+  /** Resolves when the box has ended and everything it used is released. */
+  wait(): Promise<Result> {
+    return this.result;
+  }
+
+  /** @internal The result with the output kept in memory (a box started with `output: 'collect'`). */
+  async collectOutput(): Promise<Result> {
+    if (!this.collected) throw new Error('this box streams its output');
+    const [out, err] = this.collected;
+    const [result] = await Promise.all([this.result, out.done, err.done]);
+    return { ...result, stdout: out.text(), stderr: err.text() };
+  }
+
+  /** Ends the box for a reason of the supervisor's (null: the caller's kill). */
+  private end(reason: KillReason | null): boolean {
+    if (this.ended || this.terminateTimer) return false;
+    this.killReason ??= reason;
+    this.cpu?.release();
+    const box = this.run.native.box;
+    box.terminate();
+    // The init normally ends the box within a millisecond; if it does not, it is killed, and
+    // the kernel takes every process of the PID namespace with it.
+    this.terminateTimer = setTimeout(() => box.kill(SIGKILL), TERMINATE_GRACE_MS);
+    return true;
+  }
+
+  private async finish(exit: NativeExit): Promise<Result> {
+    this.ended = true;
+    const { native, cgroup: cg, options, stages } = this.run;
+    stages?.mark('run');
+    if (this.terminateTimer) clearTimeout(this.terminateTimer);
+    this.wall?.stop();
+    this.cpu?.release();
+    options.signal?.removeEventListener('abort', this.onAbort);
+    // Nothing reads the program's stdin any more: close our end, or a caller that never ended
+    // it (spawn() and then kill(), or a stdin stream that never ends) leaks one pipe per box.
+    this.stdin?.destroy();
+
+    const cgUsage = cg ? cg.outcome() : null;
+    if (cg) removeAfterRun(cg);
+
+    const main = exit.main;
+    let exitCode: number | null = null;
+    let signal: number | null = null;
+    if (main?.terminated) signal = SIGKILL;
+    else if (main?.exited) exitCode = main.value;
+    else if (main) signal = main.value;
+    else signal = SIGKILL;
+
+    // The init reaped the whole tree before reporting, so its children's rusage is the tree's
+    // exact CPU time; only when the init itself was killed does the cgroup (or the init's own
+    // rusage) stand in.
+    const ru = main ?? exit.rusage;
+    let userMs = ru.userUs / 1000;
+    let systemMs = ru.systemUs / 1000;
+    if (!main && cgUsage && Number.isFinite(cgUsage.cpuTimeUs)) {
+      const total = cgUsage.cpuTimeUs / 1000;
+      const split = userMs + systemMs > 0 ? userMs / (userMs + systemMs) : 1;
+      userMs = total * split;
+      systemMs = total - userMs;
+    }
+    const cpuTimeMs = userMs + systemMs;
+    const violation = exit.violation ? describeViolation(exit.violation.nr, exit.violation.arch) : null;
+    if (this.killReason === 'aborted') throw new AbortError(options.signal?.reason);
+
+    const status = deriveStatus({
+      exitCode,
+      signal,
+      killReason: this.killReason,
+      violation,
+      oomKilled: cgUsage?.oomKilled ?? false,
+      cpuTimeMs,
+      cpuLimitMs: options.limits.cpuTimeMs,
+    });
+    if (stages) {
+      stages.mark('result');
+      debug({ event: 'end', pid: this.pid, status, ms: stages.ms });
+    }
+    const [meteredOut, meteredErr] = this.sinks;
+    return {
+      status,
+      exitCode,
+      signal: signal === null ? null : signalName(signal),
+      stdout: '',
+      stderr: '',
+      stdoutTruncated: meteredOut.truncated,
+      stderrTruncated: meteredErr.truncated,
+      usage: {
+        cpuTimeMs: round3(cpuTimeMs),
+        userTimeMs: round3(userMs),
+        systemTimeMs: round3(systemMs),
+        wallTimeMs: round3(Number(exit.endedNs - native.startedNs) / 1e6),
+        memoryPeakBytes: cgUsage?.memoryPeakBytes ?? null,
+        maxRssBytes: (main ? main.maxRssKiB : 0) * 1024,
+      },
+      violation,
+      limitsEnforced: this.run.enforced,
+    };
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

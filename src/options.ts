@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 
 import { SandboxOptionsError, type OptionIssue } from './errors.js';
+import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
+import { RUN_WALL_TIME_MS } from './limits/wall-time.js';
 import { privileged } from './privilege.js';
 import { isPresetName, parsePolicy, presetNames, SeccompPolicyError, type PresetName, type SeccompPolicy } from './seccomp/index.js';
 import { parseDuration, parseSize, type Duration, type Size } from './units.js';
@@ -16,13 +18,19 @@ export type { Duration, Size } from './units.js';
 /** Network of the box: `none` (its own network namespace with only loopback up, the default), `loopback` (the same, said explicitly) or `host` (the host's network; explicit opt-in, unsafe). */
 export type NetworkMode = 'none' | 'loopback' | 'host';
 
+/**
+ * Limits of a run (or of a living box, and the defaults of its runs). A run given none is still
+ * bounded: `memory` 512 MiB, `processes` 256, `tmpfs` 64 MiB (and one inode per 4 KiB of it) on
+ * every writable filesystem, `output` 64 MiB, and for `run()` and `box.run()` a `wallTime` of 5
+ * minutes. `null` lifts a default: `{ memory: null }` is no memory limit at all.
+ */
 export interface Limits {
-  /** Wall-clock time from the program's start; the run ends with `wall-time-limit`. */
-  wallTime?: Duration;
+  /** Wall-clock time from the program's start; the run ends with `wall-time-limit`. Default for `run()` and `box.run()`: 5 minutes; none for `spawn()`. */
+  wallTime?: Duration | null;
   /** CPU time of the program (user + system); the run ends with `time-limit`. */
-  cpuTime?: Duration;
-  /** Memory of the whole box, page cache and tmpfs files included; the run ends with `memory-limit`. */
-  memory?: Size;
+  cpuTime?: Duration | null;
+  /** Memory of the whole box, page cache and tmpfs files included; the run ends with `memory-limit`. Default 512 MiB. */
+  memory?: Size | null;
   /** Tasks (processes and threads) alive at once; fork/clone fail with EAGAIN past it. */
   processes?: number;
   /** What the program may write to stdout and stderr together; the run ends with `output-limit`. */
@@ -33,10 +41,14 @@ export interface Limits {
   stack?: Size;
   /** Open file descriptors per process (RLIMIT_NOFILE). */
   openFiles?: number;
-  /** Size of the writable /tmp (and of the working directory). */
-  tmpfs?: Size;
+  /**
+   * Size of each writable tmpfs: /tmp, the working directory, /dev/shm, tmpfs mounts without a
+   * size of their own and a writable image's top layer; each also holds at most one inode per
+   * 4 KiB of it. Default 64 MiB; `null`: the kernel's default (half of the host's memory).
+   */
+  tmpfs?: Size | null;
   /** CPU bandwidth as a number of CPUs (0.5, 2), so one box cannot starve the host. */
-  cpus?: number;
+  cpus?: number | null;
 }
 
 /** A host path made visible inside the box; read-only unless `readonly: false`. */
@@ -112,13 +124,14 @@ export interface ResolvedLimits {
   fileSizeBytes: number;
   stackBytes: number;
   openFiles: number;
-  tmpfsBytes: number;
+  /** null: the kernel's default size and inode count. */
+  tmpfsBytes: number | null;
   cpus: number | null;
 }
 
 export type ResolvedMount =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
-  | { type: 'tmpfs'; target: string; sizeBytes: number };
+  | { type: 'tmpfs'; target: string; sizeBytes: number | null };
 
 export interface ResolvedFile {
   /** Relative to the working directory, normalised. */
@@ -147,6 +160,7 @@ export interface ResolvedOptions {
 }
 
 export const DEFAULT_LIMITS = {
+  memoryBytes: DEFAULT_MEMORY_BYTES,
   processes: 256,
   outputBytes: 64 * 1024 * 1024,
   fileSizeBytes: 64 * 1024 * 1024,
@@ -199,17 +213,18 @@ const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
 
 const id = z.number().int().min(0).max(0xfffffffe);
 
+// `null` lifts a default (see Limits).
 const limitsSchema = z.strictObject({
-  wallTime: duration.optional(),
-  cpuTime: duration.optional(),
-  memory: size.refine((n) => n >= 1024 * 1024, 'must be at least 1MiB').optional(),
+  wallTime: duration.nullable().optional(),
+  cpuTime: duration.nullable().optional(),
+  memory: size.refine((n) => n >= 1024 * 1024, 'must be at least 1MiB').nullable().optional(),
   processes: z.number().int().min(1).max(1 << 22).optional(),
   output: size.optional(),
   fileSize: size.optional(),
   stack: size.refine((n) => n >= 64 * 1024, 'must be at least 64KiB').optional(),
   openFiles: z.number().int().min(4).max(1 << 20).optional(),
-  tmpfs: size.refine((n) => n >= 4096, 'must be at least 4KiB').optional(),
-  cpus: z.number().min(0.01).max(4096).optional(),
+  tmpfs: size.refine((n) => n >= 4096, 'must be at least 4KiB').nullable().optional(),
+  cpus: z.number().min(0.01).max(4096).nullable().optional(),
 });
 
 const envSchema = z
@@ -317,11 +332,16 @@ function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
 
 type ParsedLimits = z.output<typeof limitsSchema>;
 
-function resolveLimits(l: ParsedLimits, base: ResolvedLimits | null): ResolvedLimits {
+/**
+ * What a caller gave over `base` (a living box's limits) or the defaults: `undefined` keeps what
+ * is there, `null` lifts it. `kind`: a `run` (run(), box.run()) is bounded in wall time too when
+ * nothing else bounds it; a `spawn`ed program is the caller's to end.
+ */
+function resolveLimits(l: ParsedLimits, base: ResolvedLimits | null, kind: Kind): ResolvedLimits {
   const d = base ?? {
     wallTimeMs: null,
     cpuTimeMs: null,
-    memoryBytes: null,
+    memoryBytes: DEFAULT_LIMITS.memoryBytes,
     processes: DEFAULT_LIMITS.processes,
     outputBytes: DEFAULT_LIMITS.outputBytes,
     fileSizeBytes: DEFAULT_LIMITS.fileSizeBytes,
@@ -330,19 +350,23 @@ function resolveLimits(l: ParsedLimits, base: ResolvedLimits | null): ResolvedLi
     tmpfsBytes: DEFAULT_LIMITS.tmpfsBytes,
     cpus: null,
   };
+  const given = <T>(v: T | undefined, fallback: T): T => (v !== undefined ? v : fallback);
   return {
-    wallTimeMs: l.wallTime ?? d.wallTimeMs,
-    cpuTimeMs: l.cpuTime ?? d.cpuTimeMs,
-    memoryBytes: l.memory ?? d.memoryBytes,
+    wallTimeMs: l.wallTime !== undefined ? l.wallTime : (d.wallTimeMs ?? (kind === 'run' ? RUN_WALL_TIME_MS : null)),
+    cpuTimeMs: given(l.cpuTime, d.cpuTimeMs),
+    memoryBytes: given(l.memory, d.memoryBytes),
     processes: l.processes ?? d.processes,
     outputBytes: l.output ?? d.outputBytes,
     fileSizeBytes: l.fileSize ?? d.fileSizeBytes,
     stackBytes: l.stack ?? d.stackBytes,
     openFiles: l.openFiles ?? d.openFiles,
-    tmpfsBytes: l.tmpfs ?? d.tmpfsBytes,
-    cpus: l.cpus ?? d.cpus,
+    tmpfsBytes: given(l.tmpfs, d.tmpfsBytes),
+    cpus: given(l.cpus, d.cpus),
   };
 }
+
+/** A program that runs to its end and is waited for (`run`), or one the caller talks to (`spawn`), or a living box (`box`: its limits are its runs' defaults). */
+type Kind = 'run' | 'spawn' | 'box';
 
 function resolveSeccomp(value: unknown, issues: OptionIssue[]): PresetName | SeccompPolicy | undefined {
   if (value === undefined) return undefined;
@@ -363,7 +387,7 @@ function resolveSeccomp(value: unknown, issues: OptionIssue[]): PresetName | Sec
 type ParsedShape = Pick<z.output<typeof shapeSchema>, keyof typeof shapeFields>;
 
 /** Volumes and image, checked against the host: sources must exist, targets must not cover the box's own filesystems. */
-function resolveShape(o: ParsedShape, tmpfsBytes: number, issues: OptionIssue[]) {
+function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionIssue[]) {
   const mounts: ResolvedMount[] = [];
   const add = (m: ResolvedMount, path: string): void => {
     if (RESERVED_TARGETS.some((r) => m.target === r || (r !== '/' && m.target.startsWith(`${r}/`)))) {
@@ -443,8 +467,8 @@ function resolveFiles(files: z.output<typeof filesSchema> | undefined, issues: O
 const MAX_FILES_BYTES = 8 * 1024 * 1024;
 
 /** What a one-shot box and a living box resolve alike: the box, and the program's defaults. */
-function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>, issues: OptionIssue[]) {
-  const limits = resolveLimits(o.limits ?? {}, null);
+function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>, kind: Kind, issues: OptionIssue[]) {
+  const limits = resolveLimits(o.limits ?? {}, null, kind);
   return {
     ...resolveShape(o, limits.tmpfsBytes, issues),
     env: { ...(o.env ?? {}) },
@@ -457,10 +481,10 @@ function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>
 }
 
 /** Validates and resolves options for `run()` / `spawn()`; throws SandboxOptionsError. */
-export function resolveOptions(input: unknown): ResolvedOptions {
+export function resolveOptions(input: unknown, kind: 'run' | 'spawn' = 'run'): ResolvedOptions {
   const o = parse(runSchema, input);
   const issues: OptionIssue[] = [];
-  const box = resolveBox(o, issues);
+  const box = resolveBox(o, kind, issues);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
   return { ...box, command: o.command, collect: o.collect ?? [], stdin: o.stdin ?? null };
 }
@@ -469,14 +493,14 @@ export function resolveOptions(input: unknown): ResolvedOptions {
 export function resolveSandboxOptions(input: unknown): ResolvedOptions {
   const o = parse(shapeSchema, input);
   const issues: OptionIssue[] = [];
-  const box = resolveBox(o, issues);
+  const box = resolveBox(o, 'box', issues);
   if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
   if (issues.length > 0) throw new SandboxOptionsError(issues);
   return { ...box, command: [], collect: [], stdin: null };
 }
 
 /** One run in a living box: its own program and limits over the box's defaults. */
-export function resolveSandboxRun(input: unknown, box: ResolvedOptions): ResolvedOptions {
+export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'run' | 'spawn'): ResolvedOptions {
   const o = parse(programSchema, input);
   const issues: OptionIssue[] = [];
   const seccomp = resolveSeccomp(o.seccomp, issues) ?? box.seccomp;
@@ -488,7 +512,7 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions): Resolve
     command: o.command,
     env: { ...box.env, ...(o.env ?? {}) },
     cwd: o.cwd ?? box.cwd,
-    limits: resolveLimits(o.limits ?? {}, box.limits),
+    limits: resolveLimits(o.limits ?? {}, box.limits, kind),
     files,
     collect: o.collect ?? [],
     signal: o.signal ?? null,

@@ -17,7 +17,7 @@ import type { SandboxProcess } from './supervise/process.js';
  */
 export async function spawn(options: SpawnOptions): Promise<SandboxProcess> {
   const stages = Stages.start();
-  const o = resolveOptions(options);
+  const o = resolveOptions(options, 'spawn');
   stages?.mark('options');
   return launch(o, { stdin: 'pipe', output: 'streams', stages });
 }

@@ -84,7 +84,7 @@ export class Sandbox implements AsyncDisposable {
   /** Starts a program in the box; see `spawn()`. */
   async spawn(options: SandboxRunOptions): Promise<SandboxProcess> {
     const stages = Stages.start();
-    const o = this.resolveRun(options);
+    const o = this.resolveRun(options, 'spawn');
     stages?.mark('options');
     return launch(o, { stdin: 'pipe', output: 'streams', into: this.box, stages });
   }
@@ -92,7 +92,7 @@ export class Sandbox implements AsyncDisposable {
   /** Runs a program in the box to its end; files it wrote stay for the next run. */
   async run(options: SandboxRunOptions): Promise<RunResult> {
     const stages = Stages.start();
-    const o = this.resolveRun(options);
+    const o = this.resolveRun(options, 'run');
     stages?.mark('options');
     return this.runResolved(o, stages);
   }
@@ -137,9 +137,9 @@ export class Sandbox implements AsyncDisposable {
     return this.destroy();
   }
 
-  private resolveRun(options: SandboxRunOptions): ResolvedOptions {
+  private resolveRun(options: SandboxRunOptions, kind: 'run' | 'spawn'): ResolvedOptions {
     this.assertAlive();
-    return resolveSandboxRun(options, this.options);
+    return resolveSandboxRun(options, this.options, kind);
   }
 
   private assertAlive(): void {

@@ -13,6 +13,13 @@ import type { Enforcement, Outcome, Status } from '../result.js';
 
 const RLIMIT_AS = 9;
 
+/**
+ * A run given no memory limit still has one: enough for g++ -O2 of a program including
+ * <bits/stdc++.h> (about 200 MiB resident) with the default tmpfs filled, and little enough that
+ * a runaway program cannot take a shared host's memory. `memory: null` lifts it.
+ */
+export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
+
 /** How the limit is enforced in this cgroup (null: the run has none). */
 export function memoryEnforcement(limitBytes: number | null, cgroup: RunCgroup | null): Enforcement {
   if (limitBytes === null) return 'none';

@@ -13,7 +13,7 @@ import type { ResolvedOptions } from '../options.js';
 import { privileged } from '../privilege.js';
 import type { LimitsEnforced } from '../result.js';
 import { idMap, ownerIds } from './ids.js';
-import { boxRoot, filesIn } from './rootfs.js';
+import { boxRoot, filesIn, tmpfsBounds } from './rootfs.js';
 
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -121,7 +121,7 @@ function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepare
     loopback: o.network !== 'host',
     cgroupNamespace: true,
     rootReadOnly: !writableImage,
-    rootTmpfs: writableImage ? `mode=755,size=${o.limits.tmpfsBytes}` : 'mode=755,size=4194304,nr_inodes=4096',
+    rootTmpfs: writableImage ? `${tmpfsBounds(o.limits.tmpfsBytes)}mode=755` : 'mode=755,size=4194304,nr_inodes=4096',
     ...(writableImage && o.image !== null ? { image: o.image } : {}),
     ...(mode === 'living' ? { persistent: true } : {}),
     ...(mode === 'join' ? { join: true } : {}),

@@ -18,11 +18,25 @@ const HOST_ETC_PATTERNS = [/^java-\d+-openjdk$/];
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom'];
 
+/** Bytes of tmpfs per inode it may hold: as many files as it could hold were each one page. */
+const BYTES_PER_INODE = 4096;
+
+/**
+ * The size and inode count of a writable tmpfs: its size alone does not bound the kernel memory
+ * its inodes and dentries take (an empty file uses none of the size), nor, without a memory
+ * cgroup, does anything else. null: the kernel's defaults (half of the host's memory).
+ */
+export function tmpfsBounds(sizeBytes: number | null): string {
+  if (sizeBytes === null) return '';
+  return `size=${sizeBytes},nr_inodes=${Math.max(64, Math.ceil(sizeBytes / BYTES_PER_INODE))},`;
+}
+
 export interface RootOptions {
   uid: number;
   gid: number;
   cwd: string;
-  tmpfsBytes: number;
+  /** Size of each writable tmpfs (null: the kernel's default). */
+  tmpfsBytes: number | null;
   hostNetwork: boolean;
   /** Volumes, in order. */
   mounts: readonly ResolvedMount[];
@@ -101,7 +115,7 @@ function devices(o: RootOptions): NativeMount[] {
     { kind: 'symlink', target: '/dev/stdin', data: '/proc/self/fd/0' },
     { kind: 'symlink', target: '/dev/stdout', data: '/proc/self/fd/1' },
     { kind: 'symlink', target: '/dev/stderr', data: '/proc/self/fd/2' },
-    { kind: 'tmpfs', target: '/dev/shm', data: `size=${o.tmpfsBytes},mode=1777`, noSuid: true, noDev: true },
+    { kind: 'tmpfs', target: '/dev/shm', data: `${tmpfsBounds(o.tmpfsBytes)}mode=1777`, noSuid: true, noDev: true },
   );
   return m;
 }
@@ -135,19 +149,19 @@ export function boxRoot(o: RootOptions): NativeMount[] {
   }
   mounts.push({ kind: 'proc', target: '/proc' });
   mounts.push(...devices(o));
-  mounts.push({ kind: 'tmpfs', target: '/tmp', data: `size=${o.tmpfsBytes},mode=1777`, noSuid: true, noDev: true });
+  mounts.push({ kind: 'tmpfs', target: '/tmp', data: `${tmpfsBounds(o.tmpfsBytes)}mode=1777`, noSuid: true, noDev: true });
   for (const m of o.mounts) {
     if (m.type === 'bind') {
       mounts.push({ kind: 'bind', source: m.source, target: m.target, readOnly: m.readonly, noSuid: true, noDev: true });
     } else {
-      mounts.push({ kind: 'tmpfs', target: m.target, data: `size=${m.sizeBytes},mode=1777`, noSuid: true, noDev: true });
+      mounts.push({ kind: 'tmpfs', target: m.target, data: `${tmpfsBounds(m.sizeBytes)}mode=1777`, noSuid: true, noDev: true });
     }
   }
   // The working directory is a writable tmpfs of its own unless it lies in something already
   // mounted (or in a writable image).
   const covered = o.writable || mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
   if (!covered) {
-    mounts.push({ kind: 'tmpfs', target: o.cwd, data: `size=${o.tmpfsBytes},mode=755,uid=${o.uid},gid=${o.gid}`, noSuid: true, noDev: true });
+    mounts.push({ kind: 'tmpfs', target: o.cwd, data: `${tmpfsBounds(o.tmpfsBytes)}mode=755,uid=${o.uid},gid=${o.gid}`, noSuid: true, noDev: true });
   } else if (o.writable) {
     mounts.push({ kind: 'dir', target: o.cwd, mode: 0o755, programOwned: true });
   }

@@ -27,6 +27,10 @@ export class MeteredStream extends Transform implements OutputSink {
   }
 }
 
+/** After the run has ended: how long output may pause before the stream is given up, and how long it may keep coming. */
+const QUIET_MS = 100;
+const DRAIN_MAX_MS = 1000;
+
 /**
  * The output kept in memory (`run()`): the socket's chunks as the budget lets them through, with
  * no stream of our own in between.
@@ -36,21 +40,49 @@ export class CollectedOutput implements OutputSink {
   /** Resolves at end of file (or when the socket fails or closes). */
   readonly done: Promise<void>;
   private readonly chunks: Buffer[] = [];
+  private readonly socket: Socket | null;
+  private lastData = 0;
+  private finished = false;
 
   constructor(budget: OutputBudget, socket: Socket | null) {
+    this.socket = socket;
     if (!socket) {
       this.done = Promise.resolve();
       return;
     }
     socket.on('data', (chunk: Buffer) => {
+      this.lastData = performance.now();
       const passed = budget.admit(chunk, this);
       if (passed) this.chunks.push(passed);
     });
-    this.done = new Promise((resolve) => {
+    this.done = new Promise<void>((resolve) => {
       socket.once('end', resolve);
       socket.once('close', resolve);
       socket.once('error', () => resolve());
+    }).then(() => {
+      this.finished = true;
     });
+  }
+
+  /**
+   * The run has ended. EOF normally follows at once: every process that held the pipe's write
+   * end is gone. Not always: in a living box a process of the run may have passed its stdout
+   * (SCM_RIGHTS over a socket in the box) to a process of another run, which this run's init does
+   * not end and which may hold it for as long as the box lives. So what is in the pipe is read
+   * while it keeps coming (for a second at most), and once it pauses the stream is given up.
+   */
+  runEnded(): void {
+    const socket = this.socket;
+    if (!socket || this.finished) return;
+    const began = performance.now();
+    this.lastData = Math.max(this.lastData, began);
+    const check = (): void => {
+      if (this.finished) return;
+      const now = performance.now();
+      if (now - this.lastData >= QUIET_MS || now - began >= DRAIN_MAX_MS) socket.destroy();
+      else setTimeout(check, QUIET_MS);
+    };
+    setTimeout(check, QUIET_MS);
   }
 
   text(): string {

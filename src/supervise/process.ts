@@ -133,6 +133,7 @@ export class SandboxProcess {
     this.wall?.stop();
     this.cpu?.release();
     options.signal?.removeEventListener('abort', this.onAbort);
+    for (const output of this.collected ?? []) output.runEnded();
     // Nothing reads the program's stdin any more: close our end, or a caller that never ended
     // it (spawn() and then kill(), or a stdin stream that never ends) leaks one pipe per box.
     this.stdin?.destroy();

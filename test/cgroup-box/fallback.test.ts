@@ -20,11 +20,13 @@ describe('limitsEnforced', () => {
     expect(r.usage.memoryPeakBytes).toBeGreaterThan(0);
   });
 
-  it('with cgroups and no memory or CPU limit: none for those (processes always has a default)', async () => {
+  it('with cgroups and no limits given: the default memory and processes limits by cgroup, no CPU-time limit; memory: null lifts memory', async () => {
     const r = await run({ command: ['/bin/true'] });
-    expect(r.limitsEnforced).toEqual({ memory: 'none', cpuTime: 'none', processes: 'cgroup' });
+    expect(r.limitsEnforced).toEqual({ memory: 'cgroup', cpuTime: 'none', processes: 'cgroup' });
+    const lifted = await run({ command: ['/bin/true'], limits: { memory: null } });
+    expect(lifted.limitsEnforced).toEqual({ memory: 'none', cpuTime: 'none', processes: 'cgroup' });
     // Measured all the same.
-    expect(r.usage.memoryPeakBytes).toBeGreaterThan(0);
+    expect(lifted.usage.memoryPeakBytes).toBeGreaterThan(0);
   });
 
   describe('without cgroup access: rlimits, and the result says so', () => {

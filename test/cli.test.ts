@@ -105,6 +105,30 @@ describe('sandcell CLI', () => {
     }
   });
 
+  it('NODE_DEBUG=sandcell reports the cgroup driver, warm-box use and the time of each stage on stderr; without it nothing', () => {
+    const quiet = sandcell(['run', '--', '/bin/true']);
+    expect(quiet.status).toBe(0);
+    expect(quiet.stderr).toBe('');
+    const r = spawnSync(process.execPath, [CLI, 'run', '--', '/bin/true'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_DEBUG: 'sandcell' } });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: cgroups parent="\(own cgroup\)" driver=v[12] controllers=\[[^\]]*"memory"[^\]]*\] warnings=\[.*\]$/m);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: start pid=\d+ box=new warm="off: setWarmBoxes\(0\)" enforced\.memory=cgroup enforced\.cpuTime=none enforced\.processes=cgroup degraded=\[\]$/m);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: end pid=\d+ status=ok ms\.options=[\d.]+ ms\.cgroup=[\d.]+ ms\.plan=[\d.]+ ms\.spawn=[\d.]+ ms\.run=[\d.]+ ms\.result=[\d.]+$/m);
+  });
+
+  it('NODE_DEBUG=sandcell without root says why there are no cgroups and what stands in for them', () => {
+    const asNobody = (env: NodeJS.ProcessEnv) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'run', '--time', '1s', '--', '/bin/true'], { encoding: 'utf8', timeout: 30_000, env });
+    const quiet = asNobody({ ...process.env, NODE_DEBUG: '' });
+    expect(quiet.status).toBe(0);
+    expect(quiet.stderr).toBe('');
+    const r = asNobody({ ...process.env, NODE_DEBUG: 'sandcell' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: cgroups parent="\(own cgroup\)" driver=none reason=".+: rlimits stand in for the memory, CPU-time and process limits"$/m);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: start .* enforced\.memory=rlimit enforced\.cpuTime=rlimit enforced\.processes=rlimit degraded=\["memory: RLIMIT_AS \(.+\)","cpuTime: RLIMIT_CPU only \(.+\)","processes: RLIMIT_NPROC \(.+\)"\]$/m);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: end pid=\d+ status=ok /m);
+  });
+
   it('seccomp explain prints a decision table', () => {
     const r = sandcell(['seccomp', 'explain', 'default']);
     expect(r.status).toBe(0);

@@ -112,13 +112,12 @@ export class Once {
   private pending: Promise<void> | undefined;
   private done = false;
 
-  run(work: () => Promise<void>, onDone: () => void): Promise<void> {
+  run(work: () => Promise<void>): Promise<void> {
     if (this.done) return Promise.resolve();
     this.pending ??= work().then(
       () => {
         this.done = true;
         this.pending = undefined;
-        onDone();
       },
       (e: unknown) => {
         this.pending = undefined;
@@ -126,15 +125,5 @@ export class Once {
       },
     );
     return this.pending;
-  }
-}
-
-/**
- * Removing a cgroup removes every cgroup below it (a living box's runs and its init's leaf): the
- * driver forgets those too, or a long-running service would keep one record per box forever.
- */
-export function forgetWithDescendants<T extends { readonly dirs: readonly string[] }>(live: Set<T>, gone: T): void {
-  for (const rc of live) {
-    if (rc === gone || rc.dirs.every((d) => gone.dirs.some((p) => d.startsWith(`${p}/`)))) live.delete(rc);
   }
 }

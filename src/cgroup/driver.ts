@@ -1,7 +1,7 @@
 /**
  * The cgroup layer's contract. The run pipeline creates one run cgroup per box, writes the box's
  * first pid into `procsFiles` before that process runs its own code, polls the cheap readers
- * while the box runs, reads `usage()` at the end and calls `destroy()`.
+ * while the box runs, reads `outcome()` at the end and calls `destroy()`.
  *
  * Files sandcell writes, and nothing else:
  *  - it creates (mkdir) `sandcell-<pid>` below the parent and `run-<n>-<hex>` below that;
@@ -28,25 +28,16 @@ export interface CgroupLimits {
 
 export type Mechanism = 'cgroup' | 'none';
 
-export interface CgroupUsage {
+/** What a run's result needs of its cgroup, read once at its end. */
+export interface RunOutcome {
   /** CPU time of the whole tree in µs (may be fractional). NaN when there is no CPU accounting. */
   cpuTimeUs: number;
-  userTimeUs?: number;
-  systemTimeUs?: number;
   /** The tree's peak memory: from the kernel's peak file, else the maximum seen by `memoryCurrentBytes()`. */
   memoryPeakBytes?: number;
   memoryPeakSource: 'cgroup' | 'sampled' | 'none';
   /** The kernel's OOM killer killed something in this cgroup (v2 memory.events oom_kill/oom_group_kill; v1 memory.oom_control oom_kill). */
   oomKilled: boolean;
-  /** Times the memory limit was hit (v1 memory.failcnt + memory.memsw.failcnt; v2 memory.events `max`). */
-  memoryFailcnt?: number;
-  /** Peak number of tasks (pids.peak, present on kernels ≥ 6.1, on v1 and v2). */
-  pidsPeak?: number;
-  /** Times fork/clone failed because of pids.max (pids.events `max`). */
-  pidsLimitHits?: number;
 }
-
-export type RunOutcome = Pick<CgroupUsage, 'cpuTimeUs' | 'memoryPeakBytes' | 'memoryPeakSource' | 'oomKilled'>;
 
 export interface EnforcedLimits {
   /** The memory controller is attached: memoryBytes is enforced and usage measured. */
@@ -64,8 +55,6 @@ export interface RunCgroup {
   readonly version: CgroupVersion;
   /** Files the box's first pid must be written to before it runs its own code (v1: cgroup.procs of each hierarchy's run cgroup; v2: the one cgroup.procs). */
   readonly procsFiles: readonly string[];
-  /** v2: the run cgroup's directory, for clone3 CLONE_INTO_CGROUP (open it O_DIRECTORY); undefined on v1. */
-  readonly dirForCloneInto?: string;
   /** The run cgroup's directories (one per v1 hierarchy, one on v2). */
   readonly dirs: readonly string[];
   /** Which mechanisms this cgroup really has (independent of which limits were asked for). */
@@ -92,8 +81,7 @@ export interface RunCgroup {
   cpuTimeUsFrom(text: string): number;
   /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
   memoryCurrentBytes(): number | undefined;
-  usage(): CgroupUsage;
-  /** The part of `usage()` a run's result needs, in fewer reads: read at the end of every run. */
+  /** Read at the end of every run. */
   outcome(): RunOutcome;
   /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
   pids(): number[];
@@ -115,8 +103,6 @@ export interface CgroupDriver {
    * destroys what is below it.
    */
   create(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup>;
-  /** Remove the `sandcell-<pid>` parent dirs when empty (they stay if another driver of this process still has run cgroups in them). */
-  close(): Promise<void>;
 }
 
 /** What a fake cgroupfs must do by itself, for tests: the kernel populates new cgroup dirs and rmdir()s them with their interface files. */

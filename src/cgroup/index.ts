@@ -2,7 +2,6 @@
 export type {
   CgroupDriver,
   CgroupLimits,
-  CgroupUsage,
   CgroupVersion,
   DetectOptions,
   EnforcedLimits,

@@ -5,12 +5,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
-import { Once, forgetWithDescendants, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
+import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, mkdirCgroupIn, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
-
-/** USER_HZ, the unit of cpuacct.stat; 100 on every Linux architecture Node runs on. */
-const USER_HZ = 100;
 
 /** One v1 hierarchy sandcell uses: its `sandcell-<pid>` dir and the wanted controllers bound to it. */
 export interface V1Hierarchy {
@@ -23,7 +20,6 @@ export class V1RunCgroup implements RunCgroup {
   readonly procsFiles: readonly string[];
   readonly dirs: readonly string[];
   readonly enforced: EnforcedLimits;
-  readonly dirForCloneInto: undefined = undefined;
   private readonly memoryDir: string | undefined;
   private readonly pidsDir: string | undefined;
   private readonly cpuDir: string | undefined;
@@ -38,7 +34,6 @@ export class V1RunCgroup implements RunCgroup {
     private current: Readonly<CgroupLimits>,
     readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
-    private readonly onGone: () => void,
   ) {
     this.dirs = [...new Set(byController.values())];
     this.procsFiles = this.dirs.map((d) => join(d, 'cgroup.procs'));
@@ -151,41 +146,8 @@ export class V1RunCgroup implements RunCgroup {
     return u;
   }
 
-  usage(): CgroupUsage {
-    const u: CgroupUsage = this.outcome();
-    if (this.cpuacctDir) {
-      const d = this.cpuacctDir;
-      const userNs = readNumber(join(d, 'cpuacct.usage_user'));
-      const sysNs = readNumber(join(d, 'cpuacct.usage_sys'));
-      if (userNs !== undefined && sysNs !== undefined) {
-        u.userTimeUs = userNs / 1000;
-        u.systemTimeUs = sysNs / 1000;
-      } else {
-        const st = readKeyed(join(d, 'cpuacct.stat'));
-        const user = st?.get('user');
-        const sys = st?.get('system');
-        if (user !== undefined) u.userTimeUs = (user * 1e6) / USER_HZ;
-        if (sys !== undefined) u.systemTimeUs = (sys * 1e6) / USER_HZ;
-      }
-    }
-    if (this.memoryDir) {
-      const d = this.memoryDir;
-      // A failed charge fails on memsw (checked first) or on memory: the sum counts each once.
-      const failcnt = readNumber(join(d, 'memory.failcnt'));
-      const memswFailcnt = readNumber(join(d, 'memory.memsw.failcnt')) ?? 0;
-      if (failcnt !== undefined) u.memoryFailcnt = failcnt + memswFailcnt;
-    }
-    if (this.pidsDir) {
-      const peak = readNumber(join(this.pidsDir, 'pids.peak'));
-      if (peak !== undefined && Number.isFinite(peak)) u.pidsPeak = peak;
-      const max = readKeyed(join(this.pidsDir, 'pids.events'))?.get('max');
-      if (max !== undefined) u.pidsLimitHits = max;
-    }
-    return u;
-  }
-
   destroy(): Promise<void> {
-    return this.teardown.run(() => killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake }), this.onGone);
+    return this.teardown.run(() => killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake }));
   }
 }
 
@@ -193,7 +155,6 @@ export class V1Driver implements CgroupDriver {
   readonly version = 'v1' as const;
   readonly parents: Readonly<Record<string, string>>;
   readonly controllers: readonly string[];
-  private readonly live = new Set<V1RunCgroup>();
 
   constructor(
     private readonly hierarchies: readonly V1Hierarchy[],
@@ -225,18 +186,12 @@ export class V1Driver implements CgroupDriver {
         for (const c of h.controllers) byController.set(c, dir);
       }
       const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellName}/${name}`;
-      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, () => forgetWithDescendants(this.live, rc));
+      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake);
       await rc.apply();
-      this.live.add(rc);
       return rc;
     } catch (e) {
       for (const d of made) await rmdirCgroup(d, this.fake).catch(() => undefined);
       throw e;
     }
-  }
-
-  async close(): Promise<void> {
-    for (const rc of [...this.live]) await rc.destroy();
-    for (const h of this.hierarchies) await rmdirCgroup(h.sandcellDir, this.fake, 0).catch(() => undefined);
   }
 }

@@ -15,8 +15,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CgroupDriver, CgroupLimits, CgroupUsage, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
-import { Once, forgetWithDescendants, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
+import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
+import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { exists, mkdirCgroup, mkdirCgroupIn, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
@@ -54,7 +54,6 @@ export async function enableSubtree(dir: string, wanted: readonly string[]): Pro
 export class V2RunCgroup implements RunCgroup {
   readonly version = 'v2' as const;
   readonly procsFiles: readonly string[];
-  readonly dirForCloneInto: string;
   readonly dirs: readonly string[];
   readonly enforced: EnforcedLimits;
   private sampledPeak: number | undefined;
@@ -66,10 +65,8 @@ export class V2RunCgroup implements RunCgroup {
     private current: Readonly<CgroupLimits>,
     readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
-    private readonly onGone: () => void,
   ) {
     this.procsFiles = [join(dir, 'cgroup.procs')];
-    this.dirForCloneInto = dir;
     this.dirs = [dir];
     this.enforced = {
       memory: exists(join(dir, 'memory.max')) ? 'cgroup' : 'none',
@@ -156,22 +153,6 @@ export class V2RunCgroup implements RunCgroup {
     return u;
   }
 
-  usage(): CgroupUsage {
-    const u: CgroupUsage = this.outcome();
-    const cpu = readKeyed(join(this.dir, 'cpu.stat'));
-    const user = cpu?.get('user_usec');
-    const sys = cpu?.get('system_usec');
-    if (user !== undefined) u.userTimeUs = user;
-    if (sys !== undefined) u.systemTimeUs = sys;
-    const max = readKeyed(join(this.dir, 'memory.events'))?.get('max');
-    if (max !== undefined) u.memoryFailcnt = max;
-    const pidsPeak = readNumber(join(this.dir, 'pids.peak'));
-    if (pidsPeak !== undefined && Number.isFinite(pidsPeak)) u.pidsPeak = pidsPeak;
-    const pmax = readKeyed(join(this.dir, 'pids.events'))?.get('max');
-    if (pmax !== undefined) u.pidsLimitHits = pmax;
-    return u;
-  }
-
   destroy(): Promise<void> {
     return this.teardown.run(
       () =>
@@ -185,7 +166,6 @@ export class V2RunCgroup implements RunCgroup {
             return true;
           },
         }),
-      this.onGone,
     );
   }
 }
@@ -193,7 +173,6 @@ export class V2RunCgroup implements RunCgroup {
 export class V2Driver implements CgroupDriver {
   readonly version = 'v2' as const;
   readonly parents: Readonly<Record<string, string>>;
-  private readonly live = new Set<V2RunCgroup>();
 
   /** `sandcellDir` exists and has `controllers` enabled in its subtree_control. */
   constructor(
@@ -221,20 +200,14 @@ export class V2Driver implements CgroupDriver {
       await mkdirCgroup(dir, this.fake);
     }
     const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
-    const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake, () => forgetWithDescendants(this.live, rc));
+    const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake);
     try {
       await rc.apply();
     } catch (e) {
       await rmdirCgroup(dir, this.fake).catch(() => undefined);
       throw e;
     }
-    this.live.add(rc);
     return rc;
   }
 
-  async close(): Promise<void> {
-    for (const rc of [...this.live]) await rc.destroy();
-    // Another driver of this process may still use the dir: try once, leave it when busy.
-    await rmdirCgroup(this.sandcellDir, this.fake, 0).catch(() => undefined);
-  }
 }

@@ -122,7 +122,7 @@ describe('choice of version (fake hybrid tree)', () => {
     expect(readFileSync(join(f.root, 'cpu/sandcell-77', rc.name, 'cpu.cfs_quota_us'), 'utf8')).toBe('150000');
     expect(readFileSync(join(f.root, 'pids/sandcell-77', rc.name, 'pids.max'), 'utf8')).toBe('9');
     expect(rc.procsFiles).toHaveLength(4);
-    await r.driver.close();
+    await rc.destroy();
   });
 
   it('uses v2 when the unified hierarchy has the memory controller', async () => {

@@ -28,7 +28,6 @@ function countingDriver(): { driver: CgroupDriver; made: RunCgroup[] } {
       made.push(rc);
       return rc;
     },
-    async close() {},
   } as unknown as CgroupDriver;
   return { driver, made };
 }

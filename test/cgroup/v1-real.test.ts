@@ -3,6 +3,7 @@
  * peak memory and OOM kills of real processes, the pids limit, destroy() of a live tree.
  */
 import { readFileSync, existsSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups, type CgroupDriver } from '../../src/cgroup/index.js';
@@ -17,7 +18,8 @@ beforeAll(async () => {
   driver = await openReal();
 });
 afterAll(async () => {
-  await driver?.close();
+  // Every test destroys its run cgroups; the parents are this file's to remove.
+  for (const dir of new Set(Object.values(driver?.parents ?? {}))) await rmdir(dir).catch(() => undefined);
   expect(listSandcellCgroups({ pid: process.pid })).toEqual([]);
 });
 
@@ -38,7 +40,6 @@ describe('cgroup driver on the real cgroupfs', () => {
   it('writes the limit files and removes the run cgroup', async () => {
     const rc = await driver.create({ memoryBytes: 64 * 1024 * 1024, pids: 32, cpus: 0.5 });
     expect(rc.procsFiles).toHaveLength(4);
-    expect(rc.dirForCloneInto).toBeUndefined();
     expect(rc.enforced).toEqual({ memory: 'cgroup', processes: 'cgroup', cpuTime: 'cgroup', cpus: 'cgroup' });
     const dir = (c: string): string => join(driver.parents[c]!, rc.name);
     expect(read(dir('memory'), 'memory.limit_in_bytes')).toBe(String(64 * 1024 * 1024));
@@ -46,7 +47,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     expect(read(dir('pids'), 'pids.max')).toBe('32');
     expect(read(dir('cpu'), 'cpu.cfs_period_us')).toBe('100000');
     expect(read(dir('cpu'), 'cpu.cfs_quota_us')).toBe('50000');
-    const u = rc.usage();
+    const u = rc.outcome();
     expect(u.cpuTimeUs).toBe(0);
     expect(u.oomKilled).toBe(false);
     expect(u.memoryPeakSource).toBe('cgroup');
@@ -55,7 +56,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     await rc.destroy(); // idempotent
   });
 
-  it('measures the CPU time a process burns inside (user time dominant), and throttles to cpus', async () => {
+  it('measures the CPU time a process burns inside, and throttles to cpus', async () => {
     const rc = await driver.create({ cpus: 0.5 });
     try {
       // A pure loop (checking the clock costs a syscall, so only every 100000 rounds).
@@ -69,13 +70,11 @@ describe('cgroup driver on the real cgroupfs', () => {
       const r = await h.exit;
       const wall = Date.now() - t0;
       expect(r.code).toBe(0);
-      const u = rc.usage();
+      const u = rc.outcome();
       expect(rc.cpuTimeUs()).toBeCloseTo(u.cpuTimeUs, -3);
       // ≥ the 300 ms burnt, plus a little interpreter exit work.
       expect(u.cpuTimeUs).toBeGreaterThan(295_000);
       expect(u.cpuTimeUs).toBeLessThan(450_000);
-      expect(u.userTimeUs! + u.systemTimeUs!).toBeGreaterThan(u.cpuTimeUs * 0.9);
-      expect(u.userTimeUs!).toBeGreaterThan(u.systemTimeUs!);
       // 0.5 CPU: 300 ms of CPU needs more than 400 ms of wall time (50 ms per 100 ms period, at most 6 periods touched).
       expect(wall).toBeGreaterThan(400);
     } finally {
@@ -92,10 +91,8 @@ describe('cgroup driver on the real cgroupfs', () => {
       h.release();
       const r = await h.exit;
       expect(r.signal).toBe('SIGKILL');
-      const u = rc.usage();
+      const u = rc.outcome();
       expect(u.oomKilled).toBe(true);
-      // memory.failcnt exists but stays 0 on this 6.18 kernel even after an OOM kill: oom_kill is the signal.
-      expect(typeof u.memoryFailcnt).toBe('number');
       expect(u.memoryPeakSource).toBe('cgroup');
       expect(u.memoryPeakBytes).toBeGreaterThan(limit / 2);
       expect(u.memoryPeakBytes).toBeLessThanOrEqual(limit);
@@ -112,7 +109,7 @@ describe('cgroup driver on the real cgroupfs', () => {
       h.release();
       const r = await h.exit;
       expect(r.code).toBe(0);
-      const u = rc.usage();
+      const u = rc.outcome();
       expect(u.oomKilled).toBe(false);
       expect(u.memoryPeakBytes).toBeGreaterThan(20 * 1024 * 1024);
       expect(u.memoryPeakBytes).toBeLessThan(64 * 1024 * 1024);
@@ -121,17 +118,18 @@ describe('cgroup driver on the real cgroupfs', () => {
     }
   });
 
-  it('the pids limit makes forks fail and is reported', async () => {
+  it('the pids limit makes forks fail (the kernel counts them)', async () => {
     const rc = await driver.create({ pids: 3 });
     try {
       const h = await spawnHeld(['/bin/sh', '-c', 'read x; for i in 1 2 3 4 5 6; do /bin/sleep 0.3 2>/dev/null & done; wait; echo done']);
       joinCgroup(rc.procsFiles, h.child.pid!);
       h.release();
       await h.exit;
-      const u = rc.usage();
-      expect(u.pidsLimitHits).toBeGreaterThan(0);
-      expect(u.pidsPeak).toBeLessThanOrEqual(3);
-      expect(u.pidsPeak).toBeGreaterThanOrEqual(2);
+      const pidsDir = join(driver.parents.pids!, rc.name);
+      expect(Number(/^max (\d+)$/m.exec(read(pidsDir, 'pids.events'))?.[1])).toBeGreaterThan(0);
+      const peak = Number(read(pidsDir, 'pids.peak'));
+      expect(peak).toBeLessThanOrEqual(3);
+      expect(peak).toBeGreaterThanOrEqual(2);
     } finally {
       await rc.destroy();
     }

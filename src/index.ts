@@ -24,5 +24,5 @@ export type {
   Size,
   SpawnOptions,
 } from './options.js';
-export type { Enforcement, Result, Status, Usage, Violation } from './result.js';
+export type { Enforcement, LimitsEnforced, Result, Status, Usage, Violation } from './result.js';
 export type { PresetName as SeccompPreset, SeccompPolicy } from './seccomp/index.js';

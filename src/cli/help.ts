@@ -22,15 +22,15 @@ export const RUN_HELP = `Usage: sandcell run [options] -- <command> [args...]
 
 Limits:
   --time <dur>         CPU time of the whole process tree (e.g. 1s, 1500ms)
-  --wall <dur>         wall-clock time
-  --memory <size>      memory of the whole box, tmpfs files included (e.g. 256MiB)
-  --pids <n>           tasks (processes and threads) alive at once; fork/clone fail with EAGAIN
+  --wall <dur>         wall-clock time (with --collect: default 5m)
+  --memory <size>      memory of the whole box, tmpfs files included (default 512MiB)
+  --pids <n>           tasks (processes and threads) alive at once (default 256); fork/clone fail with EAGAIN
                        past it, the program is not killed (sandcell's own init counts as one)
   --stack <size>       stack of the main thread (judges set it equal to --memory)
   --output <size>      stdout and stderr together (default 64MiB)
   --file-size <size>   largest file the program may write (default 64MiB)
   --open-files <n>     open file descriptors per process (default 256)
-  --tmpfs <size>       size of the writable /tmp and /work (default 64MiB)
+  --tmpfs <size>       size of each writable tmpfs: /tmp, /work, /dev/shm (default 64MiB, one inode per 4KiB)
   --cpus <n>           CPU bandwidth as a number of CPUs (e.g. 0.5)
 
 The box:

@@ -31,11 +31,11 @@ describe('resolveOptions: defaults', () => {
   it('fills every default: limits, cwd, network, seccomp, nothing collected, no stdin', () => {
     asRoot(true);
     const o = resolveOptions({ command: ['/bin/true'] });
-    // The documented defaults: no time or memory limit, 256 processes and open files, 64 MiB of
-    // output, file size and tmpfs, an 8 MiB stack.
+    // The documented defaults: 5 minutes of wall time for run(), no CPU-time limit, 512 MiB of
+    // memory, 256 processes and open files, 64 MiB of output, file size and tmpfs, an 8 MiB stack.
     const MiB = 1 << 20;
     expect(o.limits).toEqual({
-      wallTimeMs: null, cpuTimeMs: null, memoryBytes: null, cpus: null,
+      wallTimeMs: 300_000, cpuTimeMs: null, memoryBytes: 512 * MiB, cpus: null,
       processes: 256, openFiles: 256, outputBytes: 64 * MiB, fileSizeBytes: 64 * MiB, tmpfsBytes: 64 * MiB, stackBytes: 8 * MiB,
     });
     expect(o).toMatchObject({ cwd: '/work', network: 'none', seccomp: 'default', env: {}, mounts: [], files: [], collect: [], stdin: null });
@@ -146,17 +146,17 @@ describe('a living box and its runs', () => {
 
   it("a run inherits the box's env and limits and overrides them field by field", () => {
     const box = resolveSandboxOptions({ env: { A: '1', B: '2' }, cwd: '/src', limits: { memory: '64MiB', wallTime: '5s' }, seccomp: 'judge' });
-    const r = resolveSandboxRun({ command: ['x'], env: { B: '3' }, limits: { wallTime: '1s' } }, box);
+    const r = resolveSandboxRun({ command: ['x'], env: { B: '3' }, limits: { wallTime: '1s' } }, box, 'run');
     expect(r).toMatchObject({ command: ['x'], env: { A: '1', B: '3' }, cwd: '/src', seccomp: 'judge' });
     expect(r.limits).toMatchObject({ memoryBytes: 64 << 20, wallTimeMs: 1000, processes: 256 });
-    expect(resolveSandboxRun({ command: ['y'], seccomp: 'none' }, box).seccomp).toBe('none');
+    expect(resolveSandboxRun({ command: ['y'], seccomp: 'none' }, box, 'run').seccomp).toBe('none');
   });
 
   it("a run may not change the box's filesystem: its tmpfs size and its volumes", () => {
     const box = resolveSandboxOptions({});
-    expect(refusal(() => resolveSandboxRun({ command: ['x'], limits: { tmpfs: '1MiB' } }, box))).toEqual([
+    expect(refusal(() => resolveSandboxRun({ command: ['x'], limits: { tmpfs: '1MiB' } }, box, 'run'))).toEqual([
       "limits.tmpfs: is the box's: give it to Sandbox.create()",
     ]);
-    expect(refusal(() => resolveSandboxRun({ command: ['x'], binds: [{ source: '/tmp' }] }, box))[0]).toMatch(/^: .*binds/);
+    expect(refusal(() => resolveSandboxRun({ command: ['x'], binds: [{ source: '/tmp' }] }, box, 'run'))[0]).toMatch(/^: .*binds/);
   });
 });

@@ -34,7 +34,6 @@ describe('deriveStatus', () => {
     expect(deriveStatus(killed(SIGKILL, { killReason: 'wall-time-limit' }))).toBe('wall-time-limit');
     expect(deriveStatus(killed(SIGKILL, { killReason: 'time-limit' }))).toBe('time-limit');
     expect(deriveStatus(killed(SIGKILL, { killReason: 'output-limit' }))).toBe('output-limit');
-    expect(deriveStatus(killed(SIGKILL, { killReason: 'memory-limit' }))).toBe('memory-limit');
   });
 
   it('a kill reason wins over how the program ended, even a clean exit racing the kill', () => {

@@ -13,7 +13,9 @@ import { SandboxOptionsError } from '../errors.js';
 import { DEFAULT_LIMITS, parseOptions, type Limits, type ParsedOptions } from '../options.js';
 import { forbidden } from './http-error.js';
 
-type Ceilings = Required<NonNullable<ParsedOptions['limits']>>;
+type GivenLimits = Required<NonNullable<ParsedOptions['limits']>>;
+/** A ceiling for every limit: a number (`null`, which lifts a library default, is no ceiling). */
+type Ceilings = { [K in keyof GivenLimits]: NonNullable<GivenLimits[K]> };
 
 export interface Policy {
   /** Host directories whose contents may be bound into boxes (real paths), and whether read-write. */
@@ -83,6 +85,9 @@ export function makePolicy(file: PolicyFile, name = '(policy)'): Policy {
     if (e instanceof SandboxOptionsError) throw new Error(`policy ${name}: ${e.message}`);
     throw e;
   }
+  for (const [key, value] of Object.entries(limits ?? {})) {
+    if (value === null) throw new Error(`policy ${name}: limits.${key}: a ceiling must be a value, not null`);
+  }
   const real = (p: string): string => {
     try {
       return realpathSync(p);
@@ -135,7 +140,9 @@ export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOpti
   const limits: Record<string, unknown> = { ...(out.limits as Record<string, unknown> | undefined) };
   for (const [key, ceiling] of Object.entries(policy.ceilings) as [keyof Ceilings, number][]) {
     const value = given[key];
-    if (value !== undefined) {
+    if (value === null) {
+      throw forbidden(`limits.${key}`, `null (no limit) is over the server's ceiling of ${ceiling}`);
+    } else if (value !== undefined) {
       if (value > ceiling) throw forbidden(`limits.${key}`, `${value} is over the server's ceiling of ${ceiling}`);
     } else if (fill && key !== 'cpus') {
       // cpus is bounded by the host anyway; the others would be unbounded or the library's default.

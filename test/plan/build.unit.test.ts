@@ -2,25 +2,36 @@
 // read-only flag, and what each kind of plan (run, living box, prepared box, join) carries.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
+import type { RunCgroup } from '../../src/cgroup/index.js';
+import type { BoxFilter } from '../../src/launch/filter.js';
 import type { NativeRlimit } from '../../src/native.js';
 import { resolveOptions, type RunOptions } from '../../src/options.js';
-import { buildPlan, RLIMIT, SAFE_PATH, type PlanExtras, type PlanMode } from '../../src/plan/build.js';
+import { planBox, planRun, RLIMIT, SAFE_PATH } from '../../src/plan/build.js';
 
-const extras = (more: Partial<PlanExtras> = {}): PlanExtras => ({
-  cgroupProcs: ['/fake/cgroup.procs'],
-  seccomp: null,
-  seccompListener: false,
-  memoryRlimitBytes: null,
-  cpuLimitByCgroup: false,
-  stdio: ['null', 'pipe', 'pipe'],
-  ...more,
-});
+/** What the run's cgroup offers (a memory controller, CPU accounting) and the filter it gets. */
+interface Setup {
+  memoryByCgroup?: boolean;
+  cpuByCgroup?: boolean;
+  filter?: BoxFilter;
+}
+
+/** A run cgroup as far as the plan is concerned: its procs file and which mechanisms it has. */
+function cgroup(s: Setup): RunCgroup {
+  return {
+    procsFiles: ['/fake/cgroup.procs'],
+    cpuTimeFile: undefined,
+    enforced: { memory: s.memoryByCgroup === false ? 'none' : 'cgroup', cpuTime: s.cpuByCgroup ? 'cgroup' : 'none', processes: 'cgroup', cpus: 'none' },
+  } as unknown as RunCgroup;
+}
 
 /** A plan of /bin/prog, made as root (ids mapped to unprivileged host ids) unless `euid` says otherwise. */
-function plan(options: Omit<RunOptions, 'command'>, more: Partial<PlanExtras> = {}, mode: PlanMode = 'run', euid = 0) {
+function plan(options: Omit<RunOptions, 'command'>, more: Setup = {}, mode: 'run' | 'box' | 'join' | 'prepared' = 'run', euid = 0) {
   vi.spyOn(process, 'geteuid').mockReturnValue(euid);
   vi.spyOn(process, 'getegid').mockReturnValue(euid);
-  return buildPlan(resolveOptions({ command: ['/bin/prog', 'arg'], ...options }), extras(more), mode);
+  const o = resolveOptions({ command: ['/bin/prog', 'arg'], ...options });
+  if (mode === 'box') return planBox(o, 'living', ['/fake/cgroup.procs']);
+  if (mode === 'prepared') return planBox(o, 'prepared');
+  return planRun(o, { into: mode === 'join' ? 'living' : 'new', cgroup: cgroup(more), filter: more.filter ?? null, stdin: 'null' }).plan;
 }
 afterEach(() => {
   vi.restoreAllMocks();
@@ -28,8 +39,8 @@ afterEach(() => {
 
 const rlimit = (rlimits: NativeRlimit[], resource: number) => rlimits.find((r) => r.resource === resource);
 
-describe('buildPlan', () => {
-  it('runs the command with a safe PATH that the caller may override, and the extras as given', () => {
+describe('planRun', () => {
+  it('runs the command with a safe PATH that the caller may override, in its cgroup, with its stdio', () => {
     const p = plan({ env: { LANG: 'C' } });
     expect(p.argv).toEqual(['/bin/prog', 'arg']);
     expect(p.env).toEqual([`PATH=${SAFE_PATH}`, 'LANG=C']);
@@ -63,12 +74,12 @@ describe('buildPlan', () => {
 
   it('the CPU-time limit is RLIMIT_CPU in whole seconds, a second later when a cgroup enforces it', () => {
     expect(rlimit(plan({ limits: { cpuTime: '1.5s' } }).rlimits, RLIMIT.CPU)).toEqual({ resource: RLIMIT.CPU, soft: 2, hard: 3 });
-    expect(rlimit(plan({ limits: { cpuTime: '1.5s' } }, { cpuLimitByCgroup: true }).rlimits, RLIMIT.CPU)).toEqual({ resource: RLIMIT.CPU, soft: 3, hard: 4 });
+    expect(rlimit(plan({ limits: { cpuTime: '1.5s' } }, { cpuByCgroup: true }).rlimits, RLIMIT.CPU)).toEqual({ resource: RLIMIT.CPU, soft: 3, hard: 4 });
     expect(rlimit(plan({}).rlimits, RLIMIT.CPU)).toBeUndefined();
   });
 
   it('memory is RLIMIT_AS only when no memory cgroup enforces it', () => {
-    expect(rlimit(plan({}, { memoryRlimitBytes: 64 << 20 }).rlimits, RLIMIT.AS)).toEqual({ resource: RLIMIT.AS, soft: 64 << 20, hard: 64 << 20 });
+    expect(rlimit(plan({ limits: { memory: '64MiB' } }, { memoryByCgroup: false }).rlimits, RLIMIT.AS)).toEqual({ resource: RLIMIT.AS, soft: 64 << 20, hard: 64 << 20 });
     expect(rlimit(plan({ limits: { memory: '64MiB' } }).rlimits, RLIMIT.AS)).toBeUndefined();
   });
 
@@ -78,21 +89,22 @@ describe('buildPlan', () => {
     expect(plan({ network: 'host' })).toMatchObject({ newNetwork: false, loopback: false });
   });
 
-  it("the root is read-only on a small tmpfs, except over a writable image: the image's layer, of the tmpfs size", () => {
+  it("the root is read-only on a small tmpfs, except over a writable image: the image's layer, of the tmpfs size and its inodes", () => {
     const p = plan({});
     expect(p).toMatchObject({ rootReadOnly: true, rootTmpfs: 'mode=755,size=4194304,nr_inodes=4096' });
     expect(p.image).toBeUndefined();
     const w = plan({ image: '/usr', writable: true, limits: { tmpfs: '8MiB' } });
-    expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `mode=755,size=${8 << 20}`, image: '/usr' });
+    expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `size=${8 << 20},nr_inodes=2048,mode=755`, image: '/usr' });
   });
 
   it('passes the seccomp program and its listener through', () => {
     const program = Buffer.alloc(8);
-    expect(plan({}, { seccomp: program, seccompListener: true })).toMatchObject({ seccomp: program, seccompListener: true });
+    const filter: BoxFilter = { program, listener: true, execPathLo: [1], execPathHi: [2] };
+    expect(plan({}, { filter })).toMatchObject({ seccomp: program, seccompListener: true, seccompExecPathLo: [1], seccompExecPathHi: [2] });
   });
 });
 
-describe('buildPlan modes', () => {
+describe('plan kinds', () => {
   const files = { files: { 'in.txt': 'x' } };
   const hasProc = (p: ReturnType<typeof plan>) => p.mounts.some((m) => m.kind === 'proc');
   const fileTargets = (p: ReturnType<typeof plan>) => p.mounts.filter((m) => m.kind === 'file' && m.target.startsWith('/work/')).map((m) => m.target);

@@ -46,8 +46,8 @@ describe('boxRoot with the host system', () => {
   });
 
   it('/tmp and the working directory are writable tmpfs of the tmpfs size, the latter owned by the program', () => {
-    expect(at(mounts, '/tmp')).toEqual([{ kind: 'tmpfs', target: '/tmp', data: 'size=1048576,mode=1777', noSuid: true, noDev: true }]);
-    expect(at(mounts, '/work')).toEqual([{ kind: 'tmpfs', target: '/work', data: 'size=1048576,mode=755,uid=65534,gid=65534', noSuid: true, noDev: true }]);
+    expect(at(mounts, '/tmp')).toEqual([{ kind: 'tmpfs', target: '/tmp', data: 'size=1048576,nr_inodes=256,mode=1777', noSuid: true, noDev: true }]);
+    expect(at(mounts, '/work')).toEqual([{ kind: 'tmpfs', target: '/work', data: 'size=1048576,nr_inodes=256,mode=755,uid=65534,gid=65534', noSuid: true, noDev: true }]);
   });
 });
 
@@ -64,7 +64,7 @@ describe('boxRoot with volumes and files', () => {
     expect(tail).toEqual([
       { kind: 'bind', source: '/srv/in', target: '/in', readOnly: true, noSuid: true, noDev: true },
       { kind: 'bind', source: '/srv/out', target: '/out', readOnly: false, noSuid: true, noDev: true },
-      { kind: 'tmpfs', target: '/scratch', data: 'size=4096,mode=1777', noSuid: true, noDev: true },
+      { kind: 'tmpfs', target: '/scratch', data: 'size=4096,nr_inodes=64,mode=1777', noSuid: true, noDev: true },
     ]);
   });
 

@@ -5,7 +5,8 @@ import { text } from 'node:stream/consumers';
 
 import { describe, expect, it } from 'vitest';
 
-import { OutputBudget } from '../../src/supervise/output.js';
+import { OutputBudget } from '../../src/limits/output.js';
+import { MeteredStream } from '../../src/supervise/io.js';
 
 function budget(limit: number) {
   const ends: number[] = [];
@@ -53,11 +54,11 @@ describe('OutputBudget.admit', () => {
   });
 });
 
-describe('OutputBudget.meter (the streams spawn() hands out)', () => {
+describe('MeteredStream (the streams spawn() hands out)', () => {
   it('two metered streams together yield exactly the limit, and only the overflowing one is flagged', async () => {
     const { b, ends } = budget(10);
-    const stdout = b.meter();
-    const stderr = b.meter();
+    const stdout = new MeteredStream(b);
+    const stderr = new MeteredStream(b);
     const outText = text(stdout);
     stdout.write('aaaaaa');
     stdout.end();
@@ -73,7 +74,7 @@ describe('OutputBudget.meter (the streams spawn() hands out)', () => {
 
   it('passes a stream under the limit through unchanged', async () => {
     const { b } = budget(1 << 20);
-    const metered = Readable.from([Buffer.from('hello '), Buffer.from('world')]).pipe(b.meter());
+    const metered = Readable.from([Buffer.from('hello '), Buffer.from('world')]).pipe(new MeteredStream(b));
     expect(await text(metered)).toBe('hello world');
     expect(metered.truncated).toBe(false);
   });

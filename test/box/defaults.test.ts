@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { run, Sandbox } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
 
-beforeAll(requireRoot);
+beforeAll(() => requireRoot());
 
 const MiB = 1024 * 1024;
 /** Touches `mib` MiB, one page at a time, and says so if it got through. */

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Sandbox } from '../../src/index.js';
 import { childPids, requireRoot } from '../helpers/host.js';
 
-beforeAll(requireRoot);
+beforeAll(() => requireRoot());
 
 const HOLDER = `import socket, time
 s = socket.socket(socket.AF_UNIX)

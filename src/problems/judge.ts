@@ -253,9 +253,9 @@ export class Judge {
   }
 }
 
-/** A wall limit in ms (a profile holds it as written); 0 when there is none. */
+/** A wall limit in ms (a profile holds it as written); 0 when there is none (not given, or lifted with null). */
 function wallMs(d: Limits['wallTime']): number {
-  const ms = d === undefined ? 0 : parseDuration(d);
+  const ms = d === undefined || d === null ? 0 : parseDuration(d);
   return typeof ms === 'number' ? ms : 0;
 }
 

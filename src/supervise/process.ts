@@ -163,21 +163,23 @@ export class SandboxProcess {
     }
     const cpuTimeMs = userMs + systemMs;
     const violation = exit.violation ? describeViolation(exit.violation.nr, exit.violation.arch) : null;
-    if (this.killReason === 'aborted') throw new AbortError(options.signal?.reason);
-
-    const status = deriveStatus({
-      exitCode,
-      signal,
-      killReason: this.killReason,
-      violation,
-      oomKilled: cgUsage?.oomKilled ?? false,
-      cpuTimeMs,
-      cpuLimitMs: options.limits.cpuTimeMs,
-    });
+    const status =
+      this.killReason === 'aborted'
+        ? null
+        : deriveStatus({
+            exitCode,
+            signal,
+            killReason: this.killReason,
+            violation,
+            oomKilled: cgUsage?.oomKilled ?? false,
+            cpuTimeMs,
+            cpuLimitMs: options.limits.cpuTimeMs,
+          });
     if (stages) {
       stages.mark('result');
-      debug({ event: 'end', pid: this.pid, status, ms: stages.ms });
+      debug({ event: 'end', pid: this.pid, status: status ?? 'aborted', ms: stages.ms });
     }
+    if (status === null) throw new AbortError(options.signal?.reason);
     const [meteredOut, meteredErr] = this.sinks;
     return {
       status,

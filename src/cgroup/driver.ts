@@ -73,6 +73,12 @@ export interface RunCgroup {
    * null restores the `cpus` limit alone, or none. A no-op without CPU bandwidth control.
    */
   capCpu(quotaUs: number | null): void;
+  /**
+   * Lifts every CPU bandwidth limit, the `cpus` share included, for good: the run is being ended,
+   * and tasks the kernel throttles must still run to die (a fork bomb at half a CPU took seconds
+   * to end on a loaded host). Synchronous; a no-op without CPU bandwidth control.
+   */
+  unthrottle(): void;
   /** Cheap synchronous read of the whole tree's CPU time so far (µs); NaN without CPU accounting. */
   cpuTimeUs(): number;
   /** The file `cpuTimeUs()` reads (for the executor to read at the program's start); undefined without CPU accounting. */

@@ -82,6 +82,10 @@ export class V1RunCgroup implements RunCgroup {
     }
   }
 
+  unthrottle(): void {
+    if (this.cpuDir) writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), '-1');
+  }
+
   /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */
   async apply(): Promise<void> {
     const l = this.current;

@@ -96,6 +96,10 @@ export class V2RunCgroup implements RunCgroup {
     writeFileSync(join(this.dir, 'cpu.max'), value);
   }
 
+  unthrottle(): void {
+    if (this.enforced.cpus === 'cgroup') writeFileSync(join(this.dir, 'cpu.max'), 'max');
+  }
+
   /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */
   async apply(): Promise<void> {
     const { dir, current: l } = this;

@@ -117,6 +117,7 @@ export class SandboxProcess {
     if (this.ended || this.terminateTimer) return false;
     this.killReason ??= reason;
     this.cpu?.release();
+    this.run.cgroup?.unthrottle();
     const box = this.run.native.box;
     box.terminate();
     // The init normally ends the box within a millisecond; if it does not, it is killed, and

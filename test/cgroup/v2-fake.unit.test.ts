@@ -144,6 +144,9 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     expect(t.read(rel, 'memory.oom.group')).toBe('1');
     expect(t.read(rel, 'pids.max')).toBe('64');
     expect(t.read(rel, 'cpu.max')).toBe('50000 100000');
+    // A run being ended is no longer throttled: its tasks must run to die.
+    rc.unthrottle();
+    expect(t.read(rel, 'cpu.max')).toBe('max');
     await rc.destroy();
     expect(existsSync(dir)).toBe(false);
     // cgroup.kill was written before the rmdir.

@@ -1,4 +1,5 @@
 /* Descriptor exhaustion: open files, pipes and sockets until refused; print how many. */
+#define _GNU_SOURCE /* strerrorname_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

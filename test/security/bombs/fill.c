@@ -1,4 +1,5 @@
 /* Fill a file system: write argv[1]/fill until the write fails; print how far it got. */
+#define _GNU_SOURCE /* strerrorname_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,5 @@
 /* A million threads asked for: create until refused; print how many. */
+#define _GNU_SOURCE /* strerrorname_np */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

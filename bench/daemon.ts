@@ -1,27 +1,101 @@
 /**
- * p50 of one run through the daemon's socket against the same run() in this process: what the
- * daemon costs a client. Separate from `npm run bench`; run it as root after `npm run build`:
- *   tsc -p tsconfig.bench.json && node dist-bench/daemon.js
+ * The daemon as a client sees it: `sandcell serve` started on a Unix socket in a temp dir, and
+ * two ways to run through it (the TS client, and a raw JSON POST with node:http as a go-judge-
+ * style caller sends it). Section 12 of `npm run bench` uses this module; run alone it prints the
+ * p50 of one run through the socket against the same run() in this process:
+ *   npm run build && tsc -p tsconfig.bench.json && node dist-bench/daemon.js
  * Environment: BENCH_ITERATIONS runs per figure (default 500).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { connect } from '../dist/client/index.js';
+import { connect, type Engine } from '../dist/client/index.js';
 import { run, shutdown, type RunOptions } from '../dist/index.js';
 import { dist, ms, nowMs, ratio } from './stats.js';
 
-const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 500);
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js');
-const OPTIONS: RunOptions = { command: ['/bin/true'], limits: { wallTime: '10s', cpuTime: '5s', memory: '256MiB' } };
 
-async function sample(f: () => Promise<unknown>): Promise<number[]> {
+/** What every daemon figure runs, locally and remotely alike. */
+export const DAEMON_OPTIONS: RunOptions = { command: ['/bin/true'], limits: { wallTime: '10s', cpuTime: '5s', memory: '256MiB' } };
+const RAW_BODY = JSON.stringify(DAEMON_OPTIONS);
+
+export interface Daemon {
+  socket: string;
+  engine: Engine;
+  /** One run of DAEMON_OPTIONS with the TS client. */
+  clientRun(): Promise<void>;
+  /** One run of DAEMON_OPTIONS as a bare `POST /v1/run` with a JSON body over a kept-alive connection. */
+  rawRun(): Promise<void>;
+  /** Stops the daemon (SIGTERM, awaited) and removes its temp dir. */
+  stop(): Promise<void>;
+}
+
+/** Starts `sandcell serve` on a socket in a fresh temp dir and waits until it answers /v1/health. */
+export async function startDaemon(): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-daemon-'));
+  const socket = join(dir, 'sandcell.sock');
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const engine = connect({ socket });
+  const agent = new Agent({ keepAlive: true });
+  const stop = async (): Promise<void> => {
+    engine.close();
+    agent.destroy();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      if (child.exitCode !== null) throw new Error(`sandcell serve exited with ${child.exitCode}`);
+      up = await engine.health().then(() => true, () => false);
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!up) throw new Error('sandcell serve did not answer /v1/health within 10 s');
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const clientRun = async (): Promise<void> => {
+    const r = await engine.run(DAEMON_OPTIONS);
+    if (r.status !== 'ok') throw new Error(`daemon run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+  };
+  const rawRun = (): Promise<void> =>
+    new Promise((ok, fail) => {
+      const req = request(
+        { socketPath: socket, path: '/v1/run', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(RAW_BODY) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', fail);
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            let status: unknown;
+            try {
+              status = (JSON.parse(body) as { status?: unknown }).status;
+            } catch {
+              status = undefined;
+            }
+            if (res.statusCode === 200 && status === 'ok') ok();
+            else fail(new Error(`POST /v1/run answered ${res.statusCode}: ${body.slice(0, 300)}`));
+          });
+        },
+      );
+      req.on('error', fail);
+      req.end(RAW_BODY);
+    });
+  return { socket, engine, clientRun, rawRun, stop };
+}
+
+async function sample(iterations: number, f: () => Promise<unknown>): Promise<number[]> {
   for (let i = 0; i < 50; i++) await f();
   const out: number[] = [];
-  for (let i = 0; i < ITERATIONS; i++) {
+  for (let i = 0; i < iterations; i++) {
     const t = nowMs();
     await f();
     out.push(nowMs() - t);
@@ -29,25 +103,21 @@ async function sample(f: () => Promise<unknown>): Promise<number[]> {
   return out;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-daemon-'));
-const socket = join(dir, 'sandcell.sock');
-const daemon = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--log-level', 'warn'], { stdio: 'inherit' });
-try {
-  const engine = connect({ socket });
-  for (let i = 0; i < 100; i++) {
-    const up = await engine.health().then(() => true, () => false);
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
+async function standalone(): Promise<void> {
+  const iterations = Number(process.env.BENCH_ITERATIONS ?? 500);
+  const d = await startDaemon();
+  try {
+    const local = dist(await sample(iterations, () => run(DAEMON_OPTIONS)));
+    const remote = dist(await sample(iterations, d.clientRun));
+    const raw = dist(await sample(iterations, d.rawRun));
+    console.log(`/bin/true, ${iterations} runs each, one at a time`);
+    console.log(`  run() in process        p50 ${ms(local.p50)}  p99 ${ms(local.p99)}`);
+    console.log(`  daemon, TS client       p50 ${ms(remote.p50)}  p99 ${ms(remote.p99)}  (${ratio(remote.p50, local.p50)} of local)`);
+    console.log(`  daemon, raw JSON POST   p50 ${ms(raw.p50)}  p99 ${ms(raw.p99)}  (${ratio(raw.p50, local.p50)} of local)`);
+  } finally {
+    await d.stop();
+    await shutdown();
   }
-  const local = dist(await sample(() => run(OPTIONS)));
-  const remote = dist(await sample(() => engine.run(OPTIONS)));
-  engine.close();
-  console.log(`/bin/true, ${ITERATIONS} runs each, one at a time`);
-  console.log(`  run() in process   p50 ${ms(local.p50)}  p99 ${ms(local.p99)}`);
-  console.log(`  daemon via socket  p50 ${ms(remote.p50)}  p99 ${ms(remote.p99)}  (${ratio(remote.p50, local.p50)} of local)`);
-} finally {
-  daemon.kill('SIGTERM');
-  await new Promise((r) => daemon.once('exit', r));
-  await shutdown();
-  rmSync(dir, { recursive: true, force: true });
 }
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await standalone();

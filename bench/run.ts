@@ -9,22 +9,26 @@
  *   BENCH_SECONDS     seconds per throughput point (default 10)
  *   BENCH_ITERATIONS  runs per latency distribution (default 500)
  *   BENCH_RSS_RUNS    runs of the host-RSS growth probe (default 10000)
- *   BENCH_QUICK=1     smoke test: 1 s, 60 iterations, 300 RSS runs (RESULTS.md says so)
+ *   BENCH_JUDGE_ROUNDS  rounds of section 11 (judging 100 tests, and its baseline) (default 5)
+ *   BENCH_QUICK=1     smoke test: 1 s, 60 iterations, 300 RSS runs, 1 judge round (RESULTS.md says so)
+ *   BENCH_ONLY        comma-separated section numbers to measure, e.g. 10,11,12 (default: all)
  *   BENCH_OUT         where to write the report (default bench/RESULTS.md)
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import { Bench } from 'tinybench';
 
-import { run, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
+import { run, Sandbox, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
+import { Judge, submissionFromFile } from '../dist/problems/index.js';
 import { idleCgroupDirs } from '../dist/runtime.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
-import { bwrapArgs, commandVersion, ensureBwrap, plainOk, UNSHARE_ALL, type BwrapSetup } from './procs.js';
+import { DAEMON_OPTIONS, startDaemon } from './daemon.js';
+import { bwrapArgs, commandVersion, ensureBwrap, plainOk, plainOutput, UNSHARE_ALL, type BwrapSetup } from './procs.js';
 import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -44,6 +48,8 @@ const RSS_RUNS = Math.round(envNum('BENCH_RSS_RUNS', QUICK ? 300 : 10000));
 const SUB_ITER = Math.max(50, Math.round(ITER * 0.6)); // breakdown variants and peers-of-peers
 const JUDGE_ITER = Math.max(50, Math.round(ITER * 0.4));
 const ELD_ROUNDS = QUICK ? 10 : 40;
+const JUDGE_TESTS = 100;
+const JUDGE_ROUNDS = Math.round(envNum('BENCH_JUDGE_ROUNDS', QUICK ? 1 : 5));
 const CONCURRENCIES = [1, 2, 8, 32];
 
 const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bench');
@@ -235,7 +241,11 @@ function row(name: string, d: Dist, base?: Dist, extra = ''): string {
 }
 const LAT_HEAD = '| what | p50 ms | p90 ms | p99 ms | mean ms | runs | p50 ratio to baseline | note\n|---|---:|---:|---:|---:|---:|---:|---|';
 
+/** BENCH_ONLY: the numbers of the sections to measure (the others are left out of the report). */
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => Number.parseInt(x.trim(), 10))) : null;
+
 async function section(title: string, body: () => Promise<void>): Promise<void> {
+  if (ONLY && !ONLY.has(Number.parseInt(title, 10))) return;
   log(title);
   current = [];
   currentTitle = title;
@@ -652,6 +662,177 @@ async function main(): Promise<void> {
     });
   }
 
+  // ---- 10. living boxes ---------------------------------------------------------------------------
+  await section('10. Runs in a living box (`Sandbox`)', async () => {
+    const box = await guarded('Sandbox.create()', () => Sandbox.create());
+    try {
+      const inBox = async (): Promise<void> => {
+        const r = await guarded('Sandbox run()', () => box.run({ command: ['/bin/true'] }));
+        if (r.status !== 'ok') throw new Error(`run in a living box ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+      };
+      const [living, oneShot, node] = await interleaved([inBox, () => ours(), nodeSpawnTrue], ITER);
+      const t2Box = await throughput(inBox, 2);
+      p(`One box from \`Sandbox.create()\` (default shape), \`box.run({ command: ['/bin/true'] })\` in it ${ITER} times, interleaved round-robin with a one-shot \`run()\` (warm boxes on) and Node's \`child_process.spawn\`. Each run in a living box gets a PID and mount namespace of its own: the box's init forks a run init that unshares them and mounts a fresh /proc.`);
+      p();
+      p(LAT_HEAD);
+      p(row('Node `child_process.spawn` (baseline)', node!));
+      p(row('sandcell one-shot `run()`, warm boxes on', oneShot!, node));
+      p(row('**`box.run()` in one living box**', living!, node, `÷ one-shot run() = ${ratio(living!.p50, oneShot!.p50)}`));
+      p();
+      p(`Throughput of runs in the one living box at concurrency 2 (${SECONDS} s): **${t2Box.toFixed(1)} runs/s**, machine / Node CPU ${ms(lastCpu.machineMs)} / ${ms(lastCpu.nodeMs)} ms per run.`);
+      figures.livingP50 = living!.p50;
+      figures.livingOneShotP50 = oneShot!.p50;
+      figures.livingSpawnP50 = node!.p50;
+      figures.livingT2 = t2Box;
+    } finally {
+      await box.destroy();
+    }
+    if (unshareOk) {
+      p();
+      p(`What the per-run PID namespace costs the kernel, isolated with util-linux unshare as root (spawned by Node, ${SUB_ITER} runs each, interleaved round-robin): \`--mount-proc\` mounts a fresh /proc in the new mount namespace, as a run init does.`);
+      p();
+      const [plainFork, pidNs] = await interleaved([
+        () => plain('unshare', ['--fork', '/bin/true']),
+        () => plain('unshare', ['--pid', '--mount', '--fork', '--mount-proc', '/bin/true']),
+      ], SUB_ITER);
+      const added = pidNs!.p50 - plainFork!.p50;
+      p('| variant | p50 ms | p90 ms | p99 ms | Δ p50\n|---|---:|---:|---:|---:|');
+      p(`| \`unshare --fork /bin/true\` | ${ms(plainFork!.p50)} | ${ms(plainFork!.p90)} | ${ms(plainFork!.p99)} | — |`);
+      p(`| \`unshare --pid --mount --fork --mount-proc /bin/true\` | ${ms(pidNs!.p50)} | ${ms(pidNs!.p90)} | ${ms(pidNs!.p99)} | ${ms(added)} |`);
+      p();
+      p(`What the per-run PID namespace adds: **${ms(added)} ms** (p50 difference) of the living-box p50 of ${ms(figures.livingP50 ?? NaN)} ms${Number.isFinite(figures.livingP50) ? ` (${((100 * added) / figures.livingP50!).toFixed(0)} %)` : ''}.`);
+      figures.pidNsAdds = added;
+    } else p('\nutil-linux unshare is **absent**: the per-run PID namespace cost is not measured.');
+  });
+
+  // ---- 11. judging a problem --------------------------------------------------------------------
+  await section(`11. Judging A+B with ${JUDGE_TESTS} tests (C++, \`sandcell/problems\`)`, async () => {
+    tempDir = mkdtempSync(join(tmpdir(), 'sandcell-bench-'));
+    chmodSync(tempDir, 0o755);
+    const example = resolve(benchDir, '..', 'examples', 'aplusb');
+    const problemText = readFileSync(join(example, 'problem.yaml'), 'utf8');
+    const ownTests = problemText.replace(/^tests:[\s\S]*$/m, 'tests:\n  - { glob: tests/*.in }\n');
+    if (ownTests === problemText) throw new Error('examples/aplusb/problem.yaml has no tests: list to replace');
+    writeFileSync(join(tempDir, 'problem.yaml'), ownTests);
+    mkdirSync(join(tempDir, 'tests'));
+    // Deterministic operands across the whole |x| ≤ 10^18 range the problem allows.
+    let seed = 0x9e3779b97f4a7c15n;
+    const next = (): bigint => {
+      seed ^= seed << 13n;
+      seed &= (1n << 64n) - 1n;
+      seed ^= seed >> 7n;
+      seed ^= seed << 17n;
+      seed &= (1n << 64n) - 1n;
+      return (seed % (2n * 10n ** 18n + 1n)) - 10n ** 18n;
+    };
+    const tests: { input: Buffer; answer: string }[] = [];
+    for (let i = 0; i < JUDGE_TESTS; i++) {
+      const a = next();
+      const b = next();
+      const name = String(i + 1).padStart(3, '0');
+      const input = `${a} ${b}\n`;
+      writeFileSync(join(tempDir, 'tests', `${name}.in`), input);
+      writeFileSync(join(tempDir, 'tests', `${name}.ans`), `${a + b}\n`);
+      tests.push({ input: Buffer.from(input), answer: `${a + b}` });
+    }
+    const source = join(example, 'solutions', 'ac.cpp');
+    const bin = join(tempDir, 'main');
+    const tc0 = nowMs();
+    execFileSync('g++', ['-O2', '-std=c++17', '-o', bin, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const hostCompileMs = nowMs() - tc0;
+
+    const judge = await guarded('Judge.open()', () => Judge.open(join(tempDir!, 'problem.yaml'), { config: join(example, '..', 'sandcell.yaml') }));
+    try {
+      const submission = submissionFromFile(judge.problem, source);
+      const judged = async (): Promise<{ total: number; compile: number; tests: number }> => {
+        const t0 = nowMs();
+        let firstTest = NaN;
+        const r = await guarded('judge()', () => judge.judge(submission, {
+          onProgress: (pr) => {
+            if (pr.stage === 'test' && pr.index === 0) firstTest = nowMs();
+          },
+        }));
+        const t1 = nowMs();
+        if (r.verdict !== 'AC' || r.tests.length !== JUDGE_TESTS) throw new Error(`judge: ${r.verdict} on ${r.tests.length} tests (${r.error ?? ''})`);
+        return { total: t1 - t0, compile: firstTest - t0, tests: t1 - firstTest };
+      };
+      const baseline = async (): Promise<number> => {
+        const t0 = nowMs();
+        for (const t of tests) {
+          const out = await guarded('plain spawn of the A+B binary', () => plainOutput(bin, t.input));
+          if (out.trim().split(/\s+/).join(' ') !== t.answer) throw new Error(`baseline: wrong answer ${out.slice(0, 60)} for ${t.input.toString().trim()}`);
+        }
+        return nowMs() - t0;
+      };
+      const j: { total: number; compile: number; tests: number }[] = [];
+      const b: number[] = [];
+      for (let round = 0; round < JUDGE_ROUNDS; round++) {
+        // Alternating order within a round so drift hits both.
+        if (round % 2 === 0) {
+          b.push(await baseline());
+          j.push(await judged());
+        } else {
+          j.push(await judged());
+          b.push(await baseline());
+        }
+      }
+      const med = (xs: number[]): number => dist(xs).p50;
+      const total = med(j.map((x) => x.total));
+      const compile = med(j.map((x) => x.compile));
+      const testsMs = med(j.map((x) => x.tests));
+      const base = med(b);
+      const perTest = (testsMs - base) / JUDGE_TESTS;
+      p(`A temp copy of examples/aplusb/problem.yaml with ${JUDGE_TESTS} generated tests (random a, b with |a|, |b| ≤ 10^18; deleted afterwards), judged with \`Judge.open()\` (profiles from examples/sandcell.yaml) + \`judge.judge()\` on examples/aplusb/solutions/ac.cpp: the build in a box (the problem's \`compile\` profile, \`g++ -O2 -std=c++17\`), then every test in that box sequentially under the \`cpp\` run profile, output compared by tokens. Baseline: the same source built once on the host (\`g++ -O2 -std=c++17\`, ${ms(hostCompileMs, 0)} ms, outside the timed figures), run ${JUDGE_TESTS} times with \`child_process.spawn\` (stdin → stdout, tokens compared in Node), sequentially. Median of ${JUDGE_ROUNDS} round${JUDGE_ROUNDS > 1 ? 's' : ''}, judge and baseline alternating.`);
+      p();
+      p('| what | ms | ratio to baseline\n|---|---:|---:|');
+      p(`| ${JUDGE_TESTS} × plain \`child_process.spawn\` of the host-built binary (baseline) | ${ms(base, 1)} | 1.00× |`);
+      p(`| **judge: ${JUDGE_TESTS} tests** (first test started → report) | ${ms(testsMs, 1)} | ${ratio(testsMs, base)} |`);
+      p(`| judge: build in the box (judge() called → first test started) | ${ms(compile, 1)} | |`);
+      p(`| judge: total (build + ${JUDGE_TESTS} tests) | ${ms(total, 1)} | |`);
+      p();
+      p(`Per-test overhead of judging over the bare binary: **${ms(perTest)} ms** per test (${ms(testsMs / JUDGE_TESTS)} vs ${ms(base / JUDGE_TESTS)} ms).`);
+      figures.judgeTestsMs = testsMs;
+      figures.judgeBaseMs = base;
+      figures.judgePerTest = perTest;
+      figures.judgeTotalMs = total;
+    } finally {
+      await judge.close();
+      cleanup();
+    }
+  });
+
+  // ---- 12. the daemon (bench/daemon.ts) ------------------------------------------------------------
+  await section('12. The daemon: runs through `sandcell serve` on a Unix socket', async () => {
+    const daemon = await guarded('sandcell serve start', () => startDaemon());
+    try {
+      const local = (): Promise<void> => ours(DAEMON_OPTIONS);
+      const client = (): Promise<void> => guarded('daemon run (client)', () => daemon.clientRun());
+      const raw = (): Promise<void> => guarded('daemon run (raw POST)', () => daemon.rawRun());
+      const [dl, dc, dr] = await interleaved([local, client, raw], ITER);
+      const tLocal = await throughput(local, 8);
+      const tDaemon = await throughput(client, 8);
+      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed.`);
+      p();
+      p('Yardsticks: through the daemon, p50 ≤ local p50 + 0.5 ms, and throughput at concurrency 8 ≥ 90 % of local.');
+      p();
+      p(LAT_HEAD);
+      p(row('local `run()` in this process (baseline)', dl!));
+      p(row('**daemon, `sandcell/client` `engine.run()`**', dc!, dl, `+${ms(dc!.p50 - dl!.p50)} ms over local`));
+      p(row('daemon, raw JSON `POST /v1/run` (node:http)', dr!, dl, `+${ms(dr!.p50 - dl!.p50)} ms over local`));
+      p();
+      p(`| at concurrency 8 (${SECONDS} s) | runs/s | ratio to local\n|---|---:|---:|`);
+      p(`| local \`run()\` (baseline) | ${tLocal.toFixed(1)} | 1.00× |`);
+      p(`| **daemon, \`sandcell/client\`** | ${tDaemon.toFixed(1)} | ${ratio(tDaemon, tLocal)} |`);
+      figures.daemonLocalP50 = dl!.p50;
+      figures.daemonClientP50 = dc!.p50;
+      figures.daemonRawP50 = dr!.p50;
+      figures.daemonLocalT8 = tLocal;
+      figures.daemonT8 = tDaemon;
+    } finally {
+      await daemon.stop();
+    }
+  });
+
   // ---- 2. big host (last: the ballast would distort everything after it) ----------------------------
   await section('2. Latency with the host grown to ~1 GB RSS', async () => {
     // Small-host figures measured again right before the ballast, interleaved, so both sides see the same machine load.
@@ -737,6 +918,21 @@ function writeReport(): void {
   target(`host RSS does not grow with runs (${RSS_RUNS} runs)`, has('rssGrowth') ? (f.rssGrowth ?? 0) <= 10 && (f.fdGrowth ?? 0) <= 0 : null,
     `${(f.rssGrowth ?? NaN).toFixed(1)} MB, fds ${f.fdGrowth ?? 'n/a'}`, 'grew (threshold: ≤ 10 MB, no fd growth)');
 
+  // The three below have no target of their own: the row gives the figure and its baseline.
+  const info = (name: string, ok: boolean, measured: string): void => {
+    t.push(`| ${name} | ${measured} | ${ok ? 'figure only' : 'not measured'} |`);
+  };
+  info('living box: `box.run()` p50 vs one-shot `run()` and Node `spawn`', has('livingP50', 'livingOneShotP50', 'livingSpawnP50'),
+    `${ms(f.livingP50 ?? NaN)} ms = ${ratio(f.livingP50 ?? NaN, f.livingOneShotP50 ?? NaN)} of one-shot run() (${ms(f.livingOneShotP50 ?? NaN)} ms), ${ratio(f.livingP50 ?? NaN, f.livingSpawnP50 ?? NaN)} of Node spawn; the per-run PID namespace adds ${ms(f.pidNsAdds ?? NaN)} ms; ${(f.livingT2 ?? NaN).toFixed(1)} runs/s at concurrency 2`);
+  info(`judging A+B, ${JUDGE_TESTS} tests (C++): per-test overhead over the bare binary`, has('judgePerTest', 'judgeTestsMs', 'judgeBaseMs'),
+    `${ms(f.judgePerTest ?? NaN)} ms per test; ${ms(f.judgeTestsMs ?? NaN, 0)} vs ${ms(f.judgeBaseMs ?? NaN, 0)} ms for the ${JUDGE_TESTS} tests = ${ratio(f.judgeTestsMs ?? NaN, f.judgeBaseMs ?? NaN)}; ${ms(f.judgeTotalMs ?? NaN, 0)} ms with the build`);
+  target('daemon: p50 through the socket ≤ local `run()` p50 + 0.5 ms', has('daemonClientP50', 'daemonLocalP50') ? f.daemonClientP50! <= f.daemonLocalP50! + 0.5 : null,
+    `${ms(f.daemonClientP50 ?? NaN)} vs ${ms(f.daemonLocalP50 ?? NaN)} ms = ${ratio(f.daemonClientP50 ?? NaN, f.daemonLocalP50 ?? NaN)} (raw JSON POST: ${ms(f.daemonRawP50 ?? NaN)} ms)`,
+    `by ${ms((f.daemonClientP50 ?? 0) - (f.daemonLocalP50 ?? 0) - 0.5)} ms`);
+  target('daemon: throughput at concurrency 8 ≥ 90 % of local', has('daemonT8', 'daemonLocalT8') ? f.daemonT8! >= 0.9 * f.daemonLocalT8! : null,
+    `${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)}`,
+    `needs ≥ ${(0.9 * (f.daemonLocalT8 ?? NaN)).toFixed(1)} runs/s`);
+
   const head: string[] = [];
   head.push('# sandcell benchmarks');
   head.push('');
@@ -749,7 +945,7 @@ function writeReport(): void {
   head.push(`| kernel | ${m.kernel}, cgroup ${m.cgroup} |`);
   head.push(`| Node | ${m.node} |`);
   head.push(`| load average (1 min) | at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)} (the VM is shared: other work running meanwhile widens the tails) |`);
-  head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (below the default 10 s: rougher)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
+  head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (below the default 10 s: rougher)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}, BENCH_JUDGE_ROUNDS=${JUDGE_ROUNDS}${ONLY ? `, **BENCH_ONLY=${[...ONLY].join(',')}: other sections left out**` : ''}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
   head.push(`| peers | bubblewrap: ${bwrapOk ? bw.version : '**absent**'} (${bw.note}); unshare: ${unshareOk ? unshareVersion : '**absent**'} |`);
   head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups(idleAtEnd)} |`);
   head.push('');

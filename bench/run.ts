@@ -672,7 +672,7 @@ async function main(): Promise<void> {
       };
       const [living, oneShot, node] = await interleaved([inBox, () => ours(), nodeSpawnTrue], ITER);
       const t2Box = await throughput(inBox, 2);
-      p(`One box from \`Sandbox.create()\` (default shape), \`box.run({ command: ['/bin/true'] })\` in it ${ITER} times, interleaved round-robin with a one-shot \`run()\` (warm boxes on) and Node's \`child_process.spawn\`. Each run in a living box gets a PID and mount namespace of its own: the box's init forks a run init that unshares them and mounts a fresh /proc.`);
+      p(`One box from \`Sandbox.create()\` (default shape), \`box.run({ command: ['/bin/true'] })\` in it ${ITER} times, interleaved round-robin with a one-shot \`run()\` (warm boxes on) and Node's \`child_process.spawn\`. Each run in a living box gets a PID and mount namespace of its own: it joins the box's namespaces with a mount namespace of the run's own, unshares a PID namespace, forks once more for the run's PID 1 and mounts a fresh /proc.`);
       p();
       p(LAT_HEAD);
       p(row('Node `child_process.spawn` (baseline)', node!));
@@ -689,7 +689,7 @@ async function main(): Promise<void> {
     }
     if (unshareOk) {
       p();
-      p(`What the per-run PID namespace costs the kernel, isolated with util-linux unshare as root (spawned by Node, ${SUB_ITER} runs each, interleaved round-robin): \`--mount-proc\` mounts a fresh /proc in the new mount namespace, as a run init does.`);
+      p(`What the per-run PID namespace costs the kernel, isolated with util-linux unshare as root (spawned by Node, ${SUB_ITER} runs each, interleaved round-robin): \`--mount-proc\` mounts a fresh /proc in the new mount namespace, as a run's init does; both lines fork once after unsharing, as a run does.`);
       p();
       const [plainFork, pidNs] = await interleaved([
         () => plain('unshare', ['--fork', '/bin/true']),

@@ -192,11 +192,15 @@ async function settleGc(): Promise<void> {
 const STALL_MS = envNum('BENCH_STALL_SECONDS', 60) * 1000;
 const inflight = new Map<number, { what: string; since: number }>();
 let inflightSeq = 0;
-async function guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+/** `work` may call `alive()` when a long piece of work moves on (a judge between tests): the watch starts over. */
+async function guarded<T>(what: string, work: (alive: () => void) => Promise<T>): Promise<T> {
   const id = inflightSeq++;
-  inflight.set(id, { what, since: nowMs() });
+  const entry = { what, since: nowMs() };
+  inflight.set(id, entry);
   try {
-    return await work();
+    return await work(() => {
+      entry.since = nowMs();
+    });
   } finally {
     inflight.delete(id);
   }
@@ -747,8 +751,9 @@ async function main(): Promise<void> {
       const judged = async (): Promise<{ total: number; compile: number; tests: number }> => {
         const t0 = nowMs();
         let firstTest = NaN;
-        const r = await guarded('judge()', () => judge.judge(submission, {
+        const r = await guarded('judge() (a build or a test)', (alive) => judge.judge(submission, {
           onProgress: (pr) => {
+            alive();
             if (pr.stage === 'test' && pr.index === 0) firstTest = nowMs();
           },
         }));

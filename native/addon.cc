@@ -20,6 +20,7 @@
 #include <functional>
 
 #include "box_files.h"
+#include "peer_cred.h"
 #include "process_util.h"
 #include "spawn.h"
 #include "validate.h"
@@ -586,6 +587,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
   exports.Set("setInit", Napi::Function::New(env, SetInit));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   return exports;
 }
 

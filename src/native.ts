@@ -131,6 +131,7 @@ export interface NativeSpawned extends NativeStarted {
 interface Addon {
   setInit(path: string): void;
   spawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned>;
+  peerCred(fd: number): PeerCredentials;
 }
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -183,6 +184,18 @@ const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map
 /** The symbolic name of an errno value ("ENOENT"). */
 export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** Who is at the other end of a connected Unix socket, as the kernel recorded it at connect(). */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** The peer of the Unix socket `fd` (SO_PEERCRED); throws (with `errno`) for anything else. */
+export function peerCredentials(fd: number): PeerCredentials {
+  return load().peerCred(fd);
 }
 
 /** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */

@@ -521,6 +521,12 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'r
   };
 }
 
+/**
+ * The schemas of run()'s, Sandbox.create()'s and box.run()'s options, for a layer that speaks
+ * them in another form (the daemon's JSON, where bytes are strings or base64) and describes them.
+ */
+export const optionSchemas = { run: runSchema, sandbox: shapeSchema, sandboxRun: programSchema } as const;
+
 /** Options as their schema parsed them: sizes in bytes, durations in ms, paths normalised, nothing checked against the host yet. */
 export type ParsedOptions = Partial<z.output<typeof runSchema>>;
 

@@ -1,16 +1,20 @@
 /**
  * `sandcell/client`: the daemon's engine with the library's own shapes. `engine.run()` takes
  * run()'s options and resolves with run()'s result; `engine.Sandbox.create()` gives a box with
- * `run()` and `destroy()`; option and setup errors are the library's SandboxOptionsError and
- * SandboxSetupError. Loads no native code: a client needs neither root nor the addon.
+ * `run()` and `destroy()`; `engine.spawn()` streams a program's stdio over a WebSocket, with
+ * the shape of a SandboxProcess; option and setup errors are the library's SandboxOptionsError
+ * and SandboxSetupError. Loads no native code: a client needs neither root nor the addon.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+
+import { WebSocket } from 'ws';
 
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
-import type { FileContent, RunOptions, RunResult, SandboxOptions, SandboxRunOptions } from '../index.js';
+import type { FileContent, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
+import type { Result } from '../result.js';
 
 export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
 
@@ -45,8 +49,23 @@ export interface RemoteSandbox extends AsyncDisposable {
   destroy(): Promise<void>;
 }
 
+/** A program running on the daemon, streamed over a WebSocket; the shape of a local SandboxProcess. */
+export interface RemoteProcess {
+  /** Host pid of the box's init on the daemon's machine. */
+  readonly pid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** SIGKILL (the default) ends the box; other signals go to the program. False once it has ended. */
+  kill(signal?: NodeJS.Signals | number): boolean;
+  /** The result once the box has ended; rejects if the connection is lost first. */
+  wait(): Promise<Result>;
+}
+
 export interface Engine {
   run(options: RunOptions): Promise<RunResult>;
+  /** spawn(): resolves once the program runs; the WebSocket lives as long as the box. */
+  spawn(options: SpawnOptions): Promise<RemoteProcess>;
   Sandbox: { create(options?: SandboxOptions): Promise<RemoteSandbox> };
   files: {
     put(data: string | Uint8Array): Promise<{ id: string; size: number }>;
@@ -110,15 +129,23 @@ function fromError(r: Reply): Error {
   } catch {
     return new SandcellRemoteError(r.status, 'http', `the daemon answered ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
   }
+  const retry = Number(r.headers['retry-after']);
+  return errorOf(r.status, e, Number.isFinite(retry) ? retry : undefined);
+}
+
+/** The library's error for an error body, or the daemon's own refusal. */
+function errorOf(status: number, e: ErrorJson['error'], retryAfter?: number): Error {
   if (e.code === 'invalid-options' && e.issues) return new SandboxOptionsError(e.issues);
   if (e.code === 'setup-failed' && e.stage !== undefined) {
     const err = new SandboxSetupError(e.stage, e.errno ?? 0, e.errnoCode ?? 'EIO');
     err.message = e.message;
     return err;
   }
-  const retry = Number(r.headers['retry-after']);
-  return new SandcellRemoteError(r.status, e.code, e.message, e.field, Number.isFinite(retry) ? retry : undefined);
+  return new SandcellRemoteError(status, e.code, e.message, e.field, retryAfter);
 }
+
+/** Largest stdin frame sent (the daemon takes frames of up to 1 MiB, base64 included). */
+const STDIN_FRAME = 256 * 1024;
 
 /** An engine on a daemon: `{ socket }`, `{ url: 'unix:///…' }` or `{ url: 'http://…', token }`. */
 export function connect(options: ConnectOptions): Engine {
@@ -187,8 +214,114 @@ export function connect(options: ConnectOptions): Engine {
   const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> =>
     resultFromJson(await json<ResultJson>('POST', path, await optionsToJson(o), o.signal)) as RunResult;
 
+  const spawnAt = async (o: SpawnOptions): Promise<RemoteProcess> => {
+    const body = await optionsToJson(o);
+    const url = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
+    const signal = o.signal;
+    if (signal?.aborted) throw abortError(signal);
+    return new Promise<RemoteProcess>((resolveStarted, rejectStarted) => {
+      const ws = new WebSocket(url, { headers: options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {} });
+      let started = false;
+      let ended = false;
+      let resolveResult!: (r: Result) => void;
+      let rejectResult!: (e: Error) => void;
+      const result = new Promise<Result>((resolve, reject) => {
+        resolveResult = resolve;
+        rejectResult = reject;
+      });
+      // Not waited on by every caller: a lost connection must not become an unhandled rejection.
+      result.catch(() => undefined);
+      // Reading from the daemon waits while a stream the caller does not read is full.
+      const full = new Set<Readable>();
+      const flow = (s: Readable): void => {
+        full.delete(s);
+        if (full.size === 0) ws.resume();
+      };
+      const stdout: Readable = new Readable({ read: () => flow(stdout) });
+      const stderr: Readable = new Readable({ read: () => flow(stderr) });
+      const push = (s: Readable, data: Buffer): void => {
+        if (!s.push(data)) {
+          full.add(s);
+          ws.pause();
+        }
+      };
+      const frame = (f: unknown, cb?: (err?: Error) => void): void => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(f), cb);
+        else cb?.();
+      };
+      const stdin = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          // Input after the end of the box goes nowhere, as it would into a closed pipe.
+          if (ended) return cb();
+          for (let at = 0; at < chunk.length; at += STDIN_FRAME) {
+            const last = at + STDIN_FRAME >= chunk.length;
+            frame({ type: 'stdin', data: { base64: chunk.subarray(at, at + STDIN_FRAME).toString('base64') } }, last ? () => cb() : undefined);
+          }
+          if (chunk.length === 0) cb();
+        },
+        final(cb) {
+          frame({ type: 'stdin-end' }, () => cb());
+        },
+      });
+      const finish = (e: Error | null, r?: Result): void => {
+        if (ended) return;
+        ended = true;
+        signal?.removeEventListener('abort', onAbort);
+        stdout.push(null);
+        stderr.push(null);
+        if (e === null) resolveResult(r as Result);
+        else {
+          rejectResult(e);
+          if (!started) rejectStarted(e);
+        }
+      };
+      const onAbort = (): void => {
+        finish(abortError(signal as AbortSignal));
+        ws.terminate();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const proc = (pid: number): RemoteProcess => ({
+        pid,
+        stdin,
+        stdout,
+        stderr,
+        kill(sig: NodeJS.Signals | number = 'SIGKILL') {
+          if (ended || ws.readyState !== WebSocket.OPEN) return false;
+          frame({ type: 'kill', signal: sig });
+          return true;
+        },
+        wait: () => result,
+      });
+      ws.on('open', () => frame({ type: 'spawn', options: body }));
+      ws.on('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          finish(fromError({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          ws.terminate();
+        });
+      });
+      ws.on('message', (data: Buffer) => {
+        const f = JSON.parse(data.toString('utf8')) as
+          | { type: 'started'; pid: number }
+          | { type: 'stdout' | 'stderr'; data: { base64: string } }
+          | { type: 'exit'; result: ResultJson }
+          | ({ type: 'error'; status: number } & ErrorJson);
+        if (f.type === 'started') {
+          started = true;
+          resolveStarted(proc(f.pid));
+        } else if (f.type === 'stdout' || f.type === 'stderr') push(f.type === 'stdout' ? stdout : stderr, Buffer.from(f.data.base64, 'base64'));
+        else if (f.type === 'exit') finish(null, resultFromJson(f.result));
+        else if (f.type === 'error') finish(errorOf(f.status, f.error));
+      });
+      ws.on('error', (e) => finish(e));
+      ws.on('close', (code, reason) => finish(new SandcellRemoteError(0, 'closed', `the daemon closed the connection before the box ended (${code} ${reason.toString()})`)));
+    });
+  };
+
   return {
     run: (o) => runAt('/v1/run', o),
+    spawn: spawnAt,
     Sandbox: {
       async create(o: SandboxOptions = {}): Promise<RemoteSandbox> {
         const { id } = await json<{ id: string }>('POST', '/v1/boxes', await optionsToJson(o));

@@ -6,18 +6,26 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, run, shutdown, type RunOptions, type SandboxOptions, type SandboxRunOptions } from '../index.js';
+import { SandboxOptionsError, SandboxSetupError, run, shutdown, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
+import { peerCredentials } from '../native.js';
 import { parseOptions } from '../options.js';
 import { Admission } from './admission.js';
 import { Boxes } from './boxes.js';
 import { HttpError, badRequest } from './http-error.js';
 import { Metrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
 import { applyPolicy, type Policy } from './policy.js';
+import { matchRoute, type Operation } from './routes.js';
+import { FILE_ID, boxRequest, boxRunRequest, checkBody, runRequest, spawnRequest } from './schemas.js';
+import { MAX_CLIENT_FRAME, serveSpawn } from './spawn-ws.js';
 import { FileStore } from './store.js';
-import { API_VERSION, resultToJson, type ErrorJson } from './wire.js';
+import { API_VERSION, resultToJson, type BytesJson, type ErrorJson } from './wire.js';
 
 export interface DaemonConfig {
   policy: Policy;
@@ -44,8 +52,9 @@ interface Ctx {
 }
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-const FEATURES = ['run', 'boxes', 'files', 'metrics'];
-const FILE_ID = /^sha256:[0-9a-f]{64}$/;
+const FEATURES = ['run', 'boxes', 'files', 'metrics', 'spawn', 'openapi'];
+
+type Handler = (ctx: Ctx, res: ServerResponse, params: Record<string, string>) => Promise<void> | void;
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -63,6 +72,8 @@ export class Daemon {
   private inflight = 0;
   private inflightZero: (() => void)[] = [];
   private nextId = 1;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME });
+  private readonly openapi: Record<string, unknown> = openApiDocument(VERSION);
 
   constructor(private readonly config: DaemonConfig) {
     this.log = config.logger;
@@ -77,6 +88,7 @@ export class Daemon {
     const server = createServer({ requestTimeout: this.config.requestTimeoutMs, headersTimeout: this.config.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, this.config.requestTimeoutMs) }, (req, res) => {
       void this.handle(transport, req, res);
     });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(transport, req, socket, head));
     this.servers.push(server);
     return server;
   }
@@ -126,16 +138,31 @@ export class Daemon {
       if (ac.signal.aborted) return;
       this.sendError(res, e, id);
     } finally {
-      this.inflight--;
-      if (this.inflight === 0) for (const f of this.inflightZero.splice(0)) f();
+      this.workDone();
     }
   }
 
+  private workDone(): void {
+    this.inflight--;
+    if (this.inflight === 0) for (const f of this.inflightZero.splice(0)) f();
+  }
+
+  /**
+   * Who asks: a token names its client; on the socket without one, the client is the peer's uid
+   * as the kernel recorded it at connect(), so local users are told apart (boxes, fairness).
+   * A peer whose credentials cannot be read is refused.
+   */
   private authenticate(transport: Transport, req: IncomingMessage): string {
     const header = req.headers.authorization;
     if (header === undefined) {
       if (transport === 'tcp') throw new HttpError(401, 'unauthorized', 'a bearer token is required', undefined, { 'www-authenticate': 'Bearer' });
-      return 'local';
+      const fd = (req.socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+      if (typeof fd !== 'number' || fd < 0) throw new HttpError(401, 'unauthorized', "the socket peer's credentials cannot be read");
+      try {
+        return `uid:${peerCredentials(fd).uid}`;
+      } catch (e) {
+        throw new HttpError(401, 'unauthorized', `the socket peer's credentials cannot be read (${(e as Error).message})`);
+      }
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const given = m ? digest(m[1] as string) : null;
@@ -149,9 +176,8 @@ export class Daemon {
   private async route(ctx: Ctx, res: ServerResponse): Promise<void> {
     const { req } = ctx;
     const url = new URL(req.url ?? '/', 'http://sandcell');
-    const path = url.pathname;
     const method = req.method ?? 'GET';
-    const parts = path.split('/').filter((p) => p !== '').map((p) => {
+    const parts = url.pathname.split('/').filter((p) => p !== '').map((p) => {
       try {
         return decodeURIComponent(p);
       } catch {
@@ -160,12 +186,18 @@ export class Daemon {
     });
     const work = method !== 'GET' && method !== 'HEAD';
     if (work && this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
+    const found = matchRoute(method, parts);
+    if (found === null) throw new HttpError(404, 'not-found', `no route ${method} ${url.pathname}`);
+    await this.handlers[found.route.operation as Operation](ctx, res, found.params);
+  }
 
-    if (path === '/v1/version' && method === 'GET') return this.send(res, 200, { version: VERSION, api: API_VERSION, features: FEATURES });
-    if (path === '/v1/health' && method === 'GET') {
-      return this.send(res, this.draining ? 503 : 200, { ok: !this.draining, draining: this.draining, running: this.admission.running, queued: this.admission.queued });
-    }
-    if (path === '/metrics' && method === 'GET') {
+  /** What answers each route of the table (src/daemon/routes.ts); a route without one does not compile. */
+  private readonly handlers: Record<Operation, Handler> = {
+    version: (_ctx, res) => this.send(res, 200, { version: VERSION, api: API_VERSION, features: FEATURES }),
+    health: (_ctx, res) =>
+      this.send(res, this.draining ? 503 : 200, { ok: !this.draining, draining: this.draining, running: this.admission.running, queued: this.admission.queued }),
+    openapi: (_ctx, res) => this.send(res, 200, this.openapi),
+    metrics: (_ctx, res) => {
       const text = this.metrics.render({
         queued: this.admission.queued,
         running: this.admission.running,
@@ -176,21 +208,16 @@ export class Daemon {
       });
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
       res.end(text);
-      return;
-    }
-    if (path === '/v1/run' && method === 'POST') {
-      const body = this.decodeRun(await this.readJson(req));
+    },
+    run: async (ctx, res) => {
+      const body = this.decodeRun(runRequest, await this.readJson(ctx.req));
       const options = applyPolicy(this.config.policy, parseOptions('run', body), body, true);
-      return this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', (signal) => run({ ...options, signal }))));
-    }
-    if (parts[0] === 'v1' && parts[1] === 'boxes') return this.routeBoxes(ctx, res, method, parts.slice(2));
-    if (parts[0] === 'v1' && parts[1] === 'files') return this.routeFiles(ctx, res, method, parts.slice(2));
-    throw new HttpError(404, 'not-found', `no route ${method} ${path}`);
-  }
-
-  private async routeBoxes(ctx: Ctx, res: ServerResponse, method: string, rest: string[]): Promise<void> {
-    const [id, verb, ...extra] = rest;
-    if (id === undefined && method === 'POST') {
+      this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', (signal) => run({ ...options, signal }))));
+    },
+    spawn: () => {
+      throw new HttpError(426, 'upgrade-required', 'GET /v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket', undefined, { upgrade: 'websocket', connection: 'Upgrade' });
+    },
+    createBox: async (ctx, res) => {
       const body = this.decodeBox(await this.readJson(ctx.req));
       const options = applyPolicy(this.config.policy, parseOptions('sandbox', body), body, true);
       if (this.boxes.countOf(ctx.client) >= this.config.policy.maxBoxesPerClient) {
@@ -203,46 +230,84 @@ export class Daemon {
         return made;
       });
       this.log.info({ req: ctx.id, box: boxId, client: ctx.client }, 'box created');
-      return this.send(res, 201, { id: boxId });
-    }
-    if (id === undefined && method === 'GET') return this.send(res, 200, { boxes: this.boxes.list(ctx.client) });
-    if (id !== undefined && verb === undefined && method === 'DELETE') {
-      await this.boxes.destroy(ctx.client, id);
+      this.send(res, 201, { id: boxId });
+    },
+    listBoxes: (ctx, res) => this.send(res, 200, { boxes: this.boxes.list(ctx.client) }),
+    destroyBox: async (ctx, res, { id }) => {
+      await this.boxes.destroy(ctx.client, id as string);
       res.writeHead(204).end();
-      return;
-    }
-    if (id !== undefined && verb === 'run' && extra.length === 0 && method === 'POST') {
+    },
+    boxRun: async (ctx, res, params) => {
+      const id = params.id as string;
       this.boxes.get(ctx.client, id);
-      const body = this.decodeRun(await this.readJson(ctx.req));
+      const body = this.decodeRun(boxRunRequest, await this.readJson(ctx.req));
       const options: SandboxRunOptions = applyPolicy(this.config.policy, parseOptions('sandboxRun', body), body, false);
       const result = await this.admitted(ctx, 'box run', (signal) => this.boxes.use(ctx.client, id, (box) => box.run({ ...options, signal })), id);
-      return this.send(res, 200, resultToJson(result));
-    }
-    throw new HttpError(404, 'not-found', `no route ${method} /v1/boxes/${rest.join('/')}`);
-  }
-
-  private async routeFiles(ctx: Ctx, res: ServerResponse, method: string, rest: string[]): Promise<void> {
-    const [id, ...extra] = rest;
-    if (id === undefined && method === 'POST') {
+      this.send(res, 200, resultToJson(result));
+    },
+    putFile: async (ctx, res) => {
       const data = await this.readBody(ctx.req);
       const fileId = this.store.put(data);
-      return this.send(res, 201, { id: fileId, size: data.length });
+      this.send(res, 201, { id: fileId, size: data.length });
+    },
+    getFile: (_ctx, res, { id }) => {
+      const data = FILE_ID.test(id as string) ? this.store.get(id as string) : undefined;
+      if (data === undefined) throw new HttpError(404, 'not-found', `no file ${id}`);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
+      res.end(data);
+    },
+    deleteFile: (_ctx, res, { id }) => {
+      if (!FILE_ID.test(id as string) || !this.store.delete(id as string)) throw new HttpError(404, 'not-found', `no file ${id}`);
+      res.writeHead(204).end();
+    },
+  };
+
+  /**
+   * A WebSocket upgrade: only /v1/ws, authenticated as a request is, refused while draining.
+   * The connection counts as work in flight until its spawn has ended.
+   */
+  private upgrade(transport: Transport, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const id = this.nextId++;
+    const started = process.hrtime.bigint();
+    socket.on('error', () => undefined);
+    let client: string | null = null;
+    try {
+      client = this.authenticate(transport, req);
+      if (new URL(req.url ?? '/', 'http://sandcell').pathname !== '/v1/ws') throw new HttpError(404, 'not-found', `no WebSocket at ${req.url}`);
+      if (this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
+    } catch (e) {
+      const { status, body, headers } = this.reply(e, id);
+      const text = JSON.stringify(body);
+      const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, 'content-type: application/json', `content-length: ${Buffer.byteLength(text)}`, 'connection: close'];
+      for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+      socket.end(`${lines.join('\r\n')}\r\n\r\n${text}`);
+      this.metrics.countRequest(status);
+      this.log.info({ req: id, client, method: req.method, url: req.url, status }, 'request');
+      return;
     }
-    if (id !== undefined && extra.length === 0 && FILE_ID.test(id)) {
-      if (method === 'GET') {
-        const data = this.store.get(id);
-        if (data === undefined) throw new HttpError(404, 'not-found', `no file ${id}`);
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
-        res.end(data);
-        return;
-      }
-      if (method === 'DELETE') {
-        if (!this.store.delete(id)) throw new HttpError(404, 'not-found', `no file ${id}`);
-        res.writeHead(204).end();
-        return;
-      }
-    }
-    throw new HttpError(404, 'not-found', `no route ${method} /v1/files/${rest.join('/')}`);
+    const who = client;
+    this.inflight++;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const ac = new AbortController();
+      ws.on('close', () => ac.abort(new Error('the client went away')));
+      const ctx: Ctx = { id, client: who, signal: ac.signal, req };
+      this.metrics.countRequest(101);
+      void serveSpawn(ws, {
+        signal: ac.signal,
+        spawnTimeoutMs: this.config.requestTimeoutMs,
+        options: (body) => {
+          if (this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
+          if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid-options', 'options must be an object', 'options');
+          const decoded = this.decodeRun(spawnRequest, body as Record<string, unknown>) as SpawnOptions;
+          return applyPolicy(this.config.policy, parseOptions('run', decoded), decoded, true);
+        },
+        admitted: (fn) => this.admitted(ctx, 'spawn', fn),
+        reply: (e) => this.reply(e, id),
+      }).finally(() => {
+        this.log.info({ req: id, client: who, method: req.method, url: req.url, status: 101, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+        this.workDone();
+      });
+    });
   }
 
   /** Waits for the client's turn, runs, and logs the run with its timings. */
@@ -308,22 +373,13 @@ export class Daemon {
     return value as Record<string, unknown>;
   }
 
-  private bytes(v: unknown, field: string): string | Buffer {
+  /** Bytes in a JSON form its schema let through. */
+  private bytes(v: BytesJson, field: string): string | Buffer {
     if (typeof v === 'string') return v;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-      const keys = Object.keys(v);
-      const o = v as Record<string, unknown>;
-      if (keys.length === 1 && typeof o.base64 === 'string') {
-        if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(o.base64)) throw badRequest('invalid-options', 'is not valid base64', `${field}.base64`);
-        return Buffer.from(o.base64, 'base64');
-      }
-      if (keys.length === 1 && typeof o.fileId === 'string') {
-        const data = this.store.get(o.fileId);
-        if (data === undefined) throw badRequest('unknown-file', `no file ${o.fileId} in the store (it may have been evicted)`, `${field}.fileId`);
-        return data;
-      }
-    }
-    throw badRequest('invalid-options', 'must be a string, { "base64": ... } or { "fileId": ... }', field);
+    if ('base64' in v) return Buffer.from(v.base64, 'base64');
+    const data = this.store.get(v.fileId);
+    if (data === undefined) throw badRequest('unknown-file', `no file ${v.fileId} in the store (it may have been evicted)`, `${field}.fileId`);
+    return data;
   }
 
   private decodeFiles(files: unknown): unknown {
@@ -331,20 +387,22 @@ export class Daemon {
     const out: Record<string, unknown> = {};
     for (const [name, v] of Object.entries(files)) {
       const isEntry = typeof v === 'object' && v !== null && 'data' in v;
-      out[name] = isEntry ? { ...v, data: this.bytes((v as { data: unknown }).data, `files.${name}.data`) } : this.bytes(v, `files.${name}`);
+      out[name] = isEntry ? { ...v, data: this.bytes((v as { data: BytesJson }).data, `files.${name}.data`) } : this.bytes(v as BytesJson, `files.${name}`);
     }
     return out;
   }
 
-  /** The JSON form of run()'s (or box.run()'s) options: stdin and files to bytes, the rest as it is. */
-  private decodeRun(body: Record<string, unknown>): RunOptions {
+  /** The JSON form of run()'s (or box.run()'s) options, checked by its schema: stdin and files to bytes, the rest as it is. */
+  private decodeRun(schema: z.ZodType, body: Record<string, unknown>): RunOptions {
+    checkBody(schema, body);
     const out: Record<string, unknown> = { ...body };
-    if (body.stdin !== undefined) out.stdin = this.bytes(body.stdin, 'stdin');
+    if (body.stdin !== undefined) out.stdin = this.bytes(body.stdin as BytesJson, 'stdin');
     if (body.files !== undefined) out.files = this.decodeFiles(body.files);
     return out as unknown as RunOptions;
   }
 
   private decodeBox(body: Record<string, unknown>): SandboxOptions {
+    checkBody(boxRequest, body);
     const out: Record<string, unknown> = { ...body };
     if (body.files !== undefined) out.files = this.decodeFiles(body.files);
     return out as SandboxOptions;
@@ -356,25 +414,19 @@ export class Daemon {
     res.end(text);
   }
 
-  private sendError(res: ServerResponse, e: unknown, id: number): void {
-    let status: number;
-    let body: ErrorJson;
-    let headers: Record<string, string> = {};
-    if (e instanceof HttpError) {
-      status = e.status;
-      body = e.toJson();
-      headers = e.headers;
-    } else if (e instanceof SandboxOptionsError) {
-      status = 400;
-      body = { error: { code: 'invalid-options', message: e.message, field: e.path, issues: [...e.issues] } };
-    } else if (e instanceof SandboxSetupError) {
-      status = 500;
-      body = { error: { code: 'setup-failed', message: e.message, stage: e.stage, errno: e.errno, errnoCode: e.code } };
-    } else {
-      status = 500;
-      body = { error: { code: 'internal', message: e instanceof Error ? e.message : String(e) } };
-      this.log.error({ req: id, err: e }, 'internal error');
+  /** The status, body and headers an error is answered with. */
+  private reply(e: unknown, id: number): { status: number; body: ErrorJson; headers: Record<string, string> } {
+    if (e instanceof HttpError) return { status: e.status, body: e.toJson(), headers: e.headers };
+    if (e instanceof SandboxOptionsError) return { status: 400, body: { error: { code: 'invalid-options', message: e.message, field: e.path, issues: [...e.issues] } }, headers: {} };
+    if (e instanceof SandboxSetupError) {
+      return { status: 500, body: { error: { code: 'setup-failed', message: e.message, stage: e.stage, errno: e.errno, errnoCode: e.code } }, headers: {} };
     }
+    this.log.error({ req: id, err: e }, 'internal error');
+    return { status: 500, body: { error: { code: 'internal', message: e instanceof Error ? e.message : String(e) } }, headers: {} };
+  }
+
+  private sendError(res: ServerResponse, e: unknown, id: number): void {
+    const { status, body, headers } = this.reply(e, id);
     if (res.headersSent) {
       res.destroy();
       return;

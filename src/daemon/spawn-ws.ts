@@ -52,7 +52,7 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
   const send = (frame: unknown): void => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify(frame), (err) => {
-      if (err === undefined && ws.bufferedAmount <= LOW_WATER) {
+      if (!err && ws.bufferedAmount <= LOW_WATER) {
         for (const s of paused) s.resume();
         paused.clear();
       }

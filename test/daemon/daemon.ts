@@ -80,8 +80,14 @@ export async function startDaemon(opts: DaemonStart = {}): Promise<TestDaemon> {
 export function cgroupTree(pid: number): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return; // a run's cgroup removed as its run ended, between listing and reading it
+    }
     out.push(d);
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+    for (const e of entries) if (e.isDirectory()) walk(join(d, e.name));
   };
   for (const top of listSandcellCgroups({ pid })) if (existsSync(top)) walk(top);
   return out;

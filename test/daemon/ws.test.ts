@@ -1,0 +1,254 @@
+// spawn() over the daemon's WebSocket: stdio streamed both ways with the TS client and with a raw
+// `ws` client speaking the frames by hand, kill, a dropped connection that takes its box with it,
+// malformed frames answered with an error frame, and the admission slot a spawn holds.
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+
+import { connect, SandcellRemoteError } from '../../src/client/index.js';
+import { SandboxOptionsError } from '../../src/errors.js';
+import { requireRoot } from '../helpers/host.js';
+import { cgroupTree, http, isInit, processesOf, startDaemon, until, type TestDaemon } from './daemon.js';
+
+const programs = (pid: number): number[] => processesOf(pid).filter((p) => !isInit(p));
+
+interface Frame {
+  type: string;
+  [k: string]: unknown;
+}
+
+/** A raw client: its frames as they come, and how the connection closed. */
+function rawClient(d: TestDaemon): { ws: WebSocket; frames: Frame[]; opened: Promise<void>; closed: Promise<{ code: number; reason: string }> } {
+  const ws = new WebSocket(`ws+unix://${d.socket}:/v1/ws`);
+  const frames: Frame[] = [];
+  ws.on('message', (data: Buffer, binary: boolean) => frames.push(binary ? { type: '(binary)' } : (JSON.parse(data.toString('utf8')) as Frame)));
+  ws.on('error', () => undefined);
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  return { ws, frames, opened, closed };
+}
+
+const decode = (frames: Frame[], type: string): string =>
+  Buffer.concat(frames.filter((f) => f.type === type).map((f) => Buffer.from((f.data as { base64: string }).base64, 'base64'))).toString('utf8');
+
+/** Cgroup directories that hold this pid right now. */
+function cgroupsOf(daemon: number, pid: number): string[] {
+  return cgroupTree(daemon).filter((dir) => {
+    try {
+      return readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').includes(String(pid));
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('spawn over the WebSocket', () => {
+  it('the TS client: stdin in, stdout and stderr out, as a SandboxProcess; binary bytes intact', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const engine = connect({ socket: d.socket });
+    const p = await engine.spawn({ command: ['/bin/sh', '-c', 'while read l; do echo "got $l"; done; echo done >&2'] });
+    expect(p.pid).toBeGreaterThan(0);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    p.stdin.write('one\n');
+    p.stdin.write('two\n');
+    p.stdin.end();
+    const r = await p.wait();
+    expect(r).toMatchObject({ status: 'ok', exitCode: 0 });
+    expect(out).toBe('got one\ngot two\n');
+    expect(err).toBe('done\n');
+
+    // 4 MiB of every byte value through cat: more than a frame, more than the high-water mark.
+    const input = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 7) & 0xff;
+    const cat = await engine.spawn({ command: ['/bin/cat'] });
+    const chunks: Buffer[] = [];
+    cat.stdout.on('data', (c: Buffer) => chunks.push(c));
+    cat.stdin.end(input);
+    expect((await cat.wait()).status).toBe('ok');
+    expect(Buffer.concat(chunks).equals(input)).toBe(true);
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('a raw ws client: the frames by hand, output in frames of at most 64 KiB, exit, then a normal close', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/sh', '-c', 'read l; echo "hi $l"; head -c 200000 /dev/zero | tr "\\0" x; echo e >&2; exit 3'] } }));
+    c.ws.send(JSON.stringify({ type: 'stdin', data: 'there\n' }));
+    c.ws.send(JSON.stringify({ type: 'stdin-end' }));
+    expect(await c.closed).toEqual({ code: 1000, reason: 'exit' });
+    expect(c.frames[0]).toMatchObject({ type: 'started', pid: expect.any(Number) });
+    const exit = c.frames[c.frames.length - 1] as Frame;
+    expect(exit).toMatchObject({ type: 'exit', result: { status: 'nonzero-exit', exitCode: 3, stdout: '', stderr: '' } });
+    expect(decode(c.frames, 'stdout')).toBe(`hi there\n${'x'.repeat(200000)}`);
+    expect(decode(c.frames, 'stderr')).toBe('e\n');
+    for (const f of c.frames.filter((x) => x.type === 'stdout')) expect(Buffer.from((f.data as { base64: string }).base64, 'base64').length).toBeLessThanOrEqual(64 * 1024);
+
+    // stdin as { base64 }.
+    const b = rawClient(d);
+    await b.opened;
+    b.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/cat'] } }));
+    b.ws.send(JSON.stringify({ type: 'stdin', data: { base64: Buffer.from([0, 1, 2, 255]).toString('base64') } }));
+    b.ws.send(JSON.stringify({ type: 'stdin-end' }));
+    expect((await b.closed).code).toBe(1000);
+    const bytes = Buffer.concat(b.frames.filter((f) => f.type === 'stdout').map((f) => Buffer.from((f.data as { base64: string }).base64, 'base64')));
+    expect([...bytes]).toEqual([0, 1, 2, 255]);
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('backpressure: a client that stops reading stops the program, not the daemon\'s memory', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    const size = 16 * 1024 * 1024;
+    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/head', '-c', String(size), '/dev/zero'], limits: { output: '32MiB' } } }));
+    c.ws.pause();
+    // The writer ends up blocked in write(2) on a full pipe: the daemon stopped reading it.
+    const blocked = (): boolean => programs(d.pid).some((p) => {
+      try {
+        return readFileSync(`/proc/${p}/syscall`, 'utf8').startsWith('1 ');
+      } catch {
+        return false;
+      }
+    });
+    expect(await until(blocked)).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(programs(d.pid).length).toBe(1);
+    expect(blocked()).toBe(true);
+    c.ws.resume();
+    expect((await c.closed).code).toBe(1000);
+    const received = c.frames.filter((f) => f.type === 'stdout').reduce((n, f) => n + Buffer.from((f.data as { base64: string }).base64, 'base64').length, 0);
+    expect(received).toBe(size);
+    expect(c.frames[c.frames.length - 1]).toMatchObject({ type: 'exit', result: { status: 'ok' } });
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('kill: SIGKILL ends the box, another signal goes to the program', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const engine = connect({ socket: d.socket });
+    const p = await engine.spawn({ command: ['/bin/sleep', '300'] });
+    expect(await until(() => programs(d.pid).length === 1)).toBe(true);
+    expect(p.kill()).toBe(true);
+    expect(await p.wait()).toMatchObject({ status: 'signaled', signal: 'SIGKILL' });
+    expect(p.kill()).toBe(false);
+    const q = await engine.spawn({ command: ['/bin/sleep', '300'] });
+    expect(await until(() => programs(d.pid).length === 1)).toBe(true);
+    q.kill('SIGTERM');
+    expect(await q.wait()).toMatchObject({ status: 'signaled', signal: 'SIGTERM' });
+    expect(await until(() => programs(d.pid).length === 0)).toBe(true);
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('a WebSocket dropped mid-spawn leaves no process and no cgroup of its box', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/sh', '-c', 'sleep 300 & sleep 300'] } }));
+    expect(await until(() => programs(d.pid).length >= 2)).toBe(true);
+    const [pid] = programs(d.pid) as [number];
+    const cgroups = cgroupsOf(d.pid, pid);
+    expect(cgroups.length).toBeGreaterThan(0);
+    c.ws.terminate();
+    expect(await until(() => programs(d.pid).length === 0)).toBe(true);
+    expect(await until(() => cgroups.every((dir) => !existsSync(dir)))).toBe(true);
+    expect(await until(() => d.log().includes('"what":"spawn","status":"aborted"'))).toBe(true);
+    // The same through the TS client's AbortSignal.
+    const engine = connect({ socket: d.socket });
+    const ac = new AbortController();
+    const p = await engine.spawn({ command: ['/bin/sleep', '300'], signal: ac.signal });
+    expect(await until(() => programs(d.pid).length === 1)).toBe(true);
+    ac.abort();
+    await expect(p.wait()).rejects.toMatchObject({ name: 'AbortError' });
+    expect(await until(() => programs(d.pid).length === 0)).toBe(true);
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('malformed frames get an error frame and a close, never a crash; bad options are the library\'s errors', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon({ args: ['--request-timeout', '2s'] });
+    const cases: [string, (ws: WebSocket) => void, string][] = [
+      ['not JSON', (ws) => ws.send('{"type": "spawn", '), 'invalid-frame'],
+      ['a binary frame', (ws) => ws.send(Buffer.from([1, 2, 3]), { binary: true }), 'invalid-frame'],
+      ['an unknown type', (ws) => ws.send(JSON.stringify({ type: 'exec', command: ['/bin/true'] })), 'invalid-frame'],
+      ['stdin before spawn', (ws) => ws.send(JSON.stringify({ type: 'stdin', data: 'x' })), 'invalid-frame'],
+      ['a spawn without options', (ws) => ws.send(JSON.stringify({ type: 'spawn' })), 'invalid-frame'],
+      ['no spawn frame in time', () => undefined, 'timeout'],
+      ['a policy refusal', (ws) => ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/true'], network: 'host' } })), 'forbidden'],
+      ['stdin in the options', (ws) => ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/cat'], stdin: 'x' } })), 'invalid-options'],
+    ];
+    for (const [what, send, code] of cases) {
+      const c = rawClient(d);
+      await c.opened;
+      send(c.ws);
+      const closed = await c.closed;
+      expect({ what, frames: c.frames }).toEqual({ what, frames: [expect.objectContaining({ type: 'error', error: expect.objectContaining({ code }) })] });
+      expect(closed.code).toBe(1008);
+    }
+    // A kill with a signal that does not exist, once the box runs: an error, and the box is gone.
+    const k = rawClient(d);
+    await k.opened;
+    k.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/sleep', '300'] } }));
+    k.ws.send(JSON.stringify({ type: 'kill', signal: 'SIGNOPE' }));
+    expect((await k.closed).code).toBe(1008);
+    expect(k.frames.map((f) => f.type)).toEqual(['started', 'error']);
+    expect(await until(() => programs(d.pid).length === 0)).toBe(true);
+    // A frame over 1 MiB: the connection is closed as too big.
+    const big = rawClient(d);
+    await big.opened;
+    big.ws.send(JSON.stringify({ type: 'stdin', data: 'x'.repeat(2 * 1024 * 1024) }));
+    expect((await big.closed).code).toBe(1009);
+
+    const engine = connect({ socket: d.socket });
+    const bad = await engine.spawn({ command: ['/bin/true'], limits: { memory: 'lots' } }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(SandboxOptionsError);
+    expect((bad as SandboxOptionsError).path).toBe('limits.memory');
+    const refused = await engine.spawn({ command: ['/bin/true'], seccomp: 'none' }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ status: 403, code: 'forbidden', field: 'seccomp' });
+    expect(refused).toBeInstanceOf(SandcellRemoteError);
+    // Not an upgrade: 426.
+    expect((await http(d.socket, 'GET', '/v1/ws')).status).toBe(426);
+
+    const after = await engine.spawn({ command: ['/bin/echo', 'still here'] });
+    let out = '';
+    after.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    expect((await after.wait()).status).toBe('ok');
+    expect(out).toBe('still here\n');
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('a spawn holds an admission slot while it runs', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon({ args: ['--parallelism', '1'] });
+    const engine = connect({ socket: d.socket });
+    const health = async (): Promise<{ running: number; queued: number }> => JSON.parse((await http(d.socket, 'GET', '/v1/health')).body);
+    const p = await engine.spawn({ command: ['/bin/cat'] });
+    expect(await health()).toMatchObject({ running: 1, queued: 0 });
+    const queued = engine.run({ command: ['/bin/echo', 'after'] });
+    expect(await until(async () => (await health()).queued === 1)).toBe(true);
+    // A second spawn waits in the same queue.
+    const second = engine.spawn({ command: ['/bin/true'] });
+    expect(await until(async () => (await health()).queued === 2)).toBe(true);
+    p.stdin.end();
+    expect((await p.wait()).status).toBe('ok');
+    expect((await queued).stdout).toBe('after\n');
+    expect((await (await second).wait()).status).toBe('ok');
+    expect(await health()).toMatchObject({ running: 0, queued: 0 });
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+});

@@ -100,14 +100,17 @@ describe('two users on one socket', () => {
     const d = await startDaemon({ args: ['--socket-mode', '0666', '--parallelism', '1'] });
     const engine = connect({ socket: d.socket });
     const health = async (): Promise<{ running: number; queued: number }> => JSON.parse((await http(d.socket, 'GET', '/v1/health')).body);
-    const blocker = engine.run({ command: ['/bin/sleep', '1'] });
-    expect(await until(async () => (await health()).running === 1)).toBe(true);
+    // A spawned cat holds the one slot until its stdin ends: the queue fills meanwhile.
+    const blocker = await engine.spawn({ command: ['/bin/cat'] });
+    expect(await health()).toMatchObject({ running: 1, queued: 0 });
     const burst = Array.from({ length: 4 }, (_, i) => engine.run({ command: ['/bin/echo', `root ${i}`] }));
     expect(await until(async () => (await health()).queued === 4)).toBe(true);
     const other = asNobody(d.socket, `return (await engine.run({ command: ['/bin/echo', 'nobody'] })).stdout;`);
     expect(await until(async () => (await health()).queued === 5)).toBe(true);
+    blocker.stdin.end();
+    expect((await blocker.wait()).status).toBe('ok');
     expect(await other).toBe('nobody\n');
-    await Promise.all([blocker, ...burst]);
+    expect((await Promise.all(burst)).map((r) => r.stdout)).toEqual(['root 0\n', 'root 1\n', 'root 2\n', 'root 3\n']);
     engine.close();
     // With one run at a time, runs are logged in the order they were let in.
     const order = d
@@ -115,7 +118,7 @@ describe('two users on one socket', () => {
       .split('\n')
       .filter((l) => l.includes('"msg":"run"'))
       .map((l) => (JSON.parse(l) as { client: string }).client);
-    expect(order).toEqual(['uid:0', 'uid:0', `uid:${NOBODY}`, 'uid:0', 'uid:0', 'uid:0']);
+    expect(order).toEqual(['uid:0', `uid:${NOBODY}`, 'uid:0', 'uid:0', 'uid:0']);
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
 });

@@ -54,6 +54,24 @@ interface Ctx {
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const FEATURES = ['run', 'boxes', 'files', 'metrics', 'spawn', 'openapi'];
 
+/**
+ * How long the rest of a refused body is still read, and thrown away. Closing at once, with the
+ * client's bytes unread, resets the connection under a client that is still sending: it would
+ * see a broken pipe instead of the 413. Past this the connection is cut, whatever is left.
+ */
+const REFUSED_BODY_LINGER_MS = 1000;
+
+function refuseBody(req: IncomingMessage, max: number): HttpError {
+  req.removeAllListeners('data');
+  req.resume();
+  const cut = setTimeout(() => req.socket.destroy(), REFUSED_BODY_LINGER_MS);
+  cut.unref();
+  const done = (): void => clearTimeout(cut);
+  req.once('end', done);
+  req.socket.once('close', done);
+  return new HttpError(413, 'too-large', `the body is over ${max} bytes`);
+}
+
 type Handler = (ctx: Ctx, res: ServerResponse, params: Record<string, string>) => Promise<void> | void;
 
 function digest(s: string): Buffer {
@@ -337,18 +355,15 @@ export class Daemon {
 
   private readBody(req: IncomingMessage): Promise<Buffer> {
     const max = this.config.maxBodyBytes;
-    const tooLarge = (): HttpError => new HttpError(413, 'too-large', `the body is over ${max} bytes`, undefined, { connection: 'close' });
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > max) return Promise.reject(tooLarge());
+    if (declared > max) return Promise.reject(refuseBody(req, max));
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > max) {
-          req.removeAllListeners('data');
-          req.pause();
-          reject(tooLarge());
+          reject(refuseBody(req, max));
           return;
         }
         chunks.push(c);

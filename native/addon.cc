@@ -149,6 +149,16 @@ class Box : public Napi::ObjectWrap<Box> {
     notify_fd_ = notify_fd;
   }
 
+  // The program broke the policy before its start was seen (SpawnResult::early_violation_nr):
+  // recorded as any violation, and the run ends.
+  void violated_early(const SpawnResult& res) {
+    if (res.early_violation_nr < 0) return;
+    violation_ = true;
+    violation_nr_ = static_cast<int>(res.early_violation_nr);
+    violation_arch_ = res.early_violation_arch;
+    kill_pidfd(run_init());
+  }
+
  private:
   Napi::Value Start(const Napi::CallbackInfo& info);
 
@@ -480,6 +490,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Object boxObj = Box::constructor->New({});
     Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.run_pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd,
                                res_.owner);
+    Box::Unwrap(boxObj)->violated_early(res_);
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
     out.Set("box", boxObj);
@@ -519,6 +530,7 @@ class StartWorker : public Napi::AsyncWorker {
       return;
     }
     Box::Unwrap(box_.Value())->started(res_.notify_fd);
+    Box::Unwrap(box_.Value())->violated_early(res_);
     Napi::Object out = Napi::Object::New(env);
     set_started(env, res_, out);
     deferred_.Resolve(out);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -217,6 +218,12 @@ bool make_stdio(const StdioSpec (&stdio)[3], Fds* fds, int* parent_io[3], int* c
 // running its program after kSetupTimeoutMs is stuck (a hung mount source, say) and is ended
 // rather than holding this thread forever. On failure the box is ended and `res` says why.
 // run_pidfd is null where no joined run's init is expected (a prepared box's start).
+bool is_exec_call(uint32_t arch, int nr) {
+  if (arch == AUDIT_ARCH_X86_64) return nr == __NR_execve || nr == __NR_execveat;
+  if (arch == AUDIT_ARCH_AARCH64) return nr == 221 || nr == 281;  // execve, execveat
+  return false;
+}
+
 bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool until_ready, SpawnResult* res) {
   wire::Report report;
   auto end = [&] { end_box(pidfd, run_pidfd ? *run_pidfd : -1); };
@@ -236,6 +243,14 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool un
         seccomp_notif req;
         memset(&req, 0, sizeof req);
         int nr = ioctl(*notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0 ? req.data.nr : -1;
+        // Between loading its filter and its execve the program's thread makes no system call
+        // but that execve: any other call comes from the program itself, already running, whose
+        // EOF has not arrived only because another process of the box still held the channel.
+        if (nr >= 0 && !is_exec_call(req.data.arch, nr)) {
+          res->early_violation_nr = nr;
+          res->early_violation_arch = req.data.arch;
+          return true;
+        }
         end();
         res->stage = "seccomp: the policy ends the run at syscall " + std::to_string(nr) + ", made before the program's execve";
         res->err = EPERM;

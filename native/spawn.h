@@ -60,6 +60,11 @@ struct SpawnResult {
   int report_fd = -1;           // a prepared box's report channel, for its start
   int64_t owner = -1;           // the host id owning the box's user namespace, if taken from a range
   int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
+  // A call the policy ends the run at, made by the program once it ran, but received before the
+  // report channel's EOF (another process of the box still held the channel): the run is not a
+  // setup failure; the box records the violation and ends the run. nr -1: none.
+  int64_t early_violation_nr = -1;
+  uint32_t early_violation_arch = 0;
   std::string cpu_usage_at_start;  // contents of cpu_usage_file at that moment (the setup's share)
 };
 

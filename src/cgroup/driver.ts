@@ -5,7 +5,7 @@
  *
  * Files sandcell writes, and nothing else:
  *  - it creates (mkdir) `sandcell-<pid>` below the parent and `run-<n>-<hex>` below that;
- *  - in `run-*`: memory.max, memory.swap.max, memory.oom.group, pids.max, cpu.max (v2);
+ *  - in `run-*`: memory.max, memory.swap.max, pids.max, cpu.max (v2);
  *    memory.limit_in_bytes, memory.memsw.limit_in_bytes, pids.max, cpu.cfs_period_us,
  *    cpu.cfs_quota_us (v1); cgroup.kill (v2, on destroy);
  *  - in `sandcell-<pid>` (v2): cgroup.subtree_control;

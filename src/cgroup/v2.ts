@@ -106,8 +106,10 @@ export class V2RunCgroup implements RunCgroup {
     if (l.memoryBytes !== undefined && this.enforced.memory === 'cgroup') {
       await writeControl(dir, 'memory.max', String(l.memoryBytes));
       if (exists(join(dir, 'memory.swap.max'))) await writeControl(dir, 'memory.swap.max', '0');
-      // Kill the whole box on OOM rather than one random process of it.
-      if (exists(join(dir, 'memory.oom.group'))) await writeControl(dir, 'memory.oom.group', '1');
+      // memory.oom.group stays 0: with it the kernel kills the whole cgroup on OOM, the box's init
+      // included, so the run loses its exact end report (status, rusage) and a living box dies
+      // with any one run; the OOM killer then picks one process, as on v1, and memory.events
+      // oom_kill gives the verdict either way.
     }
     if (l.pids !== undefined && this.enforced.processes === 'cgroup') {
       await writeControl(dir, 'pids.max', String(l.pids));

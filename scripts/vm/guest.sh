@@ -7,6 +7,7 @@ set -u
 arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -1; }
 mode=$(arg sandcell.mode)
 files=$(arg sandcell.files | tr ',' ' ')
+export SANDCELL_VM_ACCEL=$(arg sandcell.accel)
 
 ls -d /proc/1 /proc/self/cgroup || { echo "== FAILED: /proc is not mounted"; exit 1; }
 echo "== guest: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
@@ -34,9 +35,10 @@ for f in memory.peak pids.peak memory.oom.group cgroup.kill memory.swap.max cpu.
 done
 export SANDCELL_TEST_CGROUP_PARENT=/sys/fs/cgroup/sandcell-vm.service/sandcell
 export SANDCELL_TEST_DELEGATED_LEAF=/sys/fs/cgroup/sandcell-vm.service/main
+export SANDCELL_IN_VM=1
 
 if [ "$mode" = bench ]; then
-  echo "== bench/vm-v2.ts (measured in a KVM guest)"
+  echo "== bench/vm-v2.ts (measured in the guest, accel $SANDCELL_VM_ACCEL)"
   node --expose-gc dist-bench/vm-v2.js
   exit $?
 fi

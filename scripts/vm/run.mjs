@@ -154,6 +154,7 @@ const append = [
   'systemd.unified_cgroup_hierarchy=1',
   `sandcell.dir=${ROOT}`,
   `sandcell.mode=${bench ? 'bench' : 'test'}`,
+  `sandcell.accel=${accel}`,
   ...(files.length > 0 ? [`sandcell.files=${files.join(',')}`] : []),
 ].join(' ');
 const args = [

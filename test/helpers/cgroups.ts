@@ -21,10 +21,7 @@ export async function openReal(): Promise<CgroupDriver> {
   return r.driver;
 }
 
-export const isV1Memory = (): boolean =>
-  readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => / - cgroup cgroup /.test(l) && /[ ,]memory(,|$)/.test(l.split(' - ')[1] ?? ''));
+export const isV1Memory = (): boolean => isV1Controller('memory');
 
 export interface Held {
   child: ChildProcess;
@@ -77,9 +74,21 @@ export function boxSuite(): () => Fixtures {
   };
 }
 
-/** The run cgroups of this process that exist now in the hierarchy of `controller` (v1). */
+/** Is `controller` bound to a cgroup v1 hierarchy here (else it is on the unified one, if anywhere)? */
+export const isV1Controller = (controller: string): boolean =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => / - cgroup cgroup /.test(l) && new RegExp(`[ ,]${controller}(,|$)`).test(l.split(' - ')[1] ?? ''));
+
+/**
+ * The run cgroups of this process that exist now in the hierarchy of `controller`: on v1 the
+ * directories in that controller's hierarchy, on v2 the one directory per run (every controller
+ * is in it).
+ */
 export async function liveRunCgroups(controller: string): Promise<string[]> {
-  return (await runCgroupsInUse()).filter((d) => d.includes(`/sys/fs/cgroup/${controller}/`));
+  const dirs = await runCgroupsInUse();
+  if (!isV1Controller(controller)) return dirs;
+  return dirs.filter((d) => d.includes(`/sys/fs/cgroup/${controller}/`));
 }
 
 export function readNumber(path: string): number {

@@ -144,7 +144,9 @@ console.log(`test:vm: initramfs ${(initramfs.length / 1024).toFixed(0)} KiB: ini
 console.log('test:vm: building the TypeScript (the guest reads dist/ and the addon from this worktree)');
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
 if (bench) execFileSync('npx', ['tsc', '-p', 'tsconfig.bench.json'], { cwd: ROOT, stdio: 'inherit' });
-if (!existsSync(join(ROOT, 'build/Release/sandcell.node'))) die('the addon is not built: run npm ci (or npx node-gyp rebuild) first');
+if (![`build/Release/sandcell.node`, `prebuilds/linux-${process.arch}/sandcell.node`].some((f) => existsSync(join(ROOT, f)))) {
+  die('no addon: neither build/Release/ nor prebuilds/ has sandcell.node (run npm ci first)');
+}
 
 const log = join(work, 'console.log');
 const append = [

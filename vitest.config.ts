@@ -6,6 +6,11 @@ const PRECISION = ['test/cgroup-box/cpu.test.ts'];
 /** Suites for the pure cgroup v2 guest of `npm run test:vm` (scripts/vm/guest.sh sets SANDCELL_IN_VM): they need what it sets up. */
 const VM = ['test/vm/**/*.test.ts'];
 const inVm = process.env.SANDCELL_IN_VM === '1';
+/**
+ * A guest of `npm run test:vm` under software emulation (no KVM) is many times slower: compiling
+ * the fixtures alone takes longer than a hook's minute. Only the time allowed grows, never a bound.
+ */
+const emulated = inVm && process.env.SANDCELL_VM_ACCEL === 'tcg';
 
 /** What the suites that run real sandboxes need: a leak check at the end, and workers that shut sandcell down. */
 const ROOT_SUITE = { globalSetup: ['test/global-setup.ts'], setupFiles: ['test/setup-worker.ts'] };
@@ -13,8 +18,8 @@ const ROOT_SUITE = { globalSetup: ['test/global-setup.ts'], setupFiles: ['test/s
 export default defineConfig({
   test: {
     // Real boxes take a few milliseconds each but suites run many of them; the machine has 2 cores.
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    testTimeout: emulated ? 600_000 : 60_000,
+    hookTimeout: emulated ? 600_000 : 60_000,
     pool: 'forks',
     maxWorkers: 2,
     projects: [

@@ -46,10 +46,6 @@ if [ "$mode" = bench ]; then
   exit $?
 fi
 
-# Under software emulation everything is many times slower: compiling the fixtures alone can take
-# longer than the 60 s a hook may take. The assertions stay as they are; only the time allowed grows.
-slow=""
-[ "$SANDCELL_VM_ACCEL" = tcg ] && slow="--testTimeout=600000 --hookTimeout=600000"
 suites=${files:-"test/vm test/cgroup-box test/box test/seccomp-box test/security test/sandbox"}
 failed=0
 summary=""
@@ -57,7 +53,7 @@ for s in $suites; do
   echo "== SUITE $s"
   out=/tmp/suite.log
   # One worker per vCPU; the precision suite (test/cgroup-box/cpu.test.ts) runs after the rest, alone.
-  npx vitest run "$s" --maxWorkers=2 --reporter=default $slow 2>&1 | tee "$out"
+  npx vitest run "$s" --maxWorkers=2 --reporter=default 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   counts=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^ +Tests ' | tail -1 | sed 's/^ *Tests *//')
   summary="$summary

@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
 
 import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
 import type { PolicyFile } from '../../src/daemon/policy.js';
@@ -58,6 +59,19 @@ export async function startDaemon(opts: DaemonStart = {}): Promise<TestDaemon> {
     });
   });
   const pid = proc.pid as number;
+  // A test that fails before its stop() must not leave the daemon running: it outlives the
+  // worker. vitest refuses the hook outside a test: a daemon started in a suite's hook is stopped
+  // by that suite's after-hook instead.
+  try {
+    onTestFinished(async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGKILL');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    });
+  } catch {
+    // started in a hook
+  }
   return {
     dir,
     socket,

@@ -1,4 +1,5 @@
 /**
+ * Before the suite: the Debian programs some suites talk to are installed (test/helpers/peers.ts).
  * After the whole suite: no cgroup sandcell made may remain. Run cgroups must all have been
  * removed by their runs. The `sandcell-<pid>` parents of test workers that ended without an
  * orderly exit are swept the way the product sweeps any dead process's parent (cleanupOrphans,
@@ -7,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 import { cleanupOrphans, listSandcellCgroups } from '../src/cgroup/index.js';
+import { ensurePeers } from './helpers/peers.js';
 
 function alive(pid: number): boolean {
   try {
@@ -38,6 +40,11 @@ async function workersGone(): Promise<void> {
     .map((dir) => Number(/sandcell-(\d+)$/.exec(dir)?.[1]))
     .filter((pid) => parentOf(pid) === process.pid);
   for (let i = 0; i < 100 && workers.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Before any worker starts: the Debian programs some suites talk to are installed once, here. */
+export function setup(): void {
+  ensurePeers();
 }
 
 // Vitest ignores errors thrown from a global teardown, so a leak sets the exit code itself.

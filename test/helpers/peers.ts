@@ -1,0 +1,56 @@
+/**
+ * Real programs some suites talk to (a Redis server, image tools), from Debian's packages. The
+ * README's test command must pass on a fresh machine, so the root suites' global setup installs
+ * the missing ones with apt-get before any test starts, and says so; it fails loudly, naming the
+ * package, when it cannot.
+ */
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface Peer {
+  /** The program the tests run. */
+  readonly program: string;
+  /** The Debian package that provides it. */
+  readonly package: string;
+  /** Which tests need it (printed when it is installed). */
+  readonly for: string;
+}
+
+export const PEERS: readonly Peer[] = [];
+
+function onPath(program: string): boolean {
+  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin', '/usr/bin']);
+  return dirs.some((dir) => {
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function aptGet(args: string[]): void {
+  execFileSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+export function ensurePeers(peers: readonly Peer[] = PEERS): void {
+  const missing = peers.filter((p) => !onPath(p.program));
+  if (missing.length === 0) return;
+  const packages = [...new Set(missing.map((p) => p.package))];
+  for (const p of missing) console.warn(`sandcell tests: ${p.program} is missing (needed by ${p.for}); installing Debian's ${p.package}`);
+  try {
+    try {
+      aptGet(['install', '-y', '--no-install-recommends', ...packages]);
+    } catch {
+      // A fresh machine often has no package lists yet.
+      aptGet(['update']);
+      aptGet(['install', '-y', '--no-install-recommends', ...packages]);
+    }
+  } catch (e) {
+    throw new Error(`the tests need ${packages.join(', ')} from Debian and apt-get could not install them (${(e as Error).message}); install them by hand and rerun`);
+  }
+  const still = missing.filter((p) => !onPath(p.program));
+  if (still.length > 0) throw new Error(`installed ${packages.join(', ')} but ${still.map((p) => p.program).join(', ')} is still not on PATH`);
+}

@@ -3,14 +3,15 @@
  * the plan the executor receives (pure data, every field re-validated on the C++ side) and what a
  * running box reports back.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { SandboxSetupError } from './errors.js';
-import { privileged } from './privilege.js';
+import { HOST_ID_BASE, HOST_ID_LAST, ownerIds } from './plan/ids.js';
+import { refusalHint } from './privilege.js';
 
 /** One entry of the box's filesystem, applied in order below the new root. */
 export type NativeMount =
@@ -220,33 +221,7 @@ export async function nativeStart(box: NativeBox, plan: NativePlan): Promise<Nat
 function setupError(e: unknown): unknown {
   const err = e as { stage?: unknown; errno?: unknown };
   if (typeof err.stage === 'string' && typeof err.errno === 'number') {
-    return new SandboxSetupError(err.stage, err.errno, errnoName(err.errno), rootlessHint(err.errno));
+    return new SandboxSetupError(err.stage, err.errno, errnoName(err.errno), refusalHint(err.stage, errnoName(err.errno), { owner: ownerIds(), box: [HOST_ID_BASE, HOST_ID_LAST] }));
   }
   return e;
-}
-
-/**
- * Why an unprivileged caller may be refused: some distributions (Ubuntu 23.10 and later) let
- * anyone create a user namespace but deny it every capability inside, so the box's first mount
- * fails with EPERM/EACCES.
- */
-function rootlessHint(errno: number): string | undefined {
-  if (privileged() || (errnoName(errno) !== 'EPERM' && errnoName(errno) !== 'EACCES')) return undefined;
-  const read = (path: string): string | null => {
-    try {
-      return readFileSync(path, 'utf8').trim();
-    } catch {
-      return null;
-    }
-  };
-  if (read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1') {
-    return 'this host restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): run as root, or allow them for node with an AppArmor profile';
-  }
-  if (read('/proc/sys/user/max_user_namespaces') === '0') {
-    return 'user namespaces are disabled on this host (user.max_user_namespaces=0): run as root';
-  }
-  if (read('/proc/sys/kernel/unprivileged_userns_clone') === '0') {
-    return 'unprivileged user namespaces are disabled on this host (kernel.unprivileged_userns_clone=0): run as root';
-  }
-  return 'not running as root: the host may not allow unprivileged user namespaces';
 }

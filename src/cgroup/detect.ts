@@ -63,10 +63,16 @@ function chooseVersion(l: Layout, forced: CgroupVersion | undefined): CgroupVers
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? String(e);
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/** What to delegate, for a process that may not create cgroups where it is (docs/containers.md). */
+const DELEGATE =
+  'cgroup delegation is missing: give this process a writable cgroup v2 subtree with memory, pids and cpu in the cgroup.subtree_control of its parent ' +
+  '(in a container: --cgroupns=private and a writable /sys/fs/cgroup, Docker: --security-opt writable-cgroups=true; under systemd: Delegate=yes) ' +
+  'and pass an empty cgroup there as cgroupParent';
+
 function permissionHint(code: string): string {
-  if (code === 'EROFS') return 'the cgroup filesystem is mounted read-only (a container without cgroup access?)';
+  if (code === 'EROFS') return `the cgroup filesystem is mounted read-only here (EROFS): ${DELEGATE}`;
   if (code === 'EACCES' || code === 'EPERM') {
-    return `not permitted${process.getuid?.() === 0 ? '' : ' (not root, and this cgroup is not delegated to this user)'}; pass a delegated cgroup as cgroupParent`;
+    return `not permitted (${code}${process.getuid?.() === 0 ? '' : ', not root, and this cgroup is not delegated to this user'}): ${DELEGATE}`;
   }
   return code;
 }

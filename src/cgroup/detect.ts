@@ -8,6 +8,7 @@
  * offers a controller or sandcell may not create cgroups there (not root, no delegation,
  * read-only cgroupfs, v2 parent that does not delegate controllers).
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { CgroupDriver, CgroupVersion, DetectOptions, OpenResult } from './driver.js';
@@ -131,7 +132,9 @@ async function openV2(l: Layout, opts: DetectOptions, pid: number): Promise<Open
   if (!l.v2) return { driver: null, reason: 'cgroup v2 is not mounted (or /proc/self/cgroup has no 0:: line)' };
   const { base } = l.v2;
   const warnings: string[] = [];
-  const isRootCgroup = base === l.v2.mount.mountPoint;
+  // Only the host's root cgroup is exempt from the no-internal-processes rule, and it alone has no
+  // cgroup.type: the root of a cgroup namespace (a container's /sys/fs/cgroup) is not exempt.
+  const isRootCgroup = base === l.v2.mount.mountPoint && !existsSync(join(base, 'cgroup.type'));
   if (opts.parent !== undefined) {
     // A configured parent: create it if missing, and hand it the controllers (the only write to a cgroup we did not create).
     try {
@@ -165,7 +168,7 @@ async function openV2(l: Layout, opts: DetectOptions, pid: number): Promise<Open
       reason:
         `cgroup v2: ${base} does not enable memory, pids or cpu for its children (its cgroup.subtree_control is empty` +
         (procs > 0 && !isRootCgroup ? ' and it holds processes, so it cannot: no-internal-processes rule' : '') +
-        '); run the service in a delegated cgroup and pass an empty cgroup there as cgroupParent',
+        `): ${DELEGATE}`,
     };
   }
   const sandcellDir = join(base, sandcellDirName(pid));

@@ -100,10 +100,20 @@ function callOf(stage: string): string | null {
   if (stage === 'pivot_root') return 'pivot_root()';
   if (stage === 'detach old root') return 'umount2()';
   if (/^(make mounts private|mount |bind |read-only )/.test(stage)) return 'mount()';
+  if (stage === 'close fds') return 'close_range()';
+  if (stage === 'execve init') return 'execveat()';
+  if (stage === 'run init pidfd') return 'pidfd_open()';
   return null;
 }
 
 const NAMESPACE_CALLS = 'clone() and unshare() with CLONE_NEW* flags, setns(), mount(), umount2(), pivot_root() and sethostname()';
+
+/** What the profile must allow: the namespace calls, and a newer call a profile older than it refuses. */
+function toAllow(call: string): string {
+  return /^(clone|unshare|setns|mount|umount2|pivot_root|sethostname)\(/.test(call)
+    ? NAMESPACE_CALLS
+    : `${call} (a profile older than the call refuses it) and ${NAMESPACE_CALLS}`;
+}
 
 /**
  * Why a setup stage failed with `code`, and what would let it pass; undefined when nothing is
@@ -140,7 +150,7 @@ export function refusalHint(stage: string, code: string, ids: RootIds, c: Confin
   if (call !== null && c.seccompFilters > 0) {
     return (
       `${call} refused with ${code} while this process runs under ${c.seccompFilters === 1 ? 'a seccomp filter' : `${c.seccompFilters} seccomp filters`} ` +
-      `(a container's seccomp profile): the profile must allow ${NAMESPACE_CALLS} ` +
+      `(a container's seccomp profile): the profile must allow ${toAllow(call)} ` +
       '(Docker: --security-opt seccomp=unconfined or a profile allowing them; Kubernetes: securityContext.seccompProfile)'
     );
   }

@@ -144,6 +144,17 @@ describe("Docker's default seccomp profile", () => {
     expect(r.status).toBe(125);
   });
 
+  it('a profile older than close_range() (refused with EPERM, as old Docker profiles refused calls they did not know): named too', () => {
+    const r = exec(confined(['--filter', filterFile('old', ['close_range'])], sandcell('run', '--', '/bin/true')));
+    expect(r.stderr).toBe(
+      'sandcell: sandbox setup failed at close fds: EPERM (close_range() refused with EPERM while this process runs under a seccomp filter ' +
+        "(a container's seccomp profile): the profile must allow close_range() (a profile older than the call refuses it) and " +
+        'clone() and unshare() with CLONE_NEW* flags, setns(), mount(), umount2(), pivot_root() and sethostname() ' +
+        '(Docker: --security-opt seccomp=unconfined or a profile allowing them; Kubernetes: securityContext.seccompProfile))\n',
+    );
+    expect(r.status).toBe(125);
+  });
+
   it("needs nothing else: with the namespace calls allowed, the profile's other refusals (clone3, keyctl, bpf) do not matter", () => {
     const r = exec(confined(['--filter', filterFile('others', OTHER_REFUSALS)], sandcell('run', '--', '/bin/sh', '-c', 'echo hi; grep -c . /proc/self/mountinfo >/dev/null')));
     expect(r.stderr).toBe('');

@@ -70,7 +70,9 @@ function procCovered(mountinfo: string): string[] {
 export function readConfinement(): Confinement {
   const status = read('/proc/self/status') ?? '';
   const field = (name: string): string | undefined => new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(status)?.[1];
-  const label = read('/proc/self/attr/apparmor/current') ?? read('/proc/self/attr/current');
+  // AppArmor's own file (kernel 5.8 and later): /proc/self/attr/current is whichever LSM is
+  // primary, an SELinux context on SELinux hosts.
+  const label = read('/proc/self/attr/apparmor/current');
   return {
     root: privileged(),
     capEff: BigInt(`0x${field('CapEff') ?? '0'}`),

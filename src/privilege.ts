@@ -117,6 +117,22 @@ function toAllow(call: string): string {
     : `${call} (a profile older than the call refuses it) and ${NAMESPACE_CALLS}`;
 }
 
+/** Stages that come before the box's /proc is mounted. */
+const BEFORE_PROC = new Set(['clone', 'box owner id', 'uid_map', 'setgroups deny', 'gid_map', 'cgroup namespace', 'sethostname', 'make mounts private']);
+
+const PROC_FIX = '(Docker: --security-opt systempaths=unconfined; Kubernetes: securityContext.procMount: Unmasked)';
+
+/**
+ * What else a container withholds that the stages after `stage` need, so that one error names
+ * every piece missing rather than the next one only.
+ */
+function ahead(stage: string, c: Confinement): string {
+  const out: string[] = [];
+  if (stage === 'clone' && c.root && !has(c, CAP_SYS_ADMIN)) out.push('root without CAP_SYS_ADMIN (Docker: --cap-add SYS_ADMIN), or run the service as a non-root user');
+  if (BEFORE_PROC.has(stage) && c.procCovered.length > 0) out.push(`parts of /proc hidden by other mounts (${c.procCovered.join(', ')}) ${PROC_FIX}`);
+  return out.length > 0 ? `; next in the way: ${out.join('; ')}` : '';
+}
+
 /**
  * Why a setup stage failed with `code`, and what would let it pass; undefined when nothing is
  * known. First what a container imposes (the ids a user namespace of its own maps, a /proc with
@@ -137,7 +153,8 @@ export function refusalHint(stage: string, code: string, ids: RootIds, c: Confin
     if (missing.length > 0) {
       return (
         `the host ids root gives boxes (${missing.map(([a, b]) => `${a}–${b}`).join(' and ')}) are not mapped in this process's user namespace, which maps ids ${ranges(c)} ` +
-        '(a container with a user namespace of its own, as Kubernetes hostUsers: false makes): run the service as a non-root user there (boxes are then rootless)'
+        '(a container with a user namespace of its own, as Kubernetes hostUsers: false makes): run the service as a non-root user there (boxes are then rootless)' +
+        ahead(stage, c)
       );
     }
   }
@@ -145,7 +162,7 @@ export function refusalHint(stage: string, code: string, ids: RootIds, c: Confin
   if (/^mount (proc|run \/proc)/.test(stage) && c.procCovered.length > 0) {
     return (
       `the kernel refuses a new /proc in a box while parts of this /proc are hidden by other mounts (${c.procCovered.join(', ')}), ` +
-      "as a container runtime's masked and read-only paths are: unmask them (Docker: --security-opt systempaths=unconfined; Kubernetes: securityContext.procMount: Unmasked)"
+      `as a container runtime's masked and read-only paths are: unmask them ${PROC_FIX}`
     );
   }
   const call = callOf(stage);
@@ -153,20 +170,26 @@ export function refusalHint(stage: string, code: string, ids: RootIds, c: Confin
     return (
       `${call} refused with ${code} while this process runs under ${c.seccompFilters === 1 ? 'a seccomp filter' : `${c.seccompFilters} seccomp filters`} ` +
       `(a container's seccomp profile): the profile must allow ${toAllow(call)} ` +
-      '(Docker: --security-opt seccomp=unconfined or a profile allowing them; Kubernetes: securityContext.seccompProfile)'
+      '(Docker: --security-opt seccomp=unconfined or a profile allowing them; Kubernetes: securityContext.seccompProfile)' +
+      ahead(stage, c)
     );
   }
   if (call !== null && c.apparmor !== null) {
     return (
       `${call} refused with ${code} while this process is confined by the AppArmor profile ${c.apparmor}: ` +
-      'the profile must allow mount, umount, pivot_root and user namespaces (Docker: --security-opt apparmor=unconfined or such a profile; Kubernetes: securityContext.appArmorProfile)'
+      'the profile must allow mount, umount, pivot_root and user namespaces (Docker: --security-opt apparmor=unconfined or such a profile; Kubernetes: securityContext.appArmorProfile)' +
+      ahead(stage, c)
     );
   }
   if (c.root && stage === 'box owner id' && !(has(c, CAP_SETUID) && has(c, CAP_SETGID))) {
-    return 'this process is root without CAP_SETUID and CAP_SETGID: as root, sandcell gives each box host ids of its own, which needs CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN; grant them, or run the service as a non-root user (boxes are then rootless)';
+    return `this process is root without CAP_SETUID and CAP_SETGID: as root, sandcell gives each box host ids of its own, which needs CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN; grant them, or run the service as a non-root user (boxes are then rootless)${ahead(stage, c)}`;
   }
   if (c.root && /^(uid_map|gid_map|setgroups deny)$/.test(stage) && !has(c, CAP_SYS_ADMIN)) {
-    return "this process is root without CAP_SYS_ADMIN (a container's default capabilities): as root, sandcell gives each box host ids of its own, and writing the id map of a user namespace another id owns needs CAP_SYS_ADMIN; grant it (Docker: --cap-add SYS_ADMIN) or run the service as a non-root user (boxes are then rootless)";
+    return (
+      "this process is root without CAP_SYS_ADMIN (a container's default capabilities): as root, sandcell gives each box host ids of its own, " +
+      'and writing the id map of a user namespace another id owns needs CAP_SYS_ADMIN; grant it (Docker: --cap-add SYS_ADMIN) or run the service as a non-root user (boxes are then rootless)' +
+      ahead(stage, c)
+    );
   }
   if (c.root && has(c, CAP_SYS_ADMIN)) return undefined;
   const fix = c.root ? 'grant CAP_SYS_ADMIN' : 'run as root';

@@ -253,18 +253,23 @@ describe('no delegated cgroup', () => {
   });
 });
 
+/** Docker's masks, as runc makes them, in the test's own mount namespace. */
+const MASK = [
+  ...MASKED.map((p) => `if [ -d ${p} ]; then mount -t tmpfs -o ro tmpfs ${p}; elif [ -e ${p} ]; then mount --bind /dev/null ${p}; fi`),
+  ...READ_ONLY.map((p) => `if [ -e ${p} ]; then mount --bind ${p} ${p}; mount -o remount,bind,ro ${p}; fi`),
+].join('\n');
+/** The paths of MASK this kernel has. */
+const covered = (): string[] => [...MASKED, ...READ_ONLY].filter((p) => spawnSync('test', ['-e', p]).status === 0);
+
 describe("a container's /proc", () => {
-  const mask = [
-    ...MASKED.map((p) => `if [ -d ${p} ]; then mount -t tmpfs -o ro tmpfs ${p}; elif [ -e ${p} ]; then mount --bind /dev/null ${p}; fi`),
-    ...READ_ONLY.map((p) => `if [ -e ${p} ]; then mount --bind ${p} ${p}; mount -o remount,bind,ro ${p}; fi`),
-  ].join('\n');
+  const mask = MASK;
 
   it("masked and read-only paths as Docker's: the error names them and the flag that unmasks them", () => {
-    const covered = [...MASKED, ...READ_ONLY].filter((p) => spawnSync('test', ['-e', p]).status === 0);
-    expect(covered).toContain('/proc/sys');
+    const coveredHere = covered();
+    expect(coveredHere).toContain('/proc/sys');
     const r = exec(inMountNs(mask, sandcell('run', '--', '/bin/true')));
     expect(r.stderr).toBe(
-      `sandcell: sandbox setup failed at mount proc /proc: EPERM (the kernel refuses a new /proc in a box while parts of this /proc are hidden by other mounts (${covered.join(', ')}), ` +
+      `sandcell: sandbox setup failed at mount proc /proc: EPERM (the kernel refuses a new /proc in a box while parts of this /proc are hidden by other mounts (${coveredHere.join(', ')}), ` +
         "as a container runtime's masked and read-only paths are: unmask them (Docker: --security-opt systempaths=unconfined; Kubernetes: securityContext.procMount: Unmasked))\n",
     );
     expect(r.status).toBe(125);
@@ -273,6 +278,19 @@ describe("a container's /proc", () => {
   it('one read-only bind over /proc/sys is enough to refuse it', () => {
     const r = exec(inMountNs('mount --bind /proc/sys /proc/sys; mount -o remount,bind,ro /proc/sys', sandcell('run', '--', '/bin/true')));
     expect(r.stderr).toContain('failed at mount proc /proc: EPERM (the kernel refuses a new /proc in a box while parts of this /proc are hidden by other mounts (/proc/sys), ');
+    expect(r.status).toBe(125);
+  });
+});
+
+describe('a default Docker container, root service', () => {
+  it("its seccomp profile, capabilities and masked /proc: the first refusal's error names the other two as well", () => {
+    const inner = confined(['--filter', filterFile('docker', DOCKER_REFUSES)], ['setpriv', `--bounding-set=${DOCKER_CAPS}`, '--inh-caps=-all', ...sandcell('run', '--', '/bin/true')]);
+    const r = exec(inMountNs(MASK, inner));
+    expect(r.stderr).toBe(
+      `sandcell: sandbox setup failed at clone: EPERM (clone() with CLONE_NEWUSER and the other CLONE_NEW* flags ${SECCOMP_HINT}; next in the way: ` +
+        'root without CAP_SYS_ADMIN (Docker: --cap-add SYS_ADMIN), or run the service as a non-root user; ' +
+        `parts of /proc hidden by other mounts (${covered().join(', ')}) (Docker: --security-opt systempaths=unconfined; Kubernetes: securityContext.procMount: Unmasked))\n`,
+    );
     expect(r.status).toBe(125);
   });
 });

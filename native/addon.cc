@@ -20,6 +20,7 @@
 #include <functional>
 
 #include "box_files.h"
+#include "netns.h"
 #include "peer_cred.h"
 #include "process_util.h"
 #include "spawn.h"
@@ -123,7 +124,7 @@ class Box : public Napi::ObjectWrap<Box> {
                        {InstanceMethod("watch", &Box::Watch), InstanceMethod("kill", &Box::Kill),
                         InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close),
                         InstanceMethod("readFile", &Box::ReadFile), InstanceMethod("listDir", &Box::ListDir),
-                        InstanceMethod("start", &Box::Start)});
+                        InstanceMethod("start", &Box::Start), InstanceMethod("netSocket", &Box::NetSocket)});
   }
 
   explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
@@ -195,6 +196,26 @@ class Box : public Napi::ObjectWrap<Box> {
     if (pidfd_ < 0 || exited_) return Napi::Boolean::New(env, false);
     bool ok = syscall(SYS_pidfd_send_signal, run_init(), sig, nullptr, 0) == 0;
     return Napi::Boolean::New(env, ok);
+  }
+
+  // netSocket(listen: boolean, port: number): a TCP socket made in the box's network namespace
+  // (listening on its 127.0.0.1:port, or unbound for the caller to connect), for the host's side
+  // of the egress proxy and of published ports.
+  Napi::Value NetSocket(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsBoolean() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "netSocket(listen: boolean, port: number)");
+    int port = info[1].As<Napi::Number>().Int32Value();
+    if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "port out of range");
+    if (pidfd_ < 0 || exited_) throw Napi::Error::New(env, "the box has ended");
+    int fd = box_net_socket(run_init(), info[0].As<Napi::Boolean>().Value() ? BoxSocket::kListen : BoxSocket::kConnect,
+                            static_cast<uint16_t>(port));
+    if (fd < 0) {
+      Napi::Error e = Napi::Error::New(env, std::string("a socket in the box's network: ") + strerror(-fd));
+      e.Set("errno", Napi::Number::New(env, -fd));
+      throw e;
+    }
+    return Napi::Number::New(env, fd);
   }
 
   // terminate(): asks the init to end the box; unlike SIGKILL to the init, the init first reaps

@@ -20,9 +20,13 @@ export type {
   Duration,
   Limits,
   NetworkMode,
+  NetworkOptions,
+  PublishedPort,
   RunOptions,
   Size,
   SpawnOptions,
 } from './options.js';
+export type { NetworkConnection, NetworkReport } from './network/proxy.js';
+export type { PublishedAddress } from './network/publish.js';
 export type { Enforcement, LimitsEnforced, Result, Status, Usage, Violation } from './result.js';
 export type { PresetName as SeccompPreset, SeccompPolicy } from './seccomp/index.js';

@@ -110,6 +110,11 @@ export interface NativeBox {
   terminate(): boolean;
   /** Kills and reaps a box that is not watched, and releases its descriptors. */
   close(): void;
+  /**
+   * A TCP socket made in the box's network namespace, close-on-exec and non-blocking: listening
+   * on the box's 127.0.0.1:`port` (`listen`), or unbound for the caller to connect there.
+   */
+  netSocket(listen: boolean, port: number): number;
   /** A prepared box's one run (a join plan); resolves once the program runs. */
   start(plan: NativePlan): Promise<NativeStarted>;
 }

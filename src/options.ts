@@ -3,10 +3,14 @@
  * parsed, defaults applied. A bad field becomes a SandboxOptionsError naming its path.
  */
 import { existsSync, statSync, type Stats } from 'node:fs';
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 
 import { SandboxOptionsError, type OptionIssue } from './errors.js';
+import { AllowList, parseAllowRule, type AllowRule } from './network/allow.js';
+import { PROXY_PORT, type EgressLimits } from './network/proxy.js';
+import type { ResolvedPublish } from './network/publish.js';
 import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
 import { RUN_WALL_TIME_MS } from './limits/wall-time.js';
 import { privileged } from './privilege.js';
@@ -17,6 +21,31 @@ export type { Duration, Size } from './units.js';
 
 /** Network of the box: `none` (its own network namespace with only loopback up, the default), `loopback` (the same, said explicitly) or `host` (the host's network; explicit opt-in, unsafe). */
 export type NetworkMode = 'none' | 'loopback' | 'host';
+
+/**
+ * A network namespace of the box's own (as `none`) with ways out the caller names: egress to the
+ * `allow`ed destinations through a proxy run by sandcell on the host side (reached in the box at
+ * `127.0.0.1:3128`, named in `http_proxy`, `https_proxy`, `HTTP_PROXY`, `HTTPS_PROXY` and
+ * `ALL_PROXY`), and box ports `publish`ed on the host. See docs/networks.md.
+ */
+export interface NetworkOptions {
+  /**
+   * Destinations the box may reach, `host:port`: a name (`api.example.com`), `*.example.com` (its
+   * subdomains), an address (`127.0.0.1`, `[::1]`); port a number or `*`. A name reaches only
+   * public addresses unless the address it resolves to is on the list too.
+   */
+  allow?: string[];
+  /** Box ports (on the box's 127.0.0.1) the host listens for, 127.0.0.1 unless `host` says where. */
+  publish?: PublishedPort[];
+  /** Bounds of the egress proxy: `connections` at once (default 64), bytes each way (default 1 GiB each). */
+  limits?: { connections?: number; bytesIn?: Size; bytesOut?: Size };
+}
+
+/** A box port published on the host: `host` is `address:port`, or a port on 127.0.0.1 (0: any free port); default the box's port number on 127.0.0.1. */
+export interface PublishedPort {
+  box: number;
+  host?: string | number;
+}
 
 /**
  * Limits of a run (or of a living box, and the defaults of its runs). A run given none is still
@@ -73,7 +102,7 @@ export interface BoxShape {
   image?: string;
   /** With `image`: a copy-on-write layer over it (a tmpfs, discarded with the box). */
   writable?: boolean;
-  network?: NetworkMode;
+  network?: NetworkMode | NetworkOptions;
   /** Host paths bound into the box (shorthand for bind `mounts`). */
   binds?: Bind[];
   mounts?: Mount[];
@@ -140,12 +169,21 @@ export interface ResolvedFile {
   mode: number;
 }
 
+export interface ResolvedEgress {
+  allow: AllowList;
+  limits: EgressLimits;
+}
+
 export interface ResolvedOptions {
   command: string[];
   env: Record<string, string>;
   cwd: string;
   limits: ResolvedLimits;
   network: NetworkMode;
+  /** The egress proxy of a box with an allow list (null: none). */
+  egress: ResolvedEgress | null;
+  /** Box ports published on the host. */
+  publish: ResolvedPublish[];
   mounts: ResolvedMount[];
   image: string | null;
   writable: boolean;
@@ -260,10 +298,44 @@ const filesSchema = z
   .record(z.string(), z.union([fileData, z.strictObject({ data: fileData, mode: z.number().int().min(0).max(0o777).optional() })]))
   .refine((f) => Object.keys(f).length <= 1000, 'has more than 1000 files');
 
+const port = z.number().int().min(1).max(65535);
+
+const networkObjectSchema = z.strictObject({
+  allow: z
+    .array(
+      z.string().transform((v, ctx) => {
+        const r = parseAllowRule(v);
+        if (typeof r === 'string') {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${r}` });
+          return z.NEVER;
+        }
+        return r;
+      }),
+    )
+    .max(1024)
+    .optional(),
+  publish: z
+    .array(
+      z.strictObject({
+        box: port.refine((p) => p !== PROXY_PORT, `${PROXY_PORT} is the egress proxy's port in the box`),
+        host: z.union([z.number().int().min(0).max(65535), z.string().max(64)]).optional(),
+      }),
+    )
+    .max(64)
+    .optional(),
+  limits: z
+    .strictObject({
+      connections: z.number().int().min(1).max(4096).optional(),
+      bytesIn: size.optional(),
+      bytesOut: size.optional(),
+    })
+    .optional(),
+});
+
 const shapeFields = {
   image: absolutePath.optional(),
   writable: z.boolean().optional(),
-  network: z.enum(['none', 'loopback', 'host']).optional(),
+  network: z.union([z.enum(['none', 'loopback', 'host']), networkObjectSchema]).optional(),
   binds: z.array(bindSchema).max(256).optional(),
   mounts: z.array(mountSchema).max(256).optional(),
   user: z.strictObject({ uid: id.optional(), gid: id.optional() }).optional(),
@@ -415,13 +487,53 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
   if (image !== null && !statOrNull(image)?.isDirectory()) issues.push({ path: 'image', message: `is not a directory (${image})` });
   if (o.writable && image === null) issues.push({ path: 'writable', message: 'needs an image' });
   return {
-    network: o.network ?? 'none',
+    ...resolveNetwork(o.network, issues),
     mounts,
     image,
     writable: o.writable ?? false,
     ...ids(o.user, issues),
     cgroupParent: o.cgroupParent ?? null,
   } satisfies Partial<ResolvedOptions>;
+}
+
+const DEFAULT_EGRESS_LIMITS: EgressLimits = { connections: 64, bytesIn: 1024 ** 3, bytesOut: 1024 ** 3 };
+
+/** The network mode, and the allow list and published ports of a network given as an object. */
+function resolveNetwork(n: ParsedShape['network'], issues: OptionIssue[]): Pick<ResolvedOptions, 'network' | 'egress' | 'publish'> {
+  if (n === undefined || typeof n === 'string') return { network: n ?? 'none', egress: null, publish: [] };
+  const publish: ResolvedPublish[] = [];
+  (n.publish ?? []).forEach((p, i) => {
+    const host = resolvePublishHost(p.host, p.box);
+    if (typeof host === 'string') issues.push({ path: `network.publish[${i}].host`, message: host });
+    else publish.push({ box: p.box, ...host });
+  });
+  const egress =
+    n.allow !== undefined
+      ? { allow: new AllowList(n.allow as AllowRule[]), limits: { ...DEFAULT_EGRESS_LIMITS, ...stripUndefined(n.limits ?? {}) } }
+      : null;
+  if (egress === null && n.limits !== undefined) issues.push({ path: 'network.limits', message: 'bound the egress proxy: give network.allow too' });
+  return { network: 'none', egress, publish };
+}
+
+function resolvePublishHost(host: string | number | undefined, boxPort: number): { hostAddress: string; hostPort: number } | string {
+  if (host === undefined) return { hostAddress: '127.0.0.1', hostPort: boxPort };
+  if (typeof host === 'number') return { hostAddress: '127.0.0.1', hostPort: host };
+  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})$/.exec(host);
+  const address = m ? (m[1] as string).replace(/^\[|\]$/g, '') : '';
+  const hostPort = m ? Number(m[2]) : NaN;
+  if (!m || isIP(address) === 0 || hostPort > 65535) return "must be 'address:port' with an IP address (127.0.0.1:18000, [::1]:18000) or a port number";
+  return { hostAddress: address, hostPort };
+}
+
+function stripUndefined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
+/** What the program finds in its environment when the box has an egress proxy. */
+function proxyEnv(egress: ResolvedEgress | null): Record<string, string> {
+  if (!egress) return {};
+  const http = `http://127.0.0.1:${PROXY_PORT}`;
+  return { http_proxy: http, https_proxy: http, HTTP_PROXY: http, HTTPS_PROXY: http, ALL_PROXY: `socks5h://127.0.0.1:${PROXY_PORT}` };
 }
 
 /**
@@ -469,9 +581,10 @@ const MAX_FILES_BYTES = 8 * 1024 * 1024;
 /** What a one-shot box and a living box resolve alike: the box, and the program's defaults. */
 function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>, kind: Kind, issues: OptionIssue[]) {
   const limits = resolveLimits(o.limits ?? {}, null, kind);
+  const shape = resolveShape(o, limits.tmpfsBytes, issues);
   return {
-    ...resolveShape(o, limits.tmpfsBytes, issues),
-    env: { ...(o.env ?? {}) },
+    ...shape,
+    env: { ...proxyEnv(shape.egress), ...(o.env ?? {}) },
     cwd: o.cwd ?? '/work',
     limits,
     files: resolveFiles(o.files, issues),

@@ -10,6 +10,7 @@ import { cpuTimeVerdict } from './limits/cpu-time.js';
 import { memoryVerdict } from './limits/memory.js';
 import { outputVerdict } from './limits/output.js';
 import { wallTimeVerdict } from './limits/wall-time.js';
+import type { NetworkReport } from './network/proxy.js';
 import { AUDIT_ARCH, syscallName, type SeccompArch } from './seccomp/index.js';
 
 export type Status =
@@ -62,6 +63,8 @@ export interface Result {
   usage: Usage;
   violation: Violation | null;
   limitsEnforced: LimitsEnforced;
+  /** The connections the box asked its egress proxy for (only for a box with `network.allow`). */
+  network?: NetworkReport;
 }
 
 /** Why the supervisor itself ended a run, first reason first. */

@@ -9,6 +9,7 @@ import type { RunCgroup } from '../cgroup/index.js';
 import { debug, debugging, Stages, type WarmOutcome } from '../debug.js';
 import { AbortError } from '../errors.js';
 import { nativeSpawn, nativeStart, type NativePlan, type NativeSpawned } from '../native.js';
+import { BoxNetwork } from '../network/box.js';
 import type { ResolvedOptions } from '../options.js';
 import { planBox, planRun, type PlannedRun } from '../plan/build.js';
 import { cgroupsFor, warmBoxes } from '../runtime.js';
@@ -82,21 +83,43 @@ interface Context {
   stages: Stages | null;
 }
 
-/** The run's limits go on the warm box's cgroup, then the init gets the run's plan and stdio. */
-async function startWarm(c: Context, warm: WarmBox): Promise<SandboxProcess> {
+/**
+ * The run's limits go on the warm box's cgroup, then the init gets the run's plan and stdio. The
+ * host side of the box's network (egress proxy, published ports) is opened in between: the
+ * program finds it there from its first instruction.
+ */
+async function startWarm(c: Context, warm: WarmBox, box: 'warm' | 'new' = 'warm', outcome: WarmOutcome = 'hit'): Promise<SandboxProcess> {
   if (!stillBound(warm)) throw new Error('a bind source of the warm box was replaced');
   if (warm.cgroup) await warm.cgroup.applyLimits(cgroupLimits(c.o));
   c.stages?.mark('cgroup');
   const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin });
   c.stages?.mark('plan');
-  const started = await nativeStart(warm.native.box, run.plan);
+  const network = BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native.box, c.o) : null;
+  let started;
+  try {
+    started = await nativeStart(warm.native.box, run.plan);
+  } catch (e) {
+    await network?.close();
+    throw e;
+  }
   c.stages?.mark('start');
-  return supervise(c, { ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, run, 'warm', 'hit');
+  return supervise(c, { ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, run, box, outcome, network);
 }
 
 /** Builds the box now (or the run's process in a living box): cgroup first, then the native spawn. */
 async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProcess> {
   const into = c.how.into;
+  if (!into && BoxNetwork.wanted(c.o)) {
+    // The host side of its network must be in place before the program runs: the box is built
+    // to wait for its run, as a warm box is.
+    const box = await prepareBox(planBox(c.o, 'prepared'), c.pool);
+    try {
+      return await startWarm(c, box, 'new', outcome);
+    } catch (e) {
+      await discardWarm(box);
+      throw e;
+    }
+  }
   // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
   const cgroup = c.pool && (!into || into.cgroup) ? await c.pool.take(cgroupLimits(c.o), into?.cgroup ?? undefined) : null;
   c.stages?.mark('cgroup');
@@ -114,9 +137,17 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
   return supervise(c, native, cgroup, run, into ? 'living' : 'new', outcome);
 }
 
-function supervise(c: Context, native: NativeSpawned, cgroup: RunCgroup | null, run: PlannedRun, box: 'new' | 'warm' | 'living', warm: WarmOutcome): SandboxProcess {
+function supervise(
+  c: Context,
+  native: NativeSpawned,
+  cgroup: RunCgroup | null,
+  run: PlannedRun,
+  box: 'new' | 'warm' | 'living',
+  warm: WarmOutcome,
+  network: BoxNetwork | null = null,
+): SandboxProcess {
   if (debugging) debug({ event: 'start', pid: native.pid, box, warm, enforced: { ...run.enforced }, degraded: degraded(c, cgroup, run) });
-  return new SandboxProcess({ native, cgroup, options: c.o, enforced: run.enforced, output: c.how.output, stages: c.stages });
+  return new SandboxProcess({ native, cgroup, options: c.o, enforced: run.enforced, output: c.how.output, stages: c.stages, network });
 }
 
 /** What stands in for what in this run, and why (for the debug log). */

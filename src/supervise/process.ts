@@ -14,6 +14,8 @@ import { CpuTimeLimit } from '../limits/cpu-time.js';
 import { OutputBudget } from '../limits/output.js';
 import { WallTimeLimit } from '../limits/wall-time.js';
 import type { NativeExit, NativeSpawned } from '../native.js';
+import type { BoxNetwork } from '../network/box.js';
+import type { PublishedAddress } from '../network/publish.js';
 import type { ResolvedOptions } from '../options.js';
 import { deriveStatus, describeViolation, signalName, type KillReason, type LimitsEnforced, type Result } from '../result.js';
 import { removeAfterRun } from '../runtime.js';
@@ -33,6 +35,8 @@ export interface Supervised {
   /** `streams` for the caller to read (spawn), or `collect`: kept in memory for the result (run). */
   output: 'streams' | 'collect';
   stages: Stages | null;
+  /** The host side of the box's network (egress proxy, published ports), closed when the box ends. */
+  network: BoxNetwork | null;
 }
 
 /** A running box. */
@@ -43,6 +47,8 @@ export class SandboxProcess {
   readonly stdin: Writable | null;
   readonly stdout: Readable;
   readonly stderr: Readable;
+  /** Where the box's published ports listen on the host (empty: none published). */
+  readonly published: readonly PublishedAddress[];
 
   private readonly run: Supervised;
   private readonly sinks: [OutputSink, OutputSink];
@@ -62,6 +68,7 @@ export class SandboxProcess {
     const { native, cgroup, options } = run;
     this.run = run;
     this.pid = native.pid;
+    this.published = run.network?.published ?? [];
 
     const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
     const output = programOutput([native.stdout, native.stderr], budget, run.output);
@@ -139,6 +146,8 @@ export class SandboxProcess {
     // it (spawn() and then kill(), or a stdin stream that never ends) leaks one pipe per box.
     this.stdin?.destroy();
 
+    const network = this.run.network;
+    if (network) await network.close();
     const cgUsage = cg ? cg.outcome() : null;
     if (cg) removeAfterRun(cg);
 
@@ -200,6 +209,7 @@ export class SandboxProcess {
       },
       violation,
       limitsEnforced: this.run.enforced,
+      ...(network?.report() ? { network: network.report() } : {}),
     };
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * Ports of a box published on the host: the host side listens where it is told (127.0.0.1
+ * unless another address is given) and each connection it accepts is carried to the box's port
+ * over a socket made in the box's network namespace, so the box needs no route to the host and
+ * the host listens nowhere it was not asked to. Everything closes with the box.
+ */
+import net from 'node:net';
+
+import type { NativeBox } from '../native.js';
+
+export interface ResolvedPublish {
+  /** The box's port, on its 127.0.0.1. */
+  box: number;
+  /** The host address and port to listen on (port 0: any free one). */
+  hostAddress: string;
+  hostPort: number;
+}
+
+/** A published port as it listens: the host side's address and port. */
+export interface PublishedAddress {
+  box: number;
+  address: string;
+  port: number;
+}
+
+/** Connections carried at once per published port: each holds two host sockets. */
+const MAX_CONNECTIONS = 256;
+
+export class PublishedPorts {
+  private readonly open = new Set<net.Socket>();
+  private closed = false;
+
+  private constructor(
+    private readonly servers: net.Server[],
+    readonly addresses: PublishedAddress[],
+  ) {}
+
+  /** Listens on every host address (or on none: the first that fails closes the others and throws). */
+  static async open(box: NativeBox, ports: readonly ResolvedPublish[]): Promise<PublishedPorts> {
+    const servers: net.Server[] = [];
+    const addresses: PublishedAddress[] = [];
+    let self: PublishedPorts | null = null;
+    try {
+      for (const p of ports) {
+        const server = net.createServer((c) => self?.carry(box, p.box, c));
+        server.maxConnections = MAX_CONNECTIONS;
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: p.hostAddress, port: p.hostPort, exclusive: true }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        server.on('error', () => undefined);
+        const a = server.address() as net.AddressInfo;
+        addresses.push({ box: p.box, address: a.address, port: a.port });
+      }
+    } catch (e) {
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+      throw e;
+    }
+    self = new PublishedPorts(servers, addresses);
+    return self;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.open) s.destroy();
+    await Promise.all(this.servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  }
+
+  private track(s: net.Socket): void {
+    this.open.add(s);
+    s.on('close', () => this.open.delete(s));
+    s.on('error', () => s.destroy());
+  }
+
+  /** One connection from the host, carried to the box's port in its own namespace. */
+  private carry(box: NativeBox, port: number, client: net.Socket): void {
+    this.track(client);
+    if (this.closed) return void client.destroy();
+    let fd: number;
+    try {
+      fd = box.netSocket(false, 1);
+    } catch {
+      client.destroy();
+      return;
+    }
+    const inner = new net.Socket({ fd, readable: true, writable: true });
+    this.track(inner);
+    inner.connect(port, '127.0.0.1');
+    client.pipe(inner);
+    inner.pipe(client);
+    client.on('close', () => inner.destroy());
+    inner.on('close', () => client.destroy());
+  }
+}

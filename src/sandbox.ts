@@ -6,6 +6,8 @@
 import { Stages } from './debug.js';
 import { SandboxSetupError } from './errors.js';
 import { launch, startLivingBox, type LivingBox } from './launch/launcher.js';
+import { BoxNetwork } from './network/box.js';
+import type { PublishedAddress } from './network/publish.js';
 import {
   resolveSandboxOptions,
   resolveSandboxRun,
@@ -48,19 +50,34 @@ const ENDED = 3; // ESRCH
 export class Sandbox implements AsyncDisposable {
   private readonly options: ResolvedOptions;
   private readonly box: LivingBox;
+  private readonly network: BoxNetwork | null;
   private readonly ended: Promise<void>;
   private destroyed = false;
 
-  private constructor(options: ResolvedOptions, box: LivingBox) {
+  private constructor(options: ResolvedOptions, box: LivingBox, network: BoxNetwork | null) {
     this.options = options;
     this.box = box;
+    this.network = network;
     this.ended = new Promise((resolve) => box.native.box.watch(() => resolve()));
   }
 
   /** Builds a box and keeps it until `destroy()`. */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const o = resolveSandboxOptions(options);
-    return new Sandbox(o, await startLivingBox(o));
+    return Sandbox.build(o, o);
+  }
+
+  /** The box, and the host side of its network (egress proxy, published ports) for all its runs. */
+  private static async build(o: ResolvedOptions, shape: ResolvedOptions): Promise<Sandbox> {
+    const box = await startLivingBox(shape);
+    let network: BoxNetwork | null = null;
+    try {
+      if (BoxNetwork.wanted(o)) network = await BoxNetwork.open(box.native.box, o);
+    } catch (e) {
+      await new Sandbox(o, box, null).destroy();
+      throw e;
+    }
+    return new Sandbox(o, box, network);
   }
 
   /**
@@ -68,12 +85,17 @@ export class Sandbox implements AsyncDisposable {
    * before the box goes. The run's files are placed by the run, not by the box.
    */
   static async runOnce(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
-    const box = new Sandbox(o, await startLivingBox({ ...o, files: [] }));
+    const box = await Sandbox.build(o, { ...o, files: [] });
     try {
       return await box.runResolved(o, stages);
     } finally {
       await box.destroy();
     }
+  }
+
+  /** Where the box's published ports listen on the host (empty: none published). */
+  get published(): PublishedAddress[] {
+    return this.network?.published ?? [];
   }
 
   /** Host pid of the box's init. */
@@ -99,8 +121,12 @@ export class Sandbox implements AsyncDisposable {
 
   private async runResolved(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
     const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', into: this.box, stages });
+    const seen = this.network?.report()?.connections.length ?? 0;
     feed(proc.stdin, o.stdin);
     const result: RunResult = await proc.collectOutput();
+    // The box's proxy serves all its runs: a run's result has what was asked for while it ran.
+    const report = this.network?.report();
+    if (report) result.network = { connections: report.connections.slice(seen), unrecorded: report.unrecorded };
     if (o.collect.length > 0) {
       const c = await this.collect(o.collect, o.cwd);
       result.files = c.files;
@@ -129,6 +155,7 @@ export class Sandbox implements AsyncDisposable {
       const hardKill = setTimeout(() => this.box.native.box.kill(), 1000);
       await this.ended;
       clearTimeout(hardKill);
+      await this.network?.close();
     }
     if (this.box.cgroup) await this.box.cgroup.destroy();
   }

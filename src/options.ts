@@ -303,13 +303,9 @@ const port = z.number().int().min(1).max(65535);
 const networkObjectSchema = z.strictObject({
   allow: z
     .array(
-      z.string().transform((v, ctx) => {
+      z.string().superRefine((v, ctx) => {
         const r = parseAllowRule(v);
-        if (typeof r === 'string') {
-          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${r}` });
-          return z.NEVER;
-        }
-        return r;
+        if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${r}` });
       }),
     )
     .max(1024)
@@ -335,7 +331,11 @@ const networkObjectSchema = z.strictObject({
 const shapeFields = {
   image: absolutePath.optional(),
   writable: z.boolean().optional(),
-  network: z.union([z.enum(['none', 'loopback', 'host']), networkObjectSchema]).optional(),
+  network: z
+    .union([z.enum(['none', 'loopback', 'host']), networkObjectSchema], {
+      error: "must be 'none', 'loopback', 'host' or { allow, publish, limits }",
+    })
+    .optional(),
   binds: z.array(bindSchema).max(256).optional(),
   mounts: z.array(mountSchema).max(256).optional(),
   user: z.strictObject({ uid: id.optional(), gid: id.optional() }).optional(),
@@ -509,7 +509,7 @@ function resolveNetwork(n: ParsedShape['network'], issues: OptionIssue[]): Pick<
   });
   const egress =
     n.allow !== undefined
-      ? { allow: new AllowList(n.allow as AllowRule[]), limits: { ...DEFAULT_EGRESS_LIMITS, ...stripUndefined(n.limits ?? {}) } }
+      ? { allow: new AllowList(n.allow.map((r) => parseAllowRule(r) as AllowRule)), limits: { ...DEFAULT_EGRESS_LIMITS, ...stripUndefined(n.limits ?? {}) } }
       : null;
   if (egress === null && n.limits !== undefined) issues.push({ path: 'network.limits', message: 'bound the egress proxy: give network.allow too' });
   return { network: 'none', egress, publish };

@@ -38,8 +38,13 @@ export function parseAllowRule(text: string): AllowRule | string {
   return { host: name, kind: wildcard ? 'wildcard' : 'name', port };
 }
 
-/** Addresses a name never reaches unless the list names them: the host, private networks, special ranges. */
-const special = new BlockList();
+/**
+ * Addresses a name never reaches unless the list names them: the host, private networks, special
+ * ranges. One list per family: a BlockList checks an IPv4 address against IPv6 rules as its
+ * IPv4-mapped form, so `::ffff:0:0/96` in a shared list would match every IPv4 address.
+ */
+const special4 = new BlockList();
+const special6 = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -56,7 +61,7 @@ for (const [net, prefix] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
-  special.addSubnet(net, prefix, 'ipv4');
+  special4.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
   ['::', 128],
@@ -69,14 +74,14 @@ for (const [net, prefix] of [
   ['fe80::', 10],
   ['ff00::', 8],
 ] as const) {
-  special.addSubnet(net, prefix, 'ipv6');
+  special6.addSubnet(net, prefix, 'ipv6');
 }
 
 /** Whether an address is one a name may not reach by itself (see `special`). */
 export function isSpecialAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  return special.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? special4.check(address, 'ipv4') : special6.check(address, 'ipv6');
 }
 
 export class AllowList {

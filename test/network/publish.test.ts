@@ -1,0 +1,121 @@
+// Published ports: the host listens where it is told and carries each connection into the box's
+// namespace; nothing listens once the box has ended. Without root, the egress proxy and published
+// ports work the same way.
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { run, Sandbox, SandboxOptionsError, spawn } from '../../src/index.js';
+import { childPids, openFds, requireRoot } from '../helpers/host.js';
+
+beforeAll(async () => {
+  requireRoot();
+  // One run first, so that what opens lazily (the addon, the cgroup parent) is not counted as left.
+  await run({ command: ['true'] });
+});
+
+/** A Python echo server on the box's 127.0.0.1:8000 that says "up" once it listens. */
+const ECHO = [
+  'import socket, sys',
+  's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 8000)); s.listen()',
+  'print("up", flush=True)',
+  'while True:',
+  '    c, _ = s.accept(); d = c.recv(100); c.sendall(b"box says " + d); c.close()',
+].join('\n');
+
+/** Sends `text` to host:port and returns what came back, or the error code. */
+function ask(port: number, text: string, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, host);
+    let got = '';
+    c.on('connect', () => c.write(text));
+    c.on('data', (d) => (got += String(d)));
+    c.on('close', () => resolve(got));
+    c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('published ports', () => {
+  it('a published port answers from the host, and is closed after the box ends', async () => {
+    const fds = await openFds();
+    const hostPort = await freePort();
+    const p = await spawn({ command: ['python3', '-c', ECHO], network: { publish: [{ box: 8000, host: `127.0.0.1:${hostPort}` }] } });
+    expect(p.published).toEqual([{ box: 8000, address: '127.0.0.1', port: hostPort }]);
+    await new Promise((resolve) => p.stdout.once('data', resolve));
+    expect(await ask(hostPort, 'one')).toBe('box says one');
+    expect(await ask(hostPort, 'two')).toBe('box says two');
+    p.kill();
+    await p.wait();
+    expect(await ask(hostPort, 'three')).toBe('ECONNREFUSED');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(await openFds()).toBe(fds);
+    expect(await childPids()).toEqual([]);
+  });
+
+  it('binds 127.0.0.1 by default, and a free port with 0; a box port nothing listens on closes the connection', async () => {
+    const p = await spawn({ command: ['sleep', '30'], network: { publish: [{ box: 9000, host: 0 }] } });
+    const [pub] = p.published;
+    expect(pub?.address).toBe('127.0.0.1');
+    expect(await ask(pub?.port ?? 0, 'x')).toBe('');
+    p.kill();
+    await p.wait();
+  });
+
+  it('a living box publishes for its life', async () => {
+    const box = await Sandbox.create({ network: { publish: [{ box: 8000, host: 0 }] } });
+    const port = box.published[0]?.port ?? 0;
+    const server = await box.spawn({ command: ['python3', '-c', ECHO] });
+    await new Promise((resolve) => server.stdout.once('data', resolve));
+    expect(await ask(port, 'hi')).toBe('box says hi');
+    await box.destroy();
+    expect(await ask(port, 'hi')).toBe('ECONNREFUSED');
+  });
+
+  it('a host port in use fails the start with the reason, and leaves nothing', async () => {
+    const fds = await openFds();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    await expect(spawn({ command: ['true'], network: { publish: [{ box: 8000, host: port }] } })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await new Promise((r) => taken.close(r));
+    expect(await openFds()).toBe(fds);
+    expect(await childPids()).toEqual([]);
+  });
+
+  it('refuses a host that is not an address, and the proxy\'s own port', async () => {
+    await expect(spawn({ command: ['true'], network: { publish: [{ box: 8000, host: 'localhost:80' }] } })).rejects.toBeInstanceOf(SandboxOptionsError);
+    await expect(spawn({ command: ['true'], network: { publish: [{ box: 3128 }] } })).rejects.toThrow(/network\.publish\[0\]\.box: 3128 is the egress proxy's port/);
+  });
+});
+
+describe('without root', () => {
+  const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
+  it('the egress proxy and a published port work for an unprivileged caller', () => {
+    const code = `
+      import http from 'node:http';
+      import net from 'node:net';
+      import { run, spawn } from ${JSON.stringify(DIST)};
+      const srv = http.createServer((q, s) => s.end('hello ' + q.url));
+      await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+      const port = srv.address().port;
+      const r = await run({ command: ['curl', '-sSf', 'http://127.0.0.1:' + port + '/rootless'], network: { allow: ['127.0.0.1:' + port] } });
+      const p = await spawn({ command: ['python3', '-c', ${JSON.stringify(ECHO)}], network: { publish: [{ box: 8000, host: 0 }] } });
+      await new Promise((r) => p.stdout.once('data', r));
+      const got = await new Promise((resolve) => { const c = net.connect(p.published[0].port, '127.0.0.1', () => c.write('x')); let d = ''; c.on('data', (b) => d += b); c.on('close', () => resolve(d)); });
+      p.kill(); await p.wait(); srv.close();
+      console.log(JSON.stringify({ status: r.status, stdout: r.stdout, allowed: r.network.connections[0].allowed, got }));`;
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ status: 'ok', stdout: 'hello /rootless', allowed: true, got: 'box says x' });
+  });
+});

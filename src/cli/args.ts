@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import type { Bind, Limits, Mount, NetworkMode, RunOptions } from '../options.js';
+import type { Bind, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../options.js';
 import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
 
 export class UsageError extends Error {
@@ -83,6 +83,14 @@ function parseSeccomp(value: string): RunOptions['seccomp'] {
   }
 }
 
+/** `--publish [address:]hostPort:boxPort` (an IPv6 address in brackets). */
+function parsePublish(spec: string): PublishedPort {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d{1,5}):(\d{1,5})$/.exec(spec);
+  if (!m) throw new UsageError(`--publish ${spec}: expected [<host address>:]<host port>:<box port>, e.g. 127.0.0.1:18000:8000`);
+  const box = Number(m[3]);
+  return { box, host: m[1] !== undefined ? `${m[1]}:${m[2]}` : Number(m[2]) };
+}
+
 /** Parses the arguments after `run`. */
 export function parseRunArgs(args: readonly string[]): RunCommand {
   const limits: Limits = {};
@@ -90,6 +98,8 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   const mounts: Mount[] = [];
   const files: Record<string, Buffer> = {};
   const collect: string[] = [];
+  const allow: string[] = [];
+  const publish: PublishedPort[] = [];
   let collectTo = '.';
   const env: Record<string, string> = {};
   const options: RunOptions = { command: [] };
@@ -147,6 +157,10 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
       options.cwd = take();
     } else if (flag === '--network') {
       options.network = take() as NetworkMode;
+    } else if (flag === '--allow') {
+      allow.push(take());
+    } else if (flag === '--publish') {
+      publish.push(parsePublish(take()));
     } else if (flag === '--seccomp') {
       options.seccomp = parseSeccomp(take());
     } else if (flag === '--cgroup-parent') {
@@ -172,6 +186,10 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   if (Object.keys(files).length > 0) options.files = files;
   if (collect.length > 0) options.collect = collect;
   if (Object.keys(env).length > 0) options.env = env;
+  if (allow.length > 0 || publish.length > 0) {
+    if (options.network === 'host') throw new UsageError("--network host and --allow/--publish: a box with an allow list or published ports has a network namespace of its own");
+    options.network = { ...(allow.length > 0 ? { allow } : {}), ...(publish.length > 0 ? { publish } : {}) };
+  }
   if (config !== null && profile === null) throw new UsageError('--config names the file of a --profile: give the profile too');
   return { options, report, json, collectTo, profile, config };
 }

@@ -46,6 +46,12 @@ The box:
   --env <K=V>          environment variable (repeatable); the environment is empty otherwise,
                        but for a safe PATH
   --network <mode>     none (default: own network namespace, loopback only) | loopback | host
+  --allow <host:port>  egress to this destination only, through sandcell's proxy (repeatable;
+                       host a name, *.name, an address; port a number or *); http_proxy,
+                       https_proxy and ALL_PROXY name it; connections are in the result
+  --publish [<addr>:]<host port>:<box port>
+                       the host listens (127.0.0.1 unless <addr>) and carries connections to the
+                       box's port on its loopback (repeatable)
   --seccomp <p>        default (default) | judge | none | a policy JSON file
   --cgroup-parent <p>  cgroup under which the box's cgroups are made
   --profile <name>     start from a profile of sandcell.yaml; the flags given here win

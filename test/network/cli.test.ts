@@ -1,0 +1,70 @@
+// The CLI's --allow and --publish: the same egress proxy and published ports as the library.
+import { spawn as spawnChild } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { parseRunArgs } from '../../src/cli/args.js';
+import { requireRoot } from '../helpers/host.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
+
+beforeAll(() => requireRoot());
+
+function sandcell(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawnChild(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += String(d)));
+    c.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe('sandcell run --allow / --publish', () => {
+  it('parses the flags into network options, and refuses a bad --publish and --network host with them', () => {
+    expect(parseRunArgs(['--allow', 'a.example:443', '--allow', '127.0.0.1:80', '--publish', '127.0.0.1:18000:8000', '--publish', '9000:90', '--', 'x']).options.network).toEqual({
+      allow: ['a.example:443', '127.0.0.1:80'],
+      publish: [{ box: 8000, host: '127.0.0.1:18000' }, { box: 90, host: 9000 }],
+    });
+    expect(() => parseRunArgs(['--publish', '8000', '--', 'x'])).toThrow(/--publish 8000: expected \[<host address>:\]<host port>:<box port>/);
+    expect(() => parseRunArgs(['--network', 'host', '--allow', 'a:1', '--', 'x'])).toThrow(/--network host and --allow\/--publish/);
+  });
+
+  it('--allow reaches the listed server and the result lists the connection', async () => {
+    const server = http.createServer((_req, res) => res.end('from the host\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const r = await sandcell(['run', '--json', '--allow', `127.0.0.1:${port}`, '--', 'curl', '-sSf', `http://127.0.0.1:${port}/`]);
+    await new Promise((resolve) => server.close(resolve));
+    expect(r.stderr).toBe('');
+    const result = JSON.parse(r.stdout) as { stdout: string; network: { connections: { to: string; allowed: boolean }[] } };
+    expect(result.stdout).toBe('from the host\n');
+    expect(result.network.connections).toMatchObject([{ to: `127.0.0.1:${port}`, allowed: true }]);
+  });
+
+  it('--publish carries a host connection to the box', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const code = 'import socket\ns=socket.socket(); s.bind(("127.0.0.1", 8000)); s.listen()\nc,_=s.accept(); c.sendall(b"box here\\n"); c.close()';
+    const cli = sandcell(['run', '--publish', `127.0.0.1:${port}:8000`, '--wall', '20s', '--', 'python3', '-c', code]);
+    let got = '';
+    for (let i = 0; i < 200 && got === ''; i++) {
+      got = await new Promise<string>((resolve) => {
+        const c = net.connect(port, '127.0.0.1');
+        let d = '';
+        c.on('data', (b) => (d += String(b)));
+        c.on('close', () => resolve(d));
+        c.on('error', () => resolve(''));
+      });
+      if (got === '') await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(got).toBe('box here\n');
+    expect((await cli).status).toBe(0);
+  });
+});

@@ -154,6 +154,11 @@ export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOpti
 
   if (parsed.cgroupParent !== undefined) throw forbidden('cgroupParent', 'the server chooses the cgroups of its boxes');
   if (parsed.network === 'host' && !policy.allowHostNetwork) throw forbidden('network', "'host' is not allowed by the server");
+  // An allow list (which may name the server's own loopback) or a published port (a listener on
+  // the server's host) is a part of the host's network: the same operator's choice.
+  if (typeof parsed.network === 'object' && !policy.allowHostNetwork) {
+    throw forbidden('network', 'an allow list or published ports reach the server\'s host network, which the server does not allow');
+  }
   if (parsed.seccomp === 'none' && !policy.allowSeccompNone) throw forbidden('seccomp', "'none' is not allowed by the server");
   if (typeof parsed.seccomp === 'object' && parsed.seccomp !== null && !policy.allowCustomSeccomp) {
     throw forbidden('seccomp', 'only the presets default and judge are allowed by the server');

@@ -39,6 +39,8 @@ describe('the default policy is strict', () => {
     ['a bind mount of a host path', { mounts: [{ source: '/usr', target: '/x' }] }, 'mounts[0].source'],
     ['an image', { image: '/' }, 'image'],
     ['the host network', { network: 'host' }, 'network'],
+    ['an egress allow list', { network: { allow: ['127.0.0.1:22'] } }, 'network'],
+    ['a published port', { network: { publish: [{ box: 8000 }] } }, 'network'],
     ['no seccomp filter', { seccomp: 'none' }, 'seccomp'],
     ['a seccomp policy of its own', { seccomp: { defaultAction: 'allow' } }, 'seccomp'],
     ['a cgroup parent', { cgroupParent: '/sys/fs/cgroup/x' }, 'cgroupParent'],

@@ -15,6 +15,8 @@
  *   BENCH_OUT         where to write the report (default bench/RESULTS.md)
  */
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -835,6 +837,50 @@ async function main(): Promise<void> {
       figures.daemonT8 = tDaemon;
     } finally {
       await daemon.stop();
+    }
+  });
+
+  // ---- 13. networks ---------------------------------------------------------------------------------
+  await section('13. Networks: an allow list and published ports against `none`', async () => {
+    const server = createServer((req, res) => {
+      if (req.url === '/big') {
+        res.end(Buffer.alloc(32 << 20, 'x'));
+        return;
+      }
+      res.end('ok');
+    });
+    await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const allow = [`127.0.0.1:${port}`];
+      const withAllow: RunOptions = { ...TRUE_BOX, network: { allow } };
+      const withPublish: RunOptions = { ...TRUE_BOX, network: { publish: [{ box: 8000, host: 0 }] } };
+      const [none, allowed, published] = await interleaved([() => ours(), () => ours(withAllow), () => ours(withPublish)], SUB_ITER);
+      const t2 = { none: await throughput(() => ours(), 2), allow: await throughput(() => ours(withAllow), 2) };
+      const curl = (path: string): RunOptions => ({ command: ['curl', '-sSf', '-o', '/dev/null', `http://127.0.0.1:${port}${path}`], network: { allow } });
+      const [oneRequest] = await interleaved([() => ours(curl('/'))], Math.max(30, Math.round(SUB_ITER / 4)));
+      const t0 = nowMs();
+      const rounds = 5;
+      for (let i = 0; i < rounds; i++) await ours(curl('/big'));
+      const mibps = (rounds * 32) / ((nowMs() - t0) / 1000);
+      p(`\`run({ command: ['/bin/true'] })\` (warm boxes on) ${SUB_ITER} times each, interleaved round-robin: the default \`none\`, with an allow list (the proxy's listener made in the box's namespace, the proxy started and closed; no connection), with one published port (a host listener). Throughput at concurrency 2, ${SECONDS} s each.`);
+      p();
+      p(LAT_HEAD);
+      p(row('`network: none` (baseline)', none!));
+      p(row('**`network: { allow }`**', allowed!, none, `Δ p50 ${ms(allowed!.p50 - none!.p50)} ms`));
+      p(row('**`network: { publish }`**', published!, none, `Δ p50 ${ms(published!.p50 - none!.p50)} ms`));
+      p(row('curl of a small page through the proxy (whole run)', oneRequest!, none));
+      p();
+      p(`Throughput at concurrency 2: none **${t2.none.toFixed(1)} runs/s**, with an allow list **${t2.allow.toFixed(1)} runs/s** (${ratio(t2.allow, t2.none)}). Bytes through the proxy: curl of 32 MiB from a server on the host's 127.0.0.1, ${rounds} runs: **${mibps.toFixed(0)} MiB/s** (whole runs, box start included).`);
+      figures.netNoneP50 = none!.p50;
+      figures.netAllowP50 = allowed!.p50;
+      figures.netPublishP50 = published!.p50;
+      figures.netAllowT2 = t2.allow;
+      figures.netNoneT2 = t2.none;
+      figures.netProxyMiBs = mibps;
+    } finally {
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
     }
   });
 

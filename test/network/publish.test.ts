@@ -98,6 +98,26 @@ describe('published ports', () => {
   });
 });
 
+describe('two boxes', () => {
+  it('talk through the host: one publishes, the other has that address on its allow list; a box with none cannot', async () => {
+    const server = await spawn({
+      command: ['python3', '-c', 'import http.server, socketserver\nh = http.server.SimpleHTTPRequestHandler\ns = socketserver.TCPServer(("127.0.0.1", 8000), h)\nprint("up", flush=True)\ns.serve_forever()'],
+      files: { 'page.txt': 'served by a box\n' },
+      network: { publish: [{ box: 8000, host: 0 }] },
+    });
+    await new Promise((resolve) => server.stdout.once('data', resolve));
+    const port = server.published[0]?.port ?? 0;
+    const url = `http://127.0.0.1:${port}/page.txt`;
+    const client = await run({ command: ['curl', '-sSf', url], network: { allow: [`127.0.0.1:${port}`] } });
+    const none = await run({ command: ['curl', '-sS', '--noproxy', '*', url] });
+    server.kill();
+    await server.wait();
+    expect(client.stdout).toBe('served by a box\n');
+    expect(none.status).toBe('nonzero-exit');
+    expect(none.stderr).toMatch(/Failed to connect|Couldn't connect/);
+  });
+});
+
 describe('without root', () => {
   const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
   it('the egress proxy and a published port work for an unprivileged caller', () => {

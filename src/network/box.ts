@@ -3,10 +3,24 @@
  * the program starts and closed when the box ends (the sockets made in the box's namespace keep
  * that namespace alive: nothing of it may outlive the box).
  */
+import { constants as osConstants } from 'node:os';
+
+import { SandboxSetupError } from '../errors.js';
 import type { NativeBox } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
 import { EgressProxy, PROXY_PORT, type NetworkReport } from './proxy.js';
 import { PublishedPorts, type PublishedAddress } from './publish.js';
+
+/** The proxy's listener in the box; a failure is the box's setup failing. */
+function boxSocket(box: NativeBox): number {
+  try {
+    return box.netSocket(true, PROXY_PORT);
+  } catch (e) {
+    const errno = (e as { errno?: number }).errno ?? 0;
+    const code = Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0] ?? 'EIO';
+    throw new SandboxSetupError('egress proxy socket in the box', errno, code, (e as Error).message);
+  }
+}
 
 export class BoxNetwork {
   private constructor(
@@ -21,7 +35,7 @@ export class BoxNetwork {
 
   /** Opens the proxy and the published ports for a box that has not started its program yet. */
   static async open(box: NativeBox, o: ResolvedOptions): Promise<BoxNetwork> {
-    const proxy = o.egress ? new EgressProxy(box.netSocket(true, PROXY_PORT), o.egress.allow, o.egress.limits) : null;
+    const proxy = o.egress ? new EgressProxy(boxSocket(box), o.egress.allow, o.egress.limits) : null;
     try {
       const ports = o.publish.length > 0 ? await PublishedPorts.open(box, o.publish) : null;
       return new BoxNetwork(proxy, ports);

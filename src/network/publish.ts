@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 
+import { SandboxSetupError } from '../errors.js';
 import type { NativeBox } from '../native.js';
 
 export interface ResolvedPublish {
@@ -40,8 +41,10 @@ export class PublishedPorts {
     const servers: net.Server[] = [];
     const addresses: PublishedAddress[] = [];
     let self: PublishedPorts | null = null;
+    let at = 0;
     try {
-      for (const p of ports) {
+      for (const [i, p] of ports.entries()) {
+        at = i;
         const server = net.createServer((c) => self?.carry(box, p.box, c));
         server.maxConnections = MAX_CONNECTIONS;
         servers.push(server);
@@ -58,7 +61,9 @@ export class PublishedPorts {
       }
     } catch (e) {
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-      throw e;
+      const err = e as NodeJS.ErrnoException;
+      const p = ports[at] as ResolvedPublish;
+      throw new SandboxSetupError(`network.publish[${at}]`, -(err.errno ?? 0), err.code ?? 'EIO', `listening on ${p.hostAddress}:${p.hostPort}: ${err.message}`);
     }
     self = new PublishedPorts(servers, addresses);
     return self;

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { run, Sandbox, SandboxOptionsError, spawn } from '../../src/index.js';
+import { run, Sandbox, SandboxOptionsError, SandboxSetupError, spawn } from '../../src/index.js';
 import { childPids, openFds, requireRoot } from '../helpers/host.js';
 
 beforeAll(async () => {
@@ -86,7 +86,9 @@ describe('published ports', () => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as net.AddressInfo).port;
-    await expect(spawn({ command: ['true'], network: { publish: [{ box: 8000, host: port }] } })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    const failed = spawn({ command: ['true'], network: { publish: [{ box: 8000, host: port }] } });
+    await expect(failed).rejects.toBeInstanceOf(SandboxSetupError);
+    await expect(failed).rejects.toMatchObject({ stage: 'network.publish[0]', code: 'EADDRINUSE', errno: 98 });
     await new Promise((r) => taken.close(r));
     expect(await openFds()).toBe(fds);
     expect(await childPids()).toEqual([]);

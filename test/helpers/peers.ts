@@ -17,7 +17,10 @@ export interface Peer {
   readonly for: string;
 }
 
-export const PEERS: readonly Peer[] = [];
+export const PEERS: readonly Peer[] = [
+  { program: 'curl', package: 'curl', for: 'test/network (clients of the egress proxy in boxes)' },
+  { program: 'python3', package: 'python3', for: 'test/network (urllib through the egress proxy, servers of published ports)' },
+];
 
 function onPath(program: string): boolean {
   const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin', '/usr/bin']);

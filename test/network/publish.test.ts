@@ -1,12 +1,13 @@
 // Published ports: the host listens where it is told and carries each connection into the box's
 // namespace; nothing listens once the box has ended. Without root, the egress proxy and published
 // ports work the same way.
-import { spawnSync } from 'node:child_process';
+import { spawn as spawnChild, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
 import { run, Sandbox, SandboxOptionsError, SandboxSetupError, spawn } from '../../src/index.js';
 import { childPids, openFds, requireRoot } from '../helpers/host.js';
 
@@ -117,6 +118,41 @@ describe('two boxes', () => {
     expect(client.stdout).toBe('served by a box\n');
     expect(none.status).toBe('nonzero-exit');
     expect(none.stderr).toMatch(/Failed to connect|Couldn't connect/);
+  });
+});
+
+describe('a killed owner', () => {
+  it('takes its boxes, its proxy and its published ports with it; its cgroups are swept at the next start', async () => {
+    const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
+    const code = `
+      import { spawn } from ${JSON.stringify(DIST)};
+      const p = await spawn({ command: ['sleep', '60'], network: { allow: ['127.0.0.1:1'], publish: [{ box: 8000, host: 0 }] } });
+      console.log(JSON.stringify({ pid: p.pid, port: p.published[0].port }));
+      setInterval(() => undefined, 1000);`;
+    const owner = spawnChild(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve) => owner.stdout.once('data', (d: Buffer) => resolve(String(d))));
+    const { pid, port } = JSON.parse(line) as { pid: number; port: number };
+    expect(await ask(port, 'x')).toBe('');
+    owner.kill('SIGKILL');
+    await new Promise((resolve) => owner.once('exit', resolve));
+    // The box's init sees its control socket close (and has PR_SET_PDEATHSIG): it ends the box.
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      try {
+        process.kill(pid, 0);
+        await new Promise((r) => setTimeout(r, 50));
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
+    expect(await ask(port, 'x')).toBe('ECONNREFUSED');
+    // A network of an allow list or a published port has nothing outside the box and the owner
+    // process; what the owner made in the cgroup tree goes as any dead owner's does.
+    const ownerDirs = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${owner.pid}`));
+    expect(ownerDirs().length).toBeGreaterThan(0);
+    await cleanupOrphans();
+    expect(ownerDirs()).toEqual([]);
   });
 });
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -70,10 +71,16 @@ int box_net_socket(int pidfd, BoxSocket kind, uint16_t port) {
   NetArgs args{pidfd, geteuid() == 0 ? CLONE_NEWNET : CLONE_NEWUSER | CLONE_NEWNET, kind, port, -EIO};
   void* stack = mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return -errno;
+  // The task starts with every signal blocked: a handler of Node's running on our memory in
+  // another task is what must never happen.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   // CLONE_VFORK: we continue once it has exited, so its stack and args are free to go. No exit
   // signal: Node's SIGCHLD handling never sees it; it is reaped here by pid with __WALL.
   int pid = clone(net_child, static_cast<char*>(stack) + kStackSize, CLONE_VM | CLONE_FILES | CLONE_VFORK, &args);
   int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid > 0) {
     while (waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
     }

@@ -1,7 +1,10 @@
-// The CLI's --allow and --publish: the same egress proxy and published ports as the library.
+// The CLI's --allow and --publish, and a profile's network: the same egress proxy and published
+// ports as the library.
 import { spawn as spawnChild } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +47,22 @@ describe('sandcell run --allow / --publish', () => {
     const result = JSON.parse(r.stdout) as { stdout: string; network: { connections: { to: string; allowed: boolean }[] } };
     expect(result.stdout).toBe('from the host\n');
     expect(result.network.connections).toMatchObject([{ to: `127.0.0.1:${port}`, allowed: true }]);
+  });
+
+  it('a profile names the allow list the same way', async () => {
+    const server = http.createServer((_req, res) => res.end('profiled\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'sandcell-net-profile-'));
+    const config = join(dir, 'sandcell.yaml');
+    writeFileSync(config, `sandcell: 1\nprofiles:\n  egress:\n    network:\n      allow: ['127.0.0.1:${port}']\n      limits: { connections: 4 }\n`);
+    const r = await sandcell(['run', '--json', '--profile', 'egress', '--config', config, '--', 'curl', '-sSf', `http://127.0.0.1:${port}/`]);
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.stderr).toBe('');
+    const result = JSON.parse(r.stdout) as { stdout: string; network: { connections: { allowed: boolean }[] } };
+    expect(result.stdout).toBe('profiled\n');
+    expect(result.network.connections).toMatchObject([{ allowed: true }]);
   });
 
   it('--publish carries a host connection to the box', async () => {

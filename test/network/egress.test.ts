@@ -140,6 +140,29 @@ describe('egress through the allow list', () => {
     expect(r.network?.connections).toEqual([]);
   });
 
+  it('forwards a request body, and answers garbage and an endless head without holding anything', async () => {
+    const post = `import urllib.request; print(urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:${port}/post', data=b'x' * 100000)).read().decode(), end='')`;
+    const code = [
+      'import socket',
+      'def ask(data):',
+      '    s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(5)',
+      '    try:',
+      '        s.sendall(data); got = b""',
+      '        while True:',
+      '            b = s.recv(4096)',
+      '            if not b: return got.split(b"\\r\\n")[0].decode() or "closed"',
+      '            got += b',
+      '    except OSError as e: return type(e).__name__',
+      'print(ask(b"garbage\\r\\n\\r\\n"))',
+      'print(ask(b"GET / HTTP/1.1\\r\\nX: " + b"a" * 40000))',
+    ].join('\n');
+    const r = await run({ command: ['/bin/sh', '-c', `python3 -c "${post}"; python3 -c '${code}'`], network: { allow: allow() } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('hello /post\nHTTP/1.1 400 Bad Request\nclosed\n');
+    expect(r.network?.connections).toEqual([expect.objectContaining({ to: `127.0.0.1:${port}`, allowed: true })]);
+    expect(r.network?.connections[0]?.bytesOut).toBeGreaterThan(100000);
+  });
+
   it('bounds connections at once and bytes each way', async () => {
     const many = await run({
       command: ['python3', '-c', CUT_OFF],

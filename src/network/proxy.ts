@@ -288,7 +288,13 @@ export class EgressProxy {
       upstream.setTimeout(0);
       client.setTimeout(0);
       answer.ok();
-      if (first.length > 0) this.count(rec, 'out', first.length) && upstream.write(first);
+      if (first.length > 0) {
+        if (!this.count(rec, 'out', first.length)) {
+          client.destroy();
+          return;
+        }
+        upstream.write(first);
+      }
       this.copy(client, upstream, rec, 'out');
       this.copy(upstream, client, rec, 'in');
       client.resume();

@@ -478,8 +478,26 @@ Napi::Value setup_error(Napi::Env env, const SpawnResult& res) {
   return err.Value();
 }
 
+// setTimings(true) (NODE_DEBUG=sandcell): started programs carry the worker's step times.
+bool g_timings = false;
+
+// The time of each step reached, in ms, named by the step that ended at its mark (NativeStarted.marks).
+Napi::Object step_times(Napi::Env env, const SpawnResult& res) {
+  static const char* const kNames[SpawnResult::kMarkCount] = {nullptr,  "queue",    "clone", "idMapsCgroup",
+                                                              "initExec", "planSent", "report"};
+  Napi::Object out = Napi::Object::New(env);
+  int64_t last = res.marks[SpawnResult::kQueued];
+  for (int i = SpawnResult::kBegun; i < SpawnResult::kMarkCount; i++) {
+    if (res.marks[i] == 0) continue;
+    out.Set(kNames[i], Napi::Number::New(env, static_cast<double>(res.marks[i] - last) / 1e6));
+    last = res.marks[i];
+  }
+  return out;
+}
+
 // What JavaScript learns of a program that started (NativeStarted): its stdio and when.
 void set_started(Napi::Env env, const SpawnResult& res, Napi::Object out) {
+  if (g_timings) out.Set("marks", step_times(env, res));
   const char* names[3] = {"stdin", "stdout", "stderr"};
   for (int i = 0; i < 3; i++) out.Set(names[i], res.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res.stdio[i])) : env.Null());
   out.Set("startedNs", Napi::BigInt::New(env, res.started_ns));
@@ -489,7 +507,9 @@ void set_started(Napi::Env env, const SpawnResult& res, Napi::Object out) {
 class SpawnWorker : public Napi::AsyncWorker {
  public:
   SpawnWorker(Napi::Env env, SpawnRequest req)
-      : Napi::AsyncWorker(env, "sandcell.spawn"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {}
+      : Napi::AsyncWorker(env, "sandcell.spawn"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {
+    res_.marks[SpawnResult::kQueued] = now_ns();
+  }
 
   ~SpawnWorker() override {
     if (req_.join_pidfd >= 0) close(req_.join_pidfd);
@@ -533,6 +553,7 @@ class StartWorker : public Napi::AsyncWorker {
   StartWorker(Napi::Env env, Napi::Object box, StartRequest req)
       : Napi::AsyncWorker(env, "sandcell.start"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {
     box_ = Napi::Persistent(box);
+    res_.marks[SpawnResult::kQueued] = now_ns();
   }
 
   ~StartWorker() override {
@@ -621,6 +642,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setInit", Napi::Function::New(env, SetInit));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("setTimings", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    g_timings = info.Length() > 0 && info[0].ToBoolean().Value();
+  }));
   return exports;
 }
 

@@ -412,6 +412,7 @@ class ThreadActsAs {
 void release_owner(uint32_t id) { g_owner_ids.release(id); }
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res) {
+  res->marks[SpawnResult::kBegun] = now_ns();
   Fds fds;
   int ctl[2], exe[2], rep[2], st[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) return fail(res, "socketpair", errno);
@@ -491,6 +492,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     munmap(stack, kStackSize + kGuardSize);
     return fail(res, "clone", clone_err);
   }
+  res->marks[SpawnResult::kCloned] = now_ns();
   int* pidfd_p = fds.add(pidfd);
   fds.close_now(ctl_rd);
   fds.close_now(exe_wr);
@@ -521,6 +523,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   for (const auto& file : req.cgroup_procs)
     if (!write_file(file, pid_text)) return abort_child("cgroup attach", errno);
 
+  res->marks[SpawnResult::kMapped] = now_ns();
   // The go byte releases the child; the plan that follows is read by the init after execve.
   if (!write_all(*ctl_wr, "g", 1)) return abort_child("sync with child", errno);
   uint32_t plan_len = static_cast<uint32_t>(req.plan.size());
@@ -541,6 +544,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     return fail(res, "start init", n < 0 ? static_cast<int>(-n) : EPROTO);
   }
   munmap(stack, kStackSize + kGuardSize);
+  res->marks[SpawnResult::kInitExec] = now_ns();
   if (!plan_sent) {
     kill_and_reap(*pidfd_p);
     return fail(res, "send plan", plan_err);
@@ -548,6 +552,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 
   // EOF can also mean the init died before starting the program: it then sent no status.
   if (!await_report(*rep_rd, *pidfd_p, notify_fd, run_pidfd, req.prepared, res)) return;
+  res->marks[SpawnResult::kReported] = now_ns();
   if (!req.prepared) mark_started(req.cpu_usage_file, res);
   res->pid = pid;
   res->owner = owner.keep();
@@ -561,6 +566,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 }
 
 void start_prepared(const StartRequest& req, SpawnResult* res) {
+  res->marks[SpawnResult::kBegun] = now_ns();
   Fds fds;
   int* parent_io[3] = {nullptr, nullptr, nullptr};
   int* child_io[3] = {nullptr, nullptr, nullptr};
@@ -582,7 +588,9 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
     kill_and_reap(req.pidfd);
     return fail(res, "send run plan", err);
   }
+  res->marks[SpawnResult::kSent] = now_ns();
   if (!await_report(req.report_fd, req.pidfd, notify_fd, nullptr, false, res)) return;
+  res->marks[SpawnResult::kReported] = now_ns();
   mark_started(req.cpu_usage_file, res);
   res->notify_fd = fds.release(notify_fd);
   for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;

@@ -66,6 +66,11 @@ struct SpawnResult {
   int64_t early_violation_nr = -1;
   uint32_t early_violation_arch = 0;
   std::string cpu_usage_at_start;  // contents of cpu_usage_file at that moment (the setup's share)
+  // CLOCK_MONOTONIC as the request passes each step (0: not reached), for the stage times of the
+  // debug log. The init's own steps lie between them: its exec and root (kInitExec to kReported of
+  // a spawn), its fork and the program's setup and execve (kSent to kReported of a start).
+  enum Mark { kQueued, kBegun, kCloned, kMapped, kInitExec, kSent, kReported, kMarkCount };
+  int64_t marks[kMarkCount] = {};
 };
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res);

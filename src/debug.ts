@@ -28,7 +28,7 @@ export type DebugEvent =
   /** A run ended: its status and the time of each stage, in ms. */
   | { event: 'end'; pid: number; status: string; ms: Readonly<Record<string, number>> }
   /** A warm box was built for a shape, or could not be. */
-  | { event: 'warm-build'; pid: number | null; ms: number; error?: string }
+  | { event: 'warm-build'; pid: number | null; ms: number; steps?: Readonly<Record<string, number>>; error?: string }
   /** A living box (Sandbox) was built. */
   | { event: 'box'; pid: number; cgroup: boolean; ms: number };
 
@@ -64,5 +64,10 @@ export class Stages {
     const now = performance.now();
     this.ms[stage] = Math.round((now - this.last) * 1000) / 1000;
     this.last = now;
+  }
+
+  /** The steps of the stage that just ended, as the addon timed them (`stage.step` in the event). */
+  steps(stage: string, marks: Readonly<Record<string, number>> | undefined): void {
+    for (const [step, ms] of Object.entries(marks ?? {})) this.ms[`${stage}.${step}`] = Math.round(ms * 1000) / 1000;
   }
 }

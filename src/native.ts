@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { debugging } from './debug.js';
 import { SandboxSetupError } from './errors.js';
 import { HOST_ID_BASE, HOST_ID_LAST, ownerIds } from './plan/ids.js';
 import { refusalHint } from './privilege.js';
@@ -127,6 +128,8 @@ export interface NativeStarted {
   startedNs: bigint;
   /** Contents of `cpuUsageFile` when the program started. */
   cpuUsageAtStart: string | null;
+  /** With NODE_DEBUG=sandcell: ms spent in each step of the addon's worker, the init's work between them. */
+  marks?: Readonly<Record<string, number>>;
 }
 
 export interface NativeSpawned extends NativeStarted {
@@ -138,6 +141,8 @@ interface Addon {
   setInit(path: string): void;
   spawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned>;
   peerCred(fd: number): PeerCredentials;
+  /** Absent from an addon built before it: the step times are then not reported. */
+  setTimings?(on: boolean): void;
 }
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -181,6 +186,7 @@ function load(): Addon {
     );
   }
   a.setInit(INIT_PATH);
+  a.setTimings?.(debugging);
   addon = a;
   return a;
 }

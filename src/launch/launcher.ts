@@ -103,6 +103,7 @@ async function startWarm(c: Context, warm: WarmBox, box: 'warm' | 'new' = 'warm'
     throw e;
   }
   c.stages?.mark('start');
+  c.stages?.steps('start', started.marks);
   return supervise(c, { ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, run, box, outcome, network);
 }
 
@@ -134,6 +135,7 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
     throw e;
   }
   c.stages?.mark('spawn');
+  c.stages?.steps('spawn', native.marks);
   return supervise(c, native, cgroup, run, into ? 'living' : 'new', outcome);
 }
 
@@ -181,7 +183,7 @@ async function prepareBox(plan: NativePlan, pool: CgroupPool | null): Promise<Wa
     await discardWarm(box);
     throw new Error('a bind source changed while the box was built');
   }
-  if (debugging) debug({ event: 'warm-build', pid: native.pid, ms: performance.now() - began });
+  if (debugging) debug({ event: 'warm-build', pid: native.pid, ms: performance.now() - began, steps: native.marks });
   return box;
 }
 

@@ -51,6 +51,7 @@ struct ChildArgs {
   int sources[6];  // become fds 0..5 in the box: stdin, stdout, stderr, plan, report, status
   int init_fd;
   int join_pidfd;
+  long unshare_flags;  // the box's namespaces other than its user and PID namespaces (0 for a join)
   bool setgroups_denied;
   char* const* argv;
   char* const* envp;
@@ -92,6 +93,13 @@ int child_main(void* p) {
   // host's groups are already out of reach and the call would only fail.
   if (!a->setgroups_denied && (n = raw::syscall6(__NR_setgroups, 0, 0)) < 0) child_fail(a->exec_wr, "setgroups", -n);
   if ((n = raw::syscall6(__NR_setresuid, 0, 0, 0)) < 0) child_fail(a->exec_wr, "setresuid", -n);
+
+  // The box's other namespaces are made here, by the box's own process, not by clone() on the
+  // caller's thread: their kernel work (copying the mount table, setting up a network stack) is
+  // then the box's CPU, charged to its cgroup (attached before the go byte), not the embedding
+  // process's. They belong to the box's user namespace either way.
+  if (a->unshare_flags != 0 && (n = raw::syscall6(__NR_unshare, a->unshare_flags)) < 0)
+    child_fail(a->exec_wr, "namespaces", -n);
 
   // Lift every source above the target numbers first, so installing one cannot clobber another.
   constexpr long kHigh = 16;
@@ -462,8 +470,9 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 
   bool join = req.join_pidfd >= 0;
   int flags = CLONE_VM | CLONE_PIDFD;
-  if (!join) flags |= CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (!join && req.new_net) flags |= CLONE_NEWNET;
+  // A PID namespace must come with the process that is to be its PID 1; the rest the child unshares.
+  if (!join) flags |= CLONE_NEWUSER | CLONE_NEWPID;
+  if (!join) args.unshare_flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (req.new_net ? CLONE_NEWNET : 0);
   int pidfd = -1;
   pid_t pid;
   int clone_err = 0;

@@ -5,7 +5,6 @@
  * and each serves exactly one run: nothing a program did can reach the next one.
  */
 import { rmdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 
 import type { RunCgroup } from '../cgroup/index.js';
 import type { NativePlan, NativeSpawned } from '../native.js';
@@ -67,17 +66,9 @@ const MAX_SHAPES = 8;
 export const RUNS_BEFORE_WARM = 2;
 /** A shape not used for this long gives its boxes back. */
 const IDLE_MS = 30_000;
-/**
- * Boxes built at once. A build takes about twice as long as a run in a warm box, so one builder
- * cannot keep up with a caller running back to back; two (on two CPUs or more) can, while the
- * machine keeps room for the runs themselves.
- */
-const BUILDERS = Math.min(2, availableParallelism());
 
 interface Shape {
   boxes: WarmBox[];
-  /** Builds of this shape under way. */
-  pending: number;
   lastUsed: number;
   runs: number;
   prepare: PrepareBox;
@@ -87,7 +78,7 @@ interface Shape {
 export class WarmPool {
   private limit = 2 * PER_SHAPE;
   private readonly shapes = new Map<string, Shape>();
-  private readonly building = new Set<Promise<void>>();
+  private building: Promise<void> | null = null;
   private scheduled: NodeJS.Immediate | null = null;
   /** Bumped by drain(): a box whose build began before is discarded, not kept. */
   private generation = 0;
@@ -114,7 +105,7 @@ export class WarmPool {
    */
   want(key: string, prepare: PrepareBox): void {
     if (this.limit === 0) return;
-    const shape = this.shapes.get(key) ?? { boxes: [], pending: 0, lastUsed: 0, runs: 0, prepare };
+    const shape = this.shapes.get(key) ?? { boxes: [], lastUsed: 0, runs: 0, prepare };
     // Re-inserted at the end: the map stays in order of use, the least recent first.
     this.shapes.delete(key);
     shape.lastUsed = Date.now();
@@ -142,15 +133,15 @@ export class WarmPool {
     const boxes = [...this.shapes.values()].flatMap((shape) => shape.boxes);
     this.shapes.clear();
     this.stopIdleTimer();
-    while (this.building.size > 0) await Promise.all(this.building);
+    while (this.building) await this.building;
     for (const box of boxes) await this.discard(box);
     while (this.discarding.size > 0) await Promise.all(this.discarding.values());
   }
 
   /** Resolves when no box is being built or about to be. */
   async settled(): Promise<void> {
-    while (this.building.size > 0 || this.scheduled) {
-      if (this.building.size > 0) await Promise.all(this.building);
+    while (this.building || this.scheduled) {
+      if (this.building) await this.building;
       else await new Promise((resolve) => setImmediate(resolve));
     }
   }
@@ -176,40 +167,37 @@ export class WarmPool {
     }
   }
 
-  /** Boxes waiting, and with `pending`, those being built too. */
-  private count(pending = false): number {
+  private count(): number {
     let n = 0;
-    for (const shape of this.shapes.values()) n += shape.boxes.length + (pending ? shape.pending : 0);
+    for (const shape of this.shapes.values()) n += shape.boxes.length;
     return n;
   }
 
   /**
-   * At most BUILDERS builds at a time: warm boxes must not crowd out the runs they are meant to
-   * speed up. Each build starts from an unreferenced immediate, so a process with nothing else to
-   * do exits instead of building boxes nobody will use.
+   * One build at a time: a warm box must not compete with the runs it is meant to speed up. Each
+   * build starts from an unreferenced immediate, so a process with nothing else to do exits
+   * instead of building boxes nobody will use.
    */
   private schedule(): void {
-    if (this.building.size >= BUILDERS || this.scheduled || !this.neediest()) return;
+    if (this.building || this.scheduled || !this.neediest()) return;
     this.scheduled = setImmediate(() => {
       this.scheduled = null;
-      const next = this.building.size < BUILDERS ? this.neediest() : null;
-      if (!next) return;
-      const built = this.buildOne(next).finally(() => {
-        this.building.delete(built);
+      if (this.building) return;
+      this.building = this.buildOne().finally(() => {
+        this.building = null;
         this.schedule();
       });
-      this.building.add(built);
-      this.schedule();
     });
     this.scheduled.unref();
   }
 
-  private async buildOne(next: { key: string; shape: Shape }): Promise<void> {
+  private async buildOne(): Promise<void> {
+    const next = this.neediest();
+    if (!next) return;
     const generation = this.generation;
-    next.shape.pending++;
     let box: WarmBox;
     try {
-      box = await next.shape.prepare();
+      box = await next.prepare();
     } catch {
       // The shape cannot be built now (a bind source went away, say), and the boxes it has are
       // as stale. Its runs build their own box, which reports the error; the pool tries again
@@ -218,8 +206,6 @@ export class WarmPool {
       this.shapes.delete(next.key);
       for (const box of failed?.boxes.splice(0) ?? []) await this.discard(box);
       return;
-    } finally {
-      next.shape.pending--;
     }
     const shape = this.shapes.get(next.key);
     if (generation !== this.generation || !shape || this.count() >= this.limit) {
@@ -231,14 +217,14 @@ export class WarmPool {
   }
 
   /** The shape most recently used that is short of boxes, while the pool has room. */
-  private neediest(): { key: string; shape: Shape } | null {
-    if (this.count(true) >= this.limit) return null;
+  private neediest(): { key: string; prepare: PrepareBox } | null {
+    if (this.count() >= this.limit) return null;
     let best: [string, Shape] | null = null;
     for (const entry of this.shapes) {
-      if (entry[1].boxes.length + entry[1].pending >= PER_SHAPE || entry[1].runs < RUNS_BEFORE_WARM) continue;
+      if (entry[1].boxes.length >= PER_SHAPE || entry[1].runs < RUNS_BEFORE_WARM) continue;
       if (!best || entry[1].lastUsed > best[1].lastUsed) best = entry;
     }
-    return best ? { key: best[0], shape: best[1] } : null;
+    return best ? { key: best[0], prepare: best[1].prepare } : null;
   }
 
   private async expire(): Promise<void> {

@@ -97,7 +97,7 @@ const ranges = (c: Confinement): string => c.uids.map(([a, b]) => `${a}–${b}`)
 function callOf(stage: string): string | null {
   if (stage === 'clone') return 'clone() with CLONE_NEWUSER and the other CLONE_NEW* flags';
   if (stage === 'join box') return 'setns()';
-  if (stage === 'run mount namespace' || stage === 'run PID namespace' || stage === 'cgroup namespace') return 'unshare()';
+  if (stage === 'namespaces' || stage === 'run mount namespace' || stage === 'run PID namespace' || stage === 'cgroup namespace') return 'unshare()';
   if (stage === 'sethostname') return 'sethostname()';
   if (stage === 'pivot_root') return 'pivot_root()';
   if (stage === 'detach old root') return 'umount2()';
@@ -118,7 +118,7 @@ function toAllow(call: string): string {
 }
 
 /** Stages that come before the box's /proc is mounted. */
-const BEFORE_PROC = new Set(['clone', 'box owner id', 'uid_map', 'setgroups deny', 'gid_map', 'cgroup namespace', 'sethostname', 'make mounts private']);
+const BEFORE_PROC = new Set(['clone', 'box owner id', 'uid_map', 'setgroups deny', 'gid_map', 'namespaces', 'cgroup namespace', 'sethostname', 'make mounts private']);
 
 const PROC_FIX = '(Docker: --security-opt systempaths=unconfined; Kubernetes: securityContext.procMount: Unmasked)';
 

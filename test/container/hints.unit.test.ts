@@ -36,6 +36,10 @@ describe('refusalHint', () => {
     );
   });
 
+  it("names unshare() when the box's own mount, IPC, UTS or network namespace is refused", () => {
+    expect(refusalHint('namespaces', 'EPERM', ids, confinement({ seccompFilters: 1 }))).toMatch(/^unshare\(\) refused with EPERM while this process runs under a seccomp filter /);
+  });
+
   it('says nothing for root with every capability and no confinement: nothing of this is in the way', () => {
     expect(refusalHint('make mounts private', 'EPERM', ids, confinement())).toBeUndefined();
     expect(refusalHint('chdir /work', 'ENOENT', ids, confinement())).toBeUndefined();

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -637,6 +639,28 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// How a stored image layer records what an OCI layer's ".wh." entries say, in overlayfs's own
+// terms (Node has neither mknod nor setxattr): a whiteout is a 0/0 character device, which the
+// kernel lets any user make; an opaque directory carries user.overlay.opaque, the name an
+// overlay mounted with "userxattr" (as a box mounts it, inside its user namespace) reads.
+Napi::Value OverlayMark(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "overlayMark(kind: 'whiteout' | 'opaque', path: string)");
+  std::string kind = info[0].As<Napi::String>().Utf8Value();
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  int rc;
+  if (kind == "whiteout") rc = mknod(path.c_str(), S_IFCHR | 0, makedev(0, 0));
+  else if (kind == "opaque") rc = lsetxattr(path.c_str(), "user.overlay.opaque", "y", 1, 0);
+  else throw Napi::TypeError::New(env, "overlayMark: kind must be 'whiteout' or 'opaque'");
+  if (rc < 0) {
+    Napi::Error e = Napi::Error::New(env, kind + " " + path + ": " + strerror(errno));
+    e.Set("errno", Napi::Number::New(env, errno));
+    throw e;
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
   exports.Set("setInit", Napi::Function::New(env, SetInit));
@@ -645,6 +669,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setTimings", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     g_timings = info.Length() > 0 && info[0].ToBoolean().Value();
   }));
+  exports.Set("overlayMark", Napi::Function::New(env, OverlayMark));
   return exports;
 }
 

@@ -215,9 +215,12 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
     if (join && p.mounts.back().kind != wire::kFile && p.mounts.back().kind != wire::kDir)
       bad(env, name + ".kind", "a run inside a box may only place files and directories");
   }
-  Napi::Value image = field(plan, "image");
-  if (!image.IsUndefined() && !image.IsNull()) {
-    p.image = clean_path(env, image, "plan.image");
+  Napi::Value layers = field(plan, "layers");
+  if (!layers.IsUndefined() && !layers.IsNull()) {
+    Napi::Array list = array(env, layers, "plan.layers", wire::kMaxLayers);
+    if (list.Length() == 0) bad(env, "plan.layers", "must name at least one directory");
+    for (uint32_t i = 0; i < list.Length(); i++)
+      p.layers.push_back(clean_path(env, list.Get(i), "plan.layers[" + std::to_string(i) + "]"));
     p.flags |= wire::kOverlayRoot;
   }
   p.root_tmpfs = tmpfs_options(env, field(plan, "rootTmpfs"), "plan.rootTmpfs");

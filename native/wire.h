@@ -13,6 +13,9 @@ namespace sandcell::wire {
 constexpr uint32_t kPlanMagic = 0x53434c50;    // "SCLP"
 constexpr uint32_t kStatusMagic = 0x53434c53;  // "SCLS"
 constexpr uint32_t kMaxPlanBytes = 16u << 20;
+// Lower directories of an overlay root: their /proc/self/fd/N names joined fit the one page of
+// mount options the kernel takes.
+constexpr uint32_t kMaxLayers = 128;
 
 // Fixed fd numbers the init finds its channels at (stdio is 0, 1, 2).
 constexpr int kPlanFd = 3;    // read: the plan (u32 length, bytes); then control bytes, EOF = parent gone
@@ -40,7 +43,7 @@ enum PlanFlag : uint32_t {
   kLoopbackUp = 1,
   kNewCgroupNs = 2,
   kRootReadOnly = 4,
-  kOverlayRoot = 64,  // the root is an overlay: the image (staging_image) below, a tmpfs above
+  kOverlayRoot = 64,  // the root is an overlay: the image's layers below, a tmpfs above
   kSeccompListener = 8,  // load the filter with a user-notification listener and send it back
   // A box that lives: the init builds the root and then only reaps, until told to end.
   kPersistent = 16,
@@ -74,7 +77,7 @@ struct Plan {
   uint32_t gid = 0;
   std::string hostname;
   std::string staging;  // host directory the new root is assembled on (inside the private mount ns)
-  std::string image;        // with kOverlayRoot: the read-only lower directory
+  std::vector<std::string> layers;  // with kOverlayRoot: the read-only lower directories, uppermost first
   std::string root_tmpfs;   // options of the tmpfs under the new root (holds the overlay's upper layer)
   std::string cwd;
   std::vector<std::string> argv;
@@ -193,7 +196,7 @@ inline std::string encode(const Plan& plan) {
   w.u32(plan.gid);
   w.str(plan.hostname);
   w.str(plan.staging);
-  w.str(plan.image);
+  w.strs(plan.layers);
   w.str(plan.root_tmpfs);
   w.str(plan.cwd);
   w.strs(plan.argv);
@@ -227,7 +230,7 @@ inline bool decode(const std::string& bytes, Plan* plan) {
   uint32_t magic, count;
   if (!r.u32(&magic) || magic != kPlanMagic) return false;
   if (!r.u32(&plan->flags) || !r.u32(&plan->uid) || !r.u32(&plan->gid)) return false;
-  if (!r.str(&plan->hostname) || !r.str(&plan->staging) || !r.str(&plan->image) || !r.str(&plan->root_tmpfs) ||
+  if (!r.str(&plan->hostname) || !r.str(&plan->staging) || !r.strs(&plan->layers, kMaxLayers) || !r.str(&plan->root_tmpfs) ||
       !r.str(&plan->cwd))
     return false;
   if (!r.strs(&plan->argv, 1u << 16) || !r.strs(&plan->env, 1u << 16)) return false;

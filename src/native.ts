@@ -54,10 +54,10 @@ export interface NativePlan {
   loopback: boolean;
   cgroupNamespace: boolean;
   rootReadOnly: boolean;
-  /** Options of the tmpfs the root is assembled on (with `image`, it holds the overlay's upper layer). */
+  /** Options of the tmpfs the root is assembled on (with `layers`, it holds the overlay's upper layer). */
   rootTmpfs: string;
-  /** An overlay root over this image directory. */
-  image?: string;
+  /** An overlay root over these image directories, uppermost first. */
+  layers?: string[];
   /** The box only builds its root and waits for runs (Sandbox.create). */
   persistent?: boolean;
   /** A run inside a living box (given to spawn() as its second argument), or a prepared box's run (given to its start()). */
@@ -143,6 +143,7 @@ interface Addon {
   peerCred(fd: number): PeerCredentials;
   /** Absent from an addon built before it: the step times are then not reported. */
   setTimings?(on: boolean): void;
+  overlayMark(kind: 'whiteout' | 'opaque', path: string): void;
 }
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -208,6 +209,15 @@ export interface PeerCredentials {
 /** The peer of the Unix socket `fd` (SO_PEERCRED); throws (with `errno`) for anything else. */
 export function peerCredentials(fd: number): PeerCredentials {
   return load().peerCred(fd);
+}
+
+/**
+ * Marks `path` in an image layer the way overlayfs reads it: a whiteout (a 0/0 character
+ * device, hiding the same name in lower layers) or an opaque directory (user.overlay.opaque).
+ * Throws (with `errno`) when the kernel refuses.
+ */
+export function overlayMark(kind: 'whiteout' | 'opaque', path: string): void {
+  load().overlayMark(kind, path);
 }
 
 /** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */

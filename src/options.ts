@@ -11,6 +11,7 @@ import { SandboxOptionsError, type OptionIssue } from './errors.js';
 import { AllowList, parseAllowRule, type AllowRule } from './network/allow.js';
 import { PROXY_PORT, type EgressLimits } from './network/proxy.js';
 import type { ResolvedPublish } from './network/publish.js';
+import { defaultStoreRoot, findImage, StorePaths } from './images/store.js';
 import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
 import { RUN_WALL_TIME_MS } from './limits/wall-time.js';
 import { privileged } from './privilege.js';
@@ -98,7 +99,12 @@ export type FileContent = string | Uint8Array | { data: string | Uint8Array; mod
 
 /** What the box is: its root, its volumes, its network, its ids, its cgroup. */
 export interface BoxShape {
-  /** A root filesystem image (a directory) instead of the host's /usr etc. */
+  /**
+   * A root filesystem instead of the host's /usr etc.: an absolute path (a directory), or the
+   * name or id of an image in the image store (`sandcell image import`; see docs/images.md).
+   * Names never start with `/` or `.`. A stored image's `Env` and `WorkingDir` are the run's
+   * defaults (`env` and `cwd` given here win).
+   */
   image?: string;
   /** With `image`: a copy-on-write layer over it (a tmpfs, discarded with the box). */
   writable?: boolean;
@@ -185,7 +191,10 @@ export interface ResolvedOptions {
   /** Box ports published on the host. */
   publish: ResolvedPublish[];
   mounts: ResolvedMount[];
+  /** A directory image (the `image` option was a path). */
   image: string | null;
+  /** A stored image: its layers' directories, uppermost first (mounted as one overlay). */
+  layers: string[] | null;
   writable: boolean;
   files: ResolvedFile[];
   collect: string[];
@@ -328,8 +337,18 @@ const networkObjectSchema = z.strictObject({
     .optional(),
 });
 
+/** A path (starts with `/`) or the name of a stored image (never starts with `/` or `.`). */
+const imageRef = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
+  .refine((s) => !s.startsWith('.'), "must be an absolute path or the name of a stored image (names never start with '.' or '/')")
+  .refine((s) => !s.startsWith('/') || s.split('/').every((p) => p !== '..'), "must not contain '..'")
+  .transform((s) => (s.startsWith('/') ? normalizePath(s) : s));
+
 const shapeFields = {
-  image: absolutePath.optional(),
+  image: imageRef.optional(),
   writable: z.boolean().optional(),
   network: z
     .union([z.enum(['none', 'loopback', 'host']), networkObjectSchema], {
@@ -483,17 +502,43 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
       `mounts[${i}]`,
     ),
   );
-  const image = o.image ?? null;
-  if (image !== null && !statOrNull(image)?.isDirectory()) issues.push({ path: 'image', message: `is not a directory (${image})` });
-  if (o.writable && image === null) issues.push({ path: 'writable', message: 'needs an image' });
+  const ref = o.image ?? null;
+  let image: string | null = null;
+  let stored: StoredImage | null = null;
+  if (ref !== null && ref.startsWith('/')) {
+    image = ref;
+    if (!statOrNull(image)?.isDirectory()) issues.push({ path: 'image', message: `is not a directory (${image})` });
+  } else if (ref !== null) {
+    stored = storedImage(ref);
+    if (stored === null) issues.push({ path: 'image', message: `no image ${JSON.stringify(ref)} in the image store at ${defaultStoreRoot()} (sandcell image ls)` });
+  }
+  if (o.writable && ref === null) issues.push({ path: 'writable', message: 'needs an image' });
   return {
     ...resolveNetwork(o.network, issues),
     mounts,
     image,
+    layers: stored?.layers ?? null,
+    imageDefaults: stored,
     writable: o.writable ?? false,
     ...ids(o.user, issues),
     cgroupParent: o.cgroupParent ?? null,
-  } satisfies Partial<ResolvedOptions>;
+  };
+}
+
+interface StoredImage {
+  layers: string[];
+  env: Record<string, string>;
+  workingDir: string | null;
+}
+
+/** A stored image's layer dirs and run defaults, read from the store (a few small files). */
+function storedImage(ref: string): StoredImage | null {
+  const paths = new StorePaths(defaultStoreRoot());
+  const found = findImage(paths, ref);
+  if (!found) return null;
+  const env: Record<string, string> = {};
+  for (const e of found.config.env) env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
+  return { layers: found.layers.map((l) => paths.layerRoot(l)).reverse(), env, workingDir: found.config.workingDir };
 }
 
 const DEFAULT_EGRESS_LIMITS: EgressLimits = { connections: 64, bytesIn: 1024 ** 3, bytesOut: 1024 ** 3 };
@@ -581,11 +626,11 @@ const MAX_FILES_BYTES = 8 * 1024 * 1024;
 /** What a one-shot box and a living box resolve alike: the box, and the program's defaults. */
 function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>, kind: Kind, issues: OptionIssue[]) {
   const limits = resolveLimits(o.limits ?? {}, null, kind);
-  const shape = resolveShape(o, limits.tmpfsBytes, issues);
+  const { imageDefaults, ...shape } = resolveShape(o, limits.tmpfsBytes, issues);
   return {
     ...shape,
-    env: { ...proxyEnv(shape.egress), ...(o.env ?? {}) },
-    cwd: o.cwd ?? '/work',
+    env: { ...(imageDefaults?.env ?? {}), ...proxyEnv(shape.egress), ...(o.env ?? {}) },
+    cwd: o.cwd ?? imageDefaults?.workingDir ?? '/work',
     limits,
     files: resolveFiles(o.files, issues),
     signal: o.signal ?? null,

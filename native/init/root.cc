@@ -120,24 +120,29 @@ void build_root(const Plan& plan) {
     sources.push_back({&m, fd});
   }
   bool overlay = plan.flags & wire::kOverlayRoot;
-  int image_fd = -1;
-  if (overlay && (image_fd = open(plan.image.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-    fail("open image " + plan.image, errno);
+  std::string lowerdir;
+  std::vector<int> layer_fds;
+  for (const auto& layer : plan.layers) {
+    int fd = open(layer.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) fail("open image layer " + layer, errno);
+    layer_fds.push_back(fd);
+    lowerdir += (lowerdir.empty() ? "/proc/self/fd/" : ":/proc/self/fd/") + std::to_string(fd);
+  }
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail("make mounts private", errno);
   std::string root = plan.staging;
   if (mount("sandcell-root", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.root_tmpfs.c_str()) < 0)
     fail("mount root tmpfs", errno);
   if (overlay) {
-    // Copy-on-write over the image: writes land in the tmpfs (charged to the box's memory) and
-    // vanish with the box; the image directory is never written.
+    // Copy-on-write over the image's layers: writes land in the tmpfs (charged to the box's
+    // memory) and vanish with the box; no layer directory is ever written. A read-only image is
+    // the same overlay with the root made read-only once its mount points are in place.
     for (const char* d : {"/upper", "/work", "/root"})
       if (mkdir((root + d).c_str(), 0755) < 0) fail(std::string("mkdir overlay ") + d, errno);
-    std::string opts = "lowerdir=/proc/self/fd/" + std::to_string(image_fd) + ",upperdir=" + root +
-                       "/upper,workdir=" + root + "/work";
+    std::string opts = "lowerdir=" + lowerdir + ",upperdir=" + root + "/upper,workdir=" + root + "/work";
     if (mount("overlay", (root + "/root").c_str(), "overlay", MS_NOSUID | MS_NODEV, (opts + ",userxattr").c_str()) < 0 &&
         mount("overlay", (root + "/root").c_str(), "overlay", MS_NOSUID | MS_NODEV, opts.c_str()) < 0)
-      fail("mount overlay " + plan.image, errno);
-    close(image_fd);
+      fail("mount overlay " + plan.layers.front(), errno);
+    for (int fd : layer_fds) close(fd);
     root += "/root";
   }
 

@@ -101,7 +101,10 @@ const NO_STDIO: [NativeStdio, NativeStdio, NativeStdio] = ['null', 'null', 'null
  */
 function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepared'): NativePlan {
   const env = { PATH: SAFE_PATH, ...o.env };
-  const writableImage = o.image !== null && o.writable;
+  // A stored image is always an overlay of its layers (read-only unless writable); a directory
+  // image only when writable.
+  const layers = o.layers ?? (o.image !== null && o.writable ? [o.image] : null);
+  const writableImage = layers !== null && o.writable;
   const program = mode === 'run' || mode === 'join';
   // A run joining a box makes no user namespace: the box's owner stays its owner.
   const owners = mode === 'join' ? undefined : ownerIds();
@@ -122,7 +125,7 @@ function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepare
     cgroupNamespace: true,
     rootReadOnly: !writableImage,
     rootTmpfs: writableImage ? `${tmpfsBounds(o.limits.tmpfsBytes)}mode=755` : 'mode=755,size=4194304,nr_inodes=4096',
-    ...(writableImage && o.image !== null ? { image: o.image } : {}),
+    ...(layers !== null ? { layers } : {}),
     ...(mode === 'living' ? { persistent: true } : {}),
     ...(mode === 'join' ? { join: true } : {}),
     ...(mode === 'prepared' ? { prepared: true } : {}),
@@ -137,6 +140,7 @@ function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepare
             hostNetwork: o.network === 'host',
             mounts: o.mounts,
             image: o.image,
+            layers: o.layers,
             writable: o.writable,
             // A box built ahead holds nothing of a run's; a living box's own files are placed now.
             files: mode === 'prepared' ? [] : o.files,

@@ -42,6 +42,8 @@ export interface RootOptions {
   mounts: readonly ResolvedMount[];
   /** A root filesystem image instead of the host's dirs; `writable`: an overlay over it (the init mounts it). */
   image: string | null;
+  /** A stored image's layers: the root is their overlay (the init mounts it), its mount points made in its upper tmpfs. */
+  layers?: string[] | null;
   writable: boolean;
   /** Put in the working directory, owned by the program's user. */
   files: readonly ResolvedFile[];
@@ -138,7 +140,9 @@ function imageEntries(image: string, cwd: string): NativeMount[] {
 /** The mount list of the box's root, in the order the init applies it. */
 export function boxRoot(o: RootOptions): NativeMount[] {
   const mounts: NativeMount[] = [];
-  if (o.image === null) {
+  if (o.layers) {
+    // The overlay is the root: nothing of the host, nothing to bind.
+  } else if (o.image === null) {
     for (const e of hostEntries()) {
       if (e.symlink !== null) mounts.push({ kind: 'symlink', target: e.path, data: e.symlink });
       else mounts.push({ kind: 'bind', source: e.path, target: e.path, readOnly: true, noSuid: true, noDev: true, optional: true });

@@ -92,9 +92,9 @@ describe('planRun', () => {
   it("the root is read-only on a small tmpfs, except over a writable image: the image's layer, of the tmpfs size and its inodes", () => {
     const p = plan({});
     expect(p).toMatchObject({ rootReadOnly: true, rootTmpfs: 'mode=755,size=4194304,nr_inodes=4096' });
-    expect(p.image).toBeUndefined();
+    expect(p.layers).toBeUndefined();
     const w = plan({ image: '/usr', writable: true, limits: { tmpfs: '8MiB' } });
-    expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `size=${8 << 20},nr_inodes=2048,mode=755`, image: '/usr' });
+    expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `size=${8 << 20},nr_inodes=2048,mode=755`, layers: ['/usr'] });
   });
 
   it('passes the seccomp program and its listener through', () => {

@@ -1,0 +1,291 @@
+/**
+ * The image store: layers unpacked once each, named by the digest of their uncompressed tar
+ * (verified while unpacking), and images as ordered lists of them. Layout below the root:
+ *
+ *   layers/<hex>/root/     the layer's files: an overlay lower directory, never written again
+ *   layers/<hex>/layer.json  its diff id, size, entries
+ *   images/<hex>.json      an image: its id (the digest of its config), names, layers (bottom
+ *                          first), and the config's Env / WorkingDir / User / Entrypoint / Cmd
+ *   tmp/<pid>-<random>/    imports in progress; whatever a dead process left is removed
+ *   lock                   held (by pid) while layers are committed, records written, pruned
+ *
+ * A layer appears by one rename of a complete directory, an image by one rename of a complete
+ * record, so an import cut short leaves nothing but its tmp dir, which the next import or prune
+ * removes. Two imports of the same layer may both unpack it; the second rename loses and its
+ * copy is dropped.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { privileged } from '../privilege.js';
+import { ImageError } from './errors.js';
+
+/** What a run takes from an image's config. */
+export interface ImageRunConfig {
+  /** `NAME=value` entries, the defaults of a run's environment. */
+  env: string[];
+  /** The run's default working directory, when the image names one other than `/`. */
+  workingDir: string | null;
+  user: string | null;
+  entrypoint: string[] | null;
+  cmd: string[] | null;
+}
+
+/** An image in the store. */
+export interface ImageInfo {
+  /** `sha256:<hex>` of the image's config. */
+  id: string;
+  names: string[];
+  /** Diff ids of its layers (`sha256:<hex>`), bottom first. */
+  layers: string[];
+  /** Bytes of file data in its layers (shared layers counted in each image). */
+  size: number;
+  /** When the image says it was made, if it says. */
+  created: string | null;
+  importedAt: string;
+  /** What it was imported from: `docker-archive`, `oci-archive`, `oci-layout`, `rootfs-tar`, `directory`. */
+  format: string;
+  config: ImageRunConfig;
+}
+
+/** Where the store lives unless told: `SANDCELL_STORE`; root: /var/lib/sandcell; otherwise the user's data dir. */
+export function defaultStoreRoot(): string {
+  const fromEnv = process.env.SANDCELL_STORE;
+  if (fromEnv) return fromEnv;
+  if (privileged()) return '/var/lib/sandcell';
+  const data = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(data, 'sandcell');
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,254}$/;
+
+/**
+ * Image names: letters, digits and `._-/:@+`, starting with a letter or digit, at most 255
+ * characters, no `..`. So a name never starts with `/` or `.`, and an `image` option that does
+ * is a path.
+ */
+export function checkImageName(name: string): void {
+  if (!NAME.test(name) || name.includes('..')) {
+    throw new ImageError('BAD_NAME', `${JSON.stringify(name)} is not an image name: letters, digits and ._-/:@+, starting with a letter or digit, no '..', at most 255 characters`);
+  }
+}
+
+const HEX = /^[0-9a-f]{64}$/;
+
+export function hexOf(digest: string): string {
+  const hex = digest.startsWith('sha256:') ? digest.slice(7) : '';
+  if (!HEX.test(hex)) throw new ImageError('BAD_DIGEST', `${JSON.stringify(digest)} is not a sha256 digest`);
+  return hex;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class StorePaths {
+  constructor(readonly root: string) {}
+  get layers(): string {
+    return join(this.root, 'layers');
+  }
+  get images(): string {
+    return join(this.root, 'images');
+  }
+  get tmp(): string {
+    return join(this.root, 'tmp');
+  }
+  layer(diffId: string): string {
+    return join(this.layers, hexOf(diffId));
+  }
+  layerRoot(diffId: string): string {
+    return join(this.layer(diffId), 'root');
+  }
+  image(id: string): string {
+    return join(this.images, `${hexOf(id)}.json`);
+  }
+}
+
+/** Makes the store's directories; boxes' inits (unprivileged host ids) must be able to pass through them. */
+export function ensureStore(p: StorePaths): void {
+  for (const d of [p.root, p.layers, p.images, p.tmp]) mkdirSync(d, { recursive: true, mode: 0o711 });
+}
+
+/** A fresh directory below tmp/, named by this process so that prune can tell a dead import's leftovers. */
+export function makeTmp(p: StorePaths): string {
+  ensureStore(p);
+  const dir = join(p.tmp, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  mkdirSync(dir, { mode: 0o711 });
+  return dir;
+}
+
+/** Removes tmp dirs of processes that are gone. */
+export function sweepTmp(p: StorePaths): void {
+  let names: string[];
+  try {
+    names = readdirSync(p.tmp);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number.parseInt(n.split('-')[0] ?? '', 10);
+    if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || pidAlive(pid))) continue;
+    rmSync(join(p.tmp, n), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `fn` holding the store's lock: a file made with O_EXCL holding the holder's pid, taken
+ * over when that process is gone. Held only while layers are committed and records written or
+ * pruned, never while unpacking.
+ */
+export async function withLock<T>(p: StorePaths, fn: () => T | Promise<T>): Promise<T> {
+  ensureStore(p);
+  const lock = join(p.root, 'lock');
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = 0;
+      try {
+        holder = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+      } catch {
+        continue;
+      }
+      if (Number.isInteger(holder) && holder > 0 && !pidAlive(holder)) {
+        try {
+          unlinkSync(lock);
+        } catch {
+          // another process took it over first
+        }
+        continue;
+      }
+      await sleep(20);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+export function readImages(p: StorePaths): ImageInfo[] {
+  let names: string[];
+  try {
+    names = readdirSync(p.images);
+  } catch {
+    return [];
+  }
+  const out: ImageInfo[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    try {
+      out.push(JSON.parse(readFileSync(join(p.images, n), 'utf8')) as ImageInfo);
+    } catch {
+      // a record being replaced at this instant: the rename makes it whole again
+    }
+  }
+  return out.sort((a, b) => (a.importedAt < b.importedAt ? -1 : 1));
+}
+
+/** The image a reference names: a name, its id (`sha256:<hex>`) or the id's first 12+ hex digits. */
+export function findImage(p: StorePaths, ref: string): ImageInfo | null {
+  const images = readImages(p);
+  const byName = images.find((i) => i.names.includes(ref));
+  if (byName) return byName;
+  const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+  if (/^[0-9a-f]{12,64}$/.test(hex)) {
+    const matches = images.filter((i) => i.id.slice(7).startsWith(hex));
+    if (matches.length === 1) return matches[0]!;
+  }
+  return null;
+}
+
+/** Writes an image record atomically, taking its names from any other image (like `docker tag`). Under the lock. */
+export function writeImage(p: StorePaths, image: ImageInfo): void {
+  for (const other of readImages(p)) {
+    if (other.id === image.id) continue;
+    const kept = other.names.filter((n) => !image.names.includes(n));
+    if (kept.length !== other.names.length) writeRecord(p, { ...other, names: kept });
+  }
+  writeRecord(p, image);
+}
+
+function writeRecord(p: StorePaths, image: ImageInfo): void {
+  const to = p.image(image.id);
+  const tmp = `${to}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(image, null, 2) + '\n', { mode: 0o644 });
+  renameSync(tmp, to);
+}
+
+export function removeRecord(p: StorePaths, id: string): void {
+  rmSync(p.image(id), { force: true });
+}
+
+/** Moves an unpacked layer into place; false when another import put the same layer there first. */
+export function commitLayer(p: StorePaths, diffId: string, dir: string): boolean {
+  try {
+    renameSync(dir, p.layer(diffId));
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    rmSync(dir, { recursive: true, force: true });
+    return false;
+  }
+}
+
+export function hasLayer(p: StorePaths, diffId: string): boolean {
+  return existsSync(join(p.layer(diffId), 'layer.json'));
+}
+
+export function layerSize(p: StorePaths, diffId: string): number {
+  try {
+    return (JSON.parse(readFileSync(join(p.layer(diffId), 'layer.json'), 'utf8')) as { size: number }).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Layers no image names, removed; under the lock. */
+export function pruneLayers(p: StorePaths): { layers: string[]; bytes: number } {
+  sweepTmp(p);
+  const used = new Set(readImages(p).flatMap((i) => i.layers.map(hexOf)));
+  const removed: string[] = [];
+  let bytes = 0;
+  let names: string[] = [];
+  try {
+    names = readdirSync(p.layers);
+  } catch {
+    return { layers: removed, bytes };
+  }
+  for (const hex of names) {
+    if (used.has(hex)) continue;
+    bytes += layerSize(p, `sha256:${hex}`);
+    // Renamed away first, so that a box starting now cannot find half a layer.
+    const doomed = join(p.tmp, `${process.pid}-prune-${hex}`);
+    renameSync(join(p.layers, hex), doomed);
+    rmSync(doomed, { recursive: true, force: true });
+    removed.push(`sha256:${hex}`);
+  }
+  return { layers: removed, bytes };
+}
+
+export function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -3,6 +3,8 @@ export const MAIN_HELP = `sandcell — run a program in a Linux sandbox it canno
 Usage:
   sandcell run [options] -- <command> [args...]   run a program in a new box
   sandcell judge <problem.yaml> --submission <f>  judge a submission (sandcell judge --help)
+  sandcell image import|ls|rm|prune|build         the image store: import docker/OCI archives, run
+                                                  them with --image <name> (sandcell image --help)
   sandcell schema [config|problem]                print the JSON Schema of sandcell.yaml or a problem file
   sandcell seccomp explain <preset|policy.json>   print the decision table of a seccomp policy
   sandcell serve [options]                        the engine as a daemon on a Unix socket
@@ -36,7 +38,8 @@ Limits:
 The box:
   --bind <host>[:<inside>][:ro|:rw]   make a host path visible; read-only unless :rw (repeatable)
   --mount tmpfs:<inside>[:<size>]     an extra tmpfs (repeatable)
-  --image <dir>        a root filesystem image instead of the host's /usr etc. (see rootfs/)
+  --image <dir|name>   a root filesystem instead of the host's /usr etc.: a directory (an absolute
+                       path), or the name of a stored image (sandcell image ls)
   --writable           with --image: a copy-on-write layer over it, discarded with the box
   --file <name>=@<path>  put a host file in the working directory before the run (repeatable)
   --collect <pattern>  read files back from the working directory after the run (repeatable;

@@ -23,6 +23,7 @@ import { remoteRunner } from './remote.js';
 import { serve, SERVE_HELP } from './serve.js';
 import { judgeCommand } from './judge.js';
 import { schemaCommand } from './schema.js';
+import { imageCommand } from './image.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
@@ -143,6 +144,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (verb === 'judge') return await judgeCommand(rest);
     if (verb === 'schema') return schemaCommand(rest);
+    if (verb === 'image') return await imageCommand(rest);
     if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
   } catch (e) {

@@ -17,7 +17,7 @@ export class ImageError extends Error {
 /**
  * An entry of an archive (an image layer, or the archive holding the image) that is refused:
  * `layer` names the archive or layer (digest or file), `entry` the path as the archive spells
- * it, `code` the rule it broke (`ABSOLUTE_PATH`, `PARENT_PATH`, `THROUGH_SYMLINK`,
+ * it, `code` the rule it broke (`PARENT_PATH`, `THROUGH_SYMLINK`,
  * `HARDLINK_OUTSIDE`, `TRUNCATED`, `TOO_LARGE`, `TOO_MANY_ENTRIES`, `BAD_ARCHIVE`, `UNSUPPORTED_ENTRY`).
  */
 export class ImageArchiveError extends ImageError {

@@ -82,7 +82,7 @@ export class ImageStore {
       const image = findImage(this.paths, ref);
       if (!image) throw new ImageError('NOT_FOUND', `no image ${JSON.stringify(ref)} in ${this.root}`);
       const names = image.names.filter((n) => n !== ref);
-      if (image.names.includes(ref) && names.length > 0) writeImage(this.paths, { ...image, names });
+      if (image.names.includes(ref) && names.length > 0) writeImage(this.paths, { ...image, names }, false);
       else removeRecord(this.paths, image.id);
       return image;
     });

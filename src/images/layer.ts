@@ -3,7 +3,8 @@
  * the store, treating every byte as hostile. `tar`'s Parser only reads headers; every file is
  * written here, entry by entry, synchronously, so that no later entry can race an earlier one:
  *
- * - a path is relative, without `..`; `./` is dropped; absolute paths are refused;
+ * - a path is relative, without `..`; `./` is dropped; an absolute path is taken as relative
+ *   to the archive's root (never the host's);
  * - no entry is written through a symlink: every parent of an entry is checked with lstat (and
  *   made as a directory when missing), the entry itself replaces whatever was there, and files
  *   are opened O_EXCL|O_NOFOLLOW: a symlink an earlier entry made is never followed;
@@ -192,10 +193,12 @@ export async function unpackStream(input: Readable, o: UnpackOptions): Promise<O
   return { diffId: `sha256:${hash.digest('hex')}`, size: writer.size, entries: writer.entries };
 }
 
-/** An archive path made relative and checked: never absolute, never `..`. */
+/**
+ * An archive path made relative to the layer's root and checked: an absolute path is taken as
+ * relative to it (umoci writes its root as "/"; containerd reads them so), `..` is refused.
+ */
 function cleanPath(raw: string, layer: string, entry: string, hardlink = false): string {
   const what = hardlink ? 'hard link target' : 'path';
-  if (raw.startsWith('/')) throw new ImageArchiveError(hardlink ? 'HARDLINK_OUTSIDE' : 'ABSOLUTE_PATH', layer, entry, `absolute ${what} ${JSON.stringify(raw)}`);
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new ImageArchiveError(hardlink ? 'HARDLINK_OUTSIDE' : 'PARENT_PATH', layer, entry, `${what} ${JSON.stringify(raw)} contains '..'`);
   if (raw.includes('\0')) throw new ImageArchiveError('BAD_ARCHIVE', layer, entry, `${what} contains a NUL byte`);
@@ -220,9 +223,13 @@ class LayerWriter {
   /** The entry being written: named by errors about the stream itself (truncation, size). */
   current: string | null = null;
   private fd: number | null = null;
+  private absoluteSeen = false;
   private readonly madeDirs = new Set<string>();
 
-  constructor(private readonly o: UnpackOptions) {}
+  constructor(private readonly o: UnpackOptions) {
+    // The layer's root belongs to the box's root unless the archive says otherwise ("./").
+    this.own(o.dir, 0, 0);
+  }
 
   private refuse(code: string, entry: string, reason: string): never {
     throw new ImageArchiveError(code, this.o.layer, entry, reason);
@@ -290,6 +297,10 @@ class LayerWriter {
 
   private write(e: ReadEntry, entry: string, fail: (err: unknown) => void): void {
     const rel = cleanPath(entry, this.o.layer, entry);
+    if (entry.startsWith('/') && rel !== '' && !this.absoluteSeen) {
+      this.absoluteSeen = true;
+      this.o.warnings.push(`${this.o.layer}: ${entry}: absolute paths taken as relative to the layer's root`);
+    }
     if (rel === '') {
       if (e.type === 'Directory') {
         chmodSync(this.o.dir, this.mode(e, '.') || 0o755);

@@ -213,7 +213,9 @@ export function findImage(p: StorePaths, ref: string): ImageInfo | null {
 }
 
 /** Writes an image record atomically, taking its names from any other image (like `docker tag`). Under the lock. */
-export function writeImage(p: StorePaths, image: ImageInfo): void {
+export function writeImage(p: StorePaths, image: ImageInfo, keepNames = true): void {
+  const before = readImages(p).find((i) => i.id === image.id);
+  if (before && keepNames) image = { ...image, names: [...new Set([...before.names, ...image.names])] };
   for (const other of readImages(p)) {
     if (other.id === image.id) continue;
     const kept = other.names.filter((n) => !image.names.includes(n));

@@ -162,9 +162,11 @@ export function boxRoot(o: RootOptions): NativeMount[] {
     }
   }
   // The working directory is a writable tmpfs of its own unless it lies in something already
-  // mounted (or in a writable image).
+  // mounted (or in a writable image), or is the root itself.
   const covered = o.writable || mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
-  if (!covered) {
+  if (o.cwd === '/') {
+    // The root is the image's (or the box's read-only tmpfs): nothing to mount or make.
+  } else if (!covered) {
     mounts.push({ kind: 'tmpfs', target: o.cwd, data: `${tmpfsBounds(o.tmpfsBytes)}mode=755,uid=${o.uid},gid=${o.gid}`, noSuid: true, noDev: true });
   } else if (o.writable) {
     mounts.push({ kind: 'dir', target: o.cwd, mode: 0o755, programOwned: true });

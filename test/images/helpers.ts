@@ -1,0 +1,119 @@
+/**
+ * Images made by real tools (buildah, skopeo, umoci from Debian) from the host's own programs
+ * (test/helpers/images.ts), in temp dirs the tests remove; and a temp image store.
+ *
+ * The two-layer image: layer 1 is the base (sh and a few coreutils) plus /data/{keep,gone}.txt,
+ * /opq/a.txt; layer 2 deletes /data/gone.txt, replaces /opq (rm -rf, mkdir: buildah's overlay
+ * storage writes it as an opaque directory) with /opq/c.txt, adds a file owned by 65534, and sets
+ * Env FOO=bar and WorkingDir /srv. buildah runs with a temp --root/--runroot, so nothing stays on
+ * the machine; its overlay driver (not vfs) is what records the opaque directory.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { ImageStore } from '../../src/images/index.js';
+import { buildImage } from '../helpers/images.js';
+
+export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+}
+
+export interface TempStore {
+  root: string;
+  store: ImageStore;
+  remove(): void;
+}
+
+/** A store in a temp dir, also made the default (SANDCELL_STORE) so that `run({ image: name })` finds it. */
+export function tempStore(): TempStore {
+  const base = mkdtempSync(join(tmpdir(), 'sandcell-store-'));
+  chmodSync(base, 0o755);
+  const root = join(base, 'store');
+  const before = process.env.SANDCELL_STORE;
+  process.env.SANDCELL_STORE = root;
+  return {
+    root,
+    store: new ImageStore(root),
+    remove() {
+      if (before === undefined) delete process.env.SANDCELL_STORE;
+      else process.env.SANDCELL_STORE = before;
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The base root filesystem, owned by 0 as an image built anywhere would be. */
+export function baseRootfs(into: string): void {
+  const image = buildImage();
+  try {
+    sh('cp', ['-a', `${image.dir}/.`, into]);
+  } finally {
+    image.remove();
+  }
+  sh('chown', ['-R', '0:0', into]);
+}
+
+export interface ToolImages {
+  work: string;
+  dockerArchive: string;
+  ociArchive: string;
+  ociLayout: string;
+  /** umoci's own unpacking of the OCI layout: what the image's root is, by a real tool. */
+  unpacked: string;
+  remove(): void;
+}
+
+export function buildahTwoLayer(): ToolImages {
+  const work = mkdtempSync(join(tmpdir(), 'sandcell-buildah-'));
+  chmodSync(work, 0o755);
+  const remove = (): void => rmSync(work, { recursive: true, force: true });
+  try {
+    const base = join(work, 'base');
+    mkdirSync(base);
+    baseRootfs(base);
+    mkdirSync(join(base, 'data'));
+    mkdirSync(join(base, 'opq'));
+    writeFileSync(join(base, 'data', 'keep.txt'), 'keep\n');
+    writeFileSync(join(base, 'data', 'gone.txt'), 'gone\n');
+    writeFileSync(join(base, 'opq', 'a.txt'), 'a\n');
+    const b = ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'overlay'];
+    const buildah = (...args: string[]): string => sh('buildah', [...b, ...args]).trim();
+    try {
+      const c1 = buildah('from', 'scratch');
+      buildah('copy', c1, `${base}/.`, '/');
+      buildah('commit', '-q', c1, 'sandcell-test-base');
+      const c2 = buildah('from', 'sandcell-test-base');
+      const mnt = buildah('mount', c2);
+      rmSync(join(mnt, 'data', 'gone.txt'));
+      rmSync(join(mnt, 'opq'), { recursive: true });
+      mkdirSync(join(mnt, 'opq'));
+      writeFileSync(join(mnt, 'opq', 'c.txt'), 'c\n');
+      // buildah copy makes everything root's; a file changed in the mount keeps its owner.
+      writeFileSync(join(mnt, 'data', 'nobody.txt'), 'n\n');
+      chownSync(join(mnt, 'data', 'nobody.txt'), 65534, 65534);
+      buildah('unmount', c2);
+      buildah('config', '--env', 'FOO=bar', '--workingdir', '/srv', c2);
+      buildah('commit', '-q', c2, 'sandcell-test-two');
+      buildah('push', '-q', 'sandcell-test-two', `docker-archive:${join(work, 'docker.tar')}:sandcell/two:1`);
+      buildah('push', '-q', 'sandcell-test-two', `oci-archive:${join(work, 'oci.tar')}:two`);
+    } finally {
+      sh('buildah', [...b, 'rm', '-a']);
+      sh('buildah', [...b, 'rmi', '-a', '-f']);
+    }
+    sh('skopeo', ['copy', '-q', `oci-archive:${join(work, 'oci.tar')}:two`, `oci:${join(work, 'layout')}:two`]);
+    sh('umoci', ['unpack', '--image', `${join(work, 'layout')}:two`, join(work, 'unpacked')]);
+    return {
+      work,
+      dockerArchive: join(work, 'docker.tar'),
+      ociArchive: join(work, 'oci.tar'),
+      ociLayout: join(work, 'layout'),
+      unpacked: join(work, 'unpacked', 'rootfs'),
+      remove,
+    };
+  } catch (e) {
+    remove();
+    throw e;
+  }
+}

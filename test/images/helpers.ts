@@ -31,6 +31,7 @@ export function tempStore(): TempStore {
   const base = mkdtempSync(join(tmpdir(), 'sandcell-store-'));
   chmodSync(base, 0o755);
   const root = join(base, 'store');
+  for (const d of ['layers', 'images', 'tmp']) mkdirSync(join(root, d), { recursive: true });
   const before = process.env.SANDCELL_STORE;
   process.env.SANDCELL_STORE = root;
   return {

@@ -20,6 +20,9 @@ export interface Peer {
 export const PEERS: readonly Peer[] = [
   { program: 'curl', package: 'curl', for: 'test/network (clients of the egress proxy in boxes)' },
   { program: 'python3', package: 'python3', for: 'test/network (urllib through the egress proxy, servers of published ports)' },
+  { program: 'buildah', package: 'buildah', for: 'test/images (images made by a real tool)' },
+  { program: 'skopeo', package: 'skopeo', for: 'test/images (oci-archive to OCI layout)' },
+  { program: 'umoci', package: 'umoci', for: 'test/images (the reference unpacking of an image)' },
 ];
 
 function onPath(program: string): boolean {

@@ -20,7 +20,7 @@ type Ceilings = { [K in keyof GivenLimits]: NonNullable<GivenLimits[K]> };
 export interface Policy {
   /** Host directories whose contents may be bound into boxes (real paths), and whether read-write. */
   bindRoots: { path: string; writable: boolean }[];
-  /** Root filesystem images clients may name (real paths). */
+  /** Root filesystem images clients may name: directories (real paths) and names of stored images. */
   images: string[];
   allowHostNetwork: boolean;
   allowSeccompNone: boolean;
@@ -36,7 +36,7 @@ const limitShape = z.union([z.number(), z.string()]);
 
 const policyFileSchema = z.strictObject({
   binds: z.array(z.strictObject({ source: z.string().startsWith('/'), writable: z.boolean().optional() })).optional(),
-  images: z.array(z.string().startsWith('/')).optional(),
+  images: z.array(z.string().min(1).refine((s) => !s.startsWith('.'), "must be an absolute path or a stored image's name")).optional(),
   allowHostNetwork: z.boolean().optional(),
   allowSeccompNone: z.boolean().optional(),
   allowCustomSeccomp: z.boolean().optional(),
@@ -97,7 +97,7 @@ export function makePolicy(file: PolicyFile, name = '(policy)'): Policy {
   };
   return {
     bindRoots: (file.binds ?? []).map((b) => ({ path: real(b.source), writable: b.writable ?? false })),
-    images: (file.images ?? []).map(real),
+    images: (file.images ?? []).map((i) => (i.startsWith('/') ? real(i) : i)),
     allowHostNetwork: file.allowHostNetwork ?? false,
     allowSeccompNone: file.allowSeccompNone ?? false,
     allowCustomSeccomp: file.allowCustomSeccomp ?? false,
@@ -164,7 +164,9 @@ export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOpti
     throw forbidden('seccomp', 'only the presets default and judge are allowed by the server');
   }
   if (parsed.writable && !policy.allowWritableImages) throw forbidden('writable', 'writable images are not allowed by the server');
-  if (parsed.image !== undefined) {
+  if (parsed.image !== undefined && !parsed.image.startsWith('/')) {
+    if (!policy.images.includes(parsed.image)) throw forbidden('image', `${parsed.image} is not an image the server offers`);
+  } else if (parsed.image !== undefined) {
     const real = realOrNull(parsed.image);
     if (!policy.images.includes(parsed.image) && (real === null || !policy.images.includes(real))) {
       throw forbidden('image', `${parsed.image} is not an image the server offers`);

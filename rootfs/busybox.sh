@@ -2,7 +2,8 @@
 # Builds a tiny root filesystem image from Debian's static busybox:
 #   rootfs/busybox.sh <dir>
 # The image is a directory: /bin/busybox and one symlink per applet, an /etc with passwd and
-# group. Needs the busybox-static package (apt-get install busybox-static).
+# group. Needs the busybox-static package (apt-get install busybox-static). Or into the image
+# store: `sandcell image build rootfs/busybox.sh --name busybox`, then `--image busybox`.
 set -eu
 dir=${1:?usage: rootfs/busybox.sh <dir>}
 busybox=$(command -v busybox || true)

@@ -3,7 +3,8 @@
 #   rootfs/debian.sh <dir> [suite]
 # Uses debootstrap (apt-get install debootstrap) and Debian's own mirrors; takes a few minutes
 # and about 600 MB. Run boxes on it with `sandcell run --image <dir> -- ...` or
-# `run({ image: dir, ... })`; add `--writable` for a copy-on-write layer.
+# `run({ image: dir, ... })`; add `--writable` for a copy-on-write layer. Or into the image
+# store: `sandcell image build rootfs/debian.sh --name debian-gcc [-- suite]`.
 set -eu
 dir=${1:?usage: rootfs/debian.sh <dir> [suite]}
 suite=${2:-bookworm}

@@ -429,7 +429,7 @@ async function singleLayer(
   mkdirSync(join(dir, 'root'), { recursive: true, mode: 0o755 });
   const label = source;
   emit({ type: 'layer-start', index: 0, count: 1, digest: label, bytes: format === 'directory' ? null : statSync(source).size });
-  const common = { dir: join(dir, 'root'), layer: source, whiteouts: false, mapOwners: privileged(), limits, warnings };
+  const common = { dir: join(dir, 'root'), layer: source, whiteouts: false, mapOwners: privileged(), boxRangeOwners: format === 'directory', limits, warnings };
   let r;
   if (format === 'directory') {
     const stream = tarCreate({ cwd: source, portable: false, noDirRecurse: false }, ['.']);

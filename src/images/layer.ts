@@ -44,7 +44,7 @@ import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 
 import { overlayMark } from '../native.js';
-import { HOST_ID_BASE } from '../plan/ids.js';
+import { HOST_ID_BASE, HOST_ID_LAST } from '../plan/ids.js';
 import { privileged } from '../privilege.js';
 import { ImageArchiveError, ImageError } from './errors.js';
 
@@ -69,6 +69,12 @@ export interface UnpackOptions {
   whiteouts: boolean;
   /** Files owned by the ids a box maps them to (root only); otherwise by the caller. */
   mapOwners: boolean;
+  /**
+   * The archive's owners may already be host ids of the box range (a directory prepared for
+   * `image: dir`, owned by 100000 as rootfs/busybox.sh leaves it): they are read back as the
+   * ids inside they stand for.
+   */
+  boxRangeOwners?: boolean;
   limits: UnpackLimits;
   /** Called with the compressed bytes read so far. */
   onBytes?: (bytes: number) => void;
@@ -235,9 +241,14 @@ class LayerWriter {
     throw new ImageArchiveError(code, this.o.layer, entry, reason);
   }
 
+  private id(id: number): number {
+    if (this.o.boxRangeOwners && id >= HOST_ID_BASE && id <= HOST_ID_LAST) return id === HOST_ID_BASE ? 0 : id - HOST_ID_BASE - 1;
+    return id;
+  }
+
   private own(path: string, uid: number, gid: number, link = false): void {
     if (!this.o.mapOwners) return;
-    (link ? lchownSync : chownSync)(path, hostOwnerOf(uid), hostOwnerOf(gid));
+    (link ? lchownSync : chownSync)(path, hostOwnerOf(this.id(uid)), hostOwnerOf(this.id(gid)));
   }
 
   private mode(e: ReadEntry, rel: string): number {
@@ -396,7 +407,7 @@ class LayerWriter {
       if (this.fd !== fd || written !== declared) return;
       try {
         fchmodSync(fd, mode);
-        if (this.o.mapOwners) fchownSync(fd, hostOwnerOf(e.uid ?? 0), hostOwnerOf(e.gid ?? 0));
+        if (this.o.mapOwners) fchownSync(fd, hostOwnerOf(this.id(e.uid ?? 0)), hostOwnerOf(this.id(e.gid ?? 0)));
         if (e.mtime) futimesSync(fd, e.mtime, e.mtime);
         this.current = null;
       } catch (err) {

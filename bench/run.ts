@@ -26,10 +26,12 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
 import { run, Sandbox, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
+import { ImageStore } from '../dist/images/index.js';
 import { Judge, submissionFromFile } from '../dist/problems/index.js';
 import { idleCgroupDirs } from '../dist/runtime.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
 import { DAEMON_OPTIONS, startDaemon } from './daemon.js';
+import { bulkTar, hostRootfsLayers, ociLayout } from './images.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, plainOutput, UNSHARE_ALL, type BwrapSetup } from './procs.js';
 import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
 
@@ -957,6 +959,47 @@ async function main(): Promise<void> {
   });
 
   // ---- 2. big host (last: the ballast would distort everything after it) ----------------------------
+  await section('16. Images: a stored 3-layer image vs the same files as one directory; import time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-images-'));
+    chmodSync(dir, 0o755);
+    const storeBefore = process.env.SANDCELL_STORE;
+    process.env.SANDCELL_STORE = join(dir, 'store');
+    try {
+      const { layers, union } = hostRootfsLayers(join(dir, 'rootfs'));
+      const store = new ImageStore(join(dir, 'store'));
+      const image = await store.import(await ociLayout(join(dir, 'layout'), layers, 'bench'), { names: ['bench-3-layers'] });
+      const layered = async (): Promise<void> => {
+        const r = await run({ image: 'bench-3-layers', command: ['/bin/true'] });
+        if (r.status !== 'ok') throw new Error(`3-layer image run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+      };
+      const flat = async (): Promise<void> => {
+        const r = await run({ image: union, command: ['/bin/true'] });
+        if (r.status !== 'ok') throw new Error(`directory image run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+      };
+      const [ld, fd] = await interleaved([layered, flat], SUB_ITER);
+      p(`\`run({ image, command: ['/bin/true'] })\` ${SUB_ITER} times each, interleaved round-robin (warm boxes on for both): the image is the host's /bin/sh, /bin/true, /bin/cat with their libraries and an /etc, imported as a ${image.layers.length}-layer OCI image (libraries, programs, /etc) and mounted as one read-only overlay of its layers; the directory holds the same files, its top-level entries bound read-only.`);
+      p();
+      p(LAT_HEAD);
+      p(row('same files as one directory (`image: dir`)', fd!));
+      p(row('**3-layer stored image (`image: name`)**', ld!, fd));
+      figures.image3LayerP50 = ld!.p50;
+      figures.imageDirP50 = fd!.p50;
+      const mib = QUICK ? 64 : 256;
+      const tar = await bulkTar(join(dir, 'bulk'), mib);
+      const t0 = nowMs();
+      await store.import(tar, { names: ['bench-bulk'] });
+      const importMs = nowMs() - t0;
+      const perGb = (importMs / 1000) * (1024 / mib);
+      p();
+      p(`Import of a ${mib} MiB rootfs tarball (uncompressed, ${mib} files of 1 MiB of random bytes; every entry checked, written, chowned and hashed): **${(importMs / 1000).toFixed(2)} s**, scaled to **${perGb.toFixed(1)} s per GiB** (a ${mib} MiB archive scaled, not a 1 GiB one).`);
+      figures.imageImportSPerGb = perGb;
+    } finally {
+      if (storeBefore === undefined) delete process.env.SANDCELL_STORE;
+      else process.env.SANDCELL_STORE = storeBefore;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   await section('2. Latency with the host grown to ~1 GB RSS', async () => {
     // Small-host figures measured again right before the ballast, interleaved, so both sides see the same machine load.
     // Each variant in a block of its own: a fork of a 1 GB Node process (Node spawn, bwrap) busies
@@ -1076,6 +1119,8 @@ function writeReport(): void {
     `${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)}`,
     `needs ≥ ${(0.9 * (f.daemonLocalT8 ?? NaN)).toFixed(1)} runs/s`);
 
+  info('images: a 3-layer stored image vs the same files as one directory (p50); import time', has('image3LayerP50', 'imageDirP50'),
+    `${ms(f.image3LayerP50 ?? NaN)} vs ${ms(f.imageDirP50 ?? NaN)} ms = ${ratio(f.image3LayerP50 ?? NaN, f.imageDirP50 ?? NaN)}; import ${(f.imageImportSPerGb ?? NaN).toFixed(1)} s per GiB`);
   const head: string[] = [];
   head.push('# sandcell benchmarks');
   head.push('');

@@ -19,7 +19,6 @@ import {
   commitLayer,
   hasLayer,
   hexOf,
-  isDir,
   makeTmp,
   sweepTmp,
   withLock,
@@ -254,13 +253,14 @@ function detect(source: string): Format {
     } catch {
       // not a layout
     }
+    // An unpacked `docker save`: a manifest.json listing images by Config and Layers.
     try {
-      statSync(join(source, 'manifest.json'));
-      statSync(join(source, 'repositories'));
-      return 'docker-dir';
+      const m = JSON.parse(readSmall(join(source, 'manifest.json'), 'manifest.json').toString('utf8')) as unknown;
+      if (Array.isArray(m) && m.length > 0 && typeof (m[0] as { Config?: unknown }).Config === 'string') return 'docker-dir';
     } catch {
-      return 'directory';
+      // not an image's manifest: a root filesystem that happens to have one
     }
+    return 'directory';
   }
   if (!st.isFile()) fail('BAD_SOURCE', `${source} is neither a file nor a directory`);
   return isTar(source) ? 'oci-archive' : 'rootfs-tar';

@@ -9,14 +9,13 @@ import { mkdirSync, rmSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { ImageError } from './errors.js';
-import { importImage, type ImageProgress, type ImportOptions } from './import.js';
+import { importImage, type ImportOptions } from './import.js';
 import { defaultStoreRoot, findImage, makeTmp, pruneLayers, readImages, removeRecord, StorePaths, withLock, writeImage, type ImageInfo } from './store.js';
 
 export { ImageArchiveError, ImageError } from './errors.js';
 export type { ImageProgress, ImportOptions } from './import.js';
 export type { ImageInfo, ImageRunConfig } from './store.js';
 export { checkImageName, defaultStoreRoot } from './store.js';
-export { hostOwnerOf } from './layer.js';
 
 /** A build: a recipe (a shell script taking the directory to fill as its first argument) run on the host. */
 export interface BuildOptions extends ImportOptions {
@@ -91,11 +90,6 @@ export class ImageStore {
   /** Removes every layer no image uses (and leftovers of imports whose process is gone). */
   prune(): Promise<{ layers: string[]; bytes: number }> {
     return withLock(this.paths, () => pruneLayers(this.paths));
-  }
-
-  /** The overlay lower directories of an image, uppermost first. */
-  layerDirs(image: ImageInfo): string[] {
-    return image.layers.map((l) => this.paths.layerRoot(l)).reverse();
   }
 }
 

@@ -45,7 +45,6 @@ import { Parser, type ReadEntry } from 'tar';
 
 import { overlayMark } from '../native.js';
 import { HOST_ID_BASE, HOST_ID_LAST } from '../plan/ids.js';
-import { privileged } from '../privilege.js';
 import { ImageArchiveError, ImageError } from './errors.js';
 
 /** Bounds on what one archive may expand to. */

@@ -32,22 +32,31 @@ afterAll(() => {
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** An OCI layout by hand: layers given as uncompressed tars, bottom first. */
-function layout(dir: string, layers: Buffer[], ref: string): string {
+function blobWriter(dir: string): (b: Buffer) => string {
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
-  const put = (b: Buffer): string => {
+  return (b: Buffer): string => {
     const d = sha(b);
     writeFileSync(join(blobs, d.slice(7)), b);
     return d;
   };
+}
+
+/** A manifest (and its config and layers) written as blobs; its digest and size. */
+function manifestBlob(put: (b: Buffer) => string, layers: Buffer[]): { digest: string; size: number } {
   const layerDescs = layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: put(l), size: l.length }));
   const config = Buffer.from(JSON.stringify({ created: '2026-01-01T00:00:00Z', config: { Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: layers.map(sha) } }));
   const configDigest = put(config);
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: layerDescs }));
-  const m = put(manifest);
+  return { digest: put(manifest), size: manifest.length };
+}
+
+/** An OCI layout by hand: layers given as uncompressed tars, bottom first. */
+function layout(dir: string, layers: Buffer[], ref: string): string {
+  const put = blobWriter(dir);
+  const { digest: m, size } = manifestBlob(put, layers);
   writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': ref } }] }));
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size, annotations: { 'org.opencontainers.image.ref.name': ref } }] }));
   return dir;
 }
 
@@ -113,6 +122,30 @@ describe('the image store', () => {
     expect(readdirSync(join(t.root, 'layers')).sort()).toEqual(before);
     await t.store.import(layout(join(work, 'after'), [layerC], 'after'));
     expect(readdirSync(join(t.root, 'tmp'))).toEqual([]);
+  });
+
+  it("a multi-platform index: this machine's image is the one imported", async () => {
+    const dir = join(work, 'multi');
+    const put = blobWriter(dir);
+    const here = process.arch === 'arm64' ? 'arm64' : 'amd64';
+    const other = here === 'arm64' ? 'amd64' : 'arm64';
+    const mine = manifestBlob(put, [tarOf([{ name: 'arch', data: `${here}\n` }])]);
+    const theirs = manifestBlob(put, [tarOf([{ name: 'arch', data: `${other}\n` }])]);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...theirs, platform: { os: 'linux', architecture: other } },
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...mine, platform: { os: 'linux', architecture: here } },
+        ],
+      }),
+    );
+    const i = put(index);
+    writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: i, size: index.length, annotations: { 'org.opencontainers.image.ref.name': 'multi' } }] }));
+    const image = await t.store.import(dir);
+    expect(image.names).toEqual(['multi']);
+    expect(readFileSync(join(t.root, 'layers', image.layers[0]!.slice(7), 'root', 'arch'), 'utf8')).toBe(`${here}\n`);
   });
 
   it('a directory and a rootfs tarball import as one-layer images that run', async () => {

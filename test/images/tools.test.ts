@@ -1,5 +1,5 @@
 // Images made by buildah/skopeo/umoci, imported in every format they write, run by name.
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -64,6 +64,13 @@ describe('images made by real tools', () => {
     expect(t.store.get('two-layout')!.names).toEqual(expect.arrayContaining(['docker.io/sandcell/two:1', 'two', 'two-layout']));
     const r = await run({ image: 'two-layout', command: ['/bin/cat', '/opq/c.txt'] });
     expect(r.stdout).toBe('c\n');
+    // The docker-archive unpacked by hand (as `docker save | tar x` leaves it) is the same image too.
+    const dir = join(images.work, 'docker-dir');
+    mkdirSync(dir);
+    sh('tar', ['-xf', images.dockerArchive, '-C', dir]);
+    const d2 = await t.store.import(dir);
+    expect(d2.format).toBe('docker-archive');
+    expect(d2.id).toBe(d.id);
   });
 
   it("files are owned by the ids mapped into the box: root's by its root, nobody's by the program (65534)", async () => {

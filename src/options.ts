@@ -511,6 +511,7 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
   } else if (ref !== null) {
     stored = storedImage(ref);
     if (stored === null) issues.push({ path: 'image', message: `no image ${JSON.stringify(ref)} in the image store at ${defaultStoreRoot()} (sandcell image ls)` });
+    else if (stored.layers.length > MAX_IMAGE_LAYERS) issues.push({ path: 'image', message: `has ${stored.layers.length} layers, more than the ${MAX_IMAGE_LAYERS} a box mounts` });
   }
   if (o.writable && ref === null) issues.push({ path: 'writable', message: 'needs an image' });
   return {
@@ -524,6 +525,9 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
     cgroupParent: o.cgroupParent ?? null,
   };
 }
+
+/** Lower directories of one overlay root: their names fit the page of mount options the kernel takes. */
+const MAX_IMAGE_LAYERS = 128;
 
 interface StoredImage {
   layers: string[];

@@ -6,7 +6,7 @@
  * every blob read is checked against its digest, every layer against its diff id.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, openSync, readFileSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { create as tarCreate, Parser } from 'tar';
@@ -245,7 +245,7 @@ function isTar(path: string): boolean {
 }
 
 function detect(source: string): Format {
-  const st = lstatSync(source);
+  const st = statSync(source);
   if (st.isDirectory()) {
     try {
       statSync(join(source, 'oci-layout'));

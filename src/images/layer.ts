@@ -167,7 +167,16 @@ export async function unpackStream(input: Readable, o: UnpackOptions): Promise<O
       e.message,
     );
   });
-  const ended = new Promise<void>((resolve) => parser.on('end', resolve));
+  // A strict parser's error may come instead of its end or its drain: neither is waited for then.
+  const ended = new Promise<void>((resolve) => {
+    parser.on('end', resolve);
+    parser.on('error', () => resolve());
+  });
+  const drained = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      parser.once('drain', resolve);
+      parser.once('error', () => resolve());
+    });
   const hash = createHash('sha256');
   let bytes = 0;
   let first = true;
@@ -182,7 +191,7 @@ export async function unpackStream(input: Readable, o: UnpackOptions): Promise<O
         throw new ImageArchiveError('TOO_LARGE', o.layer, writer.current, `expands beyond ${o.limits.maxBytes} bytes (a decompression bomb, or a larger limit is needed)`);
       }
       hash.update(chunk);
-      if (!parser.write(chunk)) await new Promise<void>((resolve) => parser.once('drain', resolve));
+      if (!parser.write(chunk) && !failure) await drained();
       if (failure) throw failure;
     }
     parser.end();
@@ -229,6 +238,7 @@ class LayerWriter {
   current: string | null = null;
   private fd: number | null = null;
   private absoluteSeen = false;
+  private failed = false;
   private readonly madeDirs = new Set<string>();
 
   constructor(private readonly o: UnpackOptions) {
@@ -292,8 +302,17 @@ class LayerWriter {
     return null;
   }
 
-  entry(e: ReadEntry, fail: (err: unknown) => void): void {
+  entry(e: ReadEntry, report: (err: unknown) => void): void {
     const entry = e.path;
+    // After the first refusal nothing more is written: the layer is thrown away.
+    if (this.failed) {
+      e.resume();
+      return;
+    }
+    const fail = (err: unknown): void => {
+      this.failed = true;
+      report(err);
+    };
     try {
       if (++this.entries > this.o.limits.maxEntries) {
         this.refuse('TOO_MANY_ENTRIES', entry, `the archive has more than ${this.o.limits.maxEntries} entries`);

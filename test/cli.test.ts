@@ -113,7 +113,7 @@ describe('sandcell CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/^SANDCELL \d+: cgroups parent="\(own cgroup\)" driver=v[12] controllers=\[[^\]]*"memory"[^\]]*\] warnings=\[.*\]$/m);
     expect(r.stderr).toMatch(/^SANDCELL \d+: start pid=\d+ box=new warm="off: setWarmBoxes\(0\)" enforced\.memory=cgroup enforced\.cpuTime=none enforced\.processes=cgroup degraded=\[\]$/m);
-    expect(r.stderr).toMatch(/^SANDCELL \d+: end pid=\d+ status=ok ms\.options=[\d.]+ ms\.cgroup=[\d.]+ ms\.plan=[\d.]+ ms\.spawn=[\d.]+ ms\.run=[\d.]+ ms\.result=[\d.]+$/m);
+    expect(r.stderr).toMatch(/^SANDCELL \d+: end pid=\d+ status=ok ms\.options=[\d.]+ ms\.cgroup=[\d.]+ ms\.plan=[\d.]+ ms\.spawn=[\d.]+(?: ms\.spawn\.[a-zA-Z]+=[\d.]+)+ ms\.run=[\d.]+ ms\.result=[\d.]+$/m);
   });
 
   it('NODE_DEBUG=sandcell without root says why there are no cgroups and what stands in for them', () => {

@@ -10,6 +10,7 @@ Usage:
   sandcell serve [options]                        the engine as a daemon on a Unix socket
                                                   (sandcell serve --help); with SANDCELL_HOST
                                                   set, sandcell run runs there
+  sandcell worker --redis <url> [options]         a node of a farm on Redis (sandcell worker --help)
   sandcell --help | sandcell run --help
 
 The box: fresh user, PID, mount, network, IPC, UTS and cgroup namespaces; the host's /usr, /bin

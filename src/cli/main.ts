@@ -24,6 +24,7 @@ import { serve, SERVE_HELP } from './serve.js';
 import { judgeCommand } from './judge.js';
 import { schemaCommand } from './schema.js';
 import { imageCommand } from './image.js';
+import { WORKER_HELP, workerCommand } from './worker.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
@@ -141,6 +142,13 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       }
       return await serve(rest);
+    }
+    if (verb === 'worker') {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(WORKER_HELP);
+        return 0;
+      }
+      return await workerCommand(rest);
     }
     if (verb === 'judge') return await judgeCommand(rest);
     if (verb === 'schema') return schemaCommand(rest);

@@ -4,6 +4,7 @@
  * Workers, clients and service agents all go through this one parser so that a URL means the same
  * thing to each of them.
  */
+import type { ConnectionOptions } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 
 /** Prefix of every key the farm writes (BullMQ queues, blobs, services), so one Redis can hold several farms. */
@@ -66,4 +67,12 @@ export function parseRedisUrl(url: string): RedisOptions {
 export function redisOptions(connection: RedisConnection): RedisOptions {
   const base = typeof connection === 'string' ? parseRedisUrl(connection) : { ...connection };
   return { ...base, maxRetriesPerRequest: null };
+}
+
+/**
+ * The same options typed as BullMQ takes them: BullMQ declares its own copy of ioredis's option
+ * type, which differs from the installed ioredis's in details (callback return types) only.
+ */
+export function bullConnection(connection: RedisConnection): ConnectionOptions {
+  return redisOptions(connection) as ConnectionOptions;
 }

@@ -1,0 +1,137 @@
+/**
+ * `sandcell worker`: one node of the farm. Logs one JSON line per event on stderr; SIGTERM and
+ * SIGINT drain it (no new job, those running finish), a second one ends it at once.
+ */
+import { hostname } from 'node:os';
+
+import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
+import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
+import { startWorker } from '../cluster/worker.js';
+import { parseDuration, parseSize } from '../units.js';
+import { UsageError } from './args.js';
+
+export const WORKER_HELP = `Usage: sandcell worker --redis <url> [options]
+
+Takes runs from the farm's queue (see sandcell/cluster's connectCluster) and runs them here.
+Start one on every machine of the farm.
+
+  --redis <url>           the farm's Redis: redis://[user:pass@]host[:port][/db], rediss://...,
+                          unix:///path/redis.sock or a socket path (required)
+  --name <name>           this worker in results' placement (default: <host>-<pid>)
+  --concurrency <n>       runs at once (default 1)
+  --labels <k=v,...>      what this machine offers (images=debian,gpu=none); it takes the runs
+                          asking for exactly this label set (default: none, the queue "runs")
+  --lock-time <dur>       a job's lock without renewal: a worker silent this long (killed,
+                          stopped, cut off) loses its jobs to others (default 30s)
+  --stall-interval <dur>  how often lost jobs are looked for (default 30s); a dead worker's
+                          job runs again elsewhere within lock time + stall interval
+  --blob-cache <size>     bytes of fetched inputs kept for later runs (default 256MiB)
+  --prefix <p>            key prefix in Redis (default sandcell)
+
+Runs from the queue may not bind host paths, pick a cgroup parent or use the host network.
+SIGTERM: takes no new run, finishes those running, exits.
+`;
+
+interface WorkerArgs {
+  redis: string;
+  name: string;
+  concurrency: number;
+  labels: Labels;
+  lockTimeMs: number;
+  stallIntervalMs: number;
+  blobCacheBytes: number;
+  prefix: string | undefined;
+}
+
+function parseWorkerArgs(args: readonly string[]): WorkerArgs {
+  const a: Partial<WorkerArgs> & Omit<WorkerArgs, 'redis'> = {
+    name: `${hostname()}-${process.pid}`,
+    concurrency: 1,
+    labels: {},
+    lockTimeMs: 30_000,
+    stallIntervalMs: 30_000,
+    blobCacheBytes: 256 * 1024 * 1024,
+    prefix: undefined,
+  };
+  const duration = (flag: string, v: string): number => {
+    const n = parseDuration(v);
+    if (typeof n === 'string' || n <= 0) throw new UsageError(`${flag}: ${typeof n === 'string' ? n : 'must be greater than zero'}`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const raw = args[i] as string;
+    const eq = raw.indexOf('=');
+    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
+    const v = (): string => {
+      if (flag !== raw) return raw.slice(eq + 1);
+      const next = args[++i];
+      if (next === undefined) throw new UsageError(`${flag} needs a value`);
+      return next;
+    };
+    if (flag === '--redis') {
+      a.redis = v();
+      try {
+        parseRedisUrl(a.redis);
+      } catch (e) {
+        if (e instanceof RedisUrlError) throw new UsageError(`--redis: ${e.message}`);
+        throw e;
+      }
+    } else if (flag === '--name') {
+      a.name = v();
+      if (!/^[\x21-\x7e]{1,128}$/.test(a.name)) throw new UsageError('--name: 1 to 128 printable characters without spaces');
+    } else if (flag === '--concurrency') {
+      const s = v();
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--concurrency needs an integer from 1 to 1024, got ${JSON.stringify(s)}`);
+      a.concurrency = n;
+    } else if (flag === '--labels') {
+      try {
+        a.labels = parseLabels(v());
+      } catch (e) {
+        if (e instanceof LabelError) throw new UsageError(`--labels: ${e.message}`);
+        throw e;
+      }
+    } else if (flag === '--lock-time') a.lockTimeMs = duration(flag, v());
+    else if (flag === '--stall-interval') a.stallIntervalMs = duration(flag, v());
+    else if (flag === '--blob-cache') {
+      const n = parseSize(v());
+      if (typeof n === 'string') throw new UsageError(`--blob-cache: ${n}`);
+      a.blobCacheBytes = n;
+    } else if (flag === '--prefix') a.prefix = v();
+    else throw new UsageError(`unknown option ${raw} (see sandcell worker --help)`);
+  }
+  if (a.redis === undefined) throw new UsageError('--redis is required (see sandcell worker --help)');
+  return a as WorkerArgs;
+}
+
+const log = (e: Record<string, unknown>): void => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+};
+
+export async function workerCommand(args: readonly string[]): Promise<number> {
+  const a = parseWorkerArgs(args);
+  const worker = await startWorker({
+    connection: a.redis,
+    ...(a.prefix !== undefined ? { prefix: a.prefix } : {}),
+    name: a.name,
+    labels: a.labels,
+    concurrency: a.concurrency,
+    lockTimeMs: a.lockTimeMs,
+    stallIntervalMs: a.stallIntervalMs,
+    blobCacheBytes: a.blobCacheBytes,
+    onEvent: log,
+  });
+  log({ event: 'ready', worker: worker.name, queue: worker.queue, pid: process.pid });
+  await new Promise<void>((resolve) => {
+    const drain = (signal: string): void => {
+      log({ event: 'draining', signal });
+      process.once('SIGTERM', () => process.exit(143));
+      process.once('SIGINT', () => process.exit(130));
+      void worker.close().then(resolve);
+    };
+    process.once('SIGTERM', () => drain('SIGTERM'));
+    process.once('SIGINT', () => drain('SIGINT'));
+  });
+  log({ event: 'stopped', worker: worker.name });
+  return 0;
+}

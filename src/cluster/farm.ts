@@ -1,0 +1,219 @@
+/**
+ * The caller's side of the farm: a run becomes a job on the queue of its label set, its result
+ * comes back as the job's return value. Loads no native code: a machine that only submits runs
+ * needs no sandbox of its own.
+ */
+import { randomUUID } from 'node:crypto';
+import { Job, Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+
+import { AbortError } from '../errors.js';
+import type { RunOptions } from '../index.js';
+import { BlobStore, DEFAULT_BLOB_LIMITS, type BlobLimits } from './blobs.js';
+import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
+import { queueName, type Labels } from './queues.js';
+import { decodeResult, encodeOptions, type FarmResult } from './wire.js';
+
+export interface ClusterOptions {
+  /** The farm's Redis: `redis://host:port`, `unix:///path/redis.sock`, a socket path, or ioredis options. */
+  redis: RedisConnection;
+  /** The queue runs go to (default: the queue of `labels`, `runs` without them). */
+  queue?: string;
+  /** The label set a run needs; workers started with exactly these labels take it. */
+  labels?: Labels;
+  /** Prefix of every key (default `sandcell`); workers must use the same. */
+  prefix?: string;
+  /** Blob size limit, TTL and inline threshold. */
+  blobs?: Partial<BlobLimits>;
+  /** Tries of a run whose infrastructure failed (a setup error, a lost blob), default 3, with exponential backoff from 1 s. */
+  attempts?: number;
+}
+
+/** Where a run is: `queued` once it is on the queue, `started` on each worker that takes it, `done` once it has its result. */
+export type FarmProgress =
+  | { event: 'queued'; jobId: string; queue: string }
+  | { event: 'started'; jobId: string; worker: string; attempt: number }
+  | { event: 'done'; jobId: string; status: string; worker: string };
+
+export interface FarmRunOptions {
+  onProgress?: (p: FarmProgress) => void;
+}
+
+/** A job that ended without a result: its infrastructure failed on every try, or its options were refused. */
+export class FarmJobError extends Error {
+  override readonly name = 'FarmJobError';
+  constructor(
+    readonly jobId: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (e: Error) => void;
+  progress?: (p: unknown) => void;
+}
+
+/** How often jobs still waiting for an answer are looked up directly: an event lost in a Redis restart or a stream trim is not a lost run. */
+const POLL_MS = 2000;
+
+export class Farm {
+  readonly redis: Redis;
+  readonly blobs: BlobStore;
+  readonly prefix: string;
+  private readonly queues = new Map<string, { queue: Queue; events: QueueEvents; ready: Promise<unknown> }>();
+  private readonly pending = new Map<string, Pending & { queue: Queue }>();
+  private readonly defaultQueue: string;
+  private readonly attempts: number;
+  private readonly poller: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(readonly options: ClusterOptions) {
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.redis = new Redis(redisOptions(options.redis));
+    this.redis.on('error', () => undefined);
+    this.blobs = new BlobStore(this.redis, this.prefix, { ...DEFAULT_BLOB_LIMITS, ...options.blobs });
+    this.defaultQueue = options.queue ?? queueName(options.labels);
+    this.attempts = options.attempts ?? 3;
+    this.poller = setInterval(() => void this.poll(), POLL_MS);
+    this.poller.unref();
+  }
+
+  /** The queue and its event listener, opened on first use. */
+  queue(name = this.defaultQueue): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      const connection = bullConnection(this.options.redis);
+      const queue = new Queue(name, { connection, prefix: this.prefix });
+      const events = new QueueEvents(name, { connection, prefix: this.prefix });
+      queue.on('error', () => undefined);
+      events.on('error', () => undefined);
+      events.on('completed', ({ jobId, returnvalue }) => this.settle(jobId, (p) => p.resolve(returnvalue)));
+      events.on('failed', ({ jobId, failedReason, prev }) => {
+        // A failed attempt that will be retried comes as `failed` too; only a job that is done
+        // (moved to the failed set) ends the wait: the poller confirms it.
+        if (prev === 'active') void this.checkFailed(jobId);
+        else this.settle(jobId, (p) => p.reject(new FarmJobError(jobId, failedReason)));
+      });
+      events.on('progress', ({ jobId, data }) => this.pending.get(jobId)?.progress?.(data));
+      q = { queue, events, ready: events.waitUntilReady() };
+      this.queues.set(name, q);
+    }
+    return q.queue;
+  }
+
+  private settle(jobId: string, how: (p: Pending) => void): void {
+    const p = this.pending.get(jobId);
+    if (!p) return;
+    this.pending.delete(jobId);
+    how(p);
+  }
+
+  private async checkFailed(jobId: string): Promise<void> {
+    const p = this.pending.get(jobId);
+    if (!p) return;
+    const job = await Job.fromId(p.queue, jobId).catch(() => undefined);
+    if (job?.finishedOn !== undefined && job.finishedOn !== null) await this.poll([jobId]);
+  }
+
+  /** Looks up jobs whose end may have been missed; a finished job settles from its stored state. */
+  private async poll(ids = [...this.pending.keys()]): Promise<void> {
+    for (const id of ids) {
+      const p = this.pending.get(id);
+      if (!p) continue;
+      const job = await Job.fromId(p.queue, id).catch(() => undefined);
+      if (!job || !job.finishedOn) continue;
+      const state = await job.getState().catch(() => 'unknown');
+      if (state === 'completed') this.settle(id, (x) => x.resolve(job.returnvalue));
+      else if (state === 'failed') this.settle(id, (x) => x.reject(new FarmJobError(id, job.failedReason)));
+    }
+  }
+
+  /**
+   * Adds a job and waits for its end. The id is chosen here and the wait registered before the
+   * job exists, so its end cannot be missed.
+   */
+  async submit(name: string, data: unknown, how: { queue?: string; onProgress?: (p: unknown) => void; signal?: AbortSignal; jobId?: string } = {}): Promise<{ jobId: string; value: unknown }> {
+    if (this.closed) throw new Error('the farm connection is closed');
+    const queue = this.queue(how.queue);
+    await this.queues.get(how.queue ?? this.defaultQueue)?.ready;
+    const jobId = how.jobId ?? randomUUID();
+    const done = new Promise<unknown>((resolve, reject) => {
+      this.pending.set(jobId, { resolve, reject, queue, ...(how.onProgress ? { progress: how.onProgress } : {}) });
+    });
+    const onAbort = (): void => {
+      // A job not yet taken is withdrawn; one running finishes on its worker, unreported.
+      void Job.fromId(queue, jobId)
+        .then((j) => j?.remove())
+        .catch(() => undefined);
+      this.settle(jobId, (p) => p.reject(new AbortError(how.signal?.reason)));
+    };
+    if (how.signal?.aborted) throw new AbortError(how.signal.reason);
+    how.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await queue.add(name, data, {
+        jobId,
+        attempts: this.attempts,
+        backoff: { type: 'exponential', delay: 1000 },
+        // Kept a while after the end, so a caller that lost the event can still read the result.
+        removeOnComplete: { age: 3600, count: 10_000 },
+        removeOnFail: { age: 24 * 3600 },
+      });
+      return { jobId, value: await done };
+    } catch (e) {
+      this.pending.delete(jobId);
+      throw e;
+    } finally {
+      how.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Runs on some worker of the queue: the options and result of run(), plus `placement`. */
+  async run(options: RunOptions, how: FarmRunOptions = {}): Promise<FarmResult> {
+    const queue = this.options.queue ?? this.defaultQueue;
+    const jobId = randomUUID();
+    const data = { v: 1, kind: 'run', options: await encodeOptions(options, this.blobs) };
+    const progress = how.onProgress;
+    progress?.({ event: 'queued', jobId, queue });
+    const { value } = await this.submit('run', data, {
+      jobId,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(progress
+        ? {
+            onProgress: (d: unknown) => {
+              const s = d as { stage?: string; worker?: string; attempt?: number };
+              if (s.stage === 'started') progress({ event: 'started', jobId, worker: String(s.worker), attempt: Number(s.attempt) });
+            },
+          }
+        : {}),
+    });
+    const result = await decodeResult(value, this.blobs);
+    progress?.({ event: 'done', jobId, status: result.status, worker: result.placement.worker });
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.poller);
+    for (const [id, p] of this.pending) p.reject(new FarmJobError(id, 'the farm connection was closed before the job ended'));
+    this.pending.clear();
+    for (const { queue, events } of this.queues.values()) {
+      await events.close().catch(() => undefined);
+      await queue.close().catch(() => undefined);
+    }
+    this.queues.clear();
+    this.redis.disconnect();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Connects to a farm: `farm.run(options)` runs on one of its workers. Close it (or `await using` it) when done. */
+export function connectCluster(options: ClusterOptions): Farm {
+  return new Farm(options);
+}

@@ -1,0 +1,11 @@
+/**
+ * The farm (`sandcell/cluster`): many machines as one sandbox, on BullMQ and Redis. Workers
+ * (`sandcell worker --redis <url>`) take runs from a queue; `connectCluster()` sends them.
+ *
+ * @module sandcell/cluster
+ */
+export { connectCluster, Farm, FarmJobError, type ClusterOptions, type FarmProgress, type FarmRunOptions } from './farm.js';
+export { DEFAULT_PREFIX, parseRedisUrl, RedisUrlError, type RedisConnection } from './connection.js';
+export { BlobError, type BlobLimits } from './blobs.js';
+export { queueName, parseLabels, LabelError, type Labels } from './queues.js';
+export type { FarmResult, Placement } from './wire.js';

@@ -1,0 +1,182 @@
+/**
+ * What travels through the queue: run options and results as JSON, bytes inline or as blobs.
+ * Job data comes out of Redis, which any of its clients may write: a worker checks it with zod
+ * before anything else, and an error names the field.
+ */
+import { z } from 'zod';
+
+import type { FileContent, Result, RunOptions } from '../index.js';
+import { BLOB_REF, BlobError, type BlobCache, type BlobStore } from './blobs.js';
+
+/** Bytes: a UTF-8 string, base64, or a blob in Redis. */
+export type BytesWire = string | { base64: string } | { blob: string };
+
+/** Where a run was placed: which worker ran it to the end, on which attempt, after how many stalls. */
+export interface Placement {
+  worker: string;
+  /** 1 on the first try; a retried infrastructure error or a stalled job counts one more. */
+  attempt: number;
+  /** How many times a worker lost the job (died, stopped, partitioned) before this one finished it. */
+  stalled: number;
+}
+
+/** run()'s result, plus where it ran. */
+export type FarmResult = Result & { files?: Record<string, Buffer>; fileErrors?: Record<string, string>; placement: Placement };
+
+export type ResultWire = Omit<Result, 'stdout' | 'stderr'> & {
+  stdout: BytesWire;
+  stderr: BytesWire;
+  files?: Record<string, BytesWire>;
+  fileErrors?: Record<string, string>;
+  placement: Placement;
+};
+
+const bytesSchema = z.union([
+  z.string(),
+  z.strictObject({ base64: z.base64() }),
+  z.strictObject({ blob: z.string().regex(BLOB_REF, 'must be sha256:<64 hex digits>') }),
+]);
+
+const fileSchema = z.union([bytesSchema, z.strictObject({ data: bytesSchema, mode: z.number().int().min(0).max(0o777).optional() })]);
+
+/**
+ * Options as JSON. Only the byte-carrying fields are checked here; every other field is checked
+ * by run() itself, whose SandboxOptionsError names the field.
+ */
+const optionsSchema = z.looseObject({
+  stdin: bytesSchema.optional(),
+  files: z.record(z.string(), fileSchema).optional(),
+});
+
+export const runJobSchema = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('run'),
+  options: optionsSchema,
+});
+
+export type RunJob = z.output<typeof runJobSchema>;
+
+/** zod issues as "field: reason" lines, the field dotted from the job's root. */
+export function describeIssues(error: z.ZodError, root = ''): string {
+  return error.issues
+    .map((i) => {
+      const path = [root, ...i.path.map(String)].filter((p) => p !== '').join('.');
+      return `${path || '(job)'}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+function asBuffer(data: string | Uint8Array): Buffer {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Bytes to their wire form: small ones inline (text as text), large ones uploaded as blobs. */
+export async function encodeBytes(data: string | Uint8Array, blobs: BlobStore): Promise<BytesWire> {
+  const buf = asBuffer(data);
+  if (buf.length > blobs.limits.inlineBytes) return { blob: await blobs.put(buf) };
+  if (typeof data === 'string') return data;
+  const text = buf.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(buf) ? text : { base64: buf.toString('base64') };
+}
+
+export async function decodeBytes(b: BytesWire, blobs: BlobCache | BlobStore): Promise<Buffer> {
+  if (typeof b === 'string') return Buffer.from(b, 'utf8');
+  if ('base64' in b) return Buffer.from(b.base64, 'base64');
+  return blobs.get(b.blob);
+}
+
+/** Fields of run() that only mean something in the caller's process. */
+const LOCAL_ONLY = ['signal'] as const;
+
+/**
+ * Run options to a job's `options`: files and stdin as bytes (a stream is read to its end, up
+ * to the blob limit), everything else as it is.
+ */
+export async function encodeOptions(options: RunOptions, blobs: BlobStore): Promise<Record<string, unknown>> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError('options must be an object');
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if ((LOCAL_ONLY as readonly string[]).includes(k) || v === undefined) continue;
+    out[k] = v;
+  }
+  if (options.stdin !== undefined) {
+    const s = options.stdin;
+    out.stdin = await encodeBytes(typeof s === 'string' || s instanceof Uint8Array ? s : await readAll(s, blobs.limits.maxBytes), blobs);
+  }
+  if (options.files !== undefined && options.files !== null && typeof options.files === 'object') {
+    const files: Record<string, unknown> = {};
+    for (const [name, f] of Object.entries(options.files as Record<string, FileContent>)) {
+      if (typeof f === 'string' || f instanceof Uint8Array) files[name] = await encodeBytes(f, blobs);
+      // Anything else goes as given: run() on the worker names the field if it is wrong.
+      else if (f && typeof f === 'object' && 'data' in f && (typeof f.data === 'string' || f.data instanceof Uint8Array)) {
+        files[name] = { data: await encodeBytes(f.data, blobs), ...(f.mode !== undefined ? { mode: f.mode } : {}) };
+      } else files[name] = f;
+    }
+    out.files = files;
+  }
+  return out;
+}
+
+async function readAll(stream: AsyncIterable<unknown>, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    const b = typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array);
+    n += b.length;
+    if (n > max) throw new BlobError(`stdin is over the blob limit of ${max} bytes`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A checked job's options back to run()'s: bytes fetched (through the worker's cache). */
+export async function decodeOptions(o: RunJob['options'], blobs: BlobCache): Promise<RunOptions> {
+  const out: Record<string, unknown> = { ...o };
+  if (o.stdin !== undefined) out.stdin = await decodeBytes(o.stdin, blobs);
+  if (o.files !== undefined) {
+    const files: Record<string, FileContent> = {};
+    for (const [name, f] of Object.entries(o.files)) {
+      files[name] = typeof f === 'object' && 'data' in f ? { data: await decodeBytes(f.data, blobs), ...(f.mode !== undefined ? { mode: f.mode } : {}) } : await decodeBytes(f, blobs);
+    }
+    out.files = files;
+  }
+  return out as unknown as RunOptions;
+}
+
+/** A result to its wire form: large outputs and collected files as blobs. */
+export async function encodeResult(r: Result & { files?: Record<string, Buffer>; fileErrors?: Record<string, string> }, placement: Placement, blobs: BlobStore): Promise<ResultWire> {
+  const out: ResultWire = { ...r, stdout: await encodeBytes(r.stdout, blobs), stderr: await encodeBytes(r.stderr, blobs), files: undefined, placement };
+  if (r.files !== undefined) {
+    out.files = {};
+    for (const [name, data] of Object.entries(r.files)) out.files[name] = await encodeBytes(data, blobs);
+  } else delete out.files;
+  return out;
+}
+
+const resultWireSchema = z.looseObject({
+  status: z.string(),
+  stdout: bytesSchema,
+  stderr: bytesSchema,
+  files: z.record(z.string(), bytesSchema).optional(),
+  placement: z.strictObject({ worker: z.string(), attempt: z.number().int(), stalled: z.number().int() }),
+});
+
+/** A job's return value (written by a worker, read back from Redis: checked too) to the caller's result. */
+export async function decodeResult(value: unknown, blobs: BlobStore): Promise<FarmResult> {
+  const parsed = resultWireSchema.safeParse(typeof value === 'string' ? JSON.parse(value) : value);
+  if (!parsed.success) throw new BlobError(`the worker's result is malformed: ${describeIssues(parsed.error, 'result')}`);
+  const w = parsed.data as unknown as ResultWire;
+  const result: Record<string, unknown> = {
+    ...w,
+    stdout: (await decodeBytes(w.stdout, blobs)).toString('utf8'),
+    stderr: (await decodeBytes(w.stderr, blobs)).toString('utf8'),
+  };
+  if (w.files !== undefined) {
+    const files: Record<string, Buffer> = {};
+    for (const [name, b] of Object.entries(w.files)) files[name] = await decodeBytes(b, blobs);
+    result.files = files;
+  }
+  return result as unknown as FarmResult;
+}

@@ -1,0 +1,128 @@
+/**
+ * A farm worker: takes jobs from the queue of its label set and runs them with the library's
+ * public run(). A program's verdict (a limit, a crash, a denied system call) is a result; only
+ * the infrastructure fails a job: a refused job at once, a setup error or a lost blob with
+ * BullMQ's bounded retries.
+ *
+ * A worker that loses a job's lock (killed, stopped, partitioned) cannot report it: BullMQ
+ * completes a job only with the lock token it was taken with, and the stalled check has by then
+ * moved it back to the queue for another worker.
+ */
+import { hostname } from 'node:os';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+
+import { run, SandboxOptionsError, shutdown } from '../index.js';
+import { BlobCache, BlobStore, DEFAULT_BLOB_LIMITS } from './blobs.js';
+import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
+import { queueName, type Labels } from './queues.js';
+import { decodeOptions, describeIssues, encodeResult, runJobSchema, type Placement } from './wire.js';
+
+export interface WorkerOptions {
+  connection: RedisConnection;
+  prefix?: string;
+  /** Shown in results' placement (default: host name and pid). */
+  name?: string;
+  labels?: Labels;
+  /** Jobs at once (default 1). */
+  concurrency?: number;
+  /** How long a job's lock lasts without renewal: a worker silent this long loses its jobs (default 30 s). */
+  lockTimeMs?: number;
+  /** How often the worker looks for jobs whose lock expired (default 30 s). */
+  stallIntervalMs?: number;
+  /** Bytes of fetched blobs kept (default 256 MiB). */
+  blobCacheBytes?: number;
+  /** One event per job, for logs. */
+  onEvent?: (e: Record<string, unknown>) => void;
+}
+
+export interface FarmWorker {
+  readonly name: string;
+  readonly queue: string;
+  readonly blobs: BlobCache;
+  /** Takes no new job, lets those running finish, then ends its boxes and cgroups. */
+  close(): Promise<void>;
+}
+
+/**
+ * Fields that name things on the worker's machine (host paths, its cgroup tree, its network):
+ * whoever can write to Redis must not reach past the box on every worker through them.
+ */
+function hostReach(options: Record<string, unknown>): string | null {
+  if (options.binds !== undefined) return 'options.binds: host paths are not accepted from the queue';
+  if (Array.isArray(options.mounts) && options.mounts.some((m) => typeof m !== 'object' || m === null || (m as { type?: string }).type !== 'tmpfs')) {
+    return 'options.mounts: only tmpfs mounts are accepted from the queue';
+  }
+  if (options.cgroupParent !== undefined) return "options.cgroupParent: the worker's cgroup tree is not the job's to choose";
+  if (options.network === 'host') return "options.network: 'host' is not accepted from the queue";
+  return null;
+}
+
+export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
+  const name = o.name ?? `${hostname()}-${process.pid}`;
+  const prefix = o.prefix ?? DEFAULT_PREFIX;
+  const queue = queueName(o.labels);
+  const redis = new Redis(redisOptions(o.connection));
+  redis.on('error', () => undefined);
+  const store = new BlobStore(redis, prefix, DEFAULT_BLOB_LIMITS);
+  const cache = new BlobCache(store, o.blobCacheBytes ?? 256 * 1024 * 1024);
+  const emit = o.onEvent ?? ((): void => undefined);
+
+  // One run before taking jobs: it proves this machine can build boxes, and opening the cgroups
+  // removes those a previous worker here left when it was killed.
+  const check = await run({ command: ['/bin/true'], limits: { wallTime: '30s' } });
+  if (check.status !== 'ok') throw new Error(`the self-check run ended ${check.status}: ${check.stderr.slice(0, 500)}`);
+
+  const processor = async (job: Job): Promise<unknown> => {
+    const parsed = runJobSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid job: ${describeIssues(parsed.error)}`);
+    const refused = hostReach(parsed.data.options);
+    if (refused) throw new UnrecoverableError(`invalid job: ${refused}`);
+    const placement: Placement = { worker: name, attempt: job.attemptsStarted, stalled: job.stalledCounter };
+    await job.updateProgress({ stage: 'started', worker: name, attempt: placement.attempt });
+    emit({ event: 'start', job: job.id, attempt: placement.attempt, stalled: placement.stalled });
+    const options = await decodeOptions(parsed.data.options, cache);
+    let result;
+    try {
+      result = await run(options);
+    } catch (e) {
+      if (e instanceof SandboxOptionsError) {
+        throw new UnrecoverableError(`invalid job: ${e.issues.map((i) => `options${i.path ? `.${i.path}` : ''}: ${i.message}`).join('; ')}`);
+      }
+      throw e;
+    }
+    emit({ event: 'end', job: job.id, status: result.status });
+    return encodeResult(result, placement, store);
+  };
+
+  const worker = new Worker(queue, processor, {
+    connection: bullConnection(o.connection),
+    prefix,
+    name,
+    concurrency: o.concurrency ?? 1,
+    lockDuration: o.lockTimeMs ?? 30_000,
+    stalledInterval: o.stallIntervalMs ?? 30_000,
+    // A job lost twice is failed rather than passed on forever (a program that kills its worker).
+    maxStalledCount: 2,
+    autorun: false,
+  });
+  worker.on('error', (e) => emit({ event: 'error', message: e.message }));
+  worker.on('failed', (job, e) => emit({ event: 'failed', job: job?.id, message: e.message }));
+  void worker.run();
+  await worker.waitUntilReady();
+
+  let closing: Promise<void> | null = null;
+  return {
+    name,
+    queue,
+    blobs: cache,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await worker.close();
+        redis.disconnect();
+        await shutdown();
+      })();
+      return closing;
+    },
+  };
+}

@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { run, SandboxOptionsError, shutdown } from '../index.js';
+import { AbortError, run, SandboxOptionsError, shutdown } from '../index.js';
 import { BlobCache, BlobStore, DEFAULT_BLOB_LIMITS } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
@@ -73,7 +73,7 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
   const check = await run({ command: ['/bin/true'], limits: { wallTime: '30s' } });
   if (check.status !== 'ok') throw new Error(`the self-check run ended ${check.status}: ${check.stderr.slice(0, 500)}`);
 
-  const processor = async (job: Job): Promise<unknown> => {
+  const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
     const parsed = runJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid job: ${describeIssues(parsed.error)}`);
     const refused = hostReach(parsed.data.options);
@@ -84,8 +84,9 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
     const options = await decodeOptions(parsed.data.options, cache);
     let result;
     try {
-      result = await run(options);
+      result = await run({ ...options, ...(signal ? { signal } : {}) });
     } catch (e) {
+      if (e instanceof AbortError) throw new Error(`job ${job.id} was given up on this worker: ${String(signal?.reason)}`);
       if (e instanceof SandboxOptionsError) {
         throw new UnrecoverableError(`invalid job: ${e.issues.map((i) => `options${i.path ? `.${i.path}` : ''}: ${i.message}`).join('; ')}`);
       }
@@ -107,6 +108,14 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
     autorun: false,
   });
   worker.on('error', (e) => emit({ event: 'error', message: e.message }));
+  // Another worker owns these jobs now (this one was stopped or cut off past the lock time): their
+  // boxes are ended rather than left to burn CPU for a result BullMQ would refuse anyway.
+  worker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids) {
+      emit({ event: 'lost', job: id });
+      worker.cancelJob(id, 'its lock was lost: another worker runs it');
+    }
+  });
   worker.on('failed', (job, e) => emit({ event: 'failed', job: job?.id, message: e.message }));
   void worker.run();
   await worker.waitUntilReady();

@@ -30,11 +30,11 @@ export interface WorkerStart {
   args?: string[];
 }
 
-function stat(pid: number): { ppid: number; start: string } | null {
+function stat(pid: number): { ppid: number; start: string; state: string } | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), start: f[19] as string };
+    return { ppid: Number(f[1]), start: f[19] as string, state: f[0] as string };
   } catch {
     return null;
   }
@@ -63,10 +63,10 @@ export function descendantsOf(root: number): { pid: number; start: string }[] {
   return out;
 }
 
-/** Whether a process recorded earlier is still the same live process. */
+/** Whether a process recorded earlier is still the same live process (a zombie is dead: it only waits to be reaped). */
 export function stillAlive(p: { pid: number; start: string }): boolean {
   const s = stat(p.pid);
-  return s !== null && s.start === p.start;
+  return s !== null && s.start === p.start && s.state !== 'Z';
 }
 
 export async function startWorker(redisUrl: string, o: WorkerStart, cleanups: (() => Promise<void>)[]): Promise<TestWorker> {

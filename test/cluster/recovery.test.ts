@@ -1,0 +1,134 @@
+// What a farm does when a worker dies, stops or loses Redis: the lost job runs again on another
+// worker and is reported once, with the loss counted in its placement.
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { listSandcellCgroups } from '../../src/cgroup/index.js';
+import { connectCluster, type Farm, type FarmProgress, type FarmResult } from '../../src/cluster/index.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startWorker, stillAlive, type TestWorker } from './workers.js';
+
+const LOCK = '2s';
+const STALL = '1s';
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function farmOf(n: number, opts: { lockTime?: string; concurrency?: number } = {}): Promise<{ redis: TestRedis; farm: Farm; workers: TestWorker[] }> {
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const workers = await Promise.all(
+    Array.from({ length: n }, (_, i) => startWorker(redis.url, { name: `w${i + 1}`, lockTime: opts.lockTime ?? LOCK, stallInterval: STALL, concurrency: opts.concurrency ?? 1 }, cleanups)),
+  );
+  const farm = connectCluster({ redis: redis.url });
+  cleanups.push(() => farm.close());
+  return { redis, farm, workers };
+}
+
+/** Runs `options` and resolves with the worker that started it first, and then the result. */
+function runWatched(farm: Farm, command: string[]): { started: Promise<{ worker: string; jobId: string }>; result: Promise<FarmResult> } {
+  let started!: (s: { worker: string; jobId: string }) => void;
+  const first = new Promise<{ worker: string; jobId: string }>((r) => (started = r));
+  const result = farm.run({ command, limits: { wallTime: '60s' } }, {
+    onProgress: (p: FarmProgress) => {
+      if (p.event === 'started') started({ worker: p.worker, jobId: p.jobId });
+    },
+  });
+  return { started: first, result };
+}
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+    const v = f();
+    if (v) return v;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** `completed` events of a job in the queue's event stream: how many results it reported. */
+async function completions(farm: Farm, jobId: string): Promise<number> {
+  const entries = (await farm.redis.xrange(`sandcell:runs:events`, '-', '+')) as [string, string[]][];
+  return entries.filter(([, f]) => {
+    const m = new Map<string, string>();
+    for (let i = 0; i < f.length; i += 2) m.set(f[i] as string, f[i + 1] as string);
+    return m.get('event') === 'completed' && m.get('jobId') === jobId;
+  }).length;
+}
+
+describe('recovery', () => {
+  it('kill -9 of the worker running a long job: it completes elsewhere, counted as stalled once, and nothing of the killed worker survives', async () => {
+    const { redis, farm, workers } = await farmOf(3);
+    const { started, result } = runWatched(farm, ['/bin/sh', '-c', 'sleep 3; echo finished']);
+    const first = await started;
+    const victim = workers.find((w) => w.name === first.worker) as TestWorker;
+    // Its box (and any warm box) is below it: recorded before the kill to look for survivors after.
+    const boxes = await until('the box of the run', () => {
+      const d = victim.descendants();
+      return d.length > 0 ? d : undefined;
+    });
+    const killedAt = Date.now();
+    await victim.kill('SIGKILL');
+    const r = await result;
+    const took = Date.now() - killedAt;
+    expect(r.status).toBe('ok');
+    expect(r.stdout).toBe('finished\n');
+    expect(r.placement.worker).not.toBe(victim.name);
+    expect(r.placement.stalled).toBe(1);
+    expect(r.placement.attempt).toBe(2);
+    // Lock time + stall interval to be found lost, the run's 3 s again, and room for a loaded machine.
+    expect(took).toBeLessThan(2000 + 1000 + 3000 + 15_000);
+    await until('the killed worker\'s boxes to end', () => boxes.every((p) => !stillAlive(p)), 10_000);
+    expect(await completions(farm, first.jobId)).toBe(1);
+
+    // A worker started on this machine sweeps the cgroups the killed one left.
+    const left = listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${victim.pid}`));
+    expect(left.length).toBeGreaterThan(0);
+    await startWorker(redis.url, { name: 'w4', lockTime: LOCK, stallInterval: STALL }, cleanups);
+    expect(listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${victim.pid}`))).toEqual([]);
+  });
+
+  it('SIGSTOP past the lock time, the job finishes elsewhere, SIGCONT: exactly one result', async () => {
+    const { farm, workers } = await farmOf(2);
+    const { started, result } = runWatched(farm, ['/bin/sh', '-c', 'sleep 2; echo once']);
+    const first = await started;
+    const late = workers.find((w) => w.name === first.worker) as TestWorker;
+    late.proc.kill('SIGSTOP');
+    const r = await result;
+    expect(r.placement.worker).not.toBe(late.name);
+    expect(r.placement.stalled).toBe(1);
+    // Its own run ended long ago (the box was not stopped); let it see that and try to report.
+    await new Promise((res) => setTimeout(res, 1000));
+    late.proc.kill('SIGCONT');
+    // It learns the job is no longer its own (its lock renewal is refused) and BullMQ refuses its
+    // report (moveToFinished checks the lock token): whichever comes first, nothing is reported.
+    await until('the late worker to be fenced off', () =>
+      late.events().some((e) => (e.event === 'lost' && e.job === first.jobId) || (e.event === 'error' && String(e.message).startsWith(`Missing lock for job ${first.jobId}`))),
+    );
+    await until('the late worker to end the job', () => late.events().some((e) => e.event === 'error' && String(e.message).startsWith(`Missing lock for job ${first.jobId}`)), 10_000);
+    expect(await completions(farm, first.jobId)).toBe(1);
+    const job = await farm.queue().getJob(first.jobId);
+    expect(JSON.parse(JSON.stringify(job?.returnvalue)).placement.worker).toBe(r.placement.worker);
+  });
+
+  it('Redis restarted mid-load: everyone reconnects, no run is lost, none completes twice unreported', async () => {
+    const { redis, farm, workers } = await farmOf(3, { lockTime: '5s', concurrency: 2 });
+    const ids: string[] = [];
+    const runs = Array.from({ length: 40 }, (_, i) =>
+      new Promise((r) => setTimeout(r, i * 50)).then(() =>
+        farm.run({ command: ['/bin/sh', '-c', `sleep 0.2; echo ${i}`] }, { onProgress: (p) => p.event === 'queued' && (ids[i] = p.jobId) }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 700));
+    await redis.restart({ hard: true, downMs: 1000 });
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => expect(r.stdout).toBe(`${i}\n`));
+    for (const [i, id] of ids.entries()) {
+      expect(await completions(farm, id)).toBe(1);
+      const ends = workers.flatMap((w) => w.events()).filter((e) => e.event === 'end' && e.job === id).length;
+      const p = (results[i] as FarmResult).placement;
+      if (ends > 1) expect(p.attempt > 1 || p.stalled > 0).toBe(true);
+    }
+  });
+});

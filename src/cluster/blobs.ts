@@ -41,6 +41,11 @@ export function blobName(data: Uint8Array): string {
 }
 
 export class BlobStore {
+  /** Blobs this store sent to Redis (not those Redis had already). */
+  uploads = 0;
+  /** Uploads under way: concurrent runs with the same input wait for one upload, not each their own. */
+  private readonly putting = new Map<string, Promise<string>>();
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -60,10 +65,21 @@ export class BlobStore {
       throw new BlobError(`a blob of ${data.byteLength} bytes is over the limit of ${this.limits.maxBytes} bytes`);
     }
     const ref = blobName(data);
+    const pending = this.putting.get(ref);
+    if (pending) return pending;
     const key = this.key(ref);
-    if ((await this.redis.pexpire(key, this.limits.ttlMs)) === 1) return ref;
-    await this.redis.set(key, Buffer.from(data.buffer, data.byteOffset, data.byteLength), 'PX', this.limits.ttlMs);
-    return ref;
+    const putting = (async () => {
+      if ((await this.redis.pexpire(key, this.limits.ttlMs)) === 1) return ref;
+      await this.redis.set(key, Buffer.from(data.buffer, data.byteOffset, data.byteLength), 'PX', this.limits.ttlMs);
+      this.uploads++;
+      return ref;
+    })();
+    this.putting.set(ref, putting);
+    try {
+      return await putting;
+    } finally {
+      this.putting.delete(ref);
+    }
   }
 
   /** The blob's bytes, checked against its name. */
@@ -85,12 +101,12 @@ export class BlobCache {
   private readonly entries = new Map<string, Buffer>();
   private readonly inFlight = new Map<string, Promise<Buffer>>();
   private bytes = 0;
-  /** Blobs fetched from Redis (not served from the cache), for tests and metrics. */
-  fetches = 0;
 
   constructor(
     private readonly store: BlobStore,
     private readonly maxBytes: number,
+    /** Told of every blob fetched from Redis (not served from the cache). */
+    private readonly onFetch: (ref: string, bytes: number) => void = () => undefined,
   ) {}
 
   async get(ref: string): Promise<Buffer> {
@@ -103,7 +119,7 @@ export class BlobCache {
     const pending = this.inFlight.get(ref);
     if (pending) return pending;
     const fetching = this.store.get(ref).then((data) => {
-      this.fetches++;
+      this.onFetch(ref, data.length);
       this.keep(ref, data);
       return data;
     });

@@ -64,9 +64,9 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
   const queue = queueName(o.labels);
   const redis = new Redis(redisOptions(o.connection));
   redis.on('error', () => undefined);
-  const store = new BlobStore(redis, prefix, DEFAULT_BLOB_LIMITS);
-  const cache = new BlobCache(store, o.blobCacheBytes ?? 256 * 1024 * 1024);
   const emit = o.onEvent ?? ((): void => undefined);
+  const store = new BlobStore(redis, prefix, DEFAULT_BLOB_LIMITS);
+  const cache = new BlobCache(store, o.blobCacheBytes ?? 256 * 1024 * 1024, (blob, bytes) => emit({ event: 'blob-fetch', blob, bytes }));
 
   // One run before taking jobs: it proves this machine can build boxes, and opening the cgroups
   // removes those a previous worker here left when it was killed.

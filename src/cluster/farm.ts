@@ -4,7 +4,7 @@
  * needs no sandbox of its own.
  */
 import { randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents } from 'bullmq';
+import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { AbortError } from '../errors.js';
@@ -12,6 +12,8 @@ import type { RunOptions } from '../index.js';
 import { BlobStore, DEFAULT_BLOB_LIMITS, type BlobLimits } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
+import type { JudgeReport, Problem, Progress, Submission, TestReport } from '../problems/index.js';
+import { packProblem, packSubmission, type BuildOutcome } from './judge-wire.js';
 import { decodeResult, encodeOptions, type FarmResult } from './wire.js';
 
 export interface ClusterOptions {
@@ -37,6 +39,11 @@ export type FarmProgress =
 
 export interface FarmRunOptions {
   onProgress?: (p: FarmProgress) => void;
+}
+
+export interface FarmJudgeOptions {
+  /** `compile` when the build is queued, `test` when a worker takes a test, `tested` with its verdict (in the order tests end, not test order). */
+  onProgress?: (p: Progress) => void;
 }
 
 /** A job that ended without a result: its infrastructure failed on every try, or its options were refused. */
@@ -69,6 +76,7 @@ export class Farm {
   private readonly attempts: number;
   private readonly poller: NodeJS.Timeout;
   private closed = false;
+  private flows: FlowProducer | undefined;
 
   constructor(readonly options: ClusterOptions) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
@@ -153,14 +161,7 @@ export class Farm {
     if (how.signal?.aborted) throw new AbortError(how.signal.reason);
     how.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await queue.add(name, data, {
-        jobId,
-        attempts: this.attempts,
-        backoff: { type: 'exponential', delay: 1000 },
-        // Kept a while after the end, so a caller that lost the event can still read the result.
-        removeOnComplete: { age: 3600, count: 10_000 },
-        removeOnFail: { age: 24 * 3600 },
-      });
+      await queue.add(name, data, { jobId, ...this.jobOptions() });
       return { jobId, value: await done };
     } catch (e) {
       this.pending.delete(jobId);
@@ -168,6 +169,79 @@ export class Farm {
     } finally {
       how.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  private jobOptions() {
+    return {
+      attempts: this.attempts,
+      backoff: { type: 'exponential', delay: 1000 },
+      // Kept a while after the end, so a caller that lost the event can still read the result.
+      removeOnComplete: { age: 3600, count: 10_000 },
+      removeOnFail: { age: 24 * 3600 },
+    };
+  }
+
+  /** Waits for a job that is about to be added (by a flow) under `jobId`. */
+  private expect(queue: Queue, jobId: string, progress?: (p: unknown) => void): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      this.pending.set(jobId, { resolve, reject, queue, ...(progress ? { progress } : {}) });
+    });
+  }
+
+  /**
+   * Judges a submission on the farm, with the local judge's verdicts: the build is one job (what
+   * it leaves, the binary, becomes a blob), then a BullMQ flow fans the tests out over the
+   * workers and a parent job puts their verdicts together. Interactive problems are judged
+   * locally only.
+   */
+  async judge(problem: Problem | string, submission: Submission | string, how: FarmJudgeOptions = {}): Promise<JudgeReport> {
+    // The problem loader is only needed here: connecting to a farm loads no sandbox code.
+    const problems = await import('../problems/index.js');
+    const p = typeof problem === 'string' ? problems.loadProblem(problem) : problem;
+    const s = typeof submission === 'string' ? problems.submissionFromFile(p, submission) : submission;
+    const packed = await packProblem(p, this.blobs);
+    const name = this.options.queue ?? this.defaultQueue;
+    how.onProgress?.({ stage: 'compile' });
+    const { value } = await this.submit('judge-build', { v: 1, kind: 'judge-build', problem: packed, submission: await packSubmission(s, this.blobs) });
+    const b = value as BuildOutcome;
+    if (b.verdict === 'CE') {
+      return { problem: p.name, language: s.language, verdict: 'CE', compile: b.compile as JudgeReport['compile'], tests: [], ...(b.error !== undefined ? { error: b.error } : {}) };
+    }
+    const queue = this.queue(name);
+    await this.queues.get(name)?.ready;
+    const parentId = randomUUID();
+    const total = p.tests.length;
+    const children = p.tests.map((t, index) => {
+      const jobId = `${parentId}-t${index}`;
+      const progress = how.onProgress;
+      const waited = this.expect(queue, jobId, progress ? (d) => (d as { stage?: string }).stage === 'started' && progress({ stage: 'test', index, total, name: t.name }) : undefined);
+      waited.then(
+        (r) => progress?.({ stage: 'tested', index, total, name: t.name, verdict: (r as TestReport).verdict }),
+        () => undefined,
+      );
+      return {
+        name: 'judge-test',
+        queueName: name,
+        data: { v: 1, kind: 'judge-test', problem: packed, language: s.language, built: b.built, test: index },
+        opts: { jobId, ...this.jobOptions(), failParentOnFailure: true },
+      };
+    });
+    const verdict = this.expect(queue, parentId);
+    this.flows ??= new FlowProducer({ connection: bullConnection(this.options.redis), prefix: this.prefix });
+    try {
+      await this.flows.add({
+        name: 'judge-verdict',
+        queueName: name,
+        data: { v: 1, kind: 'judge-verdict', problem: p.name, language: s.language, compile: b.compile, tests: p.tests.map((t) => t.name) },
+        opts: { jobId: parentId, ...this.jobOptions() },
+        children,
+      });
+    } catch (e) {
+      for (const c of children) this.pending.delete(c.opts.jobId);
+      this.pending.delete(parentId);
+      throw e;
+    }
+    return (await verdict) as JudgeReport;
   }
 
   /** Runs on some worker of the queue: the options and result of run(), plus `placement`. */
@@ -205,6 +279,7 @@ export class Farm {
       await queue.close().catch(() => undefined);
     }
     this.queues.clear();
+    await this.flows?.close().catch(() => undefined);
     this.redis.disconnect();
   }
 

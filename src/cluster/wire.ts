@@ -31,7 +31,7 @@ export type ResultWire = Omit<Result, 'stdout' | 'stderr'> & {
   placement: Placement;
 };
 
-const bytesSchema = z.union([
+export const bytesSchema = z.union([
   z.string(),
   z.strictObject({ base64: z.base64() }),
   z.strictObject({ blob: z.string().regex(BLOB_REF, 'must be sha256:<64 hex digits>') }),

@@ -16,7 +16,11 @@ import { AbortError, run, SandboxOptionsError, shutdown } from '../index.js';
 import { BlobCache, BlobStore, DEFAULT_BLOB_LIMITS } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
+import { judgeBuild, judgeTest, judgeVerdict } from './judge-worker.js';
+import { judgeBuildJobSchema, judgeTestJobSchema, judgeVerdictJobSchema } from './judge-wire.js';
 import { decodeOptions, describeIssues, encodeResult, runJobSchema, type Placement } from './wire.js';
+import type { TestReport } from '../problems/index.js';
+import type { z } from 'zod';
 
 export interface WorkerOptions {
   connection: RedisConnection;
@@ -73,7 +77,40 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
   const check = await run({ command: ['/bin/true'], limits: { wallTime: '30s' } });
   if (check.status !== 'ok') throw new Error(`the self-check run ended ${check.status}: ${check.stderr.slice(0, 500)}`);
 
+  const checked = <S extends z.ZodType>(schema: S, job: Job): z.output<S> => {
+    const parsed = schema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid job: ${describeIssues(parsed.error)}`);
+    return parsed.data;
+  };
+
+  /** Judging: the submission's build, one test, or the verdict of a flow's tests. */
+  const judging = async (job: Job): Promise<unknown> => {
+    emit({ event: 'start', job: job.id, kind: job.data.kind });
+    await job.updateProgress({ stage: 'started', worker: name, attempt: job.attemptsStarted });
+    if (job.data.kind === 'judge-build') return judgeBuild(checked(judgeBuildJobSchema, job), cache, store);
+    if (job.data.kind === 'judge-test') {
+      const data = checked(judgeTestJobSchema, job);
+      const report = await judgeTest(data, cache);
+      emit({ event: 'end', job: job.id, verdict: report.verdict });
+      return report;
+    }
+    const data = checked(judgeVerdictJobSchema, job);
+    const byName = new Map<string, TestReport>();
+    for (const v of Object.values(await job.getChildrenValues())) {
+      const t = v as TestReport;
+      byName.set(t.name, t);
+    }
+    const reports = data.tests.map((name) => {
+      const t = byName.get(name);
+      if (!t) throw new UnrecoverableError(`test ${name} has no report among the flow's children`);
+      return t;
+    });
+    return judgeVerdict(data.problem, data.language, data.compile, reports);
+  };
+
   const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+    const kind = (job.data as { kind?: unknown } | null)?.kind;
+    if (kind === 'judge-build' || kind === 'judge-test' || kind === 'judge-verdict') return judging(job);
     const parsed = runJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid job: ${describeIssues(parsed.error)}`);
     const refused = hostReach(parsed.data.options);

@@ -1,0 +1,87 @@
+// Judging on the farm: a problem with 20 tests and a checker, fanned out over three workers,
+// gives the verdicts of the local judge, test by test.
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { connectCluster, type Farm } from '../../src/cluster/index.js';
+import { judge, loadProblem, type Problem, type Progress, type Submission } from '../../src/problems/index.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { example } from '../problems/helpers.js';
+import { startWorker, type TestWorker } from './workers.js';
+
+/** a / b, right on most tests; test a=7 loops, a=13 answers wrong, a=17 aborts. */
+const MIXED = `#include <stdio.h>
+#include <stdlib.h>
+int main(void) {
+  long long a, b;
+  if (scanf("%lld %lld", &a, &b) != 2) return 1;
+  if (a == 7) for (;;) ;
+  if (a == 13) { puts("42"); return 0; }
+  if (a == 17) abort();
+  printf("%.9f\\n", (double)a / (double)b);
+}
+`;
+
+describe('farm.judge', () => {
+  let redis: TestRedis;
+  let farm: Farm;
+  let dir: string;
+  let problem: Problem;
+  const workers: TestWorker[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sandcell-farm-judge-'));
+    copyFileSync(example('sandcell.yaml'), join(dir, 'sandcell.yaml'));
+    mkdirSync(join(dir, 'p'));
+    mkdirSync(join(dir, 'p', 'tests'));
+    copyFileSync(example('divide/check.c'), join(dir, 'p', 'check.c'));
+    copyFileSync(example('divide/problem.yaml'), join(dir, 'p', 'problem.yaml'));
+    for (let i = 1; i <= 20; i++) {
+      const n = String(i).padStart(2, '0');
+      writeFileSync(join(dir, 'p', 'tests', `${n}.in`), `${i} 3\n`);
+      writeFileSync(join(dir, 'p', 'tests', `${n}.ans`), `${(i / 3).toFixed(9)}\n`);
+    }
+    problem = loadProblem(join(dir, 'p', 'problem.yaml'));
+    redis = await startRedis();
+    for (const name of ['j1', 'j2', 'j3']) workers.push(await startWorker(redis.url, { name }, cleanups));
+    farm = connectCluster({ redis: redis.url });
+  });
+
+  afterAll(async () => {
+    await farm?.close();
+    for (const c of cleanups) await c();
+    await redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const verdicts = (r: { verdict: string; tests: { name: string; verdict: string }[] }) => ({ verdict: r.verdict, tests: r.tests.map((t) => `${t.name}:${t.verdict}`) });
+
+  it('20 tests over 3 workers: the local verdicts, test by test', async () => {
+    const submission: Submission = { language: 'c', source: MIXED };
+    const local = await judge(problem, submission);
+    const seen: Progress[] = [];
+    const remote = await farm.judge(problem, submission, { onProgress: (p) => seen.push(p) });
+    expect(verdicts(remote)).toEqual(verdicts(local));
+    expect(remote.verdict).toBe('TLE');
+    expect(remote.tests.map((t) => t.verdict).filter((v) => v !== 'AC').sort()).toEqual(['RE', 'TLE', 'WA']);
+    expect(remote.compile?.status).toBe('ok');
+    // Every worker ran some of the tests.
+    for (const w of workers) expect(w.events().filter((e) => e.event === 'end' && typeof e.verdict === 'string').length).toBeGreaterThan(0);
+    expect(seen[0]).toEqual({ stage: 'compile' });
+    expect(seen.filter((p) => p.stage === 'tested')).toHaveLength(20);
+  });
+
+  it('an accepted submission and one that does not compile: the local verdicts', async () => {
+    for (const submission of [
+      { language: 'c', source: (await import('node:fs')).readFileSync(example('divide/solutions/ac.c')) },
+      { language: 'c', source: 'int main( { return 0; }' },
+    ]) {
+      const local = await judge(problem, submission);
+      const remote = await farm.judge(problem, submission);
+      expect(verdicts(remote)).toEqual(verdicts(local));
+    }
+  });
+});

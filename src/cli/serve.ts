@@ -8,6 +8,8 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { destination, pino, stdTimeFunctions } from 'pino';
 
+import { connectCluster } from '../cluster/farm.js';
+import { parseRedisUrl } from '../cluster/connection.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
 import { parseDuration, parseSize } from '../units.js';
@@ -29,6 +31,8 @@ export const SERVE_HELP = `Usage: sandcell serve [options]
   --store-files <n>      files the file store keeps (default 1000)
   --request-timeout <dur> time a client has to send a request (default 30s)
   --log-level <level>    info (default), warn, error, silent
+  --cluster <url>        answer /v1/run with the farm on this Redis (redis://..., unix://...):
+                         runs go to its workers (sandcell worker) instead of running here
 `;
 
 interface ServeArgs {
@@ -46,6 +50,7 @@ interface ServeArgs {
   storeFiles: number;
   requestTimeoutMs: number;
   logLevel: string;
+  cluster: string | null;
 }
 
 function parseServeArgs(args: readonly string[]): ServeArgs {
@@ -64,6 +69,7 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     storeFiles: 1000,
     requestTimeoutMs: 30_000,
     logLevel: 'info',
+    cluster: null,
   };
   const int = (flag: string, v: string, min: number): number => {
     const n = Number(v);
@@ -111,6 +117,14 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     else if (flag === '--store-files') a.storeFiles = int(flag, v(), 1);
     else if (flag === '--request-timeout') a.requestTimeoutMs = duration(flag, v());
     else if (flag === '--log-level') a.logLevel = v();
+    else if (flag === '--cluster') {
+      a.cluster = v();
+      try {
+        parseRedisUrl(a.cluster);
+      } catch (e) {
+        throw new UsageError(`--cluster: ${(e as Error).message}`);
+      }
+    }
     else throw new UsageError(`unknown option ${raw} (see sandcell serve --help)`);
   }
   return a;
@@ -194,7 +208,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, destination({ fd: 1, sync: true }));
+  const farm = a.cluster !== null ? connectCluster({ redis: a.cluster }) : null;
   const daemon = new Daemon({
+    ...(farm ? { runner: (options) => farm.run(options) } : {}),
     policy,
     tokens,
     parallelism: a.parallelism,
@@ -229,7 +245,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
     const stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
       daemon.drain().then(
-        () => {
+        async () => {
+          await farm?.close();
           rmSync(a.socket, { force: true });
           resolve(0);
         },

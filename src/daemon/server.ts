@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, run, shutdown, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
+import { SandboxOptionsError, SandboxSetupError, run, shutdown, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
 import { peerCredentials } from '../native.js';
 import { parseOptions } from '../options.js';
 import { Admission } from './admission.js';
@@ -40,6 +40,8 @@ export interface DaemonConfig {
   /** Time a client has to send a whole request (not to wait for its answer). */
   requestTimeoutMs: number;
   logger: Logger;
+  /** What answers /v1/run (default: run() here; `serve --cluster` sends runs to a farm). */
+  runner?: (options: RunOptions) => Promise<Result>;
 }
 
 export type Transport = 'unix' | 'tcp';
@@ -230,7 +232,8 @@ export class Daemon {
     run: async (ctx, res) => {
       const body = this.decodeRun(runRequest, await this.readJson(ctx.req));
       const options = applyPolicy(this.config.policy, parseOptions('run', body), body, true);
-      this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', (signal) => run({ ...options, signal }))));
+      const runner = this.config.runner ?? run;
+      this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', (signal) => runner({ ...options, signal }))));
     },
     spawn: () => {
       throw new HttpError(426, 'upgrade-required', 'GET /v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket', undefined, { upgrade: 'websocket', connection: 'Upgrade' });

@@ -12,6 +12,7 @@
  *   BENCH_JUDGE_ROUNDS  rounds of section 11 (judging 100 tests, and its baseline) (default 5)
  *   BENCH_QUICK=1     smoke test: 1 s, 60 iterations, 300 RSS runs, 1 judge round (RESULTS.md says so)
  *   BENCH_ONLY        comma-separated section numbers to measure, e.g. 10,11,12 (default: all)
+ *                     (section 15, the farm, needs redis-server)
  *   BENCH_OUT         where to write the report (default bench/RESULTS.md)
  */
 import { execFileSync } from 'node:child_process';
@@ -32,6 +33,7 @@ import { idleCgroupDirs } from '../dist/runtime.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
 import { DAEMON_OPTIONS, startDaemon } from './daemon.js';
 import { bulkTar, hostRootfsLayers, ociLayout } from './images.js';
+import { startFarm } from './farm.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, plainOutput, UNSHARE_ALL, type BwrapSetup } from './procs.js';
 import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
 
@@ -955,6 +957,39 @@ async function main(): Promise<void> {
       }
     } finally {
       await box.destroy();
+    }
+  });
+
+  // ---- 15. the farm (bench/farm.ts) ---------------------------------------------------------------
+  await section('15. The farm: runs through BullMQ on Redis to `sandcell worker` processes', async () => {
+    const f = await guarded('farm start', () => startFarm());
+    try {
+      await f.workers(1);
+      const farmRun = async (): Promise<void> => {
+        const r = await guarded('farm run', () => f.farm.run(TRUE_BOX));
+        if (r.status !== 'ok') throw new Error(`farm run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+      };
+      const [local, remote] = await interleaved([() => ours(), farmRun], ITER);
+      p(`A redis-server on a Unix socket (no persistence) and \`sandcell worker --concurrency 2\` processes, all on this machine, started by this process; \`connectCluster()\` in this process. Every run is \`/bin/true\`; ${ITER} runs each, interleaved round-robin with a local \`run()\` in this process. The workers share this machine's CPUs with this process and Redis: more workers add queue consumers, not CPUs, so runs/s here shows the farm's overhead, not how it scales across machines (see docs/cluster.md).`);
+      p();
+      p(LAT_HEAD);
+      p(row('local `run()` in this process (baseline)', local!));
+      p(row('**farm, 1 worker, `farm.run()`**', remote!, local, `+${ms(remote!.p50 - local!.p50)} ms over local`));
+      p();
+      p(`| at concurrency 8 (${SECONDS} s) | runs/s | ratio to local | machine CPU ms per run\n|---|---:|---:|---:|`);
+      const tLocal = await throughput(() => ours(), 8);
+      p(`| local \`run()\` (baseline) | ${tLocal.toFixed(1)} | 1.00× | ${lastCpu.machineMs.toFixed(1)} |`);
+      figures.farmLocalP50 = local!.p50;
+      figures.farmP50 = remote!.p50;
+      figures.farmLocalT8 = tLocal;
+      for (const n of [1, 2, 3]) {
+        await f.workers(n);
+        const t = await throughput(farmRun, 8);
+        p(`| **farm, ${n} worker${n > 1 ? 's' : ''}** | ${t.toFixed(1)} | ${ratio(t, tLocal)} | ${lastCpu.machineMs.toFixed(1)} |`);
+        figures[`farmT8w${n}`] = t;
+      }
+    } finally {
+      await f.stop();
     }
   });
 

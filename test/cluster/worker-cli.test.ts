@@ -1,0 +1,53 @@
+// `sandcell worker`: its usage errors, and draining on SIGTERM.
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { connectCluster } from '../../src/cluster/index.js';
+import { startRedis } from '../helpers/redis.js';
+import { CLI, startWorker } from './workers.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups.length = 0;
+});
+
+describe('sandcell worker', () => {
+  it('--help, and usage errors that name the option (exit 125, nothing started)', () => {
+    const help = spawnSync(process.execPath, [CLI, 'worker', '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/--lock-time <dur>/);
+    for (const [args, why] of [
+      [[], /--redis is required/],
+      [['--redis', 'http://x'], /--redis: .*scheme/],
+      [['--redis', '/tmp/x.sock', '--lock-time', '0'], /--lock-time: must be greater than zero/],
+      [['--redis', '/tmp/x.sock', '--concurrency', '0'], /--concurrency needs an integer from 1 to 1024/],
+      [['--redis', '/tmp/x.sock', '--labels', 'gpu'], /--labels: label "gpu": expected key=value/],
+      [['--redis', '/tmp/x.sock', '--bogus'], /unknown option --bogus/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [CLI, 'worker', ...args], { encoding: 'utf8' });
+      expect(r.status).toBe(125);
+      expect(r.stderr).toMatch(why);
+    }
+  });
+
+  it('SIGTERM drains: the run it holds finishes and is reported, the next waits for another worker', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const w1 = await startWorker(redis.url, { name: 'drained' }, cleanups);
+    const farm = connectCluster({ redis: redis.url });
+    cleanups.push(() => farm.close());
+    let started!: () => void;
+    const isStarted = new Promise<void>((r) => (started = r));
+    const first = farm.run({ command: ['/bin/sh', '-c', 'sleep 2; echo first'] }, { onProgress: (p) => p.event === 'started' && started() });
+    await isStarted;
+    w1.proc.kill('SIGTERM');
+    let secondId = '';
+    const second = farm.run({ command: ['/bin/echo', 'second'] }, { onProgress: (p) => p.event === 'queued' && (secondId = p.jobId) });
+    expect(await first).toMatchObject({ stdout: 'first\n', placement: { worker: 'drained', attempt: 1, stalled: 0 } });
+    expect(await w1.exited).toEqual({ code: 0, signal: null });
+    expect(await (await farm.queue().getJob(secondId))?.getState()).toBe('waiting');
+    await startWorker(redis.url, { name: 'next' }, cleanups);
+    expect(await second).toMatchObject({ stdout: 'second\n', placement: { worker: 'next' } });
+  });
+});

@@ -7,6 +7,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { requireRoot } from '../helpers/host.js';
+
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
 
 export interface TestWorker {
@@ -70,6 +72,7 @@ export function stillAlive(p: { pid: number; start: string }): boolean {
 }
 
 export async function startWorker(redisUrl: string, o: WorkerStart, cleanups: (() => Promise<void>)[]): Promise<TestWorker> {
+  requireRoot('a farm suite (its workers run real sandboxes)');
   const args = [CLI, 'worker', '--redis', redisUrl, '--name', o.name, '--concurrency', String(o.concurrency ?? 1)];
   if (o.labels) args.push('--labels', o.labels);
   if (o.lockTime) args.push('--lock-time', o.lockTime);

@@ -18,13 +18,13 @@ describe('blobs', () => {
     redis = await startRedis();
     for (const name of ['b1', 'b2', 'b3']) workers.push(await startWorker(redis.url, { name, concurrency: 2 }, cleanups));
     farm = connectCluster({ redis: redis.url });
-  });
+  }, 240_000);
 
   afterAll(async () => {
     await farm?.close();
     for (const c of cleanups) await c();
     await redis?.stop();
-  });
+  }, 120_000);
 
   it('a 20 MB input used by 100 runs: uploaded once, fetched at most once per worker', async () => {
     const input = Buffer.alloc(20 * 1024 * 1024, 'a');

@@ -48,14 +48,14 @@ describe('farm.judge', () => {
     redis = await startRedis();
     for (const name of ['j1', 'j2', 'j3']) workers.push(await startWorker(redis.url, { name }, cleanups));
     farm = connectCluster({ redis: redis.url });
-  });
+  }, 240_000);
 
   afterAll(async () => {
     await farm?.close();
     for (const c of cleanups) await c();
     await redis?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  }, 120_000);
 
   const verdicts = (r: { verdict: string; tests: { name: string; verdict: string }[] }) => ({ verdict: r.verdict, tests: r.tests.map((t) => `${t.name}:${t.verdict}`) });
 

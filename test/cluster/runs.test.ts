@@ -16,13 +16,13 @@ describe('a farm of three workers', () => {
     redis = await startRedis();
     for (const name of ['w1', 'w2', 'w3']) workers.push(await startWorker(redis.url, { name, concurrency: 2 }, cleanups));
     farm = connectCluster({ redis: redis.url });
-  });
+  }, 240_000);
 
   afterAll(async () => {
     await farm?.close();
     for (const c of cleanups) await c();
     await redis?.stop();
-  });
+  }, 120_000);
 
   it('30 runs: every result right, every worker ran some', async () => {
     const results = await Promise.all(

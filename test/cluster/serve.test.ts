@@ -10,7 +10,7 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups.length = 0;
-});
+}, 120_000);
 
 describe('serve --cluster', () => {
   it('/v1/run goes to a worker of the farm and comes back with its placement', async () => {
@@ -25,7 +25,7 @@ describe('serve --cluster', () => {
     const r = await engine.run({ command: ['/bin/sh', '-c', 'read x; echo "got $x"; exit 4'], stdin: 'it\n' });
     expect(r).toMatchObject({ status: 'nonzero-exit', exitCode: 4, stdout: 'got it\n' });
     expect((r as unknown as { placement: { worker: string } }).placement).toMatchObject({ worker: 'behind-daemon', attempt: 1, stalled: 0 });
-  });
+  }, 180_000);
 
   it('a malformed --cluster address is refused before anything starts', async () => {
     const e = await startDaemon({ args: ['--cluster', 'http://nope'] }).catch((x: unknown) => x);

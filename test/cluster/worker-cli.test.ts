@@ -1,5 +1,5 @@
 // `sandcell worker`: its usage errors, and draining on SIGTERM.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { connectCluster } from '../../src/cluster/index.js';
@@ -10,26 +10,31 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups.length = 0;
-});
+}, 120_000);
 
 describe('sandcell worker', () => {
-  it('--help, and usage errors that name the option (exit 125, nothing started)', () => {
-    const help = spawnSync(process.execPath, [CLI, 'worker', '--help'], { encoding: 'utf8' });
+  it('--help, and usage errors that name the option (exit 125, nothing started)', async () => {
+    const cli = (args: readonly string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(process.execPath, [CLI, 'worker', ...args], { encoding: 'utf8' }, (_e, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }));
+      });
+    const help = await cli(['--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/--lock-time <dur>/);
-    for (const [args, why] of [
+    const cases = [
       [[], /--redis is required/],
       [['--redis', 'http://x'], /--redis: .*scheme/],
       [['--redis', '/tmp/x.sock', '--lock-time', '0'], /--lock-time: must be greater than zero/],
       [['--redis', '/tmp/x.sock', '--concurrency', '0'], /--concurrency needs an integer from 1 to 1024/],
       [['--redis', '/tmp/x.sock', '--labels', 'gpu'], /--labels: label "gpu": expected key=value/],
       [['--redis', '/tmp/x.sock', '--bogus'], /unknown option --bogus/],
-    ] as const) {
-      const r = spawnSync(process.execPath, [CLI, 'worker', ...args], { encoding: 'utf8' });
+    ] as const;
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    results.forEach((r, i) => {
       expect(r.status).toBe(125);
-      expect(r.stderr).toMatch(why);
-    }
-  });
+      expect(r.stderr).toMatch(cases[i]![1]);
+    });
+  }, 180_000);
 
   it('SIGTERM drains: the run it holds finishes and is reported, the next waits for another worker', async () => {
     const redis = await startRedis();
@@ -49,5 +54,5 @@ describe('sandcell worker', () => {
     expect(await (await farm.queue().getJob(secondId))?.getState()).toBe('waiting');
     await startWorker(redis.url, { name: 'next' }, cleanups);
     expect(await second).toMatchObject({ stdout: 'second\n', placement: { worker: 'next' } });
-  });
+  }, 180_000);
 });

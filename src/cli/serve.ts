@@ -8,12 +8,12 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { destination, pino, stdTimeFunctions } from 'pino';
 
-import { connectCluster } from '../cluster/farm.js';
 import { parseRedisUrl } from '../cluster/connection.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
 import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './args.js';
+import { loadFarm } from './worker.js';
 
 export const SERVE_HELP = `Usage: sandcell serve [options]
 
@@ -208,7 +208,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, destination({ fd: 1, sync: true }));
-  const farm = a.cluster !== null ? connectCluster({ redis: a.cluster }) : null;
+  const cluster = a.cluster;
+  const farm = cluster !== null ? (await loadFarm('sandcell serve --cluster', () => import('../cluster/farm.js'))).connectCluster({ redis: cluster }) : null;
   const daemon = new Daemon({
     ...(farm ? { runner: (options) => farm.run(options) } : {}),
     policy,

@@ -6,7 +6,6 @@ import { hostname } from 'node:os';
 
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
-import { startWorker } from '../cluster/worker.js';
 import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './args.js';
 
@@ -104,12 +103,29 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
   return a as WorkerArgs;
 }
 
+/**
+ * The farm's modules, loaded only by the commands that use them: bullmq and ioredis are optional
+ * peers of sandcell (a machine that only runs boxes installs neither), so their absence is named.
+ */
+export async function loadFarm<T>(what: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && /'(bullmq|ioredis)'/.test(err.message)) {
+      throw new UsageError(`${what} needs the packages bullmq and ioredis beside sandcell: npm install bullmq ioredis`);
+    }
+    throw e;
+  }
+}
+
 const log = (e: Record<string, unknown>): void => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
 };
 
 export async function workerCommand(args: readonly string[]): Promise<number> {
   const a = parseWorkerArgs(args);
+  const { startWorker } = await loadFarm('sandcell worker', () => import('../cluster/worker.js'));
   const worker = await startWorker({
     connection: a.redis,
     ...(a.prefix !== undefined ? { prefix: a.prefix } : {}),

@@ -91,10 +91,11 @@ export async function startWorker(redisUrl: string, o: WorkerStart, cleanups: ((
     }
     await exited;
   };
-  // Drained when the test ends, so it removes its own cgroups; killed if it does not end soon.
+  // Drained when the test ends, so it removes its own cgroups; killed if it does not end within a
+  // minute (a loaded machine slows the drain, and a killed worker leaves its cgroups behind).
   cleanups.push(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const late = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+    const late = setTimeout(() => proc.kill('SIGKILL'), 60_000);
     await kill('SIGTERM');
     clearTimeout(late);
   });

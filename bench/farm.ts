@@ -1,6 +1,6 @@
 /**
  * The farm as a caller sees it: a redis-server on a Unix socket in a temp dir, `sandcell worker`
- * processes on this machine, and `connectCluster()` from this process. Section 14 of
+ * processes on this machine, and `connectCluster()` from this process. Section 15 of
  * `npm run bench` uses this module. Everything it starts is stopped by the pid it recorded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -23,7 +23,7 @@ export const PEERS: readonly Peer[] = [
   { program: 'buildah', package: 'buildah', for: 'test/images (images made by a real tool)' },
   { program: 'skopeo', package: 'skopeo', for: 'test/images (oci-archive to OCI layout)' },
   { program: 'umoci', package: 'umoci', for: 'test/images (the reference unpacking of an image)' },
-  { program: 'redis-server', package: 'redis-server', for: 'the farm suites (test/cluster) and bench section 14' },
+  { program: 'redis-server', package: 'redis-server', for: 'the farm suites (test/cluster) and bench section 15' },
 ];
 
 function onPath(program: string): boolean {

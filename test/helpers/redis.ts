@@ -29,16 +29,28 @@ async function launch(dir: string, socket: string): Promise<{ proc: ChildProcess
   let out = '';
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
+    // One that never says it is ready is killed, not left running past the test.
+    const late = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`redis-server did not say it was ready within 30 s:\n${out}`));
+    }, 30_000);
     const onData = (c: Buffer): void => {
       out += c.toString();
       if (/ready to accept connections/i.test(out)) {
+        clearTimeout(late);
         proc.stdout?.off('data', onData);
         resolve();
       }
     };
     proc.stdout?.on('data', onData);
-    proc.once('error', (e) => reject(new Error(`redis-server could not start (is the Debian package redis-server installed?): ${e.message}`)));
-    void exited.then(() => reject(new Error(`redis-server exited before it was ready:\n${out}`)));
+    proc.once('error', (e) => {
+      clearTimeout(late);
+      reject(new Error(`redis-server could not start (is the Debian package redis-server installed?): ${e.message}`));
+    });
+    void exited.then(() => {
+      clearTimeout(late);
+      reject(new Error(`redis-server exited before it was ready:\n${out}`));
+    });
   });
   // Its later output is not read: drained so a full pipe never stalls it.
   proc.stdout?.resume();

@@ -159,10 +159,12 @@ export class ServicesClient {
   /** Every service: desired and running counts, and each replica's worker and state. */
   async ls(): Promise<ServiceStatus[]> {
     const k = this.keys;
-    const [names, workers, time] = await Promise.all([this.redis.smembers(k.names), this.redis.zrange(k.workers, 0, -1, 'WITHSCORES'), this.redis.time()]);
+    const [names, workers, time] = await Promise.all([this.redis.smembers(k.names), this.redis.call('ZRANGE', k.workers, 0, -1, 'WITHSCORES'), this.redis.time()]);
     const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    // RESP3 gives [member, score] pairs, RESP2 one flat list.
+    const flat = (workers as unknown[]).flat() as unknown[];
     const expiry = new Map<string, number>();
-    for (let i = 0; i + 1 < workers.length; i += 2) expiry.set(workers[i] as string, Number(workers[i + 1]));
+    for (let i = 0; i + 1 < flat.length; i += 2) expiry.set(String(flat[i]), Number(flat[i + 1]));
     const out: ServiceStatus[] = [];
     for (const name of names.sort()) {
       const [service, slots, crash] = await Promise.all([this.redis.hgetall(k.service(name)), this.redis.hgetall(k.slots(name)), this.redis.hget(k.events(name), 'lastCrash')]);

@@ -1,13 +1,14 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
+
+import { redisOptions, type RedisConnection } from '../connection.js';
 
 /**
- * A connection whose commands wait for a reconnect rather than fail: a Redis restart is a pause
- * for services, not an error. Errors are seen as failed commands where they matter, so the
- * connection's own error events (each reconnect attempt) are not reported twice.
+ * A connection as every farm part makes it (its commands wait through a reconnect). Errors are
+ * seen as failed commands where they matter, so the connection's own error events (one per
+ * reconnect attempt) are not reported twice.
  */
-export function redisClient(connection: RedisOptions | string): Redis {
-  const extra: RedisOptions = { maxRetriesPerRequest: null };
-  const redis = typeof connection === 'string' ? new Redis(connection, extra) : new Redis({ ...connection, ...extra });
+export function redisClient(connection: RedisConnection): Redis {
+  const redis = new Redis(redisOptions(connection));
   redis.on('error', () => {});
   return redis;
 }

@@ -91,8 +91,15 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** zod's issues as the library's, each naming its field (an unknown key is named itself). */
 function optionIssues(error: z.ZodError, prefix: string[] = []): SandboxOptionsError {
-  return new SandboxOptionsError(error.issues.map((i) => ({ path: [...prefix, ...i.path].join('.'), message: i.message })));
+  return new SandboxOptionsError(
+    error.issues.flatMap((i) => {
+      const at = [...prefix, ...i.path.map(String)];
+      if (i.code === 'unrecognized_keys') return i.keys.map((key) => ({ path: [...at, key].join('.'), message: 'is not an option of a service' }));
+      return [{ path: at.join('.'), message: i.message }];
+    }),
+  );
 }
 
 export class ServicesClient {

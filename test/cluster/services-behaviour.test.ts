@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceError, ServicesClient, startServiceAgent, type ServiceAgent, type ServiceStatus } from '../../src/cluster/services/index.js';
 import { SandboxOptionsError } from '../../src/index.js';
 import { until } from '../daemon/daemon.js';
-import { startRedis, type TestRedis } from './redis.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 const HEARTBEAT = { interval: 100, timeout: 1000 };
 
@@ -99,6 +99,10 @@ describe('declaring services', () => {
     await bad({ limits: { memory: 'lots' } }, 'limits.memory');
     await bad({ network: 'internet' }, 'network');
     await bad({ cgroupParent: '/' }, 'cgroupParent');
+    // What reaches past the box on every worker is not taken from Redis.
+    await bad({ binds: [{ source: '/etc' }] }, 'binds');
+    await bad({ mounts: [{ type: 'tmpfs', target: '/scratch' }, { source: '/root' }] }, 'mounts.1');
+    await bad({ network: 'host' }, 'network');
     await client.create({ name: 'once', replicas: 0, command: ['/bin/true'] });
     expect((await rejection(client.create({ name: 'once', replicas: 0, command: ['/bin/true'] }))).code).toBe('exists');
     expect((await rejection(client.scale('nothing', 1))).code).toBe('no-service');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServicesClient } from '../../src/cluster/services/index.js';
 import { processesOf, until } from '../daemon/daemon.js';
 import { killAllNodes, startNode } from './nodes.js';
-import { startRedis, type TestRedis } from './redis.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 /** Answers each line with it and the replica's own id, so a test sees which replica answered. */
 const ECHO = `id=$(cat /proc/sys/kernel/random/uuid)

@@ -19,11 +19,22 @@ export const labelsSchema = z.record(z.string().min(1).max(128), z.string().max(
 /**
  * What a replica is started with: a profile's fields (the library's own schemas, through its
  * public profile schema) plus the command and files given as text, since they travel as JSON.
+ * Fields that reach the worker's machine (host paths, its network) are not taken from Redis:
+ * whoever can write there must not reach past the box on every worker. A worker's own profile
+ * may still give them.
  */
-export const serviceOptionsSchema = profileSchema.omit({ description: true, extends: true }).extend({
-  command: z.array(z.string()).min(1, 'must name a program'),
-  files: z.record(z.string(), z.union([z.string(), z.strictObject({ data: z.string(), mode: z.number().int().min(0).max(0o7777).optional() })])).optional(),
-});
+export const serviceOptionsSchema = profileSchema
+  .omit({ description: true, extends: true, binds: true })
+  .extend({
+    command: z.array(z.string()).min(1, 'must name a program'),
+    files: z.record(z.string(), z.union([z.string(), z.strictObject({ data: z.string(), mode: z.number().int().min(0).max(0o7777).optional() })])).optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.network === 'host') ctx.addIssue({ code: 'custom', path: ['network'], message: "'host' is not accepted for a service (give it in a worker's profile)" });
+    (o.mounts ?? []).forEach((m, i) => {
+      if (m.type !== 'tmpfs') ctx.addIssue({ code: 'custom', path: ['mounts', i], message: "only tmpfs mounts are accepted for a service (host paths come from a worker's profile)" });
+    });
+  });
 export type ServiceOptions = z.input<typeof serviceOptionsSchema>;
 
 export const specSchema = z.strictObject({

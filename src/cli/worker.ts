@@ -25,6 +25,11 @@ Start one on every machine of the farm.
   --stall-interval <dur>  how often lost jobs are looked for (default 30s); a dead worker's
                           job runs again elsewhere within lock time + stall interval
   --blob-cache <size>     bytes of fetched inputs kept for later runs (default 256MiB)
+  --heartbeat <dur>       how often this worker heart-beats and reconciles the replicas of
+                          services (default 1s)
+  --heartbeat-timeout <dur>
+                          silence after which a worker's service replicas are started on
+                          others (default 10s)
   --prefix <p>            key prefix in Redis (default sandcell)
 
 Runs from the queue may not bind host paths, pick a cgroup parent or use the host network.
@@ -39,6 +44,8 @@ interface WorkerArgs {
   lockTimeMs: number;
   stallIntervalMs: number;
   blobCacheBytes: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
   prefix: string | undefined;
 }
 
@@ -50,6 +57,8 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
     lockTimeMs: 30_000,
     stallIntervalMs: 30_000,
     blobCacheBytes: 256 * 1024 * 1024,
+    heartbeatIntervalMs: 1000,
+    heartbeatTimeoutMs: 10_000,
     prefix: undefined,
   };
   const duration = (flag: string, v: string): number => {
@@ -96,10 +105,13 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
       const n = parseSize(v());
       if (typeof n === 'string') throw new UsageError(`--blob-cache: ${n}`);
       a.blobCacheBytes = n;
-    } else if (flag === '--prefix') a.prefix = v();
+    } else if (flag === '--heartbeat') a.heartbeatIntervalMs = duration(flag, v());
+    else if (flag === '--heartbeat-timeout') a.heartbeatTimeoutMs = duration(flag, v());
+    else if (flag === '--prefix') a.prefix = v();
     else throw new UsageError(`unknown option ${raw} (see sandcell worker --help)`);
   }
   if (a.redis === undefined) throw new UsageError('--redis is required (see sandcell worker --help)');
+  if (a.heartbeatTimeoutMs <= a.heartbeatIntervalMs) throw new UsageError('--heartbeat-timeout must be longer than --heartbeat');
   return a as WorkerArgs;
 }
 
@@ -135,6 +147,8 @@ export async function workerCommand(args: readonly string[]): Promise<number> {
     lockTimeMs: a.lockTimeMs,
     stallIntervalMs: a.stallIntervalMs,
     blobCacheBytes: a.blobCacheBytes,
+    heartbeatIntervalMs: a.heartbeatIntervalMs,
+    heartbeatTimeoutMs: a.heartbeatTimeoutMs,
     onEvent: log,
   });
   log({ event: 'ready', worker: worker.name, queue: worker.queue, pid: process.pid });

@@ -14,6 +14,7 @@ import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } fr
 import { queueName, type Labels } from './queues.js';
 import type { JudgeReport, Problem, Progress, Submission, TestReport } from '../problems/index.js';
 import { packProblem, packSubmission, type BuildOutcome } from './judge-wire.js';
+import { ServicesClient } from './services/index.js';
 import { decodeResult, encodeOptions, type FarmResult } from './wire.js';
 
 export interface ClusterOptions {
@@ -77,6 +78,7 @@ export class Farm {
   private readonly poller: NodeJS.Timeout;
   private closed = false;
   private flows: FlowProducer | undefined;
+  private servicesClient: ServicesClient | null = null;
 
   constructor(readonly options: ClusterOptions) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
@@ -268,9 +270,16 @@ export class Farm {
     return result;
   }
 
+  /** The farm's services: replicas of long-lived programs kept at a count across the workers. */
+  get services(): ServicesClient {
+    this.servicesClient ??= new ServicesClient({ connection: this.options.redis, prefix: this.prefix });
+    return this.servicesClient;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.servicesClient?.close();
     clearInterval(this.poller);
     for (const [id, p] of this.pending) p.reject(new FarmJobError(id, 'the farm connection was closed before the job ended'));
     this.pending.clear();

@@ -9,3 +9,17 @@ export { DEFAULT_PREFIX, parseRedisUrl, RedisUrlError, type RedisConnection } fr
 export { BlobError, type BlobLimits } from './blobs.js';
 export { queueName, parseLabels, LabelError, type Labels } from './queues.js';
 export type { FarmResult, Placement } from './wire.js';
+export {
+  ServiceError,
+  ServicesClient,
+  startServiceAgent,
+  type CreateServiceOptions,
+  type Crash,
+  type HeartbeatOptions,
+  type ReplicaStatus,
+  type ServiceAgent,
+  type ServiceAgentOptions,
+  type ServiceErrorCode,
+  type ServiceOptions,
+  type ServiceStatus,
+} from './services/index.js';

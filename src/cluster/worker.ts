@@ -18,6 +18,7 @@ import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } fr
 import { queueName, type Labels } from './queues.js';
 import { judgeBuild, judgeTest, judgeVerdict } from './judge-worker.js';
 import { judgeBuildJobSchema, judgeTestJobSchema, judgeVerdictJobSchema } from './judge-wire.js';
+import { startServiceAgent } from './services/index.js';
 import { decodeOptions, describeIssues, encodeResult, runJobSchema, type Placement } from './wire.js';
 import type { TestReport } from '../problems/index.js';
 import type { z } from 'zod';
@@ -36,6 +37,10 @@ export interface WorkerOptions {
   stallIntervalMs?: number;
   /** Bytes of fetched blobs kept (default 256 MiB). */
   blobCacheBytes?: number;
+  /** How often the worker heart-beats and reconciles the services' replicas (default 1 s). */
+  heartbeatIntervalMs?: number;
+  /** Silence after which a worker's service replicas are started elsewhere (default 10 s). */
+  heartbeatTimeoutMs?: number;
   /** One event per job, for logs. */
   onEvent?: (e: Record<string, unknown>) => void;
 }
@@ -156,6 +161,14 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
   worker.on('failed', (job, e) => emit({ event: 'failed', job: job?.id, message: e.message }));
   void worker.run();
   await worker.waitUntilReady();
+  // Replicas of services run here too, kept at their counts with the other workers.
+  const services = await startServiceAgent({
+    connection: o.connection,
+    prefix,
+    worker: { name, labels: o.labels ?? {} },
+    heartbeat: { interval: o.heartbeatIntervalMs ?? 1000, timeout: o.heartbeatTimeoutMs ?? 10_000 },
+    onError: (e) => emit({ event: 'service-error', message: e.message }),
+  });
 
   let closing: Promise<void> | null = null;
   return {
@@ -164,6 +177,7 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
     blobs: cache,
     close(): Promise<void> {
       closing ??= (async () => {
+        await services.close();
         await worker.close();
         redis.disconnect();
         await shutdown();

@@ -11,6 +11,8 @@ Usage:
                                                   (sandcell serve --help); with SANDCELL_HOST
                                                   set, sandcell run runs there
   sandcell worker --redis <url> [options]         a node of a farm on Redis (sandcell worker --help)
+  sandcell service <verb> --redis <url> ...       a farm's services: create, scale, rm, ls, call
+                                                  (sandcell service --help)
   sandcell --help | sandcell run --help
 
 The box: fresh user, PID, mount, network, IPC, UTS and cgroup namespaces; the host's /usr, /bin

@@ -4,15 +4,18 @@
  * placement by labels, and values in Redis that are not what they should be. Agents run in this
  * process (each a worker of its own name); replicas are real boxes.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { ServiceError, ServicesClient, startServiceAgent, type ServiceAgent, type ServiceStatus } from '../../src/cluster/services/index.js';
 import { SandboxOptionsError } from '../../src/index.js';
-import { until } from '../daemon/daemon.js';
+import { CLI, until } from '../daemon/daemon.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-const HEARTBEAT = { interval: 100, timeout: 1000 };
+const HEARTBEAT = { interval: 100, timeout: 3000 };
 
 /** Echoes each line; a line with "crash" ends it with 3, "garbage" gets a line that is not JSON, "hang" no reply. */
 const PROGRAM = `while IFS= read -r line; do
@@ -261,6 +264,42 @@ describe('values in Redis are untrusted', () => {
       raw.disconnect();
     }
   });
+});
+
+describe('sandcell service', () => {
+  it('creates, lists, calls, scales and removes a service from the shell', async () => {
+    const { client, prefix } = await farm();
+    const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+      try {
+        const r = await promisify(execFile)(process.execPath, [CLI, 'service', args[0] as string, '--redis', redis.url, '--prefix', prefix, ...args.slice(1)]);
+        return { code: 0, ...r };
+      } catch (e) {
+        const x = e as { code: number; stdout: string; stderr: string };
+        return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+      }
+    };
+    expect(await cli('create', 'shell', '--replicas', '1', '--memory', '64MiB', '--', '/bin/sh', '-c', PROGRAM)).toMatchObject({ code: 0, stdout: 'created shell\n' });
+    expect(await running(client, 'shell', 1)).toBe(true);
+    // Each command is a node process of its own: they run side by side on a loaded machine.
+    const [lsJson, lsText, call, garbage, badName, bind, scale] = await Promise.all([
+      cli('ls', '--json'),
+      cli('ls'),
+      cli('call', 'shell', '{"a":[1,2]}'),
+      cli('call', 'shell', '"garbage"'),
+      cli('create', 'Bad', '--replicas', '1', '--', '/bin/true'),
+      cli('create', 'x', '--replicas', '1', '--bind', '/etc', '--', '/bin/true'),
+      cli('scale', 'shell', '1'),
+    ]);
+    expect(JSON.parse(lsJson.stdout)).toMatchObject([{ name: 'shell', desired: 1, running: 1, replicas: [{ worker: 'w1', state: 'running' }] }]);
+    expect(lsText.stdout).toMatch(/^shell {2}1\/1 running {2}no crash\n {2}SLOT .*\n {2}0 .* w1 +running/);
+    expect(call).toMatchObject({ code: 0, stdout: '{"echo":{"a":[1,2]}}\n' });
+    expect(garbage).toMatchObject({ code: 1, stderr: expect.stringMatching(/sandcell: service shell: .*not JSON/) });
+    expect(badName).toMatchObject({ code: 125, stderr: expect.stringMatching(/name: must be/) });
+    expect(bind).toMatchObject({ code: 125, stderr: expect.stringMatching(/binds: is not an option of a service/) });
+    expect(scale).toMatchObject({ code: 0, stdout: 'shell scaled to 1\n' });
+    expect(await cli('rm', 'shell')).toMatchObject({ code: 0, stdout: 'removed shell\n' });
+    expect(await cli('rm', 'shell')).toMatchObject({ code: 1, stderr: 'sandcell: no service named shell\n' });
+  }, 180_000);
 });
 
 function alive(pid: number): boolean {

@@ -115,7 +115,11 @@ class Agent implements ServiceAgent {
   private readonly profiles: Profiles;
   /** Replicas this worker runs, by replica id. */
   private readonly replicas = new Map<string, Replica>();
+  private readonly beatRedis: Redis;
+  private readonly beatScripts: Scripts;
   private timer: NodeJS.Timeout | null = null;
+  private beatTimer: NodeJS.Timeout | null = null;
+  private beating: Promise<void> | null = null;
   private ticking: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   /** Redis time minus ours, from the last heartbeat. */
@@ -133,10 +137,18 @@ class Agent implements ServiceAgent {
     this.profiles = opts.profiles ?? loadProfiles();
     this.redis = redisClient(opts.connection);
     this.scripts = new Scripts(this.redis, this.keys);
+    this.beatRedis = redisClient(opts.connection);
+    this.beatScripts = new Scripts(this.beatRedis, this.keys);
   }
 
   async start(): Promise<void> {
+    await this.beat();
     await this.tick();
+    // Heart-beats on a connection and a timer of their own: a slow reconcile (many services, a
+    // Redis syncing to disk) must not make this worker look dead.
+    this.beatTimer = setInterval(() => {
+      this.beating ??= this.beat().finally(() => (this.beating = null));
+    }, this.timing.intervalMs);
     this.timer = setInterval(() => {
       this.ticking ??= this.tick().finally(() => (this.ticking = null));
     }, this.timing.intervalMs);
@@ -156,7 +168,6 @@ class Agent implements ServiceAgent {
 
   private async tick(): Promise<void> {
     try {
-      await this.heartbeat();
       const names = new Set(await this.redis.smembers(this.keys.names));
       for (const r of this.replicas.values()) names.add(r.service);
       for (const name of names) await this.reconcile(name);
@@ -170,13 +181,17 @@ class Agent implements ServiceAgent {
     }
   }
 
-  private async heartbeat(): Promise<void> {
-    const sent = Date.now();
-    const [now, lapsed] = (await this.scripts.run('svcHeartbeat', [this.keys.workers, this.keys.labels], [this.worker, this.timing.timeoutMs, this.labels])) as [number, number];
-    const back = Date.now();
-    this.clockOffset = Number(now) - (sent + back) / 2;
-    if (Number(lapsed) === 1) this.report(new Error(`worker ${this.worker} heart-beat after its timeout: its replicas may have been started elsewhere`));
-    this.lastBeat = back;
+  private async beat(): Promise<void> {
+    try {
+      const sent = Date.now();
+      const [now, lapsed] = (await this.beatScripts.run('svcHeartbeat', [this.keys.workers, this.keys.labels], [this.worker, this.timing.timeoutMs, this.labels])) as [number, number];
+      const back = Date.now();
+      this.clockOffset = Number(now) - (sent + back) / 2;
+      if (Number(lapsed) === 1) this.report(new Error(`worker ${this.worker} heart-beat after its timeout: its replicas may have been started elsewhere`));
+      this.lastBeat = back;
+    } catch (e) {
+      this.report(e);
+    }
   }
 
   private async reconcile(name: string): Promise<void> {
@@ -196,12 +211,20 @@ class Agent implements ServiceAgent {
         if (!mine.has(r.id)) void r.stop(false);
         else if (r.slot >= desired) void r.stop(true);
       }
-      if (Number(claimed) < 0) return;
-      const spec = await this.spec(name);
-      const replica = new Replica(this, name, Number(claimed), fresh, spec);
-      this.replicas.set(fresh, replica);
-      replica.run().finally(() => this.replicas.delete(fresh));
-      if (spec === null) return;
+      if (Number(claimed) >= 0) {
+        const spec = await this.spec(name);
+        const replica = new Replica(this, name, Number(claimed), fresh, spec);
+        this.replicas.set(fresh, replica);
+        replica.run().finally(() => this.replicas.delete(fresh));
+        if (spec !== null) continue;
+      }
+      // Slots Redis says are this worker's but that no replica here fills (this worker restarted
+      // under the same name, or stopped them when it lost Redis): given up, so someone fills them.
+      for (const [id, slot] of mine) {
+        if (this.replicas.has(id)) continue;
+        await this.scripts.run('svcRelease', [k.slots(name), k.queue(name)], [String(slot), id, '1', `service ${name}: the call was lost twice (replica ${id} on worker ${this.worker} is gone)`]);
+      }
+      return;
     }
   }
 
@@ -227,7 +250,9 @@ class Agent implements ServiceAgent {
     this.closing ??= (async () => {
       this.opts.signal?.removeEventListener('abort', this.onAbort);
       if (this.timer) clearInterval(this.timer);
+      if (this.beatTimer) clearInterval(this.beatTimer);
       await this.ticking;
+      await this.beating;
       await Promise.all([...this.replicas.values()].map((r) => r.stop(true)));
       try {
         await this.redis.zrem(this.keys.workers, this.worker);
@@ -235,6 +260,7 @@ class Agent implements ServiceAgent {
         this.report(e);
       }
       this.redis.disconnect();
+      this.beatRedis.disconnect();
     })();
     return this.closing;
   }

@@ -238,6 +238,28 @@ describe('scale, rm and placement', () => {
   });
 });
 
+describe('slots and replicas agree', () => {
+  it('a slot Redis gives this worker but that no replica here fills is given up and filled again; the replica that lost its slot stops', async () => {
+    const { client, prefix } = await farm();
+    await client.create({ name: 'ghost', replicas: 1, command: ['/bin/sh', '-c', PROGRAM] });
+    expect(await running(client, 'ghost', 1)).toBe(true);
+    const real = (await status(client, 'ghost'))!.replicas[0]!;
+    const raw = new Redis({ path: redis.socket });
+    try {
+      // What a worker restarted under the same name finds: its name on a slot, no replica of it.
+      await raw.hset(`${prefix}:svc:slots:ghost`, '0', JSON.stringify({ worker: 'w1', id: 'ghostghostgh', state: 'running', since: 0, restarts: 0 }));
+    } finally {
+      raw.disconnect();
+    }
+    expect(await until(async () => {
+      const r = (await status(client, 'ghost'))?.replicas[0];
+      return r !== undefined && r.state === 'running' && r.id !== 'ghostghostgh' && r.id !== real.id;
+    })).toBe(true);
+    expect(await until(() => !alive(real.pid as number), 5000)).toBe(true);
+    expect(await client.call('ghost', 'back')).toEqual({ echo: 'back' });
+  });
+});
+
 describe('values in Redis are untrusted', () => {
   it('a malformed call or slot is refused naming the field; a call naming a foreign reply key writes nothing there', async () => {
     const { client, prefix } = await farm();

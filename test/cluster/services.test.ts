@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { cleanupOrphans } from '../../src/cgroup/index.js';
+import { listSandcellCgroups } from '../../src/cgroup/index.js';
 import { connectCluster } from '../../src/cluster/index.js';
 import { until } from '../daemon/daemon.js';
 import { startRedis } from '../helpers/redis.js';
@@ -20,8 +20,6 @@ let cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups = [];
-  // What the killed worker's boxes left: swept as the next sandcell process on a machine would.
-  await cleanupOrphans();
 });
 
 describe('services across workers', () => {
@@ -83,6 +81,25 @@ describe('services across workers', () => {
 
     // The lost worker's replica died with it (parent death): nothing of it runs on.
     await victim.exited;
-    expect(await until(() => !victimBoxes.some(stillAlive), 5000)).toBe(true);
-  });
+    expect(await until(() => !victimBoxes.some(stillAlive), 10_000)).toBe(true);
+
+    // The machine's worker started again (under its old name) sweeps the cgroups the killed one
+    // left, and the service stays at 3: the slot its old self held was filled elsewhere.
+    const left = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${victim.pid}`));
+    expect(left().length).toBeGreaterThan(0);
+    const again = await startWorker(redis.url, { name: victim.name, args: beat }, cleanups);
+    expect(left()).toEqual([]);
+    const [settled] = await farm.services.ls();
+    expect(settled).toMatchObject({ desired: 3, running: 3 });
+    expect(settled!.replicas.filter((r) => r.worker === victim.name)).toEqual([]);
+
+    // SIGTERM drains a worker: its replicas stop, and it leaves no process and no cgroup.
+    for (const w of [again, workers[0]!, workers[2]!]) {
+      const boxes = w.descendants();
+      await w.kill('SIGTERM');
+      expect(await w.exited).toEqual({ code: 0, signal: null });
+      expect(boxes.filter(stillAlive)).toEqual([]);
+      expect(listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${w.pid}`))).toEqual([]);
+    }
+  }, 180_000);
 });

@@ -24,7 +24,6 @@ import { serve, SERVE_HELP } from './serve.js';
 import { judgeCommand } from './judge.js';
 import { schemaCommand } from './schema.js';
 import { imageCommand } from './image.js';
-import { ServiceError } from '../cluster/services/index.js';
 import { serviceCommand } from './service.js';
 import { WORKER_HELP, workerCommand } from './worker.js';
 
@@ -163,10 +162,6 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`sandcell: ${e.message}\n`);
       if (e.stage === 'execve') return e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
       return EXIT_SETUP;
-    }
-    if (e instanceof ServiceError) {
-      process.stderr.write(`sandcell: ${e.message}\n`);
-      return 1;
     }
     if (e instanceof DeclarationError) {
       process.stderr.write(`${e.message.split('\n').map((l) => `sandcell: ${l}`).join('\n')}\n`);

@@ -4,9 +4,10 @@
  */
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels } from '../cluster/queues.js';
-import { ServicesClient, type CreateServiceOptions, type ServiceStatus } from '../cluster/services/index.js';
+import type { CreateServiceOptions, ServicesClient, ServiceStatus } from '../cluster/services/index.js';
 import { parseDuration, parseSize } from '../units.js';
 import { parseRunArgs, UsageError } from './args.js';
+import { loadFarm } from './worker.js';
 
 export const SERVICE_HELP = `Usage: sandcell service <verb> --redis <url> [options]
 
@@ -199,9 +200,15 @@ export async function serviceCommand(args: readonly string[]): Promise<number> {
   } else {
     throw new UsageError(`unknown service verb ${JSON.stringify(verb)} (see sandcell service --help)`);
   }
-  const client = new ServicesClient({ connection: c.redis, prefix: c.prefix });
+  const services = await loadFarm('sandcell service', () => import('../cluster/services/client.js'));
+  const client = new services.ServicesClient({ connection: c.redis, prefix: c.prefix });
   try {
     await action(client);
+  } catch (e) {
+    // The service's own answer (no such service, a failed call): exit 1, as a failed command.
+    if (!(e instanceof services.ServiceError)) throw e;
+    process.stderr.write(`sandcell: ${e.message}\n`);
+    return 1;
   } finally {
     await client.close();
   }

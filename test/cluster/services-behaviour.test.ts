@@ -277,9 +277,13 @@ describe('values in Redis are untrusted', () => {
       expect(errors.join('\n')).toMatch(/a call of service guard in Redis is invalid: id:/);
       expect(errors.join('\n')).toMatch(/a call of service guard in Redis is not JSON/);
 
-      await raw.hset(`${prefix}:svc:slots:guard`, '7', '{"worker":"w1","id":"abcdefghijkl","state":"flying","since":0,"restarts":0}');
-      await raw.hset(`${prefix}:svc:service:guard`, 'replicas', 'many');
-      const s = (await status(client, 'guard')) as ServiceStatus;
+      // In a farm with no worker, so no reconcile clears them before ls reads them.
+      const idle = new ServicesClient({ connection: { path: redis.socket }, prefix: `${prefix}-idle` });
+      clients.push(idle);
+      await idle.create({ name: 'guard', replicas: 1, command: ['/bin/true'] });
+      await raw.hset(`${prefix}-idle:svc:slots:guard`, '7', '{"worker":"w1","id":"abcdefghijkl","state":"flying","since":0,"restarts":0}');
+      await raw.hset(`${prefix}-idle:svc:service:guard`, 'replicas', 'many');
+      const s = (await status(idle, 'guard')) as ServiceStatus;
       expect(s.problems.join('\n')).toMatch(/slot 7 of service guard in Redis is invalid: state:/);
       expect(s.problems.join('\n')).toMatch(/replica count of service guard in Redis is invalid: replicas: "many"/);
     } finally {

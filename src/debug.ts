@@ -1,16 +1,19 @@
 /**
  * What sandcell decided and why, for `NODE_DEBUG=sandcell`: which cgroup driver and controllers a
  * parent got, what was degraded and why, warm-box hits and misses, and how long each stage of a
- * run took. Events are data (a name and its fields); the debuglog only prints them, so another
- * sink (JSON lines for a daemon) can take the same events without touching the call sites.
- * Without NODE_DEBUG nothing is formatted: call sites check `debugging` before building an event.
+ * run took. Events are data (a name and its fields); the debuglog only prints them, and a listener
+ * (`onDebugEvent`: a daemon's JSON log) takes the same events without touching the call sites.
+ * With neither NODE_DEBUG nor a listener nothing is built: call sites check `debugging` first.
  */
 import { debuglog } from 'node:util';
 
 const log = debuglog('sandcell');
 
-/** Whether events are wanted at all (fixed at process start, as NODE_DEBUG is read then). */
-export const debugging: boolean = log.enabled;
+type Listener = (e: DebugEvent) => void;
+const listeners = new Set<Listener>();
+
+/** Whether events are wanted at all: NODE_DEBUG (read at process start) or a listener. */
+export let debugging: boolean = log.enabled;
 
 export type DebugEvent =
   /** Once per cgroup parent: the driver opened, or why there is none. */
@@ -37,8 +40,34 @@ export type WarmOutcome = 'hit' | 'miss' | `discarded: ${string}` | `off: ${stri
 
 export function debug(e: DebugEvent): void {
   if (!debugging) return;
-  const { event, ...fields } = e;
-  log('%s %s', event, format(fields));
+  if (log.enabled) {
+    const { event, ...fields } = e;
+    log('%s %s', event, format(fields));
+  }
+  for (const l of listeners) {
+    try {
+      l(e);
+    } catch (err) {
+      // The event is emitted in the middle of building or tearing down a box: a listener's
+      // bug is reported, never thrown into the run it was told about.
+      process.emitWarning(`a sandcell debug event listener threw: ${err instanceof Error ? err.message : String(err)}`, 'SandcellDebugListenerWarning');
+    }
+  }
+}
+
+/**
+ * Calls `listener` with every debug event of this process (the events `NODE_DEBUG=sandcell`
+ * prints, as objects), synchronously where they happen: an AsyncLocalStorage the caller entered
+ * around run() is still in effect. Returns the function that removes the listener. While no
+ * listener is left (and NODE_DEBUG does not name sandcell) runs build no events at all.
+ */
+export function onDebugEvent(listener: (event: DebugEvent) => void): () => void {
+  listeners.add(listener);
+  debugging = true;
+  return () => {
+    listeners.delete(listener);
+    debugging = log.enabled || listeners.size > 0;
+  };
 }
 
 function format(fields: Record<string, unknown>, prefix = ''): string {

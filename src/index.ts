@@ -9,6 +9,7 @@ export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } 
 export { SandboxProcess } from './supervise/process.js';
 export { AbortError, SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
 export { setWarmBoxes, shutdown } from './runtime.js';
+export { onDebugEvent, type DebugEvent, type WarmOutcome } from './debug.js';
 export { setOwnerIds, type OwnerIds } from './plan/ids.js';
 export type {
   Bind,

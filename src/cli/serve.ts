@@ -30,10 +30,13 @@ export const SERVE_HELP = `Usage: sandcell serve [options]
   --store <size>         bytes the file store keeps (default 256MiB)
   --store-files <n>      files the file store keeps (default 1000)
   --request-timeout <dur> time a client has to send a request (default 30s)
-  --log-level <level>    info (default), warn, error, silent
+  --log-level <level>    info (default), debug (adds the library's events: NODE_DEBUG=sandcell
+                         as JSON lines naming their request), warn, error, silent
   --cluster <url>        answer /v1/run with the farm on this Redis (redis://..., unix://...):
                          runs go to its workers (sandcell worker) instead of running here
 `;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 interface ServeArgs {
   socket: string;
@@ -116,8 +119,10 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     else if (flag === '--store') a.storeBytes = size(flag, v());
     else if (flag === '--store-files') a.storeFiles = int(flag, v(), 1);
     else if (flag === '--request-timeout') a.requestTimeoutMs = duration(flag, v());
-    else if (flag === '--log-level') a.logLevel = v();
-    else if (flag === '--cluster') {
+    else if (flag === '--log-level') {
+      a.logLevel = v();
+      if (!LOG_LEVELS.includes(a.logLevel)) throw new UsageError(`--log-level needs one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(a.logLevel)}`);
+    } else if (flag === '--cluster') {
       a.cluster = v();
       try {
         parseRedisUrl(a.cluster);

@@ -4,6 +4,7 @@
  * what they may ask for (the policy), how much at once (admission), and that a client that goes
  * away takes its runs with it (an AbortSignal per request).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,7 +13,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, run, shutdown, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
+import { SandboxOptionsError, SandboxSetupError, onDebugEvent, run, shutdown, type DebugEvent, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
 import { peerCredentials } from '../native.js';
 import { parseOptions } from '../options.js';
 import { Admission } from './admission.js';
@@ -51,6 +52,14 @@ interface Ctx {
   client: string;
   signal: AbortSignal;
   req: IncomingMessage;
+}
+
+/** A request's admitted work, as the library's debug events are attributed to it. */
+interface Working {
+  req: number;
+  box?: string;
+  /** Pids of the runs it started, forgotten when it ends. */
+  pids: number[];
 }
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -94,6 +103,11 @@ export class Daemon {
   private nextId = 1;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME });
   private readonly openapi: Record<string, unknown> = openApiDocument(VERSION);
+  /** The request a library call is made for, so the library's debug events name it. */
+  private readonly working = new AsyncLocalStorage<Working>();
+  /** Runs started and not yet ended, by pid: their end event may come from outside the request's context. */
+  private readonly startedRuns = new Map<number, Working>();
+  private readonly stopDebugEvents: (() => void) | null = null;
 
   constructor(private readonly config: DaemonConfig) {
     this.log = config.logger;
@@ -101,6 +115,29 @@ export class Daemon {
     this.store = new FileStore(config.storeMaxBytes, config.storeMaxFiles);
     this.boxes = new Boxes(config.boxIdleTtlMs, (box, why) => this.log.info({ box, why }, 'box destroyed'));
     this.tokens = [...(config.tokens ?? new Map<string, string>())].map(([name, t]) => ({ name, digest: digest(t) }));
+    // Listened to only when logged: without a listener the library builds no events at all.
+    if (this.log.isLevelEnabled('debug')) this.stopDebugEvents = onDebugEvent((e) => this.debugEvent(e));
+  }
+
+  /**
+   * The library's debug event as a debug line: a run's start and end and a box's build carry the
+   * request (and box) they were for; a warm box built ahead or a cgroup parent opened is nobody's.
+   */
+  private debugEvent(e: DebugEvent): void {
+    let w = this.working.getStore();
+    if (e.event === 'start') {
+      if (w) {
+        this.startedRuns.set(e.pid, w);
+        w.pids.push(e.pid);
+      }
+    } else if (e.event === 'end') {
+      w ??= this.startedRuns.get(e.pid);
+      this.startedRuns.delete(e.pid);
+    } else if (e.event !== 'box') w = undefined;
+    // The event's fields are kept apart: its `pid` (the box's) and `box` (new, warm, living)
+    // are not the line's `pid` (the daemon's) and `box` (the id a client holds).
+    const { event, ...fields } = e;
+    this.log.debug({ ...(w ? { req: w.req, ...(w.box ? { box: w.box } : {}) } : {}), library: fields }, `library ${event}`);
   }
 
   /** An HTTP server answering on this transport; the caller listens on it. */
@@ -132,6 +169,7 @@ export class Daemon {
       ),
     );
     await shutdown();
+    this.stopDebugEvents?.();
     this.log.info('drained');
   }
 
@@ -337,8 +375,9 @@ export class Daemon {
     const release = await this.admission.acquire(ctx.client, ctx.signal);
     const startedAt = process.hrtime.bigint();
     let status = 'error';
+    const working: Working = { req: ctx.id, ...(box ? { box } : {}), pids: [] };
     try {
-      const r = await fn(ctx.signal);
+      const r = await this.working.run(working, () => fn(ctx.signal));
       if (typeof r === 'object' && r !== null && 'status' in r) status = String(r.status);
       else status = 'ok';
       return r;
@@ -347,6 +386,7 @@ export class Daemon {
       throw e;
     } finally {
       release();
+      for (const pid of working.pids) this.startedRuns.delete(pid);
       const ended = process.hrtime.bigint();
       if (what !== 'create box') this.metrics.countRun(status, Number(ended - startedAt) / 1e9);
       this.log.info(

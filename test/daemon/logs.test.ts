@@ -1,0 +1,100 @@
+// The daemon's log: the library's debug events (what NODE_DEBUG=sandcell prints) as debug lines
+// naming the request and box they were for, through the library's public onDebugEvent.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { describe, expect, it } from 'vitest';
+
+import { connect } from '../../src/client/index.js';
+import { onDebugEvent, run, type DebugEvent } from '../../src/index.js';
+import { requireRoot } from '../helpers/host.js';
+import { startDaemon } from './daemon.js';
+
+interface Line {
+  level: number;
+  msg: string;
+  req?: number;
+  box?: string;
+  what?: string;
+  url?: string;
+  library?: Record<string, unknown>;
+}
+
+describe('onDebugEvent', () => {
+  it("hands a listener the events of a run, in the run's async context; removed, it hears nothing", async () => {
+    requireRoot();
+    const seen: { e: DebugEvent; tag: string | undefined }[] = [];
+    const als = new AsyncLocalStorage<string>();
+    const stop = onDebugEvent((e) => seen.push({ e, tag: als.getStore() }));
+    const r = await als.run('mine', () => run({ command: ['/bin/true'] }));
+    expect(r.status).toBe('ok');
+    const start = seen.find((s) => s.e.event === 'start');
+    const end = seen.find((s) => s.e.event === 'end');
+    expect(start?.tag).toBe('mine');
+    expect(end?.e).toMatchObject({ event: 'end', status: 'ok', pid: (start?.e as { pid: number }).pid });
+    expect(Object.keys((end?.e as { ms: object }).ms)).toContain('run');
+    stop();
+    const before = seen.length;
+    await run({ command: ['/bin/true'] });
+    expect(seen.length).toBe(before);
+  });
+
+  it('a listener that throws does not break the run it is told about: a process warning says so', async () => {
+    requireRoot();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    const stop = onDebugEvent(() => {
+      throw new Error('listener bug');
+    });
+    try {
+      expect((await run({ command: ['/bin/echo', 'hi'] })).stdout).toBe('hi\n');
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.some((w) => w.name === 'SandcellDebugListenerWarning' && w.message.includes('listener bug'))).toBe(true);
+    } finally {
+      stop();
+      process.off('warning', onWarning);
+    }
+  });
+});
+
+describe('the daemon at --log-level debug', () => {
+  it("logs the library's events with the request id, and the box id for a living box's runs", { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon({ args: ['--log-level', 'debug'] });
+    const engine = connect({ socket: d.socket });
+    expect((await engine.run({ command: ['/bin/true'] })).status).toBe('ok');
+    const box = await engine.Sandbox.create({});
+    expect((await box.run({ command: ['/bin/true'] })).status).toBe('ok');
+    await box.destroy();
+    engine.close();
+    const log = d.log();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+    const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+    const runReq = lines.find((l) => l.msg === 'request' && l.url === '/v1/run')?.req;
+    expect(runReq).toBeTypeOf('number');
+    const ofRun = lines.filter((l) => l.req === runReq && l.msg.startsWith('library '));
+    expect(ofRun.map((l) => l.msg)).toEqual(['library start', 'library end']);
+    expect(ofRun.every((l) => l.level === 20)).toBe(true);
+    expect(ofRun[1]?.library).toMatchObject({ status: 'ok', pid: ofRun[0]?.library?.pid });
+    const boxRun = lines.find((l) => l.msg === 'box run');
+    expect(boxRun?.box).toMatch(/^box-/);
+    const ofBoxRun = lines.filter((l) => l.req === boxRun?.req && l.msg.startsWith('library '));
+    expect(ofBoxRun.map((l) => [l.msg, l.box])).toEqual([
+      ['library start', boxRun?.box],
+      ['library end', boxRun?.box],
+    ]);
+    expect(ofBoxRun[0]?.library).toMatchObject({ box: 'living' });
+    expect(lines.some((l) => l.msg === 'library box' && l.req === lines.find((x) => x.url === '/v1/boxes')?.req)).toBe(true);
+  });
+
+  it('logs none of them at the default level', async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const engine = connect({ socket: d.socket });
+    expect((await engine.run({ command: ['/bin/true'] })).status).toBe('ok');
+    engine.close();
+    const log = d.log();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+    expect(log).toContain('"msg":"run"');
+    expect(log).not.toContain('library ');
+  });
+});

@@ -122,6 +122,16 @@ export async function setWarmBoxes(count: number): Promise<void> {
 }
 
 /**
+ * Opens this process's cgroups now instead of at its first run, and with them removes the cgroups
+ * left by sandcell processes that died (one killed with SIGKILL cannot remove its own). A service
+ * calls it as it starts: what a previous instance left is gone before it serves, and its first
+ * request does not wait for the cgroups to open. Without cgroups (rootless) it does nothing.
+ */
+export async function prepare(): Promise<void> {
+  await cgroupsFor(null);
+}
+
+/**
  * Ends the warm boxes (and builds no more: runs after this build their own box), waits for
  * finished runs' cgroups to be removed, removes the cgroups sandcell made ahead of time and this
  * process's `sandcell-<pid>` parents where no box uses them any more. Boxes still running are the

@@ -11,6 +11,7 @@ import { destination, pino, stdTimeFunctions } from 'pino';
 import { parseRedisUrl } from '../cluster/connection.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
+import { prepare } from '../index.js';
 import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './args.js';
 import { loadFarm } from './worker.js';
@@ -229,6 +230,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
     logger,
   });
 
+  // Before the socket opens: what a daemon killed before this one left is removed first.
+  await prepare();
   mkdirSync(dirname(a.socket), { recursive: true, mode: 0o755 });
   await clearStaleSocket(a.socket);
   // The socket is made with no access for anyone but its owner, then opened to the group: no

@@ -154,6 +154,23 @@ describe('living boxes and files', () => {
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
 
+  it('the file store is bounded in bytes too: the oldest go first, a file larger than the store is refused with 413', async () => {
+    requireRoot();
+    const d = await startDaemon({ args: ['--store', '1KiB'] });
+    const engine = connect({ socket: d.socket });
+    const a = await engine.files.put(Buffer.alloc(600, 'a'));
+    const b = await engine.files.put(Buffer.alloc(600, 'b'));
+    expect(await engine.files.get(a.id).catch((e: unknown) => e)).toMatchObject({ status: 404 });
+    expect((await engine.files.get(b.id)).length).toBe(600);
+    expect(await engine.files.put(Buffer.alloc(1025, 'c')).catch((e: unknown) => e)).toMatchObject({ status: 413, code: 'too-large' });
+    expect((await engine.files.get(b.id)).length).toBe(600);
+    const m = (await http(d.socket, 'GET', '/metrics')).body;
+    expect(m).toContain('sandcell_file_store_bytes 600');
+    expect(m).toContain('sandcell_file_store_files 1');
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
   it('GET /metrics: runs by status, queue, running, boxes, file store', async () => {
     requireRoot();
     const d = await startDaemon();

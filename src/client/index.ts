@@ -176,7 +176,9 @@ export function connect(options: ConnectOptions): Engine {
       }
       const req = send(
         {
-          ...(socketPath !== undefined ? { socketPath } : { host: base?.hostname, port: base?.port }),
+          // On the socket a TLS server name is meaningless: named, the agent does not work one
+          // out from the host, whose IP-address test costs ~100 ms the first time in a process.
+          ...(socketPath !== undefined ? { socketPath, servername: 'sandcell' } : { host: base?.hostname, port: base?.port }),
           path,
           method,
           headers,

@@ -30,15 +30,17 @@ export interface Daemon {
   clientRun(): Promise<void>;
   /** One run of DAEMON_OPTIONS as a bare `POST /v1/run` with a JSON body over a kept-alive connection. */
   rawRun(): Promise<void>;
+  /** `GET /v1/health` with the TS client: the round trip through the socket with no run in it. */
+  health(): Promise<void>;
   /** Stops the daemon (SIGTERM, awaited) and removes its temp dir. */
   stop(): Promise<void>;
 }
 
-/** Starts `sandcell serve` on a socket in a fresh temp dir and waits until it answers /v1/health. */
-export async function startDaemon(): Promise<Daemon> {
+/** Starts `sandcell serve` (with `args` added) on a socket in a fresh temp dir and waits until it answers /v1/health. */
+export async function startDaemon(args: readonly string[] = []): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-daemon-'));
   const socket = join(dir, 'sandcell.sock');
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--log-level', 'warn', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const engine = connect({ socket });
   const agent = new Agent({ keepAlive: true });
@@ -89,7 +91,10 @@ export async function startDaemon(): Promise<Daemon> {
       req.on('error', fail);
       req.end(RAW_BODY);
     });
-  return { socket, engine, clientRun, rawRun, stop };
+  const health = async (): Promise<void> => {
+    await engine.health();
+  };
+  return { socket, engine, clientRun, rawRun, health, stop };
 }
 
 async function sample(iterations: number, f: () => Promise<unknown>): Promise<number[]> {
@@ -110,10 +115,12 @@ async function standalone(): Promise<void> {
     const local = dist(await sample(iterations, () => run(DAEMON_OPTIONS)));
     const remote = dist(await sample(iterations, d.clientRun));
     const raw = dist(await sample(iterations, d.rawRun));
+    const floor = dist(await sample(iterations, d.health));
     console.log(`/bin/true, ${iterations} runs each, one at a time`);
     console.log(`  run() in process        p50 ${ms(local.p50)}  p99 ${ms(local.p99)}`);
     console.log(`  daemon, TS client       p50 ${ms(remote.p50)}  p99 ${ms(remote.p99)}  (${ratio(remote.p50, local.p50)} of local)`);
     console.log(`  daemon, raw JSON POST   p50 ${ms(raw.p50)}  p99 ${ms(raw.p99)}  (${ratio(raw.p50, local.p50)} of local)`);
+    console.log(`  GET /v1/health          p50 ${ms(floor.p50)}  p99 ${ms(floor.p99)}  (the round trip alone)`);
   } finally {
     await d.stop();
     await shutdown();

@@ -18,12 +18,14 @@ export interface Peer {
 }
 
 export const PEERS: readonly Peer[] = [
-  { program: 'curl', package: 'curl', for: 'test/network (clients of the egress proxy in boxes)' },
-  { program: 'python3', package: 'python3', for: 'test/network (urllib through the egress proxy, servers of published ports)' },
+  { program: 'curl', package: 'curl', for: 'test/network (clients of the egress proxy in boxes), test/daemon (curl over the Unix socket, the README examples)' },
+  { program: 'python3', package: 'python3', for: 'test/network (urllib through the egress proxy, servers of published ports), test/daemon/parity (a client with only the standard library)' },
   { program: 'buildah', package: 'buildah', for: 'test/images (images made by a real tool)' },
   { program: 'skopeo', package: 'skopeo', for: 'test/images (oci-archive to OCI layout)' },
   { program: 'umoci', package: 'umoci', for: 'test/images (the reference unpacking of an image)' },
   { program: 'redis-server', package: 'redis-server', for: 'the farm suites (test/cluster) and bench section 15' },
+  { program: 'systemd-analyze', package: 'systemd', for: 'test/daemon/service (verify of contrib/sandcell.service; systemd is not started)' },
+  { program: 'unshare', package: 'util-linux', for: "test/daemon/service (the unit's ExecStart in a mount namespace)" },
 ];
 
 function onPath(program: string): boolean {

@@ -43,7 +43,8 @@ export const ROUTES = [
     method: 'GET',
     path: '/v1/ws',
     operation: 'spawn',
-    summary: 'spawn() over a WebSocket: send {type:"spawn",options}, then stdin, stdin-end and kill frames; receive started, stdout, stderr, then exit or error',
+    summary:
+      'spawn() over a WebSocket: send {type:"spawn",options}, then stdin, stdin-end and kill frames; receive started, stdout, stderr, then exit or error. Or many runs over one connection: send {type:"run",id,options} frames (a /v1/run body each); receive {type:"result",id,result} or {type:"error",id,...} for each',
     responses: {
       101: { description: 'switching to the WebSocket protocol', none: true },
       426: { description: 'not a WebSocket upgrade request', json: errorJson },

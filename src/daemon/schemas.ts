@@ -68,31 +68,42 @@ export const boxIdJson = z.object({ id: z.string() });
 export const boxListJson = z.object({ boxes: z.array(z.object({ id: z.string(), ageMs: z.number(), idleMs: z.number(), runs: z.number().int() })) });
 export const fileIdJson = z.object({ id: z.string().regex(FILE_ID), size: z.number().int() });
 
-/** Frames a WebSocket client sends, first `spawn`, then stdin and kills; with the options' schema. */
-function clientFrameOf<O extends z.ZodType>(options: O) {
+/** What a client names a run on a WebSocket by; the daemon echoes it in the run's answer. */
+const runId = z.union([z.string().max(256), z.number().int()]);
+
+/**
+ * Frames a WebSocket client sends: `spawn`, then stdin and kills; or any number of `run`s. With
+ * the options' schema.
+ */
+function clientFrameOf<S extends z.ZodType, R extends z.ZodType>(spawnOptions: S, runOptions: R) {
   return z.discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('spawn'), options }),
+    z.strictObject({ type: z.literal('spawn'), options: spawnOptions }),
+    z.strictObject({ type: z.literal('run'), id: runId, options: runOptions }),
     z.strictObject({ type: z.literal('stdin'), data: z.union([z.string(), base64]) }),
     z.strictObject({ type: z.literal('stdin-end') }),
     z.strictObject({ type: z.literal('kill'), signal: z.union([z.string().regex(/^SIG[A-Z0-9]+$/), z.number().int().min(1).max(64)]).optional() }),
   ]);
 }
 
-/** As documented: `options` is a spawn's request. */
-export const clientFrame = clientFrameOf(spawnRequest);
+/** As documented: a `spawn` frame's options are a spawn's request, a `run` frame's a /v1/run body. */
+export const clientFrame = clientFrameOf(spawnRequest, runRequest);
 /**
  * As a frame is first checked: its options are checked apart with `spawnRequest`, so their
  * errors name the option as /v1/run's do (`limits.memory`, not `options.limits.memory`).
  */
-export const clientFrameEnvelope = clientFrameOf(z.unknown());
+export const clientFrameEnvelope = clientFrameOf(z.unknown(), z.unknown());
 
-/** Frames the daemon sends: `started`, output, then `exit` (or `error`), and it closes. */
+/**
+ * Frames the daemon sends: `started`, output, then `exit` (or `error`), and it closes; or, for
+ * `run` frames, a `result` (or an `error` with its `id`) per run, and it stays open.
+ */
 export const serverFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('started'), pid: z.number().int().optional() }),
   z.object({ type: z.literal('stdout'), data: base64 }),
   z.object({ type: z.literal('stderr'), data: base64 }),
   z.object({ type: z.literal('exit'), result: resultJson }),
-  z.object({ type: z.literal('error'), status: z.number().int(), ...errorJson.shape }),
+  z.object({ type: z.literal('result'), id: runId, result: resultJson }),
+  z.object({ type: z.literal('error'), id: runId.optional(), status: z.number().int(), ...errorJson.shape }),
 ]);
 
 export type ClientFrame = z.infer<typeof clientFrameEnvelope>;

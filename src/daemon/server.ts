@@ -100,6 +100,8 @@ export class Daemon {
   private draining = false;
   private inflight = 0;
   private inflightZero: (() => void)[] = [];
+  /** WebSockets told when the daemon drains (a connection of runs closes once its runs end). */
+  private readonly drainHooks = new Set<() => void>();
   private nextId = 1;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME });
   private readonly openapi: Record<string, unknown> = openApiDocument(VERSION);
@@ -157,6 +159,7 @@ export class Daemon {
   async drain(): Promise<void> {
     this.draining = true;
     this.log.info({ inflight: this.inflight, boxes: this.boxes.size }, 'draining');
+    for (const close of this.drainHooks) close();
     if (this.inflight > 0) await new Promise<void>((resolve) => this.inflightZero.push(resolve));
     await this.boxes.destroyAll('draining');
     await Promise.all(
@@ -361,6 +364,17 @@ export class Daemon {
           return applyPolicy(this.config.policy, parseOptions('run', decoded), decoded, true);
         },
         admitted: (fn) => this.admitted(ctx, 'spawn', fn),
+        run: async (body) => {
+          if (this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
+          if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid-options', 'options must be an object', 'options');
+          const decoded = this.decodeRun(runRequest, body as Record<string, unknown>);
+          const options = applyPolicy(this.config.policy, parseOptions('run', decoded), decoded, true);
+          return resultToJson(await this.admitted(ctx, 'run', (signal) => run({ ...options, signal })));
+        },
+        onDrain: (close) => {
+          this.drainHooks.add(close);
+          return () => this.drainHooks.delete(close);
+        },
         reply: (e) => this.reply(e, id),
       }).finally(() => {
         this.log.info({ req: id, client: who, method: req.method, url: req.url, status: 101, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');

@@ -1,9 +1,12 @@
 /**
- * spawn() over a WebSocket: one spawn per connection. The client sends `spawn` with the options,
+ * The WebSocket, in one of two uses its first frame chooses. `spawn`: one program, as spawn();
  * then `stdin`, `stdin-end` and `kill` frames; the daemon sends `started`, `stdout` / `stderr`
- * (base64) and finally `exit` with the result, or `error`, and closes. A connection that drops
- * aborts the box. Output is read from the box only as fast as the client takes it: a stream is
- * paused while the WebSocket has more than HIGH_WATER bytes unsent.
+ * (base64) and finally `exit` with the result, or `error`, and closes. `run`: any number of runs
+ * over one connection, as /v1/run; each `{ type: 'run', id, options }` is answered by
+ * `{ type: 'result', id, result }` or `{ type: 'error', id, status, error }` as it ends, and the
+ * connection stays open. A connection that drops aborts its box or its runs. Output is read from
+ * the box only as fast as the client takes it: a stream is paused while the WebSocket has more
+ * than HIGH_WATER bytes unsent.
  */
 import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
@@ -12,7 +15,7 @@ import { spawn, type SandboxProcess, type SpawnOptions } from '../index.js';
 import type { Result } from '../result.js';
 import { HttpError } from './http-error.js';
 import { clientFrameEnvelope, issuesOf, type ClientFrame } from './schemas.js';
-import { resultToJson, type ErrorJson } from './wire.js';
+import { resultToJson, type ErrorJson, type ResultJson } from './wire.js';
 
 /** Largest frame a client may send; larger ones close the connection (1009). */
 export const MAX_CLIENT_FRAME = 1024 * 1024;
@@ -28,6 +31,10 @@ export interface SpawnHooks {
   options(body: unknown): SpawnOptions;
   /** Runs `fn` holding an admission slot for the whole spawn. */
   admitted(fn: (signal: AbortSignal) => Promise<Result>): Promise<Result>;
+  /** A `run` frame's options run as /v1/run's: its result, as JSON. */
+  run(body: unknown): Promise<ResultJson>;
+  /** `close` is called when the daemon starts to drain (a connection of runs closes once they have ended); returns its removal. */
+  onDrain(close: () => void): () => void;
   /** The status and body an error gets in a reply. */
   reply(e: unknown): { status: number; body: ErrorJson };
   /** Time the client has to send its `spawn` frame. */
@@ -40,7 +47,10 @@ function badFrame(message: string): HttpError {
 
 /** Serves one WebSocket; resolves once the box (if any) has ended and the connection is closed. */
 export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
-  let state: 'waiting' | 'starting' | 'running' | 'done' = 'waiting';
+  let state: 'waiting' | 'starting' | 'running' | 'runs' | 'done' = 'waiting';
+  /** Runs in flight on a connection of runs. */
+  const runs = new Set<Promise<void>>();
+  let draining = false;
   let proc: SandboxProcess | null = null;
   // Frames that came while the box was being started, applied in order once it runs.
   const pending: ClientFrame[] = [];
@@ -132,6 +142,37 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
       );
   };
 
+  const closeIfIdle = (): void => {
+    if (draining && runs.size === 0 && state === 'runs') {
+      state = 'done';
+      ws.close(1001, 'draining');
+    }
+  };
+  const noDrain = hooks.onDrain(() => {
+    draining = true;
+    closeIfIdle();
+  });
+
+  /** One run of a connection of runs: its answer, or its error, carries its id; the connection stays. */
+  const startRun = (id: string | number, body: unknown): void => {
+    const one = hooks
+      .run(body)
+      .then(
+        (result) => send({ type: 'result', id, result }),
+        (e: unknown) => {
+          if (hooks.signal.aborted) return;
+          const { status, body: error } = hooks.reply(e);
+          send({ type: 'error', id, status, ...error });
+        },
+      )
+      .finally(() => {
+        runs.delete(one);
+        closeIfIdle();
+      });
+    runs.add(one);
+    work = Promise.all(runs);
+  };
+
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (state === 'done') return;
     let frame: ClientFrame;
@@ -146,7 +187,13 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
       const parsed = clientFrameEnvelope.safeParse(value);
       if (!parsed.success) throw badFrame(issuesOf(parsed.error).map((i) => `${i.path || '(frame)'}: ${i.message}`).join('; '));
       frame = parsed.data;
-      if (frame.type === 'spawn') {
+      if (frame.type === 'run') {
+        if (state !== 'waiting' && state !== 'runs') throw badFrame('run on a connection that spawned');
+        clearTimeout(timer);
+        state = 'runs';
+        startRun(frame.id, frame.options);
+      } else if (state === 'runs') throw badFrame(`${frame.type} on a connection of runs`);
+      else if (frame.type === 'spawn') {
         if (state !== 'waiting') throw badFrame('spawn was sent twice');
         clearTimeout(timer);
         start(hooks.options(frame.options));
@@ -161,6 +208,7 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
   ws.on('error', () => undefined);
   ws.on('close', () => {
     clearTimeout(timer);
+    noDrain();
     state = 'done';
     for (const s of paused) s.resume();
     void work.then(() => resolveDone());

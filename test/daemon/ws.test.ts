@@ -1,6 +1,7 @@
 // spawn() over the daemon's WebSocket: stdio streamed both ways with the TS client and with a raw
 // `ws` client speaking the frames by hand, kill, a dropped connection that takes its box with it,
-// malformed frames answered with an error frame, and the admission slot a spawn holds.
+// malformed frames answered with an error frame, and the admission slot a spawn holds; and many
+// runs over one connection, each answered with its id.
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -249,6 +250,55 @@ describe('spawn over the WebSocket', () => {
     expect((await (await second).wait()).status).toBe('ok');
     expect(await health()).toMatchObject({ running: 0, queued: 0 });
     engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+});
+
+describe('many runs over one WebSocket', () => {
+  it('each run frame is answered by its result or its error, with its id, and the connection stays open', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    const answers = (n: number): Promise<boolean> => until(() => c.frames.length >= n);
+    c.ws.send(JSON.stringify({ type: 'run', id: 'a', options: { command: ['/bin/sh', '-c', 'cat; exit 2'], stdin: 'in a\n' } }));
+    c.ws.send(JSON.stringify({ type: 'run', id: 7, options: { command: ['/bin/echo', 'b'], limits: { memory: 'lots' } } }));
+    c.ws.send(JSON.stringify({ type: 'run', id: 'c', options: { command: ['/bin/true'], network: 'host' } }));
+    c.ws.send(JSON.stringify({ type: 'run', id: 'd', options: { command: ['/bin/sh', '-c', 'echo hi > out.txt'], collect: ['out.txt'] } }));
+    expect(await answers(4)).toBe(true);
+    const byId = new Map(c.frames.map((f) => [f.id, f]));
+    expect(byId.get('a')).toMatchObject({ type: 'result', result: { status: 'nonzero-exit', exitCode: 2, stdout: 'in a\n' } });
+    expect(byId.get(7)).toMatchObject({ type: 'error', status: 400, error: { code: 'invalid-options', field: 'limits.memory' } });
+    expect(byId.get('c')).toMatchObject({ type: 'error', status: 403, error: { code: 'forbidden', field: 'network' } });
+    expect(byId.get('d')).toMatchObject({ type: 'result', result: { status: 'ok', files: { 'out.txt': Buffer.from('hi\n').toString('base64') } } });
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    // A spawn frame has no place on a connection of runs: an error frame and a close.
+    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/true'] } }));
+    expect((await c.closed).code).toBe(1008);
+    expect(c.frames[c.frames.length - 1]).toMatchObject({ type: 'error', error: { code: 'invalid-frame' } });
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
+  it('a dropped connection aborts its runs; SIGTERM lets the runs in flight finish, then closes the connection', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    c.ws.send(JSON.stringify({ type: 'run', id: 1, options: { command: ['/bin/sleep', '300'] } }));
+    c.ws.send(JSON.stringify({ type: 'run', id: 2, options: { command: ['/bin/sleep', '300'] } }));
+    expect(await until(() => programs(d.pid).length === 2)).toBe(true);
+    c.ws.terminate();
+    expect(await until(() => programs(d.pid).length === 0)).toBe(true);
+    expect(await until(() => (d.log().match(/"status":"aborted"/g) ?? []).length === 2)).toBe(true);
+
+    const e = rawClient(d);
+    await e.opened;
+    e.ws.send(JSON.stringify({ type: 'run', id: 'slow', options: { command: ['/bin/sh', '-c', 'sleep 1; echo done'] } }));
+    expect(await until(() => programs(d.pid).length === 1)).toBe(true);
+    d.proc.kill('SIGTERM');
+    expect(await e.closed).toEqual({ code: 1001, reason: 'draining' });
+    expect(e.frames).toEqual([expect.objectContaining({ type: 'result', id: 'slow', result: expect.objectContaining({ status: 'ok', stdout: 'done\n' }) })]);
+    expect(await d.exited).toBe(0);
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
 });

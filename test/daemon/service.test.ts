@@ -67,7 +67,7 @@ async function execStart(run: string, groupFile?: string): Promise<{ pid: number
     pid: proc.pid as number,
     log: () => out,
     stop: async () => {
-      proc.kill(unitValue('KillSignal'));
+      proc.kill(unitValue('KillSignal') as NodeJS.Signals);
       return exited;
     },
   };

@@ -51,6 +51,8 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
   /** Runs in flight on a connection of runs. */
   const runs = new Set<Promise<void>>();
   let draining = false;
+  /** Run frames are not read while the client leaves more than HIGH_WATER bytes of answers unread. */
+  let answersPaused = false;
   let proc: SandboxProcess | null = null;
   // Frames that came while the box was being started, applied in order once it runs.
   const pending: ClientFrame[] = [];
@@ -65,6 +67,10 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
       if (!err && ws.bufferedAmount <= LOW_WATER) {
         for (const s of paused) s.resume();
         paused.clear();
+        if (answersPaused) {
+          answersPaused = false;
+          ws.resume();
+        }
       }
     });
   };
@@ -192,6 +198,10 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
         clearTimeout(timer);
         state = 'runs';
         startRun(frame.id, frame.options);
+        if (ws.bufferedAmount > HIGH_WATER && !answersPaused) {
+          answersPaused = true;
+          ws.pause();
+        }
       } else if (state === 'runs') throw badFrame(`${frame.type} on a connection of runs`);
       else if (frame.type === 'spawn') {
         if (state !== 'waiting') throw badFrame('spawn was sent twice');

@@ -302,3 +302,27 @@ describe('many runs over one WebSocket', () => {
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
 });
+
+describe('a connection of runs whose client does not read', () => {
+  it('is not read either once its unread answers pass 1 MiB; reading again, it gets every answer', { timeout: 180_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    // The client reads nothing: what the daemon sends waits in the socket buffers, then in the daemon.
+    (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const big = { command: ['/bin/sh', '-c', 'head -c 400000 /dev/zero | tr "\\0" x'] };
+    for (let i = 0; i < 8; i++) c.ws.send(JSON.stringify({ type: 'run', id: `big${i}`, options: big }));
+    const runsLogged = (): number => (d.log().match(/"msg":"run"/g) ?? []).length;
+    expect(await until(() => runsLogged() === 8)).toBe(true);
+    for (let i = 0; i < 50; i++) c.ws.send(JSON.stringify({ type: 'run', id: i, options: { command: ['/bin/true'] } }));
+    // A bound on a wait, not a timing assertion: the daemon had time to run them, and did not.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(runsLogged()).toBeLessThan(58);
+    (c.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await until(() => c.frames.length === 58, 60_000)).toBe(true);
+    expect(c.frames.every((f) => f.type === 'result')).toBe(true);
+    c.ws.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+});

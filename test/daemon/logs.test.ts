@@ -1,12 +1,13 @@
 // The daemon's log: the library's debug events (what NODE_DEBUG=sandcell prints) as debug lines
 // naming the request and box they were for, through the library's public onDebugEvent.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { connect } from '../../src/client/index.js';
 import { onDebugEvent, run, type DebugEvent } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
-import { startDaemon } from './daemon.js';
+import { CLI, startDaemon } from './daemon.js';
 
 interface Line {
   level: number;
@@ -96,5 +97,12 @@ describe('the daemon at --log-level debug', () => {
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
     expect(log).toContain('"msg":"run"');
     expect(log).not.toContain('library ');
+  });
+
+  it('an unknown level is a usage error naming the levels, not an internal one', () => {
+    const r = spawnSync(process.execPath, [CLI, 'serve', '--socket', '/nonexistent/never.sock', '--log-level', 'loud'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain('--log-level needs one of trace, debug, info, warn, error, fatal, silent, got "loud"');
+    expect(r.stderr).not.toContain('internal error');
   });
 });

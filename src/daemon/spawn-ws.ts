@@ -53,6 +53,8 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
   let draining = false;
   /** Run frames are not read while the client leaves more than HIGH_WATER bytes of answers unread. */
   let answersPaused = false;
+  /** Run frames read (in the same chunk) after reading was paused: started once it resumes. */
+  const held: { id: string | number; options: unknown }[] = [];
   let proc: SandboxProcess | null = null;
   // Frames that came while the box was being started, applied in order once it runs.
   const pending: ClientFrame[] = [];
@@ -69,6 +71,7 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
         paused.clear();
         if (answersPaused) {
           answersPaused = false;
+          for (const f of held.splice(0)) startRun(f.id, f.options);
           ws.resume();
         }
       }
@@ -197,11 +200,12 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
         if (state !== 'waiting' && state !== 'runs') throw badFrame('run on a connection that spawned');
         clearTimeout(timer);
         state = 'runs';
-        startRun(frame.id, frame.options);
-        if (ws.bufferedAmount > HIGH_WATER && !answersPaused) {
+        if (!answersPaused && ws.bufferedAmount > HIGH_WATER) {
           answersPaused = true;
           ws.pause();
         }
+        if (answersPaused) held.push({ id: frame.id, options: frame.options });
+        else startRun(frame.id, frame.options);
       } else if (state === 'runs') throw badFrame(`${frame.type} on a connection of runs`);
       else if (frame.type === 'spawn') {
         if (state !== 'waiting') throw badFrame('spawn was sent twice');

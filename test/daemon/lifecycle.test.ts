@@ -109,8 +109,8 @@ describe('the daemon ends', () => {
     expect(await until(() => pids.every((p) => !alive(p)))).toBe(true);
     expect(processesOf(d.pid)).toEqual([]);
     // What remains are empty cgroups: the next daemon removes them as it starts, before it
-    // has served anything.
-    expect(cgroupTree(d.pid)).not.toEqual([]);
+    // has served anything. (Not asserted here that they remain: any sandcell process starting
+    // on this machine meanwhile sweeps them too.)
     const next = await startDaemon();
     expect(cgroupTree(d.pid)).toEqual([]);
     expect(await next.stop()).toEqual({ code: 0, leftCgroups: [] });

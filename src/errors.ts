@@ -54,3 +54,20 @@ export class AbortError extends Error {
     super('the sandboxed run was aborted', { cause });
   }
 }
+
+/**
+ * A private network could not be made, removed or joined. `code` says why: `root-required`,
+ * `tool-missing` (iproute2's `ip` or util-linux's `nsenter`/`unshare`/`umount` absent), `exists`,
+ * `not-found`, `in-use` (boxes are on it), `hostname-taken`, `subnet-taken`, `full`, `setup`.
+ */
+export class SandboxNetworkError extends Error {
+  override readonly name = 'SandboxNetworkError';
+  readonly code: 'root-required' | 'tool-missing' | 'exists' | 'not-found' | 'in-use' | 'hostname-taken' | 'subnet-taken' | 'full' | 'setup';
+  readonly network: string;
+
+  constructor(code: SandboxNetworkError['code'], network: string, detail: string) {
+    super(`network ${network || '(unnamed)'}: ${code}: ${detail}`);
+    this.code = code;
+    this.network = network;
+  }
+}

@@ -12,6 +12,7 @@ import { AllowList, parseAllowRule, type AllowRule } from './network/allow.js';
 import { PROXY_PORT, type EgressLimits } from './network/proxy.js';
 import type { ResolvedPublish } from './network/publish.js';
 import { defaultStoreRoot, findImage, StorePaths } from './images/store.js';
+import { HOSTNAME, NETWORK_NAME } from './network/private.js';
 import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
 import { RUN_WALL_TIME_MS } from './limits/wall-time.js';
 import { privileged } from './privilege.js';
@@ -108,7 +109,10 @@ export interface BoxShape {
   image?: string;
   /** With `image`: a copy-on-write layer over it (a tmpfs, discarded with the box). */
   writable?: boolean;
-  network?: NetworkMode | NetworkOptions;
+  /** A mode, the name of a private network (`createNetwork`; root only), or the ways out of a box of its own. */
+  network?: NetworkMode | NetworkOptions | (string & {});
+  /** The box's hostname (default `sandcell`); on a private network, the name the other boxes reach it by. */
+  hostname?: string;
   /** Host paths bound into the box (shorthand for bind `mounts`). */
   binds?: Bind[];
   mounts?: Mount[];
@@ -190,6 +194,9 @@ export interface ResolvedOptions {
   egress: ResolvedEgress | null;
   /** Box ports published on the host. */
   publish: ResolvedPublish[];
+  /** The private network the box is on (null: none). */
+  privateNetwork: string | null;
+  hostname: string | null;
   mounts: ResolvedMount[];
   /** A directory image (the `image` option was a path). */
   image: string | null;
@@ -351,10 +358,11 @@ const shapeFields = {
   image: imageRef.optional(),
   writable: z.boolean().optional(),
   network: z
-    .union([z.enum(['none', 'loopback', 'host']), networkObjectSchema], {
-      error: "must be 'none', 'loopback', 'host' or { allow, publish, limits }",
+    .union([z.enum(['none', 'loopback', 'host']), z.string().regex(NETWORK_NAME), networkObjectSchema], {
+      error: "must be 'none', 'loopback', 'host', the name of a private network or { allow, publish, limits }",
     })
     .optional(),
+  hostname: z.string().regex(HOSTNAME, 'must be a hostname label: 1-63 of a-z 0-9 - (not at either end)').optional(),
   binds: z.array(bindSchema).max(256).optional(),
   mounts: z.array(mountSchema).max(256).optional(),
   user: z.strictObject({ uid: id.optional(), gid: id.optional() }).optional(),
@@ -516,6 +524,7 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
   if (o.writable && ref === null) issues.push({ path: 'writable', message: 'needs an image' });
   return {
     ...resolveNetwork(o.network, issues),
+    hostname: o.hostname ?? null,
     mounts,
     image,
     layers: stored?.layers ?? null,
@@ -548,8 +557,12 @@ function storedImage(ref: string): StoredImage | null {
 const DEFAULT_EGRESS_LIMITS: EgressLimits = { connections: 64, bytesIn: 1024 ** 3, bytesOut: 1024 ** 3 };
 
 /** The network mode, and the allow list and published ports of a network given as an object. */
-function resolveNetwork(n: ParsedShape['network'], issues: OptionIssue[]): Pick<ResolvedOptions, 'network' | 'egress' | 'publish'> {
-  if (n === undefined || typeof n === 'string') return { network: n ?? 'none', egress: null, publish: [] };
+function resolveNetwork(n: ParsedShape['network'], issues: OptionIssue[]): Pick<ResolvedOptions, 'network' | 'egress' | 'publish' | 'privateNetwork'> {
+  if (n === undefined || n === 'none' || n === 'loopback' || n === 'host') return { network: n ?? 'none', egress: null, publish: [], privateNetwork: null };
+  if (typeof n === 'string') {
+    if (!privileged()) issues.push({ path: 'network', message: `${JSON.stringify(n)} is a private network, which needs root (without root: published ports and allow lists)` });
+    return { network: 'none', egress: null, publish: [], privateNetwork: n };
+  }
   const publish: ResolvedPublish[] = [];
   (n.publish ?? []).forEach((p, i) => {
     const host = resolvePublishHost(p.host, p.box);
@@ -561,7 +574,7 @@ function resolveNetwork(n: ParsedShape['network'], issues: OptionIssue[]): Pick<
       ? { allow: new AllowList(n.allow.map((r) => parseAllowRule(r) as AllowRule)), limits: { ...DEFAULT_EGRESS_LIMITS, ...stripUndefined(n.limits ?? {}) } }
       : null;
   if (egress === null && n.limits !== undefined) issues.push({ path: 'network.limits', message: 'bound the egress proxy: give network.allow too' });
-  return { network: 'none', egress, publish };
+  return { network: 'none', egress, publish, privateNetwork: null };
 }
 
 function resolvePublishHost(host: string | number | undefined, boxPort: number): { hostAddress: string; hostPort: number } | string {

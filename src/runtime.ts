@@ -12,6 +12,7 @@ import type { RunCgroup } from './cgroup/index.js';
 import { SandboxOptionsError } from './errors.js';
 import { openCgroups, type CgroupAvailability, type CgroupPool } from './launch/cgroups.js';
 import { WarmPool } from './launch/warm.js';
+import { sweepNetworks } from './network/private.js';
 
 /** The process's warm boxes. */
 export const warmBoxes = new WarmPool();
@@ -37,7 +38,9 @@ export function cgroupsFor(parent: string | null): Promise<CgroupAvailability> {
   const key = parent ?? '';
   let pending = cgroupsByParent.get(key);
   if (!pending) {
-    // Orphans are swept once per process, by whichever parent is opened first.
+    // Orphans are swept once per process, by whichever parent is opened first; so are the
+    // private networks whose owner process has ended.
+    if (cgroupsByParent.size === 0) void sweepNetworks().catch(() => undefined);
     pending = openCgroups(parent, cgroupsByParent.size === 0).then((a) => {
       if (a.pool) {
         pools.push(a.pool);

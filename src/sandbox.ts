@@ -72,7 +72,7 @@ export class Sandbox implements AsyncDisposable {
     const box = await startLivingBox(shape);
     let network: BoxNetwork | null = null;
     try {
-      if (BoxNetwork.wanted(o)) network = await BoxNetwork.open(box.native.box, o);
+      if (BoxNetwork.wanted(o)) network = await BoxNetwork.open(box.native, o);
     } catch (e) {
       await new Sandbox(o, box, null).destroy();
       throw e;
@@ -96,6 +96,11 @@ export class Sandbox implements AsyncDisposable {
   /** Where the box's published ports listen on the host (empty: none published). */
   get published(): PublishedAddress[] {
     return this.network?.published ?? [];
+  }
+
+  /** The box's address on its private network (null: it is on none). */
+  get address(): string | null {
+    return this.network?.address ?? null;
   }
 
   /** Host pid of the box's init. */

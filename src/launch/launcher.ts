@@ -94,7 +94,7 @@ async function startWarm(c: Context, warm: WarmBox, box: 'warm' | 'new' = 'warm'
   c.stages?.mark('cgroup');
   const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin });
   c.stages?.mark('plan');
-  const network = BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native.box, c.o) : null;
+  const network = BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o) : null;
   let started;
   try {
     started = await nativeStart(warm.native.box, run.plan);

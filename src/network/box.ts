@@ -1,13 +1,14 @@
 /**
- * The host side of a box's network: its egress proxy and its published ports, opened before
- * the program starts and closed when the box ends (the sockets made in the box's namespace keep
- * that namespace alive: nothing of it may outlive the box).
+ * The host side of a box's network: its egress proxy, its published ports and its place on a
+ * private network, opened before the program starts and closed when the box ends (the sockets
+ * made in the box's namespace keep that namespace alive: nothing of it may outlive the box).
  */
 import { constants as osConstants } from 'node:os';
 
 import { SandboxSetupError } from '../errors.js';
-import type { NativeBox } from '../native.js';
+import type { NativeBox, NativeSpawned } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
+import { joinNetwork, type Membership } from './private.js';
 import { EgressProxy, PROXY_PORT, type NetworkReport } from './proxy.js';
 import { PublishedPorts, type PublishedAddress } from './publish.js';
 
@@ -26,23 +27,35 @@ export class BoxNetwork {
   private constructor(
     private readonly proxy: EgressProxy | null,
     private readonly ports: PublishedPorts | null,
+    private readonly membership: Membership | null,
   ) {}
 
   /** Whether the options ask for anything on the host side. */
   static wanted(o: ResolvedOptions): boolean {
-    return o.egress !== null || o.publish.length > 0;
+    return o.egress !== null || o.publish.length > 0 || o.privateNetwork !== null;
   }
 
-  /** Opens the proxy and the published ports for a box that has not started its program yet. */
-  static async open(box: NativeBox, o: ResolvedOptions): Promise<BoxNetwork> {
-    const proxy = o.egress ? new EgressProxy(boxSocket(box), o.egress.allow, o.egress.limits) : null;
+  /**
+   * Opens the proxy and the published ports, and puts the box on its private network, for a box
+   * that has not started its program yet.
+   */
+  static async open(native: Pick<NativeSpawned, 'box' | 'pid'>, o: ResolvedOptions): Promise<BoxNetwork> {
+    const membership = o.privateNetwork !== null ? await joinNetwork(o.privateNetwork, o.hostname, native.pid) : null;
+    let proxy: EgressProxy | null = null;
     try {
-      const ports = o.publish.length > 0 ? await PublishedPorts.open(box, o.publish) : null;
-      return new BoxNetwork(proxy, ports);
+      proxy = o.egress ? new EgressProxy(boxSocket(native.box), o.egress.allow, o.egress.limits) : null;
+      const ports = o.publish.length > 0 ? await PublishedPorts.open(native.box, o.publish) : null;
+      return new BoxNetwork(proxy, ports, membership);
     } catch (e) {
       await proxy?.close();
+      membership?.leave();
       throw e;
     }
+  }
+
+  /** The box's address on its private network (null: it is on none). */
+  get address(): string | null {
+    return this.membership?.address ?? null;
   }
 
   /** Where the published ports listen on the host. */
@@ -52,6 +65,7 @@ export class BoxNetwork {
 
   async close(): Promise<void> {
     await Promise.all([this.proxy?.close(), this.ports?.close()]);
+    this.membership?.leave();
   }
 
   /** The egress proxy's connections (undefined: the box had no allow list). */

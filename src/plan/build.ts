@@ -9,6 +9,7 @@ import type { BoxFilter } from '../launch/filter.js';
 import { cpuTimeEnforcement, cpuTimeRlimit } from '../limits/cpu-time.js';
 import { memoryEnforcement, memoryRlimit } from '../limits/memory.js';
 import type { NativePlan, NativeRlimit, NativeStdio } from '../native.js';
+import { hostsFileOf } from '../network/private.js';
 import type { ResolvedOptions } from '../options.js';
 import { privileged } from '../privilege.js';
 import type { LimitsEnforced } from '../result.js';
@@ -113,7 +114,7 @@ function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepare
     env: mode === 'prepared' ? [] : Object.entries(env).map(([k, v]) => `${k}=${v}`),
     cwd: o.cwd,
     staging: '/tmp',
-    hostname: 'sandcell',
+    hostname: o.hostname ?? 'sandcell',
     uid: o.uid,
     gid: o.gid,
     uidMap: idMap(o.uid, process.geteuid?.() ?? 0),
@@ -138,6 +139,8 @@ function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepare
             cwd: o.cwd,
             tmpfsBytes: o.limits.tmpfsBytes,
             hostNetwork: o.network === 'host',
+            hostname: o.hostname ?? 'sandcell',
+            hostsFile: o.privateNetwork !== null ? hostsFileOf(o.privateNetwork) : null,
             mounts: o.mounts,
             image: o.image,
             layers: o.layers,

@@ -38,6 +38,10 @@ export interface RootOptions {
   /** Size of each writable tmpfs (null: the kernel's default). */
   tmpfsBytes: number | null;
   hostNetwork: boolean;
+  /** The box's hostname, listed in its /etc/hosts. */
+  hostname: string;
+  /** A private network's hosts file, bound at /etc/hosts instead (null: the box's own). */
+  hostsFile: string | null;
   /** Volumes, in order. */
   mounts: readonly ResolvedMount[];
   /** A root filesystem image instead of the host's dirs; `writable`: an overlay over it (the init mounts it). */
@@ -101,8 +105,12 @@ function etcFiles(o: RootOptions): NativeMount[] {
   const files: NativeMount[] = [
     { kind: 'file', target: '/etc/passwd', data: passwd.join('\n') + '\n', mode: 0o644 },
     { kind: 'file', target: '/etc/group', data: group.join('\n') + '\n', mode: 0o644 },
-    { kind: 'file', target: '/etc/hostname', data: 'sandcell\n', mode: 0o644 },
-    { kind: 'file', target: '/etc/hosts', data: '127.0.0.1\tlocalhost sandcell\n::1\tlocalhost ip6-localhost ip6-loopback\n', mode: 0o644 },
+    { kind: 'file', target: '/etc/hostname', data: `${o.hostname}\n`, mode: 0o644 },
+    // A network's hosts file changes as boxes join and leave: bound, so the box sees each change.
+    // Optional: a network removed meanwhile is reported by the join, which comes next.
+    o.hostsFile !== null
+      ? { kind: 'bind', source: o.hostsFile, target: '/etc/hosts', readOnly: true, noSuid: true, noDev: true, optional: true }
+      : { kind: 'file', target: '/etc/hosts', data: `127.0.0.1\tlocalhost ${o.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`, mode: 0o644 },
     { kind: 'file', target: '/etc/nsswitch.conf', data: 'passwd: files\ngroup: files\nhosts: files dns\n', mode: 0o644 },
   ];
   if (o.hostNetwork) files.push({ kind: 'bind', source: '/etc/resolv.conf', target: '/etc/resolv.conf', readOnly: true, noSuid: true, noDev: true, optional: true });

@@ -49,6 +49,8 @@ export class SandboxProcess {
   readonly stderr: Readable;
   /** Where the box's published ports listen on the host (empty: none published). */
   readonly published: readonly PublishedAddress[];
+  /** The box's address on its private network (null: it is on none). */
+  readonly address: string | null;
 
   private readonly run: Supervised;
   private readonly sinks: [OutputSink, OutputSink];
@@ -69,6 +71,7 @@ export class SandboxProcess {
     this.run = run;
     this.pid = native.pid;
     this.published = run.network?.published ?? [];
+    this.address = run.network?.address ?? null;
 
     const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
     const output = programOutput([native.stdout, native.stderr], budget, run.output);

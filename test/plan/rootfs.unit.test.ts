@@ -11,7 +11,7 @@ import type { NativeMount } from '../../src/native.js';
 import { boxRoot, type RootOptions } from '../../src/plan/rootfs.js';
 
 const root = (o: Partial<RootOptions> = {}): NativeMount[] =>
-  boxRoot({ uid: 65534, gid: 65534, cwd: '/work', tmpfsBytes: 1 << 20, hostNetwork: false, mounts: [], image: null, writable: false, files: [], ...o });
+  boxRoot({ uid: 65534, gid: 65534, cwd: '/work', tmpfsBytes: 1 << 20, hostNetwork: false, hostname: 'sandcell', hostsFile: null, mounts: [], image: null, writable: false, files: [], ...o });
 const at = (mounts: NativeMount[], target: string): NativeMount[] => mounts.filter((m) => m.target === target);
 const fileText = (mounts: NativeMount[], target: string): string => {
   const [m] = at(mounts, target);

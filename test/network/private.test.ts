@@ -1,0 +1,214 @@
+// Private networks: boxes on one network reach each other by address and by hostname, and
+// nothing else (not another network's boxes, not the host's loopback or addresses, nothing
+// outside); a `none` box cannot reach them. A network in use cannot be removed; one whose owner
+// died is swept; nothing of a network (namespace, bridge, veth, mount, file) is left after it.
+import { spawn as spawnChild, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
+import { createNetwork, listNetworks, run, Sandbox, SandboxNetworkError, SandboxOptionsError, spawn } from '../../src/index.js';
+import { NETWORKS_DIR, sweepNetworks } from '../../src/network/private.js';
+import { childPids, mountTable, requireRoot } from '../helpers/host.js';
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
+
+/** The host's links, by name (a network must add none). */
+function hostLinks(): string[] {
+  return readdirSync('/sys/class/net').sort();
+}
+
+/** A network's traces on the host: its directory and its namespace's mount. */
+function traces(name: string): string[] {
+  const out: string[] = [];
+  if (existsSync(join(NETWORKS_DIR, name))) out.push(`dir ${name}`);
+  for (const line of mountTable().split('\n')) if (line.includes(`${NETWORKS_DIR}/${name}/`)) out.push(`mount ${line}`);
+  return out;
+}
+
+let linksBefore: string[];
+let pidsBefore: number[];
+
+beforeAll(async () => {
+  requireRoot();
+  await run({ command: ['true'] });
+  linksBefore = hostLinks();
+  pidsBefore = await childPids();
+});
+
+afterAll(async () => {
+  expect(hostLinks()).toEqual(linksBefore);
+  expect(await childPids()).toEqual(pidsBefore);
+});
+
+/** An echo server on the box's every address, port 8000, that says "up" once it listens. */
+const SERVER = [
+  'import socket',
+  's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8000)); s.listen()',
+  'print("up", flush=True)',
+  'while True:',
+  '    c, _ = s.accept(); d = c.recv(100); c.sendall(b"web says " + d); c.close()',
+].join('\n');
+
+/** Connects to each `host:port` argument in turn; prints what came back, or the error's name. */
+const PROBE = [
+  'import errno, socket, sys',
+  'for target in sys.argv[1:]:',
+  '    host, port = target.rsplit(":", 1)',
+  '    try:',
+  '        c = socket.create_connection((host, int(port)), timeout=3); c.sendall(b"hi"); print(c.recv(100).decode())',
+  '    except socket.gaierror:',
+  '        print("unresolved")',
+  '    except socket.timeout:',
+  '        print("timeout")',
+  '    except OSError as e:',
+  '        print(errno.errorcode.get(e.errno, str(e)))',
+].join('\n');
+
+async function probe(network: string | undefined, ...targets: string[]): Promise<string[]> {
+  const r = await run({ command: ['python3', '-c', PROBE, ...targets], ...(network !== undefined ? { network } : {}), limits: { wallTime: '20s' } });
+  expect(r.stderr).toBe('');
+  return r.stdout.trim().split('\n');
+}
+
+function hostAddress(): string {
+  const a = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal);
+  if (!a) throw new Error('this test needs a host interface with an IPv4 address');
+  return a.address;
+}
+
+describe('private networks', () => {
+  it('two boxes talk over TCP by hostname and address; another network, a none box and the host are out of reach', async () => {
+    const host = net.createServer((c) => c.end('host says hi'));
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    const hostPort = (host.address() as net.AddressInfo).port;
+    try {
+      await using judge = await createNetwork('sc-test-judge');
+      await using other = await createNetwork('sc-test-other');
+      expect(judge.subnet).not.toBe(other.subnet);
+      await using early = await Sandbox.create({ network: 'sc-test-judge', hostname: 'early' });
+      const web = await spawn({ command: ['python3', '-c', SERVER], network: 'sc-test-judge', hostname: 'web' });
+      try {
+        await new Promise((resolve) => web.stdout.once('data', resolve));
+        expect(web.address).toMatch(new RegExp(`^${judge.subnet.replace(/\.0\/24$/, '').replaceAll('.', '\\.')}\\.\\d+$`));
+
+        // Same network: by name, by address, and from a box that joined before the server did.
+        expect(await probe('sc-test-judge', 'web:8000', `${web.address}:8000`)).toEqual(['web says hi', 'web says hi']);
+        const fromEarly = await early.run({ command: ['python3', '-c', PROBE, 'web:8000'] });
+        expect(fromEarly.stdout.trim()).toBe('web says hi');
+        const hosts = await early.run({ command: ['cat', '/etc/hosts'] });
+        expect(hosts.stdout).toContain(`${web.address}\tweb`);
+        expect(hosts.stdout).toContain(`${early.address}\tearly`);
+
+        // The box's routes: the network's /24 on eth0, and no default route.
+        const routes = await run({ command: ['cat', '/proc/net/route'], network: 'sc-test-judge' });
+        const lines = routes.stdout.trim().split('\n').slice(1);
+        expect(lines.map((l) => l.split('\t')[0])).toEqual(['eth0']);
+        expect(lines.some((l) => l.split('\t')[1] === '00000000')).toBe(false);
+
+        // Another network, and a box of its own: neither the name nor the address reaches web.
+        expect(await probe('sc-test-other', 'web:8000', `${web.address}:8000`)).toEqual(['unresolved', 'ENETUNREACH']);
+        expect(await probe('none', 'web:8000', `${web.address}:8000`)).toEqual(['unresolved', 'ENETUNREACH']);
+        expect(await probe(undefined, `${web.address}:8000`)).toEqual(['ENETUNREACH']);
+
+        // The host: its 127.0.0.1 is not the box's, and its own address has no route from the box.
+        expect(await probe('sc-test-judge', `127.0.0.1:${hostPort}`, `${hostAddress()}:${hostPort}`)).toEqual(['ECONNREFUSED', 'ENETUNREACH']);
+        expect(await probe('sc-test-other', `127.0.0.1:${hostPort}`)).toEqual(['ECONNREFUSED']);
+
+        // The network's own namespace has no address a box could reach: the .1 a gateway would have is nobody.
+        expect(await probe('sc-test-judge', `${judge.subnet.replace(/0\/24$/, '1')}:8000`)).toEqual([expect.stringMatching(/^(EHOSTUNREACH|timeout)$/)]);
+      } finally {
+        web.kill();
+        await web.wait();
+      }
+    } finally {
+      host.close();
+    }
+    expect(traces('sc-test-judge')).toEqual([]);
+    expect(traces('sc-test-other')).toEqual([]);
+    expect(hostLinks()).toEqual(linksBefore);
+  });
+
+  it('removing a network that boxes are on is refused, naming them; it is removed once they end', async () => {
+    const n = await createNetwork('sc-test-busy');
+    const box = await Sandbox.create({ network: 'sc-test-busy', hostname: 'busy' });
+    const refused = await n.remove().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SandboxNetworkError);
+    expect(refused).toMatchObject({ code: 'in-use', network: 'sc-test-busy' });
+    expect((refused as Error).message).toContain('busy');
+    expect((await listNetworks()).find((x) => x.name === 'sc-test-busy')?.members).toEqual([{ hostname: 'busy', address: box.address, pid: expect.any(Number) }]);
+    await box.destroy();
+    await n.remove();
+    expect(traces('sc-test-busy')).toEqual([]);
+  });
+
+  it('bad names, a missing network, a taken name and a taken hostname are typed errors; nothing is left', async () => {
+    await expect(createNetwork('host')).rejects.toBeInstanceOf(SandboxOptionsError);
+    await expect(createNetwork('../x')).rejects.toMatchObject({ path: 'name' });
+    await expect(run({ command: ['true'], network: 'sc-test-absent' })).rejects.toMatchObject({ name: 'SandboxNetworkError', code: 'not-found' });
+    await expect(run({ command: ['true'], hostname: '-bad' })).rejects.toMatchObject({ path: 'hostname' });
+    await using n = await createNetwork('sc-test-dup');
+    await expect(createNetwork('sc-test-dup')).rejects.toMatchObject({ code: 'exists' });
+    await expect(createNetwork('sc-test-clash', { subnet: n.subnet })).rejects.toMatchObject({ code: 'subnet-taken' });
+    await expect(createNetwork('sc-test-bad', { subnet: '8.8.8.0/24' })).rejects.toMatchObject({ path: 'subnet' });
+    await using a = await Sandbox.create({ network: 'sc-test-dup', hostname: 'same' });
+    await expect(Sandbox.create({ network: 'sc-test-dup', hostname: 'same' })).rejects.toMatchObject({ code: 'hostname-taken' });
+    expect(a.address).not.toBeNull();
+    expect(traces('sc-test-clash')).toEqual([]);
+    expect(traces('sc-test-bad')).toEqual([]);
+  });
+
+  it("a network whose owner process was killed is swept by the next process's sweep", async () => {
+    const code = `
+import { createNetwork, spawn } from ${JSON.stringify(DIST)};
+      const n = await createNetwork('sc-test-orphan');
+      const p = await spawn({ command: ['sleep', '60'], network: 'sc-test-orphan', hostname: 'left' });
+      console.log(JSON.stringify({ pid: p.pid }));
+      setInterval(() => undefined, 1000);`;
+    const owner = spawnChild(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve) => owner.stdout.once('data', (d: Buffer) => resolve(String(d))));
+    const { pid } = JSON.parse(line) as { pid: number };
+    expect(traces('sc-test-orphan').length).toBe(2);
+    // A live owner's network is not swept.
+    expect(await sweepNetworks()).not.toContain('sc-test-orphan');
+    owner.kill('SIGKILL');
+    await new Promise((resolve) => owner.once('exit', resolve));
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0);
+        await new Promise((r) => setTimeout(r, 50));
+      } catch {
+        break;
+      }
+    }
+    expect(await sweepNetworks()).toContain('sc-test-orphan');
+    expect(traces('sc-test-orphan')).toEqual([]);
+    expect((await listNetworks()).map((x) => x.name)).not.toContain('sc-test-orphan');
+    // The owner's cgroups go as any dead owner's do, once the kernel has emptied them.
+    const ownerDirs = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${owner.pid}`));
+    for (let i = 0; i < 50 && ownerDirs().length > 0; i++) {
+      await cleanupOrphans();
+      if (ownerDirs().length > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ownerDirs()).toEqual([]);
+  });
+
+  it('without root: creating or joining a network is a typed error naming the reason', () => {
+    const code = `
+import { createNetwork, run } from ${JSON.stringify(DIST)};
+      const made = await createNetwork('sc-test-rootless').then(() => 'made', (e) => e.name + ' ' + e.code);
+      const joined = await run({ command: ['true'], network: 'sc-test-rootless' }).then(() => 'ran', (e) => e.name + ' ' + e.path + ' ' + e.message);
+      console.log(JSON.stringify({ made, joined }));`;
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { made: string; joined: string };
+    expect(out.made).toBe('SandboxNetworkError root-required');
+    expect(out.joined).toMatch(/^SandboxOptionsError network .*needs root/);
+  });
+});

@@ -156,7 +156,9 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
     } else if (flag === '--cwd') {
       options.cwd = take();
     } else if (flag === '--network') {
-      options.network = take() as NetworkMode;
+      options.network = take();
+    } else if (flag === '--hostname') {
+      options.hostname = take();
     } else if (flag === '--allow') {
       allow.push(take());
     } else if (flag === '--publish') {
@@ -187,7 +189,9 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   if (collect.length > 0) options.collect = collect;
   if (Object.keys(env).length > 0) options.env = env;
   if (allow.length > 0 || publish.length > 0) {
-    if (options.network === 'host') throw new UsageError("--network host and --allow/--publish: a box with an allow list or published ports has a network namespace of its own");
+    if (typeof options.network === 'string' && options.network !== 'none' && options.network !== 'loopback') {
+      throw new UsageError(`--network ${options.network} and --allow/--publish: a box with an allow list or published ports has a network namespace of its own`);
+    }
     options.network = { ...(allow.length > 0 ? { allow } : {}), ...(publish.length > 0 ? { publish } : {}) };
   }
   if (config !== null && profile === null) throw new UsageError('--config names the file of a --profile: give the profile too');

@@ -7,6 +7,8 @@ Usage:
                                                   them with --image <name> (sandcell image --help)
   sandcell schema [config|problem]                print the JSON Schema of sandcell.yaml or a problem file
   sandcell seccomp explain <preset|policy.json>   print the decision table of a seccomp policy
+  sandcell network create|ls|rm <name>            private networks between boxes (root only;
+                                                  sandcell network --help)
   sandcell serve [options]                        the engine as a daemon on a Unix socket
                                                   (sandcell serve --help); with SANDCELL_HOST
                                                   set, sandcell run runs there
@@ -51,7 +53,9 @@ The box:
   --cwd <dir>          working directory inside (default /work)
   --env <K=V>          environment variable (repeatable); the environment is empty otherwise,
                        but for a safe PATH
-  --network <mode>     none (default: own network namespace, loopback only) | loopback | host
+  --network <mode>     none (default: own network namespace, loopback only) | loopback | host |
+                       the name of a private network (sandcell network create; root only)
+  --hostname <h>       the box's hostname; on a private network, the name others reach it by
   --allow <host:port>  egress to this destination only, through sandcell's proxy (repeatable;
                        host a name, *.name, an address; port a number or *); http_proxy,
                        https_proxy and ALL_PROXY name it; connections are in the result

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
+import { SandboxNetworkError, SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import type { Result } from '../result.js';
 import { run, spawn } from '../run.js';
 import { setWarmBoxes } from '../runtime.js';
@@ -22,6 +22,7 @@ import { SandcellRemoteError } from '../client/index.js';
 import { remoteRunner } from './remote.js';
 import { serve, SERVE_HELP } from './serve.js';
 import { judgeCommand } from './judge.js';
+import { networkCommand } from './network.js';
 import { schemaCommand } from './schema.js';
 import { imageCommand } from './image.js';
 import { serviceCommand } from './service.js';
@@ -153,6 +154,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (verb === 'service') return await serviceCommand(rest);
     if (verb === 'judge') return await judgeCommand(rest);
+    if (verb === 'network') return await networkCommand(rest);
     if (verb === 'schema') return schemaCommand(rest);
     if (verb === 'image') return await imageCommand(rest);
     if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
@@ -170,6 +172,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (
       e instanceof UsageError ||
       e instanceof SandboxOptionsError ||
+      e instanceof SandboxNetworkError ||
       e instanceof SeccompPolicyError ||
       e instanceof SyntaxError ||
       e instanceof SandcellRemoteError ||

@@ -16,6 +16,12 @@ import { NETWORKS_DIR, sweepNetworks } from '../../src/network/private.js';
 import { childPids, mountTable, requireRoot } from '../helpers/host.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
+
+function sandcell(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 /** The host's links, by name (a network must add none). */
 function hostLinks(): string[] {
@@ -197,6 +203,28 @@ import { createNetwork, spawn } from ${JSON.stringify(DIST)};
       if (ownerDirs().length > 0) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ownerDirs()).toEqual([]);
+  });
+
+  it('the CLI: network create, run --network --hostname, ls, rm (refused while in use), and its errors', async () => {
+    const made = sandcell(['network', 'create', 'sc-test-cli']);
+    expect(made.stderr).toBe('');
+    expect(made.stdout).toMatch(/^sc-test-cli\t\d+\.\d+\.\d+\.0\/24\n$/);
+    try {
+      const r = sandcell(['run', '--network', 'sc-test-cli', '--hostname', 'solo', '--', 'sh', '-c', 'hostname; grep solo /etc/hosts']);
+      expect(r).toMatchObject({ status: 0, stderr: '' });
+      expect(r.stdout).toMatch(/^solo\n\d+\.\d+\.\d+\.\d+\tsolo\n$/);
+      expect(sandcell(['network', 'ls']).stdout).toMatch(/^sc-test-cli\t\S+\tpersistent\t-$/m);
+      await using box = await Sandbox.create({ network: 'sc-test-cli', hostname: 'held' });
+      expect(sandcell(['network', 'rm', 'sc-test-cli'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/in-use: 1 box\(es\) use it: held/) });
+      expect(box.address).not.toBeNull();
+    } finally {
+      expect(sandcell(['network', 'rm', 'sc-test-cli'])).toMatchObject({ status: 0, stderr: '' });
+    }
+    expect(traces('sc-test-cli')).toEqual([]);
+    expect(sandcell(['network', 'rm', 'sc-test-cli'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/not-found/) });
+    expect(sandcell(['run', '--network', 'sc-test-cli', '--', 'true'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/network sc-test-cli: not-found/) });
+    expect(sandcell(['network', 'create', 'none']).status).toBe(125);
+    expect(sandcell(['network', 'frob']).status).toBe(125);
   });
 
   it('without root: creating or joining a network is a typed error naming the reason', () => {

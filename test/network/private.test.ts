@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
 import { createNetwork, listNetworks, run, Sandbox, SandboxNetworkError, SandboxOptionsError, spawn } from '../../src/index.js';
 import { NETWORKS_DIR, sweepNetworks } from '../../src/network/private.js';
+import { warmBoxes } from '../../src/runtime.js';
 import { childPids, mountTable, requireRoot } from '../helpers/host.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
@@ -139,6 +140,25 @@ describe('private networks', () => {
     expect(traces('sc-test-judge')).toEqual([]);
     expect(traces('sc-test-other')).toEqual([]);
     expect(hostLinks()).toEqual(linksBefore);
+  });
+
+  it('a box built ahead for a network shape gets its veth and its name when a run takes it', async () => {
+    await using n = await createNetwork('sc-test-warm');
+    const options = { network: 'sc-test-warm', hostname: 'w' };
+    for (let i = 0; i < 2; i++) expect((await run({ command: ['true'], ...options })).status).toBe('ok');
+    let warm: number[] = [];
+    for (let i = 0; i < 200 && warm.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      warm = warmBoxes.pids();
+    }
+    expect(warm.length).toBeGreaterThan(0);
+    const p = await spawn({ command: ['sh', '-c', 'cut -f1 /proc/net/route; cat /etc/hosts'], ...options });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += String(d)));
+    expect((await p.wait()).status).toBe('ok');
+    expect(warm).toContain(p.pid);
+    expect(p.address?.startsWith(n.subnet.replace(/0\/24$/, ''))).toBe(true);
+    expect(out).toBe(`Iface\neth0\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${p.address}\tw\n`);
   });
 
   it('removing a network that boxes are on is refused, naming them; it is removed once they end', async () => {

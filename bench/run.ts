@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Bench } from 'tinybench';
 
-import { run, Sandbox, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
+import { createNetwork, run, Sandbox, setWarmBoxes, shutdown, spawn, type RunOptions } from '../dist/index.js';
 import { ImageStore } from '../dist/images/index.js';
 import { Judge, submissionFromFile } from '../dist/problems/index.js';
 import { idleCgroupDirs } from '../dist/runtime.js';
@@ -875,7 +875,7 @@ async function main(): Promise<void> {
   });
 
   // ---- 13. networks ---------------------------------------------------------------------------------
-  await section('13. Networks: an allow list and published ports against `none`', async () => {
+  await section('13. Networks: an allow list, published ports and a private network against `none`', async () => {
     const server = createServer((req, res) => {
       if (req.url === '/big') {
         res.end(Buffer.alloc(32 << 20, 'x'));
@@ -885,11 +885,13 @@ async function main(): Promise<void> {
     });
     await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
     const port = (server.address() as AddressInfo).port;
+    const privateNet = await createNetwork(`bench-${process.pid}`);
     try {
       const allow = [`127.0.0.1:${port}`];
       const withAllow: RunOptions = { ...TRUE_BOX, network: { allow } };
       const withPublish: RunOptions = { ...TRUE_BOX, network: { publish: [{ box: 8000, host: 0 }] } };
-      const [none, allowed, published] = await interleaved([() => ours(), () => ours(withAllow), () => ours(withPublish)], SUB_ITER);
+      const onNetwork: RunOptions = { ...TRUE_BOX, network: privateNet.name };
+      const [none, allowed, published, joined] = await interleaved([() => ours(), () => ours(withAllow), () => ours(withPublish), () => ours(onNetwork)], SUB_ITER);
       const t2 = { none: await throughput(() => ours(), 2), allow: await throughput(() => ours(withAllow), 2) };
       const curl = (path: string): RunOptions => ({ command: ['curl', '-sSf', '-o', '/dev/null', `http://127.0.0.1:${port}${path}`], network: { allow } });
       const [oneRequest] = await interleaved([() => ours(curl('/'))], Math.max(30, Math.round(SUB_ITER / 4)));
@@ -897,24 +899,27 @@ async function main(): Promise<void> {
       const rounds = 5;
       for (let i = 0; i < rounds; i++) await ours(curl('/big'));
       const mibps = (rounds * 32) / ((nowMs() - t0) / 1000);
-      p(`\`run({ command: ['/bin/true'] })\` (warm boxes on) ${SUB_ITER} times each, interleaved round-robin: the default \`none\`, with an allow list (the proxy's listener made in the box's namespace, the proxy started and closed; no connection), with one published port (a host listener). Throughput at concurrency 2, ${SECONDS} s each.`);
+      p(`\`run({ command: ['/bin/true'] })\` (warm boxes on) ${SUB_ITER} times each, interleaved round-robin: the default \`none\`, with an allow list (the proxy's listener made in the box's namespace, the proxy started and closed; no connection), with one published port (a host listener), on a private network (a veth pair made and addressed with \`ip\` before the program runs). Throughput at concurrency 2, ${SECONDS} s each.`);
       p();
       p(LAT_HEAD);
       p(row('`network: none` (baseline)', none!));
       p(row('**`network: { allow }`**', allowed!, none, `Δ p50 ${ms(allowed!.p50 - none!.p50)} ms`));
       p(row('**`network: { publish }`**', published!, none, `Δ p50 ${ms(published!.p50 - none!.p50)} ms`));
+      p(row('**`network: <private network>`**', joined!, none, `Δ p50 ${ms(joined!.p50 - none!.p50)} ms`));
       p(row('curl of a small page through the proxy (whole run)', oneRequest!, none));
       p();
       p(`Throughput at concurrency 2: none **${t2.none.toFixed(1)} runs/s**, with an allow list **${t2.allow.toFixed(1)} runs/s** (${ratio(t2.allow, t2.none)}). Bytes through the proxy: curl of 32 MiB from a server on the host's 127.0.0.1, ${rounds} runs: **${mibps.toFixed(0)} MiB/s** (whole runs, box start included).`);
       figures.netNoneP50 = none!.p50;
       figures.netAllowP50 = allowed!.p50;
       figures.netPublishP50 = published!.p50;
+      figures.netPrivateP50 = joined!.p50;
       figures.netAllowT2 = t2.allow;
       figures.netNoneT2 = t2.none;
       figures.netProxyMiBs = mibps;
     } finally {
       server.closeAllConnections();
       await new Promise((done) => server.close(done));
+      await privateNet.remove();
     }
   });
 

@@ -1,9 +1,11 @@
 // The N-API surface: setInit(path), spawn(plan) → Promise, and the Box handle that watches a
 // running box (pidfd and seccomp listener polled by libuv, no thread per box) and kills it.
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <napi.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -22,6 +24,7 @@
 #include <functional>
 
 #include "box_files.h"
+#include "netlink.h"
 #include "netns.h"
 #include "peer_cred.h"
 #include "process_util.h"
@@ -126,7 +129,8 @@ class Box : public Napi::ObjectWrap<Box> {
                        {InstanceMethod("watch", &Box::Watch), InstanceMethod("kill", &Box::Kill),
                         InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close),
                         InstanceMethod("readFile", &Box::ReadFile), InstanceMethod("listDir", &Box::ListDir),
-                        InstanceMethod("start", &Box::Start), InstanceMethod("netSocket", &Box::NetSocket)});
+                        InstanceMethod("start", &Box::Start), InstanceMethod("netSocket", &Box::NetSocket),
+                        InstanceMethod("netAttach", &Box::NetAttach)});
   }
 
   explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
@@ -218,6 +222,43 @@ class Box : public Napi::ObjectWrap<Box> {
       throw e;
     }
     return Napi::Number::New(env, fd);
+  }
+
+  // netAttach(networkNs: fd, hostIf, address, prefix): puts the box on a private network (see
+  // netlink.h): the caller holds the network namespace's fd; the box's namespace is entered
+  // through its init. Root only. Throws an Error with `errno` and `step`.
+  Napi::Value NetAttach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsString() || !info[3].IsNumber())
+      throw Napi::TypeError::New(env, "netAttach(networkNs: number, hostIf: string, address: string, prefix: number)");
+    std::string host_if = info[1].As<Napi::String>().Utf8Value();
+    std::string address = info[2].As<Napi::String>().Utf8Value();
+    int prefix = info[3].As<Napi::Number>().Int32Value();
+    in_addr addr{};
+    if (host_if.empty() || host_if.size() >= IFNAMSIZ || inet_pton(AF_INET, address.c_str(), &addr) != 1 || prefix < 1 || prefix > 32)
+      throw Napi::RangeError::New(env, "netAttach: bad interface name, address or prefix");
+    if (pidfd_ < 0 || exited_) throw Napi::Error::New(env, "the box has ended");
+    const char* step = "a netlink socket in the network's namespace";
+    int err = 0;
+    int network_nl = box_net_socket(info[0].As<Napi::Number>().Int32Value(), BoxSocket::kNetlink, 0);
+    int box_nl = -1;
+    if (network_nl < 0) {
+      err = network_nl;
+    } else {
+      step = "a netlink socket in the box's namespace";
+      box_nl = box_net_socket(run_init(), BoxSocket::kNetlink, 0);
+      if (box_nl < 0) err = box_nl;
+      else err = attach_veth(network_nl, box_nl, pid_, "br0", host_if.c_str(), addr.s_addr, prefix, &step);
+    }
+    if (network_nl >= 0) close(network_nl);
+    if (box_nl >= 0) close(box_nl);
+    if (err < 0) {
+      Napi::Error e = Napi::Error::New(env, std::string(step) + ": " + strerror(-err));
+      e.Set("errno", Napi::Number::New(env, -err));
+      e.Set("step", Napi::String::New(env, step));
+      throw e;
+    }
+    return env.Undefined();
   }
 
   // terminate(): asks the init to end the box; unlike SIGKILL to the init, the init first reaps

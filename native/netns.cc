@@ -1,6 +1,7 @@
 #include "netns.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -38,7 +39,8 @@ int net_child(void* p) {
     a->result = static_cast<int>(r);
     return 0;
   }
-  long fd = raw::syscall6(__NR_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  long fd = a->kind == BoxSocket::kNetlink ? raw::syscall6(__NR_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)
+                                           : raw::syscall6(__NR_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     a->result = static_cast<int>(fd);
     return 0;

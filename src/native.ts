@@ -116,6 +116,12 @@ export interface NativeBox {
    * on the box's 127.0.0.1:`port` (`listen`), or unbound for the caller to connect there.
    */
   netSocket(listen: boolean, port: number): number;
+  /**
+   * Puts the box on a private network (root only): a veth pair, `hostIf` on the bridge `br0` of
+   * the namespace `networkNs` (an fd) and `eth0` in the box, given `address`/`prefix` and brought
+   * up. Errors carry `errno` and `step`.
+   */
+  netAttach(networkNs: number, hostIf: string, address: string, prefix: number): void;
   /** A prepared box's one run (a join plan); resolves once the program runs. */
   start(plan: NativePlan): Promise<NativeStarted>;
 }

@@ -159,6 +159,10 @@ export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOpti
   if (typeof parsed.network === 'object' && !policy.allowHostNetwork) {
     throw forbidden('network', 'an allow list or published ports reach the server\'s host network, which the server does not allow');
   }
+  // A private network is named by the server host's own processes: a client may not join their boxes.
+  if (typeof parsed.network === 'string' && !['none', 'loopback', 'host'].includes(parsed.network)) {
+    throw forbidden('network', 'private networks of the server\'s host are not offered to clients');
+  }
   if (parsed.seccomp === 'none' && !policy.allowSeccompNone) throw forbidden('seccomp', "'none' is not allowed by the server");
   if (typeof parsed.seccomp === 'object' && parsed.seccomp !== null && !policy.allowCustomSeccomp) {
     throw forbidden('seccomp', 'only the presets default and judge are allowed by the server');

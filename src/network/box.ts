@@ -40,7 +40,7 @@ export class BoxNetwork {
    * that has not started its program yet.
    */
   static async open(native: Pick<NativeSpawned, 'box' | 'pid'>, o: ResolvedOptions): Promise<BoxNetwork> {
-    const membership = o.privateNetwork !== null ? await joinNetwork(o.privateNetwork, o.hostname, native.pid) : null;
+    const membership = o.privateNetwork !== null ? await joinNetwork(o.privateNetwork, o.hostname, native) : null;
     let proxy: EgressProxy | null = null;
     try {
       proxy = o.egress ? new EgressProxy(boxSocket(native.box), o.egress.allow, o.egress.limits) : null;

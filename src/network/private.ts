@@ -8,14 +8,16 @@
  * `/run/sandcell/networks/<name>/`: `network.json` (subnet, owner), `ns` (the namespace),
  * `hosts` (bound read-only at every member's /etc/hosts, rewritten in place as members come and
  * go) and `members/<n>` (one file per box, made with O_EXCL: the address `<subnet>.<n>` is taken
- * by whoever creates it). The links are made with iproute2's `ip`, run in the right namespace by
- * util-linux's `nsenter`; the namespace is made by `unshare --net=<file>`.
+ * by whoever creates it). A box's veth pair is made over rtnetlink by the addon (native/netlink.cc),
+ * while the box waits for its program; the network itself (rarely made) by `unshare --net=<file>`
+ * and iproute2's `ip`, run in its namespace by util-linux's `nsenter`, and released by `umount`.
  */
 import { execFile } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 import { SandboxNetworkError, SandboxOptionsError } from '../errors.js';
+import type { NativeSpawned } from '../native.js';
 
 const run = promisify(execFile);
 
@@ -394,7 +396,8 @@ export interface Membership {
  * makes the veth pair (the box's end moved into its namespace as `eth0`, addressed, with the
  * subnet's route and no other) and lists its hostname.
  */
-export async function joinNetwork(name: string, hostname: string | null, pid: number): Promise<Membership> {
+export async function joinNetwork(name: string, hostname: string | null, native: Pick<NativeSpawned, 'box' | 'pid'>): Promise<Membership> {
+  const pid = native.pid;
   requireRoot(name);
   await sweepOnce();
   const meta = readMeta(name);
@@ -410,13 +413,16 @@ export async function joinNetwork(name: string, hostname: string | null, pid: nu
     rmSync(memberFile, { force: true });
     writeHosts(name, meta.subnet);
   };
+  let ns: number | null = null;
   try {
-    const veth = `sc${pid}`;
-    await ipIn(name, `${dirOf(name)}/ns`, [`link add ${veth} type veth peer name eth0 netns ${pid}`, `link set ${veth} master ${BRIDGE} up`]);
-    await ipIn(name, `/proc/${pid}/ns/net`, [`addr add ${address}/24 dev eth0`, 'link set eth0 up']);
+    ns = openSync(`${dirOf(name)}/ns`, 'r');
+    native.box.netAttach(ns, `sc${pid}`, address, 24);
   } catch (e) {
     leave();
-    throw e;
+    const err = e as { errno?: number; step?: string; message: string };
+    throw new SandboxNetworkError('setup', name, `putting box ${pid} on it: ${err.message}`);
+  } finally {
+    if (ns !== null) closeSync(ns);
   }
   writeHosts(name, meta.subnet);
   return { address, leave };

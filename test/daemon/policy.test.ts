@@ -41,6 +41,7 @@ describe('the default policy is strict', () => {
     ['the host network', { network: 'host' }, 'network'],
     ['an egress allow list', { network: { allow: ['127.0.0.1:22'] } }, 'network'],
     ['a published port', { network: { publish: [{ box: 8000 }] } }, 'network'],
+    ['a private network', { network: 'judge-net' }, 'network'],
     ['no seccomp filter', { seccomp: 'none' }, 'seccomp'],
     ['a seccomp policy of its own', { seccomp: { defaultAction: 'allow' } }, 'seccomp'],
     ['a cgroup parent', { cgroupParent: '/sys/fs/cgroup/x' }, 'cgroupParent'],

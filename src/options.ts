@@ -354,13 +354,13 @@ const imageRef = z
   .refine((s) => !s.startsWith('/') || s.split('/').every((p) => p !== '..'), "must not contain '..'")
   .transform((s) => (s.startsWith('/') ? normalizePath(s) : s));
 
+const NETWORK_ERROR = "must be 'none', 'loopback', 'host', the name of a private network (1-32 of a-z 0-9 _ -) or { allow, publish, limits }";
+
 const shapeFields = {
   image: imageRef.optional(),
   writable: z.boolean().optional(),
   network: z
-    .union([z.enum(['none', 'loopback', 'host']), z.string().regex(NETWORK_NAME), networkObjectSchema], {
-      error: "must be 'none', 'loopback', 'host', the name of a private network or { allow, publish, limits }",
-    })
+    .union([z.enum(['none', 'loopback', 'host']), z.string().regex(NETWORK_NAME, NETWORK_ERROR), networkObjectSchema], { error: NETWORK_ERROR })
     .optional(),
   hostname: z.string().regex(HOSTNAME, 'must be a hostname label: 1-63 of a-z 0-9 - (not at either end)').optional(),
   binds: z.array(bindSchema).max(256).optional(),

@@ -68,7 +68,7 @@ describe('network options', () => {
       }
       throw new Error('accepted');
     };
-    expect(issues('bogus')).toEqual(["network: must be 'none', 'loopback', 'host' or { allow, publish, limits }"]);
+    expect(issues('Bogus!')).toEqual(["network: must be 'none', 'loopback', 'host', the name of a private network (1-32 of a-z 0-9 _ -) or { allow, publish, limits }"]);
     expect(issues({ allow: ['nope'] })).toEqual([expect.stringMatching(/^network\.allow\[0\]: "nope" must be 'host:port'/)]);
     expect(issues({ limits: { connections: 2 } })).toEqual(['network.limits: bound the egress proxy: give network.allow too']);
     expect(issues({ publish: [{ box: 80, host: 'example.com:80' }] })).toEqual([

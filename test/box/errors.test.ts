@@ -62,7 +62,7 @@ describe('errors', () => {
     [{ command: ['/bin/true'], cwd: 'relative' }, 'cwd'],
     [{ command: ['/bin/true'], binds: [{ source: '/tmp', target: '/proc/x' }] }, 'binds[0].target'],
     [{ command: ['/bin/true'], binds: [{ source: '/tmp/../etc' }] }, 'binds[0].source'],
-    [{ command: ['/bin/true'], network: 'internet' }, 'network'],
+    [{ command: ['/bin/true'], network: 'the internet' }, 'network'],
     [{ command: ['/bin/true'], seccomp: 'strict' }, 'seccomp'],
     [{ command: ['/bin/true'], user: { uid: -1 } }, 'user.uid'],
   ])('%j is refused naming %s', async (options, path) => {

@@ -125,7 +125,7 @@ describe('GET /v1/openapi.json', () => {
       ['no program', { command: [] }, 'command'],
       ['stdin as a number', { command: ['/bin/true'], stdin: 42 }, 'stdin'],
       ['stdin that is not base64', { command: ['/bin/true'], stdin: { base64: '%%%' } }, 'stdin.base64'],
-      ['a network mode that does not exist', { command: ['/bin/true'], network: 'wifi' }, 'network'],
+      ['a network mode that does not exist', { command: ['/bin/true'], network: 'Wi-Fi!' }, 'network'],
       ['a file mode over 0777', { command: ['/bin/true'], files: { f: { data: 'x', mode: 4096 } } }, 'files.f.mode'],
       ['a uid out of range', { command: ['/bin/true'], user: { uid: -1 } }, 'user.uid'],
     ];

@@ -164,7 +164,7 @@ describe('JSON Schema', () => {
     expect(validate(config, yaml('sandcell.yaml'))).toEqual([]);
     for (const f of ['aplusb', 'divide', 'guess']) expect(validate(problem, yaml(`${f}/problem.yaml`))).toEqual([]);
     expect(validate(config, parse(CHAIN))).toEqual([]);
-    expect(validate(config, parse(CHAIN.replace('network: none', 'network: wifi')))).toEqual([
+    expect(validate(config, parse(CHAIN.replace('network: none', 'network: Wi-Fi!')))).toEqual([
       expect.stringContaining('$.profiles.base.network: is not one of'),
     ]);
     expect(validate(config, parse(CHAIN.replace('seccomp: judge', 'secomp: judge')))).toEqual(['$.profiles.top: has no field secomp']);

@@ -134,6 +134,10 @@ describe('a killed owner', () => {
     const line = await new Promise<string>((resolve) => owner.stdout.once('data', (d: Buffer) => resolve(String(d))));
     const { pid, port } = JSON.parse(line) as { pid: number; port: number };
     expect(await ask(port, '')).toBe('');
+    // Recorded while the owner lives: once it is dead, any sandcell process starting on the
+    // machine (another test worker) may sweep its cgroups before this test looks.
+    const ownerDirs = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${owner.pid}`));
+    expect(ownerDirs().length).toBeGreaterThan(0);
     owner.kill('SIGKILL');
     await new Promise((resolve) => owner.once('exit', resolve));
     // The box's init sees its control socket close (and has PR_SET_PDEATHSIG): it ends the box.
@@ -150,8 +154,6 @@ describe('a killed owner', () => {
     expect(await ask(port, 'x')).toBe('ECONNREFUSED');
     // A network of an allow list or a published port has nothing outside the box and the owner
     // process; what the owner made in the cgroup tree goes as any dead owner's does.
-    const ownerDirs = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${owner.pid}`));
-    expect(ownerDirs().length).toBeGreaterThan(0);
     // The kernel empties the box's cgroups a moment after its init is gone: sweep until it has.
     for (let i = 0; i < 50 && ownerDirs().length > 0; i++) {
       await cleanupOrphans();

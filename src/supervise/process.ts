@@ -114,6 +114,15 @@ export class SandboxProcess {
     return this.result;
   }
 
+  /**
+   * `await using p = await spawn(...)`: leaving the scope ends the box (as `kill()` does) and
+   * waits until everything it used is released. The result stays available from `wait()`.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.kill();
+    await this.result;
+  }
+
   /** @internal The result with the output kept in memory (a box started with `output: 'collect'`). */
   async collectOutput(): Promise<Result> {
     if (!this.collected) throw new Error('this box streams its output');

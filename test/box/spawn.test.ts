@@ -51,6 +51,20 @@ describe('spawn', () => {
     expect(await childPids()).toEqual([]);
   });
 
+  it('await using: leaving the scope ends the box, and nothing of it is left', async () => {
+    let pid = 0;
+    let held: Awaited<ReturnType<typeof spawn>> | null = null;
+    {
+      await using box = await spawn({ command: ['/bin/sleep', '100'] });
+      pid = box.pid;
+      held = box;
+      expect(() => process.kill(pid, 0)).not.toThrow();
+    }
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await held!.wait()).signal).toBe('SIGKILL');
+    expect(await childPids()).toEqual([]);
+  });
+
   it('an already aborted signal starts nothing', async () => {
     const e = await run({ command: ['/bin/true'], signal: AbortSignal.abort() }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AbortError);

@@ -63,7 +63,11 @@ function hostReach(options: Record<string, unknown>): string | null {
     return 'options.mounts: only tmpfs mounts are accepted from the queue';
   }
   if (options.cgroupParent !== undefined) return "options.cgroupParent: the worker's cgroup tree is not the job's to choose";
-  if (options.network === 'host') return "options.network: 'host' is not accepted from the queue";
+  // An allow list reaches the worker's own network (its 127.0.0.1: Redis itself), a published
+  // port listens on it, a named network joins boxes the worker runs for others.
+  if (options.network !== undefined && options.network !== 'none' && options.network !== 'loopback') {
+    return "options.network: only 'none' or 'loopback' is accepted from the queue (host, allow lists, published ports and named networks reach the worker's machine)";
+  }
   return null;
 }
 

@@ -54,6 +54,8 @@ describe('a farm of three workers', () => {
     expect(job?.attemptsMade).toBe(1);
     const binds = await farm.run({ command: ['/bin/true'], binds: [{ source: '/etc' }] }).catch((x: unknown) => x);
     expect((binds as Error).message).toMatch(/options\.binds/);
+    const allow = await farm.run({ command: ['/bin/true'], network: { allow: ['127.0.0.1:6379'] } }).catch((x: unknown) => x);
+    expect((allow as Error).message).toMatch(/options\.network: only 'none' or 'loopback'/);
   });
 
   it('a malformed job from Redis is refused naming its field', async () => {

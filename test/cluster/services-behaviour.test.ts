@@ -106,6 +106,8 @@ describe('declaring services', () => {
     await bad({ binds: [{ source: '/etc' }] }, 'binds');
     await bad({ mounts: [{ type: 'tmpfs', target: '/scratch' }, { source: '/root' }] }, 'mounts.1');
     await bad({ network: 'host' }, 'network');
+    await bad({ network: { allow: ['127.0.0.1:6379'] } }, 'network');
+    await bad({ network: { publish: [{ box: 8000, host: 18000 }] } }, 'network');
     await client.create({ name: 'once', replicas: 0, command: ['/bin/true'] });
     expect((await rejection(client.create({ name: 'once', replicas: 0, command: ['/bin/true'] }))).code).toBe('exists');
     expect((await rejection(client.scale('nothing', 1))).code).toBe('no-service');

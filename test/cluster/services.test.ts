@@ -40,6 +40,10 @@ describe('services across workers', () => {
     const victimBoxes = victim.descendants();
     expect(before!.replicas.filter((r) => r.worker === victim.name)).toHaveLength(1);
     expect(victimBoxes.length).toBeGreaterThan(0);
+    // Recorded while the worker lives: once it is dead, any sandcell process starting on the
+    // machine (another test worker) may sweep its cgroups before this test looks.
+    const left = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${victim.pid}`));
+    expect(left().length).toBeGreaterThan(0);
 
     let killedAt = 0;
     let recoveredAt = 0;
@@ -83,10 +87,8 @@ describe('services across workers', () => {
     await victim.exited;
     expect(await until(() => !victimBoxes.some(stillAlive), 10_000)).toBe(true);
 
-    // The machine's worker started again (under its old name) sweeps the cgroups the killed one
-    // left, and the service stays at 3: the slot its old self held was filled elsewhere.
-    const left = (): string[] => listSandcellCgroups().filter((d) => d.endsWith(`/sandcell-${victim.pid}`));
-    expect(left().length).toBeGreaterThan(0);
+    // Once the machine's worker has started again (under its old name) none of the killed one's
+    // cgroups are left, and the service stays at 3: the slot its old self held was filled elsewhere.
     const again = await startWorker(redis.url, { name: victim.name, args: beat }, cleanups);
     expect(left()).toEqual([]);
     const [settled] = await farm.services.ls();

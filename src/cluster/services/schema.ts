@@ -30,7 +30,9 @@ export const serviceOptionsSchema = profileSchema
     files: z.record(z.string(), z.union([z.string(), z.strictObject({ data: z.string(), mode: z.number().int().min(0).max(0o7777).optional() })])).optional(),
   })
   .superRefine((o, ctx) => {
-    if (o.network === 'host') ctx.addIssue({ code: 'custom', path: ['network'], message: "'host' is not accepted for a service (give it in a worker's profile)" });
+    if (o.network !== undefined && o.network !== 'none' && o.network !== 'loopback') {
+      ctx.addIssue({ code: 'custom', path: ['network'], message: "only 'none' or 'loopback' is accepted for a service: host, allow lists, published ports and named networks reach the worker's machine (give them in a worker's profile)" });
+    }
     (o.mounts ?? []).forEach((m, i) => {
       if (m.type !== 'tmpfs') ctx.addIssue({ code: 'custom', path: ['mounts', i], message: "only tmpfs mounts are accepted for a service (host paths come from a worker's profile)" });
     });

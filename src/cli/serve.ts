@@ -12,8 +12,8 @@ import { parseRedisUrl } from '../cluster/connection.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
 import { prepare } from '../index.js';
-import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './args.js';
+import { flagsOf, positiveDuration, sizeOf } from './flags.js';
 import { loadFarm } from './worker.js';
 
 export const SERVE_HELP = `Usage: sandcell serve [options]
@@ -80,26 +80,7 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer of at least ${min}, got ${JSON.stringify(v)}`);
     return n;
   };
-  const size = (flag: string, v: string): number => {
-    const n = parseSize(v);
-    if (typeof n === 'string') throw new UsageError(`${flag}: ${n}`);
-    return n;
-  };
-  const duration = (flag: string, v: string): number => {
-    const n = parseDuration(v);
-    if (typeof n === 'string' || n <= 0) throw new UsageError(`${flag}: ${typeof n === 'string' ? n : 'must be greater than zero'}`);
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const raw = args[i] as string;
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const v = (): string => {
-      if (flag !== raw) return raw.slice(eq + 1);
-      const next = args[++i];
-      if (next === undefined) throw new UsageError(`${flag} needs a value`);
-      return next;
-    };
+  for (const { raw, flag, value: v } of flagsOf(args)) {
     if (flag === '--socket') a.socket = v();
     else if (flag === '--socket-mode') {
       const s = v();
@@ -115,11 +96,11 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     else if (flag === '--policy') a.policy = v();
     else if (flag === '--parallelism') a.parallelism = int(flag, v(), 1);
     else if (flag === '--max-queue') a.maxQueue = int(flag, v(), 0);
-    else if (flag === '--max-body') a.maxBody = size(flag, v());
-    else if (flag === '--box-ttl') a.boxTtlMs = duration(flag, v());
-    else if (flag === '--store') a.storeBytes = size(flag, v());
+    else if (flag === '--max-body') a.maxBody = sizeOf(flag, v());
+    else if (flag === '--box-ttl') a.boxTtlMs = positiveDuration(flag, v());
+    else if (flag === '--store') a.storeBytes = sizeOf(flag, v());
     else if (flag === '--store-files') a.storeFiles = int(flag, v(), 1);
-    else if (flag === '--request-timeout') a.requestTimeoutMs = duration(flag, v());
+    else if (flag === '--request-timeout') a.requestTimeoutMs = positiveDuration(flag, v());
     else if (flag === '--log-level') {
       a.logLevel = v();
       if (!LOG_LEVELS.includes(a.logLevel)) throw new UsageError(`--log-level needs one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(a.logLevel)}`);

@@ -6,8 +6,8 @@ import { hostname } from 'node:os';
 
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
-import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './args.js';
+import { flagsOf, positiveDuration, sizeOf } from './flags.js';
 
 export const WORKER_HELP = `Usage: sandcell worker --redis <url> [options]
 
@@ -61,21 +61,7 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
     heartbeatTimeoutMs: 10_000,
     prefix: undefined,
   };
-  const duration = (flag: string, v: string): number => {
-    const n = parseDuration(v);
-    if (typeof n === 'string' || n <= 0) throw new UsageError(`${flag}: ${typeof n === 'string' ? n : 'must be greater than zero'}`);
-    return n;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const raw = args[i] as string;
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const v = (): string => {
-      if (flag !== raw) return raw.slice(eq + 1);
-      const next = args[++i];
-      if (next === undefined) throw new UsageError(`${flag} needs a value`);
-      return next;
-    };
+  for (const { raw, flag, value: v } of flagsOf(args)) {
     if (flag === '--redis') {
       a.redis = v();
       try {
@@ -99,14 +85,12 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
         if (e instanceof LabelError) throw new UsageError(`--labels: ${e.message}`);
         throw e;
       }
-    } else if (flag === '--lock-time') a.lockTimeMs = duration(flag, v());
-    else if (flag === '--stall-interval') a.stallIntervalMs = duration(flag, v());
+    } else if (flag === '--lock-time') a.lockTimeMs = positiveDuration(flag, v());
+    else if (flag === '--stall-interval') a.stallIntervalMs = positiveDuration(flag, v());
     else if (flag === '--blob-cache') {
-      const n = parseSize(v());
-      if (typeof n === 'string') throw new UsageError(`--blob-cache: ${n}`);
-      a.blobCacheBytes = n;
-    } else if (flag === '--heartbeat') a.heartbeatIntervalMs = duration(flag, v());
-    else if (flag === '--heartbeat-timeout') a.heartbeatTimeoutMs = duration(flag, v());
+      a.blobCacheBytes = sizeOf(flag, v());
+    } else if (flag === '--heartbeat') a.heartbeatIntervalMs = positiveDuration(flag, v());
+    else if (flag === '--heartbeat-timeout') a.heartbeatTimeoutMs = positiveDuration(flag, v());
     else if (flag === '--prefix') a.prefix = v();
     else throw new UsageError(`unknown option ${raw} (see sandcell worker --help)`);
   }

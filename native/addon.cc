@@ -22,6 +22,7 @@
 
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "box_files.h"
 #include "netlink.h"
@@ -118,6 +119,54 @@ class BoxFileWorker : public Napi::AsyncWorker {
   BoxFileError err_{};
 };
 
+// Mount namespaces of ended boxes being let go (Box::release_namespace), per environment, and
+// the promises of whenReleased() waiting for the last.
+struct Releases {
+  int pending = 0;
+  std::vector<Napi::Promise::Deferred> waiting;
+};
+
+Releases* releases(Napi::Env env) {
+  auto* r = env.GetInstanceData<Releases>();
+  if (r == nullptr) {
+    r = new Releases();
+    env.SetInstanceData(r);
+  }
+  return r;
+}
+
+class NamespaceRelease : public Napi::AsyncWorker {
+ public:
+  NamespaceRelease(Napi::Env env, int fd, int64_t owner) : Napi::AsyncWorker(env, "sandcell.release"), fd_(fd), owner_(owner) {
+    releases(env)->pending++;
+  }
+  // The last reference: the kernel tears the mount tree down here, in this thread.
+  void Execute() override {
+    close(fd_);
+    if (owner_ >= 0) release_owner(static_cast<uint32_t>(owner_));
+  }
+  void OnOK() override {
+    Releases* r = releases(Env());
+    if (--r->pending > 0) return;
+    std::vector<Napi::Promise::Deferred> waiting = std::move(r->waiting);
+    for (auto& d : waiting) d.Resolve(Env().Undefined());
+  }
+
+ private:
+  int fd_;
+  int64_t owner_;
+};
+
+// whenReleased() → Promise: resolves once no ended box's namespace is held any more.
+Napi::Value WhenReleased(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto d = Napi::Promise::Deferred::New(env);
+  Releases* r = releases(env);
+  if (r->pending == 0) d.Resolve(env.Undefined());
+  else r->waiting.push_back(d);
+  return d.Promise();
+}
+
 // One running box. Owns the pidfd, the status pipe and the seccomp listener until the box has
 // ended; JavaScript only ever sees it through kill() and the exit callback.
 class Box : public Napi::ObjectWrap<Box> {
@@ -134,7 +183,11 @@ class Box : public Napi::ObjectWrap<Box> {
   }
 
   explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
-  ~Box() override { release_fds(); }
+  ~Box() override {
+    if (mnt_ns_fd_ >= 0) close(mnt_ns_fd_);
+    mnt_ns_fd_ = -1;
+    release_fds();
+  }
 
   // A duplicate of the pidfd for a run that joins this box (-1 once the box has ended).
   int dup_pidfd() const { return pidfd_ >= 0 && !exited_ ? fcntl(pidfd_, F_DUPFD_CLOEXEC, 0) : -1; }
@@ -149,6 +202,10 @@ class Box : public Napi::ObjectWrap<Box> {
     notify_fd_ = notify_fd;
     report_fd_ = report_fd;
   }
+
+  // The box's mount namespace, held so that the init's exit does not tear it down (spawn.cc,
+  // hold_mount_namespace); released once the box has ended (release_namespace).
+  void hold_namespace(int fd) { mnt_ns_fd_ = fd; }
 
   // A prepared box's run has started: the seccomp listener, if any, is watched with the box.
   void started(int notify_fd) {
@@ -331,6 +388,7 @@ class Box : public Napi::ObjectWrap<Box> {
     if (exit_poll_ == nullptr && pidfd_ >= 0 && !exited_) {
       end_box(pidfd_, run_pidfd_);
       release_fds();
+      release_namespace(info.Env());
     }
     return info.Env().Undefined();
   }
@@ -437,6 +495,7 @@ class Box : public Napi::ObjectWrap<Box> {
     const struct rusage& ru = exit_usage_;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    release_namespace(env);
     Napi::Object out = Napi::Object::New(env);
     out.Set("initExitCode", si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
     out.Set("initSignal", si.si_code != CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
@@ -477,14 +536,26 @@ class Box : public Napi::ObjectWrap<Box> {
     }
   }
 
-  // Every path here has reaped the init (or, from the destructor, lost it): the box's owner id is
-  // free for another box.
+  // Every path here has reaped the init (or, from the destructor, lost it). The box's owner id is
+  // free for another box once nothing of the box holds its namespaces: at once unless its mount
+  // namespace is still held (then release_namespace frees both).
   void release_fds() {
     for (int* fd : {&pidfd_, &run_pidfd_, &status_fd_, &notify_fd_, &control_fd_, &report_fd_}) {
       if (*fd >= 0) close(*fd);
       *fd = -1;
     }
+    if (mnt_ns_fd_ >= 0) return;
     if (owner_ >= 0) release_owner(static_cast<uint32_t>(owner_));
+    owner_ = -1;
+  }
+
+  // The box has ended and was reaped: its mount namespace (and with it the box's owner id) is let
+  // go on a libuv worker thread, where the tree's teardown blocks no one. Until then this process
+  // holds one more descriptor: whenReleased() tells when none is held any more.
+  void release_namespace(Napi::Env env) {
+    if (mnt_ns_fd_ < 0) return;
+    (new NamespaceRelease(env, mnt_ns_fd_, owner_))->Queue();
+    mnt_ns_fd_ = -1;
     owner_ = -1;
   }
 
@@ -495,6 +566,7 @@ class Box : public Napi::ObjectWrap<Box> {
   int notify_fd_ = -1;
   int control_fd_ = -1;
   int report_fd_ = -1;  // a prepared box's, until its start takes it
+  int mnt_ns_fd_ = -1;  // the box's mount namespace (spawn.cc, hold_mount_namespace)
   int64_t owner_ = -1;  // the host id owning the box's user namespace, taken from the plan's range
   bool exited_ = false;
   bool violation_ = false;
@@ -574,6 +646,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Object boxObj = Box::constructor->New({});
     Box::Unwrap(boxObj)->adopt(res_.pid, res_.pidfd, res_.run_pidfd, res_.status_fd, res_.control_fd, res_.notify_fd, res_.report_fd,
                                res_.owner);
+    Box::Unwrap(boxObj)->hold_namespace(res_.mnt_ns_fd);
     Box::Unwrap(boxObj)->violated_early(res_);
     Napi::Object out = Napi::Object::New(env);
     out.Set("pid", Napi::Number::New(env, res_.pid));
@@ -711,6 +784,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     g_timings = info.Length() > 0 && info[0].ToBoolean().Value();
   }));
   exports.Set("overlayMark", Napi::Function::New(env, OverlayMark));
+  exports.Set("whenReleased", Napi::Function::New(env, WhenReleased));
   return exports;
 }
 

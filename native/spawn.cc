@@ -419,6 +419,18 @@ class ThreadActsAs {
 
 void release_owner(uint32_t id) { g_owner_ids.release(id); }
 
+// The mount namespace of the process we cloned, once it has its own (-1 if it cannot be had).
+// A process that exits holding the last reference to a mount namespace tears the whole tree down
+// in its exit (unmounting every mount, an expedited RCU grace period, each superblock's release)
+// before its parent or its pidfd hears of it: the run's end would wait for all of it. Held here,
+// the init's exit is short, and the tree goes when the box releases this descriptor, off the
+// event loop (Box::release_namespace).
+int hold_mount_namespace(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   res->marks[SpawnResult::kBegun] = now_ns();
   Fds fds;
@@ -554,6 +566,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   }
   munmap(stack, kStackSize + kGuardSize);
   res->marks[SpawnResult::kInitExec] = now_ns();
+  int* mnt_ns = join ? fds.add(-1) : fds.add(hold_mount_namespace(pid));
   if (!plan_sent) {
     kill_and_reap(*pidfd_p);
     return fail(res, "send plan", plan_err);
@@ -571,6 +584,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   res->notify_fd = fds.release(notify_fd);
   res->run_pidfd = fds.release(run_pidfd);
   if (req.prepared) res->report_fd = fds.release(rep_rd);
+  res->mnt_ns_fd = fds.release(mnt_ns);
   for (int i = 0; i < 3; i++) res->stdio[i] = parent_io[i] ? fds.release(parent_io[i]) : -1;
 }
 

@@ -58,6 +58,7 @@ struct SpawnResult {
   int notify_fd = -1;           // seccomp user-notification listener, when the plan asked for one
   int run_pidfd = -1;           // a joined run's init, PID 1 of the run's namespace: ending it ends the run
   int report_fd = -1;           // a prepared box's report channel, for its start
+  int mnt_ns_fd = -1;           // the box's mount namespace, held (see hold_mount_namespace)
   int64_t owner = -1;           // the host id owning the box's user namespace, if taken from a range
   int64_t started_ns = 0;       // CLOCK_MONOTONIC when the program's execve succeeded
   // A call the policy ends the run at, made by the program once it ran, but received before the

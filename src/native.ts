@@ -109,7 +109,10 @@ export interface NativeBox {
   listDir(dir: string, name: string, maxEntries: number): Promise<{ names: string; dirs: Buffer; truncated: boolean }>;
   kill(signal?: number): boolean;
   terminate(): boolean;
-  /** Kills and reaps a box that is not watched, and releases its descriptors. */
+  /**
+   * Kills and reaps a box that is not watched, and releases its descriptors (its mount namespace
+   * a moment later, off the event loop: see `namespacesReleased`).
+   */
   close(): void;
   /**
    * A TCP socket made in the box's network namespace, close-on-exec and non-blocking: listening
@@ -150,6 +153,8 @@ interface Addon {
   /** Absent from an addon built before it: the step times are then not reported. */
   setTimings?(on: boolean): void;
   overlayMark(kind: 'whiteout' | 'opaque', path: string): void;
+  /** Absent from an addon built before it (which holds no namespace after a box's end). */
+  whenReleased?(): Promise<void>;
 }
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -251,4 +256,14 @@ function setupError(e: unknown): unknown {
     return new SandboxSetupError(err.stage, err.errno, errnoName(err.errno), refusalHint(err.stage, errnoName(err.errno), { owner: ownerIds(), box: [HOST_ID_BASE, HOST_ID_LAST] }));
   }
   return e;
+}
+
+/**
+ * Resolves once no ended box's mount namespace is held any more. The addon holds each box's mount
+ * namespace so that the box's init exits without tearing the mount tree down (the run's result
+ * does not wait for it); once the box is reaped the tree goes on a libuv worker thread, and until
+ * then this process has one more descriptor per box.
+ */
+export function namespacesReleased(): Promise<void> {
+  return addon?.whenReleased?.() ?? Promise.resolve();
 }

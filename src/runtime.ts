@@ -12,6 +12,7 @@ import type { RunCgroup } from './cgroup/index.js';
 import { SandboxOptionsError } from './errors.js';
 import { openCgroups, type CgroupAvailability, type CgroupPool } from './launch/cgroups.js';
 import { WarmPool } from './launch/warm.js';
+import { namespacesReleased } from './native.js';
 import { sweepNetworks } from './network/private.js';
 
 /** The process's warm boxes. */
@@ -71,8 +72,10 @@ export function removeAfterRun(cgroup: RunCgroup): void {
   void done.finally(() => removals.delete(done));
 }
 
+/** Finished runs' cgroups removed, and their boxes' mount namespaces let go (src/native.ts). */
 async function removalsDone(): Promise<void> {
   while (removals.size > 0) await Promise.all(removals);
+  await namespacesReleased();
 }
 
 /**

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
+import { namespacesReleased } from '../../src/native.js';
 import { idleCgroupDirs, warmBoxes } from '../../src/runtime.js';
 
 export function requireRoot(suite = 'this suite'): void {
@@ -21,6 +22,8 @@ export function requireRoot(suite = 'this suite'): void {
  */
 export async function openFds(): Promise<number> {
   await warmBoxes.drain();
+  // Ended boxes' mount namespaces are let go just after their results.
+  await namespacesReleased();
   return readdirSync('/proc/self/fd').length;
 }
 

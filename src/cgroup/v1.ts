@@ -27,19 +27,23 @@ export class V1RunCgroup implements RunCgroup {
   private sampledPeak: number | undefined;
   private readonly teardown = new Once();
 
-  /** `byController`: controller → this run's dir in the hierarchy of that controller. */
+  /**
+   * `byController`: controller → this run's dir in the hierarchy of that controller. `has` says
+   * whether a cgroup of the hierarchy at `dir` has a control file (the driver's, remembered).
+   */
   constructor(
     readonly name: string,
     readonly byController: ReadonlyMap<string, string>,
     private current: Readonly<CgroupLimits>,
     readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
+    private readonly has: (dir: string, file: string) => boolean = (dir, file) => exists(join(dir, file)),
   ) {
     this.dirs = [...new Set(byController.values())];
     this.procsFiles = this.dirs.map((d) => join(d, 'cgroup.procs'));
     const at = (c: string, file: string): string | undefined => {
       const d = byController.get(c);
-      return d !== undefined && exists(join(d, file)) ? d : undefined;
+      return d !== undefined && has(d, file) ? d : undefined;
     };
     this.memoryDir = at('memory', 'memory.limit_in_bytes');
     this.pidsDir = at('pids', 'pids.max');
@@ -93,7 +97,7 @@ export class V1RunCgroup implements RunCgroup {
       // limit first: memsw must never be below limit_in_bytes (EINVAL).
       await writeControl(this.memoryDir, 'memory.limit_in_bytes', String(l.memoryBytes));
       // Present only with swap accounting on; without it a box can use swap beyond the limit.
-      if (exists(join(this.memoryDir, 'memory.memsw.limit_in_bytes'))) {
+      if (this.has(this.memoryDir, 'memory.memsw.limit_in_bytes')) {
         await writeControl(this.memoryDir, 'memory.memsw.limit_in_bytes', String(l.memoryBytes));
       }
     }
@@ -159,6 +163,20 @@ export class V1Driver implements CgroupDriver {
   readonly version = 'v1' as const;
   readonly parents: Readonly<Record<string, string>>;
   readonly controllers: readonly string[];
+  /**
+   * Which control files the cgroups of this driver have, by file name. In v1 every cgroup of a
+   * hierarchy has the same files (its controllers' and, for memory.memsw.*, the kernel's swap
+   * accounting), and each file belongs to one controller: looked at once, not for every run.
+   */
+  private readonly present = new Map<string, boolean>();
+  private readonly has = (dir: string, file: string): boolean => {
+    let v = this.present.get(file);
+    if (v === undefined) {
+      v = exists(join(dir, file));
+      this.present.set(file, v);
+    }
+    return v;
+  };
 
   constructor(
     private readonly hierarchies: readonly V1Hierarchy[],
@@ -190,7 +208,7 @@ export class V1Driver implements CgroupDriver {
         for (const c of h.controllers) byController.set(c, dir);
       }
       const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellName}/${name}`;
-      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake);
+      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, this.has);
       await rc.apply();
       return rc;
     } catch (e) {

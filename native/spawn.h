@@ -76,9 +76,9 @@ struct SpawnResult {
 
 void spawn_box(const SpawnRequest& req, SpawnResult* res);
 
-// Gives back a box's owner id (SpawnResult::owner) once its init is reaped. What the kernel frees
-// after that (the namespaces themselves) may still be charged to it for a moment: ids are handed
-// out in turn, so a freed one is the last to be reused.
+// Gives back a box's owner id (SpawnResult::owner) once its init is reaped and its mount namespace
+// let go. What the kernel frees after that (the namespaces themselves) may still be charged to it
+// for a moment: ids are handed out in turn, so a freed one is the last to be reused.
 void release_owner(uint32_t id);
 
 // Hands a prepared box its run and waits until the program has exec'd (or failed: then the box is

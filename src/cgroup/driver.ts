@@ -87,8 +87,11 @@ export interface RunCgroup {
   cpuTimeUsFrom(text: string): number;
   /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
   memoryCurrentBytes(): number | undefined;
-  /** Read at the end of every run. */
-  outcome(): RunOutcome;
+  /**
+   * Read at the end of every run. `cpuTime: false` leaves the CPU time unread (NaN), for a caller
+   * that has the tree's exact time from elsewhere: one file fewer per run.
+   */
+  outcome(cpuTime?: boolean): RunOutcome;
   /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
   pids(): number[];
   /** Kill everything still inside, wait until empty, remove the run cgroup. Idempotent; concurrent calls share one attempt. */

@@ -136,8 +136,8 @@ export class V1RunCgroup implements RunCgroup {
     return pidsIn(this.dirs);
   }
 
-  outcome(): RunOutcome {
-    const u: RunOutcome = { cpuTimeUs: this.cpuTimeUs(), memoryPeakSource: 'none', oomKilled: false };
+  outcome(cpuTime = true): RunOutcome {
+    const u: RunOutcome = { cpuTimeUs: cpuTime ? this.cpuTimeUs() : NaN, memoryPeakSource: 'none', oomKilled: false };
     if (this.memoryDir) {
       const d = this.memoryDir;
       const peak = readNumber(join(d, 'memory.max_usage_in_bytes'));

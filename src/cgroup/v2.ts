@@ -141,11 +141,11 @@ export class V2RunCgroup implements RunCgroup {
     return pidsIn(this.dirs);
   }
 
-  outcome(): RunOutcome {
+  outcome(cpuTime = true): RunOutcome {
     const peak = readNumber(join(this.dir, 'memory.peak'));
     const mev = readKeyed(join(this.dir, 'memory.events'));
     const u: RunOutcome = {
-      cpuTimeUs: this.cpuTimeUs(),
+      cpuTimeUs: cpuTime ? this.cpuTimeUs() : NaN,
       memoryPeakSource: 'none',
       oomKilled: (mev?.get('oom_kill') ?? 0) > 0 || (mev?.get('oom_group_kill') ?? 0) > 0,
     };

@@ -160,10 +160,11 @@ export class SandboxProcess {
 
     const network = this.run.network;
     if (network) await network.close();
-    const cgUsage = cg ? cg.outcome() : null;
+    const main = exit.main;
+    // The init's report has the tree's exact CPU time; the cgroup's is needed only without it.
+    const cgUsage = cg ? cg.outcome(!main) : null;
     if (cg) removeAfterRun(cg);
 
-    const main = exit.main;
     let exitCode: number | null = null;
     let signal: number | null = null;
     if (main?.terminated) signal = SIGKILL;

@@ -51,6 +51,7 @@ describe('cgroup driver on the real cgroupfs', () => {
     expect(u.cpuTimeUs).toBe(0);
     expect(u.oomKilled).toBe(false);
     expect(u.memoryPeakSource).toBe('cgroup');
+    expect(rc.outcome(false)).toEqual({ ...u, cpuTimeUs: NaN });
     await rc.destroy();
     for (const d of rc.dirs) expect(existsSync(d)).toBe(false);
     await rc.destroy(); // idempotent

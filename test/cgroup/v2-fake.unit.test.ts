@@ -199,6 +199,13 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
       memoryPeakSource: 'cgroup',
       oomKilled: true,
     });
+    // Without the CPU time (the caller has it from the init): the rest is read the same.
+    expect(rc.outcome(false)).toEqual({
+      cpuTimeUs: NaN,
+      memoryPeakBytes: 5242880,
+      memoryPeakSource: 'cgroup',
+      oomKilled: true,
+    });
     t.write(rel, 'memory.events', 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 1\n');
     expect(rc.outcome().oomKilled).toBe(true);
     t.write(rel, 'memory.events', 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 0\n');

@@ -37,7 +37,7 @@ export class V1RunCgroup implements RunCgroup {
     private current: Readonly<CgroupLimits>,
     readonly tail: string,
     private readonly fake: FakeCgroupFs | undefined,
-    private readonly has: (dir: string, file: string) => boolean = (dir, file) => exists(join(dir, file)),
+    private readonly has: (dir: string, file: string) => boolean,
   ) {
     this.dirs = [...new Set(byController.values())];
     this.procsFiles = this.dirs.map((d) => join(d, 'cgroup.procs'));

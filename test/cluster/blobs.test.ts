@@ -5,25 +5,19 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connectCluster, BlobError, FarmJobError, type Farm } from '../../src/cluster/index.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startWorker, type TestWorker } from './workers.js';
+import { startFarm, type TestFarm } from './workers.js';
 
 describe('blobs', () => {
-  let redis: TestRedis;
+  let t: TestFarm;
   let farm: Farm;
-  const workers: TestWorker[] = [];
-  const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    for (const name of ['b1', 'b2', 'b3']) workers.push(await startWorker(redis.url, { name, concurrency: 2 }, cleanups));
-    farm = connectCluster({ redis: redis.url });
+    t = await startFarm(['b1', 'b2', 'b3'], { concurrency: 2 });
+    farm = t.farm;
   }, 240_000);
 
   afterAll(async () => {
-    await farm?.close();
-    for (const c of cleanups) await c();
-    await redis?.stop();
+    await t?.stop();
   }, 120_000);
 
   it('a 20 MB input used by 100 runs: uploaded once, fetched at most once per worker', async () => {
@@ -36,7 +30,7 @@ describe('blobs', () => {
     for (const r of results) expect(r.stdout).toBe(`${sum}  -\n`);
     expect(farm.blobs.uploads).toBe(1);
     const ref = `sha256:${sum}`;
-    for (const w of workers) {
+    for (const w of t.workers) {
       const fetched = w.events().filter((e) => e.event === 'blob-fetch' && e.blob === ref).length;
       expect(fetched).toBeLessThanOrEqual(1);
     }
@@ -48,7 +42,7 @@ describe('blobs', () => {
   }, 300_000);
 
   it('a blob over the size limit is refused before anything is queued', async () => {
-    const small = connectCluster({ redis: redis.url, blobs: { maxBytes: 1024 * 1024 } });
+    const small = connectCluster({ redis: t.redis.url, blobs: { maxBytes: 1024 * 1024 } });
     try {
       const e = await small.run({ command: ['/bin/true'], stdin: Buffer.alloc(2 * 1024 * 1024) }).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(BlobError);

@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { connectCluster, type Farm } from '../../src/cluster/index.js';
+import type { Farm } from '../../src/cluster/index.js';
 import { judge, loadProblem, type Problem, type Progress, type Submission } from '../../src/problems/index.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { example } from '../problems/helpers.js';
-import { startWorker, type TestWorker } from './workers.js';
+import { startFarm, type TestFarm } from './workers.js';
 
 /** a / b, right on most tests; test a=7 loops, a=13 answers wrong, a=17 aborts. */
 const MIXED = `#include <stdio.h>
@@ -25,12 +24,10 @@ int main(void) {
 `;
 
 describe('farm.judge', () => {
-  let redis: TestRedis;
+  let t: TestFarm;
   let farm: Farm;
   let dir: string;
   let problem: Problem;
-  const workers: TestWorker[] = [];
-  const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sandcell-farm-judge-'));
@@ -45,15 +42,12 @@ describe('farm.judge', () => {
       writeFileSync(join(dir, 'p', 'tests', `${n}.ans`), `${(i / 3).toFixed(9)}\n`);
     }
     problem = loadProblem(join(dir, 'p', 'problem.yaml'));
-    redis = await startRedis();
-    for (const name of ['j1', 'j2', 'j3']) workers.push(await startWorker(redis.url, { name }, cleanups));
-    farm = connectCluster({ redis: redis.url });
+    t = await startFarm(['j1', 'j2', 'j3']);
+    farm = t.farm;
   }, 240_000);
 
   afterAll(async () => {
-    await farm?.close();
-    for (const c of cleanups) await c();
-    await redis?.stop();
+    await t?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
@@ -69,7 +63,7 @@ describe('farm.judge', () => {
     expect(remote.tests.map((t) => t.verdict).filter((v) => v !== 'AC').sort()).toEqual(['RE', 'TLE', 'WA']);
     expect(remote.compile?.status).toBe('ok');
     // Every worker ran some of the tests.
-    for (const w of workers) expect(w.events().filter((e) => e.event === 'end' && typeof e.verdict === 'string').length).toBeGreaterThan(0);
+    for (const w of t.workers) expect(w.events().filter((e) => e.event === 'end' && typeof e.verdict === 'string').length).toBeGreaterThan(0);
     expect(seen[0]).toEqual({ stage: 'compile' });
     expect(seen.filter((p) => p.stage === 'tested')).toHaveLength(20);
   });

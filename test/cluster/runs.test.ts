@@ -2,26 +2,20 @@
 // gives them, spread over every worker, verdicts as results, bad options refused at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { connectCluster, FarmJobError, type Farm, type FarmProgress } from '../../src/cluster/index.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startWorker, type TestWorker } from './workers.js';
+import { FarmJobError, type Farm, type FarmProgress } from '../../src/cluster/index.js';
+import { startFarm, type TestFarm } from './workers.js';
 
 describe('a farm of three workers', () => {
-  let redis: TestRedis;
+  let t: TestFarm;
   let farm: Farm;
-  const workers: TestWorker[] = [];
-  const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    for (const name of ['w1', 'w2', 'w3']) workers.push(await startWorker(redis.url, { name, concurrency: 2 }, cleanups));
-    farm = connectCluster({ redis: redis.url });
+    t = await startFarm(['w1', 'w2', 'w3'], { concurrency: 2 });
+    farm = t.farm;
   }, 240_000);
 
   afterAll(async () => {
-    await farm?.close();
-    for (const c of cleanups) await c();
-    await redis?.stop();
+    await t?.stop();
   }, 120_000);
 
   it('30 runs: every result right, every worker ran some', async () => {

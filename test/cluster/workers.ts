@@ -7,7 +7,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { connectCluster, type Farm } from '../../src/cluster/index.js';
 import { requireRoot } from '../helpers/host.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
 
@@ -117,4 +119,36 @@ export async function startWorker(redisUrl: string, o: WorkerStart, cleanups: ((
     });
   });
   return { name: o.name, pid, proc, events, exited, descendants: () => descendantsOf(pid), kill };
+}
+
+export interface TestFarm {
+  redis: TestRedis;
+  farm: Farm;
+  workers: TestWorker[];
+  /** Closes the client, drains every worker (killing the ones that do not end) and stops Redis. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A real redis-server with one worker per name and a client connected to it: the setup of the
+ * suites that send work through a farm. Whatever was started before a failure is stopped by stop().
+ */
+export async function startFarm(names: string[], o: Omit<WorkerStart, 'name'> = {}): Promise<TestFarm> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const workers: TestWorker[] = [];
+  const t: Partial<TestFarm> = { workers };
+  const stop = async (): Promise<void> => {
+    await t.farm?.close();
+    for (const c of cleanups) await c();
+    await t.redis?.stop();
+  };
+  try {
+    t.redis = await startRedis();
+    for (const name of names) workers.push(await startWorker(t.redis.url, { ...o, name }, cleanups));
+    t.farm = connectCluster({ redis: t.redis.url });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { redis: t.redis, farm: t.farm, workers, stop };
 }

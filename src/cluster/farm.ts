@@ -193,8 +193,8 @@ export class Farm {
   /**
    * Judges a submission on the farm, with the local judge's verdicts: the build is one job (what
    * it leaves, the binary, becomes a blob), then a BullMQ flow fans the tests out over the
-   * workers and a parent job puts their verdicts together. Interactive problems are judged
-   * locally only.
+   * workers and a parent job puts their verdicts together. An interactive test's solution and
+   * interactor run on the same worker, joined by pipes through it.
    */
   async judge(problem: Problem | string, submission: Submission | string, how: FarmJudgeOptions = {}): Promise<JudgeReport> {
     // The problem loader is only needed here: connecting to a farm loads no sandbox code.
@@ -206,8 +206,8 @@ export class Farm {
     how.onProgress?.({ stage: 'compile' });
     const { value } = await this.submit('judge-build', { v: 1, kind: 'judge-build', problem: packed, submission: await packSubmission(s, this.blobs) });
     const b = value as BuildOutcome;
-    if (b.verdict === 'CE') {
-      return { problem: p.name, language: s.language, verdict: 'CE', compile: b.compile as JudgeReport['compile'], tests: [], ...(b.error !== undefined ? { error: b.error } : {}) };
+    if (b.verdict !== null) {
+      return { problem: p.name, language: s.language, verdict: b.verdict, compile: b.compile as JudgeReport['compile'], tests: [], ...(b.error !== undefined ? { error: b.error } : {}) };
     }
     const queue = this.queue(name);
     await this.queues.get(name)?.ready;

@@ -5,18 +5,21 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
-import type { Problem, Submission } from '../problems/index.js';
+import type { Problem, Submission, TrustedProgram } from '../problems/index.js';
 import type { BlobStore } from './blobs.js';
 import { bytesSchema, encodeBytes } from './wire.js';
 
 const command = z.array(z.string().max(4096)).min(1).max(1024);
 const profile = z.record(z.string(), z.unknown());
+/** A checker or an interactor: its files, built once per worker. */
+const trustedProgram = z.strictObject({ files: z.array(z.strictObject({ name: z.string().min(1).max(4096), data: bytesSchema })).max(100), build: command.nullable(), run: command });
 
 export const packedProblemSchema = z.strictObject({
   name: z.string().min(1).max(64),
   languages: z.record(z.string(), z.strictObject({ source: z.string().min(1).max(4096), build: command.nullable(), run: command })),
   tests: z.array(z.strictObject({ name: z.string().min(1).max(256), input: bytesSchema, answer: bytesSchema.nullable() })).min(1).max(100_000),
-  checker: z.strictObject({ files: z.array(z.strictObject({ name: z.string().min(1).max(4096), data: bytesSchema })).max(100), build: command.nullable(), run: command }).nullable(),
+  checker: trustedProgram.nullable(),
+  interactor: trustedProgram.nullable(),
   profiles: z.strictObject({ run: profile, build: profile, trusted: profile }),
 });
 
@@ -52,25 +55,25 @@ export const judgeVerdictJobSchema = z.strictObject({
 export type JudgeBuildJob = z.output<typeof judgeBuildJobSchema>;
 export type JudgeTestJob = z.output<typeof judgeTestJobSchema>;
 
-/** What a build job returns: the compile's result, or the verdict that ends judging (CE), and the built files. */
+/** What a build job returns: the compile's result, or the verdict that ends judging (CE, or JE when the checker or interactor does not build), and the built files. */
 export interface BuildOutcome {
   compile: unknown;
-  verdict: 'CE' | null;
+  verdict: 'CE' | 'JE' | null;
   error?: string;
   built: Record<string, z.output<typeof bytesSchema>>;
 }
 
 /** A loaded problem to its wire form; its files are read here and uploaded as blobs. */
 export async function packProblem(p: Problem, blobs: BlobStore): Promise<PackedProblem> {
-  if (p.interactor) throw new TypeError(`problem ${p.name} is interactive: the farm judges problems with a checker or an answer comparison; judge it locally`);
   const bytes = (path: string) => encodeBytes(readFileSync(path), blobs);
+  const trusted = async (t: TrustedProgram | null) =>
+    t ? { files: await Promise.all(t.files.map(async (f) => ({ name: f.name, data: await bytes(f.path) }))), build: t.build, run: t.run } : null;
   return {
     name: p.name,
     languages: p.languages,
     tests: await Promise.all(p.tests.map(async (t) => ({ name: t.name, input: await bytes(t.input), answer: t.answer === null ? null : await bytes(t.answer) }))),
-    checker: p.checker
-      ? { files: await Promise.all(p.checker.files.map(async (f) => ({ name: f.name, data: await bytes(f.path) }))), build: p.checker.build, run: p.checker.run }
-      : null,
+    checker: await trusted(p.checker),
+    interactor: await trusted(p.interactor),
     profiles: p.profiles as unknown as PackedProblem['profiles'],
   };
 }

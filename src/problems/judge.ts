@@ -13,9 +13,8 @@ import { extname, join } from 'node:path';
 import { runGroup, type GroupBoxResult } from '../group/group.js';
 import { Sandbox, type Limits, type Result, type SandboxRunOptions } from '../index.js';
 import type { Profile } from '../profiles/profiles.js';
-import { parseDuration } from '../units.js';
 import { loadProblem, SHAPE_FIELDS, type Language, type LoadOptions, type Problem, type Test, type TrustedProgram } from './load.js';
-import { runVerdict, sameTokens, trustedVerdict, type Judged, type Verdict } from './verdict.js';
+import { interactiveVerdict, interactorWallTime, runVerdict, sameTokens, trustedVerdict, type Judged, type Verdict } from './verdict.js';
 
 export interface Submission {
   /** The submission's code. */
@@ -59,8 +58,6 @@ export interface JudgeOptions {
 
 /** How much of a run's output a report keeps. */
 const REPORT_OUTPUT_BYTES = 1024;
-/** The interactor outlives the solution's wall limit by this much, so that waiting on each other ends as the solution's TLE. */
-const INTERACTOR_EXTRA_WALL_MS = 2000;
 
 /** What a profile sets for each program run in a box. */
 type Program = Omit<SandboxRunOptions, 'command' | 'stdin' | 'collect'>;
@@ -214,19 +211,13 @@ export class Judge {
     return done(trustedVerdict(checked, 'checker'), checked);
   }
 
-  /**
-   * The solution and the interactor, each in its own box, joined by pipes. Which ended first
-   * decides: an interactor that ended first with WA (or PE) makes the verdict whatever the solution
-   * did after; a solution that ended first on its own limit or error keeps that verdict, whatever
-   * the interactor did then; when both ended normally the interactor's exit code decides.
-   */
+  /** The solution and the interactor, each in its own box, joined by pipes. */
   private async interact(box: Sandbox, program: Program, lang: Language, test: Test, interactor: TrustedProgram): Promise<TestReport> {
     const trusted = split(this.problem.profiles.trusted).program;
-    const interactorWall = Math.max(wallMs(trusted.limits?.wallTime), wallMs(program.limits?.wallTime) + INTERACTOR_EXTRA_WALL_MS);
     const g = await runGroup({
       boxes: {
         solution: { sandbox: box, ...program, command: lang.run },
-        interactor: { sandbox: this.trusted as Sandbox, ...trusted, limits: { ...trusted.limits, wallTime: interactorWall }, command: withFiles(interactor.run) },
+        interactor: { sandbox: this.trusted as Sandbox, ...trusted, limits: { ...trusted.limits, wallTime: interactorWallTime(trusted.limits?.wallTime, program.limits?.wallTime) }, command: withFiles(interactor.run) },
       },
       pipes: [
         { from: 'interactor.stdout', to: 'solution.stdin' },
@@ -236,27 +227,8 @@ export class Judge {
     });
     const s = g.boxes.solution as GroupBoxResult;
     const it = g.boxes.interactor as GroupBoxResult;
-    const report = (j: Judged): TestReport => ({ name: test.name, ...j, result: brief(s), interactor: brief(it) });
-    // A SIGPIPE is the consequence of the other side's end, whatever order the ends were seen in.
-    const interactorFirst = s.signal === 'SIGPIPE' || s.endedByGroup || (it.signal !== 'SIGPIPE' && it.endOrder < s.endOrder);
-    const said = trustedVerdict(it, 'interactor');
-    if (interactorFirst) {
-      if (said.verdict !== 'AC') return report(said);
-      if (s.endedByGroup) return report({ verdict: 'TLE', detail: 'did not end after the interactor did' });
-      if (s.signal === 'SIGPIPE') return report({ verdict: 'AC' });
-      return report(runVerdict(s) ?? said);
-    }
-    const own = runVerdict(s);
-    if (own) return report(own);
-    if (it.signal === 'SIGPIPE') return report({ verdict: 'WA', detail: 'the solution ended before the interactor was done' });
-    return report(said);
+    return { name: test.name, ...interactiveVerdict(s, it), result: brief(s), interactor: brief(it) };
   }
-}
-
-/** A wall limit in ms (a profile holds it as written); 0 when there is none (not given, or lifted with null). */
-function wallMs(d: Limits['wallTime']): number {
-  const ms = d === undefined || d === null ? 0 : parseDuration(d);
-  return typeof ms === 'number' ? ms : 0;
 }
 
 /** Judges one submission against a problem (a loaded Problem or a problem file's path). */

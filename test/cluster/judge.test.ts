@@ -1,12 +1,12 @@
 // Judging on the farm: a problem with 20 tests and a checker, fanned out over three workers,
-// gives the verdicts of the local judge, test by test.
+// gives the verdicts of the local judge, test by test; so does an interactive problem.
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Farm } from '../../src/cluster/index.js';
-import { judge, loadProblem, type Problem, type Progress, type Submission } from '../../src/problems/index.js';
+import { judge, loadProblem, submissionFromFile, type JudgeReport, type Problem, type Progress, type Submission } from '../../src/problems/index.js';
 import { example } from '../problems/helpers.js';
 import { startFarm, type TestFarm } from './workers.js';
 
@@ -77,5 +77,50 @@ describe('farm.judge', () => {
       const remote = await farm.judge(problem, submission);
       expect(verdicts(remote)).toEqual(verdicts(local));
     }
+  });
+
+  it('an interactive problem: solution and interactor on one worker, the local verdicts and details', async () => {
+    const guess = loadProblem(example('guess/problem.yaml'));
+    const detailed = (r: JudgeReport) => ({ verdict: r.verdict, tests: r.tests.map((x) => `${x.name}:${x.verdict}:${x.detail ?? ''}:${x.interactor?.exitCode ?? '-'}`) });
+    const seen: Record<string, string> = {};
+    for (const file of ['guess/solutions/ac.c', 'guess/solutions/wa.c', 'guess/solutions/silent.c', 'common/re.c']) {
+      const submission = submissionFromFile(guess, example(file));
+      const local = await judge(guess, submission);
+      const remote = await farm.judge(guess, submission);
+      expect(detailed(remote)).toEqual(detailed(local));
+      for (const x of remote.tests) expect(x.interactor?.status).toBeDefined();
+      seen[file] = remote.verdict;
+    }
+    expect(seen).toEqual({ 'guess/solutions/ac.c': 'AC', 'guess/solutions/wa.c': 'WA', 'guess/solutions/silent.c': 'TLE', 'common/re.c': 'RE' });
+  });
+
+  it('an interactor that does not build: JE with the reason, as the local judge says it', async () => {
+    const p = join(dir, 'broken');
+    mkdirSync(join(p, 'tests'), { recursive: true });
+    writeFileSync(join(p, 'interact.c'), 'int main( {');
+    writeFileSync(join(p, 'tests', '01.in'), '5\n');
+    writeFileSync(
+      join(p, 'problem.yaml'),
+      `sandcell: 1
+name: broken
+profiles:
+  run: { extends: judged }
+  build: { extends: compile }
+  trusted: { extends: compile }
+languages:
+  c: { source: main.c, build: [gcc, -O2, -o, main, main.c], run: [./main] }
+tests:
+  - { glob: tests/*.in }
+interactor: { source: interact.c, build: [gcc, -o, interact, interact.c], run: [./interact, input] }
+`,
+    );
+    const broken = loadProblem(join(p, 'problem.yaml'));
+    const submission = submissionFromFile(broken, example('guess/solutions/ac.c'));
+    const local = await judge(broken, submission);
+    const remote = await farm.judge(broken, submission);
+    expect(local.verdict).toBe('JE');
+    expect(remote).toMatchObject({ verdict: 'JE', tests: [], compile: null });
+    expect(remote.error).toMatch(/^the interactor did not build \(nonzero-exit 1\)/);
+    expect(remote.error?.replace(/:.*/s, '')).toBe(local.error?.replace(/:.*/s, ''));
   });
 });

@@ -3,14 +3,13 @@
  * parsed, defaults applied. A bad field becomes a SandboxOptionsError naming its path.
  */
 import { existsSync, statSync, type Stats } from 'node:fs';
-import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 
 import { SandboxOptionsError, type OptionIssue } from './errors.js';
 import { AllowList, parseAllowRule, type AllowRule } from './network/allow.js';
 import { PROXY_PORT, type EgressLimits } from './network/proxy.js';
-import type { ResolvedPublish } from './network/publish.js';
+import { PUBLISH_HOST_ERROR, publishHost, type ResolvedPublish } from './network/publish.js';
 import { defaultStoreRoot, findImage, StorePaths } from './images/store.js';
 import { HOSTNAME, NETWORK_NAME } from './network/private.js';
 import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
@@ -330,7 +329,10 @@ const networkObjectSchema = z.strictObject({
     .array(
       z.strictObject({
         box: port.refine((p) => p !== PROXY_PORT, `${PROXY_PORT} is the egress proxy's port in the box`),
-        host: z.union([z.number().int().min(0).max(65535), z.string().max(64)]).optional(),
+        host: z
+          .union([z.number().int().min(0).max(65535), z.string().max(64)])
+          .refine((h) => typeof publishHost(h, 1) !== 'string', PUBLISH_HOST_ERROR)
+          .optional(),
       }),
     )
     .max(64)
@@ -342,7 +344,7 @@ const networkObjectSchema = z.strictObject({
       bytesOut: size.optional(),
     })
     .optional(),
-});
+}).refine((n) => n.limits === undefined || n.allow !== undefined, { path: ['limits'], message: 'bound the egress proxy: give network.allow too' });
 
 /** A path (starts with `/`) or the name of a stored image (never starts with `/` or `.`). */
 const imageRef = z
@@ -388,6 +390,7 @@ export const profileFieldSchemas = {
   image: shapeFields.image,
   writable: shapeFields.writable,
   network: shapeFields.network,
+  hostname: shapeFields.hostname,
   binds: shapeFields.binds,
   mounts: shapeFields.mounts,
   env: programFields.env,
@@ -563,28 +566,13 @@ function resolveNetwork(n: ParsedShape['network'], issues: OptionIssue[]): Pick<
     if (!privileged()) issues.push({ path: 'network', message: `${JSON.stringify(n)} is a private network, which needs root (without root: published ports and allow lists)` });
     return { network: 'none', egress: null, publish: [], privateNetwork: n };
   }
-  const publish: ResolvedPublish[] = [];
-  (n.publish ?? []).forEach((p, i) => {
-    const host = resolvePublishHost(p.host, p.box);
-    if (typeof host === 'string') issues.push({ path: `network.publish[${i}].host`, message: host });
-    else publish.push({ box: p.box, ...host });
-  });
+  // The schema has checked every host.
+  const publish: ResolvedPublish[] = (n.publish ?? []).map((p) => ({ box: p.box, ...(publishHost(p.host, p.box) as Exclude<ReturnType<typeof publishHost>, string>) }));
   const egress =
     n.allow !== undefined
       ? { allow: new AllowList(n.allow.map((r) => parseAllowRule(r) as AllowRule)), limits: { ...DEFAULT_EGRESS_LIMITS, ...stripUndefined(n.limits ?? {}) } }
       : null;
-  if (egress === null && n.limits !== undefined) issues.push({ path: 'network.limits', message: 'bound the egress proxy: give network.allow too' });
   return { network: 'none', egress, publish, privateNetwork: null };
-}
-
-function resolvePublishHost(host: string | number | undefined, boxPort: number): { hostAddress: string; hostPort: number } | string {
-  if (host === undefined) return { hostAddress: '127.0.0.1', hostPort: boxPort };
-  if (typeof host === 'number') return { hostAddress: '127.0.0.1', hostPort: host };
-  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})$/.exec(host);
-  const address = m ? (m[1] as string).replace(/^\[|\]$/g, '') : '';
-  const hostPort = m ? Number(m[2]) : NaN;
-  if (!m || isIP(address) === 0 || hostPort > 65535) return "must be 'address:port' with an IP address (127.0.0.1:18000, [::1]:18000) or a port number";
-  return { hostAddress: address, hostPort };
 }
 
 function stripUndefined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {

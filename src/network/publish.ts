@@ -4,7 +4,7 @@
  * over a socket made in the box's network namespace, so the box needs no route to the host and
  * the host listens nowhere it was not asked to. Everything closes with the box.
  */
-import net from 'node:net';
+import net, { isIP } from 'node:net';
 
 import { SandboxSetupError } from '../errors.js';
 import type { NativeBox } from '../native.js';
@@ -22,6 +22,19 @@ export interface PublishedAddress {
   box: number;
   address: string;
   port: number;
+}
+
+export const PUBLISH_HOST_ERROR = "must be 'address:port' with an IP address (127.0.0.1:18000, [::1]:18000) or a port number";
+
+/** Where a published port listens on the host (`host` as given: a port, 'address:port', or nothing), or what is wrong with it. */
+export function publishHost(host: string | number | undefined, boxPort: number): { hostAddress: string; hostPort: number } | string {
+  if (host === undefined) return { hostAddress: '127.0.0.1', hostPort: boxPort };
+  if (typeof host === 'number') return { hostAddress: '127.0.0.1', hostPort: host };
+  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})$/.exec(host);
+  const address = m ? (m[1] as string).replace(/^\[|\]$/g, '') : '';
+  const hostPort = m ? Number(m[2]) : NaN;
+  if (!m || isIP(address) === 0 || hostPort > 65535) return PUBLISH_HOST_ERROR;
+  return { hostAddress: address, hostPort };
 }
 
 /** Connections carried at once per published port: each holds two host sockets. */

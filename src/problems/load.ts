@@ -58,7 +58,7 @@ export const ROLE_DEFAULTS: Readonly<Record<Role, Profile>> = {
  * Fields that make the box rather than a run in it (the working directory too: the box puts the
  * sources there). The build happens in the box its tests run in.
  */
-export const SHAPE_FIELDS = ['image', 'writable', 'binds', 'mounts', 'network', 'cwd'] as const;
+export const SHAPE_FIELDS = ['image', 'writable', 'binds', 'mounts', 'network', 'hostname', 'cwd'] as const;
 
 export interface LoadOptions {
   /** A sandcell.yaml; by default the nearest one at or above the problem's directory, else the current directory's, if any. */

@@ -94,6 +94,16 @@ function checkOptions(o: GroupOptions): { from: Source; to: Endpoint }[] {
     read.add(p.from);
     pipes.push({ from: from as Source, to });
   });
+  // A hostname is unique on a private network: the second box would be refused after the first started.
+  const named = new Map<string, string>();
+  for (const [name, box] of Object.entries(o.boxes ?? {})) {
+    if (box.sandbox) continue;
+    const { network: on, hostname } = box;
+    if (typeof on !== 'string' || ['none', 'loopback', 'host'].includes(on) || hostname === undefined) continue;
+    const other = named.get(`${on}/${hostname}`);
+    if (other !== undefined) issues.push({ path: `boxes.${name}.hostname`, message: `box ${other} of the group is ${hostname} on network ${on} already` });
+    else named.set(`${on}/${hostname}`, name);
+  }
   (o.endOn ?? []).forEach((n, i) => {
     if (!names.has(n)) issues.push({ path: `endOn[${i}]`, message: `names no box of the group (${JSON.stringify(n)})` });
   });

@@ -13,8 +13,9 @@ import { socketsAndNamespaces, tcpHandles } from './leaks.js';
 
 /**
  * The leak check's runs, and how many at once. Runs are CPU-bound: on 2 cores at a load average of
- * 15-20, 2, 4 and 8 at once each gave 6-8 runs/s (1,000 runs took 202 s; on a machine of its own,
- * about 90 runs/s with an allow list: tens of seconds); 4 keeps the boxes at once few.
+ * 15-20, 2, 4 and 8 at once each gave 6-8 runs/s of curl through the proxy (1,000 runs took 202 s;
+ * the bench's section 13 had 86 runs/s of /bin/true with an allow list at a load of 4); 4 keeps the
+ * boxes at once few.
  */
 const LEAK_RUNS = 1000;
 const LEAK_CONCURRENCY = 4;

@@ -167,6 +167,53 @@ Napi::Value WhenReleased(const Napi::CallbackInfo& info) {
   return d.Promise();
 }
 
+// A box put on a private network (netAttach) on a libuv worker thread. Owns its two fds.
+class NetAttachWorker : public Napi::AsyncWorker {
+ public:
+  static Napi::Value Queue(Napi::Env env, int network_ns, int box_pidfd, int box_pid, std::string host_if, uint32_t address, int prefix) {
+    auto* w = new NetAttachWorker(env, network_ns, box_pidfd, box_pid, std::move(host_if), address, prefix);
+    Napi::Promise p = w->deferred_.Promise();
+    w->Napi::AsyncWorker::Queue();
+    return p;
+  }
+
+  ~NetAttachWorker() override {
+    close(network_ns_);
+    close(box_pidfd_);
+  }
+
+  void Execute() override { err_ = attach_box(network_ns_, box_pidfd_, box_pid_, host_if_.c_str(), address_, prefix_, &step_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_ == 0) {
+      deferred_.Resolve(env.Undefined());
+      return;
+    }
+    Napi::Error e = Napi::Error::New(env, std::string(step_) + ": " + strerror(-err_));
+    e.Set("errno", Napi::Number::New(env, -err_));
+    e.Set("step", Napi::String::New(env, step_));
+    deferred_.Reject(e.Value());
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  NetAttachWorker(Napi::Env env, int network_ns, int box_pidfd, int box_pid, std::string host_if, uint32_t address, int prefix)
+      : Napi::AsyncWorker(env, "sandcell.netattach"), deferred_(Napi::Promise::Deferred::New(env)), network_ns_(network_ns),
+        box_pidfd_(box_pidfd), box_pid_(box_pid), host_if_(std::move(host_if)), address_(address), prefix_(prefix) {}
+
+  Napi::Promise::Deferred deferred_;
+  int network_ns_;
+  int box_pidfd_;
+  int box_pid_;
+  std::string host_if_;
+  uint32_t address_;
+  int prefix_;
+  int err_ = 0;
+  const char* step_ = "";
+};
+
 // One running box. Owns the pidfd, the status pipe and the seccomp listener until the box has
 // ended; JavaScript only ever sees it through kill() and the exit callback.
 class Box : public Napi::ObjectWrap<Box> {
@@ -281,9 +328,11 @@ class Box : public Napi::ObjectWrap<Box> {
     return Napi::Number::New(env, fd);
   }
 
-  // netAttach(networkNs: fd, hostIf, address, prefix): puts the box on a private network (see
-  // netlink.h): the caller holds the network namespace's fd; the box's namespace is entered
-  // through its init. Root only. Throws an Error with `errno` and `step`.
+  // netAttach(networkNs: fd, hostIf, address, prefix) → Promise: puts the box on a private
+  // network (see netlink.h) on a libuv worker thread: the veth pair's kernel work (and waiting for
+  // the kernel's rtnl lock, which every network namespace's teardown on the machine takes) never
+  // holds the event loop. The worker owns duplicates of both fds. Root only. Rejects with an Error
+  // carrying `errno` and `step`.
   Napi::Value NetAttach(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() != 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsString() || !info[3].IsNumber())
@@ -294,28 +343,14 @@ class Box : public Napi::ObjectWrap<Box> {
     in_addr addr{};
     if (host_if.empty() || host_if.size() >= IFNAMSIZ || inet_pton(AF_INET, address.c_str(), &addr) != 1 || prefix < 1 || prefix > 32)
       throw Napi::RangeError::New(env, "netAttach: bad interface name, address or prefix");
-    if (pidfd_ < 0 || exited_) throw Napi::Error::New(env, "the box has ended");
-    const char* step = "a netlink socket in the network's namespace";
-    int err = 0;
-    int network_nl = box_net_socket(info[0].As<Napi::Number>().Int32Value(), BoxSocket::kNetlink, 0);
-    int box_nl = -1;
-    if (network_nl < 0) {
-      err = network_nl;
-    } else {
-      step = "a netlink socket in the box's namespace";
-      box_nl = box_net_socket(run_init(), BoxSocket::kNetlink, 0);
-      if (box_nl < 0) err = box_nl;
-      else err = attach_veth(network_nl, box_nl, pid_, "br0", host_if.c_str(), addr.s_addr, prefix, &step);
+    int box_pidfd = pidfd_ >= 0 && !exited_ ? fcntl(run_init(), F_DUPFD_CLOEXEC, 0) : -1;
+    if (box_pidfd < 0) throw Napi::Error::New(env, "the box has ended");
+    int network_ns = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+    if (network_ns < 0) {
+      close(box_pidfd);
+      throw Napi::Error::New(env, std::string("netAttach: the network's namespace fd: ") + strerror(errno));
     }
-    if (network_nl >= 0) close(network_nl);
-    if (box_nl >= 0) close(box_nl);
-    if (err < 0) {
-      Napi::Error e = Napi::Error::New(env, std::string(step) + ": " + strerror(-err));
-      e.Set("errno", Napi::Number::New(env, -err));
-      e.Set("step", Napi::String::New(env, step));
-      throw e;
-    }
-    return env.Undefined();
+    return NetAttachWorker::Queue(env, network_ns, box_pidfd, pid_, host_if, addr.s_addr, prefix);
   }
 
   // terminate(): asks the init to end the box; unlike SIGKILL to the init, the init first reaps

@@ -1,5 +1,7 @@
 #include "netlink.h"
 
+#include <unistd.h>
+
 #include <errno.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
@@ -9,6 +11,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+
+#include "netns.h"
 
 namespace sandcell {
 namespace {
@@ -169,6 +173,18 @@ int attach_veth(int network_nl, int box_nl, int box_pid, const char* bridge, con
 
   *step = "bringing eth0 up";
   return set_up(box_nl, eth);
+}
+
+int attach_box(int network_ns, int box_pidfd, int box_pid, const char* host_if, uint32_t address, int prefix, const char** step) {
+  *step = "a netlink socket in the network's namespace";
+  int network_nl = box_net_socket(network_ns, BoxSocket::kNetlink, 0);
+  if (network_nl < 0) return network_nl;
+  *step = "a netlink socket in the box's namespace";
+  int box_nl = box_net_socket(box_pidfd, BoxSocket::kNetlink, 0);
+  int err = box_nl < 0 ? box_nl : attach_veth(network_nl, box_nl, box_pid, "br0", host_if, address, prefix, step);
+  close(network_nl);
+  if (box_nl >= 0) close(box_nl);
+  return err;
 }
 
 }  // namespace sandcell

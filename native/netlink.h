@@ -13,4 +13,9 @@ namespace sandcell {
 int attach_veth(int network_nl, int box_nl, int box_pid, const char* bridge, const char* host_if, uint32_t address, int prefix,
                 const char** step);
 
+// The whole of putting a box on a network, for a worker thread: NETLINK_ROUTE sockets made in the
+// network's namespace (`network_ns`, its nsfs fd) and in the box's (through `box_pidfd`, its
+// init's pidfd), then attach_veth on them, and both closed. Returns 0, or -errno with `*step`.
+int attach_box(int network_ns, int box_pidfd, int box_pid, const char* host_if, uint32_t address, int prefix, const char** step);
+
 }  // namespace sandcell

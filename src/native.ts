@@ -122,9 +122,9 @@ export interface NativeBox {
   /**
    * Puts the box on a private network (root only): a veth pair, `hostIf` on the bridge `br0` of
    * the namespace `networkNs` (an fd) and `eth0` in the box, given `address`/`prefix` and brought
-   * up. Errors carry `errno` and `step`.
+   * up, on a libuv worker thread. Errors carry `errno` and `step`.
    */
-  netAttach(networkNs: number, hostIf: string, address: string, prefix: number): void;
+  netAttach(networkNs: number, hostIf: string, address: string, prefix: number): Promise<void>;
   /** A prepared box's one run (a join plan); resolves once the program runs. */
   start(plan: NativePlan): Promise<NativeStarted>;
 }

@@ -5,12 +5,13 @@
  * in it, and the boxes' ends live in the boxes' namespaces.
  *
  * A network is shared across the host's processes through its directory,
- * `/run/sandcell/networks/<name>/`: `network.json` (subnet, owner), `ns` (the namespace),
- * `hosts` (bound read-only at every member's /etc/hosts, rewritten in place as members come and
- * go) and `members/<n>` (one file per box, made with O_EXCL: the address `<subnet>.<n>` is taken
- * by whoever creates it). A box's veth pair is made over rtnetlink by the addon (native/netlink.cc),
- * while the box waits for its program; the network itself (rarely made) by `unshare --net=<file>`
- * and iproute2's `ip`, run in its namespace by util-linux's `nsenter`, and released by `umount`.
+ * `/run/sandcell/networks/<name>/`: `network.json` (subnet, owner), `ns` (the namespace), `hosts`
+ * (bound read-only at every member's /etc/hosts, rewritten in place as members with a hostname come
+ * and go) and `members/<n>` (one file per box, made with O_EXCL: the address `<subnet>.<n>` is
+ * taken by whoever creates it). A box's veth pair is made over rtnetlink by the addon
+ * (native/netlink.cc) on a worker thread, while the box waits for its program; the network itself
+ * (rarely made) by `unshare --net=<file>` and iproute2's `ip`, run in its namespace by util-linux's
+ * `nsenter`, and released by `umount`.
  */
 import { execFile } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -409,22 +410,27 @@ export async function joinNetwork(name: string, hostname: string | null, native:
   const n = takeAddress(name, record);
   const address = `${prefixOf(meta.subnet)}.${n}`;
   const memberFile = `${dirOf(name)}/members/${n}`;
+  // The hosts file lists boxes with a hostname only: one without comes and goes unseen by it.
   const leave = (): void => {
     rmSync(memberFile, { force: true });
-    writeHosts(name, meta.subnet);
+    if (hostname !== null) writeHosts(name, meta.subnet);
   };
-  let ns: number | null = null;
   try {
-    ns = openSync(`${dirOf(name)}/ns`, 'r');
-    native.box.netAttach(ns, `sc${pid}`, address, 24);
+    const ns = openSync(`${dirOf(name)}/ns`, 'r');
+    let attached: Promise<void>;
+    try {
+      attached = native.box.netAttach(ns, `sc${pid}`, address, 24);
+    } finally {
+      // The addon's worker thread holds a duplicate of its own.
+      closeSync(ns);
+    }
+    await attached;
   } catch (e) {
     leave();
     const err = e as { errno?: number; step?: string; message: string };
     throw new SandboxNetworkError('setup', name, `putting box ${pid} on it: ${err.message}`);
-  } finally {
-    if (ns !== null) closeSync(ns);
   }
-  writeHosts(name, meta.subnet);
+  if (hostname !== null) writeHosts(name, meta.subnet);
   return { address, leave };
 }
 

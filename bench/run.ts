@@ -899,7 +899,7 @@ async function main(): Promise<void> {
       const rounds = 5;
       for (let i = 0; i < rounds; i++) await ours(curl('/big'));
       const mibps = (rounds * 32) / ((nowMs() - t0) / 1000);
-      p(`\`run({ command: ['/bin/true'] })\` (warm boxes on) ${SUB_ITER} times each, interleaved round-robin: the default \`none\`, with an allow list (the proxy's listener made in the box's namespace, the proxy started and closed; no connection), with one published port (a host listener), on a private network (a veth pair made and addressed over rtnetlink on the addon's worker thread before the program runs; no hostname, so the network's hosts file is not rewritten). Throughput at concurrency 2, ${SECONDS} s each.`);
+      p(`\`run({ command: ['/bin/true'] })\` (warm boxes on) ${SUB_ITER} times each, interleaved round-robin: the default \`none\`, with an allow list (the proxy's listener made in the box's namespace, the proxy started and closed; no connection), with one published port (a host listener), on a private network (a veth pair made and addressed over rtnetlink on the addon's worker thread when the box is built, ahead of its run for a warm box; no hostname, so the network's hosts file is not rewritten). Throughput at concurrency 2, ${SECONDS} s each.`);
       p();
       p(LAT_HEAD);
       p(row('`network: none` (baseline)', none!));

@@ -1,7 +1,5 @@
 #include "netlink.h"
 
-#include <unistd.h>
-
 #include <errno.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
@@ -11,6 +9,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
 
 #include "netns.h"
 
@@ -62,7 +63,8 @@ class Request {
   // interface index of an RTM_NEWLINK answer (a RTM_GETLINK request).
   int exchange(int fd, int* index = nullptr) {
     if (overflow_) return -EMSGSIZE;
-    hdr()->nlmsg_seq = ++seq_;
+    // Boxes are attached on several worker threads at once: each request keeps its own number.
+    const uint32_t seq = hdr()->nlmsg_seq = seq_.fetch_add(1, std::memory_order_relaxed) + 1;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     ssize_t n;
@@ -76,7 +78,7 @@ class Request {
       if (n < 0) return -errno;
       int len = static_cast<int>(n);
       for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(reply); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-        if (h->nlmsg_seq != seq_) continue;
+        if (h->nlmsg_seq != seq) continue;
         if (h->nlmsg_type == NLMSG_ERROR) return static_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
         if (h->nlmsg_type == RTM_NEWLINK && index) *index = static_cast<ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
       }
@@ -86,7 +88,7 @@ class Request {
  private:
   alignas(nlmsghdr) char buf_[1024];
   bool overflow_ = false;
-  static inline uint32_t seq_ = 0;
+  static inline std::atomic<uint32_t> seq_{0};
 };
 
 int link_index(int fd, const char* name, int* index) {

@@ -69,7 +69,7 @@ export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxPr
   }
   proc ??= await startNew(ctx, outcome);
   // The next box of this shape is built once this run is over, not while it starts or runs.
-  const again = (): void => warmBoxes.want(key, () => prepareBox(shape, pool));
+  const again = (): void => warmBoxes.want(key, () => prepareBox(shape, pool, o.privateNetwork));
   proc.wait().then(again, again);
   return proc;
 }
@@ -94,7 +94,7 @@ async function startWarm(c: Context, warm: WarmBox, box: 'warm' | 'new' = 'warm'
   c.stages?.mark('cgroup');
   const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin });
   c.stages?.mark('plan');
-  const network = BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o) : null;
+  const network = BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o, warm.network) : null;
   let started;
   try {
     started = await nativeStart(warm.native.box, run.plan);
@@ -113,7 +113,7 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
   if (!into && BoxNetwork.wanted(c.o)) {
     // The host side of its network must be in place before the program runs: the box is built
     // to wait for its run, as a warm box is.
-    const box = await prepareBox(planBox(c.o, 'prepared'), c.pool);
+    const box = await prepareBox(planBox(c.o, 'prepared'), c.pool, c.o.privateNetwork);
     try {
       return await startWarm(c, box, 'new', outcome);
     } catch (e) {
@@ -164,8 +164,11 @@ function degraded(c: Context, cgroup: RunCgroup | null, run: PlannedRun): string
   return out;
 }
 
-/** Builds a box of this shape that waits for its run, in a run cgroup without limits yet. */
-async function prepareBox(plan: NativePlan, pool: CgroupPool | null): Promise<WarmBox> {
+/**
+ * Builds a box of this shape that waits for its run, in a run cgroup without limits yet, and puts
+ * it on its private network (if any) then.
+ */
+async function prepareBox(plan: NativePlan, pool: CgroupPool | null, network: string | null): Promise<WarmBox> {
   const began = debugging ? performance.now() : 0;
   const cgroup = pool ? await pool.take({}) : null;
   let native: NativeSpawned;
@@ -177,11 +180,17 @@ async function prepareBox(plan: NativePlan, pool: CgroupPool | null): Promise<Wa
     if (debugging) debug({ event: 'warm-build', pid: null, ms: performance.now() - began, error: e instanceof Error ? e.message : String(e) });
     throw e;
   }
-  const box = { native, cgroup, binds };
+  let box: WarmBox = { native, cgroup, binds, network: null };
   // A source replaced while the init opened it: which one it bound is unknown.
   if (!stillBound(box)) {
     await discardWarm(box);
     throw new Error('a bind source changed while the box was built');
+  }
+  try {
+    box = { ...box, network: await BoxNetwork.prepare(native, network) };
+  } catch (e) {
+    await discardWarm(box);
+    throw e;
   }
   if (debugging) debug({ event: 'warm-build', pid: native.pid, ms: performance.now() - began, steps: native.marks });
   return box;
@@ -189,6 +198,7 @@ async function prepareBox(plan: NativePlan, pool: CgroupPool | null): Promise<Wa
 
 async function discardWarm(warm: WarmBox): Promise<void> {
   warm.native.box.close();
+  warm.network?.leave();
   if (warm.cgroup) await warm.cgroup.destroy();
 }
 

@@ -8,6 +8,7 @@ import { rmdirSync, statSync } from 'node:fs';
 
 import type { RunCgroup } from '../cgroup/index.js';
 import type { NativePlan, NativeSpawned } from '../native.js';
+import type { PreparedMembership } from '../network/private.js';
 
 /**
  * What a box is, apart from what runs in it: runs whose keys match can use the same warm box.
@@ -24,6 +25,8 @@ export interface WarmBox {
   readonly cgroup: RunCgroup | null;
   /** What its bind mounts are bound to (see `bindIdentity`), as they were when it was built. */
   readonly binds: BindIdentity;
+  /** Its place on its private network, made when it was built (null: it is on none). */
+  readonly network: PreparedMembership | null;
 }
 
 /** The host paths a box binds, and which file each one was (device and inode), or missing. */
@@ -157,6 +160,7 @@ export class WarmPool {
     const boxes = [...this.shapes.values()].flatMap((shape) => shape.boxes.splice(0));
     for (const box of [...boxes, ...this.discarding.keys()]) {
       box.native.box.close();
+      box.network?.leave();
       for (const dir of box.cgroup?.dirs ?? []) {
         try {
           rmdirSync(dir);
@@ -240,6 +244,7 @@ export class WarmPool {
   /** Kills and reaps the box's init now; its cgroup goes after, tracked until it has. */
   private discard(box: WarmBox): Promise<void> {
     box.native.box.close();
+    box.network?.leave();
     const done = (box.cgroup?.destroy() ?? Promise.resolve())
       .catch(() => undefined)
       .finally(() => this.discarding.delete(box));

@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { SandboxSetupError } from '../errors.js';
 import type { NativeBox, NativeSpawned } from '../native.js';
 import type { ResolvedOptions } from '../options.js';
-import { joinNetwork, type Membership } from './private.js';
+import { claim, joinNetwork, prepareMembership, type Membership, type PreparedMembership } from './private.js';
 import { EgressProxy, PROXY_PORT, type NetworkReport } from './proxy.js';
 import { PublishedPorts, type PublishedAddress } from './publish.js';
 
@@ -37,10 +37,11 @@ export class BoxNetwork {
 
   /**
    * Opens the proxy and the published ports, and puts the box on its private network, for a box
-   * that has not started its program yet.
+   * that has not started its program yet. A box built ahead was put on it then (`prepare`).
    */
-  static async open(native: Pick<NativeSpawned, 'box' | 'pid'>, o: ResolvedOptions): Promise<BoxNetwork> {
-    const membership = o.privateNetwork !== null ? await joinNetwork(o.privateNetwork, o.hostname, native) : null;
+  static async open(native: Pick<NativeSpawned, 'box' | 'pid'>, o: ResolvedOptions, prepared: PreparedMembership | null = null): Promise<BoxNetwork> {
+    const membership =
+      prepared !== null ? claim(prepared, o.hostname) : o.privateNetwork !== null ? await joinNetwork(o.privateNetwork, o.hostname, native) : null;
     let proxy: EgressProxy | null = null;
     try {
       proxy = o.egress ? new EgressProxy(boxSocket(native.box), o.egress.allow, o.egress.limits) : null;
@@ -51,6 +52,14 @@ export class BoxNetwork {
       membership?.leave();
       throw e;
     }
+  }
+
+  /**
+   * For a box built ahead of its run: its place on its private network, made now (the veth pair
+   * is the costly part of a network's setup), so that the run only claims it.
+   */
+  static prepare(native: Pick<NativeSpawned, 'box' | 'pid'>, network: string | null): Promise<PreparedMembership | null> {
+    return network === null ? Promise.resolve(null) : prepareMembership(network, native);
   }
 
   /** The box's address on its private network (null: it is on none). */

@@ -65,6 +65,8 @@ interface Identity {
 
 interface MemberRecord extends Identity {
   hostname: string | null;
+  /** A box built ahead that no run has taken yet: it holds an address, not the network. */
+  waiting?: boolean;
 }
 
 function dirOf(name: string): string {
@@ -188,10 +190,11 @@ function writeHosts(name: string, subnet: string): void {
   }
 }
 
+/** The boxes on a network whose program runs (or ran: a living box between runs). */
 function liveMembers(name: string): NetworkInfo['members'] {
   const meta = readMeta(name);
   if (!meta) return [];
-  return [...readMembers(name)].filter(([, m]) => alive(m)).map(([n, m]) => ({ hostname: m.hostname, address: `${prefixOf(meta.subnet)}.${n}`, pid: m.pid }));
+  return [...readMembers(name)].filter(([, m]) => alive(m) && m.waiting !== true).map(([n, m]) => ({ hostname: m.hostname, address: `${prefixOf(meta.subnet)}.${n}`, pid: m.pid }));
 }
 
 /** IPv4 `a.b.c.d/len` as [network, mask] numbers. */
@@ -276,7 +279,9 @@ function listDirs(): string[] {
 /** Unmounts the namespace (if held) and removes the directory: what was made by createNetwork. */
 async function destroy(name: string): Promise<void> {
   const ns = `${dirOf(name)}/ns`;
-  if (mountedAt(ns)) await exec(name, tool('umount', name), [ns]);
+  // Lazily: a box being built ahead may hold the namespace's file open while its veth pair is
+  // made; the namespace goes with the last such reference, and that box is never used (see claim).
+  if (mountedAt(ns)) await exec(name, tool('umount', name), ['--lazy', ns]);
   rmSync(dirOf(name), { recursive: true, force: true });
 }
 
@@ -393,27 +398,57 @@ export interface Membership {
 }
 
 /**
+ * A box built ahead on a network, not yet taken by a run: its veth pair and address are made, its
+ * member file says it waits. A waiting box does not keep its network from being removed; a run
+ * that takes it after that finds the network gone (or made again) and has the box discarded.
+ */
+export interface PreparedMembership extends Membership {
+  readonly network: string;
+  /** Tells this network from one made again under its name. */
+  readonly created: string;
+  readonly subnet: string;
+  readonly file: string;
+  readonly record: MemberRecord;
+}
+
+/**
  * Puts a box (its init's pid; the box waits for its program) on a network: takes an address,
  * makes the veth pair (the box's end moved into its namespace as `eth0`, addressed, with the
  * subnet's route and no other) and lists its hostname.
  */
 export async function joinNetwork(name: string, hostname: string | null, native: Pick<NativeSpawned, 'box' | 'pid'>): Promise<Membership> {
+  return claim(await prepareMembership(name, native), hostname);
+}
+
+/** Removes a member file if it is still this box's (the network may have been made again since). */
+function removeOwn(file: string, record: Identity): void {
+  try {
+    const held = JSON.parse(readFileSync(file, 'utf8')) as Identity;
+    if (held.pid === record.pid && held.start === record.start) rmSync(file, { force: true });
+  } catch {
+    // Gone with its network, or being rewritten by its new owner.
+  }
+}
+
+/** Takes an address for a box and makes its veth pair; the member file says it waits for a run. */
+export async function prepareMembership(name: string, native: Pick<NativeSpawned, 'box' | 'pid'>): Promise<PreparedMembership> {
   const pid = native.pid;
   requireRoot(name);
   await sweepOnce();
   const meta = readMeta(name);
   if (!meta) throw new SandboxNetworkError('not-found', name, `no network named ${name}`);
-  if (hostname !== null && liveMembers(name).some((m) => m.hostname === hostname)) {
-    throw new SandboxNetworkError('hostname-taken', name, `a box named ${hostname} is on it already`);
-  }
-  const record: MemberRecord = { ...identity(pid), hostname };
+  const record: MemberRecord = { ...identity(pid), hostname: null, waiting: true };
   const n = takeAddress(name, record);
   const address = `${prefixOf(meta.subnet)}.${n}`;
-  const memberFile = `${dirOf(name)}/members/${n}`;
-  // The hosts file lists boxes with a hostname only: one without comes and goes unseen by it.
-  const leave = (): void => {
-    rmSync(memberFile, { force: true });
-    if (hostname !== null) writeHosts(name, meta.subnet);
+  const file = `${dirOf(name)}/members/${n}`;
+  const prepared: PreparedMembership = {
+    network: name,
+    created: meta.created,
+    subnet: meta.subnet,
+    file,
+    record,
+    address,
+    leave: () => removeOwn(file, record),
   };
   try {
     const ns = openSync(`${dirOf(name)}/ns`, 'r');
@@ -426,12 +461,34 @@ export async function joinNetwork(name: string, hostname: string | null, native:
     }
     await attached;
   } catch (e) {
-    leave();
+    prepared.leave();
     const err = e as { errno?: number; step?: string; message: string };
     throw new SandboxNetworkError('setup', name, `putting box ${pid} on it: ${err.message}`);
   }
-  if (hostname !== null) writeHosts(name, meta.subnet);
-  return { address, leave };
+  return prepared;
+}
+
+/**
+ * A run takes a prepared box: the box is a member from now on, listed by its hostname (the hosts
+ * file lists boxes with a hostname only: one without comes and goes unseen by it). Throws when
+ * the network is not the one the box was put on any more, or the hostname is taken.
+ */
+export function claim(prepared: PreparedMembership, hostname: string | null): Membership {
+  const { network: name, subnet, file, record } = prepared;
+  if (readMeta(name)?.created !== prepared.created) {
+    throw new SandboxNetworkError('not-found', name, `the network ${name} the box was built for was removed`);
+  }
+  if (hostname !== null && liveMembers(name).some((m) => m.hostname === hostname)) {
+    prepared.leave();
+    throw new SandboxNetworkError('hostname-taken', name, `a box named ${hostname} is on it already`);
+  }
+  writeFileSync(file, JSON.stringify({ pid: record.pid, start: record.start, hostname }));
+  const leave = (): void => {
+    removeOwn(file, record);
+    if (hostname !== null) writeHosts(name, subnet);
+  };
+  if (hostname !== null) writeHosts(name, subnet);
+  return { address: prepared.address, leave };
 }
 
 /** Takes a free host number by creating its member file; a file of a box that has ended is taken over. */

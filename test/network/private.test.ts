@@ -3,7 +3,7 @@
 // outside); a `none` box cannot reach them. A network in use cannot be removed; one whose owner
 // died is swept; nothing of a network (namespace, bridge, veth, mount, file) is left after it.
 import { spawn as spawnChild, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -161,6 +161,54 @@ describe('private networks', () => {
     expect(warm).toContain(p.pid);
     expect(p.address?.startsWith(n.subnet.replace(/0\/24$/, ''))).toBe(true);
     expect(out).toBe(`Iface\neth0\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${p.address}\tw\n`);
+  });
+
+  it('a box built ahead has its veth before any run takes it, keeps no one from removing its network, and is not used on the network made again', async () => {
+    const options = { network: 'sc-test-again' };
+    const first = await createNetwork('sc-test-again');
+    await warmBoxes.drain();
+    for (let i = 0; i < 2; i++) expect((await run({ command: ['true'], ...options })).status).toBe('ok');
+    let warm: number[] = [];
+    for (let i = 0; i < 200 && warm.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      warm = warmBoxes.pids();
+    }
+    expect(warm.length).toBeGreaterThan(0);
+    // Its eth0 is there while it waits (its init's /proc/<pid>/net is its namespace's).
+    expect(readFileSync(`/proc/${warm[0]}/net/dev`, 'utf8')).toMatch(/^\s*eth0:/m);
+    // Each box built ahead (another may be being built) holds an address, as waiting.
+    const members = join(NETWORKS_DIR, 'sc-test-again', 'members');
+    const records = readdirSync(members).map((f) => JSON.parse(readFileSync(join(members, f), 'utf8')) as { pid: number; waiting?: boolean });
+    expect(records.map((r) => r.pid)).toEqual(expect.arrayContaining(warm));
+    expect(records.every((r) => r.waiting === true)).toBe(true);
+    // A box without a program is not a member yet: the network is not in use.
+    expect((await listNetworks()).find((x) => x.name === 'sc-test-again')?.members).toEqual([]);
+    await first.remove();
+    await using second = await createNetwork('sc-test-again');
+    const p = await spawn({ command: ['cut', '-f1', '/proc/net/route'], ...options });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += String(d)));
+    expect((await p.wait()).status).toBe('ok');
+    // The box built for the first network (its eth0 went with it) was discarded, not used.
+    expect(warm).not.toContain(p.pid);
+    expect(out).toBe('Iface\neth0\n');
+    expect(p.address?.startsWith(second.subnet.replace(/0\/24$/, ''))).toBe(true);
+  });
+
+  it('boxes put on a network at once (their veth pairs made on several worker threads) each get their eth0', async () => {
+    await using n = await createNetwork('sc-test-many');
+    let next = 0;
+    const got: string[] = [];
+    const worker = async (): Promise<void> => {
+      while (next < 24) {
+        next++;
+        const r = await run({ command: ['cut', '-f1', '/proc/net/route'], network: 'sc-test-many', limits: { wallTime: '20s' } });
+        got.push(`${r.status} ${r.stdout.trim().replace('\n', ' ')}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, worker));
+    expect(got).toEqual(Array.from({ length: 24 }, () => 'ok Iface eth0'));
+    expect(n.subnet).toMatch(/\.0\/24$/);
   });
 
   it('removing a network that boxes are on is refused, naming them; it is removed once they end', async () => {

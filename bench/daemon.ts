@@ -7,7 +7,7 @@
  * Environment: BENCH_ITERATIONS runs per figure (default 500).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -40,7 +40,12 @@ export interface Daemon {
 export async function startDaemon(args: readonly string[] = []): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-daemon-'));
   const socket = join(dir, 'sandcell.sock');
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--socket', socket, '--log-level', 'warn', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // As a service runs it: the default log level (a JSON line per request and per run, written
+  // synchronously), into a file as a service manager would take it, not into a pipe this process
+  // would have to wake up for and read.
+  const log = openSync(join(dir, 'serve.log'), 'a');
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--socket', socket, ...args], { stdio: ['ignore', log, 'inherit'] });
+  closeSync(log);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const engine = connect({ socket });
   const agent = new Agent({ keepAlive: true });

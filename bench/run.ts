@@ -833,13 +833,18 @@ async function main(): Promise<void> {
   // ---- 12. the daemon (bench/daemon.ts) ------------------------------------------------------------
   await section('12. The daemon: runs through `sandcell serve` on a Unix socket', async () => {
     const daemon = await guarded('sandcell serve start', () => startDaemon());
+    // The raw POST has a daemon of its own: on one shared daemon, the round-robin put it right
+    // after the client's run, so it started while that daemon still built the warm box for the
+    // next run (a build takes about two runs), and the client's run came after a shorter idle
+    // time than the local run's. Each line's engine now idles as long before each sample.
+    const rawDaemon = await guarded('sandcell serve start (raw POST)', () => startDaemon());
     // The same daemon with as many runs at once as the throughput clients send: the library
     // in this process has no cap, the daemon's default is the CPUs.
     const wide = await guarded('sandcell serve --parallelism 8 start', () => startDaemon(['--parallelism', '8']));
     try {
       const local = (): Promise<void> => ours(DAEMON_OPTIONS);
       const client = (): Promise<void> => guarded('daemon run (client)', () => daemon.clientRun());
-      const raw = (): Promise<void> => guarded('daemon run (raw POST)', () => daemon.rawRun());
+      const raw = (): Promise<void> => guarded('daemon run (raw POST)', () => rawDaemon.rawRun());
       const health = (): Promise<void> => guarded('daemon health', () => daemon.health());
       const wideClient = (): Promise<void> => guarded('daemon run (client, parallelism 8)', () => wide.clientRun());
       const [dl, dc, dr, dh] = await interleaved([local, client, raw, health], ITER);
@@ -870,6 +875,7 @@ async function main(): Promise<void> {
       figures.daemonWideT8 = med('wide');
     } finally {
       await daemon.stop();
+      await rawDaemon.stop();
       await wide.stop();
     }
   });

@@ -212,6 +212,7 @@ export interface ResolvedOptions {
   seccomp: PresetName | SeccompPolicy;
 }
 
+/** The limits a box gets when its options name none (sizes in bytes); `null` in the options lifts one. */
 export const DEFAULT_LIMITS = {
   memoryBytes: DEFAULT_MEMORY_BYTES,
   processes: 256,

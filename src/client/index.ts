@@ -13,8 +13,7 @@ import { WebSocket } from 'ws';
 
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
-import type { FileContent, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
-import type { Result } from '../result.js';
+import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
 
 export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
 

@@ -9,8 +9,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
-import { SandboxOptionsError } from '../errors.js';
-import { DEFAULT_LIMITS, parseOptions, type Limits, type ParsedOptions } from '../options.js';
+import { DEFAULT_LIMITS, parseOptions, SandboxOptionsError, type Limits, type ParsedOptions } from '../index.js';
 import { forbidden } from './http-error.js';
 
 type GivenLimits = Required<NonNullable<ParsedOptions['limits']>>;

@@ -6,8 +6,7 @@
  */
 import { z } from 'zod';
 
-import { SandboxOptionsError, type OptionIssue } from '../errors.js';
-import { optionSchemas } from '../options.js';
+import { optionSchemas, SandboxOptionsError, type OptionIssue } from '../index.js';
 
 export const FILE_ID = /^sha256:[0-9a-f]{64}$/;
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;

@@ -13,9 +13,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, onDebugEvent, run, shutdown, type DebugEvent, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
-import { peerCredentials } from '../native.js';
-import { parseOptions } from '../options.js';
+import { SandboxOptionsError, SandboxSetupError, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
 import { Admission } from './admission.js';
 import { Boxes } from './boxes.js';
 import { HttpError, badRequest } from './http-error.js';
@@ -217,10 +215,8 @@ export class Daemon {
     const header = req.headers.authorization;
     if (header === undefined) {
       if (transport === 'tcp') throw new HttpError(401, 'unauthorized', 'a bearer token is required', undefined, { 'www-authenticate': 'Bearer' });
-      const fd = (req.socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-      if (typeof fd !== 'number' || fd < 0) throw new HttpError(401, 'unauthorized', "the socket peer's credentials cannot be read");
       try {
-        return `uid:${peerCredentials(fd).uid}`;
+        return `uid:${peerCredentials(req.socket).uid}`;
       } catch (e) {
         throw new HttpError(401, 'unauthorized', `the socket peer's credentials cannot be read (${(e as Error).message})`);
       }

@@ -11,8 +11,7 @@
 import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 
-import { spawn, type SandboxProcess, type SpawnOptions } from '../index.js';
-import type { Result } from '../result.js';
+import { spawn, type Result, type SandboxProcess, type SpawnOptions } from '../index.js';
 import { HttpError } from './http-error.js';
 import { clientFrameEnvelope, issuesOf, type ClientFrame } from './schemas.js';
 import { resultToJson, type ErrorJson, type ResultJson } from './wire.js';

@@ -4,7 +4,7 @@
  * daemon beforehand); collected files come back as base64. Types only and pure functions: a
  * client imports this without loading the sandbox engine.
  */
-import type { Result } from '../result.js';
+import type { Result } from '../index.js';
 
 /** Bytes: a UTF-8 string, base64, or a file stored on the daemon (`POST /v1/files`). */
 export type BytesJson = string | { base64: string } | { fileId: string };

@@ -2,13 +2,12 @@
 // the connection (SO_PEERCRED), so two local users own their own boxes and share the daemon
 // round-robin. The other user is a real process started as uid/gid 65534.
 import { execFile } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
-import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { createServer, connect as netConnect, Socket, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { connect } from '../../src/client/index.js';
-import { peerCredentials } from '../../src/native.js';
+import { peerCredentials } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
 import { CLI, http, startDaemon, until } from './daemon.js';
 
@@ -39,19 +38,25 @@ describe('peerCredentials (SO_PEERCRED)', () => {
     await new Promise<void>((resolve) => server.listen(path, resolve));
     const client = netConnect(path);
     const conn = await accepted;
-    const fd = (conn as unknown as { _handle: { fd: number } })._handle.fd;
-    expect(peerCredentials(fd)).toEqual({ pid: process.pid, uid: 0, gid: 0 });
+    expect(peerCredentials(conn)).toEqual({ pid: process.pid, uid: 0, gid: 0 });
     client.destroy();
     conn.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Closed: no descriptor left to ask about.
+    expect(() => peerCredentials(conn)).toThrow(TypeError);
+    // Never connected.
+    expect(() => peerCredentials(new Socket())).toThrow(TypeError);
 
-    const file = openSync('/proc/self/status', 'r');
-    try {
-      expect(() => peerCredentials(file)).toThrow(expect.objectContaining({ errno: 88 })); // ENOTSOCK
-    } finally {
-      closeSync(file);
-    }
-    expect(() => peerCredentials(-1)).toThrow(TypeError);
+    // TCP: the kernel has no credentials to give, and would answer pid 0, uid -1.
+    const tcp = createServer();
+    const tcpAccepted = new Promise<Socket>((resolve) => tcp.once('connection', resolve));
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const tcpClient = netConnect((tcp.address() as AddressInfo).port, '127.0.0.1');
+    const tcpConn = await tcpAccepted;
+    expect(() => peerCredentials(tcpConn)).toThrow(/TCP socket/);
+    tcpClient.destroy();
+    tcpConn.destroy();
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
   });
 });
 

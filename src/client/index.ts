@@ -5,7 +5,7 @@
  * the shape of a SandboxProcess; option and setup errors are the library's SandboxOptionsError
  * and SandboxSetupError. Loads no native code: a client needs neither root nor the addon.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, Writable } from 'node:stream';
 
@@ -61,8 +61,29 @@ export interface RemoteProcess {
   wait(): Promise<Result>;
 }
 
+/**
+ * Many runs over one WebSocket to the daemon: each `run()` is a frame, answered as it ends, so
+ * runs in flight at once share one connection and none pays for an HTTP request of its own.
+ * Closing it (`close()`, `await using`, or `engine.close()`) aborts the runs still in flight.
+ */
+export interface RunSession extends AsyncDisposable {
+  /**
+   * run(): the library's options and result. Aborting `options.signal` cancels this run alone
+   * (its box ends on the daemon) and rejects with an AbortError; the session stays open. Rejects
+   * with SandcellRemoteError `closed` once the connection is gone (the daemon drained or went
+   * away): open another session then.
+   */
+  run(options: RunOptions): Promise<RunResult>;
+  /** Runs called and not yet settled. */
+  readonly pending: number;
+  /** Closes the connection; runs still in flight are aborted on the daemon and reject with an AbortError. */
+  close(): Promise<void>;
+}
+
 export interface Engine {
   run(options: RunOptions): Promise<RunResult>;
+  /** A connection of runs (a WebSocket): resolves once it is open. */
+  session(): Promise<RunSession>;
   /** spawn(): resolves once the program runs; the WebSocket lives as long as the box. */
   spawn(options: SpawnOptions): Promise<RemoteProcess>;
   Sandbox: { create(options?: SandboxOptions): Promise<RemoteSandbox> };
@@ -74,7 +95,7 @@ export interface Engine {
   boxes(): Promise<{ id: string; ageMs: number; idleMs: number; runs: number }[]>;
   version(): Promise<{ version: string; api: number; features: string[] }>;
   health(): Promise<{ ok: boolean; draining: boolean; running: number; queued: number }>;
-  /** Closes the kept-alive connections. */
+  /** Closes the kept-alive connections and the open sessions (their runs in flight are aborted). */
   close(): void;
 }
 
@@ -85,7 +106,11 @@ interface Reply {
 }
 
 function abortError(signal: AbortSignal): Error {
-  const e = new Error('the sandboxed run was aborted', { cause: signal.reason });
+  return abortedBy(signal.reason);
+}
+
+function abortedBy(cause: unknown): Error {
+  const e = new Error('the sandboxed run was aborted', { cause });
   e.name = 'AbortError';
   return e;
 }
@@ -215,13 +240,116 @@ export function connect(options: ConnectOptions): Engine {
   const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> =>
     resultFromJson(await json<ResultJson>('POST', path, await optionsToJson(o), o.signal)) as RunResult;
 
+  const wsUrl = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
+  const wsHeaders = options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {};
+  /** A refused upgrade: the daemon's error reply, as for any request. */
+  const refused = (res: IncomingMessage): Promise<Error> =>
+    new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(fromError({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })));
+      res.on('error', (e) => resolve(e));
+    });
+
+  const sessions = new Set<RunSession>();
+
+  const session = (): Promise<RunSession> =>
+    new Promise<RunSession>((resolveOpen, rejectOpen) => {
+      const ws = new WebSocket(wsUrl, { headers: wsHeaders });
+      let nextId = 1;
+      let open = false;
+      let closedBy: Error | null = null;
+      const waiting = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void; signal: AbortSignal | undefined; onAbort: () => void }>();
+      const settle = (id: number): ReturnType<typeof waiting.get> => {
+        const w = waiting.get(id);
+        if (w === undefined) return undefined;
+        waiting.delete(id);
+        w.signal?.removeEventListener('abort', w.onAbort);
+        return w;
+      };
+      const end = (e: Error): void => {
+        if (closedBy !== null) return;
+        closedBy = e;
+        sessions.delete(s);
+        for (const id of [...waiting.keys()]) settle(id)?.reject(e);
+        if (!open) rejectOpen(e);
+      };
+      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+      const gone = (): SandcellRemoteError => new SandcellRemoteError(0, 'closed', 'the session\'s connection is closing: open another session');
+      const close = async (): Promise<void> => {
+        end(abortedBy(new Error('the session was closed')));
+        if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+        else if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'done');
+        await closed;
+      };
+      let unsettled = 0;
+      const runOne = async (o: RunOptions): Promise<RunResult> => {
+          const signal = o.signal;
+          if (signal?.aborted) throw abortError(signal);
+          const body = await optionsToJson(o);
+          if (closedBy !== null) throw closedBy;
+          // Closing: the daemon said it is done with this connection (it drains), or close() ran.
+          if (ws.readyState !== WebSocket.OPEN) throw gone();
+          if (signal?.aborted) throw abortError(signal);
+          const id = nextId++;
+          return new Promise<RunResult>((resolve, reject) => {
+            // The run alone is cancelled: its box ends on the daemon, whose answer is then ignored.
+            const onAbort = (): void => {
+              if (settle(id) === undefined) return;
+              reject(abortError(signal as AbortSignal));
+              if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'cancel', id }));
+            };
+            waiting.set(id, { resolve, reject, signal, onAbort });
+            signal?.addEventListener('abort', onAbort, { once: true });
+            ws.send(JSON.stringify({ type: 'run', id, options: body }), (err) => {
+              if (err) settle(id)?.reject(closedBy ?? gone());
+            });
+          });
+      };
+      const s: RunSession = {
+        async run(o: RunOptions): Promise<RunResult> {
+          unsettled++;
+          try {
+            return await runOne(o);
+          } finally {
+            unsettled--;
+          }
+        },
+        get pending() {
+          return unsettled;
+        },
+        close,
+        [Symbol.asyncDispose]: close,
+      };
+      ws.on('open', () => {
+        open = true;
+        sessions.add(s);
+        resolveOpen(s);
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        void refused(res).then((e) => {
+          end(e);
+          ws.terminate();
+        });
+      });
+      ws.on('message', (data: Buffer) => {
+        const f = JSON.parse(data.toString('utf8')) as { type: 'result'; id: number; result: ResultJson } | ({ type: 'error'; id?: number; status: number } & ErrorJson);
+        if (f.type === 'result') settle(f.id)?.resolve(resultFromJson(f.result) as RunResult);
+        else if (f.type === 'error' && f.id !== undefined) settle(f.id)?.reject(errorOf(f.status, f.error));
+        // An error without an id ends the connection: its close follows, and says so to every run.
+        else if (f.type === 'error') end(errorOf(f.status, f.error));
+      });
+      ws.on('error', (e) => end(e));
+      ws.on('close', (code, reason) => end(new SandcellRemoteError(0, 'closed', `the daemon closed the session (${code} ${reason.toString()})`)));
+    });
+
   const spawnAt = async (o: SpawnOptions): Promise<RemoteProcess> => {
     const body = await optionsToJson(o);
-    const url = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
+    const url = wsUrl;
     const signal = o.signal;
     if (signal?.aborted) throw abortError(signal);
     return new Promise<RemoteProcess>((resolveStarted, rejectStarted) => {
-      const ws = new WebSocket(url, { headers: options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {} });
+      const ws = new WebSocket(url, { headers: wsHeaders });
       let started = false;
       let ended = false;
       let resolveResult!: (r: Result) => void;
@@ -295,10 +423,8 @@ export function connect(options: ConnectOptions): Engine {
       });
       ws.on('open', () => frame({ type: 'spawn', options: body }));
       ws.on('unexpected-response', (_req, res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          finish(fromError({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        void refused(res).then((e) => {
+          finish(e);
           ws.terminate();
         });
       });
@@ -322,6 +448,7 @@ export function connect(options: ConnectOptions): Engine {
 
   return {
     run: (o) => runAt('/v1/run', o),
+    session,
     spawn: spawnAt,
     Sandbox: {
       async create(o: SandboxOptions = {}): Promise<RemoteSandbox> {
@@ -353,6 +480,9 @@ export function connect(options: ConnectOptions): Engine {
     boxes: async () => (await json<{ boxes: { id: string; ageMs: number; idleMs: number; runs: number }[] }>('GET', '/v1/boxes')).boxes,
     version: () => json('GET', '/v1/version'),
     health: () => json('GET', '/v1/health', undefined, undefined, [200, 503]),
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      for (const s of [...sessions]) void s.close();
+    },
   };
 }

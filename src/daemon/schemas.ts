@@ -71,13 +71,14 @@ export const fileIdJson = z.object({ id: z.string().regex(FILE_ID), size: z.numb
 const runId = z.union([z.string().max(256), z.number().int()]);
 
 /**
- * Frames a WebSocket client sends: `spawn`, then stdin and kills; or any number of `run`s. With
- * the options' schema.
+ * Frames a WebSocket client sends: `spawn`, then stdin and kills; or any number of `run`s, and
+ * `cancel`s of runs in flight. With the options' schema.
  */
 function clientFrameOf<S extends z.ZodType, R extends z.ZodType>(spawnOptions: S, runOptions: R) {
   return z.discriminatedUnion('type', [
     z.strictObject({ type: z.literal('spawn'), options: spawnOptions }),
     z.strictObject({ type: z.literal('run'), id: runId, options: runOptions }),
+    z.strictObject({ type: z.literal('cancel'), id: runId }),
     z.strictObject({ type: z.literal('stdin'), data: z.union([z.string(), base64]) }),
     z.strictObject({ type: z.literal('stdin-end') }),
     z.strictObject({ type: z.literal('kill'), signal: z.union([z.string().regex(/^SIG[A-Z0-9]+$/), z.number().int().min(1).max(64)]).optional() }),

@@ -360,12 +360,14 @@ export class Daemon {
           return applyPolicy(this.config.policy, parseOptions('run', decoded), decoded, true);
         },
         admitted: (fn) => this.admitted(ctx, 'spawn', fn),
-        run: async (body) => {
+        run: async (body, cancel) => {
           if (this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
           if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid-options', 'options must be an object', 'options');
           const decoded = this.decodeRun(runRequest, body as Record<string, unknown>);
           const options = applyPolicy(this.config.policy, parseOptions('run', decoded), decoded, true);
-          return resultToJson(await this.admitted(ctx, 'run', (signal) => run({ ...options, signal })));
+          // The run ends when its connection drops or its client cancels it, whichever comes first.
+          const one: Ctx = { ...ctx, signal: AbortSignal.any([ac.signal, cancel]) };
+          return resultToJson(await this.admitted(one, 'run', (signal) => run({ ...options, signal })));
         },
         onDrain: (close) => {
           this.drainHooks.add(close);

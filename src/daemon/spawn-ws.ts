@@ -4,7 +4,8 @@
  * (base64) and finally `exit` with the result, or `error`, and closes. `run`: any number of runs
  * over one connection, as /v1/run; each `{ type: 'run', id, options }` is answered by
  * `{ type: 'result', id, result }` or `{ type: 'error', id, status, error }` as it ends, and the
- * connection stays open. A connection that drops aborts its box or its runs. Output is read from
+ * connection stays open; `{ type: 'cancel', id }` aborts that run (its box ends), answered by an
+ * `error` of code `aborted`. A connection that drops aborts its box or its runs. Output is read from
  * the box only as fast as the client takes it: a stream is paused while the WebSocket has more
  * than HIGH_WATER bytes unsent.
  */
@@ -30,8 +31,8 @@ export interface SpawnHooks {
   options(body: unknown): SpawnOptions;
   /** Runs `fn` holding an admission slot for the whole spawn. */
   admitted(fn: (signal: AbortSignal) => Promise<Result>): Promise<Result>;
-  /** A `run` frame's options run as /v1/run's: its result, as JSON. */
-  run(body: unknown): Promise<ResultJson>;
+  /** A `run` frame's options run as /v1/run's, until `signal` aborts it: its result, as JSON. */
+  run(body: unknown, signal: AbortSignal): Promise<ResultJson>;
   /** `close` is called when the daemon starts to drain (a connection of runs closes once they have ended); returns its removal. */
   onDrain(close: () => void): () => void;
   /** The status and body an error gets in a reply. */
@@ -44,11 +45,18 @@ function badFrame(message: string): HttpError {
   return new HttpError(400, 'invalid-frame', message);
 }
 
+/** The answer of a run its client cancelled. */
+function cancelled(): { status: number } & ErrorJson {
+  return { status: 499, error: { code: 'aborted', message: 'the run was cancelled by the client' } };
+}
+
 /** Serves one WebSocket; resolves once the box (if any) has ended and the connection is closed. */
 export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
   let state: 'waiting' | 'starting' | 'running' | 'runs' | 'done' = 'waiting';
   /** Runs in flight on a connection of runs. */
   const runs = new Set<Promise<void>>();
+  /** What cancels each run in flight, by its id (a later run may reuse an id once it has ended). */
+  const cancels = new Map<string | number, AbortController>();
   let draining = false;
   /** Run frames are not read while the client leaves more than HIGH_WATER bytes of answers unread. */
   let answersPaused = false;
@@ -163,17 +171,29 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
 
   /** One run of a connection of runs: its answer, or its error, carries its id; the connection stays. */
   const startRun = (id: string | number, body: unknown): void => {
+    if (cancels.has(id)) {
+      const { status, body: error } = hooks.reply(badFrame(`run ${JSON.stringify(id)} is in flight already: ids of runs in flight must differ`));
+      send({ type: 'error', id, status, ...error });
+      return;
+    }
+    const cancel = new AbortController();
+    cancels.set(id, cancel);
     const one = hooks
-      .run(body)
+      .run(body, cancel.signal)
       .then(
         (result) => send({ type: 'result', id, result }),
         (e: unknown) => {
           if (hooks.signal.aborted) return;
+          if (cancel.signal.aborted) {
+            send({ type: 'error', id, ...cancelled() });
+            return;
+          }
           const { status, body: error } = hooks.reply(e);
           send({ type: 'error', id, status, ...error });
         },
       )
       .finally(() => {
+        cancels.delete(id);
         runs.delete(one);
         closeIfIdle();
       });
@@ -205,6 +225,15 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
         }
         if (answersPaused) held.push({ id: frame.id, options: frame.options });
         else startRun(frame.id, frame.options);
+      } else if (frame.type === 'cancel') {
+        if (state !== 'runs') throw badFrame('cancel on a connection without runs');
+        // A run that ended already (its answer may be on its way) or was never sent: nothing to do.
+        const id = frame.id;
+        const heldAt = held.findIndex((h) => h.id === id);
+        if (heldAt >= 0) {
+          held.splice(heldAt, 1);
+          send({ type: 'error', id, ...cancelled() });
+        } else cancels.get(id)?.abort(new Error('cancelled by the client'));
       } else if (state === 'runs') throw badFrame(`${frame.type} on a connection of runs`);
       else if (frame.type === 'spawn') {
         if (state !== 'waiting') throw badFrame('spawn was sent twice');

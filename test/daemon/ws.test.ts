@@ -279,6 +279,29 @@ describe('many runs over one WebSocket', () => {
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
 
+  it('cancel: the run of that id ends (error aborted), an id in flight cannot be reused, an unknown id is no error', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const c = rawClient(d);
+    await c.opened;
+    c.ws.send(JSON.stringify({ type: 'run', id: 'long', options: { command: ['/bin/sleep', '300'] } }));
+    expect(await until(() => programs(d.pid).length === 1)).toBe(true);
+    c.ws.send(JSON.stringify({ type: 'run', id: 'long', options: { command: ['/bin/true'] } }));
+    expect(await until(() => c.frames.length === 1)).toBe(true);
+    expect(c.frames[0]).toMatchObject({ type: 'error', id: 'long', status: 400, error: { code: 'invalid-frame' } });
+    c.ws.send(JSON.stringify({ type: 'cancel', id: 'never-sent' }));
+    c.ws.send(JSON.stringify({ type: 'cancel', id: 'long' }));
+    expect(await until(() => c.frames.length === 2)).toBe(true);
+    expect(c.frames[1]).toEqual({ type: 'error', id: 'long', status: 499, error: { code: 'aborted', message: 'the run was cancelled by the client' } });
+    expect(await until(() => programs(d.pid).length === 0)).toBe(true);
+    // The id is free again, and the connection open.
+    c.ws.send(JSON.stringify({ type: 'run', id: 'long', options: { command: ['/bin/echo', 'ok'] } }));
+    expect(await until(() => c.frames.length === 3)).toBe(true);
+    expect(c.frames[2]).toMatchObject({ type: 'result', id: 'long', result: { status: 'ok', stdout: 'ok\n' } });
+    c.ws.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+  });
+
   it('a dropped connection aborts its runs; SIGTERM lets the runs in flight finish, then closes the connection', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();

@@ -1,7 +1,7 @@
 /**
  * The daemon as a client sees it: `sandcell serve` started on a Unix socket in a temp dir, and
- * two ways to run through it (the TS client, and a raw JSON POST with node:http as a go-judge-
- * style caller sends it). Section 12 of `npm run bench` uses this module; run alone it prints the
+ * three ways to run through it (the TS client's run() and its session over one WebSocket, and a
+ * raw JSON POST with node:http as a go-judge-style caller sends it). Section 12 of `npm run bench` uses this module; run alone it prints the
  * p50 of one run through the socket against the same run() in this process:
  *   npm run build && tsc -p tsconfig.bench.json && node dist-bench/daemon.js
  * Environment: BENCH_ITERATIONS runs per figure (default 500).
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { connect, type Engine } from '../dist/client/index.js';
+import { connect, type Engine, type RunSession } from '../dist/client/index.js';
 import { run, shutdown, type RunOptions } from '../dist/index.js';
 import { dist, ms, nowMs, ratio } from './stats.js';
 
@@ -30,6 +30,8 @@ export interface Daemon {
   clientRun(): Promise<void>;
   /** One run of DAEMON_OPTIONS as a bare `POST /v1/run` with a JSON body over a kept-alive connection. */
   rawRun(): Promise<void>;
+  /** One run of DAEMON_OPTIONS with the TS client's session: a frame on one WebSocket kept open. */
+  sessionRun(): Promise<void>;
   /** `GET /v1/health` with the TS client: the round trip through the socket with no run in it. */
   health(): Promise<void>;
   /** Stops the daemon (SIGTERM, awaited) and removes its temp dir. */
@@ -49,7 +51,9 @@ export async function startDaemon(args: readonly string[] = []): Promise<Daemon>
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const engine = connect({ socket });
   const agent = new Agent({ keepAlive: true });
+  let session: RunSession | null = null;
   const stop = async (): Promise<void> => {
+    await session?.close();
     engine.close();
     agent.destroy();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -71,6 +75,11 @@ export async function startDaemon(args: readonly string[] = []): Promise<Daemon>
   const clientRun = async (): Promise<void> => {
     const r = await engine.run(DAEMON_OPTIONS);
     if (r.status !== 'ok') throw new Error(`daemon run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
+  };
+  const sessionRun = async (): Promise<void> => {
+    session ??= await engine.session();
+    const r = await session.run(DAEMON_OPTIONS);
+    if (r.status !== 'ok') throw new Error(`daemon session run ended with ${r.status}: ${r.stderr.slice(0, 300)}`);
   };
   const rawRun = (): Promise<void> =>
     new Promise((ok, fail) => {
@@ -99,7 +108,7 @@ export async function startDaemon(args: readonly string[] = []): Promise<Daemon>
   const health = async (): Promise<void> => {
     await engine.health();
   };
-  return { socket, engine, clientRun, rawRun, health, stop };
+  return { socket, engine, clientRun, sessionRun, rawRun, health, stop };
 }
 
 async function sample(iterations: number, f: () => Promise<unknown>): Promise<number[]> {
@@ -120,11 +129,13 @@ async function standalone(): Promise<void> {
     const local = dist(await sample(iterations, () => run(DAEMON_OPTIONS)));
     const remote = dist(await sample(iterations, d.clientRun));
     const raw = dist(await sample(iterations, d.rawRun));
+    const session = dist(await sample(iterations, d.sessionRun));
     const floor = dist(await sample(iterations, d.health));
     console.log(`/bin/true, ${iterations} runs each, one at a time`);
     console.log(`  run() in process        p50 ${ms(local.p50)}  p99 ${ms(local.p99)}`);
     console.log(`  daemon, TS client       p50 ${ms(remote.p50)}  p99 ${ms(remote.p99)}  (${ratio(remote.p50, local.p50)} of local)`);
     console.log(`  daemon, raw JSON POST   p50 ${ms(raw.p50)}  p99 ${ms(raw.p99)}  (${ratio(raw.p50, local.p50)} of local)`);
+    console.log(`  daemon, TS session      p50 ${ms(session.p50)}  p99 ${ms(session.p99)}  (${ratio(session.p50, local.p50)} of local)`);
     console.log(`  GET /v1/health          p50 ${ms(floor.p50)}  p99 ${ms(floor.p99)}  (the round trip alone)`);
   } finally {
     await d.stop();

@@ -838,6 +838,7 @@ async function main(): Promise<void> {
     // next run (a build takes about two runs), and the client's run came after a shorter idle
     // time than the local run's. Each line's engine now idles as long before each sample.
     const rawDaemon = await guarded('sandcell serve start (raw POST)', () => startDaemon());
+    const sessionDaemon = await guarded('sandcell serve start (session)', () => startDaemon());
     // The same daemon with as many runs at once as the throughput clients send: the library
     // in this process has no cap, the daemon's default is the CPUs.
     const wide = await guarded('sandcell serve --parallelism 8 start', () => startDaemon(['--parallelism', '8']));
@@ -846,13 +847,17 @@ async function main(): Promise<void> {
       const client = (): Promise<void> => guarded('daemon run (client)', () => daemon.clientRun());
       const raw = (): Promise<void> => guarded('daemon run (raw POST)', () => rawDaemon.rawRun());
       const health = (): Promise<void> => guarded('daemon health', () => daemon.health());
+      const session = (): Promise<void> => guarded('daemon run (session)', () => sessionDaemon.sessionRun());
+      const sessionT = (): Promise<void> => guarded('daemon run (session)', () => daemon.sessionRun());
       const wideClient = (): Promise<void> => guarded('daemon run (client, parallelism 8)', () => wide.clientRun());
-      const [dl, dc, dr, dh] = await interleaved([local, client, raw, health], ITER);
-      const rounds: { local: number; daemon: number; wide: number }[] = [];
-      for (let i = 0; i < DAEMON_ROUNDS; i++) rounds.push({ local: await throughput(local, 8), daemon: await throughput(client, 8), wide: await throughput(wideClient, 8) });
-      const med = (k: 'local' | 'daemon' | 'wide'): number => median(rounds.map((r) => r[k]));
-      const ratios = (k: 'daemon' | 'wide'): string => rounds.map((r) => ratio(r[k], r.local)).join(', ');
-      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included.`);
+      const [dl, dc, dr, ds, dh] = await interleaved([local, client, raw, session, health], ITER);
+      const rounds: { local: number; daemon: number; session: number; wide: number }[] = [];
+      for (let i = 0; i < DAEMON_ROUNDS; i++) {
+        rounds.push({ local: await throughput(local, 8), daemon: await throughput(client, 8), session: await throughput(sessionT, 8), wide: await throughput(wideClient, 8) });
+      }
+      const med = (k: 'local' | 'daemon' | 'session' | 'wide'): number => median(rounds.map((r) => r[k]));
+      const ratios = (k: 'daemon' | 'session' | 'wide'): string => rounds.map((r) => ratio(r[k], r.local)).join(', ');
+      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process as a service runs it (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes, the default log level with its JSON lines written to a file, not to a pipe this process reads). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin. The client's \`engine.run()\`, the raw POST and the session each talk to a daemon of their own, so before every sample each engine (the local one included) has been idle as long: a daemon shared by two lines would start one line's run while still building the warm box after the other's. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. The session is \`engine.session()\`: one WebSocket kept open, a frame per run. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included.`);
       p();
       p('Yardsticks: through the daemon, p50 ≤ local p50 + 0.5 ms, and throughput at concurrency 8 ≥ 90 % of local.');
       p();
@@ -860,11 +865,13 @@ async function main(): Promise<void> {
       p(row('local `run()` in this process (baseline)', dl!));
       p(row('**daemon, `sandcell/client` `engine.run()`**', dc!, dl, `+${ms(dc!.p50 - dl!.p50)} ms over local`));
       p(row('daemon, raw JSON `POST /v1/run` (node:http)', dr!, dl, `+${ms(dr!.p50 - dl!.p50)} ms over local`));
+      p(row('daemon, `sandcell/client` `engine.session()` (one WebSocket)', ds!, dl, `+${ms(ds!.p50 - dl!.p50)} ms over local`));
       p(row('daemon, `GET /v1/health` (round trip, no run)', dh!, undefined, `the client run less this and local: ${ms(dc!.p50 - dh!.p50 - dl!.p50)} ms`));
       p();
       p(`| at concurrency 8 (${SECONDS} s, ${DAEMON_ROUNDS} interleaved rounds: median) | runs/s | ratio to local (each round)\n|---|---:|---:|`);
       p(`| local \`run()\` (baseline) | ${med('local').toFixed(1)} | 1.00× |`);
       p(`| **daemon, \`sandcell/client\`, default parallelism (${availableParallelism()})** | ${med('daemon').toFixed(1)} | ${ratio(med('daemon'), med('local'))} (${ratios('daemon')}) |`);
+      p(`| daemon, \`sandcell/client\` \`engine.session()\` (one WebSocket), default parallelism | ${med('session').toFixed(1)} | ${ratio(med('session'), med('local'))} (${ratios('session')}) |`);
       p(`| daemon, \`sandcell/client\`, \`--parallelism 8\` | ${med('wide').toFixed(1)} | ${ratio(med('wide'), med('local'))} (${ratios('wide')}) |`);
       figures.daemonLocalP50 = dl!.p50;
       figures.daemonClientP50 = dc!.p50;
@@ -873,9 +880,12 @@ async function main(): Promise<void> {
       figures.daemonLocalT8 = med('local');
       figures.daemonT8 = med('daemon');
       figures.daemonWideT8 = med('wide');
+      figures.daemonSessionP50 = ds!.p50;
+      figures.daemonSessionT8 = med('session');
     } finally {
       await daemon.stop();
       await rawDaemon.stop();
+      await sessionDaemon.stop();
       await wide.stop();
     }
   });
@@ -1179,10 +1189,10 @@ function writeReport(): void {
   info(`judging A+B, ${JUDGE_TESTS} tests (C++): per-test overhead over the bare binary`, has('judgePerTest', 'judgeTestsMs', 'judgeBaseMs'),
     `${ms(f.judgePerTest ?? NaN)} ms per test; ${ms(f.judgeTestsMs ?? NaN, 0)} vs ${ms(f.judgeBaseMs ?? NaN, 0)} ms for the ${JUDGE_TESTS} tests = ${ratio(f.judgeTestsMs ?? NaN, f.judgeBaseMs ?? NaN)}; ${ms(f.judgeTotalMs ?? NaN, 0)} ms with the build`);
   target('daemon: p50 through the socket ≤ local `run()` p50 + 0.5 ms', has('daemonClientP50', 'daemonLocalP50') ? f.daemonClientP50! <= f.daemonLocalP50! + 0.5 : null,
-    `${ms(f.daemonClientP50 ?? NaN)} vs ${ms(f.daemonLocalP50 ?? NaN)} ms = ${ratio(f.daemonClientP50 ?? NaN, f.daemonLocalP50 ?? NaN)} (raw JSON POST: ${ms(f.daemonRawP50 ?? NaN)} ms; the round trip alone, GET /v1/health: ${ms(f.daemonHealthP50 ?? NaN)} ms)`,
+    `${ms(f.daemonClientP50 ?? NaN)} vs ${ms(f.daemonLocalP50 ?? NaN)} ms = ${ratio(f.daemonClientP50 ?? NaN, f.daemonLocalP50 ?? NaN)} (raw JSON POST: ${ms(f.daemonRawP50 ?? NaN)} ms; session: ${ms(f.daemonSessionP50 ?? NaN)} ms; the round trip alone, GET /v1/health: ${ms(f.daemonHealthP50 ?? NaN)} ms)`,
     `by ${ms((f.daemonClientP50 ?? 0) - (f.daemonLocalP50 ?? 0) - 0.5)} ms`);
   target('daemon: throughput at concurrency 8 ≥ 90 % of local', has('daemonT8', 'daemonLocalT8') ? f.daemonT8! >= 0.9 * f.daemonLocalT8! : null,
-    `${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)} (with --parallelism 8: ${ratio(f.daemonWideT8 ?? NaN, f.daemonLocalT8 ?? NaN)})`,
+    `${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)} (session: ${ratio(f.daemonSessionT8 ?? NaN, f.daemonLocalT8 ?? NaN)}; with --parallelism 8: ${ratio(f.daemonWideT8 ?? NaN, f.daemonLocalT8 ?? NaN)})`,
     `needs ≥ ${(0.9 * (f.daemonLocalT8 ?? NaN)).toFixed(1)} runs/s`);
 
   info('images: a 3-layer stored image vs the same files as one directory (p50); import time', has('image3LayerP50', 'imageDirP50'),

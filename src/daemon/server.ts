@@ -91,7 +91,14 @@ export class Daemon {
   readonly admission: Admission;
   readonly store: FileStore;
   readonly boxes: Boxes;
-  readonly metrics = new Metrics();
+  readonly metrics = new Metrics(() => ({
+    queued: this.admission.queued,
+    running: this.admission.running,
+    boxes: this.boxes.size,
+    storeBytes: this.store.bytes,
+    storeFiles: this.store.count,
+    draining: this.draining,
+  }));
   private readonly log: Logger;
   private readonly servers: Server[] = [];
   private readonly tokens: { name: string; digest: Buffer }[];
@@ -254,16 +261,9 @@ export class Daemon {
     health: (_ctx, res) =>
       this.send(res, this.draining ? 503 : 200, { ok: !this.draining, draining: this.draining, running: this.admission.running, queued: this.admission.queued }),
     openapi: (_ctx, res) => this.send(res, 200, this.openapi),
-    metrics: (_ctx, res) => {
-      const text = this.metrics.render({
-        queued: this.admission.queued,
-        running: this.admission.running,
-        boxes: this.boxes.size,
-        storeBytes: this.store.bytes,
-        storeFiles: this.store.count,
-        draining: this.draining,
-      });
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
+    metrics: async (_ctx, res) => {
+      const { text, contentType } = await this.metrics.render();
+      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);
     },
     run: async (ctx, res) => {

@@ -229,9 +229,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
   chmodSync(a.socket, a.socketMode);
   const tcp = a.listen !== null ? daemon.server('tcp') : null;
   if (tcp !== null && a.listen !== null) await listen(tcp, a.listen.port, a.listen.host);
-  logger.info({ socket: a.socket, tcp: tcp?.address() ?? null, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
-
-  return new Promise<number>((resolve) => {
+  // The handlers are in place before 'listening' is said: whoever waits for that line may signal
+  // at once, and a SIGTERM without its handler would kill the daemon instead of draining it.
+  const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
       daemon.drain().then(
@@ -249,4 +249,6 @@ export async function serve(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  logger.info({ socket: a.socket, tcp: tcp?.address() ?? null, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
+  return stopped;
 }

@@ -1,6 +1,7 @@
 // The daemon and its client are layers on top of the library: what they import from it comes
 // through the package's public entry points (package.json "exports"), so a front end of anyone's
 // can do everything they do. Imports between the service layers themselves are theirs.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +47,25 @@ describe('the daemon and the client use the library through its public entry poi
     expect(files.length).toBeGreaterThan(10);
     const found = files.flatMap((f) => internalImports(f, readFileSync(f, 'utf8'), entries));
     expect(found).toEqual([]);
+  });
+
+  it('what they need is there by the package\'s own names (the built package, imported as a user does)', () => {
+    const script = `import * as errors from 'sandcell/errors';
+import * as lib from 'sandcell';
+import * as client from 'sandcell/client';
+process.stdout.write(JSON.stringify({
+  errors: Object.keys(errors).sort(),
+  sameClasses: Object.keys(errors).every((k) => errors[k] === lib[k]),
+  front: [typeof lib.optionSchemas.run.safeParse, typeof lib.parseOptions, typeof lib.DEFAULT_LIMITS.memoryBytes, typeof lib.peerCredentials],
+  client: typeof client.connect,
+}));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' })) as unknown;
+    expect(out).toEqual({
+      errors: ['AbortError', 'SandboxNetworkError', 'SandboxOptionsError', 'SandboxSetupError'],
+      sameClasses: true,
+      front: ['function', 'function', 'number', 'function'],
+      client: 'function',
+    });
   });
 
   it('the check finds an import of an internal module, type-only and dynamic ones too', () => {

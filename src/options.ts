@@ -10,6 +10,7 @@ import { SandboxOptionsError, type OptionIssue } from './errors.js';
 import { AllowList, parseAllowRule, type AllowRule } from './network/allow.js';
 import { PROXY_PORT, type EgressLimits } from './network/proxy.js';
 import { PUBLISH_HOST_ERROR, publishHost, type ResolvedPublish } from './network/publish.js';
+import { ImageConfigError, imageHasDir, imageRunDefaults, resolveImageUser, type ImageRunDefaults } from './images/config.js';
 import { defaultStoreRoot, findImage, StorePaths } from './images/store.js';
 import { HOSTNAME, NETWORK_NAME } from './network/private.js';
 import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
@@ -102,8 +103,9 @@ export interface BoxShape {
   /**
    * A root filesystem instead of the host's /usr etc.: an absolute path (a directory), or the
    * name or id of an image in the image store (`sandcell image import`; see docs/images.md).
-   * Names never start with `/` or `.`. A stored image's `Env` and `WorkingDir` are the run's
-   * defaults (`env` and `cwd` given here win).
+   * Names never start with `/` or `.`. A stored image's config is applied as `docker run`
+   * applies it: `Env` under `env`, `WorkingDir` as the default `cwd`, `User` as the default
+   * `user`, `Entrypoint` and `Cmd` as the program when no `command` is given (see `args`).
    */
   image?: string;
   /** With `image`: a copy-on-write layer over it (a tmpfs, discarded with the box). */
@@ -123,8 +125,16 @@ export interface BoxShape {
 
 /** One program: what it is, what it gets, how it is limited. */
 export interface ProgramOptions {
-  /** The program and its arguments. A name without '/' is looked up in the box's PATH. */
-  command: string[];
+  /**
+   * The program and its arguments. A name without '/' is looked up in the box's PATH. Required
+   * unless a stored `image` has an `Entrypoint` or `Cmd`; given, it replaces both.
+   */
+  command?: string[];
+  /**
+   * Arguments after the program: after `command`, or, with none, after the image's `Entrypoint`
+   * in place of its `Cmd` (as `docker run IMAGE args...`).
+   */
+  args?: string[];
   /** Environment of the program. It is empty otherwise, but for a safe PATH. */
   env?: Record<string, string>;
   /** Working directory inside the box (default /work, a writable tmpfs). */
@@ -183,8 +193,18 @@ export interface ResolvedEgress {
   limits: EgressLimits;
 }
 
+/** A stored image's default program. */
+export interface ImageProgram {
+  entrypoint: string[];
+  cmd: string[];
+}
+
 export interface ResolvedOptions {
   command: string[];
+  /** The box's stored image's `Entrypoint` and `Cmd` (null: no stored image), for runs that name no command. */
+  imageProgram: ImageProgram | null;
+  /** The working directory is the stored image's own `WorkingDir`: its files are shown, not covered by a fresh tmpfs. */
+  cwdInImage: boolean;
   env: Record<string, string>;
   cwd: string;
   limits: ResolvedLimits;
@@ -373,7 +393,8 @@ const shapeFields = {
 };
 
 const programFields = {
-  command: z.array(text).min(1, 'must name a program').max(65536),
+  command: z.array(text).min(1, 'must name a program').max(65536).optional(),
+  args: z.array(text).max(65536).optional(),
   env: envSchema.optional(),
   cwd: absolutePath.optional(),
   limits: limitsSchema.optional(),
@@ -516,7 +537,7 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
   );
   const ref = o.image ?? null;
   let image: string | null = null;
-  let stored: StoredImage | null = null;
+  let stored: ImageRunDefaults | null = null;
   if (ref !== null && ref.startsWith('/')) {
     image = ref;
     if (!statOrNull(image)?.isDirectory()) issues.push({ path: 'image', message: `is not a directory (${image})` });
@@ -534,7 +555,7 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
     layers: stored?.layers ?? null,
     imageDefaults: stored,
     writable: o.writable ?? false,
-    ...ids(o.user, issues),
+    ...ids(o.user ?? imageUser(ref, stored, issues), issues),
     cgroupParent: o.cgroupParent ?? null,
   };
 }
@@ -542,20 +563,32 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
 /** Lower directories of one overlay root: their names fit the page of mount options the kernel takes. */
 const MAX_IMAGE_LAYERS = 128;
 
-interface StoredImage {
-  layers: string[];
-  env: Record<string, string>;
-  workingDir: string | null;
-}
-
 /** A stored image's layer dirs and run defaults, read from the store (a few small files). */
-function storedImage(ref: string): StoredImage | null {
+function storedImage(ref: string): ImageRunDefaults | null {
   const paths = new StorePaths(defaultStoreRoot());
   const found = findImage(paths, ref);
-  if (!found) return null;
-  const env: Record<string, string> = {};
-  for (const e of found.config.env) env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
-  return { layers: found.layers.map((l) => paths.layerRoot(l)).reverse(), env, workingDir: found.config.workingDir };
+  return found ? imageRunDefaults(paths, found) : null;
+}
+
+/** The image's `User` when the caller gave no `user` (read from the image's own account files); without root only 0 can be mapped. */
+function imageUser(ref: string | null, stored: ImageRunDefaults | null, issues: OptionIssue[]): { uid: number; gid: number } | undefined {
+  if (ref === null || stored?.user == null) return undefined;
+  let user: { uid: number; gid: number };
+  try {
+    user = resolveImageUser(ref, stored.user, stored.layers);
+  } catch (e) {
+    if (!(e instanceof ImageConfigError)) throw e;
+    issues.push({ path: 'image', message: e.message });
+    return undefined;
+  }
+  if (!privileged() && (user.uid !== 0 || user.gid !== 0)) {
+    issues.push({
+      path: 'image',
+      message: `image ${JSON.stringify(ref)}: config User ${JSON.stringify(stored.user)} is ${user.uid}:${user.gid}, and a box without root maps only 0 (give user: { uid: 0, gid: 0 })`,
+    });
+    return undefined;
+  }
+  return user;
 }
 
 const DEFAULT_EGRESS_LIMITS: EgressLimits = { connections: 64, bytesIn: 1024 ** 3, bytesOut: 1024 ** 3 };
@@ -635,6 +668,9 @@ function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>
   const { imageDefaults, ...shape } = resolveShape(o, limits.tmpfsBytes, issues);
   return {
     ...shape,
+    imageProgram: imageDefaults ? { entrypoint: imageDefaults.entrypoint, cmd: imageDefaults.cmd } : null,
+    // As in `docker run`, the image's WorkingDir shows the files the image has there.
+    cwdInImage: o.cwd === undefined && imageDefaults?.workingDir != null && imageHasDir(imageDefaults.layers, imageDefaults.workingDir),
     env: { ...(imageDefaults?.env ?? {}), ...proxyEnv(shape.egress), ...(o.env ?? {}) },
     cwd: o.cwd ?? imageDefaults?.workingDir ?? '/work',
     limits,
@@ -649,8 +685,9 @@ export function resolveOptions(input: unknown, kind: 'run' | 'spawn' = 'run'): R
   const o = parse(runSchema, input);
   const issues: OptionIssue[] = [];
   const box = resolveBox(o, kind, issues);
+  const command = programOf(o, box.imageProgram, o.image ?? null, issues);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return { ...box, command: o.command, collect: o.collect ?? [], stdin: o.stdin ?? null };
+  return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null };
 }
 
 /** `Sandbox.create()` options: the box, and defaults for the programs run in it. */
@@ -659,6 +696,7 @@ export function resolveSandboxOptions(input: unknown): ResolvedOptions {
   const issues: OptionIssue[] = [];
   const box = resolveBox(o, 'box', issues);
   if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
+  if (o.args !== undefined) issues.push({ path: 'args', message: 'are given per run: box.run({ args })' });
   if (issues.length > 0) throw new SandboxOptionsError(issues);
   return { ...box, command: [], collect: [], stdin: null };
 }
@@ -669,11 +707,12 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'r
   const issues: OptionIssue[] = [];
   const seccomp = resolveSeccomp(o.seccomp, issues) ?? box.seccomp;
   const files = resolveFiles(o.files, issues);
+  const command = programOf(o, box.imageProgram, null, issues);
   if (o.limits?.tmpfs !== undefined) issues.push({ path: 'limits.tmpfs', message: 'is the box\'s: give it to Sandbox.create()' });
   if (issues.length > 0) throw new SandboxOptionsError(issues);
   return {
     ...box,
-    command: o.command,
+    command,
     env: { ...box.env, ...(o.env ?? {}) },
     cwd: o.cwd ?? box.cwd,
     limits: resolveLimits(o.limits ?? {}, box.limits, kind),
@@ -683,6 +722,19 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'r
     stdin: o.stdin ?? null,
     seccomp,
   };
+}
+
+/**
+ * The program a run runs, as `docker run` and a Kubernetes container make it: `command` replaces
+ * the image's `Entrypoint` and `Cmd`, `args` replace its `Cmd`.
+ */
+function programOf(o: { command?: string[]; args?: string[] }, image: ImageProgram | null, ref: string | null, issues: OptionIssue[]): string[] {
+  const program = o.command !== undefined ? [...o.command, ...(o.args ?? [])] : [...(image?.entrypoint ?? []), ...(o.args ?? image?.cmd ?? [])];
+  if (program.length === 0) {
+    const why = image ? `: image ${ref !== null ? `${JSON.stringify(ref)} ` : ''}has no Entrypoint or Cmd` : '';
+    issues.push({ path: 'command', message: `must name a program${why}` });
+  }
+  return program;
 }
 
 /**

@@ -145,6 +145,7 @@ function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepare
             image: o.image,
             layers: o.layers,
             writable: o.writable,
+            cwdInImage: o.cwdInImage,
             // A box built ahead holds nothing of a run's; a living box's own files are placed now.
             files: mode === 'prepared' ? [] : o.files,
           }),

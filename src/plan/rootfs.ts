@@ -51,6 +51,8 @@ export interface RootOptions {
   writable: boolean;
   /** Put in the working directory, owned by the program's user. */
   files: readonly ResolvedFile[];
+  /** The working directory is a directory of the stored image (its `WorkingDir`), shown as it is. */
+  cwdInImage?: boolean;
 }
 
 /** Top-level entries of an image that the box provides itself. */
@@ -171,12 +173,12 @@ export function boxRoot(o: RootOptions): NativeMount[] {
   }
   // The working directory is a writable tmpfs of its own unless it lies in something already
   // mounted (or in a writable image), or is the root itself.
-  const covered = o.writable || mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
+  const covered = o.writable || o.cwdInImage === true || mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
   if (o.cwd === '/') {
     // The root is the image's (or the box's read-only tmpfs): nothing to mount or make.
   } else if (!covered) {
     mounts.push({ kind: 'tmpfs', target: o.cwd, data: `${tmpfsBounds(o.tmpfsBytes)}mode=755,uid=${o.uid},gid=${o.gid}`, noSuid: true, noDev: true });
-  } else if (o.writable) {
+  } else if (o.writable && o.cwdInImage !== true) {
     mounts.push({ kind: 'dir', target: o.cwd, mode: 0o755, programOwned: true });
   }
   mounts.push(...filesIn(o.cwd, o.files));

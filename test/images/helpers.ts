@@ -118,3 +118,67 @@ export function buildahTwoLayer(): ToolImages {
     throw e;
   }
 }
+
+export interface ConfiguredImages {
+  work: string;
+  /** docker-archives by what their config says, all of one layer set. */
+  archives: Record<'app' | 'numeric' | 'ghost' | 'badGroup' | 'cmdOnly' | 'nothing', string>;
+  remove(): void;
+}
+
+/**
+ * Images whose config says what `docker run` applies, set by buildah: Env, WorkingDir /app (a
+ * script in it), User, Entrypoint and Cmd. The base's /etc/passwd and /etc/group name `app`
+ * (1000:1000) and the group `staff` (50).
+ *   app       User app, Entrypoint [/bin/sh, /app/entry.sh], Cmd [from-cmd]
+ *   numeric   User 1234:staff
+ *   ghost     User ghost (in no /etc/passwd)
+ *   badGroup  User app:nogroup
+ *   cmdOnly   no Entrypoint, Cmd [/bin/sh, -c, echo cmd-only]
+ *   nothing   no Entrypoint, no Cmd
+ * entry.sh prints its arguments, its ids (from /proc/self/status), its cwd and $GREETING.
+ */
+export function buildahConfigured(): ConfiguredImages {
+  const work = mkdtempSync(join(tmpdir(), 'sandcell-buildah-cfg-'));
+  chmodSync(work, 0o755);
+  const remove = (): void => rmSync(work, { recursive: true, force: true });
+  try {
+    const base = join(work, 'base');
+    mkdirSync(base);
+    baseRootfs(base);
+    mkdirSync(join(base, 'etc'), { recursive: true });
+    writeFileSync(join(base, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n');
+    writeFileSync(join(base, 'etc', 'group'), 'root:x:0:\nstaff:x:50:\napp:x:1000:\n');
+    mkdirSync(join(base, 'app'));
+    writeFileSync(
+      join(base, 'app', 'entry.sh'),
+      'echo "args: $*"\nwhile read -r k v rest; do case $k in Uid:|Gid:) echo "$k $v";; esac; done < /proc/self/status\npwd\necho "GREETING=$GREETING"\n',
+    );
+    const b = ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'overlay'];
+    const buildah = (...args: string[]): string => sh('buildah', [...b, ...args]).trim();
+    const archives = {} as ConfiguredImages['archives'];
+    try {
+      const c = buildah('from', 'scratch');
+      buildah('copy', c, `${base}/.`, '/');
+      const commit = (key: keyof ConfiguredImages['archives'], ...config: string[]): void => {
+        buildah('config', ...config, c);
+        buildah('commit', '-q', c, `sandcell-test-${key.toLowerCase()}`);
+        archives[key] = join(work, `${key}.tar`);
+        buildah('push', '-q', `sandcell-test-${key.toLowerCase()}`, `docker-archive:${archives[key]}:sandcell/${key.toLowerCase()}:1`);
+      };
+      commit('app', '--env', 'GREETING=hi', '--env', 'PATH=/bin:/usr/bin', '--workingdir', '/app', '--user', 'app', '--entrypoint', '["/bin/sh", "/app/entry.sh"]', '--cmd', '["from-cmd"]');
+      commit('numeric', '--user', '1234:staff');
+      commit('ghost', '--user', 'ghost');
+      commit('badGroup', '--user', 'app:nogroup');
+      commit('cmdOnly', '--user', '', '--entrypoint', '[]', '--cmd', '["/bin/sh", "-c", "echo cmd-only"]');
+      commit('nothing', '--entrypoint', '[]', '--cmd', '[]');
+    } finally {
+      sh('buildah', [...b, 'rm', '-a']);
+      sh('buildah', [...b, 'rmi', '-a', '-f']);
+    }
+    return { work, archives, remove };
+  } catch (e) {
+    remove();
+    throw e;
+  }
+}

@@ -6,10 +6,9 @@ import { readFileSync } from 'node:fs';
 
 import type { Bind, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../options.js';
 import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
+import { flagsOf, unknownFlag, UsageError } from './flags.js';
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError } from './flags.js';
 
 export interface RunCommand {
   options: RunOptions;
@@ -102,28 +101,19 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   const publish: PublishedPort[] = [];
   let collectTo = '.';
   const env: Record<string, string> = {};
-  const options: RunOptions = { command: [] };
+  const options: RunOptions = {};
   let report: string | null = null;
   let json = false;
   let profile: string | null = null;
   let config: string | null = null;
-  let i = 0;
-  const value = (flag: string): string => {
-    const v = args[++i];
-    if (v === undefined) throw new UsageError(`${flag} needs a value`);
-    return v;
-  };
-  for (; i < args.length; i++) {
-    const raw = args[i] as string;
-    if (raw === '--') {
-      i++;
+  let entrypoint: string | null = null;
+  let operands: string[] = [];
+  for (const f of flagsOf(args)) {
+    const { raw, flag, value: take } = f;
+    if (raw === '--' || !f.isFlag) {
+      operands = raw === '--' ? f.rest() : [raw, ...f.rest()];
       break;
     }
-    if (!raw.startsWith('-') || raw === '-') break;
-    // --flag=value is accepted as well as --flag value.
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const take = (): string => (flag !== raw ? raw.slice(eq + 1) : value(flag));
     const limit = LIMIT_FLAGS[flag];
     const numberLimit = NUMBER_LIMIT_FLAGS[flag];
     if (limit) {
@@ -139,6 +129,8 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
       mounts.push(parseMount(take()));
     } else if (flag === '--image') {
       options.image = take();
+    } else if (flag === '--entrypoint') {
+      entrypoint = take();
     } else if (flag === '--writable') {
       options.writable = true;
     } else if (flag === '--file') {
@@ -176,12 +168,19 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
     } else if (flag === '--config') {
       config = take();
     } else {
-      throw new UsageError(`unknown option ${raw} (see sandcell run --help)`);
+      unknownFlag(raw, 'run');
     }
   }
-  const command = args.slice(i);
-  if (command.length === 0) throw new UsageError('no command given (sandcell run [options] -- <command> [args...])');
-  options.command = [...command];
+  // As `docker run IMAGE args...`: the operands replace the image's Cmd and follow its
+  // Entrypoint; without an image (or one with neither) they are the command.
+  if (entrypoint !== null && entrypoint !== '') options.command = [entrypoint];
+  if (entrypoint === '') {
+    if (operands.length === 0) throw new UsageError("--entrypoint '' clears the image's Entrypoint: give the command after --");
+    options.command = operands;
+  } else if (operands.length > 0) options.args = operands;
+  if (options.command === undefined && operands.length === 0 && options.image === undefined && profile === null) {
+    throw new UsageError('no command given (sandcell run [options] -- <command> [args...])');
+  }
   if (Object.keys(limits).length > 0) options.limits = limits;
   if (binds.length > 0) options.binds = binds;
   if (mounts.length > 0) options.mounts = mounts;

@@ -1,6 +1,13 @@
-/** The `--flag value` / `--flag=value` reading shared by the verbs with options of their own. */
+/**
+ * The one reader of the command line's flags, shared by every verb: `--flag value` and
+ * `--flag=value` alike, values checked here with errors naming the flag.
+ */
 import { parseDuration, parseSize } from '../units.js';
-import { UsageError } from './args.js';
+
+/** A command line that cannot be read: the message names the flag and what is wrong. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
 
 export interface Flag {
   /** The argument as given (`--x=1`). */
@@ -9,6 +16,10 @@ export interface Flag {
   readonly flag: string;
   /** Its value: after `=`, else the next argument (taken, so it is not read as a flag). */
   value(): string;
+  /** Whether it is a flag at all (`-x`, `--x`), not an operand, `-` or `--`. */
+  readonly isFlag: boolean;
+  /** The arguments after this one (or after its value, once taken). */
+  rest(): string[];
 }
 
 export function* flagsOf(args: readonly string[]): Generator<Flag> {
@@ -26,9 +37,25 @@ export function* flagsOf(args: readonly string[]): Generator<Flag> {
         if (next === undefined) throw new UsageError(`${flag} needs a value`);
         return next;
       },
+      isFlag: raw.startsWith('-') && raw !== '-' && raw !== '--',
+      rest: () => args.slice(i + 1),
     };
     i++;
   }
+}
+
+/** The error for a flag the verb does not take. */
+export function unknownFlag(raw: string, verb: string): never {
+  throw new UsageError(`unknown option ${raw} (see sandcell ${verb} --help)`);
+}
+
+/** An integer from `min` to `max`. */
+export function integerOf(flag: string, v: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} needs an integer ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(v)}`);
+  }
+  return n;
 }
 
 export function positiveDuration(flag: string, v: string): number {

@@ -26,6 +26,11 @@ Exit status: the program's own, 128+signal when it was killed (137 when a limit 
 `;
 
 export const RUN_HELP = `Usage: sandcell run [options] -- <command> [args...]
+       sandcell run [options] --image <name> [-- <args>...]
+
+With a stored image, as docker run: no operands run its Entrypoint and Cmd; operands replace its
+Cmd and follow its Entrypoint; its Env, WorkingDir and User are the defaults of --env, --cwd and
+the program's ids.
 
 Limits:
   --time <dur>         CPU time of the whole process tree (e.g. 1s, 1500ms)
@@ -45,6 +50,8 @@ The box:
   --mount tmpfs:<inside>[:<size>]     an extra tmpfs (repeatable)
   --image <dir|name>   a root filesystem instead of the host's /usr etc.: a directory (an absolute
                        path), or the name of a stored image (sandcell image ls)
+  --entrypoint <prog>  with --image: run <prog> with the operands instead of the image's
+                       Entrypoint and Cmd ('' : the operands are the whole command)
   --writable           with --image: a copy-on-write layer over it, discarded with the box
   --file <name>=@<path>  put a host file in the working directory before the run (repeatable)
   --collect <pattern>  read files back from the working directory after the run (repeatable;

@@ -92,8 +92,9 @@ function createOptions(name: string, args: string[]): CreateServiceOptions {
   const maxLine = takeFlag(args, '--max-line');
   const cmd = parseRunArgs(args);
   if (cmd.options.collect || cmd.report !== null || cmd.config !== null) throw new UsageError('--collect, --report and --config are not for services');
-  const { files, stdin: _stdin, collect: _collect, ...box } = cmd.options;
-  const out: CreateServiceOptions = { ...box, name, replicas: Number(replicas) } as CreateServiceOptions;
+  const { files, stdin: _stdin, collect: _collect, args: operands, ...box } = cmd.options;
+  // A service's replicas run its command as given: the operands after `--` are all of it.
+  const out: CreateServiceOptions = { ...box, command: [...(box.command ?? []), ...(operands ?? [])], name, replicas: Number(replicas) } as CreateServiceOptions;
   if (files) out.files = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('utf8')]));
   if (cmd.profile !== null) out.profile = cmd.profile;
   if (constraint !== undefined) {

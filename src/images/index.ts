@@ -13,7 +13,6 @@ import { importImage, type ImportOptions } from './import.js';
 import { defaultStoreRoot, findImage, makeTmp, pruneLayers, readImages, removeRecord, StorePaths, withLock, writeImage, type ImageInfo } from './store.js';
 
 export { ImageArchiveError, ImageError } from './errors.js';
-export { ImageConfigError } from './config.js';
 export type { ImageProgress, ImportOptions } from './import.js';
 export type { ImageInfo, ImageRunConfig } from './store.js';
 export { checkImageName, defaultStoreRoot } from './store.js';

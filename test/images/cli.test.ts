@@ -7,13 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { requireRoot } from '../helpers/host.js';
 import { buildImage, type Image } from '../helpers/images.js';
-import { buildahTwoLayer, tempStore, type TempStore, type ToolImages } from './helpers.js';
+import { buildahConfigured, buildahTwoLayer, tempStore, type ConfiguredImages, type TempStore, type ToolImages } from './helpers.js';
 
 const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
 let t: TempStore;
 let base: Image;
 let images: ToolImages;
+let configured: ConfiguredImages;
 let work: string;
 
 function sandcell(...args: string[]) {
@@ -25,9 +26,11 @@ beforeAll(() => {
   t = tempStore();
   base = buildImage();
   images = buildahTwoLayer();
+  configured = buildahConfigured(['app']);
   work = mkdtempSync(join(tmpdir(), 'sandcell-image-cli-'));
 }, 120_000);
 afterAll(() => {
+  configured?.remove();
   images?.remove();
   base?.remove();
   t?.remove();
@@ -79,5 +82,18 @@ describe('sandcell image', () => {
     expect(bad.status).toBe(125);
     expect(bad.stderr).toContain('image: no image "built"');
     expect(sandcell('image', '--help').stdout).toContain('sandcell image import');
+  });
+
+  it('run --image NAME as docker run: no operands run Entrypoint + Cmd, operands replace Cmd, --entrypoint replaces both', () => {
+    expect(sandcell('image', 'import', configured.archives.app, '--name', 'app', '--quiet').status).toBe(0);
+    const d = sandcell('run', '--image', 'app');
+    expect(d.stderr).toBe('');
+    expect(d.stdout).toBe('args: from-cmd\nUid: 1000\nGid: 1000\n/app\nGREETING=hi\n');
+    expect(sandcell('run', '--image', 'app', '--', 'a', 'b').stdout).toContain('args: a b\n');
+    expect(sandcell('run', '--image', 'app', '--entrypoint', '/bin/cat', '--', '/app/entry.sh').stdout).toMatch(/^echo "args: \$\*"/);
+    expect(sandcell('run', '--image', 'app', '--entrypoint=', '--', '/bin/sh', '-c', 'echo whole').stdout).toBe('whole\n');
+    const none = sandcell('run', '--env', 'A=1');
+    expect(none.status).toBe(125);
+    expect(none.stderr).toContain('no command given');
   });
 });

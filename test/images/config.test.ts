@@ -2,7 +2,7 @@
 // Cmd, set by buildah, run in real boxes; what cannot be applied is refused naming the field.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ImageConfigError } from '../../src/images/index.js';
+import { ImageConfigError } from '../../src/images/config.js';
 import { run, Sandbox, SandboxOptionsError } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
 import { buildahConfigured, tempStore, type ConfiguredImages, type TempStore } from './helpers.js';

@@ -138,7 +138,7 @@ export interface ConfiguredImages {
  *   nothing   no Entrypoint, no Cmd
  * entry.sh prints its arguments, its ids (from /proc/self/status), its cwd and $GREETING.
  */
-export function buildahConfigured(): ConfiguredImages {
+export function buildahConfigured(only?: (keyof ConfiguredImages['archives'])[]): ConfiguredImages {
   const work = mkdtempSync(join(tmpdir(), 'sandcell-buildah-cfg-'));
   chmodSync(work, 0o755);
   const remove = (): void => rmSync(work, { recursive: true, force: true });
@@ -162,6 +162,7 @@ export function buildahConfigured(): ConfiguredImages {
       buildah('copy', c, `${base}/.`, '/');
       const commit = (key: keyof ConfiguredImages['archives'], ...config: string[]): void => {
         buildah('config', ...config, c);
+        if (only && !only.includes(key)) return;
         buildah('commit', '-q', c, `sandcell-test-${key.toLowerCase()}`);
         archives[key] = join(work, `${key}.tar`);
         buildah('push', '-q', `sandcell-test-${key.toLowerCase()}`, `docker-archive:${archives[key]}:sandcell/${key.toLowerCase()}:1`);

@@ -7,7 +7,7 @@
  *   images/<hex>.json      an image: its id (the digest of its config), names, layers (bottom
  *                          first), and the config's Env / WorkingDir / User / Entrypoint / Cmd
  *   tmp/<pid>-<random>/    imports in progress; whatever a dead process left is removed
- *   lock                   held (by pid) while layers are committed, records written, pruned
+ *   lock                   names its holder (pid, start time) while layers are committed, records written, pruned
  *
  * A layer appears by one rename of a complete directory, an image by one rename of a complete
  * record, so an import cut short leaves nothing but its tmp dir, which the next import or prune
@@ -15,7 +15,7 @@
  * copy is dropped.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -140,43 +140,92 @@ export function sweepTmp(p: StorePaths): void {
   }
 }
 
+/** When the kernel started process `pid` (field 22 of its stat), which tells it from a later process given the same pid. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process a lock file names (`<pid> <start time>`) still runs: a pid reused since is not it. */
+function holderAlive(text: string): boolean {
+  const [pidText, start] = text.trim().split(' ');
+  const pid = Number.parseInt(pidText ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  if (!pidAlive(pid)) return false;
+  const now = startTimeOf(pid);
+  return start === undefined || now === null || now === start;
+}
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** A takeover mark older than this was left by a process killed while it held it (it is held for a few system calls). */
+const TAKEOVER_STALE_MS = 10_000;
+
 /**
- * Runs `fn` holding the store's lock: a file made with O_EXCL holding the holder's pid, taken
- * over when that process is gone. Held only while layers are committed and records written or
- * pruned, never while unpacking.
+ * Runs `fn` holding the store's lock: a file naming its holder (`<pid> <start time>`), written
+ * whole under another name and hard-linked into place, so that it appears at once with its
+ * content and only one process can make it. A lock whose holder is gone is removed, by one
+ * process at a time (holding `lock.takeover`, made with O_EXCL), which first reads it again: two
+ * processes that both saw it stale cannot both remove it, the second removing the first's new
+ * lock. Held only while layers are committed and records written or pruned, never while unpacking.
  */
 export async function withLock<T>(p: StorePaths, fn: () => T | Promise<T>): Promise<T> {
   ensureStore(p);
   const lock = join(p.root, 'lock');
-  for (;;) {
-    try {
-      const fd = openSync(lock, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let holder = 0;
+  const takeover = `${lock}.takeover`;
+  const mine = `${process.pid} ${startTimeOf(process.pid) ?? ''}`.trim();
+  const draft = join(p.tmp, `${process.pid}-lock-${randomBytes(6).toString('hex')}`);
+  writeFileSync(draft, mine, { mode: 0o600 });
+  try {
+    for (;;) {
       try {
-        holder = Number.parseInt(readFileSync(lock, 'utf8'), 10);
-      } catch {
-        continue;
+        linkSync(draft, lock);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      if (Number.isInteger(holder) && holder > 0 && !pidAlive(holder)) {
-        try {
-          unlinkSync(lock);
-        } catch {
-          // another process took it over first
-        }
-        continue;
-      }
-      await sleep(20);
+      const seen = readOrNull(lock);
+      if (seen !== null && !holderAlive(seen)) removeStale(lock, takeover, seen);
+      else await sleep(20);
     }
+  } finally {
+    rmSync(draft, { force: true });
   }
   try {
     return await fn();
   } finally {
     rmSync(lock, { force: true });
+  }
+}
+
+function removeStale(lock: string, takeover: string, seen: string): void {
+  let fd: number;
+  try {
+    fd = openSync(takeover, 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    try {
+      if (Date.now() - statSync(takeover).mtimeMs > TAKEOVER_STALE_MS) rmSync(takeover, { force: true });
+    } catch {
+      // removed by its holder meanwhile
+    }
+    return;
+  }
+  try {
+    if (readOrNull(lock) === seen) rmSync(lock, { force: true });
+  } finally {
+    closeSync(fd);
+    rmSync(takeover, { force: true });
   }
 }
 

@@ -39,8 +39,10 @@ import {
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { setImmediate } from 'node:timers/promises';
 import { Parser, type ReadEntry } from 'tar';
 
 import { overlayMark } from '../native.js';
@@ -151,6 +153,11 @@ export async function unpackFile(path: string, o: UnpackOptions): Promise<Unpack
   return { ...r, digest: `sha256:${digest.digest('hex')}` };
 }
 
+/** Bytes of tar handed to the parser at once: a few dozen small entries at most. */
+const PARSE_SLICE = 16 * 1024;
+/** How long unpacking may hold the event loop before it lets other work run. */
+const LOOP_BUDGET_MS = 10;
+
 /** Unpacks an uncompressed tar stream into `o.dir`. */
 export async function unpackStream(input: Readable, o: UnpackOptions): Promise<Omit<Unpacked, 'digest'>> {
   const writer = new LayerWriter(o);
@@ -180,6 +187,7 @@ export async function unpackStream(input: Readable, o: UnpackOptions): Promise<O
   const hash = createHash('sha256');
   let bytes = 0;
   let first = true;
+  let heldSince = performance.now();
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       if (first && chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
@@ -191,8 +199,17 @@ export async function unpackStream(input: Readable, o: UnpackOptions): Promise<O
         throw new ImageArchiveError('TOO_LARGE', o.layer, writer.current, `expands beyond ${o.limits.maxBytes} bytes (a decompression bomb, or a larger limit is needed)`);
       }
       hash.update(chunk);
-      if (!parser.write(chunk) && !failure) await drained();
-      if (failure) throw failure;
+      // Every entry is written synchronously as the parser reads it: fed a slice at a time, with
+      // the event loop given back once a slice ends past the budget, so that a chunk of
+      // thousands of small files does not hold the loop for the whole of it.
+      for (let at = 0; at < chunk.length; at += PARSE_SLICE) {
+        if (!parser.write(chunk.subarray(at, at + PARSE_SLICE)) && !failure) await drained();
+        if (failure) throw failure;
+        if (performance.now() - heldSince > LOOP_BUDGET_MS) {
+          await setImmediate();
+          heldSince = performance.now();
+        }
+      }
     }
     parser.end();
     await ended;

@@ -69,3 +69,53 @@ export function sizeOf(flag: string, v: string): number {
   if (typeof n === 'string') throw new UsageError(`${flag}: ${n}`);
   return n;
 }
+
+/** What a verb's flags are: `value` takes one (the last given wins), `list` one each time (all kept), `switch` none. */
+export type FlagSpec = Readonly<Record<string, 'value' | 'list' | 'switch'>>;
+
+export interface ReadFlags {
+  /** The value of a `value` flag, or undefined when not given. */
+  value(flag: string): string | undefined;
+  /** Every value of a `list` flag, in order. */
+  list(flag: string): string[];
+  /** Whether a `switch` (or any flag) was given. */
+  has(flag: string): boolean;
+  /** The arguments not read as flags, in order (before `--`). */
+  operands: string[];
+  /** The arguments after `--` (empty without one). */
+  after: string[];
+}
+
+/**
+ * Reads a verb's flags from `args` up to `--`. A flag not in `spec` is refused naming it, unless
+ * `passOn` is set: then it stays among the operands (in order, with `--` and what follows it) for
+ * a reader further on, as `sandcell service create` hands the box's flags to the run parser.
+ */
+export function readFlags(args: readonly string[], spec: FlagSpec, verb: string, passOn = false): ReadFlags {
+  const values = new Map<string, string[]>();
+  const operands: string[] = [];
+  let after: string[] = [];
+  for (const f of flagsOf(args)) {
+    if (f.raw === '--') {
+      if (passOn) operands.push('--', ...f.rest());
+      else after = f.rest();
+      break;
+    }
+    const kind = spec[f.flag];
+    if (kind === undefined) {
+      if (f.isFlag && !passOn) unknownFlag(f.raw, verb);
+      operands.push(f.raw);
+      continue;
+    }
+    if (kind === 'switch' && f.flag !== f.raw) throw new UsageError(`${f.flag} takes no value`);
+    const v = kind === 'switch' ? '' : f.value();
+    values.set(f.flag, kind === 'list' ? [...(values.get(f.flag) ?? []), v] : [v]);
+  }
+  return {
+    value: (flag) => values.get(flag)?.at(-1),
+    list: (flag) => values.get(flag) ?? [],
+    has: (flag) => values.has(flag),
+    operands,
+    after,
+  };
+}

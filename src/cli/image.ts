@@ -1,6 +1,6 @@
 /** `sandcell image import|ls|rm|prune|build`: the image store, through `sandcell/images` only. */
 import { ImageError, ImageStore, type ImageInfo, type ImageProgress } from '../images/index.js';
-import { UsageError } from './args.js';
+import { readFlags, UsageError } from './flags.js';
 
 export const IMAGE_HELP = `Usage:
   sandcell image import <archive|dir> [--name <name>]...   docker-archive, oci-archive, OCI layout dir,
@@ -80,24 +80,12 @@ export async function imageCommand(args: readonly string[]): Promise<number> {
     return verb === undefined ? 2 : 0;
   }
   const store = new ImageStore();
-  const dash = rest.indexOf('--');
-  const flags = dash === -1 ? [...rest] : rest.slice(0, dash);
-  const after = dash === -1 ? [] : rest.slice(dash + 1);
-  const names: string[] = [];
-  const positional: string[] = [];
-  let json = false;
-  let quiet = false;
-  for (let i = 0; i < flags.length; i++) {
-    const f = flags[i]!;
-    if (f === '--name') {
-      const v = flags[++i];
-      if (v === undefined) throw new UsageError('--name needs a value');
-      names.push(v);
-    } else if (f === '--json') json = true;
-    else if (f === '--quiet' || f === '-q') quiet = true;
-    else if (f.startsWith('-')) throw new UsageError(`unknown flag ${f} (see sandcell image --help)`);
-    else positional.push(f);
-  }
+  const read = readFlags(rest, { '--name': 'list', '--json': 'switch', '--quiet': 'switch', '-q': 'switch' }, 'image');
+  const names = read.list('--name');
+  const positional = read.operands;
+  const after = read.after;
+  const json = read.has('--json');
+  const quiet = read.has('--quiet') || read.has('-q');
   try {
     switch (verb) {
       case 'import': {

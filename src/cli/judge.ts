@@ -6,7 +6,7 @@
 import { loadProblem, type Problem } from '../problems/load.js';
 import { DeclarationError } from '../profiles/source.js';
 import { Judge, submissionFromFile, type JudgeReport, type Progress } from '../problems/judge.js';
-import { UsageError } from './args.js';
+import { readFlags, UsageError } from './flags.js';
 
 export const JUDGE_HELP = `Usage: sandcell judge <problem.yaml> --submission <file> [options]
 
@@ -32,27 +32,22 @@ interface JudgeCommand {
 }
 
 function parseJudgeArgs(args: readonly string[]): JudgeCommand {
-  let problem: string | undefined;
-  const cmd: Partial<JudgeCommand> = { stopOnFirst: false, json: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--submission') cmd.submission = value();
-    else if (a === '--lang') cmd.lang = value();
-    else if (a === '--config') cmd.config = value();
-    else if (a === '--stop-on-first') cmd.stopOnFirst = true;
-    else if (a === '--json') cmd.json = true;
-    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a} (see sandcell judge --help)`);
-    else if (problem === undefined) problem = a;
-    else throw new UsageError(`one problem file at a time (got ${problem} and ${a})`);
-  }
+  const read = readFlags(args, { '--submission': 'value', '--lang': 'value', '--config': 'value', '--stop-on-first': 'switch', '--json': 'switch' }, 'judge');
+  const [problem, ...more] = [...read.operands, ...read.after];
   if (problem === undefined) throw new UsageError('no problem file given (sandcell judge <problem.yaml> --submission <file>)');
-  if (cmd.submission === undefined) throw new UsageError('--submission <file> is required');
-  return { ...cmd, problem } as JudgeCommand;
+  if (more.length > 0) throw new UsageError(`one problem file at a time (got ${problem} and ${more[0]})`);
+  const submission = read.value('--submission');
+  if (submission === undefined) throw new UsageError('--submission <file> is required');
+  const lang = read.value('--lang');
+  const config = read.value('--config');
+  return {
+    problem,
+    submission,
+    ...(lang !== undefined ? { lang } : {}),
+    ...(config !== undefined ? { config } : {}),
+    stopOnFirst: read.has('--stop-on-first'),
+    json: read.has('--json'),
+  };
 }
 
 function ms(n: number): string {

@@ -3,7 +3,7 @@
  * the command (it is persistent): it stays until `sandcell network rm`, or the host reboots.
  */
 import { createNetwork, listNetworks, removeNetwork } from '../network/private.js';
-import { UsageError } from './args.js';
+import { readFlags, UsageError } from './flags.js';
 
 export const NETWORK_HELP = `Usage:
   sandcell network create <name> [--subnet <a.b.c.0/24>]   make a private network (root only); it
@@ -22,21 +22,19 @@ export async function networkCommand(args: readonly string[]): Promise<number> {
     return verb === undefined ? 2 : 0;
   }
   if (verb === 'create') {
-    const [name, ...flags] = rest;
-    if (name === undefined || name.startsWith('-')) throw new UsageError('usage: sandcell network create <name> [--subnet <a.b.c.0/24>]');
-    let subnet: string | undefined;
-    for (let i = 0; i < flags.length; i++) {
-      if (flags[i] === '--subnet' && flags[i + 1] !== undefined) subnet = flags[++i];
-      else throw new UsageError(`unknown option ${flags[i] ?? ''} (see sandcell network --help)`);
-    }
+    const read = readFlags(rest, { '--subnet': 'value' }, 'network');
+    const [name, ...more] = read.operands;
+    if (name === undefined || more.length > 0 || read.after.length > 0) throw new UsageError('usage: sandcell network create <name> [--subnet <a.b.c.0/24>]');
+    const subnet = read.value('--subnet');
     const n = await createNetwork(name, { persistent: true, ...(subnet !== undefined ? { subnet } : {}) });
     process.stdout.write(`${n.name}\t${n.subnet}\n`);
     return 0;
   }
   if (verb === 'ls') {
-    if (rest.some((f) => f !== '--json')) throw new UsageError('usage: sandcell network ls [--json]');
+    const read = readFlags(rest, { '--json': 'switch' }, 'network');
+    if (read.operands.length > 0 || read.after.length > 0) throw new UsageError('usage: sandcell network ls [--json]');
     const all = await listNetworks();
-    if (rest.includes('--json')) {
+    if (read.has('--json')) {
       process.stdout.write(JSON.stringify(all) + '\n');
       return 0;
     }
@@ -47,8 +45,9 @@ export async function networkCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   if (verb === 'rm') {
-    if (rest.length !== 1) throw new UsageError('usage: sandcell network rm <name>');
-    await removeNetwork(rest[0] as string);
+    const read = readFlags(rest, {}, 'network');
+    if (read.operands.length !== 1 || read.after.length > 0) throw new UsageError('usage: sandcell network rm <name>');
+    await removeNetwork(read.operands[0] as string);
     return 0;
   }
   throw new UsageError(`unknown network command ${JSON.stringify(verb)} (see sandcell network --help)`);

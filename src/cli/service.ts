@@ -5,8 +5,8 @@
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels } from '../cluster/queues.js';
 import type { CreateServiceOptions, ServicesClient, ServiceStatus } from '../cluster/services/index.js';
-import { parseDuration, parseSize } from '../units.js';
-import { parseRunArgs, UsageError } from './args.js';
+import { parseRunArgs } from './args.js';
+import { integerOf, positiveDuration, readFlags, sizeOf, UsageError, type FlagSpec } from './flags.js';
 import { loadFarm } from './worker.js';
 
 export const SERVICE_HELP = `Usage: sandcell service <verb> --redis <url> [options]
@@ -36,65 +36,31 @@ interface Common {
   rest: string[];
 }
 
-/** Takes --redis and --prefix out of the arguments before `--`. */
+/** Takes --redis and --prefix out of the arguments before `--`; the rest is the verb's. */
 function common(args: readonly string[]): Common {
-  let redis: string | undefined;
-  let prefix = 'sandcell';
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const raw = args[i] as string;
-    if (raw === '--') {
-      rest.push(...args.slice(i));
-      break;
-    }
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    if (flag !== '--redis' && flag !== '--prefix') {
-      rest.push(raw);
-      continue;
-    }
-    const value = flag !== raw ? raw.slice(eq + 1) : args[++i];
-    if (value === undefined) throw new UsageError(`${flag} needs a value`);
-    if (flag === '--prefix') prefix = value;
-    else {
-      try {
-        parseRedisUrl(value);
-      } catch (e) {
-        if (e instanceof RedisUrlError) throw new UsageError(`--redis: ${e.message}`);
-        throw e;
-      }
-      redis = value;
-    }
-  }
+  const read = readFlags(args, { '--redis': 'value', '--prefix': 'value' }, 'service', true);
+  const redis = read.value('--redis');
   if (redis === undefined) throw new UsageError('--redis is required (see sandcell service --help)');
-  return { redis, prefix, rest };
-}
-
-/** Takes `--flag value` (or `--flag=value`) out of `args` before `--`; the last one given wins. */
-function takeFlag(args: string[], flag: string): string | undefined {
-  let found: string | undefined;
-  for (let i = 0; i < args.length && args[i] !== '--'; ) {
-    const raw = args[i] as string;
-    if (raw === flag) {
-      if (args[i + 1] === undefined) throw new UsageError(`${flag} needs a value`);
-      found = args.splice(i, 2)[1];
-    } else if (raw.startsWith(`${flag}=`)) {
-      found = (args.splice(i, 1)[0] as string).slice(flag.length + 1);
-    } else i++;
+  try {
+    parseRedisUrl(redis);
+  } catch (e) {
+    if (e instanceof RedisUrlError) throw new UsageError(`--redis: ${e.message}`);
+    throw e;
   }
-  return found;
+  return { redis, prefix: read.value('--prefix') ?? 'sandcell', rest: read.operands };
 }
 
 function createOptions(name: string, args: string[]): CreateServiceOptions {
-  const replicas = takeFlag(args, '--replicas');
+  const own = readFlags(args, { '--replicas': 'value', '--constraint': 'value', '--max-line': 'value' }, 'service', true);
+  const replicas = own.value('--replicas');
   if (replicas === undefined) throw new UsageError('--replicas is required');
-  const constraint = takeFlag(args, '--constraint');
-  const maxLine = takeFlag(args, '--max-line');
-  const cmd = parseRunArgs(args);
+  const constraint = own.value('--constraint');
+  const maxLine = own.value('--max-line');
+  const cmd = parseRunArgs(own.operands);
   if (cmd.options.collect || cmd.report !== null || cmd.config !== null) throw new UsageError('--collect, --report and --config are not for services');
   const { files, stdin: _stdin, collect: _collect, args: operands, ...box } = cmd.options;
   // A service's replicas run its command as given: the operands after `--` are all of it.
-  const out: CreateServiceOptions = { ...box, command: [...(box.command ?? []), ...(operands ?? [])], name, replicas: Number(replicas) } as CreateServiceOptions;
+  const out: CreateServiceOptions = { ...box, command: [...(box.command ?? []), ...(operands ?? [])], name, replicas: integerOf('--replicas', replicas, 0) } as CreateServiceOptions;
   if (files) out.files = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('utf8')]));
   if (cmd.profile !== null) out.profile = cmd.profile;
   if (constraint !== undefined) {
@@ -105,11 +71,7 @@ function createOptions(name: string, args: string[]): CreateServiceOptions {
       throw e;
     }
   }
-  if (maxLine !== undefined) {
-    const n = parseSize(maxLine);
-    if (typeof n === 'string') throw new UsageError(`--max-line: ${n}`);
-    out.maxLine = n;
-  }
+  if (maxLine !== undefined) out.maxLine = sizeOf('--max-line', maxLine);
   return out;
 }
 
@@ -147,53 +109,56 @@ export async function serviceCommand(args: readonly string[]): Promise<number> {
     return verb === undefined ? 2 : 0;
   }
   const c = common(tail);
-  const rest = c.rest;
-  const arity = (n: number, usage: string): void => {
-    if (rest.length !== n) throw new UsageError(`usage: sandcell service ${usage}`);
+  const usage = (text: string): never => {
+    throw new UsageError(`usage: sandcell service ${text}`);
+  };
+  /** The verb's operands, after its own flags (any other flag refused, naming it). */
+  const operands = (n: number, text: string, spec: FlagSpec = {}): { args: string[]; read: ReturnType<typeof readFlags> } => {
+    const read = readFlags(c.rest, spec, 'service');
+    if (read.operands.length !== n || read.after.length > 0) usage(text);
+    return { args: read.operands, read };
   };
   // A bad invocation is refused before anything connects.
   let action: (client: ServicesClient) => Promise<void>;
   if (verb === 'create') {
-    const name = rest.shift();
-    if (name === undefined || name.startsWith('-')) throw new UsageError('usage: sandcell service create <name> --replicas <n> [options] -- <command> [args...]');
-    const options = createOptions(name, rest);
+    const [name, ...rest] = c.rest;
+    if (name === undefined || name.startsWith('-')) usage('create <name> --replicas <n> [options] -- <command> [args...]');
+    const options = createOptions(name!, rest);
     action = async (client) => {
       await client.create(options);
       process.stdout.write(`created ${name}\n`);
     };
   } else if (verb === 'scale') {
-    arity(2, 'scale <name> <n>');
-    const [name, n] = rest as [string, string];
+    const [name, text] = operands(2, 'scale <name> <n>').args as [string, string];
+    const n = integerOf('scale <n>', text, 0);
     action = async (client) => {
-      await client.scale(name, Number(n));
+      await client.scale(name, n);
       process.stdout.write(`${name} scaled to ${n}\n`);
     };
   } else if (verb === 'rm') {
-    arity(1, 'rm <name>');
-    const name = rest[0] as string;
+    const [name] = operands(1, 'rm <name>').args as [string];
     action = async (client) => {
       await client.rm(name);
       process.stdout.write(`removed ${name}\n`);
     };
   } else if (verb === 'ls') {
-    const json = rest.includes('--json');
-    arity(json ? 1 : 0, 'ls [--json]');
+    const { read } = operands(0, 'ls [--json]', { '--json': 'switch' });
+    const json = read.has('--json');
     action = async (client) => {
       const services = await client.ls();
       process.stdout.write(json ? `${JSON.stringify(services, null, 2)}\n` : formatLs(services, Date.now()));
     };
   } else if (verb === 'call') {
-    const timeoutFlag = takeFlag(rest, '--timeout');
-    arity(2, 'call <name> <json> [--timeout <dur>]');
-    const [name, text] = rest as [string, string];
+    const { args, read } = operands(2, 'call <name> <json> [--timeout <dur>]', { '--timeout': 'value' });
+    const [name, text] = args as [string, string];
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch {
       throw new UsageError(`call: the value is not JSON: ${JSON.stringify(text.slice(0, 100))}`);
     }
-    const timeout = timeoutFlag === undefined ? undefined : parseDuration(timeoutFlag);
-    if (typeof timeout === 'string') throw new UsageError(`--timeout: ${timeout}`);
+    const timeoutFlag = read.value('--timeout');
+    const timeout = timeoutFlag === undefined ? undefined : positiveDuration('--timeout', timeoutFlag);
     action = async (client) => {
       const reply = await client.call(name, value, timeout === undefined ? {} : { timeout });
       process.stdout.write(`${JSON.stringify(reply)}\n`);

@@ -7,20 +7,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { requireRoot } from '../helpers/host.js';
-import { buildahTwoLayer, type ToolImages } from './helpers.js';
+import { buildahConfigured, buildahTwoLayer, type ConfiguredImages, type ToolImages } from './helpers.js';
 
 const DIST = new URL('../../dist/', import.meta.url).pathname;
 
 let images: ToolImages;
+let configured: ConfiguredImages;
 let home: string;
 
 beforeAll(() => {
   requireRoot();
   images = buildahTwoLayer();
+  configured = buildahConfigured(['app']);
+  chownSync(configured.work, 65534, 65534);
   home = mkdtempSync(join(tmpdir(), 'sandcell-rootless-home-'));
   chownSync(home, 65534, 65534);
 }, 120_000);
 afterAll(() => {
+  configured?.remove();
   images?.remove();
   if (home) rmSync(home, { recursive: true, force: true });
 });
@@ -53,5 +57,21 @@ describe('images without root', () => {
     expect(owner).toMatch(/^-rw-r--r-- 1 0 0 /);
     expect(existsSync(join(out.root, 'layers'))).toBe(true);
     expect(readdirSync(join(out.root, 'tmp'))).toEqual([]);
+  });
+
+  it("an image's User other than 0 is refused naming the image and the field; as the box's root its Entrypoint, Cmd and WorkingDir apply", () => {
+    const r = asNobody(`
+      import { SandboxOptionsError } from ${JSON.stringify(join(DIST, 'index.js'))};
+      await new ImageStore().import(${JSON.stringify(configured.archives.app)}, { names: ['app'] });
+      const refused = await run({ image: 'app' }).then(() => null, (e) => e instanceof SandboxOptionsError ? e.issues : String(e));
+      const asRoot = await run({ image: 'app', user: { uid: 0, gid: 0 } });
+      console.log(JSON.stringify({ refused, asRoot }));`);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { refused: unknown; asRoot: { stdout: string; stderr: string } };
+    expect(out.refused).toEqual([
+      { path: 'image', message: 'image "app": config User "app" is 1000:1000, and a box without root maps only 0 (give user: { uid: 0, gid: 0 })' },
+    ]);
+    expect(out.asRoot.stderr).toBe('');
+    expect(out.asRoot.stdout).toBe('args: from-cmd\nUid: 0\nGid: 0\n/app\nGREETING=hi\n');
   });
 });

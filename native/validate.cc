@@ -192,7 +192,9 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
   bool persistent = flag(env, plan, "persistent", "plan");
   bool join = flag(env, plan, "join", "plan");
   bool prepared = flag(env, plan, "prepared", "plan");
-  if (persistent + join + prepared > 1) bad(env, "plan", "can be only one of persistent, join and prepared");
+  // join with prepared: a run staged in a living box, waiting for its plan as a box built ahead does.
+  if (persistent + join + prepared > 1 && !(join && prepared && !persistent))
+    bad(env, "plan", "can be only one of persistent, join and prepared, or join and prepared together");
   p.argv = strings(env, field(plan, "argv"), "plan.argv", kMaxArg);
   if (p.argv.empty() && !persistent && !prepared) bad(env, "plan.argv", "must not be empty");
   if (!p.argv.empty() && p.argv[0].empty()) bad(env, "plan.argv[0]", "must not be empty");

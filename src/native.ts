@@ -62,7 +62,10 @@ export interface NativePlan {
   persistent?: boolean;
   /** A run inside a living box (given to spawn() as its second argument), or a prepared box's run (given to its start()). */
   join?: boolean;
-  /** The box builds its root and waits for its one run, which `start()` hands it. */
+  /**
+   * The box builds its root and waits for its one run, which `start()` hands it. With `join`: a
+   * run staged in a living box, its PID namespace and /proc made, waiting for its plan the same way.
+   */
   prepared?: boolean;
   mounts: NativeMount[];
   rlimits: NativeRlimit[];

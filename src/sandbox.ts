@@ -5,7 +5,7 @@
  */
 import { Stages } from './debug.js';
 import { SandboxSetupError } from './errors.js';
-import { launch, startLivingBox, type LivingBox } from './launch/launcher.js';
+import { endStaging, launch, stageRun, startLivingBox, type LivingBox } from './launch/launcher.js';
 import { BoxNetwork } from './network/box.js';
 import type { PublishedAddress } from './network/publish.js';
 import {
@@ -64,12 +64,15 @@ export class Sandbox implements AsyncDisposable {
   /** Builds a box and keeps it until `destroy()`. */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
     const o = resolveSandboxOptions(options);
-    return Sandbox.build(o, o);
+    return Sandbox.build(o, o, true);
   }
 
-  /** The box, and the host side of its network (egress proxy, published ports) for all its runs. */
-  private static async build(o: ResolvedOptions, shape: ResolvedOptions): Promise<Sandbox> {
-    const box = await startLivingBox(shape);
+  /**
+   * The box, and the host side of its network (egress proxy, published ports) for all its runs.
+   * A box for many runs has its next run staged ahead from the start (see `stageRun`).
+   */
+  private static async build(o: ResolvedOptions, shape: ResolvedOptions, staging: boolean): Promise<Sandbox> {
+    const box = await startLivingBox(shape, staging);
     let network: BoxNetwork | null = null;
     try {
       if (BoxNetwork.wanted(o)) network = await BoxNetwork.open(box.native, o);
@@ -77,6 +80,7 @@ export class Sandbox implements AsyncDisposable {
       await new Sandbox(o, box, null).destroy();
       throw e;
     }
+    stageRun(box);
     return new Sandbox(o, box, network);
   }
 
@@ -85,7 +89,7 @@ export class Sandbox implements AsyncDisposable {
    * before the box goes. The run's files are placed by the run, not by the box.
    */
   static async runOnce(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
-    const box = await Sandbox.build(o, { ...o, files: [] });
+    const box = await Sandbox.build(o, { ...o, files: [] }, false);
     try {
       return await box.runResolved(o, stages);
     } finally {
@@ -156,6 +160,7 @@ export class Sandbox implements AsyncDisposable {
   async destroy(): Promise<void> {
     if (!this.destroyed) {
       this.destroyed = true;
+      await endStaging(this.box);
       this.box.native.box.terminate();
       const hardKill = setTimeout(() => this.box.native.box.kill(), 1000);
       await this.ended;

@@ -1,7 +1,8 @@
 // sandcell-init's entry: reads the plan and runs the mode it asks for. A box of its own builds
 // its root and starts its program; a living box (kPersistent) builds its root and waits for runs;
 // a run in a living box (kJoin) gets a PID namespace of its own; a box built ahead (kPrepared)
-// builds its root and waits for its one run's plan.
+// builds its root and waits for its one run's plan; a run staged in a living box (kJoin and
+// kPrepared) gets its PID namespace and /proc and waits for its plan.
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,38 +22,8 @@ using namespace sandcell::init;
 namespace wire = sandcell::wire;
 namespace fdpass = sandcell::fdpass;
 
-// A run in a living box. The addon started us in the box's namespaces (and a mount namespace of
-// the run's own); the box's PID namespace holds for our children only, and a new PID namespace can
-// be made only by a process inside the one it goes below. So our child, in the box's PID
-// namespace, makes the run's own, and its child is PID 1 there: the run's init. Its death takes the
-// whole run with it, by the kernel; the box's init never sees the run's processes, nor they it.
-// Both forks are tied (fork_tied): the only processes that could ever be left to the box's init (a
-// link or run init whose parent died) are killed with their parent, so it never keeps one.
-[[noreturn]] void join_box(const Plan& plan, int cap_last, const sigset_t& all) {
-  pid_t link = fork_tied("fork");
-  if (link > 0) link_until_reaped(link, cap_last);
-  if (unshare(CLONE_NEWPID) < 0) fail("run PID namespace", errno);
-  pid_t init = fork_tied("fork run init");
-  if (init > 0) {
-    // The supervisor ends the run through the run's init: killing us would leave it to die of
-    // PR_SET_PDEATHSIG a moment later, after the result.
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, init, 0));
-    if (pidfd < 0 || !send_note(wire::kRunInit, "run init", pidfd)) {
-      int err = errno;
-      kill(init, SIGKILL);
-      fail("run init pidfd", err);
-    }
-    close(pidfd);
-    link_until_reaped(init, cap_last);
-  }
-  // The run's own /proc, over the box's, in the run's mount namespace: the run sees its processes
-  // only. (A new procfs needs one already fully visible in the namespace, so the box's stays below.)
-  mount_proc("/proc", "mount run /proc");
-  supervise(plan, cap_last, all, true);
-}
-
-// A box built ahead of its run (kPrepared): the root is ready; say so, then wait for the run's
-// own plan and the program's stdio, which arrive together on the control channel. Everything the
+// A box or a living box's run made ahead of its run (kPrepared): all is ready; say so, then wait
+// for the run's own plan and the program's stdio, which arrive together on the control channel. Everything the
 // run may choose is taken from that plan; what the box is (namespaces, root, ids) stays as built.
 void await_run(Plan* plan) {
   wire::Report ready{};
@@ -95,6 +66,35 @@ void await_run(Plan* plan) {
   plan->exec_path_hi = std::move(run.exec_path_hi);
   plan->flags = (plan->flags & ~wire::kSeccompListener) | (run.flags & wire::kSeccompListener);
   plan->mounts = std::move(run.mounts);
+}
+
+// A run in a living box. The addon started us in the box's namespaces (and a mount namespace of
+// the run's own); the box's PID namespace holds for our children only, and a new PID namespace can
+// be made only by a process inside the one it goes below. So our child, in the box's PID
+// namespace, makes the run's own, and its child is PID 1 there: the run's init. Its death takes the
+// whole run with it, by the kernel; the box's init never sees the run's processes, nor they it.
+// Both forks are tied (fork_tied): the only processes that could ever be left to the box's init (a
+// link or run init whose parent died) are killed with their parent, so it never keeps one.
+// A run staged ahead (kPrepared with kJoin) goes as far as the run's init with its /proc, then
+// waits for the run's plan and stdio as a box built ahead does: the run itself pays only for the
+// program's fork and execve.
+[[noreturn]] void join_box(Plan& plan, int cap_last, const sigset_t& all) {
+  pid_t link = fork_tied("fork");
+  if (link > 0) link_until_reaped(link, cap_last);
+  if (unshare(CLONE_NEWPID) < 0) fail("run PID namespace", errno);
+  pid_t init = fork_tied("fork run init");
+  if (init > 0) link_until_reaped(init, cap_last);
+  // The supervisor ends the run through the run's init (killing the process it cloned would leave
+  // us to die of PR_SET_PDEATHSIG a moment later, after the result), so it gets our pidfd first:
+  // sent by us, it arrives before anything else we report (a staged run's ready note included).
+  int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  if (self < 0 || !send_note(wire::kRunInit, "run init", self)) fail("run init pidfd", errno);
+  close(self);
+  // The run's own /proc, over the box's, in the run's mount namespace: the run sees its processes
+  // only. (A new procfs needs one already fully visible in the namespace, so the box's stays below.)
+  mount_proc("/proc", "mount run /proc");
+  if (plan.flags & wire::kPrepared) await_run(&plan);
+  supervise(plan, cap_last, all, true);
 }
 
 }  // namespace

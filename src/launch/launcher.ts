@@ -22,6 +22,15 @@ import { bindIdentity, shapeKey, stillBound, type WarmBox } from './warm.js';
 export interface LivingBox {
   native: NativeSpawned;
   cgroup: RunCgroup | null;
+  /** What the box is: its runs' shape, what a staged run is made of. */
+  readonly options: ResolvedOptions;
+  /**
+   * The next run, staged ahead (`stageRun`): joined, its PID namespace and /proc made, waiting
+   * for its plan; null while none is staged or being staged.
+   */
+  staged: Promise<WarmBox | null> | null;
+  /** Whether runs are staged ahead: not in a box built for one run, nor once it is being destroyed. */
+  staging: boolean;
 }
 
 export interface Launch {
@@ -49,8 +58,9 @@ export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxPr
   const filter = filterFor(o.seccomp);
   const { pool, reason } = await cgroupsFor(o.cgroupParent);
   const ctx: Context = { o, how, filter, pool, noCgroupReason: reason, stages };
-  // A weakened plan (tests) must build its own box from it; a run in a living box has one.
-  const off = how.into ? 'a living box' : how.weakenPlan ? 'a weakened plan' : !warmBoxes.enabled ? 'setWarmBoxes(0)' : null;
+  // A weakened plan (tests) must build its own box from it.
+  if (how.into) return startLiving(ctx, how.into);
+  const off = how.weakenPlan ? 'a weakened plan' : !warmBoxes.enabled ? 'setWarmBoxes(0)' : null;
   if (off !== null) return startNew(ctx, `off: ${off}`);
   const shape = planBox(o, 'prepared');
   const key = shapeKey(o.cgroupParent, shape);
@@ -88,13 +98,19 @@ interface Context {
  * host side of the box's network (egress proxy, published ports) is opened in between: the
  * program finds it there from its first instruction.
  */
-async function startWarm(c: Context, warm: WarmBox, box: 'warm' | 'new' = 'warm', outcome: WarmOutcome = 'hit'): Promise<SandboxProcess> {
+async function startWarm(
+  c: Context,
+  warm: WarmBox,
+  box: 'warm' | 'new' | 'living' = 'warm',
+  outcome: WarmOutcome = 'hit',
+): Promise<SandboxProcess> {
   if (!stillBound(warm)) throw new Error('a bind source of the warm box was replaced');
   if (warm.cgroup) await warm.cgroup.applyLimits(cgroupLimits(c.o));
   c.stages?.mark('cgroup');
   const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin });
   c.stages?.mark('plan');
-  const network = BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o, warm.network) : null;
+  // A living box's network is the box's, opened with it for all its runs.
+  const network = box !== 'living' && BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o, warm.network) : null;
   let started;
   try {
     started = await nativeStart(warm.native.box, run.plan);
@@ -105,6 +121,87 @@ async function startWarm(c: Context, warm: WarmBox, box: 'warm' | 'new' = 'warm'
   c.stages?.mark('start');
   c.stages?.steps('start', started.marks);
   return supervise(c, { ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, run, box, outcome, network);
+}
+
+/**
+ * A run in a living box: its staged run when one is staged or being staged (waiting for one being
+ * made costs less than joining anew), else it joins now. Once it ends, the next run is staged.
+ * A weakened plan (tests) joins now, from its own plan.
+ */
+async function startLiving(c: Context, into: LivingBox): Promise<SandboxProcess> {
+  const staging = c.how.weakenPlan ? null : into.staged;
+  const off = c.how.weakenPlan ? 'a weakened plan' : into.staging ? null : 'a box built for one run';
+  let outcome: WarmOutcome = off === null ? 'miss' : `off: ${off}`;
+  let proc: SandboxProcess | null = null;
+  if (staging) {
+    into.staged = null;
+    const staged = await staging;
+    c.stages?.mark('staged');
+    if (staged) {
+      try {
+        proc = await startWarm(c, staged, 'living', 'hit');
+      } catch (e) {
+        outcome = `discarded: ${e instanceof Error ? e.message : String(e)}`;
+        await discardWarm(staged);
+      }
+    }
+  }
+  const again = (): void => stageRun(into);
+  try {
+    proc ??= await startNew(c, outcome);
+  } catch (e) {
+    again();
+    throw e;
+  }
+  proc.wait().then(again, again);
+  return proc;
+}
+
+/**
+ * Has the next run of a living box made ahead, unless one is (or is being) made or the box does not
+ * stage runs: the box's run process joined, the link, the run's PID namespace and its init with a
+ * fresh /proc, waiting for the run's plan and stdio (a join plan with `prepared`). Its run cgroup
+ * is made below the box's without limits; the run writes its own, as in a warm box. The staged
+ * processes are the run's, counted in the box's processes limit as a running run's are.
+ */
+export function stageRun(box: LivingBox): void {
+  if (!box.staging || box.staged) return;
+  box.staged = stage(box);
+}
+
+async function stage(box: LivingBox): Promise<WarmBox | null> {
+  const began = debugging ? performance.now() : 0;
+  let cgroup: RunCgroup | null = null;
+  try {
+    const { pool } = await cgroupsFor(box.options.cgroupParent);
+    cgroup = pool && box.cgroup ? await pool.take({}, box.cgroup) : null;
+    const { plan } = planRun(box.options, { into: 'living', cgroup, filter: null, stdin: 'null' });
+    // Only what the box is: the program, its environment, files, limits and stdio come with its run.
+    const staged: NativePlan = { ...plan, argv: [], env: [], mounts: [], rlimits: [], stdio: ['null', 'null', 'null'], prepared: true };
+    delete staged.cpuUsageFile;
+    const native = await nativeSpawn(staged, box.native.box);
+    const warm: WarmBox = { native, cgroup, binds: bindIdentity(staged), network: null };
+    if (debugging) debug({ event: 'warm-build', pid: native.pid, ms: performance.now() - began, steps: native.marks });
+    // The box began to be destroyed meanwhile: nothing of the staged run may stay.
+    if (!box.staging) {
+      await discardWarm(warm);
+      return null;
+    }
+    return warm;
+  } catch (e) {
+    if (cgroup) await cgroup.destroy();
+    if (debugging) debug({ event: 'warm-build', pid: null, ms: performance.now() - began, error: e instanceof Error ? e.message : String(e) });
+    return null;
+  }
+}
+
+/** Stops staging runs in a living box and ends the staged one: its processes, its cgroup. */
+export async function endStaging(box: LivingBox): Promise<void> {
+  box.staging = false;
+  const staging = box.staged;
+  box.staged = null;
+  const staged = await staging;
+  if (staged) await discardWarm(staged);
 }
 
 /** Builds the box now (or the run's process in a living box): cgroup first, then the native spawn. */
@@ -207,7 +304,7 @@ async function discardWarm(warm: WarmBox): Promise<void> {
  * its init sits in a leaf of its own so that runs can have cgroups below the box's (v2 allows
  * processes only in leaves).
  */
-export async function startLivingBox(o: ResolvedOptions): Promise<LivingBox> {
+export async function startLivingBox(o: ResolvedOptions, staging: boolean): Promise<LivingBox> {
   const began = debugging ? performance.now() : 0;
   const { pool } = await cgroupsFor(o.cgroupParent);
   const cgroup = pool ? await pool.take(cgroupLimits(o)) : null;
@@ -215,7 +312,7 @@ export async function startLivingBox(o: ResolvedOptions): Promise<LivingBox> {
     const initCgroup = pool && cgroup ? await pool.take({}, cgroup) : null;
     const native = await nativeSpawn(planBox(o, 'living', initCgroup?.procsFiles));
     if (debugging) debug({ event: 'box', pid: native.pid, cgroup: cgroup !== null, ms: performance.now() - began });
-    return { native, cgroup };
+    return { native, cgroup, options: o, staged: null, staging };
   } catch (e) {
     if (cgroup) await cgroup.destroy();
     throw e;

@@ -288,6 +288,7 @@ class Box : public Napi::ObjectWrap<Box> {
     napi_get_uv_event_loop(env, &loop_);
     exit_poll_ = start_poll(loop_, pidfd_, &Box::OnExitReady);
     if (notify_fd_ >= 0) notify_poll_ = start_poll(loop_, notify_fd_, &Box::OnNotifyReady);
+    if (run_pidfd_ >= 0) run_poll_ = start_poll(loop_, run_pidfd_, &Box::OnRunEnded);
     Ref();  // stay alive while libuv holds pointers to us
     return env.Undefined();
   }
@@ -303,7 +304,7 @@ class Box : public Napi::ObjectWrap<Box> {
       sig = info[0].As<Napi::Number>().Int32Value();
       if (sig < 1 || sig >= NSIG) throw Napi::RangeError::New(env, "signal out of range");
     }
-    if (pidfd_ < 0 || exited_) return Napi::Boolean::New(env, false);
+    if (pidfd_ < 0 || exited_ || delivered_) return Napi::Boolean::New(env, false);
     bool ok = syscall(SYS_pidfd_send_signal, run_init(), sig, nullptr, 0) == 0;
     return Napi::Boolean::New(env, ok);
   }
@@ -486,25 +487,50 @@ class Box : public Napi::ObjectWrap<Box> {
     long r = syscall(SYS_waitid, P_PIDFD, pidfd_, &exit_info_, WEXITED | WNOHANG | __WALL, &exit_usage_);
     if (r < 0 && errno == EINTR) return;
     if (r == 0 && exit_info_.si_pid == 0) return;  // not yet: spurious wake-up
-    ended_ns_ = now_ns();
     exited_ = true;
     stop_poll(&exit_poll_);
+    if (delivered_) {
+      release_fds();
+      Unref();
+      return;
+    }
+    ended_ns_ = now_ns();
     // A joined run's init normally ends before the process we cloned (which waits for it), and
     // its pidfd turns readable only once its PID namespace is empty. If the clone went first
     // (killed from outside), the run is ended now and the result waits until it is gone.
     pollfd run{run_pidfd_, POLLIN, 0};
     if (run_pidfd_ >= 0 && poll(&run, 1, 0) == 0) {
       kill_pidfd(run_pidfd_);
-      run_poll_ = start_poll(loop_, run_pidfd_, &Box::OnRunGone);
+      if (run_poll_ == nullptr) run_poll_ = start_poll(loop_, run_pidfd_, &Box::OnRunEnded);
       return;
     }
+    stop_poll(&run_poll_);
     deliver();
   }
 
-  static void OnRunGone(uv_poll_t* handle, int, int) {
+  static void OnRunEnded(uv_poll_t* handle, int, int) {
     Box* box = static_cast<Poll*>(handle->data)->box;
-    stop_poll(&box->run_poll_);
-    box->deliver();
+    box->on_run_ended();
+  }
+
+  // A joined run's init has ended and its PID namespace is empty: no process of the run is left.
+  // With the init's report in hand the result is whole, and it is delivered now: the link and the
+  // process we cloned hold nothing of the run (no privilege, channel or stdio), and their exits
+  // (the run's mount namespace goes with the last) are reaped after it. Without a report (the
+  // run's init was killed) the result waits for the process we cloned, whose rusage stands in.
+  void on_run_ended() {
+    stop_poll(&run_poll_);
+    if (exited_) {
+      deliver();
+      return;
+    }
+    pollfd st{status_fd_, POLLIN, 0};
+    if (status_fd_ < 0 || poll(&st, 1, 0) != 1 || !(st.revents & POLLIN)) return;
+    std::memset(&exit_info_, 0, sizeof exit_info_);
+    std::memset(&exit_usage_, 0, sizeof exit_usage_);
+    ended_ns_ = now_ns();
+    delivered_ = true;
+    deliver();
   }
 
   // Calls back with how the box ended; every process of it is gone.
@@ -524,7 +550,11 @@ class Box : public Napi::ObjectWrap<Box> {
       have_status = n == static_cast<ssize_t>(sizeof st) && st.magic == wire::kStatusMagic;
     }
     stop_poll(&notify_poll_);
+    // Delivered before the process we cloned was reaped: it keeps its pidfd (and us) until then.
+    int cloned = delivered_ && !exited_ ? pidfd_ : -1;
+    if (cloned >= 0) pidfd_ = -1;
     release_fds();
+    pidfd_ = cloned;
 
     const siginfo_t& si = exit_info_;
     const struct rusage& ru = exit_usage_;
@@ -532,8 +562,9 @@ class Box : public Napi::ObjectWrap<Box> {
     Napi::HandleScope scope(env);
     release_namespace(env);
     Napi::Object out = Napi::Object::New(env);
-    out.Set("initExitCode", si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
-    out.Set("initSignal", si.si_code != CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+    bool reaped = exited_;
+    out.Set("initExitCode", reaped && si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+    out.Set("initSignal", reaped && si.si_code != CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
     if (have_status) {
       Napi::Object s = Napi::Object::New(env);
       s.Set("terminated", Napi::Boolean::New(env, st.kind == wire::kTerminated));
@@ -562,7 +593,7 @@ class Box : public Napi::ObjectWrap<Box> {
     }
     Napi::FunctionReference cb = std::move(callback_);
     std::unique_ptr<Napi::AsyncContext> ctx = std::move(context_);
-    Unref();
+    if (cloned < 0) Unref();
     try {
       cb.MakeCallback(env.Global(), {out}, *ctx);
     } catch (const Napi::Error& e) {
@@ -604,6 +635,7 @@ class Box : public Napi::ObjectWrap<Box> {
   int mnt_ns_fd_ = -1;  // the box's mount namespace (spawn.cc, hold_mount_namespace)
   int64_t owner_ = -1;  // the host id owning the box's user namespace, taken from the plan's range
   bool exited_ = false;
+  bool delivered_ = false;  // a joined run's result went before the process we cloned was reaped
   bool violation_ = false;
   int violation_nr_ = 0;
   uint32_t violation_arch_ = 0;

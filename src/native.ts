@@ -91,11 +91,15 @@ export interface NativeMainStatus {
 }
 
 export interface NativeExit {
+  /**
+   * How the process the addon cloned ended; both null for a run in a living box delivered with
+   * its init's report before that process (which holds nothing of the run) was reaped.
+   */
   initExitCode: number | null;
   initSignal: number | null;
   /** null when the init was killed before it could report (a hard kill). */
   main: NativeMainStatus | null;
-  /** The init's own rusage (includes the children it reaped; its max RSS is not meaningful). */
+  /** The init's own rusage (includes the children it reaped; its max RSS is not meaningful); zero where `main` stands (see initExitCode). */
   rusage: { userUs: number; systemUs: number; maxRssKiB: number };
   endedNs: bigint;
   violation: { nr: number; arch: number } | null;

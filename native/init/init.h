@@ -48,7 +48,7 @@ int place_run_files(const Plan& plan, std::string* what);
 [[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all, bool run_files);
 // fork() for a child that dies with its parent: 0 in the child, its pid in the parent.
 pid_t fork_tied(const char* stage);
-// Ends once `child` is reaped, holding no privilege and no channel meanwhile.
+// Ends once `child` is reaped, holding no privilege, channel or stdio meanwhile.
 [[noreturn]] void link_until_reaped(pid_t child, int cap_last);
 
 }  // namespace sandcell::init

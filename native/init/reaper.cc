@@ -137,10 +137,12 @@ pid_t fork_tied(const char* stage) {
   return pid;
 }
 
-// A link between the process the addon watches and a joined run's init: it holds no privilege
-// and no channel, and ends once its child is reaped, so the process the addon watches ends only
-// after the whole run has.
+// A link between the process the addon watches and a joined run's init: it holds no privilege,
+// no channel and none of the run's stdio (the run's output ends with the run, not with us), and
+// ends once its child is reaped, so the process the addon watches ends only after the whole run
+// has.
 [[noreturn]] void link_until_reaped(pid_t child, int cap_last) {
+  for (int fd = 0; fd < 3; fd++) close(fd);
   close(wire::kPlanFd);
   close(wire::kReportFd);
   close(wire::kStatusFd);

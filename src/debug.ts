@@ -32,6 +32,8 @@ export type DebugEvent =
   | { event: 'end'; pid: number; status: string; ms: Readonly<Record<string, number>> }
   /** A warm box was built for a shape, or could not be. */
   | { event: 'warm-build'; pid: number | null; ms: number; steps?: Readonly<Record<string, number>>; error?: string }
+  /** A living box's next run was staged (joined, waiting for its plan), or could not be; `box` is the box's pid. */
+  | { event: 'staged'; box: number; pid: number | null; ms: number; steps?: Readonly<Record<string, number>>; error?: string }
   /** A living box (Sandbox) was built. */
   | { event: 'box'; pid: number; cgroup: boolean; ms: number };
 

@@ -181,7 +181,7 @@ async function stage(box: LivingBox): Promise<WarmBox | null> {
     delete staged.cpuUsageFile;
     const native = await nativeSpawn(staged, box.native.box);
     const warm: WarmBox = { native, cgroup, binds: bindIdentity(staged), network: null };
-    if (debugging) debug({ event: 'warm-build', pid: native.pid, ms: performance.now() - began, steps: native.marks });
+    if (debugging) debug({ event: 'staged', box: box.native.pid, pid: native.pid, ms: performance.now() - began, steps: native.marks });
     // The box began to be destroyed meanwhile: nothing of the staged run may stay.
     if (!box.staging) {
       await discardWarm(warm);
@@ -190,7 +190,7 @@ async function stage(box: LivingBox): Promise<WarmBox | null> {
     return warm;
   } catch (e) {
     if (cgroup) await cgroup.destroy();
-    if (debugging) debug({ event: 'warm-build', pid: null, ms: performance.now() - began, error: e instanceof Error ? e.message : String(e) });
+    if (debugging) debug({ event: 'staged', box: box.native.pid, pid: null, ms: performance.now() - began, error: e instanceof Error ? e.message : String(e) });
     return null;
   }
 }

@@ -11,7 +11,7 @@ const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', '
 
 /** Runs `script` (ESM, with `run` imported) in a Node process as uid/gid 65534. */
 function asNobody(script: string) {
-  const code = `import { run, SandboxOptionsError } from ${JSON.stringify(DIST)};\n${script}`;
+  const code = `import { onDebugEvent, run, Sandbox, SandboxOptionsError } from ${JSON.stringify(DIST)};\n${script}`;
   return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', code], {
     encoding: 'utf8',
     timeout: 30_000,
@@ -26,6 +26,21 @@ beforeAll(() => {
 });
 
 describe('rootless', () => {
+  it('a living box stages its next run and each run takes it, with rlimits standing in', () => {
+    const r = asNobody(`
+      const events = [];
+      onDebugEvent((e) => { if (e.event === 'staged') events.push(e.error ?? 'staged'); if (e.event === 'start') events.push(e.warm); });
+      const box = await Sandbox.create();
+      const results = [];
+      for (let i = 0; i < 3; i++) results.push(await box.run({ command: ['/bin/sh', '-c', 'id -u; echo "$N"'], env: { N: String(i) }, limits: { processes: 16 } }));
+      await box.destroy();
+      console.log(JSON.stringify({ events, results: results.map((x) => [x.status, x.stdout, x.limitsEnforced.processes]) }));`);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { events: string[]; results: unknown[] };
+    expect(out.results).toEqual([0, 1, 2].map((i) => ['ok', `0\n${i}\n`, 'rlimit']));
+    expect(out.events.slice(0, 6)).toEqual(['staged', 'hit', 'staged', 'hit', 'staged', 'hit']);
+  });
+
   it('runs a box, with rlimits standing in for cgroups, and says so', () => {
     const r = asNobody(`
       const r = await run({ command: ['/bin/sh', '-c', 'id -u; hostname; grep CapEff /proc/self/status; echo x > /work/f && cat /work/f'], limits: { cpuTime: '1s', memory: '256MiB', processes: 32, wallTime: '10s' } });

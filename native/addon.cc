@@ -226,7 +226,7 @@ class Box : public Napi::ObjectWrap<Box> {
                         InstanceMethod("terminate", &Box::Terminate), InstanceMethod("close", &Box::Close),
                         InstanceMethod("readFile", &Box::ReadFile), InstanceMethod("listDir", &Box::ListDir),
                         InstanceMethod("start", &Box::Start), InstanceMethod("netSocket", &Box::NetSocket),
-                        InstanceMethod("netAttach", &Box::NetAttach)});
+                        InstanceMethod("netAttach", &Box::NetAttach), InstanceMethod("whenReaped", &Box::WhenReaped)});
   }
 
   explicit Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
@@ -290,6 +290,21 @@ class Box : public Napi::ObjectWrap<Box> {
     if (notify_fd_ >= 0) notify_poll_ = start_poll(loop_, notify_fd_, &Box::OnNotifyReady);
     if (run_pidfd_ >= 0) run_poll_ = start_poll(loop_, run_pidfd_, &Box::OnRunEnded);
     Ref();  // stay alive while libuv holds pointers to us
+    return env.Undefined();
+  }
+
+  // whenReaped(callback): calls back (at once if it is so already) once the process we cloned is
+  // reaped. A joined run's result may come before (see on_run_ended), while the link and that
+  // process still sit in the run's cgroup: its removal waits for this.
+  Napi::Value WhenReaped(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "whenReaped(callback)");
+    if (!delivered_ || exited_) {
+      info[0].As<Napi::Function>().Call({});
+      return env.Undefined();
+    }
+    reaped_callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    reaped_context_ = std::make_unique<Napi::AsyncContext>(env, "sandcell.reaped");
     return env.Undefined();
   }
 
@@ -491,7 +506,17 @@ class Box : public Napi::ObjectWrap<Box> {
     stop_poll(&exit_poll_);
     if (delivered_) {
       release_fds();
+      Napi::FunctionReference cb = std::move(reaped_callback_);
+      std::unique_ptr<Napi::AsyncContext> ctx = std::move(reaped_context_);
+      Napi::Env env = Env();
       Unref();
+      if (cb.IsEmpty()) return;
+      Napi::HandleScope scope(env);
+      try {
+        cb.MakeCallback(env.Global(), {}, *ctx);
+      } catch (const Napi::Error& e) {
+        e.ThrowAsJavaScriptException();
+      }
       return;
     }
     ended_ns_ = now_ns();
@@ -648,6 +673,8 @@ class Box : public Napi::ObjectWrap<Box> {
   int64_t ended_ns_ = 0;
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> context_;
+  Napi::FunctionReference reaped_callback_;
+  std::unique_ptr<Napi::AsyncContext> reaped_context_;
 };
 
 Napi::FunctionReference* Box::constructor = nullptr;

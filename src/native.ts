@@ -122,6 +122,12 @@ export interface NativeBox {
    */
   close(): void;
   /**
+   * Calls back once the process the addon cloned is reaped (at once if it is): a run in a living
+   * box is delivered with its init's report while the link and that process may still sit in the
+   * run's cgroup. Absent from an addon built before it.
+   */
+  whenReaped?(callback: () => void): void;
+  /**
    * A TCP socket made in the box's network namespace, close-on-exec and non-blocking: listening
    * on the box's 127.0.0.1:`port` (`listen`), or unbound for the caller to connect there.
    */

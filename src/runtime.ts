@@ -56,18 +56,23 @@ export function cgroupsFor(parent: string | null): Promise<CgroupAvailability> {
 
 /**
  * Removes a run's cgroup after its result has gone out: its usage is read, its processes are
- * gone, and the caller need not wait for the rmdir. Removals are tracked: `idleCgroupDirs()` and
+ * gone (or, `after` it resolves, the last ones outside the run's PID namespace), and the caller
+ * need not wait for the rmdir. Removals are tracked: `idleCgroupDirs()` and
  * `shutdown()` wait for them, and one that failed is tried again at process exit.
  */
-export function removeAfterRun(cgroup: RunCgroup): void {
+export function removeAfterRun(cgroup: RunCgroup, after?: Promise<void>): void {
   removing.add(cgroup);
-  // Started from an immediate: the caller's own continuation runs first.
-  const done = new Promise((resolve) => setImmediate(resolve)).then(() => cgroup.destroy()).then(
-    () => {
-      removing.delete(cgroup);
-    },
-    () => undefined,
-  );
+  // Started from an immediate: the caller's own continuation runs first. `after`: the run's
+  // processes outside its PID namespace are still leaving (a run in a living box).
+  const done = (after ?? Promise.resolve())
+    .then(() => new Promise((resolve) => setImmediate(resolve)))
+    .then(() => cgroup.destroy())
+    .then(
+      () => {
+        removing.delete(cgroup);
+      },
+      () => undefined,
+    );
   removals.add(done);
   void done.finally(() => removals.delete(done));
 }

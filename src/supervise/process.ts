@@ -13,7 +13,7 @@ import { AbortError } from '../errors.js';
 import { CpuTimeLimit } from '../limits/cpu-time.js';
 import { OutputBudget } from '../limits/output.js';
 import { WallTimeLimit } from '../limits/wall-time.js';
-import type { NativeExit, NativeSpawned } from '../native.js';
+import type { NativeBox, NativeExit, NativeSpawned } from '../native.js';
 import type { BoxNetwork } from '../network/box.js';
 import type { PublishedAddress } from '../network/publish.js';
 import type { ResolvedOptions } from '../options.js';
@@ -163,7 +163,7 @@ export class SandboxProcess {
     const main = exit.main;
     // The init's report has the tree's exact CPU time; the cgroup's is needed only without it.
     const cgUsage = cg ? cg.outcome(!main) : null;
-    if (cg) removeAfterRun(cg);
+    if (cg) removeAfterRun(cg, reaped(native.box));
 
     let exitCode: number | null = null;
     let signal: number | null = null;
@@ -225,6 +225,12 @@ export class SandboxProcess {
       ...(network?.report() ? { network: network.report() } : {}),
     };
   }
+}
+
+/** Once the box's process the addon cloned is reaped (a run in a living box may end before it). */
+function reaped(box: NativeBox): Promise<void> | undefined {
+  const whenReaped = box.whenReaped?.bind(box);
+  return whenReaped ? new Promise((resolve) => whenReaped(resolve)) : undefined;
 }
 
 function round3(x: number): number {

@@ -6,6 +6,7 @@
 import { Stages } from './debug.js';
 import { SandboxSetupError } from './errors.js';
 import { endStaging, launch, stageRun, startLivingBox, type LivingBox } from './launch/launcher.js';
+import { namespacesReleased } from './native.js';
 import { BoxNetwork } from './network/box.js';
 import type { PublishedAddress } from './network/publish.js';
 import {
@@ -165,6 +166,9 @@ export class Sandbox implements AsyncDisposable {
       const hardKill = setTimeout(() => this.box.native.box.kill(), 1000);
       await this.ended;
       clearTimeout(hardKill);
+      // The box's mount tree, and with it its owner id, is let go off the event loop once its
+      // init is reaped: destroy() resolves when it has, so that an id is free again by then.
+      await namespacesReleased();
       await this.network?.close();
     }
     if (this.box.cgroup) await this.box.cgroup.destroy();

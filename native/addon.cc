@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "box_files.h"
+#include "cgroup_files.h"
 #include "netlink.h"
 #include "netns.h"
 #include "peer_cred.h"
@@ -879,6 +880,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }));
   exports.Set("overlayMark", Napi::Function::New(env, OverlayMark));
   exports.Set("whenReleased", Napi::Function::New(env, WhenReleased));
+  exports.Set("cgroupFiles", Napi::Function::New(env, CgroupFiles));
   return exports;
 }
 

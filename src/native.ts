@@ -168,6 +168,7 @@ interface Addon {
   overlayMark(kind: 'whiteout' | 'opaque', path: string): void;
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
+  cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]>;
 }
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -242,6 +243,15 @@ export function peerCredentials(fd: number): PeerCredentials {
  */
 export function overlayMark(kind: 'whiteout' | 'opaque', path: string): void {
   load().overlayMark(kind, path);
+}
+
+/**
+ * On a libuv worker thread: makes `mkdirs`, then writes `writes` (flat: path, value, …), then
+ * reads `reads` (null for a read that fails). The first refused mkdir or write rejects with
+ * { op, path, value, errno } and stops the batch.
+ */
+export function cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]> {
+  return load().cgroupFiles(mkdirs, writes, reads);
 }
 
 /** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */

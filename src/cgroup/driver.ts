@@ -1,7 +1,8 @@
 /**
  * The cgroup layer's contract. The run pipeline creates one run cgroup per box, writes the box's
  * first pid into `procsFiles` before that process runs its own code, polls the cheap readers
- * while the box runs, reads `outcome()` at the end and calls `destroy()`.
+ * while the box runs, reads `outcome()` at the end and calls `destroy()`. Making a run cgroup,
+ * writing its limits and reading its outcome happen on a worker thread, off the event loop.
  *
  * Files sandcell writes, and nothing else:
  *  - it creates (mkdir) `sandcell-<pid>` below the parent and `run-<n>-<hex>` below that;
@@ -88,10 +89,10 @@ export interface RunCgroup {
   /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
   memoryCurrentBytes(): number | undefined;
   /**
-   * Read at the end of every run. `cpuTime: false` leaves the CPU time unread (NaN), for a caller
-   * that has the tree's exact time from elsewhere: one file fewer per run.
+   * Read at the end of every run, on a worker thread. `cpuTime: false` leaves the CPU time unread
+   * (NaN), for a caller that has the tree's exact time from elsewhere: one file fewer per run.
    */
-  outcome(cpuTime?: boolean): RunOutcome;
+  outcome(cpuTime?: boolean): Promise<RunOutcome>;
   /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
   pids(): number[];
   /** Kill everything still inside, wait until empty, remove the run cgroup. Idempotent; concurrent calls share one attempt. */

@@ -1,8 +1,13 @@
-/** Tiny file helpers for cgroupfs: synchronous reads for polling, async writes/mkdir/rmdir for setup. */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { mkdir, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+/**
+ * Tiny file helpers for cgroupfs: synchronous reads for polling; a run's mkdirs, limit writes and
+ * end-of-run reads as one batch on a libuv worker thread (the addon's `cgroupFiles`), so that the
+ * cgroupfs syscalls of a run's setup and result do not hold the event loop.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
+import { cgroupFiles, errnoName } from '../native.js';
 import type { FakeCgroupFs } from './driver.js';
 
 /** Reads a small file; undefined when it does not exist (or cannot be read). */
@@ -14,13 +19,18 @@ export function readOpt(path: string): string | undefined {
   }
 }
 
-/** Reads an integer file ("123\n"); "max" → Infinity; undefined when missing or unparsable. */
-export function readNumber(path: string): number | undefined {
-  const s = readOpt(path)?.trim();
+/** Parses an integer file's contents ("123\n"); "max" → Infinity; undefined when missing or unparsable. */
+export function parseNumber(text: string | undefined): number | undefined {
+  const s = text?.trim();
   if (s === undefined || s === '') return undefined;
   if (s === 'max') return Infinity;
   const n = Number(s);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/** Reads an integer file; undefined when missing or unparsable. */
+export function readNumber(path: string): number | undefined {
+  return parseNumber(readOpt(path));
 }
 
 /** Parses a flat keyed file ("usage_usec 123\nuser_usec 100\n") into a map. */
@@ -66,31 +76,53 @@ export function subdirs(dir: string): string[] {
   }
 }
 
+/** One control file write: the directory, the file's name, the value. */
+export type ControlWrite = readonly [dir: string, file: string, value: string];
+
 /**
- * Writes one cgroup control file; a failure becomes a SandboxSetupError naming the file and value.
- * Synchronous: a control file write is a few microseconds in the kernel, less than a trip through
- * libuv's thread pool, and a run's limits are written while its caller waits.
+ * Makes `mkdirs` (in order), then writes `writes` (in order), then reads `reads`, on a worker
+ * thread; a read that fails gives undefined. A refused mkdir or write stops the batch and becomes
+ * a SandboxSetupError naming the directory, or the file and value (what was done before it stays
+ * done). With a fake tree, its `populate` runs between the mkdirs and the writes, as the kernel's
+ * would.
  */
-export async function writeControl(dir: string, file: string, value: string): Promise<void> {
-  const path = join(dir, file);
+export async function cgroupBatch(
+  mkdirs: readonly string[],
+  writes: readonly ControlWrite[],
+  reads: readonly string[] = [],
+  fake?: FakeCgroupFs,
+): Promise<(string | undefined)[]> {
+  const flat = writes.flatMap(([dir, file, value]) => [join(dir, file), value]);
   try {
-    writeFileSync(path, value);
+    if (fake && mkdirs.length > 0) {
+      await cgroupFiles([...mkdirs], [], []);
+      for (const d of mkdirs) fake.populate(d);
+      mkdirs = [];
+    }
+    const got = await cgroupFiles([...mkdirs], flat, [...reads]);
+    return got.map((t) => t ?? undefined);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new SandboxSetupError(`cgroup write ${file}`, err.errno ?? 0, err.code ?? 'EIO', `${JSON.stringify(value)} → ${path}: ${err.message}`);
+    const err = e as { op?: unknown; path?: unknown; value?: unknown; errno?: unknown; message?: string };
+    if (typeof err.errno !== 'number' || typeof err.path !== 'string') throw e;
+    const code = errnoName(err.errno);
+    if (err.op === 'mkdir') throw new SandboxSetupError('cgroup mkdir', err.errno, code, `${err.path}: ${err.message ?? code}`);
+    throw new SandboxSetupError(`cgroup write ${basename(err.path)}`, err.errno, code, `${JSON.stringify(err.value)} → ${err.path}: ${err.message ?? code}`);
   }
+}
+
+/** Writes one cgroup control file; a failure becomes a SandboxSetupError naming the file and value. */
+export async function writeControl(dir: string, file: string, value: string): Promise<void> {
+  await cgroupBatch([], [[dir, file, value]]);
 }
 
 /** mkdir of a new cgroup (exclusive unless `allowExisting`); returns true when it was created now. */
 export async function mkdirCgroup(dir: string, fake: FakeCgroupFs | undefined, allowExisting = false): Promise<boolean> {
   try {
-    await mkdir(dir);
+    await cgroupBatch([dir], [], [], fake);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (allowExisting && err.code === 'EEXIST') return false;
-    throw new SandboxSetupError('cgroup mkdir', err.errno ?? 0, err.code ?? 'EIO', `${dir}: ${err.message}`);
+    if (allowExisting && e instanceof SandboxSetupError && e.code === 'EEXIST') return false;
+    throw e;
   }
-  fake?.populate(dir);
   return true;
 }
 

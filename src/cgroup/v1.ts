@@ -4,10 +4,11 @@
  * pid has to be written to each one's cgroup.procs (`procsFiles`).
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { SandboxSetupError } from '../errors.js';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { exists, mkdirCgroup, mkdirCgroupIn, readKeyed, readNumber, rmdirCgroup, writeControl } from './fs.js';
+import { cgroupBatch, exists, mkdirCgroupIn, parseKeyed, parseNumber, readNumber, rmdirCgroup, type ControlWrite } from './fs.js';
 
 /** One v1 hierarchy sandcell uses: its `sandcell-<pid>` dir and the wanted controllers bound to it. */
 export interface V1Hierarchy {
@@ -28,8 +29,9 @@ export class V1RunCgroup implements RunCgroup {
   private readonly teardown = new Once();
 
   /**
-   * `byController`: controller → this run's dir in the hierarchy of that controller. `has` says
-   * whether a cgroup of the hierarchy at `dir` has a control file (the driver's, remembered).
+   * `byController`: controller → this run's dir in the hierarchy of that controller (which may not
+   * exist yet). `has` says whether the cgroups of that hierarchy have a control file (the
+   * driver's, looked at once).
    */
   constructor(
     readonly name: string,
@@ -64,7 +66,7 @@ export class V1RunCgroup implements RunCgroup {
   async applyLimits(limits: CgroupLimits): Promise<void> {
     validateLimits(limits);
     this.current = { ...limits };
-    await this.apply();
+    await cgroupBatch([], this.limitWrites());
   }
 
   capCpu(quotaUs: number | null): void {
@@ -90,24 +92,22 @@ export class V1RunCgroup implements RunCgroup {
     if (this.cpuDir) writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), '-1');
   }
 
-  /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */
-  async apply(): Promise<void> {
+  /** The writes of the limits, in order: by the driver right after mkdir, or later through applyLimits. */
+  limitWrites(): ControlWrite[] {
     const l = this.current;
+    const w: ControlWrite[] = [];
     if (l.memoryBytes !== undefined && this.memoryDir) {
       // limit first: memsw must never be below limit_in_bytes (EINVAL).
-      await writeControl(this.memoryDir, 'memory.limit_in_bytes', String(l.memoryBytes));
+      w.push([this.memoryDir, 'memory.limit_in_bytes', String(l.memoryBytes)]);
       // Present only with swap accounting on; without it a box can use swap beyond the limit.
-      if (this.has(this.memoryDir, 'memory.memsw.limit_in_bytes')) {
-        await writeControl(this.memoryDir, 'memory.memsw.limit_in_bytes', String(l.memoryBytes));
-      }
+      if (this.has(this.memoryDir, 'memory.memsw.limit_in_bytes')) w.push([this.memoryDir, 'memory.memsw.limit_in_bytes', String(l.memoryBytes)]);
     }
-    if (l.pids !== undefined && this.pidsDir) {
-      await writeControl(this.pidsDir, 'pids.max', String(l.pids));
-    }
+    if (l.pids !== undefined && this.pidsDir) w.push([this.pidsDir, 'pids.max', String(l.pids)]);
     if (l.cpus !== undefined && this.cpuDir) {
-      await writeControl(this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
-      await writeControl(this.cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(l.cpus)));
+      w.push([this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
+      w.push([this.cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(l.cpus))]);
     }
+    return w;
   }
 
   get cpuTimeFile(): string | undefined {
@@ -136,11 +136,18 @@ export class V1RunCgroup implements RunCgroup {
     return pidsIn(this.dirs);
   }
 
-  outcome(cpuTime = true): RunOutcome {
-    const u: RunOutcome = { cpuTimeUs: cpuTime ? this.cpuTimeUs() : NaN, memoryPeakSource: 'none', oomKilled: false };
-    if (this.memoryDir) {
-      const d = this.memoryDir;
-      const peak = readNumber(join(d, 'memory.max_usage_in_bytes'));
+  async outcome(cpuTime = true): Promise<RunOutcome> {
+    const d = this.memoryDir;
+    const usage = cpuTime ? this.cpuTimeFile : undefined;
+    const files = [...(d ? [join(d, 'memory.max_usage_in_bytes'), join(d, 'memory.oom_control')] : []), ...(usage ? [usage] : [])];
+    const got = files.length > 0 ? await cgroupBatch([], [], files) : [];
+    const u: RunOutcome = { cpuTimeUs: NaN, memoryPeakSource: 'none', oomKilled: false };
+    if (usage) {
+      const t = got[files.length - 1];
+      u.cpuTimeUs = t === undefined ? NaN : this.cpuTimeUsFrom(t);
+    }
+    if (d) {
+      const peak = parseNumber(got[0]);
       if (peak !== undefined) {
         u.memoryPeakBytes = peak;
         u.memoryPeakSource = 'cgroup';
@@ -149,7 +156,7 @@ export class V1RunCgroup implements RunCgroup {
         u.memoryPeakSource = 'sampled';
       }
       // "oom_kill N" exists since 4.13; before that the caller has failcnt and the SIGKILL.
-      u.oomKilled = (readKeyed(join(d, 'memory.oom_control'))?.get('oom_kill') ?? 0) > 0;
+      u.oomKilled = (parseKeyed(got[1]).get('oom_kill') ?? 0) > 0;
     }
     return u;
   }
@@ -169,10 +176,12 @@ export class V1Driver implements CgroupDriver {
    * accounting), and each file belongs to one controller: looked at once, not for every run.
    */
   private readonly present = new Map<string, boolean>();
+  /** Looked at in the hierarchy's `sandcell-<pid>` (never its root), so before a run cgroup is made. */
   private readonly has = (dir: string, file: string): boolean => {
     let v = this.present.get(file);
     if (v === undefined) {
-      v = exists(join(dir, file));
+      const h = this.hierarchies.find((x) => dir.startsWith(`${x.sandcellDir}/`));
+      v = exists(join(h?.sandcellDir ?? dir, file));
       this.present.set(file, v);
     }
     return v;
@@ -196,24 +205,32 @@ export class V1Driver implements CgroupDriver {
     const parent = under as V1RunCgroup | undefined;
     const name = newRunName();
     const byController = new Map<string, string>();
-    const made: string[] = [];
+    for (const h of this.hierarchies) {
+      const base = parent ? parent.byController.get(h.controllers[0] ?? '') : h.sandcellDir;
+      if (base === undefined) continue;
+      for (const c of h.controllers) byController.set(c, join(base, name));
+    }
+    const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellName}/${name}`;
+    const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, this.has);
     try {
-      for (const h of this.hierarchies) {
-        const base = parent ? parent.byController.get(h.controllers[0] ?? '') : h.sandcellDir;
-        if (base === undefined) continue;
-        const dir = join(base, name);
-        if (parent) await mkdirCgroup(dir, this.fake);
-        else await mkdirCgroupIn(h.sandcellDir, dir, this.fake);
-        made.push(dir);
-        for (const c of h.controllers) byController.set(c, dir);
+      try {
+        // The usual case: every mkdir and limit write in one trip to a worker thread.
+        await cgroupBatch(rc.dirs, rc.limitWrites(), [], this.fake);
+      } catch (e) {
+        // A `sandcell-<pid>` gone (another driver of this process closed it) is made again.
+        if (parent || !(e instanceof SandboxSetupError) || e.stage !== 'cgroup mkdir' || e.code !== 'ENOENT') throw e;
+        await this.removeAll(rc.dirs);
+        for (const dir of rc.dirs) await mkdirCgroupIn(dirname(dir), dir, this.fake);
+        await cgroupBatch([], rc.limitWrites());
       }
-      const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellName}/${name}`;
-      const rc = new V1RunCgroup(name, byController, { ...limits }, tail, this.fake, this.has);
-      await rc.apply();
       return rc;
     } catch (e) {
-      for (const d of made) await rmdirCgroup(d, this.fake).catch(() => undefined);
+      await this.removeAll(rc.dirs);
       throw e;
     }
+  }
+
+  private async removeAll(dirs: readonly string[]): Promise<void> {
+    for (const d of dirs) await rmdirCgroup(d, this.fake).catch(() => undefined);
   }
 }

@@ -17,7 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { exists, mkdirCgroup, mkdirCgroupIn, parseKeyed, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl } from './fs.js';
+import { cgroupBatch, exists, mkdirCgroup, mkdirCgroupIn, parseKeyed, parseNumber, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl, type ControlWrite } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
 
@@ -83,7 +83,7 @@ export class V2RunCgroup implements RunCgroup {
   async applyLimits(limits: CgroupLimits): Promise<void> {
     validateLimits(limits);
     this.current = { ...limits };
-    await this.apply();
+    await cgroupBatch([], this.limitWrites());
   }
 
   capCpu(quotaUs: number | null): void {
@@ -100,23 +100,21 @@ export class V2RunCgroup implements RunCgroup {
     if (this.enforced.cpus === 'cgroup') writeFileSync(join(this.dir, 'cpu.max'), 'max');
   }
 
-  /** Writes the limits: by the driver right after mkdir, or later through applyLimits. */
-  async apply(): Promise<void> {
+  /** The writes of the limits, in order: by the driver right after mkdir, or later through applyLimits. */
+  limitWrites(): ControlWrite[] {
     const { dir, current: l } = this;
+    const w: ControlWrite[] = [];
     if (l.memoryBytes !== undefined && this.enforced.memory === 'cgroup') {
-      await writeControl(dir, 'memory.max', String(l.memoryBytes));
-      if (exists(join(dir, 'memory.swap.max'))) await writeControl(dir, 'memory.swap.max', '0');
+      w.push([dir, 'memory.max', String(l.memoryBytes)]);
+      if (exists(join(dir, 'memory.swap.max'))) w.push([dir, 'memory.swap.max', '0']);
       // memory.oom.group stays 0: with it the kernel kills the whole cgroup on OOM, the box's init
       // included, so the run loses its exact end report (status, rusage) and a living box dies
       // with any one run; the OOM killer then picks one process, as on v1, and memory.events
       // oom_kill gives the verdict either way.
     }
-    if (l.pids !== undefined && this.enforced.processes === 'cgroup') {
-      await writeControl(dir, 'pids.max', String(l.pids));
-    }
-    if (l.cpus !== undefined && this.enforced.cpus === 'cgroup') {
-      await writeControl(dir, 'cpu.max', `${cpuQuotaUs(l.cpus)} ${CPU_PERIOD_US}`);
-    }
+    if (l.pids !== undefined && this.enforced.processes === 'cgroup') w.push([dir, 'pids.max', String(l.pids)]);
+    if (l.cpus !== undefined && this.enforced.cpus === 'cgroup') w.push([dir, 'cpu.max', `${cpuQuotaUs(l.cpus)} ${CPU_PERIOD_US}`]);
+    return w;
   }
 
   get cpuTimeFile(): string | undefined {
@@ -141,13 +139,15 @@ export class V2RunCgroup implements RunCgroup {
     return pidsIn(this.dirs);
   }
 
-  outcome(cpuTime = true): RunOutcome {
-    const peak = readNumber(join(this.dir, 'memory.peak'));
-    const mev = readKeyed(join(this.dir, 'memory.events'));
+  async outcome(cpuTime = true): Promise<RunOutcome> {
+    const files = [join(this.dir, 'memory.peak'), join(this.dir, 'memory.events'), ...(cpuTime ? [join(this.dir, 'cpu.stat')] : [])];
+    const [peakText, eventsText, statText] = await cgroupBatch([], [], files);
+    const peak = parseNumber(peakText);
+    const mev = parseKeyed(eventsText);
     const u: RunOutcome = {
-      cpuTimeUs: cpuTime ? this.cpuTimeUs() : NaN,
+      cpuTimeUs: statText === undefined ? NaN : this.cpuTimeUsFrom(statText),
       memoryPeakSource: 'none',
-      oomKilled: (mev?.get('oom_kill') ?? 0) > 0 || (mev?.get('oom_group_kill') ?? 0) > 0,
+      oomKilled: (mev.get('oom_kill') ?? 0) > 0 || (mev.get('oom_group_kill') ?? 0) > 0,
     };
     if (peak !== undefined && Number.isFinite(peak)) {
       u.memoryPeakBytes = peak;
@@ -208,7 +208,7 @@ export class V2Driver implements CgroupDriver {
     const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
     const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake);
     try {
-      await rc.apply();
+      await cgroupBatch([], rc.limitWrites());
     } catch (e) {
       await rmdirCgroup(dir, this.fake).catch(() => undefined);
       throw e;

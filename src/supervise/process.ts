@@ -162,7 +162,7 @@ export class SandboxProcess {
     if (network) await network.close();
     const main = exit.main;
     // The init's report has the tree's exact CPU time; the cgroup's is needed only without it.
-    const cgUsage = cg ? cg.outcome(!main) : null;
+    const cgUsage = cg ? await cg.outcome(!main) : null;
     if (cg) removeAfterRun(cg, reaped(native.box));
 
     let exitCode: number | null = null;

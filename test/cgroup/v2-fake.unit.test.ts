@@ -2,10 +2,11 @@
  * The cgroup v2 driver against a fake cgroupfs (this machine has no v2 controllers): which files
  * are written with which values, what is refused and why, how a run's outcome is parsed.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openCgroupDriver, type CgroupDriver, type DetectOptions } from '../../src/cgroup/index.js';
+import { openCgroupDriver, type CgroupDriver, type DetectOptions, type FakeCgroupFs } from '../../src/cgroup/index.js';
+import { SandboxSetupError } from '../../src/errors.js';
 import { FakeV2Tree, type FakeFeatures } from './fake-cgroupfs.js';
 
 const PID = 424242;
@@ -181,6 +182,34 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     expect(t.snapshot()[`sandcell-${PID}/cgroup.procs`]).toBe('');
   });
 
+  it('a limit write the kernel refuses is a SandboxSetupError naming the file and value, and the run cgroup is removed', async () => {
+    const t = tree('/');
+    t.write('/', 'cgroup.subtree_control', 'cpu memory pids\n');
+    // memory.max made a directory right after the "kernel" populates a run cgroup: the write gets EISDIR.
+    const isRun = (dir: string): boolean => basename(dir).startsWith('run-');
+    const fake: FakeCgroupFs = {
+      populate: (dir) => {
+        t.fake.populate(dir);
+        if (!isRun(dir)) return;
+        rmSync(join(dir, 'memory.max'));
+        mkdirSync(join(dir, 'memory.max'));
+      },
+      rmdir: async (dir) => {
+        if (isRun(dir)) rmSync(join(dir, 'memory.max'), { recursive: true, force: true });
+        await t.fake.rmdir(dir);
+      },
+    };
+    const d = await open(t, { fake });
+    const err = await d.create({ memoryBytes: 1 << 24, pids: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SandboxSetupError);
+    const e = err as SandboxSetupError;
+    expect(e.stage).toBe('cgroup write memory.max');
+    expect(e.code).toBe('EISDIR');
+    expect(e.message).toContain(`"${1 << 24}"`);
+    expect(e.message).toContain(`/sandcell-${PID}/run-`);
+    expect(readdirSync(t.path(`/sandcell-${PID}`), { withFileTypes: true }).filter((x) => x.isDirectory())).toEqual([]);
+  });
+
   it('parses the outcome: cpu.stat, memory.peak, memory.events', async () => {
     const t = tree('/');
     t.write('/', 'cgroup.subtree_control', 'cpu memory pids\n');
@@ -193,23 +222,23 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     t.write(rel, 'memory.events', 'low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n');
     expect(rc.cpuTimeUs()).toBe(1234567);
     expect(rc.memoryCurrentBytes()).toBe(4096);
-    expect(rc.outcome()).toEqual({
+    expect(await rc.outcome()).toEqual({
       cpuTimeUs: 1234567,
       memoryPeakBytes: 5242880,
       memoryPeakSource: 'cgroup',
       oomKilled: true,
     });
     // Without the CPU time (the caller has it from the init): the rest is read the same.
-    expect(rc.outcome(false)).toEqual({
+    expect(await rc.outcome(false)).toEqual({
       cpuTimeUs: NaN,
       memoryPeakBytes: 5242880,
       memoryPeakSource: 'cgroup',
       oomKilled: true,
     });
     t.write(rel, 'memory.events', 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 1\n');
-    expect(rc.outcome().oomKilled).toBe(true);
+    expect((await rc.outcome()).oomKilled).toBe(true);
     t.write(rel, 'memory.events', 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\noom_group_kill 0\n');
-    expect(rc.outcome().oomKilled).toBe(false);
+    expect((await rc.outcome()).oomKilled).toBe(false);
   });
 
   it('on an older kernel (no memory.peak, swap, oom.group, cgroup.kill, pids.peak) writes only what exists and samples the peak', async () => {
@@ -220,14 +249,14 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     const rel = `/sandcell-${PID}/${rc.name}`;
     expect(t.read(rel, 'memory.max')).toBe(String(1 << 24));
     for (const f of ['memory.swap.max', 'memory.oom.group', 'cgroup.kill']) expect(existsSync(t.path(rel, f))).toBe(false);
-    let u = rc.outcome();
+    let u = await rc.outcome();
     expect(u.memoryPeakSource).toBe('none');
     expect(u.memoryPeakBytes).toBeUndefined();
     t.write(rel, 'memory.current', '9000\n');
     expect(rc.memoryCurrentBytes()).toBe(9000);
     t.write(rel, 'memory.current', '500\n');
     rc.memoryCurrentBytes();
-    u = rc.outcome();
+    u = await rc.outcome();
     expect(u.memoryPeakSource).toBe('sampled');
     expect(u.memoryPeakBytes).toBe(9000);
     const dir = rc.dirs[0]!;

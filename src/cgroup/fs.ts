@@ -4,7 +4,7 @@
  * cgroupfs syscalls of a run's setup and result do not hold the event loop.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
 import { cgroupFiles, errnoName } from '../native.js';
@@ -115,14 +115,20 @@ export async function writeControl(dir: string, file: string, value: string): Pr
   await cgroupBatch([], [[dir, file, value]]);
 }
 
-/** mkdir of a new cgroup (exclusive unless `allowExisting`); returns true when it was created now. */
+/**
+ * mkdir of a new cgroup (exclusive unless `allowExisting`); returns true when it was created now.
+ * On the event loop's own thread pool, without the addon: detection uses it in processes that
+ * may have no cgroups and no addon at all.
+ */
 export async function mkdirCgroup(dir: string, fake: FakeCgroupFs | undefined, allowExisting = false): Promise<boolean> {
   try {
-    await cgroupBatch([dir], [], [], fake);
+    await mkdir(dir);
   } catch (e) {
-    if (allowExisting && e instanceof SandboxSetupError && e.code === 'EEXIST') return false;
-    throw e;
+    const err = e as NodeJS.ErrnoException;
+    if (allowExisting && err.code === 'EEXIST') return false;
+    throw new SandboxSetupError('cgroup mkdir', err.errno ?? 0, err.code ?? 'EIO', `${dir}: ${err.message}`);
   }
+  fake?.populate(dir);
   return true;
 }
 

@@ -17,7 +17,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { cgroupBatch, exists, mkdirCgroup, mkdirCgroupIn, parseKeyed, parseNumber, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl, type ControlWrite } from './fs.js';
+import { SandboxSetupError } from '../errors.js';
+import { cgroupBatch, exists, mkdirCgroup, parseKeyed, parseNumber, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl, type ControlWrite } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
 
@@ -198,12 +199,18 @@ export class V2Driver implements CgroupDriver {
     const dir = join(parent ? parent.dir : this.sandcellDir, name);
     if (parent) {
       await enableSubtree(parent.dir, this.controllers);
-      await mkdirCgroup(dir, this.fake);
-    } else if (await mkdirCgroupIn(this.sandcellDir, dir, this.fake)) {
-      // sandcell-<pid> was made again: its children get their controllers once it lends them.
-      await rmdirCgroup(dir, this.fake);
-      await enableSubtree(this.sandcellDir, this.controllers);
-      await mkdirCgroup(dir, this.fake);
+      await cgroupBatch([dir], [], [], this.fake);
+    } else {
+      try {
+        await cgroupBatch([dir], [], [], this.fake);
+      } catch (e) {
+        if (!(e instanceof SandboxSetupError) || e.stage !== 'cgroup mkdir' || e.code !== 'ENOENT') throw e;
+        // sandcell-<pid> is gone (another driver of this process closed it): made again, its
+        // children get their controllers once it lends them.
+        await mkdirCgroup(this.sandcellDir, this.fake, true);
+        await enableSubtree(this.sandcellDir, this.controllers);
+        await cgroupBatch([dir], [], [], this.fake);
+      }
     }
     const tail = parent ? `${parent.tail}/${name}` : `/${this.sandcellDir.split('/').pop() ?? ''}/${name}`;
     const rc = new V2RunCgroup(name, dir, { ...limits }, tail, this.fake);

@@ -47,11 +47,11 @@ describe('cgroup driver on the real cgroupfs', () => {
     expect(read(dir('pids'), 'pids.max')).toBe('32');
     expect(read(dir('cpu'), 'cpu.cfs_period_us')).toBe('100000');
     expect(read(dir('cpu'), 'cpu.cfs_quota_us')).toBe('50000');
-    const u = rc.outcome();
+    const u = await rc.outcome();
     expect(u.cpuTimeUs).toBe(0);
     expect(u.oomKilled).toBe(false);
     expect(u.memoryPeakSource).toBe('cgroup');
-    expect(rc.outcome(false)).toEqual({ ...u, cpuTimeUs: NaN });
+    expect(await rc.outcome(false)).toEqual({ ...u, cpuTimeUs: NaN });
     await rc.destroy();
     for (const d of rc.dirs) expect(existsSync(d)).toBe(false);
     await rc.destroy(); // idempotent
@@ -71,7 +71,7 @@ describe('cgroup driver on the real cgroupfs', () => {
       const r = await h.exit;
       const wall = Date.now() - t0;
       expect(r.code).toBe(0);
-      const u = rc.outcome();
+      const u = await rc.outcome();
       expect(rc.cpuTimeUs()).toBeCloseTo(u.cpuTimeUs, -3);
       // ≥ the 300 ms burnt, plus a little interpreter exit work.
       expect(u.cpuTimeUs).toBeGreaterThan(295_000);
@@ -92,7 +92,7 @@ describe('cgroup driver on the real cgroupfs', () => {
       h.release();
       const r = await h.exit;
       expect(r.signal).toBe('SIGKILL');
-      const u = rc.outcome();
+      const u = await rc.outcome();
       expect(u.oomKilled).toBe(true);
       expect(u.memoryPeakSource).toBe('cgroup');
       expect(u.memoryPeakBytes).toBeGreaterThan(limit / 2);
@@ -110,7 +110,7 @@ describe('cgroup driver on the real cgroupfs', () => {
       h.release();
       const r = await h.exit;
       expect(r.code).toBe(0);
-      const u = rc.outcome();
+      const u = await rc.outcome();
       expect(u.oomKilled).toBe(false);
       expect(u.memoryPeakBytes).toBeGreaterThan(20 * 1024 * 1024);
       expect(u.memoryPeakBytes).toBeLessThan(64 * 1024 * 1024);

@@ -3,7 +3,7 @@
  * end-of-run reads as one batch on a libuv worker thread (the addon's `cgroupFiles`), so that the
  * cgroupfs syscalls of a run's setup and result do not hold the event loop.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
@@ -110,9 +110,19 @@ export async function cgroupBatch(
   }
 }
 
-/** Writes one cgroup control file; a failure becomes a SandboxSetupError naming the file and value. */
+/**
+ * Writes one cgroup control file outside a run's setup (detection's subtree_control, cgroup.kill);
+ * a failure becomes a SandboxSetupError naming the file and value. Without the addon, like
+ * `mkdirCgroup`.
+ */
 export async function writeControl(dir: string, file: string, value: string): Promise<void> {
-  await cgroupBatch([], [[dir, file, value]]);
+  const path = join(dir, file);
+  try {
+    writeFileSync(path, value);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new SandboxSetupError(`cgroup write ${file}`, err.errno ?? 0, err.code ?? 'EIO', `${JSON.stringify(value)} → ${path}: ${err.message}`);
+  }
 }
 
 /**

@@ -30,7 +30,7 @@ export class V1RunCgroup implements RunCgroup {
 
   /**
    * `byController`: controller → this run's dir in the hierarchy of that controller (which may not
-   * exist yet). `has` says whether the cgroups of that hierarchy have a control file (the
+   * exist yet). `has` says whether the cgroups of the hierarchy at `dir` have a control file (the
    * driver's, looked at once).
    */
   constructor(
@@ -166,6 +166,14 @@ export class V1RunCgroup implements RunCgroup {
   }
 }
 
+/** The control files a run cgroup's setup and result use, by the controller they belong to. */
+const CONTROL_FILES: Readonly<Record<string, readonly string[]>> = {
+  memory: ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'],
+  pids: ['pids.max'],
+  cpu: ['cpu.cfs_quota_us'],
+  cpuacct: ['cpuacct.usage'],
+};
+
 export class V1Driver implements CgroupDriver {
   readonly version = 'v1' as const;
   readonly parents: Readonly<Record<string, string>>;
@@ -173,19 +181,12 @@ export class V1Driver implements CgroupDriver {
   /**
    * Which control files the cgroups of this driver have, by file name. In v1 every cgroup of a
    * hierarchy has the same files (its controllers' and, for memory.memsw.*, the kernel's swap
-   * accounting), and each file belongs to one controller: looked at once, not for every run.
+   * accounting), and each file belongs to one controller: looked at once, in each hierarchy's
+   * `sandcell-<pid>` (never a root) when the driver is made, so that a run cgroup's writes are
+   * known before its directories exist.
    */
   private readonly present = new Map<string, boolean>();
-  /** Looked at in the hierarchy's `sandcell-<pid>` (never its root), so before a run cgroup is made. */
-  private readonly has = (dir: string, file: string): boolean => {
-    let v = this.present.get(file);
-    if (v === undefined) {
-      const h = this.hierarchies.find((x) => dir.startsWith(`${x.sandcellDir}/`));
-      v = exists(join(h?.sandcellDir ?? dir, file));
-      this.present.set(file, v);
-    }
-    return v;
-  };
+  private readonly has = (_dir: string, file: string): boolean => this.present.get(file) ?? false;
 
   constructor(
     private readonly hierarchies: readonly V1Hierarchy[],
@@ -197,6 +198,9 @@ export class V1Driver implements CgroupDriver {
     for (const h of hierarchies) for (const c of h.controllers) parents[c] = h.sandcellDir;
     this.parents = parents;
     this.controllers = Object.keys(parents);
+    for (const h of hierarchies) {
+      for (const c of h.controllers) for (const file of CONTROL_FILES[c] ?? []) this.present.set(file, exists(join(h.sandcellDir, file)));
+    }
   }
 
   async create(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {

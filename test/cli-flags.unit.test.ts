@@ -7,7 +7,9 @@ import { flagsOf, readFlags, UsageError } from '../src/cli/flags.js';
 import { imageCommand } from '../src/cli/image.js';
 import { judgeCommand } from '../src/cli/judge.js';
 import { networkCommand } from '../src/cli/network.js';
+import { serve } from '../src/cli/serve.js';
 import { serviceCommand } from '../src/cli/service.js';
+import { workerCommand } from '../src/cli/worker.js';
 
 async function usage(p: Promise<unknown> | (() => unknown)): Promise<string> {
   const e = await (typeof p === 'function' ? Promise.resolve().then(p) : p).then(
@@ -81,5 +83,14 @@ describe('each verb', () => {
     expect(await usage(serviceCommand(['create', ...REDIS, 'svc', '--replicas=x', '--', '/bin/true']))).toBe('--replicas needs an integer of at least 0, got "x"');
     expect(await usage(serviceCommand(['create', `--redis=${REDIS[1]}`, 'svc', '--replicas', '1', '--bogus', '--', '/bin/true']))).toBe('unknown option --bogus (see sandcell run --help)');
     expect(await usage(serviceCommand(['create', ...REDIS, 'svc', '--replicas', '1', '--constraint']))).toBe('--constraint needs a value');
+  });
+
+  it('serve and worker: integers, ports, Redis URLs and labels checked by the same readers, refused before anything starts', async () => {
+    expect(await usage(serve(['--parallelism', '']))).toBe('--parallelism needs an integer of at least 1, got ""');
+    expect(await usage(serve(['--listen', '127.0.0.1:70000', '--token-file', '/nonexistent']))).toBe('--listen port needs an integer from 0 to 65535, got "70000"');
+    expect(await usage(serve(['--cluster=http://x']))).toMatch(/^--cluster: .*scheme must be redis:, rediss: or unix:/);
+    expect(await usage(workerCommand(['--redis', 'http://x']))).toMatch(/^--redis: .*scheme must be redis:, rediss: or unix:/);
+    expect(await usage(workerCommand([...REDIS, '--labels', '=x']))).toMatch(/^--labels: /);
+    expect(await usage(serviceCommand(['create', ...REDIS, 'svc', '--replicas', '1', '--constraint', '=x', '--', '/bin/true']))).toMatch(/^--constraint: /);
   });
 });

@@ -2,6 +2,8 @@
  * The one reader of the command line's flags, shared by every verb: `--flag value` and
  * `--flag=value` alike, values checked here with errors naming the flag.
  */
+import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
+import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
 import { parseDuration, parseSize } from '../units.js';
 
 /** A command line that cannot be read: the message names the flag and what is wrong. */
@@ -118,4 +120,25 @@ export function readFlags(args: readonly string[], spec: FlagSpec, verb: string,
     operands,
     after,
   };
+}
+
+/** A farm's Redis URL or socket path, checked as the farm reads it (the URL itself is what is passed on). */
+export function redisUrlOf(flag: string, v: string): string {
+  try {
+    parseRedisUrl(v);
+  } catch (e) {
+    if (e instanceof RedisUrlError) throw new UsageError(`${flag}: ${e.message}`);
+    throw e;
+  }
+  return v;
+}
+
+/** Farm labels (`key=value,...`). */
+export function labelsOf(flag: string, v: string): Labels {
+  try {
+    return parseLabels(v);
+  } catch (e) {
+    if (e instanceof LabelError) throw new UsageError(`${flag}: ${e.message}`);
+    throw e;
+  }
 }

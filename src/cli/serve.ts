@@ -8,12 +8,11 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { destination, pino, stdTimeFunctions } from 'pino';
 
-import { parseRedisUrl } from '../cluster/connection.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
 import { prepare } from '../index.js';
 import { UsageError } from './args.js';
-import { flagsOf, positiveDuration, sizeOf } from './flags.js';
+import { flagsOf, integerOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
 import { loadFarm } from './worker.js';
 
 export const SERVE_HELP = `Usage: sandcell serve [options]
@@ -75,11 +74,6 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     logLevel: 'info',
     cluster: null,
   };
-  const int = (flag: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer of at least ${min}, got ${JSON.stringify(v)}`);
-    return n;
-  };
   for (const { raw, flag, value: v } of flagsOf(args)) {
     if (flag === '--socket') a.socket = v();
     else if (flag === '--socket-mode') {
@@ -91,27 +85,20 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
       const s = v();
       const m = /^(.+):(\d+)$/.exec(s);
       if (!m) throw new UsageError(`--listen needs <host>:<port>, got ${JSON.stringify(s)}`);
-      a.listen = { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port: int('--listen port', m[2] as string, 0) };
+      a.listen = { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port: integerOf('--listen port', m[2] as string, 0, 65535) };
     } else if (flag === '--token-file') a.tokenFile = v();
     else if (flag === '--policy') a.policy = v();
-    else if (flag === '--parallelism') a.parallelism = int(flag, v(), 1);
-    else if (flag === '--max-queue') a.maxQueue = int(flag, v(), 0);
+    else if (flag === '--parallelism') a.parallelism = integerOf(flag, v(), 1);
+    else if (flag === '--max-queue') a.maxQueue = integerOf(flag, v(), 0);
     else if (flag === '--max-body') a.maxBody = sizeOf(flag, v());
     else if (flag === '--box-ttl') a.boxTtlMs = positiveDuration(flag, v());
     else if (flag === '--store') a.storeBytes = sizeOf(flag, v());
-    else if (flag === '--store-files') a.storeFiles = int(flag, v(), 1);
+    else if (flag === '--store-files') a.storeFiles = integerOf(flag, v(), 1);
     else if (flag === '--request-timeout') a.requestTimeoutMs = positiveDuration(flag, v());
     else if (flag === '--log-level') {
       a.logLevel = v();
       if (!LOG_LEVELS.includes(a.logLevel)) throw new UsageError(`--log-level needs one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(a.logLevel)}`);
-    } else if (flag === '--cluster') {
-      a.cluster = v();
-      try {
-        parseRedisUrl(a.cluster);
-      } catch (e) {
-        throw new UsageError(`--cluster: ${(e as Error).message}`);
-      }
-    }
+    } else if (flag === '--cluster') a.cluster = redisUrlOf(flag, v());
     else throw new UsageError(`unknown option ${raw} (see sandcell serve --help)`);
   }
   return a;

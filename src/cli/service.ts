@@ -2,11 +2,9 @@
  * `sandcell service`: a farm's services from the shell (create, scale, rm, ls, call), through
  * the same ServicesClient a program uses.
  */
-import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
-import { LabelError, parseLabels } from '../cluster/queues.js';
 import type { CreateServiceOptions, ServicesClient, ServiceStatus } from '../cluster/services/index.js';
 import { parseRunArgs } from './args.js';
-import { integerOf, positiveDuration, readFlags, sizeOf, UsageError, type FlagSpec } from './flags.js';
+import { integerOf, labelsOf, positiveDuration, readFlags, redisUrlOf, sizeOf, UsageError, type FlagSpec } from './flags.js';
 import { loadFarm } from './worker.js';
 
 export const SERVICE_HELP = `Usage: sandcell service <verb> --redis <url> [options]
@@ -41,13 +39,7 @@ function common(args: readonly string[]): Common {
   const read = readFlags(args, { '--redis': 'value', '--prefix': 'value' }, 'service', true);
   const redis = read.value('--redis');
   if (redis === undefined) throw new UsageError('--redis is required (see sandcell service --help)');
-  try {
-    parseRedisUrl(redis);
-  } catch (e) {
-    if (e instanceof RedisUrlError) throw new UsageError(`--redis: ${e.message}`);
-    throw e;
-  }
-  return { redis, prefix: read.value('--prefix') ?? 'sandcell', rest: read.operands };
+  return { redis: redisUrlOf('--redis', redis), prefix: read.value('--prefix') ?? 'sandcell', rest: read.operands };
 }
 
 function createOptions(name: string, args: string[]): CreateServiceOptions {
@@ -63,14 +55,7 @@ function createOptions(name: string, args: string[]): CreateServiceOptions {
   const out: CreateServiceOptions = { ...box, command: [...(box.command ?? []), ...(operands ?? [])], name, replicas: integerOf('--replicas', replicas, 0) } as CreateServiceOptions;
   if (files) out.files = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('utf8')]));
   if (cmd.profile !== null) out.profile = cmd.profile;
-  if (constraint !== undefined) {
-    try {
-      out.constraints = parseLabels(constraint);
-    } catch (e) {
-      if (e instanceof LabelError) throw new UsageError(`--constraint: ${e.message}`);
-      throw e;
-    }
-  }
+  if (constraint !== undefined) out.constraints = labelsOf('--constraint', constraint);
   if (maxLine !== undefined) out.maxLine = sizeOf('--max-line', maxLine);
   return out;
 }

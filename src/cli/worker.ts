@@ -4,10 +4,9 @@
  */
 import { hostname } from 'node:os';
 
-import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
-import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
+import type { Labels } from '../cluster/queues.js';
 import { UsageError } from './args.js';
-import { flagsOf, positiveDuration, sizeOf } from './flags.js';
+import { flagsOf, labelsOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
 
 export const WORKER_HELP = `Usage: sandcell worker --redis <url> [options]
 
@@ -63,13 +62,7 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
   };
   for (const { raw, flag, value: v } of flagsOf(args)) {
     if (flag === '--redis') {
-      a.redis = v();
-      try {
-        parseRedisUrl(a.redis);
-      } catch (e) {
-        if (e instanceof RedisUrlError) throw new UsageError(`--redis: ${e.message}`);
-        throw e;
-      }
+      a.redis = redisUrlOf(flag, v());
     } else if (flag === '--name') {
       a.name = v();
       if (!/^[\x21-\x7e]{1,128}$/.test(a.name)) throw new UsageError('--name: 1 to 128 printable characters without spaces');
@@ -78,14 +71,8 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
       const n = Number(s);
       if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--concurrency needs an integer from 1 to 1024, got ${JSON.stringify(s)}`);
       a.concurrency = n;
-    } else if (flag === '--labels') {
-      try {
-        a.labels = parseLabels(v());
-      } catch (e) {
-        if (e instanceof LabelError) throw new UsageError(`--labels: ${e.message}`);
-        throw e;
-      }
-    } else if (flag === '--lock-time') a.lockTimeMs = positiveDuration(flag, v());
+    } else if (flag === '--labels') a.labels = labelsOf(flag, v());
+    else if (flag === '--lock-time') a.lockTimeMs = positiveDuration(flag, v());
     else if (flag === '--stall-interval') a.stallIntervalMs = positiveDuration(flag, v());
     else if (flag === '--blob-cache') {
       a.blobCacheBytes = sizeOf(flag, v());

@@ -6,7 +6,7 @@
  * for a poll that comes late; RLIMIT_CPU backs both up per process (`cpuTimeRlimit`). Without CPU
  * accounting (rootless, no controller) RLIMIT_CPU is the limit itself. The status is `time-limit`.
  */
-import { readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import type { RunCgroup } from '../cgroup/index.js';
@@ -58,7 +58,7 @@ export class CpuTimeLimit {
     private readonly onExceeded: () => void,
   ) {
     const base = usageAtStart !== null ? cgroup.cpuTimeUsFrom(usageAtStart) : NaN;
-    this.baseUs = Number.isFinite(base) ? base : 0;
+    this.baseUs = Number.isFinite(base) ? Math.min(base, setupShareUs(cgroup, initPid)) : 0;
     this.poll();
   }
 
@@ -114,6 +114,37 @@ export class CpuTimeLimit {
       }
     }
   }
+}
+
+/**
+ * The setup's share of the run cgroup's CPU time, taken now: all of it but what the program's
+ * processes have used since they were forked. The counter read when the program started also
+ * holds the program's own CPU from its fork to that read (its exec, and whatever it ran before
+ * the read was scheduled), which its own clock and the reported usage count: left in the base,
+ * that time would go uncounted by the limit. Infinity when it cannot be told.
+ */
+function setupShareUs(cgroup: RunCgroup, initPid: number): number {
+  let programNs = 0;
+  for (const pid of cgroup.pids()) {
+    if (pid === initPid || isInit(pid)) continue;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone since the listing
+    }
+    for (const tid of tasks) {
+      try {
+        programNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+      } catch {
+        // gone since the listing
+      }
+    }
+  }
+  // Read after the program's clocks, so that what it runs meanwhile stays in the base: the limit
+  // may then count a little late, never early.
+  const share = cgroup.cpuTimeUs() - programNs / 1000;
+  return Number.isFinite(share) && share >= 0 ? share : Infinity;
 }
 
 function isInit(pid: number): boolean {

@@ -29,6 +29,8 @@ export interface LivingBox {
    * for its plan; null while none is staged or being staged.
    */
   staged: Promise<WarmBox | null> | null;
+  /** Whether `staged` has settled: a run takes a staged run only once it is made. */
+  stagedReady: boolean;
   /** Whether runs are staged ahead: not in a box built for one run, nor once it is being destroyed. */
   staging: boolean;
 }
@@ -124,17 +126,20 @@ async function startWarm(
 }
 
 /**
- * A run in a living box: its staged run when one is staged or being staged (waiting for one being
- * made costs less than joining anew), else it joins now. Once it ends, the next run is staged.
- * A weakened plan (tests) joins now, from its own plan.
+ * A run in a living box: its staged run when one is ready, else it joins now (and a run being
+ * staged is left for the next one). Waiting for a run still being staged doubled the time per
+ * test of a judge running tests back to back: the staging, begun as the previous run ended,
+ * competes with that run's teardown, and the wait is the whole of it. Once a run ends, the next
+ * run is staged. A weakened plan (tests) joins now, from its own plan.
  */
 async function startLiving(c: Context, into: LivingBox): Promise<SandboxProcess> {
-  const staging = c.how.weakenPlan ? null : into.staged;
+  const staging = c.how.weakenPlan || !into.stagedReady ? null : into.staged;
   const off = c.how.weakenPlan ? 'a weakened plan' : into.staging ? null : 'a box built for one run';
   let outcome: WarmOutcome = off === null ? 'miss' : `off: ${off}`;
   let proc: SandboxProcess | null = null;
   if (staging) {
     into.staged = null;
+    into.stagedReady = false;
     const staged = await staging;
     c.stages?.mark('staged');
     if (staged) {
@@ -166,7 +171,11 @@ async function startLiving(c: Context, into: LivingBox): Promise<SandboxProcess>
  */
 export function stageRun(box: LivingBox): void {
   if (!box.staging || box.staged) return;
-  box.staged = stage(box);
+  const staged = stage(box);
+  box.staged = staged;
+  void staged.then(() => {
+    if (box.staged === staged) box.stagedReady = true;
+  });
 }
 
 async function stage(box: LivingBox): Promise<WarmBox | null> {
@@ -200,6 +209,7 @@ export async function endStaging(box: LivingBox): Promise<void> {
   box.staging = false;
   const staging = box.staged;
   box.staged = null;
+  box.stagedReady = false;
   const staged = await staging;
   if (staged) await discardWarm(staged);
 }
@@ -312,7 +322,7 @@ export async function startLivingBox(o: ResolvedOptions, staging: boolean): Prom
     const initCgroup = pool && cgroup ? await pool.take({}, cgroup) : null;
     const native = await nativeSpawn(planBox(o, 'living', initCgroup?.procsFiles));
     if (debugging) debug({ event: 'box', pid: native.pid, cgroup: cgroup !== null, ms: performance.now() - began });
-    return { native, cgroup, options: o, staged: null, staging };
+    return { native, cgroup, options: o, staged: null, stagedReady: false, staging };
   } catch (e) {
     if (cgroup) await cgroup.destroy();
     throw e;

@@ -32,7 +32,12 @@ describe('rootless', () => {
       onDebugEvent((e) => { if (e.event === 'staged') events.push(e.error ?? 'staged'); if (e.event === 'start') events.push(e.warm); });
       const box = await Sandbox.create();
       const results = [];
-      for (let i = 0; i < 3; i++) results.push(await box.run({ command: ['/bin/sh', '-c', 'id -u; echo "$N"'], env: { N: String(i) }, limits: { processes: 16 } }));
+      // A run takes the staged one once it is made (a run that comes earlier joins now).
+      const staged = (n) => new Promise((ok) => { const t = setInterval(() => { if (events.filter((e) => e === 'staged').length > n) { clearInterval(t); ok(); } }, 5); });
+      for (let i = 0; i < 3; i++) {
+        await staged(i);
+        results.push(await box.run({ command: ['/bin/sh', '-c', 'id -u; echo "$N"'], env: { N: String(i) }, limits: { processes: 16 } }));
+      }
       await box.destroy();
       console.log(JSON.stringify({ events, results: results.map((x) => [x.status, x.stdout, x.limitsEnforced.processes]) }));`);
     expect(r.stderr).toBe('');

@@ -70,7 +70,7 @@ describe('cgroup v2 driver in a delegated subtree of a real kernel', () => {
       h.release();
       const exit = await h.exit;
       expect(exit.signal).toBe('SIGKILL');
-      const u = rc.outcome();
+      const u = await rc.outcome();
       expect(u.oomKilled).toBe(true);
       expect(keyed(dir, 'memory.events').oom_kill).toBe(1);
       expect(keyed(dir, 'memory.events').oom_group_kill).toBe(0);

@@ -6,9 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 
-import { runGroup, type GroupBoxResult } from '../group/index.js';
 import { run, type Limits, type Result, type RunOptions } from '../index.js';
-import { interactiveVerdict, interactorWallTime, runVerdict, sameTokens, SHAPE_FIELDS, trustedVerdict, type JudgeReport, type TestReport, type Verdict } from '../problems/index.js';
+import { playInteractive, runVerdict, sameTokens, SHAPE_FIELDS, trustedVerdict, type JudgeReport, type TestReport, type Verdict } from '../problems/index.js';
 import type { BlobCache, BlobStore } from './blobs.js';
 import type { BuildOutcome, JudgeBuildJob, JudgeTestJob, PackedProblem } from './judge-wire.js';
 import { decodeBytes, encodeBytes } from './wire.js';
@@ -151,25 +150,11 @@ async function interact(job: JudgeTestJob, interactor: NonNullable<PackedProblem
   const programs = await trustedFiles(p, 'interactor', blobs);
   const solution = optionsOf(p.profiles.run, p.profiles.build, p.profiles.run);
   const trusted = optionsOf(p.profiles.trusted, p.profiles.trusted);
-  const g = await runGroup({
-    boxes: {
-      solution: { ...solution, command: lang.run, files: built },
-      interactor: {
-        ...trusted,
-        limits: { ...trusted.limits, wallTime: interactorWallTime(trusted.limits?.wallTime, solution.limits?.wallTime) },
-        command: interactor.run,
-        files: { ...programs, input, answer },
-      },
-    },
-    pipes: [
-      { from: 'interactor.stdout', to: 'solution.stdin' },
-      { from: 'solution.stdout', to: 'interactor.stdin' },
-    ],
-    endOn: ['interactor'],
-  });
-  const s = g.boxes.solution as GroupBoxResult;
-  const i = g.boxes.interactor as GroupBoxResult;
-  return { name, ...interactiveVerdict(s, i), result: brief(s), interactor: brief(i) };
+  const played = await playInteractive(
+    { ...solution, command: lang.run, files: built },
+    { ...trusted, command: interactor.run, files: { ...programs, input, answer } },
+  );
+  return { name, ...played.judged, result: brief(played.solution), interactor: brief(played.interactor) };
 }
 
 /** The verdict from the tests' reports in test order: the first other than AC, else AC. */

@@ -10,11 +10,11 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 
-import { runGroup, type GroupBoxResult } from '../group/group.js';
 import { Sandbox, type Limits, type Result, type SandboxRunOptions } from '../index.js';
 import type { Profile } from '../profiles/profiles.js';
 import { loadProblem, SHAPE_FIELDS, type Language, type LoadOptions, type Problem, type Test, type TrustedProgram } from './load.js';
-import { interactiveVerdict, interactorWallTime, runVerdict, sameTokens, trustedVerdict, type Judged, type Verdict } from './verdict.js';
+import { playInteractive } from './interact.js';
+import { runVerdict, sameTokens, trustedVerdict, type Judged, type Verdict } from './verdict.js';
 
 export interface Submission {
   /** The submission's code. */
@@ -214,20 +214,11 @@ export class Judge {
   /** The solution and the interactor, each in its own box, joined by pipes. */
   private async interact(box: Sandbox, program: Program, lang: Language, test: Test, interactor: TrustedProgram): Promise<TestReport> {
     const trusted = split(this.problem.profiles.trusted).program;
-    const g = await runGroup({
-      boxes: {
-        solution: { sandbox: box, ...program, command: lang.run },
-        interactor: { sandbox: this.trusted as Sandbox, ...trusted, limits: { ...trusted.limits, wallTime: interactorWallTime(trusted.limits?.wallTime, program.limits?.wallTime) }, command: withFiles(interactor.run) },
-      },
-      pipes: [
-        { from: 'interactor.stdout', to: 'solution.stdin' },
-        { from: 'solution.stdout', to: 'interactor.stdin' },
-      ],
-      endOn: ['interactor'],
-    });
-    const s = g.boxes.solution as GroupBoxResult;
-    const it = g.boxes.interactor as GroupBoxResult;
-    return { name: test.name, ...interactiveVerdict(s, it), result: brief(s), interactor: brief(it) };
+    const played = await playInteractive(
+      { sandbox: box, ...program, command: lang.run },
+      { sandbox: this.trusted as Sandbox, ...trusted, command: withFiles(interactor.run) },
+    );
+    return { name: test.name, ...played.judged, result: brief(played.solution), interactor: brief(played.interactor) };
   }
 }
 

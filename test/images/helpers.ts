@@ -66,57 +66,75 @@ export interface ToolImages {
   remove(): void;
 }
 
-export function buildahTwoLayer(): ToolImages {
-  const work = mkdtempSync(join(tmpdir(), 'sandcell-buildah-'));
+/**
+ * A temp dir with a base rootfs in `base` and a buildah store of its own: `build` fills the base,
+ * builds and pushes with `buildah` (whose containers and images are removed after it), and
+ * returns what it made. The dir goes with `remove()`, or at once if anything fails.
+ */
+function withBuildah<T>(prefix: string, build: (work: string, base: string, buildah: (...args: string[]) => string) => T): T & { work: string; remove(): void } {
+  const work = mkdtempSync(join(tmpdir(), prefix));
   chmodSync(work, 0o755);
   const remove = (): void => rmSync(work, { recursive: true, force: true });
   try {
     const base = join(work, 'base');
     mkdirSync(base);
     baseRootfs(base);
+    const b = ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'overlay'];
+    let made: T;
+    try {
+      made = build(work, base, (...args: string[]): string => sh('buildah', [...b, ...args]).trim());
+    } finally {
+      sh('buildah', [...b, 'rm', '-a']);
+      sh('buildah', [...b, 'rmi', '-a', '-f']);
+    }
+    return { ...made, work, remove };
+  } catch (e) {
+    remove();
+    throw e;
+  }
+}
+
+export function buildahTwoLayer(): ToolImages {
+  const images = withBuildah('sandcell-buildah-', (work, base, buildah) => {
     mkdirSync(join(base, 'data'));
     mkdirSync(join(base, 'opq'));
     writeFileSync(join(base, 'data', 'keep.txt'), 'keep\n');
     writeFileSync(join(base, 'data', 'gone.txt'), 'gone\n');
     writeFileSync(join(base, 'opq', 'a.txt'), 'a\n');
-    const b = ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'overlay'];
-    const buildah = (...args: string[]): string => sh('buildah', [...b, ...args]).trim();
-    try {
-      const c1 = buildah('from', 'scratch');
-      buildah('copy', c1, `${base}/.`, '/');
-      buildah('commit', '-q', c1, 'sandcell-test-base');
-      const c2 = buildah('from', 'sandcell-test-base');
-      const mnt = buildah('mount', c2);
-      rmSync(join(mnt, 'data', 'gone.txt'));
-      rmSync(join(mnt, 'opq'), { recursive: true });
-      mkdirSync(join(mnt, 'opq'));
-      writeFileSync(join(mnt, 'opq', 'c.txt'), 'c\n');
-      // buildah copy makes everything root's; a file changed in the mount keeps its owner.
-      writeFileSync(join(mnt, 'data', 'nobody.txt'), 'n\n');
-      chownSync(join(mnt, 'data', 'nobody.txt'), 65534, 65534);
-      buildah('unmount', c2);
-      buildah('config', '--env', 'FOO=bar', '--workingdir', '/srv', c2);
-      buildah('commit', '-q', c2, 'sandcell-test-two');
-      buildah('push', '-q', 'sandcell-test-two', `docker-archive:${join(work, 'docker.tar')}:sandcell/two:1`);
-      buildah('push', '-q', 'sandcell-test-two', `oci-archive:${join(work, 'oci.tar')}:two`);
-    } finally {
-      sh('buildah', [...b, 'rm', '-a']);
-      sh('buildah', [...b, 'rmi', '-a', '-f']);
-    }
+    const c1 = buildah('from', 'scratch');
+    buildah('copy', c1, `${base}/.`, '/');
+    buildah('commit', '-q', c1, 'sandcell-test-base');
+    const c2 = buildah('from', 'sandcell-test-base');
+    const mnt = buildah('mount', c2);
+    rmSync(join(mnt, 'data', 'gone.txt'));
+    rmSync(join(mnt, 'opq'), { recursive: true });
+    mkdirSync(join(mnt, 'opq'));
+    writeFileSync(join(mnt, 'opq', 'c.txt'), 'c\n');
+    // buildah copy makes everything root's; a file changed in the mount keeps its owner.
+    writeFileSync(join(mnt, 'data', 'nobody.txt'), 'n\n');
+    chownSync(join(mnt, 'data', 'nobody.txt'), 65534, 65534);
+    buildah('unmount', c2);
+    buildah('config', '--env', 'FOO=bar', '--workingdir', '/srv', c2);
+    buildah('commit', '-q', c2, 'sandcell-test-two');
+    buildah('push', '-q', 'sandcell-test-two', `docker-archive:${join(work, 'docker.tar')}:sandcell/two:1`);
+    buildah('push', '-q', 'sandcell-test-two', `oci-archive:${join(work, 'oci.tar')}:two`);
+    return {};
+  });
+  const { work } = images;
+  try {
     sh('skopeo', ['copy', '-q', `oci-archive:${join(work, 'oci.tar')}:two`, `oci:${join(work, 'layout')}:two`]);
     sh('umoci', ['unpack', '--image', `${join(work, 'layout')}:two`, join(work, 'unpacked')]);
-    return {
-      work,
-      dockerArchive: join(work, 'docker.tar'),
-      ociArchive: join(work, 'oci.tar'),
-      ociLayout: join(work, 'layout'),
-      unpacked: join(work, 'unpacked', 'rootfs'),
-      remove,
-    };
   } catch (e) {
-    remove();
+    images.remove();
     throw e;
   }
+  return {
+    ...images,
+    dockerArchive: join(work, 'docker.tar'),
+    ociArchive: join(work, 'oci.tar'),
+    ociLayout: join(work, 'layout'),
+    unpacked: join(work, 'unpacked', 'rootfs'),
+  };
 }
 
 export interface ConfiguredImages {
@@ -139,13 +157,7 @@ export interface ConfiguredImages {
  * entry.sh prints its arguments, its ids (from /proc/self/status), its cwd and $GREETING.
  */
 export function buildahConfigured(only?: (keyof ConfiguredImages['archives'])[]): ConfiguredImages {
-  const work = mkdtempSync(join(tmpdir(), 'sandcell-buildah-cfg-'));
-  chmodSync(work, 0o755);
-  const remove = (): void => rmSync(work, { recursive: true, force: true });
-  try {
-    const base = join(work, 'base');
-    mkdirSync(base);
-    baseRootfs(base);
+  return withBuildah('sandcell-buildah-cfg-', (work, base, buildah) => {
     mkdirSync(join(base, 'etc'), { recursive: true });
     writeFileSync(join(base, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/app:/bin/sh\n');
     writeFileSync(join(base, 'etc', 'group'), 'root:x:0:\nstaff:x:50:\napp:x:1000:\n');
@@ -154,32 +166,22 @@ export function buildahConfigured(only?: (keyof ConfiguredImages['archives'])[])
       join(base, 'app', 'entry.sh'),
       'echo "args: $*"\nwhile read -r k v rest; do case $k in Uid:|Gid:) echo "$k $v";; esac; done < /proc/self/status\npwd\necho "GREETING=$GREETING"\n',
     );
-    const b = ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'overlay'];
-    const buildah = (...args: string[]): string => sh('buildah', [...b, ...args]).trim();
     const archives = {} as ConfiguredImages['archives'];
-    try {
-      const c = buildah('from', 'scratch');
-      buildah('copy', c, `${base}/.`, '/');
-      const commit = (key: keyof ConfiguredImages['archives'], ...config: string[]): void => {
-        buildah('config', ...config, c);
-        if (only && !only.includes(key)) return;
-        buildah('commit', '-q', c, `sandcell-test-${key.toLowerCase()}`);
-        archives[key] = join(work, `${key}.tar`);
-        buildah('push', '-q', `sandcell-test-${key.toLowerCase()}`, `docker-archive:${archives[key]}:sandcell/${key.toLowerCase()}:1`);
-      };
-      commit('app', '--env', 'GREETING=hi', '--env', 'PATH=/bin:/usr/bin', '--workingdir', '/app', '--user', 'app', '--entrypoint', '["/bin/sh", "/app/entry.sh"]', '--cmd', '["from-cmd"]');
-      commit('numeric', '--user', '1234:staff');
-      commit('ghost', '--user', 'ghost');
-      commit('badGroup', '--user', 'app:nogroup');
-      commit('cmdOnly', '--user', '', '--entrypoint', '[]', '--cmd', '["/bin/sh", "-c", "echo cmd-only"]');
-      commit('nothing', '--entrypoint', '[]', '--cmd', '[]');
-    } finally {
-      sh('buildah', [...b, 'rm', '-a']);
-      sh('buildah', [...b, 'rmi', '-a', '-f']);
-    }
-    return { work, archives, remove };
-  } catch (e) {
-    remove();
-    throw e;
-  }
+    const c = buildah('from', 'scratch');
+    buildah('copy', c, `${base}/.`, '/');
+    const commit = (key: keyof ConfiguredImages['archives'], ...config: string[]): void => {
+      buildah('config', ...config, c);
+      if (only && !only.includes(key)) return;
+      buildah('commit', '-q', c, `sandcell-test-${key.toLowerCase()}`);
+      archives[key] = join(work, `${key}.tar`);
+      buildah('push', '-q', `sandcell-test-${key.toLowerCase()}`, `docker-archive:${archives[key]}:sandcell/${key.toLowerCase()}:1`);
+    };
+    commit('app', '--env', 'GREETING=hi', '--env', 'PATH=/bin:/usr/bin', '--workingdir', '/app', '--user', 'app', '--entrypoint', '["/bin/sh", "/app/entry.sh"]', '--cmd', '["from-cmd"]');
+    commit('numeric', '--user', '1234:staff');
+    commit('ghost', '--user', 'ghost');
+    commit('badGroup', '--user', 'app:nogroup');
+    commit('cmdOnly', '--user', '', '--entrypoint', '[]', '--cmd', '["/bin/sh", "-c", "echo cmd-only"]');
+    commit('nothing', '--entrypoint', '[]', '--cmd', '[]');
+    return { archives };
+  });
 }

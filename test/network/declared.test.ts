@@ -15,6 +15,7 @@ import { createNetwork, run, spawn, type Network } from '../../src/index.js';
 import { Judge, loadProblem } from '../../src/problems/index.js';
 import { DeclarationError, Profiles, Source, withProfile } from '../../src/profiles/index.js';
 import { childPids, runCgroupsInUse, requireRoot } from '../helpers/host.js';
+import { ECHO_SERVER } from './programs.js';
 
 let tmp: string;
 let net: Network;
@@ -134,14 +135,6 @@ tests:
   });
 });
 
-/** A TCP echo-with-prefix server on port 8000 of the box's every address; says "up" once it listens. */
-const SERVER = [
-  'import socket',
-  's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8000)); s.listen()',
-  'print("up", flush=True)',
-  'while True:',
-  '    c, _ = s.accept(); d = c.recv(100); c.sendall(b"web says " + d); c.close()',
-].join('\n');
 
 describe('networks in declarations: real boxes', () => {
   it('profiles put a server and a client on a private network (by hostname), and give a box an allow list', async () => {
@@ -155,7 +148,7 @@ profiles:
   web: { extends: member, hostname: web }
   egress: { network: { allow: [127.0.0.1:${port}] } }
 `);
-      const web = await spawn(withProfile(p, 'web', { command: ['python3', '-c', SERVER] }));
+      const web = await spawn(withProfile(p, 'web', { command: ['python3', '-c', ECHO_SERVER] }));
       try {
         await new Promise((resolve) => web.stdout.once('data', resolve));
         const client = await run(

@@ -15,6 +15,7 @@ import { createNetwork, listNetworks, run, Sandbox, SandboxNetworkError, Sandbox
 import { NETWORKS_DIR, sweepNetworks } from '../../src/network/private.js';
 import { warmBoxes } from '../../src/runtime.js';
 import { childPids, mountTable, requireRoot } from '../helpers/host.js';
+import { ECHO_SERVER } from './programs.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
@@ -52,14 +53,6 @@ afterAll(async () => {
   expect(await childPids()).toEqual(pidsBefore);
 });
 
-/** An echo server on the box's every address, port 8000, that says "up" once it listens. */
-const SERVER = [
-  'import socket',
-  's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8000)); s.listen()',
-  'print("up", flush=True)',
-  'while True:',
-  '    c, _ = s.accept(); d = c.recv(100); c.sendall(b"web says " + d); c.close()',
-].join('\n');
 
 /** Connects to each `host:port` argument in turn; prints what came back, or the error's name. */
 const PROBE = [
@@ -90,6 +83,19 @@ function hostAddress(): string {
   return a.address;
 }
 
+/** Has boxes of this shape built ahead (only those, from here on) and gives their pids once one waits. */
+async function builtAhead(options: { network: string; hostname?: string }): Promise<number[]> {
+  await warmBoxes.drain();
+  for (let i = 0; i < 2; i++) expect((await run({ command: ['true'], ...options })).status).toBe('ok');
+  let warm: number[] = [];
+  for (let i = 0; i < 200 && warm.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    warm = warmBoxes.pids();
+  }
+  expect(warm.length).toBeGreaterThan(0);
+  return warm;
+}
+
 describe('private networks', () => {
   it('two boxes talk over TCP by hostname and address; another network, a none box and the host are out of reach', async () => {
     const host = net.createServer((c) => c.end('host says hi'));
@@ -100,7 +106,7 @@ describe('private networks', () => {
       await using other = await createNetwork('sc-test-other');
       expect(judge.subnet).not.toBe(other.subnet);
       await using early = await Sandbox.create({ network: 'sc-test-judge', hostname: 'early' });
-      const web = await spawn({ command: ['python3', '-c', SERVER], network: 'sc-test-judge', hostname: 'web' });
+      const web = await spawn({ command: ['python3', '-c', ECHO_SERVER], network: 'sc-test-judge', hostname: 'web' });
       try {
         await new Promise((resolve) => web.stdout.once('data', resolve));
         expect(web.address).toMatch(new RegExp(`^${judge.subnet.replace(/\.0\/24$/, '').replaceAll('.', '\\.')}\\.\\d+$`));
@@ -145,15 +151,7 @@ describe('private networks', () => {
   it('a box built ahead for a network shape gets its veth and its name when a run takes it', async () => {
     await using n = await createNetwork('sc-test-warm');
     const options = { network: 'sc-test-warm', hostname: 'w' };
-    // Only boxes of this shape are built ahead from here on.
-    await warmBoxes.drain();
-    for (let i = 0; i < 2; i++) expect((await run({ command: ['true'], ...options })).status).toBe('ok');
-    let warm: number[] = [];
-    for (let i = 0; i < 200 && warm.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      warm = warmBoxes.pids();
-    }
-    expect(warm.length).toBeGreaterThan(0);
+    const warm = await builtAhead(options);
     const p = await spawn({ command: ['sh', '-c', 'cut -f1 /proc/net/route; cat /etc/hosts'], ...options });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += String(d)));
@@ -166,14 +164,7 @@ describe('private networks', () => {
   it('a box built ahead has its veth before any run takes it, keeps no one from removing its network, and is not used on the network made again', async () => {
     const options = { network: 'sc-test-again' };
     const first = await createNetwork('sc-test-again');
-    await warmBoxes.drain();
-    for (let i = 0; i < 2; i++) expect((await run({ command: ['true'], ...options })).status).toBe('ok');
-    let warm: number[] = [];
-    for (let i = 0; i < 200 && warm.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      warm = warmBoxes.pids();
-    }
-    expect(warm.length).toBeGreaterThan(0);
+    const warm = await builtAhead(options);
     // Its eth0 is there while it waits (its init's /proc/<pid>/net is its namespace's).
     expect(readFileSync(`/proc/${warm[0]}/net/dev`, 'utf8')).toMatch(/^\s*eth0:/m);
     // Each box built ahead (another may be being built) holds an address, as waiting.

@@ -870,6 +870,22 @@ Napi::Value OverlayMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The reading side of the opaque mark, for looking up a file of a stored image as its overlay
+// shows it: an opaque directory hides what the layers under it have at that path.
+Napi::Value OverlayIsOpaque(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "overlayIsOpaque(path: string)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  char value[2];
+  ssize_t n = lgetxattr(path.c_str(), "user.overlay.opaque", value, sizeof value);
+  if (n < 0 && errno != ENODATA && errno != ENOTSUP) {
+    Napi::Error e = Napi::Error::New(env, "opaque mark of " + path + ": " + strerror(errno));
+    e.Set("errno", Napi::Number::New(env, errno));
+    throw e;
+  }
+  return Napi::Boolean::New(env, n == 1 && value[0] == 'y');
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
   exports.Set("setInit", Napi::Function::New(env, SetInit));
@@ -879,6 +895,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     g_timings = info.Length() > 0 && info[0].ToBoolean().Value();
   }));
   exports.Set("overlayMark", Napi::Function::New(env, OverlayMark));
+  exports.Set("overlayIsOpaque", Napi::Function::New(env, OverlayIsOpaque));
   exports.Set("whenReleased", Napi::Function::New(env, WhenReleased));
   exports.Set("cgroupFiles", Napi::Function::New(env, CgroupFiles));
   return exports;

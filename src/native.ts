@@ -166,6 +166,7 @@ interface Addon {
   /** Absent from an addon built before it: the step times are then not reported. */
   setTimings?(on: boolean): void;
   overlayMark(kind: 'whiteout' | 'opaque', path: string): void;
+  overlayIsOpaque(path: string): boolean;
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
   cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]>;
@@ -243,6 +244,11 @@ export function peerCredentials(fd: number): PeerCredentials {
  */
 export function overlayMark(kind: 'whiteout' | 'opaque', path: string): void {
   load().overlayMark(kind, path);
+}
+
+/** Whether `path`, a directory of an image layer, carries the opaque mark `overlayMark` sets. */
+export function overlayIsOpaque(path: string): boolean {
+  return load().overlayIsOpaque(path);
 }
 
 /**

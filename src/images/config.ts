@@ -7,6 +7,8 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, constants as fsConstants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
+import { overlayIsOpaque } from '../native.js';
+
 import { ImageError } from './errors.js';
 import type { ImageInfo, StorePaths } from './store.js';
 
@@ -41,13 +43,14 @@ const MAX_DB_BYTES = 4 * 1024 * 1024;
 
 /**
  * A file of the image as the overlay shows it: the uppermost layer that has it (or a whiteout of
- * it, or of its directory) decides. null: no such file. A symlink is not followed: it would be
- * resolved against the host's root, not the image's. An opaque directory's mark is an xattr Node
- * cannot read, so a layer that made /etc anew without a passwd shows a lower layer's.
+ * it, or of its directory) decides, and a directory a layer made opaque hides what the layers
+ * under it have there. null: no such file. A symlink is not followed: it would be resolved
+ * against the host's root, not the image's.
  */
 function imageEntry(layers: readonly string[], rel: string): { path: string; stats: Stats } | { refused: string } | null {
   const parts = rel.split('/');
   for (const root of layers) {
+    let hidesLower = false;
     for (let n = 1; n <= parts.length; n++) {
       const path = join(root, ...parts.slice(0, n));
       let st;
@@ -59,11 +62,13 @@ function imageEntry(layers: readonly string[], rel: string): { path: string; sta
       // A 0/0 character device is how a layer says "deleted" (overlayfs's whiteout).
       if (st.isCharacterDevice()) return null;
       if (n < parts.length) {
-        if (st.isDirectory()) continue;
-        return { refused: `/${parts.slice(0, n).join('/')} is not a directory in the image` };
+        if (!st.isDirectory()) return { refused: `/${parts.slice(0, n).join('/')} is not a directory in the image` };
+        hidesLower ||= overlayIsOpaque(path);
+        continue;
       }
       return { path, stats: st };
     }
+    if (hidesLower) return null;
   }
   return null;
 }

@@ -96,6 +96,12 @@ describe("an image's config", () => {
     expect(await refusal(run({ image: 'badGroup', command: ['/bin/sh', '-c', 'exit 0'] }))).toEqual([
       'image: image "badGroup": config User "app:nogroup": no group "nogroup" in the image\'s /etc/group',
     ]);
+    // /etc made anew in the top layer hides the passwd under it, in the lookup as in the box.
+    expect(await refusal(run({ image: 'newEtc' }))).toEqual([
+      'image: image "newEtc": config User "app": names an account, and the image has no /etc/passwd',
+    ]);
+    const shown = await run({ image: 'newEtc', user: { uid: 1000, gid: 1000 } });
+    expect(shown.stderr).toBe('cat: /etc/passwd: No such file or directory\n');
     // A user given by the caller does not need the image's.
     const r = await run({ image: 'ghost', user: { uid: 5, gid: 5 }, command: ['/bin/sh', '-c', 'exit 0'] });
     expect(r.status).toBe('ok');

@@ -139,8 +139,8 @@ export function buildahTwoLayer(): ToolImages {
 
 export interface ConfiguredImages {
   work: string;
-  /** docker-archives by what their config says, all of one layer set. */
-  archives: Record<'app' | 'numeric' | 'ghost' | 'badGroup' | 'cmdOnly' | 'nothing', string>;
+  /** docker-archives by what their config says, all of one layer but `newEtc` (two). */
+  archives: Record<'app' | 'numeric' | 'ghost' | 'badGroup' | 'cmdOnly' | 'nothing' | 'newEtc', string>;
   remove(): void;
 }
 
@@ -154,6 +154,8 @@ export interface ConfiguredImages {
  *   badGroup  User app:nogroup
  *   cmdOnly   no Entrypoint, Cmd [/bin/sh, -c, echo cmd-only]
  *   nothing   no Entrypoint, no Cmd
+ *   newEtc    User app, Cmd [/bin/sh, -c, cat /etc/passwd], on a second layer whose /etc is
+ *             made anew (opaque) with a group file only
  * entry.sh prints its arguments, its ids (from /proc/self/status), its cwd and $GREETING.
  */
 export function buildahConfigured(only?: (keyof ConfiguredImages['archives'])[]): ConfiguredImages {
@@ -169,19 +171,32 @@ export function buildahConfigured(only?: (keyof ConfiguredImages['archives'])[])
     const archives = {} as ConfiguredImages['archives'];
     const c = buildah('from', 'scratch');
     buildah('copy', c, `${base}/.`, '/');
-    const commit = (key: keyof ConfiguredImages['archives'], ...config: string[]): void => {
-      buildah('config', ...config, c);
+    const commit = (container: string, key: keyof ConfiguredImages['archives'], ...config: string[]): void => {
+      buildah('config', ...config, container);
       if (only && !only.includes(key)) return;
-      buildah('commit', '-q', c, `sandcell-test-${key.toLowerCase()}`);
+      buildah('commit', '-q', container, `sandcell-test-${key.toLowerCase()}`);
       archives[key] = join(work, `${key}.tar`);
       buildah('push', '-q', `sandcell-test-${key.toLowerCase()}`, `docker-archive:${archives[key]}:sandcell/${key.toLowerCase()}:1`);
     };
-    commit('app', '--env', 'GREETING=hi', '--env', 'PATH=/bin:/usr/bin', '--workingdir', '/app', '--user', 'app', '--entrypoint', '["/bin/sh", "/app/entry.sh"]', '--cmd', '["from-cmd"]');
-    commit('numeric', '--user', '1234:staff');
-    commit('ghost', '--user', 'ghost');
-    commit('badGroup', '--user', 'app:nogroup');
-    commit('cmdOnly', '--user', '', '--entrypoint', '[]', '--cmd', '["/bin/sh", "-c", "echo cmd-only"]');
-    commit('nothing', '--entrypoint', '[]', '--cmd', '[]');
+    commit(c, 'app', '--env', 'GREETING=hi', '--env', 'PATH=/bin:/usr/bin', '--workingdir', '/app', '--user', 'app', '--entrypoint', '["/bin/sh", "/app/entry.sh"]', '--cmd', '["from-cmd"]');
+    commit(c, 'numeric', '--user', '1234:staff');
+    commit(c, 'ghost', '--user', 'ghost');
+    commit(c, 'badGroup', '--user', 'app:nogroup');
+    commit(c, 'cmdOnly', '--user', '', '--entrypoint', '[]', '--cmd', '["/bin/sh", "-c", "echo cmd-only"]');
+    commit(c, 'nothing', '--entrypoint', '[]', '--cmd', '[]');
+    if (!only || only.includes('newEtc')) {
+      // A second layer that makes /etc anew with a group file only (buildah's overlay storage
+      // records the directory as opaque): the passwd of the layer under it is hidden, in the box
+      // and in the lookup of User.
+      buildah('commit', '-q', c, 'sandcell-test-etc-base');
+      const upper = buildah('from', 'sandcell-test-etc-base');
+      const mnt = buildah('mount', upper);
+      rmSync(join(mnt, 'etc'), { recursive: true });
+      mkdirSync(join(mnt, 'etc'));
+      writeFileSync(join(mnt, 'etc', 'group'), 'app:x:1000:\n');
+      buildah('unmount', upper);
+      commit(upper, 'newEtc', '--user', 'app', '--cmd', '["/bin/sh", "-c", "cat /etc/passwd"]');
+    }
     return { archives };
   });
 }

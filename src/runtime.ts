@@ -10,7 +10,7 @@ import { rmdir } from 'node:fs/promises';
 
 import type { RunCgroup } from './cgroup/index.js';
 import { SandboxOptionsError } from './errors.js';
-import { openCgroups, type CgroupAvailability, type CgroupPool } from './launch/cgroups.js';
+import { openCgroups, retireRunCgroup, type CgroupAvailability, type CgroupPool } from './launch/cgroups.js';
 import { WarmPool } from './launch/warm.js';
 import { namespacesReleased } from './native.js';
 import { sweepNetworks } from './network/private.js';
@@ -55,9 +55,9 @@ export function cgroupsFor(parent: string | null): Promise<CgroupAvailability> {
 }
 
 /**
- * Removes a run's cgroup after its result has gone out: its usage is read, its processes are
- * gone (or, `after` it resolves, the last ones outside the run's PID namespace), and the caller
- * need not wait for the rmdir. Removals are tracked: `idleCgroupDirs()` and
+ * Removes a run's cgroup, or gives it back to its pool for another run (`retireRunCgroup`), after
+ * its result has gone out: its usage is read, its processes are gone (or, `after` it resolves,
+ * the last ones outside the run's PID namespace), and the caller need not wait for either. Removals are tracked: `idleCgroupDirs()` and
  * `shutdown()` wait for them, and one that failed is tried again at process exit.
  */
 export function removeAfterRun(cgroup: RunCgroup, after?: Promise<void>): void {
@@ -66,7 +66,7 @@ export function removeAfterRun(cgroup: RunCgroup, after?: Promise<void>): void {
   // processes outside its PID namespace are still leaving (a run in a living box).
   const done = (after ?? Promise.resolve())
     .then(() => new Promise((resolve) => setImmediate(resolve)))
-    .then(() => cgroup.destroy())
+    .then(() => retireRunCgroup(cgroup))
     .then(
       () => {
         removing.delete(cgroup);

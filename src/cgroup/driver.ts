@@ -95,6 +95,14 @@ export interface RunCgroup {
   outcome(cpuTime?: boolean): Promise<RunOutcome>;
   /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
   pids(): number[];
+  /**
+   * After its run, readies this cgroup for another run exactly as strict as a fresh one: true only
+   * when it holds no process and no charge, with every limit back to none and every counter a
+   * result reports starting again from zero (or from a baseline taken now). False when it cannot
+   * be (something is left inside, a write refused, or a cgroup version where this is not done):
+   * the caller then destroys it.
+   */
+  reuse(): Promise<boolean>;
   /** Kill everything still inside, wait until empty, remove the run cgroup. Idempotent; concurrent calls share one attempt. */
   destroy(): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * pid has to be written to each one's cgroup.procs (`procsFiles`).
  */
 import { writeFileSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
@@ -159,6 +160,44 @@ export class V1RunCgroup implements RunCgroup {
       u.oomKilled = (parseKeyed(got[1]).get('oom_kill') ?? 0) > 0;
     }
     return u;
+  }
+
+  async reuse(): Promise<boolean> {
+    if (this.fake) return false;
+    const m = this.memoryDir;
+    // The memory cgroup is made again: the run leaves charges in it (dentries, inodes and other
+    // kernel objects it allocated, tmpfs pages until its mount namespace is gone) that a reset
+    // cannot empty, and that would count against the next run's limit and peak. Its rmdir is
+    // also the check that nothing is left in its hierarchy (EBUSY while a task or child is).
+    if (m) {
+      try {
+        await rmdir(m);
+      } catch {
+        return false;
+      }
+    }
+    const w: ControlWrite[] = [];
+    if (this.pidsDir && this.pidsDir !== m) w.push([this.pidsDir, 'pids.max', 'max']);
+    if (this.cpuDir && this.cpuDir !== m) w.push([this.cpuDir, 'cpu.cfs_quota_us', '-1'], [this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
+    if (this.cpuacctDir && this.cpuacctDir !== m) w.push([this.cpuacctDir, 'cpuacct.usage', '0']);
+    const kept = this.dirs.filter((d) => d !== m);
+    const reads = [
+      ...kept.map((d) => join(d, 'cgroup.procs')),
+      ...(this.pidsDir && this.pidsDir !== m ? [join(this.pidsDir, 'pids.current')] : []),
+      ...(this.cpuacctDir && this.cpuacctDir !== m ? [join(this.cpuacctDir, 'cpuacct.usage')] : []),
+    ];
+    let got: (string | undefined)[];
+    try {
+      got = await cgroupBatch(m ? [m] : [], w, reads);
+    } catch {
+      return false;
+    }
+    // Every hierarchy's cgroup empty (pids.current counts the tasks below too: a box cannot make
+    // child cgroups, having no cgroupfs, but nothing is assumed), the CPU counter back at zero.
+    if (!got.every((t, i) => (i < kept.length ? t !== undefined && t.trim() === '' : parseNumber(t) === 0))) return false;
+    this.current = {};
+    this.sampledPeak = undefined;
+    return true;
   }
 
   destroy(): Promise<void> {

@@ -160,6 +160,15 @@ export class V2RunCgroup implements RunCgroup {
     return u;
   }
 
+  /**
+   * Never: a v2 cgroup's counters (memory.peak, memory.events, cpu.stat) cannot all be reset, and
+   * cgroup v2 with controllers cannot be tested on every machine this is built on; each run gets
+   * a fresh one.
+   */
+  reuse(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
   destroy(): Promise<void> {
     return this.teardown.run(
       () =>

@@ -1,16 +1,35 @@
 /**
  * The cgroups of a parent: its driver, opened once per process (src/runtime.ts keeps it), with a
  * few empty run cgroups made ahead of time: making a cgroup (a mkdir in each hierarchy) costs
- * more than the rest of a box's start, and need not happen while a caller waits. Each cgroup
- * serves one run and is removed after it; none is reused.
+ * more than the rest of a box's start, and need not happen while a caller waits. After its run a
+ * cgroup comes back here: readied for the next run (`RunCgroup.reuse`: empty, limits lifted,
+ * counters from zero) it is kept, else removed.
  */
 import { cleanupOrphans, openCgroupDriver, type CgroupDriver, type CgroupLimits, type RunCgroup } from '../cgroup/index.js';
 import { debug, debugging } from '../debug.js';
 import type { ResolvedOptions } from '../options.js';
 
-/** Fresh run cgroups, made in the background, handed out with their limits written. */
+/** The pool each run cgroup was taken from, and the cgroup it was made below (if any). */
+const origins = new WeakMap<RunCgroup, { pool: CgroupPool; under: RunCgroup | undefined }>();
+
+/**
+ * Ends a run's cgroup once its run is over: back to its pool when it can be readied for the next
+ * run, else removed (what is left inside killed first).
+ */
+export async function retireRunCgroup(rc: RunCgroup): Promise<void> {
+  const origin = origins.get(rc);
+  if (origin) await origin.pool.giveBack(rc, origin.under);
+  else await rc.destroy();
+}
+
+/** Cgroups kept for reuse below one cgroup (a living box's runs): at most this many. */
+const SPARES_PER_PARENT = 2;
+
+/** Run cgroups, made in the background or kept from finished runs, handed out with their limits written. */
 export class CgroupPool {
   private readonly ready: RunCgroup[] = [];
+  /** Cgroups below another (a living box's), readied after their runs, by that cgroup. */
+  private readonly spares = new WeakMap<RunCgroup, RunCgroup[]>();
   private refilling: Promise<void> | null = null;
 
   constructor(
@@ -20,11 +39,16 @@ export class CgroupPool {
 
   /** A new cgroup with these limits, below `under` if given (those are not made ahead). */
   async take(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
-    if (under) return this.driver.create(limits, under);
-    const made = this.ready.pop();
+    const rc = await this.takeFrom(limits, under);
+    origins.set(rc, { pool: this, under });
+    return rc;
+  }
+
+  private async takeFrom(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
+    const made = under ? this.spares.get(under)?.pop() : this.ready.pop();
     if (!made) {
-      this.refill();
-      return this.driver.create(limits);
+      if (!under) this.refill();
+      return this.driver.create(limits, under);
     }
     try {
       await made.applyLimits(limits);
@@ -32,8 +56,24 @@ export class CgroupPool {
       await made.destroy();
       throw e;
     }
-    this.refill();
+    if (!under) this.refill();
     return made;
+  }
+
+  /**
+   * A cgroup whose run is over: kept for another run if it can be readied as a fresh one and
+   * there is room, else removed. One that cannot be emptied is never kept.
+   */
+  async giveBack(rc: RunCgroup, under: RunCgroup | undefined): Promise<void> {
+    const list = under ? (this.spares.get(under) ?? []) : this.ready;
+    const room = under ? SPARES_PER_PARENT : 2 * this.size;
+    // Room is looked at again after the reset: other cgroups may have come back meanwhile.
+    if (list.length >= room || !(await rc.reuse()) || list.length >= room) {
+      await rc.destroy();
+      return;
+    }
+    list.push(rc);
+    if (under) this.spares.set(under, list);
   }
 
   /** Directories of the cgroups made ahead and not handed out, deepest first per hierarchy. */

@@ -136,6 +136,73 @@ describe('cgroup driver on the real cgroupfs', () => {
     }
   });
 
+  it('a cgroup readied for reuse after an OOM-killed, throttled run is as a fresh one', async () => {
+    const limit = 32 * 1024 * 1024;
+    const rc = await driver.create({ memoryBytes: limit, pids: 8, cpus: 0.5 });
+    const fresh = await driver.create({});
+    try {
+      const h = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()\nx = b"x" * (200 << 20)\nprint(len(x))']);
+      joinCgroup(rc.procsFiles, h.child.pid!);
+      h.release();
+      expect((await h.exit).signal).toBe('SIGKILL');
+      rc.capCpu(20_000);
+      const before = await rc.outcome();
+      expect(before.oomKilled).toBe(true);
+      expect(before.cpuTimeUs).toBeGreaterThan(0);
+      expect(before.memoryPeakBytes).toBeGreaterThan(limit / 2);
+
+      expect(await rc.reuse()).toBe(true);
+      expect(rc.limits).toEqual({});
+      const dir = (c: string): string => join(driver.parents[c]!, rc.name);
+      const freshDir = (c: string): string => join(driver.parents[c]!, fresh.name);
+      const files: [string, string][] = [
+        ['memory', 'memory.limit_in_bytes'],
+        ['memory', 'memory.memsw.limit_in_bytes'],
+        ['memory', 'memory.usage_in_bytes'],
+        ['memory', 'memory.max_usage_in_bytes'],
+        ['memory', 'memory.failcnt'],
+        ['memory', 'memory.memsw.max_usage_in_bytes'],
+        ['memory', 'memory.memsw.failcnt'],
+        ['pids', 'pids.max'],
+        ['pids', 'pids.current'],
+        ['cpu', 'cpu.cfs_period_us'],
+        ['cpu', 'cpu.cfs_quota_us'],
+        ['cpuacct', 'cpuacct.usage'],
+      ];
+      for (const [c, f] of files) expect([f, read(dir(c), f)]).toEqual([f, read(freshDir(c), f)]);
+      const after = await rc.outcome();
+      expect(after).toEqual({ cpuTimeUs: 0, memoryPeakBytes: 0, memoryPeakSource: 'cgroup', oomKilled: false });
+
+      // The next run: its own limits, and an OOM kill of its own is seen again.
+      await rc.applyLimits({ memoryBytes: limit });
+      expect(read(dir('memory'), 'memory.limit_in_bytes')).toBe(String(limit));
+      expect(read(dir('pids'), 'pids.max')).toBe('max');
+      const again = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()\nx = b"x" * (200 << 20)\nprint(len(x))']);
+      joinCgroup(rc.procsFiles, again.child.pid!);
+      again.release();
+      expect((await again.exit).signal).toBe('SIGKILL');
+      expect((await rc.outcome()).oomKilled).toBe(true);
+    } finally {
+      await rc.destroy();
+      await fresh.destroy();
+    }
+  });
+
+  it('a cgroup with a process left inside is never readied for reuse', async () => {
+    const rc = await driver.create({ pids: 16 });
+    const h = await spawnHeld(['/bin/sh', '-c', 'read x; exec /bin/sleep 30']);
+    joinCgroup(rc.procsFiles, h.child.pid!);
+    h.release();
+    try {
+      expect(await rc.reuse()).toBe(false);
+      expect(rc.pids()).toEqual([h.child.pid]);
+    } finally {
+      await rc.destroy();
+    }
+    expect((await h.exit).signal).toBe('SIGKILL');
+    for (const d of rc.dirs) expect(existsSync(d)).toBe(false);
+  });
+
   it('destroy() kills a live process tree inside and removes every dir', async () => {
     const rc = await driver.create({ pids: 16 });
     const h = await spawnHeld(['/bin/sh', '-c', 'read x; /bin/sleep 30 & /bin/sleep 30 & wait']);

@@ -3,22 +3,39 @@
 import { describe, expect, it } from 'vitest';
 
 import type { CgroupDriver, CgroupLimits, RunCgroup } from '../../src/cgroup/index.js';
-import { CgroupPool } from '../../src/launch/cgroups.js';
+import { CgroupPool, retireRunCgroup } from '../../src/launch/cgroups.js';
 
-function countingDriver(): { driver: CgroupDriver; made: RunCgroup[] } {
+/** What the fake cgroups were asked: readied for reuse (answering `reusable`), destroyed. */
+interface Calls {
+  reused: string[];
+  destroyed: string[];
+  reusable: boolean;
+}
+
+function countingDriver(): { driver: CgroupDriver; made: RunCgroup[]; calls: Calls } {
   const made: RunCgroup[] = [];
+  const calls: Calls = { reused: [], destroyed: [], reusable: true };
   const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
   const driver = {
     version: 'v1',
     parents: {},
     controllers: [],
     warnings: [],
-    async create(limits: CgroupLimits): Promise<RunCgroup> {
+    async create(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
       await tick();
+      const name = `run-${made.length}`;
       const rc = {
-        name: `run-${made.length}`,
-        dirs: [`/fake/run-${made.length}`],
+        name,
+        dirs: [`${under ? under.dirs[0] : '/fake'}/${name}`],
         limits,
+        async reuse() {
+          await tick();
+          calls.reused.push(name);
+          return calls.reusable;
+        },
+        async destroy() {
+          calls.destroyed.push(name);
+        },
         // Slower than making a cgroup: a refill can complete while limits are being written.
         async applyLimits(l: CgroupLimits) {
           for (let i = 0; i < 3; i++) await tick();
@@ -29,7 +46,7 @@ function countingDriver(): { driver: CgroupDriver; made: RunCgroup[] } {
       return rc;
     },
   } as unknown as CgroupDriver;
-  return { driver, made };
+  return { driver, made, calls };
 }
 
 const settledWithin = (pool: CgroupPool, ms: number): Promise<boolean> =>
@@ -64,5 +81,48 @@ describe('CgroupPool', () => {
     await pool.take({});
     expect(await settledWithin(pool, 1000)).toBe(true);
     expect(pool.idleDirs()).toHaveLength(1);
+  });
+
+  it('a cgroup whose run is over serves the next run when it can be readied, else is destroyed', async () => {
+    const { driver, made, calls } = countingDriver();
+    // Room for twice its size: 2 made ahead and the 2 given back.
+    const pool = new CgroupPool(driver, 2);
+    const a = await pool.take({ pids: 5 });
+    await pool.settled();
+    const b = await pool.take({ pids: 6 });
+    await pool.settled();
+    await retireRunCgroup(a);
+    await retireRunCgroup(b);
+    expect(calls.reused).toEqual([a.name, b.name]);
+    expect(calls.destroyed).toEqual([]);
+    // The last one given back is handed out next, with the new run's limits.
+    const c = await pool.take({ pids: 7 });
+    expect(c).toBe(b);
+    expect(c.limits).toEqual({ pids: 7 });
+    calls.reusable = false;
+    await retireRunCgroup(c);
+    expect(calls.destroyed).toEqual([c.name]);
+    expect(pool.idleDirs()).not.toContain(c.dirs[0]);
+    await pool.settled();
+    expect(new Set(made).size).toBe(made.length);
+  });
+
+  it('keeps a few readied cgroups below a living box, handed out only below it', async () => {
+    const { driver, calls } = countingDriver();
+    const pool = new CgroupPool(driver, 1);
+    const box = await pool.take({ pids: 64 });
+    const other = await pool.take({ pids: 64 });
+    const runs = await Promise.all([1, 2, 3].map(() => pool.take({}, box)));
+    for (const r of runs) await retireRunCgroup(r);
+    // Two kept, the third destroyed: there is room for two per box.
+    expect(calls.reused).toHaveLength(2);
+    expect(calls.destroyed).toEqual([runs[2]!.name]);
+    const below = await pool.take({ pids: 3 }, box);
+    expect(runs).toContain(below);
+    expect(below.limits).toEqual({ pids: 3 });
+    const belowOther = await pool.take({}, other);
+    expect(runs).not.toContain(belowOther);
+    expect(belowOther.dirs[0]!.startsWith(`${other.dirs[0]}/`)).toBe(true);
+    await pool.settled();
   });
 });

@@ -27,6 +27,8 @@ export class V1RunCgroup implements RunCgroup {
   private readonly cpuDir: string | undefined;
   private readonly cpuacctDir: string | undefined;
   private sampledPeak: number | undefined;
+  /** CPU bandwidth was written since the cgroup was made or readied (a reuse lifts it). */
+  private cpuTouched = false;
   private readonly teardown = new Once();
 
   /**
@@ -72,6 +74,7 @@ export class V1RunCgroup implements RunCgroup {
 
   capCpu(quotaUs: number | null): void {
     if (!this.cpuDir) return;
+    this.cpuTouched = true;
     const cpus = this.current.cpus;
     const [period, quota] =
       quotaUs === null
@@ -90,7 +93,9 @@ export class V1RunCgroup implements RunCgroup {
   }
 
   unthrottle(): void {
-    if (this.cpuDir) writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), '-1');
+    if (!this.cpuDir) return;
+    this.cpuTouched = true;
+    writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), '-1');
   }
 
   /** The writes of the limits, in order: by the driver right after mkdir, or later through applyLimits. */
@@ -105,6 +110,7 @@ export class V1RunCgroup implements RunCgroup {
     }
     if (l.pids !== undefined && this.pidsDir) w.push([this.pidsDir, 'pids.max', String(l.pids)]);
     if (l.cpus !== undefined && this.cpuDir) {
+      this.cpuTouched = true;
       w.push([this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
       w.push([this.cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(l.cpus))]);
     }
@@ -178,7 +184,8 @@ export class V1RunCgroup implements RunCgroup {
     }
     const w: ControlWrite[] = [];
     if (this.pidsDir && this.pidsDir !== m) w.push([this.pidsDir, 'pids.max', 'max']);
-    if (this.cpuDir && this.cpuDir !== m) w.push([this.cpuDir, 'cpu.cfs_quota_us', '-1'], [this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
+    // Written only when the last run set them: a write of CPU bandwidth walks every CPU.
+    if (this.cpuDir && this.cpuDir !== m && this.cpuTouched) w.push([this.cpuDir, 'cpu.cfs_quota_us', '-1'], [this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
     if (this.cpuacctDir && this.cpuacctDir !== m) w.push([this.cpuacctDir, 'cpuacct.usage', '0']);
     const kept = this.dirs.filter((d) => d !== m);
     const reads = [
@@ -197,6 +204,7 @@ export class V1RunCgroup implements RunCgroup {
     if (!got.every((t, i) => (i < kept.length ? t !== undefined && t.trim() === '' : parseNumber(t) === 0))) return false;
     this.current = {};
     this.sampledPeak = undefined;
+    this.cpuTouched = false;
     return true;
   }
 

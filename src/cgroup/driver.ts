@@ -8,7 +8,7 @@
  *  - it creates (mkdir) `sandcell-<pid>` below the parent and `run-<n>-<hex>` below that;
  *  - in `run-*`: memory.max, memory.swap.max, pids.max, cpu.max (v2);
  *    memory.limit_in_bytes, memory.memsw.limit_in_bytes, pids.max, cpu.cfs_period_us,
- *    cpu.cfs_quota_us (v1); cgroup.kill (v2, on destroy);
+ *    cpu.cfs_quota_us, and on reuse cpuacct.usage (v1); cgroup.kill (v2, on destroy);
  *  - in `sandcell-<pid>` (v2): cgroup.subtree_control;
  *  - in an explicitly configured parent (v2 only, `DetectOptions.parent`): cgroup.subtree_control,
  *    and only when that parent holds no processes. The caller's own cgroup is never written.

@@ -1,7 +1,8 @@
 /**
- * The cgroup layer's contract. The run pipeline creates one run cgroup per box, writes the box's
- * first pid into `procsFiles` before that process runs its own code, polls the cheap readers
- * while the box runs, reads `outcome()` at the end and calls `destroy()`. Making a run cgroup,
+ * The cgroup layer's contract. The run pipeline gives each box a run cgroup (made, or one readied
+ * by `reuse()` after an earlier run), writes the box's first pid into `procsFiles` before that
+ * process runs its own code, polls the cheap readers while the box runs, reads `outcome()` at the
+ * end and calls `reuse()` or `destroy()`. Making a run cgroup,
  * writing its limits and reading its outcome happen on a worker thread, off the event loop.
  *
  * Files sandcell writes, and nothing else:

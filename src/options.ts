@@ -230,6 +230,11 @@ export interface ResolvedOptions {
   signal: AbortSignal | null;
   stdin: string | Uint8Array | Readable | null;
   seccomp: PresetName | SeccompPolicy;
+  /**
+   * Shared by the runs whose options had the same content apart from their own input (null:
+   * resolved on their own), so that what is derived from the box alone is derived once.
+   */
+  shape: object | null;
 }
 
 /** The limits a box gets when its options name none (sizes in bytes); `null` in the options lifts one. */
@@ -682,12 +687,158 @@ function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>
 
 /** Validates and resolves options for `run()` / `spawn()`; throws SandboxOptionsError. */
 export function resolveOptions(input: unknown, kind: 'run' | 'spawn' = 'run'): ResolvedOptions {
+  const known = isPlainObject(input) ? fromShape(input, kind) : null;
+  return known ?? resolveFresh(input, kind);
+}
+
+function resolveFresh(input: unknown, kind: 'run' | 'spawn'): ResolvedOptions {
   const o = parse(runSchema, input);
   const issues: OptionIssue[] = [];
   const box = resolveBox(o, kind, issues);
   const command = programOf(o, box.imageProgram, o.image ?? null, issues);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null };
+  return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null, shape: null };
+}
+
+/**
+ * Options are made fresh for every run, mostly of a few shapes: a judge's or a plugin host's
+ * runs differ in their input, not in what the box is. So what the options resolve to, apart from
+ * a run's own input (`stdin`, `signal`, `files`), is kept by their content: a run whose options
+ * read the same as a resolved run's skips the schema and takes that resolution, frozen and shared,
+ * with its own input checked and filled in. Keys are exact (see `contentKey`); options with
+ * anything else (a class instance, a non-finite number, a sparse array) are resolved afresh, and
+ * so are options naming an image or a network object, whose resolution reads the image store or
+ * makes objects of their own. Bind sources are checked against the host on every run, as a fresh
+ * resolution checks them.
+ */
+const shapes = new Map<string, Shape>();
+const MAX_SHAPES = 64;
+
+interface Shape {
+  /** The resolution without a run's own input. */
+  readonly base: Omit<ResolvedOptions, 'files' | 'signal' | 'stdin'>;
+  readonly bindSources: readonly string[];
+}
+
+/** A run's own input: checked and resolved per run, never part of a shape. */
+const PER_RUN = new Set(['stdin', 'signal', 'files']);
+
+function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): ResolvedOptions | null {
+  const key = contentKey(input, kind);
+  if (key === null) return null;
+  let shape = shapes.get(key);
+  if (!shape) {
+    // Resolved from a copy of the data the key describes: what is kept is what the key says.
+    const copy = plainCopy(input);
+    const resolved = resolveFresh(copy, kind);
+    if (resolved.image !== null || resolved.layers !== null || resolved.egress !== null || resolved.publish.length > 0) return resolved;
+    const { files: _files, signal: _signal, stdin: _stdin, ...rest } = resolved;
+    shape = {
+      base: deepFreeze({ ...rest, shape: {} }),
+      bindSources: resolved.mounts.flatMap((m) => (m.type === 'bind' ? [m.source] : [])),
+    };
+    if (shapes.size >= MAX_SHAPES) shapes.delete(shapes.keys().next().value!);
+    shapes.set(key, shape);
+  }
+  const { stdin, signal, files } = input;
+  // A run's own input in error, or a bind source gone: a full resolution reports it, in its words.
+  if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array) && !(stdin instanceof Readable)) return null;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) return null;
+  if (!shape.bindSources.every((s) => existsSync(s))) return null;
+  let resolvedFiles: ResolvedFile[] = [];
+  if (files !== undefined) {
+    const parsed = filesSchema.safeParse(files);
+    if (!parsed.success) return null;
+    const issues: OptionIssue[] = [];
+    resolvedFiles = resolveFiles(parsed.data, issues);
+    if (issues.length > 0) return null;
+  }
+  return { ...shape.base, files: resolvedFiles, signal: (signal as AbortSignal | undefined) ?? null, stdin: (stdin as ResolvedOptions['stdin'] | undefined) ?? null };
+}
+
+/**
+ * The options' content but a run's own input, as a string two option objects share exactly when
+ * the schema sees the same data in them: strings quoted, numbers exact (-0 apart), `undefined` kept
+ * apart from a missing key, keys in their order (which orders the environment). Null for what is
+ * not plain data; with it, the ids this process runs as (they decide the box's ids).
+ */
+function contentKey(input: Record<string, unknown>, kind: string): string | null {
+  const out: string[] = [kind, String(process.geteuid?.()), String(process.getegid?.())];
+  for (const k of Object.keys(input)) {
+    if (PER_RUN.has(k)) continue;
+    out.push(JSON.stringify(k));
+    if (!keyOf(input[k], out, 0)) return null;
+  }
+  return out.join('\u0001');
+}
+
+const MAX_DEPTH = 8;
+
+function keyOf(v: unknown, out: string[], depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+      out.push(JSON.stringify(v));
+      return true;
+    case 'number':
+      if (!Number.isFinite(v)) return false;
+      out.push(Object.is(v, -0) ? '-0' : String(v));
+      return true;
+    case 'boolean':
+      out.push(v ? 't' : 'f');
+      return true;
+    case 'undefined':
+      out.push('u');
+      return true;
+    case 'object': {
+      if (v === null) {
+        out.push('n');
+        return true;
+      }
+      if (depth >= MAX_DEPTH) return false;
+      if (Array.isArray(v)) {
+        if (Object.getPrototypeOf(v) !== Array.prototype) return false;
+        out.push('[');
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !keyOf(v[i], out, depth + 1)) return false;
+        out.push(']');
+        return true;
+      }
+      if (!isPlainObject(v)) return false;
+      out.push('{');
+      for (const k of Object.keys(v)) {
+        out.push(JSON.stringify(k));
+        if (!keyOf(v[k], out, depth + 1)) return false;
+      }
+      out.push('}');
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A copy of plain data (what `contentKey` accepts), a run's own input passed as it is. */
+function plainCopy(input: Record<string, unknown>): Record<string, unknown> {
+  const copy = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(copy);
+    if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.keys(v).map((k) => [k, copy((v as Record<string, unknown>)[k])]));
+    return v;
+  };
+  return Object.fromEntries(Object.keys(input).map((k) => [k, PER_RUN.has(k) ? input[k] : copy(input[k])]));
+}
+
+function deepFreeze<T>(v: T): T {
+  // Bytes stay as they are: a typed array cannot be frozen.
+  if (typeof v === 'object' && v !== null && !ArrayBuffer.isView(v) && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
 }
 
 /** `Sandbox.create()` options: the box, and defaults for the programs run in it. */
@@ -698,7 +849,7 @@ export function resolveSandboxOptions(input: unknown): ResolvedOptions {
   if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
   if (o.args !== undefined) issues.push({ path: 'args', message: 'are given per run: box.run({ args })' });
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return { ...box, command: [], collect: [], stdin: null };
+  return { ...box, command: [], collect: [], stdin: null, shape: null };
 }
 
 /** One run in a living box: its own program and limits over the box's defaults. */
@@ -721,6 +872,7 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'r
     signal: o.signal ?? null,
     stdin: o.stdin ?? null,
     seccomp,
+    shape: null,
   };
 }
 

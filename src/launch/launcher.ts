@@ -11,7 +11,7 @@ import { AbortError } from '../errors.js';
 import { nativeSpawn, nativeStart, type NativePlan, type NativeSpawned } from '../native.js';
 import { BoxNetwork } from '../network/box.js';
 import type { ResolvedOptions } from '../options.js';
-import { planBox, planRun, type PlannedRun } from '../plan/build.js';
+import { planBox, planRun, preparedShape, type PlannedRun } from '../plan/build.js';
 import { cgroupsFor, warmBoxes } from '../runtime.js';
 import { SandboxProcess } from '../supervise/process.js';
 import { cgroupLimits, type CgroupPool } from './cgroups.js';
@@ -64,8 +64,7 @@ export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxPr
   if (how.into) return startLiving(ctx, how.into);
   const off = how.weakenPlan ? 'a weakened plan' : !warmBoxes.enabled ? 'setWarmBoxes(0)' : null;
   if (off !== null) return startNew(ctx, `off: ${off}`);
-  const shape = planBox(o, 'prepared');
-  const key = shapeKey(o.cgroupParent, shape);
+  const { plan: shape, key } = preparedShape(o, (plan) => shapeKey(o.cgroupParent, plan));
   const warm = warmBoxes.take(key);
   let proc: SandboxProcess | null = null;
   let outcome: WarmOutcome = 'miss';

@@ -13,7 +13,7 @@ import { hostsFileOf } from '../network/private.js';
 import type { ResolvedOptions } from '../options.js';
 import { privileged } from '../privilege.js';
 import type { LimitsEnforced } from '../result.js';
-import { idMap, ownerIds } from './ids.js';
+import { idMap, ownerIds, type OwnerIds } from './ids.js';
 import { boxRoot, filesIn, tmpfsBounds } from './rootfs.js';
 
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -73,6 +73,39 @@ export function planBox(o: ResolvedOptions, kind: 'prepared' | 'living', cgroupP
   const plan = basePlan(o, kind);
   plan.cgroupProcs = [...cgroupProcs];
   return plan;
+}
+
+/** A box built ahead for these options, and the key of its shape (see `shapeKey`). */
+export interface PreparedShape {
+  readonly plan: NativePlan;
+  readonly key: string;
+}
+
+/**
+ * Plans of boxes built ahead, per options shape (`o.shape`): such a plan holds nothing of a run's,
+ * so every run of the shape would make the same one. Kept while the shape is, and only for the
+ * range of owner ids it was made with.
+ */
+const prepared = new WeakMap<object, PreparedShape & { owners: Readonly<OwnerIds> | undefined }>();
+
+/** `planBox(o, 'prepared')` and its shape key, made once per options shape; the plan is frozen. */
+export function preparedShape(o: ResolvedOptions, key: (plan: NativePlan) => string): PreparedShape {
+  const owners = ownerIds();
+  const kept = o.shape ? prepared.get(o.shape) : undefined;
+  if (kept && kept.owners === owners) return kept;
+  const plan = planBox(o, 'prepared');
+  const made = { plan, key: key(plan), owners };
+  if (o.shape) prepared.set(o.shape, deepFreeze(made));
+  return made;
+}
+
+function deepFreeze<T>(v: T): T {
+  // Bytes stay as they are: a typed array cannot be frozen.
+  if (typeof v === 'object' && v !== null && !ArrayBuffer.isView(v) && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
 }
 
 function rlimits(o: ResolvedOptions, enforced: LimitsEnforced): NativeRlimit[] {

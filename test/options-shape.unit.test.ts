@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { SandboxOptionsError } from '../src/errors.js';
 import { resolveOptions } from '../src/options.js';
-import { preparedShape } from '../src/plan/build.js';
+import { planRun, preparedShape } from '../src/plan/build.js';
 import { DEFAULT_OWNER_IDS, setOwnerIds } from '../src/plan/ids.js';
 
 function refusal(resolve: () => unknown): string[] {
@@ -134,5 +134,23 @@ describe('resolveOptions by content', () => {
     const c = preparedShape(resolveOptions({ command: ['/bin/true'], env: { S: 'x' } }), key);
     expect(c).not.toBe(a);
     expect(c.plan.owners).toEqual({ first: 0x60000000, count: 16 });
+  });
+
+  it("plans made from one shape each carry their own run's files, program-owned, and nothing of another run's", () => {
+    asRoot(true);
+    const setup = { cgroup: null, filter: null, stdin: 'null' } as const;
+    const files = (p: ReturnType<typeof planRun>['plan']): string[] => p.mounts.flatMap((m) => (m.kind === 'file' && m.target.startsWith('/work/') ? [`${m.target}=${m.data.toString()}`] : []));
+    for (const into of ['new', 'living'] as const) {
+      const a = planRun(resolveOptions({ command: ['/bin/true'], files: { 'a.txt': 'one' } }), { ...setup, into });
+      const b = planRun(resolveOptions({ command: ['/bin/true'] }), { ...setup, into });
+      const c = planRun(resolveOptions({ command: ['/bin/true'], files: { 'c.txt': 'three' } }), { ...setup, into });
+      expect(files(a.plan)).toEqual(['/work/a.txt=one']);
+      expect(files(b.plan)).toEqual([]);
+      expect(files(c.plan)).toEqual(['/work/c.txt=three']);
+      expect(a.plan.mounts.length - 1).toBe(b.plan.mounts.length);
+      // Each plan's list is its own: what one run's plan gets added does not reach the next.
+      a.plan.mounts.push({ kind: 'proc', target: '/extra' });
+      expect(planRun(resolveOptions({ command: ['/bin/true'] }), { ...setup, into }).plan.mounts).toEqual(b.plan.mounts);
+    }
   });
 });

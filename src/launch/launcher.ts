@@ -230,7 +230,8 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
   // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
   const cgroup = c.pool && (!into || into.cgroup) ? await c.pool.take(cgroupLimits(c.o), into?.cgroup ?? undefined) : null;
   c.stages?.mark('cgroup');
-  const run = planRun(c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin });
+  // A plan to be weakened is made whole, sharing nothing with other runs' plans.
+  const run = planRun(c.how.weakenPlan ? { ...c.o, shape: null } : c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin });
   c.how.weakenPlan?.(run.plan);
   c.stages?.mark('plan');
   let native: NativeSpawned;

@@ -133,7 +133,30 @@ const NO_STDIO: [NativeStdio, NativeStdio, NativeStdio] = ['null', 'null', 'null
  * waits. `join`: a program inside such a box, or the one run of a `prepared` box; its root
  * already exists. `prepared`: a box built ahead that waits for one run.
  */
-function basePlan(o: ResolvedOptions, mode: 'run' | 'living' | 'join' | 'prepared'): NativePlan {
+function basePlan(o: ResolvedOptions, mode: Mode): NativePlan {
+  if (!o.shape) return makePlan(o, mode);
+  const owners = ownerIds();
+  let modes = planned.get(o.shape);
+  if (!modes) planned.set(o.shape, (modes = new Map()));
+  let kept = modes.get(mode);
+  if (!kept || kept.owners !== owners) {
+    kept = { owners, plan: deepFreeze(makePlan({ ...o, files: [] }, mode)) };
+    modes.set(mode, kept);
+  }
+  // The run's files come last in every kind of plan; the list is the run's own.
+  return { ...kept.plan, mounts: [...kept.plan.mounts, ...(mode === 'prepared' ? [] : filesIn(o.cwd, o.files))] };
+}
+
+type Mode = 'run' | 'living' | 'join' | 'prepared';
+
+/**
+ * Plans without a run's files, per options shape and kind, frozen: what the box is and what
+ * program it runs with which environment is the shape's; each plan made from one is a copy with
+ * the run's files, and `planRun` puts in the run's rlimits, cgroup, stdio and filter.
+ */
+const planned = new WeakMap<object, Map<Mode, { owners: Readonly<OwnerIds> | undefined; plan: NativePlan }>>();
+
+function makePlan(o: ResolvedOptions, mode: Mode): NativePlan {
   const env = { PATH: SAFE_PATH, ...o.env };
   // A stored image is always an overlay of its layers (read-only unless writable); a directory
   // image only when writable.

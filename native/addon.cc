@@ -30,6 +30,7 @@
 #include "netns.h"
 #include "peer_cred.h"
 #include "process_util.h"
+#include "run_pipes.h"
 #include "spawn.h"
 #include "validate.h"
 #include "wire.h"
@@ -898,6 +899,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("overlayIsOpaque", Napi::Function::New(env, OverlayIsOpaque));
   exports.Set("whenReleased", Napi::Function::New(env, WhenReleased));
   exports.Set("cgroupFiles", Napi::Function::New(env, CgroupFiles));
+  exports.Set("RunPipes", DefineRunPipes(env));
   return exports;
 }
 

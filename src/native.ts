@@ -170,6 +170,22 @@ interface Addon {
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
   cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]>;
+  RunPipes: new (stdout: number, stderr: number, limitBytes: number, onExceeded: () => void) => NativeRunPipes;
+}
+
+/**
+ * A run's stdio as `run()` keeps it, on the event loop's own poller (native/run_pipes.h): the
+ * output read into a buffer per stream within one budget, the input written, every descriptor
+ * owned and closed by it.
+ */
+export interface NativeRunPipes {
+  /** Writes `bytes` to the program's stdin (`fd`, now owned) as the pipe takes them, then closes it. */
+  feed(fd: number, bytes: Uint8Array): void;
+  /**
+   * The run has ended: closes the input, reads the output until end of file, a pause of
+   * `quietMs` or `maxMs` in all, then calls back (`truncated`: 1 stdout, 2 stderr).
+   */
+  end(quietMs: number, maxMs: number, done: (stdout: Buffer | undefined, stderr: Buffer | undefined, truncated: number) => void): void;
 }
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -258,6 +274,11 @@ export function overlayIsOpaque(path: string): boolean {
  */
 export function cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]> {
   return load().cgroupFiles(mkdirs, writes, reads);
+}
+
+/** Reads the output pipes (null: not a pipe) within `limitBytes`; `onExceeded` is called once bytes were dropped. */
+export function runPipes(stdout: number | null, stderr: number | null, limitBytes: number, onExceeded: () => void): NativeRunPipes {
+  return new (load().RunPipes)(stdout ?? -1, stderr ?? -1, limitBytes, onExceeded);
 }
 
 /** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */

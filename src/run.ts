@@ -7,7 +7,6 @@ import { Stages } from './debug.js';
 import { launch } from './launch/launcher.js';
 import { resolveOptions, type RunOptions, type SpawnOptions } from './options.js';
 import { Sandbox, type RunResult } from './sandbox.js';
-import { feed } from './supervise/io.js';
 import type { SandboxProcess } from './supervise/process.js';
 
 /**
@@ -33,6 +32,6 @@ export async function run(options: RunOptions): Promise<RunResult> {
   // Files are read from a box that is still there: a living box for this one run.
   if (o.collect.length > 0) return Sandbox.runOnce(o, stages);
   const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', stages });
-  feed(proc.stdin, o.stdin);
+  proc.feed(o.stdin);
   return proc.collectOutput();
 }

@@ -22,7 +22,6 @@ import {
 import type { Result } from './result.js';
 import type { PresetName, SeccompPolicy } from './seccomp/index.js';
 import { collectFiles, DEFAULT_COLLECT_LIMITS, type CollectLimits, type Collected } from './supervise/collect.js';
-import { feed } from './supervise/io.js';
 import type { SandboxProcess } from './supervise/process.js';
 
 /** What a box is made of, and the defaults of the programs run in it. */
@@ -132,7 +131,7 @@ export class Sandbox implements AsyncDisposable {
   private async runResolved(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
     const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', into: this.box, stages });
     const seen = this.network?.report()?.connections.length ?? 0;
-    feed(proc.stdin, o.stdin);
+    proc.feed(o.stdin);
     const result: RunResult = await proc.collectOutput();
     // The box's proxy serves all its runs: a run's result has what was asked for while it ran.
     const report = this.network?.report();

@@ -1,13 +1,14 @@
 /**
- * A running program's stdio as the supervisor hands it out: its stdin as a writable socket, its
- * output either streamed to the caller (`spawn()`) or kept in memory for the result (`run()`),
- * both spending from the run's output budget (src/limits/output.ts).
+ * A running program's stdio as the supervisor hands it out: for `spawn()` its stdin as a writable
+ * socket and its output as streams for the caller; for `run()` its input written and its output
+ * kept in memory by the addon. Both spend from the run's output budget (src/limits/output.ts).
  */
 import { isAscii } from 'node:buffer';
 import { Socket } from 'node:net';
-import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 
 import type { OutputBudget } from '../limits/output.js';
+import { runPipes, type NativeRunPipes } from '../native.js';
 
 /** One of the program's output streams, as far as the budget is concerned. */
 export interface OutputSink {
@@ -32,37 +33,45 @@ export class MeteredStream extends Transform implements OutputSink {
 const QUIET_MS = 100;
 const DRAIN_MAX_MS = 1000;
 
-/**
- * The output kept in memory (`run()`): the socket's chunks as the budget lets them through, with
- * no stream of our own in between.
- */
-export class CollectedOutput implements OutputSink {
-  truncated = false;
-  /** Resolves at end of file (or when the socket fails or closes). */
-  readonly done: Promise<void>;
-  private readonly chunks: Buffer[] = [];
-  private readonly socket: Socket | null;
-  private lastData = 0;
-  private finished = false;
+const NO_INPUT = new Uint8Array(0);
 
-  constructor(budget: OutputBudget, socket: Socket | null) {
-    this.socket = socket;
-    if (!socket) {
-      this.done = Promise.resolve();
+/** The output `run()` keeps: the bytes of each stream and whether the budget cut it. */
+export interface KeptOutput {
+  stdout: Buffer | undefined;
+  stderr: Buffer | undefined;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+/**
+ * The output kept in memory (`run()`), read by the addon: no socket or stream per pipe and no
+ * JavaScript per chunk, one Buffer per stream at the end. Given bytes as input, the addon writes
+ * them too; a stream as input goes through a socket of our own.
+ */
+export class CollectedOutput {
+  /** Resolves once the run has ended and its output is read. */
+  readonly done: Promise<KeptOutput>;
+  private readonly pipes: NativeRunPipes;
+  private resolve!: (o: KeptOutput) => void;
+  private input: Socket | null = null;
+
+  constructor(fds: [number | null, number | null], limitBytes: number, onExceeded: () => void) {
+    this.pipes = runPipes(fds[0], fds[1], limitBytes, onExceeded);
+    this.done = new Promise((resolve) => {
+      this.resolve = resolve;
+    });
+  }
+
+  /** The run's input into its stdin pipe (`fd`, ours from here on). */
+  feed(fd: number, input: string | Uint8Array | Readable | null): void {
+    if (!(input instanceof Readable)) {
+      this.pipes.feed(fd, input === null ? NO_INPUT : typeof input === 'string' ? Buffer.from(input) : input);
       return;
     }
-    socket.on('data', (chunk: Buffer) => {
-      this.lastData = performance.now();
-      const passed = budget.admit(chunk, this);
-      if (passed) this.chunks.push(passed);
-    });
-    this.done = new Promise<void>((resolve) => {
-      socket.once('end', resolve);
-      socket.once('close', resolve);
-      socket.once('error', () => resolve());
-    }).then(() => {
-      this.finished = true;
-    });
+    const sink = programInput(fd)!;
+    this.input = sink;
+    input.on('error', () => sink.end());
+    input.pipe(sink);
   }
 
   /**
@@ -73,48 +82,35 @@ export class CollectedOutput implements OutputSink {
    * while it keeps coming (for a second at most), and once it pauses the stream is given up.
    */
   runEnded(): void {
-    const socket = this.socket;
-    if (!socket || this.finished) return;
-    const began = performance.now();
-    this.lastData = Math.max(this.lastData, began);
-    const check = (): void => {
-      if (this.finished) return;
-      const now = performance.now();
-      if (now - this.lastData >= QUIET_MS || now - began >= DRAIN_MAX_MS) socket.destroy();
-      else setTimeout(check, QUIET_MS);
-    };
-    setTimeout(check, QUIET_MS);
-  }
-
-  /**
-   * The output as UTF-8 text. Most output (a judge's answers, logs) is ASCII, for which Latin-1 is
-   * the same text and a plain copy, where V8's UTF-8 decoder costs ~10 ms of CPU per MiB; the
-   * check is one vectorised pass.
-   */
-  text(): string {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    return isAscii(all) ? all.toString('latin1') : all.toString('utf8');
+    // Nothing reads the program's stdin any more: our end is closed.
+    this.input?.destroy();
+    this.pipes.end(QUIET_MS, DRAIN_MAX_MS, (stdout, stderr, truncated) => {
+      this.resolve({ stdout, stderr, stdoutTruncated: (truncated & 1) !== 0, stderrTruncated: (truncated & 2) !== 0 });
+    });
   }
 }
 
-/** The program's stdout and stderr, and the sinks the budget marks. */
+/**
+ * A stream's output as UTF-8 text. Most output (a judge's answers, logs) is ASCII, for which
+ * Latin-1 is the same text and a plain copy, where V8's UTF-8 decoder costs ~10 ms of CPU per MiB;
+ * the check is one vectorised pass.
+ */
+export function outputText(bytes: Buffer | undefined): string {
+  if (bytes === undefined) return '';
+  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+}
+
+/** The program's stdout and stderr as streams, and the sinks the budget marks. */
 export interface ProgramOutput {
   stdout: Readable;
   stderr: Readable;
   sinks: [OutputSink, OutputSink];
-  /** With `collect`: the output kept for the result. */
-  collected: [CollectedOutput, CollectedOutput] | null;
 }
 
-/** Our ends of the program's output pipes, streamed or collected. */
-export function programOutput(fds: [number | null, number | null], budget: OutputBudget, mode: 'streams' | 'collect'): ProgramOutput {
-  if (mode === 'collect') {
-    const [out, err] = fds.map((fd) => (fd === null ? null : new Socket({ fd, readable: true, writable: false })));
-    const collected: [CollectedOutput, CollectedOutput] = [new CollectedOutput(budget, out ?? null), new CollectedOutput(budget, err ?? null)];
-    return { stdout: out ?? Readable.from([]), stderr: err ?? Readable.from([]), sinks: collected, collected };
-  }
+/** Our ends of the program's output pipes, streamed through the budget. */
+export function programOutput(fds: [number | null, number | null], budget: OutputBudget): ProgramOutput {
   const [out, err] = fds.map((fd) => pipeFrom(fd, new MeteredStream(budget))) as [MeteredStream, MeteredStream];
-  return { stdout: out, stderr: err, sinks: [out, err], collected: null };
+  return { stdout: out, stderr: err, sinks: [out, err] };
 }
 
 function pipeFrom(fd: number | null, meter: MeteredStream): MeteredStream {
@@ -129,23 +125,10 @@ function pipeFrom(fd: number | null, meter: MeteredStream): MeteredStream {
 }
 
 /** Our end of the program's stdin pipe. */
-export function programInput(fd: number | null): Writable | null {
+export function programInput(fd: number | null): Socket | null {
   if (fd === null) return null;
   const s = new Socket({ fd, readable: false, writable: true });
   // A program that exits without reading its input closes the pipe: not the caller's error.
   s.on('error', () => undefined);
   return s;
-}
-
-/** A run's input as `run()` gives it: fed in whole. */
-export function feed(sink: Writable | null, input: string | Uint8Array | Readable | null): void {
-  if (!sink) return;
-  if (input instanceof Readable) {
-    input.on('error', () => sink.end());
-    input.pipe(sink);
-  } else if (input !== null) {
-    sink.end(input);
-  } else {
-    sink.end();
-  }
 }

@@ -5,7 +5,7 @@
  * the result. `spawn()` hands this object to the caller; `run()` is built on it.
  */
 import { constants as osConstants } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 
 import type { RunCgroup } from '../cgroup/index.js';
 import { debug, type Stages } from '../debug.js';
@@ -19,7 +19,7 @@ import type { PublishedAddress } from '../network/publish.js';
 import type { ResolvedOptions } from '../options.js';
 import { deriveStatus, describeViolation, signalName, type KillReason, type LimitsEnforced, type Result } from '../result.js';
 import { removeAfterRun } from '../runtime.js';
-import { programInput, programOutput, type CollectedOutput, type OutputSink } from './io.js';
+import { CollectedOutput, outputText, programInput, programOutput, type ProgramOutput } from './io.js';
 
 /** After asking the init to end the box, how long before the init itself is killed. */
 const TERMINATE_GRACE_MS = 1000;
@@ -43,18 +43,19 @@ export interface Supervised {
 export class SandboxProcess {
   /** Host pid of the box's init (PID 1 inside); the program is its child. */
   readonly pid: number;
-  /** The program's stdin (null when the run was given no pipe). */
-  readonly stdin: Writable | null;
-  readonly stdout: Readable;
-  readonly stderr: Readable;
   /** Where the box's published ports listen on the host (empty: none published). */
   readonly published: readonly PublishedAddress[];
   /** The box's address on its private network (null: it is on none). */
   readonly address: string | null;
 
   private readonly run: Supervised;
-  private readonly sinks: [OutputSink, OutputSink];
-  private readonly collected: [CollectedOutput, CollectedOutput] | null;
+  /** spawn(): the caller's streams. */
+  private readonly streams: ProgramOutput | null;
+  private readonly input: Writable | null;
+  /** run(): the output kept in memory, and the stdin pipe until it is fed. */
+  private readonly collected: CollectedOutput | null;
+  private stdinFd: number | null;
+  private emptyOutput: Readable | null = null;
   private readonly wall: WallTimeLimit | null;
   private readonly cpu: CpuTimeLimit | null;
   private killReason: KillReason | null = null;
@@ -73,13 +74,20 @@ export class SandboxProcess {
     this.published = run.network?.published ?? [];
     this.address = run.network?.address ?? null;
 
-    const budget = new OutputBudget(options.limits.outputBytes, () => this.end('output-limit'));
-    const output = programOutput([native.stdout, native.stderr], budget, run.output);
-    this.stdout = output.stdout;
-    this.stderr = output.stderr;
-    this.sinks = output.sinks;
-    this.collected = output.collected;
-    this.stdin = programInput(native.stdin);
+    const exceeded = (): void => {
+      this.end('output-limit');
+    };
+    if (run.output === 'collect') {
+      this.streams = null;
+      this.input = null;
+      this.collected = new CollectedOutput([native.stdout, native.stderr], options.limits.outputBytes, exceeded);
+      this.stdinFd = native.stdin;
+    } else {
+      this.streams = programOutput([native.stdout, native.stderr], new OutputBudget(options.limits.outputBytes, exceeded));
+      this.input = programInput(native.stdin);
+      this.collected = null;
+      this.stdinFd = null;
+    }
 
     this.result = new Promise<Result>((resolve, reject) => {
       native.box.watch((exit) => {
@@ -95,6 +103,24 @@ export class SandboxProcess {
         : null;
     options.signal?.addEventListener('abort', this.onAbort, { once: true });
     if (options.signal?.aborted) this.end('aborted');
+  }
+
+  /** The program's stdin (null when the run was given no pipe, or when its input is given up front). */
+  get stdin(): Writable | null {
+    return this.input;
+  }
+
+  get stdout(): Readable {
+    return this.streams?.stdout ?? this.noOutput();
+  }
+
+  get stderr(): Readable {
+    return this.streams?.stderr ?? this.noOutput();
+  }
+
+  /** A box whose output is kept for its result has no stream to read. */
+  private noOutput(): Readable {
+    return (this.emptyOutput ??= Readable.from([]));
   }
 
   /**
@@ -123,12 +149,24 @@ export class SandboxProcess {
     await this.result;
   }
 
+  /** @internal The run's input, given up front (a box started with `output: 'collect'`). */
+  feed(input: string | Uint8Array | Readable | null): void {
+    const fd = this.stdinFd;
+    this.stdinFd = null;
+    if (fd !== null) this.collected?.feed(fd, input);
+  }
+
   /** @internal The result with the output kept in memory (a box started with `output: 'collect'`). */
   async collectOutput(): Promise<Result> {
     if (!this.collected) throw new Error('this box streams its output');
-    const [out, err] = this.collected;
-    const [result] = await Promise.all([this.result, out.done, err.done]);
-    return { ...result, stdout: out.text(), stderr: err.text() };
+    const [result, kept] = await Promise.all([this.result, this.collected.done]);
+    return {
+      ...result,
+      stdout: outputText(kept.stdout),
+      stderr: outputText(kept.stderr),
+      stdoutTruncated: kept.stdoutTruncated,
+      stderrTruncated: kept.stderrTruncated,
+    };
   }
 
   /** Ends the box for a reason of the supervisor's (null: the caller's kill). */
@@ -153,10 +191,12 @@ export class SandboxProcess {
     this.wall?.stop();
     this.cpu?.release();
     options.signal?.removeEventListener('abort', this.onAbort);
-    for (const output of this.collected ?? []) output.runEnded();
     // Nothing reads the program's stdin any more: close our end, or a caller that never ended
     // it (spawn() and then kill(), or a stdin stream that never ends) leaks one pipe per box.
-    this.stdin?.destroy();
+    this.input?.destroy();
+    if (this.stdinFd !== null) this.collected?.feed(this.stdinFd, null);
+    this.stdinFd = null;
+    this.collected?.runEnded();
 
     const network = this.run.network;
     if (network) await network.close();
@@ -203,15 +243,15 @@ export class SandboxProcess {
       debug({ event: 'end', pid: this.pid, status: status ?? 'aborted', ms: stages.ms });
     }
     if (status === null) throw new AbortError(options.signal?.reason);
-    const [meteredOut, meteredErr] = this.sinks;
+    const sinks = this.streams?.sinks;
     return {
       status,
       exitCode,
       signal: signal === null ? null : signalName(signal),
       stdout: '',
       stderr: '',
-      stdoutTruncated: meteredOut.truncated,
-      stderrTruncated: meteredErr.truncated,
+      stdoutTruncated: sinks?.[0].truncated ?? false,
+      stderrTruncated: sinks?.[1].truncated ?? false,
       usage: {
         cpuTimeMs: round3(cpuTimeMs),
         userTimeMs: round3(userMs),

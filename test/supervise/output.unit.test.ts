@@ -1,13 +1,12 @@
 // stdout and stderr share one output budget: bytes past it are dropped (the caller gets exactly
 // the limit), the stream that overflowed is flagged, and the run is ended once.
-import type { Socket } from 'node:net';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 
 import { describe, expect, it } from 'vitest';
 
 import { OutputBudget } from '../../src/limits/output.js';
-import { CollectedOutput, MeteredStream } from '../../src/supervise/io.js';
+import { MeteredStream, outputText } from '../../src/supervise/io.js';
 
 function budget(limit: number) {
   const ends: number[] = [];
@@ -81,27 +80,15 @@ describe('MeteredStream (the streams spawn() hands out)', () => {
   });
 });
 
-describe('CollectedOutput.text', () => {
-  /** What run() keeps of a stream that delivered these chunks. */
-  async function collected(chunks: Buffer[]): Promise<string> {
-    const source = new PassThrough();
-    const out = new CollectedOutput(new OutputBudget(1 << 20, () => undefined), source as unknown as Socket);
-    for (const c of chunks) source.write(c);
-    source.end();
-    source.resume();
-    await out.done;
-    return out.text();
-  }
-
-  it('ASCII output comes back byte for byte', async () => {
+describe('outputText (how run() decodes what it kept)', () => {
+  it('ASCII output comes back byte for byte', () => {
     const line = 'a+b=3\n'.repeat(1000);
-    expect(await collected([Buffer.from(line.slice(0, 7)), Buffer.from(line.slice(7))])).toBe(line);
+    expect(outputText(Buffer.from(line))).toBe(line);
   });
 
-  it('UTF-8 is decoded across chunk boundaries, and a byte that is no UTF-8 becomes U+FFFD as before', async () => {
-    const e = Buffer.from('é'); // two bytes
-    expect(await collected([Buffer.from('caf'), e.subarray(0, 1), e.subarray(1), Buffer.from(' ✓')])).toBe('café ✓');
-    expect(await collected([Buffer.from([0x61, 0xff, 0x62])])).toBe('a\ufffdb');
-    expect(await collected([])).toBe('');
+  it('UTF-8 is decoded, and a byte that is no UTF-8 becomes U+FFFD as before', () => {
+    expect(outputText(Buffer.from('café ✓'))).toBe('café ✓');
+    expect(outputText(Buffer.from([0x61, 0xff, 0x62]))).toBe('a\ufffdb');
+    expect(outputText(undefined)).toBe('');
   });
 });

@@ -28,6 +28,47 @@ constexpr size_t kFirstChunk = 16 * 1024;
 constexpr size_t kMaxChunk = 1024 * 1024;
 // Where bytes past the budget are read to be dropped.
 constexpr size_t kScratch = 64 * 1024;
+// Chunks freed by a run are kept for the next runs' output, up to this many bytes per thread: a
+// page touched for the first time is a fault, and on this kind of VM faults are what a MiB of
+// output costs most (fresh chunks for every run cost more main-thread CPU than the sockets did).
+constexpr size_t kPoolBytes = 16 * 1024 * 1024;
+constexpr int kChunkSizes = 7;  // kFirstChunk << 0 .. kMaxChunk
+
+int size_class(size_t cap) {
+  int c = 0;
+  while ((kFirstChunk << c) < cap) c++;
+  return c;
+}
+
+class ChunkPool {
+ public:
+  ~ChunkPool() {
+    for (auto& list : free_)
+      for (char* p : list) std::free(p);
+  }
+  char* take(size_t cap) {
+    auto& list = free_[size_class(cap)];
+    if (list.empty()) return static_cast<char*>(std::malloc(cap));
+    char* p = list.back();
+    list.pop_back();
+    bytes_ -= cap;
+    return p;
+  }
+  void give(char* p, size_t cap) {
+    if (bytes_ + cap > kPoolBytes) {
+      std::free(p);
+      return;
+    }
+    free_[size_class(cap)].push_back(p);
+    bytes_ += cap;
+  }
+
+ private:
+  std::vector<char*> free_[kChunkSizes];
+  size_t bytes_ = 0;
+};
+
+thread_local ChunkPool g_chunks;
 // Reads per readiness callback: a program writing without pause must not hold the loop.
 constexpr int kReadsPerTurn = 32;
 // Reads of one pipe when the run has ended, before the rest is left to the quiet timer.
@@ -73,7 +114,7 @@ class RunPipes : public Napi::ObjectWrap<RunPipes> {
   ~RunPipes() override {
     for (Stream& s : out_) {
       if (s.fd >= 0) close(s.fd);
-      for (Chunk& c : s.chunks) free(c.data);
+      for (Chunk& c : s.chunks) g_chunks.give(c.data, c.cap);
     }
     if (in_fd_ >= 0) close(in_fd_);
   }
@@ -262,7 +303,7 @@ class RunPipes : public Napi::ObjectWrap<RunPipes> {
 
   void add_chunk(Stream& s) {
     size_t cap = s.chunks.empty() ? kFirstChunk : std::min(s.chunks.back().cap * 2, kMaxChunk);
-    char* data = static_cast<char*>(malloc(cap));
+    char* data = g_chunks.take(cap);
     if (data == nullptr) Napi::Error::Fatal("sandcell RunPipes", "out of memory for a run's output");
     s.chunks.push_back(Chunk{data, 0, cap});
   }
@@ -326,17 +367,17 @@ class RunPipes : public Napi::ObjectWrap<RunPipes> {
     s.chunks.clear();
     s.total = 0;
     if (total == 0) {
-      for (Chunk& c : chunks) free(c.data);
+      for (Chunk& c : chunks) g_chunks.give(c.data, c.cap);
       return env.Undefined();
     }
-    // One chunk is handed over without a copy (the Buffer frees it); more are copied into one.
-    if (chunks.size() == 1) return Napi::Buffer<char>::NewOrCopy(env, chunks[0].data, total, [](Napi::Env, char* p) { free(p); });
+    // Copied into one Buffer, the chunks kept for the next run: a Buffer handed over without a
+    // copy would take its memory from the pool and be freed by the garbage collector.
     Napi::Buffer<char> out = Napi::Buffer<char>::New(env, total);
     size_t off = 0;
     for (Chunk& c : chunks) {
       std::memcpy(out.Data() + off, c.data, c.len);
       off += c.len;
-      free(c.data);
+      g_chunks.give(c.data, c.cap);
     }
     return out;
   }

@@ -1,7 +1,10 @@
 // run() keeps its output through the addon (native/run_pipes.cc): both streams read as they come,
 // one output budget across them enforced natively, what is left read once the run has ended, the
 // input written, and every descriptor closed with the run, however it ended.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -9,6 +12,8 @@ import { AbortError, run, Sandbox } from '../../src/index.js';
 import { childPids, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 beforeAll(() => requireRoot());
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
 
 describe('run() output and input through the addon', () => {
   let fds: number;
@@ -142,5 +147,19 @@ describe('run() output and input through the addon', () => {
     } finally {
       await box.destroy();
     }
+  });
+
+  it('without root (64 KiB pipes): large input streamed in and large output cut at the limit', () => {
+    const script = `import { run } from ${JSON.stringify(DIST)};
+      const big = Buffer.alloc(3 << 20, 'q');
+      const echo = await run({ command: ['/bin/cat'], stdin: big, limits: { output: '8MiB', wallTime: '20s' } });
+      const cut = await run({ command: ['/bin/sh', '-c', 'head -c 67108864 /dev/zero'], limits: { output: '1MiB', wallTime: '20s' } });
+      console.log(JSON.stringify([echo.status, echo.stdout === big.toString('latin1'), cut.status, cut.stdout.length, cut.stdoutTruncated]));`;
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual(['ok', true, 'output-limit', 1 << 20, true]);
   });
 });

@@ -194,8 +194,7 @@ export class SandboxProcess {
     // Nothing reads the program's stdin any more: close our end, or a caller that never ended
     // it (spawn() and then kill(), or a stdin stream that never ends) leaks one pipe per box.
     this.input?.destroy();
-    if (this.stdinFd !== null) this.collected?.feed(this.stdinFd, null);
-    this.stdinFd = null;
+    this.feed(null);
     this.collected?.runEnded();
 
     const network = this.run.network;

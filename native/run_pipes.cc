@@ -1,7 +1,8 @@
 // run() keeps a run's output for its result: two sockets, their stream machinery and a
 // JavaScript callback per chunk cost more of the main thread than the reads themselves. Here the
-// pipes are watched by the loop's own poller and read into one buffer per stream; JavaScript is
-// called once at the end (and once more if the output limit is reached).
+// pipes are watched by the loop's own poller and read into chunks per stream, handed over as one
+// Buffer per stream; JavaScript is called once at the end (and once more if the output limit is
+// reached).
 #include "run_pipes.h"
 
 #include <errno.h>

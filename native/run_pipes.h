@@ -5,8 +5,8 @@
 namespace sandcell {
 
 // RunPipes: a run's stdio as run() keeps it, handled on the event loop's own poller with no
-// JavaScript per chunk. Output: each of our read ends (stdout, stderr; -1 for none) is read into
-// one growing buffer, both spending from one budget: bytes past it are read and dropped, the
+// JavaScript per chunk. Output: each of our read ends (stdout, stderr; -1 for none) is read as it
+// comes, both spending from one budget: bytes past it are read and dropped, the
 // stream that was writing is marked truncated and `onExceeded` is called once. Input: feed(fd,
 // bytes) writes the bytes to the program's stdin pipe (one write when the pipe holds them, the
 // rest as the pipe drains) and closes it. end(quietMs, maxMs, done) closes the input and reads

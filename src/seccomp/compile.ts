@@ -4,17 +4,23 @@
  * Program shape:
  *
  *   ld [arch]; jeq AUDIT_ARCH_<arch> else → foreign action     (i386, arm32, anything else)
- *   ld [nr];  (x86_64) jset 0x40000000 → foreign action       (x32 ABI)
- *   binary search (jge) over the sorted ranges of syscall numbers that share one decision
+ *   ld [nr]
+ *   jeq <nr> → rule chain                                     (frequent calls with argument rules)
+ *   (x86_64) jset 0x40000000 → foreign action                 (x32 ABI)
+ *   binary search (jge) over the sorted ranges of the other syscall numbers sharing one decision
  *     leaf: ret <action>                                        (decided by arch + nr alone)
  *     leaf: per-syscall rule chain: load args[i] halves, compare, ret <action>
  *
  * An unconditionally allowed call only ever meets `ld [arch]`, `ld [nr]`, `jeq/jset/jge` with
  * constants and `ret`, which is what the kernel's seccomp action cache (5.11+) needs to prove the
- * call always allowed and skip the filter for it. Jumps too long for the 8-bit offsets of
- * conditional jumps get a `ja` trampoline (or a fresh copy of the `ret` they aim at).
+ * call always allowed and skip the filter for it. The filter therefore runs only for calls with
+ * argument rules and for refused calls; the prelude puts the frequent ones among the first kind
+ * (ioctl above all) a few instructions from the start instead of at the bottom of the search. Jumps too long for the 8-bit offsets of
+ * conditional jumps get a `ja` trampoline (or a fresh copy of the `ret` they aim at). A last pass
+ * ({@link dropRedundantLoads}) makes a jump that arrives with an argument word already in the
+ * accumulator skip the reload of that word, so consecutive rules on one argument load it once.
  */
-import { AUDIT_ARCH, type SeccompArch, X32_SYSCALL_BIT, isSeccompArch, syscallTable } from './arch.js';
+import { AUDIT_ARCH, type SeccompArch, X32_SYSCALL_BIT, isSeccompArch, syscallName, syscallTable } from './arch.js';
 import {
   BPF_ABS,
   BPF_ALU,
@@ -28,7 +34,9 @@ import {
   BPF_K,
   BPF_LD,
   BPF_MAXINSNS,
+  BPF_MISC,
   BPF_RET,
+  BPF_TXA,
   BPF_W,
   type BpfInsn,
   checkProgram,
@@ -329,17 +337,21 @@ export function compile(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
   const plan = planPolicy(policy, arch, opts);
   const e = new BackwardEmitter();
   const chains = new Map<string, Target>();
-  const segs = plan.segments;
+  const chainFor = (d: Extract<Decision, { kind: 'chain' }>): Target => {
+    const known = chains.get(d.key);
+    if (known) return known;
+    const t = emitChain(e, d);
+    chains.set(d.key, t);
+    return t;
+  };
 
+  const prelude = preludeOf(plan, arch);
+  const preludeTargets = prelude.map((s) => chainFor(s.decision as Extract<Decision, { kind: 'chain' }>));
+  const segs = withoutNumbers(plan.segments, new Set(prelude.map((s) => s.lo)));
   const node = (i: number, j: number): Target => {
     if (i === j) {
       const d = segs[i]!.decision;
-      if (d.kind === 'action') return { ret: d.value };
-      const known = chains.get(d.key);
-      if (known) return known;
-      const t = emitChain(e, d);
-      chains.set(d.key, t);
-      return t;
+      return d.kind === 'action' ? { ret: d.value } : chainFor(d);
     }
     const m = (i + j + 1) >> 1;
     const right = node(m, j);
@@ -351,11 +363,16 @@ export function compile(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
   const foreign: Target = { ret: plan.foreign };
   let afterNr: Target = tree;
   if (arch === 'x86_64') afterNr = e.jump(BPF_JSET, X32_SYSCALL_BIT, foreign, tree);
+  // Prelude numbers are table numbers (far below the x32 bit), so testing them first is safe.
+  for (let i = prelude.length - 1; i >= 0; i--) afterNr = e.jump(BPF_JEQ, prelude[i]!.lo, preludeTargets[i]!, afterNr);
   const ldNr = e.load(SECCOMP_DATA.nr, afterNr);
   const archOk = e.jump(BPF_JEQ, plan.auditArch, ldNr, foreign);
   e.load(SECCOMP_DATA.arch, archOk);
 
-  const total = e.len;
+  const emitted = e.rev.slice().reverse();
+  const sitesAt = e.sites.map((s) => ({ name: s.name, index: emitted.length - 1 - s.pos, half: s.half }));
+  const { insns, newIndex } = dropRedundantLoads(emitted);
+  const total = insns.length;
   if (total > BPF_MAXINSNS) {
     throw new SeccompCompileError(
       `seccomp policy compiles to ${total} BPF instructions for ${arch}, more than the kernel's limit of ` +
@@ -363,12 +380,125 @@ export function compile(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
       total,
     );
   }
-  const insns = e.rev.slice().reverse();
   checkProgram(insns); // self-check: the kernel would refuse anything this rejects
-  const placeholders = e.sites
-    .map((s) => ({ name: s.name, index: total - 1 - s.pos, half: s.half }))
+  const placeholders = sitesAt
+    .filter((s) => newIndex[s.index] !== undefined)
+    .map((s) => ({ ...s, index: newIndex[s.index]! }))
     .sort((a, b) => a.index - b.index);
   return { arch, program: encodeProgram(insns), instructions: total, placeholders };
+}
+
+/**
+ * Calls programs make per operation (a terminal query, a lock, a mapping, an I/O), rather than a
+ * few times per process like clone, socket or personality, most frequent first. Those of them
+ * with argument rules are tested by number before the binary search.
+ */
+const FREQUENT_CALLS = ['ioctl', 'fcntl', 'futex', 'mmap', 'mprotect', 'madvise', 'read', 'write', 'openat', 'close'];
+
+/**
+ * The calls tested by number before the binary search: frequent calls whose decision depends on
+ * arguments. Only such calls (and refused ones) make the kernel run the filter at all; a call
+ * allowed without conditions pays one `jeq` per prelude entry only on kernels without the
+ * seccomp action cache.
+ */
+function preludeOf(plan: CompilePlan, arch: SeccompArch): Segment[] {
+  const rank = (s: Segment): number => FREQUENT_CALLS.indexOf(syscallName(s.lo, arch) ?? '');
+  return plan.segments
+    .filter((s) => s.decision.kind === 'chain' && s.lo === s.hi && rank(s) >= 0)
+    .sort((a, b) => rank(a) - rank(b));
+}
+
+/**
+ * The segments left for the binary search once the prelude has taken `taken`: a taken number
+ * never reaches the search, so its range joins the one before it (or after it, at 0), and
+ * neighbours that now touch with the same decision merge into one range.
+ */
+function withoutNumbers(segments: readonly Segment[], taken: ReadonlySet<number>): Segment[] {
+  const out: Segment[] = [];
+  let pendingLo: number | undefined;
+  for (const s of segments) {
+    if (s.lo === s.hi && taken.has(s.lo)) {
+      const last = out[out.length - 1];
+      if (last) last.hi = s.hi;
+      else pendingLo ??= s.lo;
+      continue;
+    }
+    const last = out[out.length - 1];
+    if (last && last.key === s.key) last.hi = s.hi;
+    else {
+      out.push({ ...s, lo: pendingLo ?? s.lo });
+      pendingLo = undefined;
+    }
+  }
+  return out;
+}
+
+const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
+
+/**
+ * Retargets jumps that arrive at `ld [k]` while the accumulator already holds word k of
+ * seccomp_data to the instruction after that load, then removes what became unreachable.
+ *
+ * Which word the accumulator holds is tracked forward (classic BPF only jumps forward, so one
+ * pass in order sees every predecessor of an instruction first): `ld [k]` sets it to word k,
+ * any other write to A makes it unknown, and where paths meet it stays known only if they agree.
+ * Skipping a load that would put the same value into A changes no result. Retargeting only
+ * removes predecessors, which can never make a known word unknown, so the decisions stay valid
+ * as the pass goes. Removing instructions only shortens forward jumps, so no offset overflows.
+ * Returns the new program and, per old index, the new index of each kept instruction.
+ */
+export function dropRedundantLoads(program: readonly BpfInsn[]): { insns: BpfInsn[]; newIndex: (number | undefined)[] } {
+  const insns = program.map((i) => ({ ...i }));
+  const n = insns.length;
+  const UNKNOWN = -1;
+  const word: (number | undefined)[] = new Array(n).fill(undefined);
+  word[0] = UNKNOWN;
+  const meet = (pc: number, w: number): void => {
+    const cur = word[pc];
+    word[pc] = cur === undefined || cur === w ? w : UNKNOWN;
+  };
+  const skipLoads = (pc: number, off: number, w: number, max: number): number => {
+    while (off < max && insns[pc + 1 + off]!.code === LD_ABS && insns[pc + 1 + off]!.k === w) off++;
+    return off;
+  };
+  for (let pc = 0; pc < n; pc++) {
+    const w = word[pc];
+    if (w === undefined) continue;
+    const ins = insns[pc]!;
+    const cls = ins.code & 0x07;
+    if (cls === BPF_RET) continue;
+    if (cls === BPF_JMP) {
+      if (ins.code === (BPF_JMP | BPF_JA)) {
+        if (w !== UNKNOWN) ins.k = skipLoads(pc, ins.k, w, Number.MAX_SAFE_INTEGER);
+        meet(pc + 1 + ins.k, w);
+      } else {
+        if (w !== UNKNOWN) {
+          ins.jt = skipLoads(pc, ins.jt, w, MAX_JUMP);
+          ins.jf = skipLoads(pc, ins.jf, w, MAX_JUMP);
+        }
+        meet(pc + 1 + ins.jt, w);
+        meet(pc + 1 + ins.jf, w);
+      }
+      continue;
+    }
+    const writesA = ins.code === LD_ABS ? ins.k : cls === BPF_LD || cls === BPF_ALU || ins.code === (BPF_MISC | BPF_TXA) ? UNKNOWN : w;
+    meet(pc + 1, writesA);
+  }
+  const newIndex: (number | undefined)[] = new Array(n).fill(undefined);
+  let kept = 0;
+  for (let pc = 0; pc < n; pc++) if (word[pc] !== undefined) newIndex[pc] = kept++;
+  const out: BpfInsn[] = [];
+  for (let pc = 0; pc < n; pc++) {
+    const at = newIndex[pc];
+    if (at === undefined) continue;
+    const ins = insns[pc]!;
+    const to = (off: number): number => newIndex[pc + 1 + off]! - at - 1;
+    if ((ins.code & 0x07) === BPF_JMP) {
+      if (ins.code === (BPF_JMP | BPF_JA)) out.push({ ...ins, k: to(ins.k) });
+      else out.push({ ...ins, jt: to(ins.jt), jf: to(ins.jf) });
+    } else out.push(ins);
+  }
+  return { insns: out, newIndex };
 }
 
 /**

@@ -1,16 +1,22 @@
 /**
  * What the seccomp filter costs a program: a C program inside a box times 300,000 cheap system
  * calls with CLOCK_THREAD_CPUTIME_ID around the loop and prints the nanoseconds; the same
- * program runs under `none`, `default` and `judge`, interleaved, several repetitions, and the
- * medians are compared with `none` of the same run.
+ * program runs with no filter, an allow-all filter, a one-rule filter, `default` and `judge`.
  *
  * Two loops:
- * - `getppid` (raw syscall(), nothing cached by libc): the loop of the ≤ 5% target. Both presets allow it
- *   without argument conditions, so on kernels ≥ 5.11 the seccomp action cache decides it from
- *   arch and number without running the filter at all.
+ * - `getppid` (raw syscall(), nothing cached by libc): both presets allow it without argument
+ *   conditions, so on kernels ≥ 5.11 the seccomp action cache decides it from arch and number
+ *   without running the filter at all.
  * - `ioctl(-1, TCGETS)` (fails with EBADF at once): both presets have argument rules for ioctl
  *   (TIOCSTI/TIOCLINUX), so the cache cannot decide it and the BPF program runs on every call:
- *   the worst case of a cheap call.
+ *   the worst case of a cheap call. `one-rule` (allow everything, one never-matching argument
+ *   rule on ioctl) is the least a filter that runs for the call can cost: what any argument rule
+ *   on ioctl costs, whatever the rest of the program.
+ *
+ * Rounds: each round runs every filter once per loop (each run a box of its own, the order
+ * rotated from round to round), and every ratio is taken within the round, so a shift of the
+ * machine's speed between rounds cancels. The section reports the median of the per-round
+ * ratios and their interquartile range (the spread), not a ratio of medians.
  *
  * `seccompCost()` returns a Markdown section (for bench/RESULTS.md). Run on its own, as root, after
  * `npm run build`:
@@ -19,10 +25,9 @@
  *
  * The loop's own CPU time, not the wall clock: on a shared machine the wall clock counts every
  * time the loop was preempted (4× its CPU time under load here), which drowned a 5 % difference
- * in noise however many calls were made; CPU time leaves the preemption out, so fewer calls give
- * the same spread and the section stays short on a slow machine.
+ * in noise however many calls were made; CPU time leaves the preemption out.
  *
- * Environment: SECCOMP_BENCH_REPS (default 9), SECCOMP_BENCH_CALLS (default 300000).
+ * Environment: SECCOMP_BENCH_REPS (rounds, default 15), SECCOMP_BENCH_CALLS (default 300000).
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +36,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { run } from '../dist/index.js';
-import { compile, presets } from '../dist/seccomp/index.js';
+import { AUDIT_ARCH, type SeccompPolicy, compile, emulateTrace, presets, syscallNumber } from '../dist/seccomp/index.js';
 
 const LOOP_C = `#define _GNU_SOURCE
 #include <stdio.h>
@@ -60,12 +65,23 @@ int main(int argc, char **argv) {
 }
 `;
 
+const TCGETS = 0x5401;
+const TIOCSTI = 0x5412;
+
 /** `empty`: a filter that allows everything (arch check, x32 check, `ret ALLOW`): the floor any filter costs. */
-const PRESETS = ['none', 'empty', 'default', 'judge'] as const;
+const EMPTY_POLICY: SeccompPolicy = { defaultAction: 'allow', rules: [] };
+/** `one-rule`: allows everything, with one argument rule on ioctl that the loop never meets. */
+const ONE_RULE_POLICY: SeccompPolicy = {
+  defaultAction: 'allow',
+  rules: [{ syscall: 'ioctl', action: { errno: 'EPERM' }, args: [{ index: 1, op: 'masked-eq', value: TIOCSTI, mask: '0xffffffff' }] }],
+};
+const PRESETS = ['none', 'empty', 'one-rule', 'default', 'judge'] as const;
 type Preset = (typeof PRESETS)[number];
-const EMPTY_POLICY = { defaultAction: 'allow' as const, rules: [] };
 const LOOPS = ['getppid', 'ioctl'] as const;
 type Loop = (typeof LOOPS)[number];
+
+const policyOf = (p: Exclude<Preset, 'none'>): SeccompPolicy =>
+  p === 'empty' ? EMPTY_POLICY : p === 'one-rule' ? ONE_RULE_POLICY : presets[p];
 
 function envInt(name: string, dflt: number): number {
   const v = Number(process.env[name] ?? dflt);
@@ -73,34 +89,54 @@ function envInt(name: string, dflt: number): number {
   return v;
 }
 
-function median(xs: number[]): number {
+function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (pos - lo);
+}
+const median = (xs: readonly number[]): number => quantile(xs, 0.5);
+
+/** Per-round ratios of `a` to `b`: the median and the interquartile range. */
+export interface RoundRatio {
+  median: number;
+  p25: number;
+  p75: number;
+  rounds: number;
+}
+
+export function roundRatios(a: readonly number[], b: readonly number[]): RoundRatio {
+  const r = a.map((x, i) => x / b[i]!);
+  return { median: median(r), p25: quantile(r, 0.25), p75: quantile(r, 0.75), rounds: r.length };
+}
+
+export const fmtRatio = (r: RoundRatio): string => `${r.median.toFixed(3)}× (${r.p25.toFixed(3)}–${r.p75.toFixed(3)})`;
+
+/** The C loop, built with gcc into `dir` (`dir/loop <getppid|ioctl> <calls>`). */
+export function buildLoop(dir: string): void {
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, 'loop.c'), LOOP_C);
+  execFileSync('gcc', ['-O2', '-o', join(dir, 'loop'), join(dir, 'loop.c')], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 /**
  * Measures and returns the Markdown section. Needs root (real boxes) and gcc. `progress` is called
- * after every run: a caller's stall watchdog watches each run, not the whole section (tens of runs
- * of a million calls each, minutes on a slow shared machine).
+ * after every run: a caller's stall watchdog watches each run, not the whole section (a hundred
+ * and more runs, minutes on a slow shared machine).
  */
 export async function seccompCost(progress: () => void = () => undefined): Promise<string> {
-  const reps = envInt('SECCOMP_BENCH_REPS', 9);
+  const reps = envInt('SECCOMP_BENCH_REPS', 15);
   const calls = envInt('SECCOMP_BENCH_CALLS', 300_000);
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-seccomp-cost-'));
   try {
-    chmodSync(dir, 0o755);
-    writeFileSync(join(dir, 'loop.c'), LOOP_C);
-    execFileSync('gcc', ['-O2', '-o', join(dir, 'loop'), join(dir, 'loop.c')], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const ns: Record<Loop, Record<Preset, number[]>> = {
-      getppid: { none: [], empty: [], default: [], judge: [] },
-      ioctl: { none: [], empty: [], default: [], judge: [] },
-    };
+    buildLoop(dir);
+    const perFilter = (): Record<Preset, number[]> => ({ none: [], empty: [], 'one-rule': [], default: [], judge: [] });
+    const ns: Record<Loop, Record<Preset, number[]>> = { getppid: perFilter(), ioctl: perFilter() };
     const once = async (loop: Loop, seccomp: Preset): Promise<number> => {
       const r = await run({
         command: ['/bench/loop', loop, String(calls)],
         binds: [{ source: dir, target: '/bench', readonly: true }],
-        seccomp: seccomp === 'empty' ? EMPTY_POLICY : seccomp,
+        seccomp: seccomp === 'none' ? 'none' : policyOf(seccomp),
         limits: { wallTime: '60s' },
       });
       const v = Number(r.stdout.trim());
@@ -110,47 +146,60 @@ export async function seccompCost(progress: () => void = () => undefined): Promi
       progress();
       return v;
     };
-    for (const loop of LOOPS) await once(loop, 'none'); // warm: addon, filters compiled, page cache
+    for (const loop of LOOPS) for (const p of PRESETS) await once(loop, p); // warm: addon, filters compiled, page cache
     for (let i = 0; i < reps; i++) {
-      // Rotate the order each repetition so drift on a shared machine does not favour one preset.
+      // Rotate the order each round so drift on a shared machine does not favour one filter.
       const order = PRESETS.map((_, k) => PRESETS[(k + i) % PRESETS.length]!);
       for (const loop of LOOPS) for (const p of order) ns[loop][p].push(await once(loop, p));
     }
-    const insns = (p: Preset): string =>
-      p === 'none' ? '— (no filter)' : String(compile(p === 'empty' ? EMPTY_POLICY : presets[p], 'x86_64').instructions);
+    const insns = (p: Preset): string => (p === 'none' ? '— (no filter)' : String(compile(policyOf(p), 'x86_64').instructions));
+    /** Instructions the program runs for the loop's call (x86_64, emulated; the action cache may skip them all). */
+    const path = (loop: Loop, p: Preset): string => {
+      if (p === 'none') return '—';
+      const nr = syscallNumber(loop, 'x86_64')!;
+      const args = loop === 'ioctl' ? [0xffffffffffffffffn, BigInt(TCGETS), 0n] : [];
+      return String(emulateTrace(compile(policyOf(p), 'x86_64').program, { nr, arch: AUDIT_ARCH.x86_64, args }).steps);
+    };
     const lines: string[] = [];
     lines.push('## Seccomp filter cost (bench/seccomp-cost.ts)');
     lines.push('');
     lines.push(
-      `A C program in a box times ${calls.toLocaleString('en-US')} raw system calls, timed with the loop's own CPU time (CLOCK_THREAD_CPUTIME_ID: preemption by other work on a shared machine left out); ` +
-        `${reps} repetitions per preset and loop, presets interleaved in rotating order; medians; ratio = median ÷ median under \`none\` of this run. ` +
+      `A C program in a box times ${calls.toLocaleString('en-US')} raw system calls, timed with the loop's own CPU time (CLOCK_THREAD_CPUTIME_ID: preemption by other work on a shared machine left out). ` +
+        `${reps} rounds; each round runs every filter once per loop, each run a box of its own, in an order rotated from round to round. ` +
+        `Ratios are taken within each round and the table gives their median and, in brackets, their interquartile range (the spread between rounds). ` +
         `Kernel ${release()}, ${new Date().toISOString()}.`,
     );
     lines.push('');
-    lines.push('`getppid` is allowed by both presets without argument conditions: the kernel\'s seccomp action cache (≥ 5.11) decides it without running the filter. `ioctl(-1, TCGETS)` meets the TIOCSTI/TIOCLINUX argument rules of both presets, so the BPF program runs on every call. `empty` is a filter that allows everything (`{ defaultAction: \'allow\', rules: [] }`): what having any filter at all costs (the syscall entry takes the kernel\'s slow path with seccomp work flagged, even when the action cache answers).');
+    lines.push(
+      "`getppid` is allowed by both presets without argument conditions: the kernel's seccomp action cache (≥ 5.11) decides it without running the filter. " +
+        "`ioctl(-1, TCGETS)` meets the TIOCSTI/TIOCLINUX argument rules of both presets, so the BPF program runs on every call. " +
+        "`empty` is a filter that allows everything (`{ defaultAction: 'allow', rules: [] }`): what having any filter at all costs (the syscall entry takes the kernel's slow path with seccomp work flagged, even when the action cache answers). " +
+        '`one-rule` allows everything but has one argument rule on ioctl (TIOCSTI → EPERM) that the loop never meets: what running any filter program for the call costs, however short.',
+    );
     lines.push('');
-    lines.push('| loop | preset | BPF instructions | median ns/call | min ns/call | max ns/call | ratio to `none` | overhead |');
-    lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
-    const verdict: string[] = [];
+    lines.push('| loop | filter | BPF instructions | instructions run for the call | median ns/call | ratio to `none` | ratio to `empty` |');
+    lines.push('|---|---|---:|---:|---:|---:|---:|');
     for (const loop of LOOPS) {
-      const base = median(ns[loop].none);
       for (const p of PRESETS) {
         const xs = ns[loop][p];
-        const m = median(xs);
-        const per = (x: number): string => (x / calls).toFixed(1);
-        const r = m / base;
-        lines.push(
-          `| \`${loop}\` | ${p} | ${insns(p)} | ${per(m)} | ${per(Math.min(...xs))} | ${per(Math.max(...xs))} | ${r.toFixed(3)}× | ${p === 'none' ? '—' : `${((r - 1) * 100).toFixed(1)}%`} |`,
-        );
-        if (loop === 'getppid' && p === 'default') {
-          verdict.push(`Target: ≤ 5% overhead for \`default\` on the getppid loop: **${r <= 1.05 ? 'met' : 'missed'}** (${((r - 1) * 100).toFixed(1)}%).`);
-        }
+        const toNone = p === 'none' ? '—' : fmtRatio(roundRatios(xs, ns[loop].none));
+        const toEmpty = p === 'none' || p === 'empty' ? '—' : fmtRatio(roundRatios(xs, ns[loop].empty));
+        lines.push(`| \`${loop}\` | ${p} | ${insns(p)} | ${path(loop, p)} | ${(median(xs) / calls).toFixed(1)} | ${toNone} | ${toEmpty} |`);
       }
     }
+    const verdict: string[] = [];
+    const def = roundRatios(ns.getppid.default, ns.getppid.none);
+    verdict.push(`Target: ≤ 5% overhead for \`default\` on the getppid loop: **${def.median <= 1.05 ? 'met' : 'missed'}** (${((def.median - 1) * 100).toFixed(1)}%).`);
     for (const loop of LOOPS) {
-      const r = median(ns[loop].default) / median(ns[loop].empty);
-      verdict.push(`Target: \`${loop}\`: \`default\` ÷ \`empty\` ≤ 1.05 (what the policy adds beyond having a filter at all): ${r.toFixed(3)}×, **${r <= 1.05 ? 'met' : 'missed'}**.`);
+      const r = roundRatios(ns[loop].default, ns[loop].empty);
+      verdict.push(`Target: \`${loop}\`: \`default\` ÷ \`empty\` ≤ 1.05 (what the policy adds beyond having a filter at all): ${fmtRatio(r)}, **${r.median <= 1.05 ? 'met' : 'missed'}**.`);
     }
+    const floor = roundRatios(ns.ioctl['one-rule'], ns.ioctl.empty);
+    const beyond = roundRatios(ns.ioctl.default, ns.ioctl['one-rule']);
+    verdict.push(
+      `On \`ioctl\`, \`one-rule\` ÷ \`empty\` = ${fmtRatio(floor)}: the cost of running a filter program at all for the call; ` +
+        `\`default\` ÷ \`one-rule\` = ${fmtRatio(beyond)}: what the preset's program adds beyond that.`,
+    );
     lines.push('');
     lines.push(verdict.join(' '));
     lines.push('');

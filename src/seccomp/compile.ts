@@ -15,10 +15,11 @@
  * constants and `ret`, which is what the kernel's seccomp action cache (5.11+) needs to prove the
  * call always allowed and skip the filter for it. The filter therefore runs only for calls with
  * argument rules and for refused calls; the prelude puts the frequent ones among the first kind
- * (ioctl above all) a few instructions from the start instead of at the bottom of the search. Jumps too long for the 8-bit offsets of
- * conditional jumps get a `ja` trampoline (or a fresh copy of the `ret` they aim at). A last pass
- * ({@link dropRedundantLoads}) makes a jump that arrives with an argument word already in the
- * accumulator skip the reload of that word, so consecutive rules on one argument load it once.
+ * (ioctl above all) a few instructions from the start instead of at the bottom of the search.
+ * Jumps too long for the 8-bit offsets of conditional jumps get a `ja` trampoline (or a fresh
+ * copy of the `ret` they aim at). A last pass ({@link dropRedundantLoads}) makes a jump that
+ * arrives with an argument word already in the accumulator skip the reload of that word, so
+ * consecutive rules on one argument load it once.
  */
 import { AUDIT_ARCH, type SeccompArch, X32_SYSCALL_BIT, isSeccompArch, syscallName, syscallTable } from './arch.js';
 import {

@@ -38,12 +38,27 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
 
 const NUMBER_WITH_UNIT = /^\s*(\d+(?:\.\d+)?)\s*([a-zµ]*)\s*$/i;
 
-/** Parses a size to whole bytes; returns an error message instead of throwing. */
+/**
+ * A size as the options take it (`limits.memory`, `tmpfsSize`, …) in whole bytes, rounded up:
+ * `parseSize("256MiB")` is 268435456, `parseSize("1.5k")` 1536, `parseSize(4096)` 4096. For a
+ * front end of one's own (flags, a config file) that should accept exactly what the options do.
+ *
+ * @returns the bytes, or, for anything else, a message saying what is expected (`must be a size
+ *   such as …, got "12 parsecs"`), to be put after the name of the field or flag it came from.
+ *   It never throws.
+ */
 export function parseSize(value: Size): number | string {
   return parseWith(value, SIZE_UNITS, 'a size such as 65536, "64KiB", "256MiB" or "1GB"', true);
 }
 
-/** Parses a duration to milliseconds; returns an error message instead of throwing. */
+/**
+ * A duration as the options take it (`limits.wallTime`, `limits.cpuTime`, …) in milliseconds,
+ * fractions kept: `parseDuration("2s")` is 2000, `parseDuration("250us")` 0.25,
+ * `parseDuration(1500)` 1500.
+ *
+ * @returns the milliseconds, or, for anything else, a message saying what is expected, to be
+ *   put after the name of the field or flag it came from. It never throws.
+ */
 export function parseDuration(value: Duration): number | string {
   return parseWith(value, DURATION_UNITS, 'a duration such as 1500, "1500ms", "2s" or "1m"', false);
 }

@@ -4,4 +4,4 @@ export { loadProblem, ROLE_DEFAULTS, SHAPE_FIELDS, type Language, type LoadOptio
 export { problemSchema } from './schema.js';
 export { playInteractive, type Interaction } from './interact.js';
 export { interactiveVerdict, runVerdict, sameTokens, trustedVerdict, type Judged, type Verdict } from './verdict.js';
-export { DeclarationError, type DeclarationIssue } from '../profiles/source.js';
+export { DeclarationError, type DeclarationIssue } from '../profiles/index.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 
 import { Sandbox, type Limits, type Result, type SandboxRunOptions } from '../index.js';
-import type { Profile } from '../profiles/profiles.js';
+import type { Profile } from '../profiles/index.js';
 import { loadProblem, SHAPE_FIELDS, type Language, type LoadOptions, type Problem, type Test, type TrustedProgram } from './load.js';
 import { playInteractive } from './interact.js';
 import { runVerdict, sameTokens, trustedVerdict, type Judged, type Verdict } from './verdict.js';

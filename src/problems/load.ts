@@ -6,8 +6,7 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 
-import { mergeOptions, Profiles, type Profile } from '../profiles/profiles.js';
-import { DeclarationError, Source, type DeclarationIssue, type PathPart } from '../profiles/source.js';
+import { DeclarationError, mergeOptions, Profiles, Source, type DeclarationIssue, type PathPart, type Profile } from '../profiles/index.js';
 import { problemSchema, type ProblemFile, type ProgramDecl } from './schema.js';
 
 export interface Language {

@@ -1,7 +1,7 @@
 /** What a problem file may hold, as a zod schema (and, through it, the file's JSON Schema). */
 import { z } from 'zod';
 
-import { profilesMapSchema } from '../profiles/schema.js';
+import { configSchema } from '../profiles/index.js';
 
 /** A path below the problem file's directory. */
 const relativePath = z
@@ -51,8 +51,8 @@ export const problemSchema = z
     sandcell: z.literal(1),
     name,
     description: z.string().optional(),
-    /** Merged over sandcell.yaml's; the roles are `run`, `build` and `trusted`. */
-    profiles: profilesMapSchema.optional(),
+    /** The same map as sandcell.yaml's `profiles`, merged over it; the roles are `run`, `build` and `trusted`. */
+    profiles: configSchema.shape.profiles.optional(),
     languages: z.record(name, language).refine((l) => Object.keys(l).length > 0, 'must declare at least one language'),
     tests: z.array(test).min(1, 'must list at least one test'),
     checker: program.optional(),

@@ -1,7 +1,6 @@
 /** Verdicts: what a run's result means for a submission, and the default comparison. */
 import type { GroupBoxResult } from '../group/index.js';
-import type { Limits, Result } from '../index.js';
-import { parseDuration } from '../units.js';
+import { parseDuration, type Limits, type Result } from '../index.js';
 
 export type Verdict = 'AC' | 'WA' | 'PE' | 'TLE' | 'MLE' | 'RE' | 'OLE' | 'SV' | 'CE' | 'JE';
 

@@ -1,6 +1,9 @@
-// The daemon and its client are layers on top of the library: what they import from it comes
-// through the package's public entry points (package.json "exports"), so a front end of anyone's
-// can do everything they do. Imports between the service layers themselves are theirs.
+// The service layers (the daemon and its client, the farm, judge problems, groups of boxes) are
+// layers on top of the library: what they import from it comes through the package's public
+// entry points (package.json "exports"), so a front end of anyone's can do everything they do.
+// A layer's own files import each other freely; the daemon, the client, the CLI and the farm also
+// import each other's files (they ship together, none is inside the engine). Problems and groups
+// are reached by others only through their entry points.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -16,13 +19,22 @@ function publicEntries(): Set<string> {
   return new Set(Object.values(pkg.exports).map((e) => join(ROOT, e.default.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts'))));
 }
 
-/** Service layers: built on the library, never part of what it exports from the inside. */
-const LAYERS = ['daemon', 'client', 'cli', 'cluster'].map((d) => join(SRC, d));
+/** Service layers whose files import each other's. */
+const OPEN_LAYERS = new Set(['daemon', 'client', 'cli', 'cluster']);
+
+/** The layer of a file: its first directory below src/ (null for a file directly in src/). */
+function layerOf(file: string): string | null {
+  const parts = relative(SRC, file).split('/');
+  return parts.length > 1 ? (parts[0] as string) : null;
+}
 
 /** The files held to the rule. */
 function checkedFiles(): string[] {
-  const inDir = (d: string): string[] => readdirSync(join(SRC, d)).filter((f) => f.endsWith('.ts')).map((f) => join(SRC, d, f));
-  return [...inDir('daemon'), ...inDir('client'), join(SRC, 'cli', 'serve.ts'), join(SRC, 'cli', 'remote.ts')];
+  const below = (d: string): string[] =>
+    readdirSync(join(SRC, d), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(SRC, d, f));
+  return [...below('daemon'), ...below('client'), ...below('problems'), ...below('cluster'), ...below('group'), join(SRC, 'cli', 'serve.ts'), join(SRC, 'cli', 'remote.ts')];
 }
 
 /** Every relative module a source text imports (static, dynamic, `export ... from`), type-only imports included. */
@@ -32,21 +44,34 @@ function relativeImports(text: string): string[] {
   return specs;
 }
 
+/** Whether `file` may import `target` (a source file) without going through an entry point. */
+function reachable(file: string, target: string): boolean {
+  const from = layerOf(file);
+  const to = layerOf(target);
+  return to !== null && (to === from || (OPEN_LAYERS.has(from as string) && OPEN_LAYERS.has(to)));
+}
+
 /** The imports of `file` (with source `text`) that reach into the library's internals. */
 function internalImports(file: string, text: string, entries: Set<string>): string[] {
   return relativeImports(text)
     .map((spec) => ({ spec, target: resolve(dirname(file), spec).replace(/\.js$/, '.ts') }))
-    .filter(({ target }) => !entries.has(target) && !LAYERS.some((l) => target.startsWith(l + '/')))
+    .filter(({ target }) => !entries.has(target) && !reachable(file, target))
     .map(({ spec }) => `${relative(ROOT, file)}: ${spec}`);
 }
 
-describe('the daemon and the client use the library through its public entry points', () => {
+const HOW_TO_FIX =
+  'a service layer imported a module that is no public entry point (file: import). Import it from the entry point that exports it ' +
+  "(the package.json \"exports\" module: '../index.js', '../profiles/index.js', ...), or make it public there if a user would want it too, " +
+  'or move it to the layer that needs it';
+
+describe('the service layers use the library through its public entry points', () => {
   it('import nothing else from it', () => {
     const entries = publicEntries();
     const files = checkedFiles();
-    expect(files.length).toBeGreaterThan(10);
+    for (const layer of ['daemon', 'client', 'problems', 'cluster', 'group']) expect(files.filter((f) => layerOf(f) === layer).length, layer).toBeGreaterThan(0);
+    expect(files).toContain(join(SRC, 'cluster', 'services', 'agent.ts'));
     const found = files.flatMap((f) => internalImports(f, readFileSync(f, 'utf8'), entries));
-    expect(found).toEqual([]);
+    expect(found, HOW_TO_FIX).toEqual([]);
   });
 
   it('what they need is there by the package\'s own names (the built package, imported as a user does)', () => {
@@ -57,6 +82,7 @@ process.stdout.write(JSON.stringify({
   errors: Object.keys(errors).sort(),
   sameClasses: Object.keys(errors).every((k) => errors[k] === lib[k]),
   front: [typeof lib.optionSchemas.run.safeParse, typeof lib.parseOptions, typeof lib.DEFAULT_LIMITS.memoryBytes, typeof lib.peerCredentials],
+  units: [lib.parseDuration('2s'), lib.parseDuration(1500), lib.parseSize('256MiB'), lib.parseSize('1.5k'), typeof lib.parseSize('12 parsecs')],
   client: typeof client.connect,
 }));`;
     const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' })) as unknown;
@@ -64,6 +90,7 @@ process.stdout.write(JSON.stringify({
       errors: ['AbortError', 'SandboxNetworkError', 'SandboxOptionsError', 'SandboxSetupError'],
       sameClasses: true,
       front: ['function', 'function', 'number', 'function'],
+      units: [2000, 1500, 268435456, 1536, 'string'],
       client: 'function',
     });
   });
@@ -81,5 +108,41 @@ process.stdout.write(JSON.stringify({
       "import { SandboxOptionsError } from '../errors.js';",
     ].join('\n');
     expect(internalImports(file, text, entries)).toEqual(['src/daemon/server.ts: ../options.js', 'src/daemon/server.ts: ../result.js', 'src/daemon/server.ts: ../native.js']);
+  });
+
+  it('the check holds problems, the farm and groups to their own files and the entry points', () => {
+    const entries = publicEntries();
+    const problems = join(SRC, 'problems', 'load.ts');
+    expect(
+      internalImports(
+        problems,
+        [
+          "import { Source } from '../profiles/source.js';",
+          "import { parseDuration } from '../units.js';",
+          "import { connectCluster } from '../cluster/farm.js';",
+          "import { Profiles } from '../profiles/index.js';",
+          "import { runGroup } from '../group/index.js';",
+          "import { problemSchema } from './schema.js';",
+        ].join('\n'),
+        entries,
+      ),
+    ).toEqual(['src/problems/load.ts: ../profiles/source.js', 'src/problems/load.ts: ../units.js', 'src/problems/load.ts: ../cluster/farm.js']);
+    const agent = join(SRC, 'cluster', 'services', 'agent.ts');
+    expect(
+      internalImports(
+        agent,
+        [
+          "import { parseDuration } from '../../units.js';",
+          "import type { Verdict } from '../../problems/verdict.js';",
+          "import { profileSchema } from '../../profiles/schema.js';",
+          "import { redisOptions } from '../connection.js';",
+          "import { spawn } from '../../index.js';",
+          "import { serve } from '../../daemon/server.js';",
+        ].join('\n'),
+        entries,
+      ),
+    ).toEqual(['src/cluster/services/agent.ts: ../../units.js', 'src/cluster/services/agent.ts: ../../problems/verdict.js', 'src/cluster/services/agent.ts: ../../profiles/schema.js']);
+    const group = join(SRC, 'group', 'group.ts');
+    expect(internalImports(group, "import { launch } from '../launch/launcher.js';\nimport { spawn } from '../index.js';", entries)).toEqual(['src/group/group.ts: ../launch/launcher.js']);
   });
 });

@@ -17,9 +17,8 @@ import { randomBytes } from 'node:crypto';
 
 import type { Redis, RedisOptions } from 'ioredis';
 
-import { spawn, type Duration, type SandboxProcess, type SpawnOptions } from '../../index.js';
+import { parseDuration, spawn, type Duration, type SandboxProcess, type SpawnOptions } from '../../index.js';
 import { loadProfiles, withProfile, type Profiles } from '../../profiles/index.js';
-import { parseDuration } from '../../units.js';
 import { serviceKeys, type ServiceKeys } from './keys.js';
 import { LineReader, LineTooLongError } from './lines.js';
 import {

@@ -5,7 +5,7 @@
 import type { CreateServiceOptions, ServicesClient, ServiceStatus } from '../cluster/services/index.js';
 import { parseRunArgs } from './args.js';
 import { integerOf, labelsOf, positiveDuration, readFlags, redisUrlOf, sizeOf, UsageError, type FlagSpec } from './flags.js';
-import { loadFarm } from './worker.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './worker.js';
 
 export const SERVICE_HELP = `Usage: sandcell service <verb> --redis <url> [options]
 
@@ -25,21 +25,30 @@ one JSON line on its stdout.
 
   --redis <url>           the farm's Redis (as for sandcell worker; required)
   --prefix <p>            key prefix in Redis (default sandcell)
+  --connect-timeout <dur> how long Redis may take to answer (default 10s); one that does not
+                          is exit 125, naming it
 `;
 
 interface Common {
   redis: string;
   prefix: string;
+  connectTimeoutMs: number;
   /** The arguments left for the verb. */
   rest: string[];
 }
 
-/** Takes --redis and --prefix out of the arguments before `--`; the rest is the verb's. */
+/** Takes --redis, --prefix and --connect-timeout out of the arguments before `--`; the rest is the verb's. */
 function common(args: readonly string[]): Common {
-  const read = readFlags(args, { '--redis': 'value', '--prefix': 'value' }, 'service', true);
+  const read = readFlags(args, { '--redis': 'value', '--prefix': 'value', '--connect-timeout': 'value' }, 'service', true);
   const redis = read.value('--redis');
   if (redis === undefined) throw new UsageError('--redis is required (see sandcell service --help)');
-  return { redis: redisUrlOf('--redis', redis), prefix: read.value('--prefix') ?? 'sandcell', rest: read.operands };
+  const timeout = read.value('--connect-timeout');
+  return {
+    redis: redisUrlOf('--redis', redis),
+    prefix: read.value('--prefix') ?? 'sandcell',
+    connectTimeoutMs: timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : positiveDuration('--connect-timeout', timeout),
+    rest: read.operands,
+  };
 }
 
 function createOptions(name: string, args: string[]): CreateServiceOptions {
@@ -151,6 +160,8 @@ export async function serviceCommand(args: readonly string[]): Promise<number> {
   } else {
     throw new UsageError(`unknown service verb ${JSON.stringify(verb)} (see sandcell service --help)`);
   }
+  const refused = await unreachable('sandcell service', c.redis, c.connectTimeoutMs);
+  if (refused !== null) return refused;
   const services = await loadFarm('sandcell service', () => import('../cluster/services/client.js'));
   const client = new services.ServicesClient({ connection: c.redis, prefix: c.prefix });
   try {

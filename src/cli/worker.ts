@@ -30,6 +30,8 @@ Start one on every machine of the farm.
                           silence after which a worker's service replicas are started on
                           others (default 10s)
   --prefix <p>            key prefix in Redis (default sandcell)
+  --connect-timeout <dur> how long Redis may take to answer at start (default 10s); one that
+                          does not is exit 125, naming it
 
 Runs from the queue may not bind host paths, pick a cgroup parent or use the host network.
 SIGTERM: takes no new run, finishes those running, exits.
@@ -46,6 +48,7 @@ interface WorkerArgs {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   prefix: string | undefined;
+  connectTimeoutMs: number;
 }
 
 function parseWorkerArgs(args: readonly string[]): WorkerArgs {
@@ -59,6 +62,7 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
     heartbeatIntervalMs: 1000,
     heartbeatTimeoutMs: 10_000,
     prefix: undefined,
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
   };
   for (const { raw, flag, value: v } of flagsOf(args)) {
     if (flag === '--redis') {
@@ -79,6 +83,7 @@ function parseWorkerArgs(args: readonly string[]): WorkerArgs {
     } else if (flag === '--heartbeat') a.heartbeatIntervalMs = positiveDuration(flag, v());
     else if (flag === '--heartbeat-timeout') a.heartbeatTimeoutMs = positiveDuration(flag, v());
     else if (flag === '--prefix') a.prefix = v();
+    else if (flag === '--connect-timeout') a.connectTimeoutMs = positiveDuration(flag, v());
     else throw new UsageError(`unknown option ${raw} (see sandcell worker --help)`);
   }
   if (a.redis === undefined) throw new UsageError('--redis is required (see sandcell worker --help)');
@@ -102,12 +107,37 @@ export async function loadFarm<T>(what: string, load: () => Promise<T>): Promise
   }
 }
 
+/** How long the farm's Redis may take to answer when a command starts. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** The exit code when the farm's Redis cannot be reached: docker's for an error of its daemon. */
+const EXIT_UNREACHABLE = 125;
+
+/**
+ * Asks the farm's Redis before `what` starts: the farm's connections would wait through
+ * reconnects for ever. Returns the exit code to end with when it does not answer (after saying
+ * why on stderr), or null to go on.
+ */
+export async function unreachable(what: string, redis: string, timeoutMs: number): Promise<number | null> {
+  const { reachRedis, RedisUnreachableError } = await loadFarm(what, () => import('../cluster/reach.js'));
+  try {
+    await reachRedis(redis, timeoutMs);
+    return null;
+  } catch (e) {
+    if (!(e instanceof RedisUnreachableError)) throw e;
+    process.stderr.write(`${what}: ${e.message}\n`);
+    return EXIT_UNREACHABLE;
+  }
+}
+
 const log = (e: Record<string, unknown>): void => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
 };
 
 export async function workerCommand(args: readonly string[]): Promise<number> {
   const a = parseWorkerArgs(args);
+  const refused = await unreachable('sandcell worker', a.redis, a.connectTimeoutMs);
+  if (refused !== null) return refused;
   const { startWorker } = await loadFarm('sandcell worker', () => import('../cluster/worker.js'));
   const worker = await startWorker({
     connection: a.redis,

@@ -18,22 +18,32 @@ interface Frame {
   [k: string]: unknown;
 }
 
-/** A raw client: its frames as they come, and how the connection closed. */
-function rawClient(d: TestDaemon): { ws: WebSocket; frames: Frame[]; opened: Promise<void>; closed: Promise<{ code: number; reason: string }> } {
+/** A raw client, connected: its frames as they come, and how the connection closed. */
+interface RawClient {
+  ws: WebSocket;
+  frames: Frame[];
+  closed: Promise<{ code: number; reason: string }>;
+  /** Sends one frame as JSON text. */
+  send(frame: Frame): void;
+}
+
+async function openRaw(d: TestDaemon): Promise<RawClient> {
   const ws = new WebSocket(`ws+unix://${d.socket}:/v1/ws`);
   const frames: Frame[] = [];
   ws.on('message', (data: Buffer, binary: boolean) => frames.push(binary ? { type: '(binary)' } : (JSON.parse(data.toString('utf8')) as Frame)));
   ws.on('error', () => undefined);
-  const opened = new Promise<void>((resolve, reject) => {
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  return { ws, frames, opened, closed };
+  return { ws, frames, closed, send: (frame) => ws.send(JSON.stringify(frame)) };
 }
 
-const decode = (frames: Frame[], type: string): string =>
-  Buffer.concat(frames.filter((f) => f.type === type).map((f) => Buffer.from((f.data as { base64: string }).base64, 'base64'))).toString('utf8');
+/** The bytes a stdout or stderr frame carries. */
+const bytesOf = (f: Frame): Buffer => Buffer.from((f.data as { base64: string }).base64, 'base64');
+
+const decode = (frames: Frame[], type: string): string => Buffer.concat(frames.filter((f) => f.type === type).map(bytesOf)).toString('utf8');
 
 /** Cgroup directories that hold this pid right now. */
 function cgroupsOf(daemon: number, pid: number): string[] {
@@ -81,27 +91,25 @@ describe('spawn over the WebSocket', () => {
   it('a raw ws client: the frames by hand, output in frames of at most 64 KiB, exit, then a normal close', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
-    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/sh', '-c', 'read l; echo "hi $l"; head -c 200000 /dev/zero | tr "\\0" x; echo e >&2; exit 3'] } }));
-    c.ws.send(JSON.stringify({ type: 'stdin', data: 'there\n' }));
-    c.ws.send(JSON.stringify({ type: 'stdin-end' }));
+    const c = await openRaw(d);
+    c.send({ type: 'spawn', options: { command: ['/bin/sh', '-c', 'read l; echo "hi $l"; head -c 200000 /dev/zero | tr "\\0" x; echo e >&2; exit 3'] } });
+    c.send({ type: 'stdin', data: 'there\n' });
+    c.send({ type: 'stdin-end' });
     expect(await c.closed).toEqual({ code: 1000, reason: 'exit' });
     expect(c.frames[0]).toMatchObject({ type: 'started', pid: expect.any(Number) });
     const exit = c.frames[c.frames.length - 1] as Frame;
     expect(exit).toMatchObject({ type: 'exit', result: { status: 'nonzero-exit', exitCode: 3, stdout: '', stderr: '' } });
     expect(decode(c.frames, 'stdout')).toBe(`hi there\n${'x'.repeat(200000)}`);
     expect(decode(c.frames, 'stderr')).toBe('e\n');
-    for (const f of c.frames.filter((x) => x.type === 'stdout')) expect(Buffer.from((f.data as { base64: string }).base64, 'base64').length).toBeLessThanOrEqual(64 * 1024);
+    for (const f of c.frames.filter((x) => x.type === 'stdout')) expect(bytesOf(f).length).toBeLessThanOrEqual(64 * 1024);
 
     // stdin as { base64 }.
-    const b = rawClient(d);
-    await b.opened;
-    b.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/cat'] } }));
-    b.ws.send(JSON.stringify({ type: 'stdin', data: { base64: Buffer.from([0, 1, 2, 255]).toString('base64') } }));
-    b.ws.send(JSON.stringify({ type: 'stdin-end' }));
+    const b = await openRaw(d);
+    b.send({ type: 'spawn', options: { command: ['/bin/cat'] } });
+    b.send({ type: 'stdin', data: { base64: Buffer.from([0, 1, 2, 255]).toString('base64') } });
+    b.send({ type: 'stdin-end' });
     expect((await b.closed).code).toBe(1000);
-    const bytes = Buffer.concat(b.frames.filter((f) => f.type === 'stdout').map((f) => Buffer.from((f.data as { base64: string }).base64, 'base64')));
+    const bytes = Buffer.concat(b.frames.filter((f) => f.type === 'stdout').map(bytesOf));
     expect([...bytes]).toEqual([0, 1, 2, 255]);
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
@@ -109,10 +117,9 @@ describe('spawn over the WebSocket', () => {
   it('backpressure: a client that stops reading stops the program, not the daemon\'s memory', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
+    const c = await openRaw(d);
     const size = 16 * 1024 * 1024;
-    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/head', '-c', String(size), '/dev/zero'], limits: { output: '32MiB' } } }));
+    c.send({ type: 'spawn', options: { command: ['/bin/head', '-c', String(size), '/dev/zero'], limits: { output: '32MiB' } } });
     c.ws.pause();
     // The writer ends up blocked in write(2) on a full pipe: the daemon stopped reading it.
     const blocked = (): boolean => programs(d.pid).some((p) => {
@@ -128,7 +135,7 @@ describe('spawn over the WebSocket', () => {
     expect(blocked()).toBe(true);
     c.ws.resume();
     expect((await c.closed).code).toBe(1000);
-    const received = c.frames.filter((f) => f.type === 'stdout').reduce((n, f) => n + Buffer.from((f.data as { base64: string }).base64, 'base64').length, 0);
+    const received = c.frames.filter((f) => f.type === 'stdout').reduce((n, f) => n + bytesOf(f).length, 0);
     expect(received).toBe(size);
     expect(c.frames[c.frames.length - 1]).toMatchObject({ type: 'exit', result: { status: 'ok' } });
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
@@ -155,9 +162,8 @@ describe('spawn over the WebSocket', () => {
   it('a WebSocket dropped mid-spawn leaves no process and no cgroup of its box', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
-    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/sh', '-c', 'sleep 300 & sleep 300'] } }));
+    const c = await openRaw(d);
+    c.send({ type: 'spawn', options: { command: ['/bin/sh', '-c', 'sleep 300 & sleep 300'] } });
     expect(await until(() => programs(d.pid).length >= 2)).toBe(true);
     const [pid] = programs(d.pid) as [number];
     const cgroups = cgroupsOf(d.pid, pid);
@@ -181,36 +187,33 @@ describe('spawn over the WebSocket', () => {
   it('malformed frames get an error frame and a close, never a crash; bad options are the library\'s errors', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon({ args: ['--request-timeout', '2s'] });
-    const cases: [string, (ws: WebSocket) => void, string][] = [
-      ['not JSON', (ws) => ws.send('{"type": "spawn", '), 'invalid-frame'],
-      ['a binary frame', (ws) => ws.send(Buffer.from([1, 2, 3]), { binary: true }), 'invalid-frame'],
-      ['an unknown type', (ws) => ws.send(JSON.stringify({ type: 'exec', command: ['/bin/true'] })), 'invalid-frame'],
-      ['stdin before spawn', (ws) => ws.send(JSON.stringify({ type: 'stdin', data: 'x' })), 'invalid-frame'],
-      ['a spawn without options', (ws) => ws.send(JSON.stringify({ type: 'spawn' })), 'invalid-frame'],
+    const cases: [string, (c: RawClient) => void, string][] = [
+      ['not JSON', (c) => c.ws.send('{"type": "spawn", '), 'invalid-frame'],
+      ['a binary frame', (c) => c.ws.send(Buffer.from([1, 2, 3]), { binary: true }), 'invalid-frame'],
+      ['an unknown type', (c) => c.send({ type: 'exec', command: ['/bin/true'] }), 'invalid-frame'],
+      ['stdin before spawn', (c) => c.send({ type: 'stdin', data: 'x' }), 'invalid-frame'],
+      ['a spawn without options', (c) => c.send({ type: 'spawn' }), 'invalid-frame'],
       ['no spawn frame in time', () => undefined, 'timeout'],
-      ['a policy refusal', (ws) => ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/true'], network: 'host' } })), 'forbidden'],
-      ['stdin in the options', (ws) => ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/cat'], stdin: 'x' } })), 'invalid-options'],
+      ['a policy refusal', (c) => c.send({ type: 'spawn', options: { command: ['/bin/true'], network: 'host' } }), 'forbidden'],
+      ['stdin in the options', (c) => c.send({ type: 'spawn', options: { command: ['/bin/cat'], stdin: 'x' } }), 'invalid-options'],
     ];
     for (const [what, send, code] of cases) {
-      const c = rawClient(d);
-      await c.opened;
-      send(c.ws);
+      const c = await openRaw(d);
+      send(c);
       const closed = await c.closed;
       expect({ what, frames: c.frames }).toEqual({ what, frames: [expect.objectContaining({ type: 'error', error: expect.objectContaining({ code }) })] });
       expect(closed.code).toBe(1008);
     }
     // A kill with a signal that does not exist, once the box runs: an error, and the box is gone.
-    const k = rawClient(d);
-    await k.opened;
-    k.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/sleep', '300'] } }));
-    k.ws.send(JSON.stringify({ type: 'kill', signal: 'SIGNOPE' }));
+    const k = await openRaw(d);
+    k.send({ type: 'spawn', options: { command: ['/bin/sleep', '300'] } });
+    k.send({ type: 'kill', signal: 'SIGNOPE' });
     expect((await k.closed).code).toBe(1008);
     expect(k.frames.map((f) => f.type)).toEqual(['started', 'error']);
     expect(await until(() => programs(d.pid).length === 0)).toBe(true);
     // A frame over 1 MiB: the connection is closed as too big.
-    const big = rawClient(d);
-    await big.opened;
-    big.ws.send(JSON.stringify({ type: 'stdin', data: 'x'.repeat(2 * 1024 * 1024) }));
+    const big = await openRaw(d);
+    big.send({ type: 'stdin', data: 'x'.repeat(2 * 1024 * 1024) });
     expect((await big.closed).code).toBe(1009);
 
     const engine = connect({ socket: d.socket });
@@ -258,13 +261,12 @@ describe('many runs over one WebSocket', () => {
   it('each run frame is answered by its result or its error, with its id, and the connection stays open', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
+    const c = await openRaw(d);
     const answers = (n: number): Promise<boolean> => until(() => c.frames.length >= n);
-    c.ws.send(JSON.stringify({ type: 'run', id: 'a', options: { command: ['/bin/sh', '-c', 'cat; exit 2'], stdin: 'in a\n' } }));
-    c.ws.send(JSON.stringify({ type: 'run', id: 7, options: { command: ['/bin/echo', 'b'], limits: { memory: 'lots' } } }));
-    c.ws.send(JSON.stringify({ type: 'run', id: 'c', options: { command: ['/bin/true'], network: 'host' } }));
-    c.ws.send(JSON.stringify({ type: 'run', id: 'd', options: { command: ['/bin/sh', '-c', 'echo hi > out.txt'], collect: ['out.txt'] } }));
+    c.send({ type: 'run', id: 'a', options: { command: ['/bin/sh', '-c', 'cat; exit 2'], stdin: 'in a\n' } });
+    c.send({ type: 'run', id: 7, options: { command: ['/bin/echo', 'b'], limits: { memory: 'lots' } } });
+    c.send({ type: 'run', id: 'c', options: { command: ['/bin/true'], network: 'host' } });
+    c.send({ type: 'run', id: 'd', options: { command: ['/bin/sh', '-c', 'echo hi > out.txt'], collect: ['out.txt'] } });
     expect(await answers(4)).toBe(true);
     const byId = new Map(c.frames.map((f) => [f.id, f]));
     expect(byId.get('a')).toMatchObject({ type: 'result', result: { status: 'nonzero-exit', exitCode: 2, stdout: 'in a\n' } });
@@ -273,7 +275,7 @@ describe('many runs over one WebSocket', () => {
     expect(byId.get('d')).toMatchObject({ type: 'result', result: { status: 'ok', files: { 'out.txt': Buffer.from('hi\n').toString('base64') } } });
     expect(c.ws.readyState).toBe(WebSocket.OPEN);
     // A spawn frame has no place on a connection of runs: an error frame and a close.
-    c.ws.send(JSON.stringify({ type: 'spawn', options: { command: ['/bin/true'] } }));
+    c.send({ type: 'spawn', options: { command: ['/bin/true'] } });
     expect((await c.closed).code).toBe(1008);
     expect(c.frames[c.frames.length - 1]).toMatchObject({ type: 'error', error: { code: 'invalid-frame' } });
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
@@ -282,20 +284,19 @@ describe('many runs over one WebSocket', () => {
   it('cancel: the run of that id ends (error aborted), an id in flight cannot be reused, an unknown id is no error', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
-    c.ws.send(JSON.stringify({ type: 'run', id: 'long', options: { command: ['/bin/sleep', '300'] } }));
+    const c = await openRaw(d);
+    c.send({ type: 'run', id: 'long', options: { command: ['/bin/sleep', '300'] } });
     expect(await until(() => programs(d.pid).length === 1)).toBe(true);
-    c.ws.send(JSON.stringify({ type: 'run', id: 'long', options: { command: ['/bin/true'] } }));
+    c.send({ type: 'run', id: 'long', options: { command: ['/bin/true'] } });
     expect(await until(() => c.frames.length === 1)).toBe(true);
     expect(c.frames[0]).toMatchObject({ type: 'error', id: 'long', status: 400, error: { code: 'invalid-frame' } });
-    c.ws.send(JSON.stringify({ type: 'cancel', id: 'never-sent' }));
-    c.ws.send(JSON.stringify({ type: 'cancel', id: 'long' }));
+    c.send({ type: 'cancel', id: 'never-sent' });
+    c.send({ type: 'cancel', id: 'long' });
     expect(await until(() => c.frames.length === 2)).toBe(true);
     expect(c.frames[1]).toEqual({ type: 'error', id: 'long', status: 499, error: { code: 'aborted', message: 'the run was cancelled by the client' } });
     expect(await until(() => programs(d.pid).length === 0)).toBe(true);
     // The id is free again, and the connection open.
-    c.ws.send(JSON.stringify({ type: 'run', id: 'long', options: { command: ['/bin/echo', 'ok'] } }));
+    c.send({ type: 'run', id: 'long', options: { command: ['/bin/echo', 'ok'] } });
     expect(await until(() => c.frames.length === 3)).toBe(true);
     expect(c.frames[2]).toMatchObject({ type: 'result', id: 'long', result: { status: 'ok', stdout: 'ok\n' } });
     c.ws.close();
@@ -305,18 +306,16 @@ describe('many runs over one WebSocket', () => {
   it('a dropped connection aborts its runs; SIGTERM lets the runs in flight finish, then closes the connection', { timeout: 120_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
-    c.ws.send(JSON.stringify({ type: 'run', id: 1, options: { command: ['/bin/sleep', '300'] } }));
-    c.ws.send(JSON.stringify({ type: 'run', id: 2, options: { command: ['/bin/sleep', '300'] } }));
+    const c = await openRaw(d);
+    c.send({ type: 'run', id: 1, options: { command: ['/bin/sleep', '300'] } });
+    c.send({ type: 'run', id: 2, options: { command: ['/bin/sleep', '300'] } });
     expect(await until(() => programs(d.pid).length === 2)).toBe(true);
     c.ws.terminate();
     expect(await until(() => programs(d.pid).length === 0)).toBe(true);
     expect(await until(() => (d.log().match(/"status":"aborted"/g) ?? []).length === 2)).toBe(true);
 
-    const e = rawClient(d);
-    await e.opened;
-    e.ws.send(JSON.stringify({ type: 'run', id: 'slow', options: { command: ['/bin/sh', '-c', 'sleep 2; echo done'] } }));
+    const e = await openRaw(d);
+    e.send({ type: 'run', id: 'slow', options: { command: ['/bin/sh', '-c', 'sleep 2; echo done'] } });
     // sh, and the sleep it forks.
     expect(await until(() => programs(d.pid).length > 0)).toBe(true);
     d.proc.kill('SIGTERM');
@@ -331,15 +330,14 @@ describe('a connection of runs whose client does not read', () => {
   it('is not read either once its unread answers pass 1 MiB; reading again, it gets every answer', { timeout: 180_000 }, async () => {
     requireRoot();
     const d = await startDaemon();
-    const c = rawClient(d);
-    await c.opened;
+    const c = await openRaw(d);
     // The client reads nothing: what the daemon sends waits in the socket buffers, then in the daemon.
     (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const big = { command: ['/bin/sh', '-c', 'head -c 400000 /dev/zero | tr "\\0" x'] };
-    for (let i = 0; i < 8; i++) c.ws.send(JSON.stringify({ type: 'run', id: `big${i}`, options: big }));
+    for (let i = 0; i < 8; i++) c.send({ type: 'run', id: `big${i}`, options: big });
     const runsLogged = (): number => (d.log().match(/"msg":"run"/g) ?? []).length;
     expect(await until(() => runsLogged() === 8)).toBe(true);
-    for (let i = 0; i < 50; i++) c.ws.send(JSON.stringify({ type: 'run', id: i, options: { command: ['/bin/true'] } }));
+    for (let i = 0; i < 50; i++) c.send({ type: 'run', id: i, options: { command: ['/bin/true'] } });
     // A bound on a wait, not a timing assertion: the daemon had time to run them, and did not.
     await new Promise((r) => setTimeout(r, 3000));
     expect(runsLogged()).toBeLessThan(58);

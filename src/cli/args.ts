@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import type { Bind, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../options.js';
+import type { Bind, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../index.js';
 import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
 import { flagsOf, unknownFlag, UsageError } from './flags.js';
 

@@ -4,7 +4,7 @@
  */
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
-import { parseDuration, parseSize } from '../units.js';
+import { parseDuration, parseSize } from '../index.js';
 
 /** A command line that cannot be read: the message names the flag and what is wrong. */
 export class UsageError extends Error {

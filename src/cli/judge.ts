@@ -3,9 +3,8 @@
  * prints a table (or the whole report as JSON). Exit status: 0 accepted, 1 any other verdict,
  * 2 the judge failed (JE).
  */
-import { loadProblem, type Problem } from '../problems/load.js';
-import { DeclarationError } from '../profiles/source.js';
-import { Judge, submissionFromFile, type JudgeReport, type Progress } from '../problems/judge.js';
+import { Judge, loadProblem, submissionFromFile, type JudgeReport, type Problem, type Progress } from '../problems/index.js';
+import { DeclarationError } from '../profiles/index.js';
 import { readFlags, UsageError } from './flags.js';
 
 export const JUDGE_HELP = `Usage: sandcell judge <problem.yaml> --submission <file> [options]

@@ -8,14 +8,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { SandboxNetworkError, SandboxOptionsError, SandboxSetupError } from '../errors.js';
-import type { Result } from '../result.js';
-import { run, spawn } from '../run.js';
-import { setWarmBoxes } from '../runtime.js';
+import { run, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, setWarmBoxes, spawn, type Result } from '../index.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
-import { SubmissionError } from '../problems/judge.js';
-import { loadProfiles, withProfile } from '../profiles/profiles.js';
-import { DeclarationError } from '../profiles/source.js';
+import { SubmissionError } from '../problems/index.js';
+import { DeclarationError, loadProfiles, withProfile } from '../profiles/index.js';
 import { MAIN_HELP, RUN_HELP } from './help.js';
 import { parseRunArgs, UsageError, type RunCommand } from './args.js';
 import { SandcellRemoteError } from '../client/index.js';

@@ -2,7 +2,7 @@
  * `sandcell network create|ls|rm`: private networks from the shell. A network made here outlives
  * the command (it is persistent): it stays until `sandcell network rm`, or the host reboots.
  */
-import { createNetwork, listNetworks, removeNetwork } from '../network/private.js';
+import { createNetwork, listNetworks, removeNetwork } from '../index.js';
 import { readFlags, UsageError } from './flags.js';
 
 export const NETWORK_HELP = `Usage:

@@ -1,6 +1,6 @@
 /** `sandcell schema [config|problem]`: the JSON Schema of sandcell.yaml or of a problem file. */
-import { problemSchema } from '../problems/schema.js';
-import { configSchema, jsonSchemaOf } from '../profiles/schema.js';
+import { problemSchema } from '../problems/index.js';
+import { configSchema, jsonSchemaOf } from '../profiles/index.js';
 import { UsageError } from './args.js';
 
 export function schemaCommand(args: readonly string[]): number {

@@ -1,4 +1,4 @@
-// The service layers (the daemon and its client, the farm, judge problems, groups of boxes) are
+// The service layers (the daemon and its client, the CLI, the farm, judge problems, groups of boxes) are
 // layers on top of the library: what they import from it comes through the package's public
 // entry points (package.json "exports"), so a front end of anyone's can do everything they do.
 // A layer's own files import each other freely; the daemon, the client, the CLI and the farm also
@@ -34,7 +34,7 @@ function checkedFiles(): string[] {
     readdirSync(join(SRC, d), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts'))
       .map((f) => join(SRC, d, f));
-  return [...below('daemon'), ...below('client'), ...below('problems'), ...below('cluster'), ...below('group'), join(SRC, 'cli', 'serve.ts'), join(SRC, 'cli', 'remote.ts')];
+  return ['daemon', 'client', 'cli', 'problems', 'cluster', 'group'].flatMap(below);
 }
 
 /** Every relative module a source text imports (static, dynamic, `export ... from`), type-only imports included. */
@@ -68,8 +68,9 @@ describe('the service layers use the library through its public entry points', (
   it('import nothing else from it', () => {
     const entries = publicEntries();
     const files = checkedFiles();
-    for (const layer of ['daemon', 'client', 'problems', 'cluster', 'group']) expect(files.filter((f) => layerOf(f) === layer).length, layer).toBeGreaterThan(0);
+    for (const layer of ['daemon', 'client', 'cli', 'problems', 'cluster', 'group']) expect(files.filter((f) => layerOf(f) === layer).length, layer).toBeGreaterThan(0);
     expect(files).toContain(join(SRC, 'cluster', 'services', 'agent.ts'));
+    expect(files).toContain(join(SRC, 'cli', 'main.ts'));
     const found = files.flatMap((f) => internalImports(f, readFileSync(f, 'utf8'), entries));
     expect(found, HOW_TO_FIX).toEqual([]);
   });

@@ -38,7 +38,7 @@ export interface GroupOptions {
 }
 
 export interface GroupBoxResult extends Result {
-  /** 0 for the box that ended first, 1 for the next, ... */
+  /** 0 for the box that ended first, 1 for the next, ... (by `SandboxProcess.endedAt`). */
   endOrder: number;
   /** Killed by the group after a box of `endOn` ended, not by its own limits. */
   endedByGroup: boolean;
@@ -190,7 +190,7 @@ export async function runGroup(options: GroupOptions): Promise<GroupResult> {
     }
   }
 
-  const order: string[] = [];
+  const done = new Set<string>();
   const byGroup = new Set<string>();
   const endOn = new Set(options.endOn ?? []);
   const grace = options.graceMs ?? DEFAULT_GRACE_MS;
@@ -198,16 +198,17 @@ export async function runGroup(options: GroupOptions): Promise<GroupResult> {
   const results = await Promise.all(
     names.map(async (name) => {
       const r = await proc(name).wait();
-      order.push(name);
+      done.add(name);
       if (endOn.has(name) && ending === null) {
         ending = setTimeout(() => {
-          for (const other of names) if (!order.includes(other) && proc(other).kill()) byGroup.add(other);
+          for (const other of names) if (!done.has(other) && proc(other).kill()) byGroup.add(other);
         }, grace);
       }
       return r;
     }),
   );
   if (ending !== null) clearTimeout(ending);
+  const order = [...names].sort((a, b) => (proc(a).endedAt ?? Infinity) - (proc(b).endedAt ?? Infinity));
 
   const boxes: Record<string, GroupBoxResult> = {};
   for (const [i, name] of names.entries()) {

@@ -60,6 +60,7 @@ export class SandboxProcess {
   private readonly cpu: CpuTimeLimit | null;
   private killReason: KillReason | null = null;
   private ended = false;
+  private endedAtMs: number | null = null;
   private terminateTimer: NodeJS.Timeout | null = null;
   private readonly result: Promise<Result>;
   private readonly onAbort = (): void => {
@@ -91,6 +92,7 @@ export class SandboxProcess {
 
     this.result = new Promise<Result>((resolve, reject) => {
       native.box.watch((exit) => {
+        this.endedAtMs ??= performance.now();
         this.finish(exit).then(resolve, reject);
       });
     });
@@ -135,6 +137,17 @@ export class SandboxProcess {
     return this.run.native.box.kill(n);
   }
 
+  /**
+   * When the box ended, on `performance.now()`'s clock; null while it runs. A box that was ended
+   * (by a limit, `kill()` or its signal) ended when that was decided, any other when its last
+   * process was seen gone. Boxes that talk to each other are ordered by it, not by when their
+   * results came: a result is ready some time after the end, and a box killed at its limit has
+   * more to tear down than one its end made exit.
+   */
+  get endedAt(): number | null {
+    return this.endedAtMs;
+  }
+
   /** Resolves when the box has ended and everything it used is released. */
   wait(): Promise<Result> {
     return this.result;
@@ -172,6 +185,7 @@ export class SandboxProcess {
   /** Ends the box for a reason of the supervisor's (null: the caller's kill). */
   private end(reason: KillReason | null): boolean {
     if (this.ended || this.terminateTimer) return false;
+    this.endedAtMs = performance.now();
     this.killReason ??= reason;
     this.cpu?.release();
     this.run.cgroup?.unthrottle();

@@ -8,6 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -115,6 +116,12 @@ export class Daemon {
   /** Runs started and not yet ended, by pid: their end event may come from outside the request's context. */
   private readonly startedRuns = new Map<number, Working>();
   private readonly stopDebugEvents: (() => void) | null = null;
+  /**
+   * The client a Unix connection's peer is, read once per connection: the kernel records the
+   * peer's credentials at connect() and never changes them, and reading them is a system call
+   * and a native call on every kept-alive request otherwise.
+   */
+  private readonly peers = new WeakMap<Socket, string>();
 
   constructor(private readonly config: DaemonConfig) {
     this.log = config.logger;
@@ -222,8 +229,12 @@ export class Daemon {
     const header = req.headers.authorization;
     if (header === undefined) {
       if (transport === 'tcp') throw new HttpError(401, 'unauthorized', 'a bearer token is required', undefined, { 'www-authenticate': 'Bearer' });
+      const known = this.peers.get(req.socket);
+      if (known !== undefined) return known;
       try {
-        return `uid:${peerCredentials(req.socket).uid}`;
+        const who = `uid:${peerCredentials(req.socket).uid}`;
+        this.peers.set(req.socket, who);
+        return who;
       } catch (e) {
         throw new HttpError(401, 'unauthorized', `the socket peer's credentials cannot be read (${(e as Error).message})`);
       }

@@ -414,10 +414,11 @@ export class Daemon {
       for (const pid of working.pids) this.startedRuns.delete(pid);
       const ended = process.hrtime.bigint();
       if (what !== 'create box') this.metrics.countRun(status, Number(ended - startedAt) / 1e9);
-      this.log.info(
-        { req: ctx.id, client: ctx.client, ...(box ? { box } : {}), what, status, queuedMs: Number(startedAt - queuedAt) / 1e6, runMs: Number(ended - startedAt) / 1e6 },
-        what,
-      );
+      const line = { req: ctx.id, client: ctx.client, ...(box ? { box } : {}), what, status, queuedMs: Number(startedAt - queuedAt) / 1e6, runMs: Number(ended - startedAt) / 1e6 };
+      // The line is a synchronous write (into a journal's socket or a pipe, a wake-up of its
+      // reader): written on the next tick, after the caller's continuation (a microtask) has
+      // written the reply, so the client does not wait for it.
+      process.nextTick(() => this.log.info(line, what));
     }
   }
 

@@ -93,8 +93,9 @@ describe('the daemon at --log-level debug', () => {
     const engine = connect({ socket: d.socket });
     expect((await engine.run({ command: ['/bin/true'] })).status).toBe('ok');
     engine.close();
-    const log = d.log();
+    // Read once the daemon has exited: a run's line is written just after its reply.
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+    const log = d.log();
     expect(log).toContain('"msg":"run"');
     expect(log).not.toContain('library ');
   });

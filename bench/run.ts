@@ -98,14 +98,21 @@ async function latency(name: string, fn: () => Promise<unknown>, iterations = IT
 
 /**
  * Latency distributions of several variants sampled round-robin (one run of each per round, the
- * order rotating), so drift and other load on a shared machine hit every variant alike.
+ * order rotating, or `shuffled`: drawn anew each round), so drift and other load on a shared
+ * machine hit every variant alike.
  */
-async function interleaved(fns: (() => Promise<unknown>)[], iterations: number): Promise<Dist[]> {
+async function interleaved(fns: (() => Promise<unknown>)[], iterations: number, shuffled = false): Promise<Dist[]> {
   const samples: number[][] = fns.map(() => []);
   for (const fn of fns) for (let w = 0; w < 5; w++) await fn();
   for (let i = 0; i < iterations; i++) {
-    for (let k = 0; k < fns.length; k++) {
-      const j = (i + k) % fns.length;
+    const order = fns.map((_, k) => (i + k) % fns.length);
+    if (shuffled) {
+      for (let k = order.length - 1; k > 0; k--) {
+        const r = Math.floor(Math.random() * (k + 1));
+        [order[k], order[r]] = [order[r]!, order[k]!];
+      }
+    }
+    for (const j of order) {
       const t0 = nowMs();
       await fns[j]!();
       samples[j]!.push(nowMs() - t0);
@@ -850,14 +857,18 @@ async function main(): Promise<void> {
       const session = (): Promise<void> => guarded('daemon run (session)', () => sessionDaemon.sessionRun());
       const sessionT = (): Promise<void> => guarded('daemon run (session)', () => daemon.sessionRun());
       const wideClient = (): Promise<void> => guarded('daemon run (client, parallelism 8)', () => wide.clientRun());
-      const [dl, dc, dr, ds, dh] = await interleaved([local, client, raw, session, health], ITER);
+      // In a new order every round: in a fixed rotation each line comes after the same one, and a
+      // run right after another run of the same process competes with the warm box that process
+      // is building to replace the one taken (the client's run always came right after the
+      // local run, the local run after the health check).
+      const [dl, dc, dr, ds, dh] = await interleaved([local, client, raw, session, health], ITER, true);
       const rounds: { local: number; daemon: number; session: number; wide: number }[] = [];
       for (let i = 0; i < DAEMON_ROUNDS; i++) {
         rounds.push({ local: await throughput(local, 8), daemon: await throughput(client, 8), session: await throughput(sessionT, 8), wide: await throughput(wideClient, 8) });
       }
       const med = (k: 'local' | 'daemon' | 'session' | 'wide'): number => median(rounds.map((r) => r[k]));
       const ratios = (k: 'daemon' | 'session' | 'wide'): string => rounds.map((r) => ratio(r[k], r.local)).join(', ');
-      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process as a service runs it (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes, the default log level with its JSON lines written to a file, not to a pipe this process reads). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin. The client's \`engine.run()\`, the raw POST and the session each talk to a daemon of their own, so before every sample each engine (the local one included) has been idle as long: a daemon shared by two lines would start one line's run while still building the warm box after the other's. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. The session is \`engine.session()\`: one WebSocket kept open, a frame per run. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included.`);
+      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process as a service runs it (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes, the default log level with its JSON lines written to a file, not to a pipe this process reads). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin in a new random order each round (in a fixed rotation the client's run always came right after the local run, while this process built the warm box to replace the one taken). The client's \`engine.run()\`, the raw POST and the session each talk to a daemon of their own, so before every sample each engine (the local one included) has been idle as long: a daemon shared by two lines would start one line's run while still building the warm box after the other's. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. The session is \`engine.session()\`: one WebSocket kept open, a frame per run. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included.`);
       p();
       p('Yardsticks: through the daemon, p50 ≤ local p50 + 0.5 ms, and throughput at concurrency 8 ≥ 90 % of local.');
       p();

@@ -310,6 +310,7 @@ class RunPipes : public Napi::ObjectWrap<RunPipes> {
   }
 
   void call_exceeded() {
+    if (on_exceeded_.IsEmpty()) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     try {
@@ -394,6 +395,9 @@ class RunPipes : public Napi::ObjectWrap<RunPipes> {
       timer_ = nullptr;
       release();
     }
+    // The callback closes over the run's process, which holds this object: kept, it would keep
+    // both alive for ever (a reference from native code is a root for the collector).
+    on_exceeded_.Reset();
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     int truncated = (out_[0].truncated ? 1 : 0) | (out_[1].truncated ? 2 : 0);

@@ -5,6 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -119,6 +121,23 @@ describe('run() output and input through the addon', () => {
     ];
     for (let i = 0; i < 40; i++) await kinds[i % kinds.length]!();
     expect(await openFds()).toBe(before);
+  });
+
+  it('a finished run keeps nothing of it alive: its options (here, its signal) are collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const one = async (): Promise<WeakRef<AbortSignal>> => {
+      const signal = new AbortController().signal;
+      expect((await run({ command: ['/bin/sh', '-c', 'echo out; echo err >&2'], signal })).stdout).toBe('out\n');
+      return new WeakRef(signal);
+    };
+    const signals: WeakRef<AbortSignal>[] = [];
+    for (let i = 0; i < 20; i++) signals.push(await one());
+    // The most recent run's options are held until the next run; every earlier run's must be gone.
+    await run({ command: ['/bin/true'] });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    gc();
+    expect(signals.flatMap((s, i) => (s.deref() !== undefined ? [i] : []))).toEqual([]);
   });
 
   it('in a living box, a writer of another run holding the pipe does not hold the result', async () => {

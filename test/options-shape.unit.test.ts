@@ -8,20 +8,10 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import { SandboxOptionsError } from '../src/errors.js';
 import { resolveOptions } from '../src/options.js';
 import { planRun, preparedShape } from '../src/plan/build.js';
 import { DEFAULT_OWNER_IDS, setOwnerIds } from '../src/plan/ids.js';
-
-function refusal(resolve: () => unknown): string[] {
-  try {
-    resolve();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SandboxOptionsError);
-    return (e as SandboxOptionsError).issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  throw new Error('the options were accepted');
-}
+import { refusal } from './helpers/refusal.js';
 
 const asRoot = (root: boolean): void => {
   vi.spyOn(process, 'geteuid').mockReturnValue(root ? 0 : 1000);

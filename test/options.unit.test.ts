@@ -5,19 +5,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SandboxOptionsError } from '../src/errors.js';
 import { resolveOptions, resolveSandboxOptions, resolveSandboxRun } from '../src/options.js';
 import { presetNames } from '../src/seccomp/index.js';
+import { refusal } from './helpers/refusal.js';
 
 const HERE = import.meta.dirname;
 
-/** The issues an input is refused with, as `path: message`. */
-function refusal(resolve: () => unknown): string[] {
-  try {
-    resolve();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SandboxOptionsError);
-    return (e as SandboxOptionsError).issues.map((i) => `${i.path}: ${i.message}`);
-  }
-  throw new Error('the options were accepted');
-}
 const refused = (input: unknown): string[] => refusal(() => resolveOptions(input));
 
 const asRoot = (root: boolean): void => {

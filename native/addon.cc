@@ -26,6 +26,7 @@
 
 #include "box_files.h"
 #include "cgroup_files.h"
+#include "dev_tree.h"
 #include "netlink.h"
 #include "netns.h"
 #include "peer_cred.h"
@@ -39,6 +40,7 @@ namespace sandcell {
 namespace {
 
 int g_init_fd = -1;
+int g_device_tree = -1;
 
 Napi::Value SetInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -54,6 +56,56 @@ Napi::Value SetInit(const Napi::CallbackInfo& info) {
   if (g_init_fd >= 0) close(g_init_fd);
   g_init_fd = fd;
   return env.Undefined();
+}
+
+// deviceTree({ nodes: [[name, major, minor]], links: [[name, target]], dirs: [name], uid, gid }):
+// makes the process's /dev tree once (dev_tree.h); null once made, or why it cannot be (a user
+// namespace may not make device nodes: the caller then binds the host's one by one).
+Napi::Value DeviceTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "deviceTree({ nodes: [name, major, minor][], links: [name, target][], dirs: string[], uid, gid })";
+  if (g_device_tree >= 0) return env.Null();
+  if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, usage);
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto name_ok = [](const std::string& n) { return !n.empty() && n.size() < 64 && n != "." && n != ".." && n.find('/') == std::string::npos && n.find('\0') == std::string::npos; };
+  auto list = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(usage) + ": " + key + " must be an array");
+    return v.As<Napi::Array>();
+  };
+  auto text = [&](Napi::Value v, const char* what, bool is_name) {
+    if (!v.IsString()) throw Napi::TypeError::New(env, std::string(usage) + ": " + what + " must be a string");
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (is_name ? !name_ok(s) : s.empty() || s.size() > 255 || s.find('\0') != std::string::npos)
+      throw Napi::TypeError::New(env, std::string(usage) + ": bad " + what + " '" + s + "'");
+    return s;
+  };
+  auto number = [&](Napi::Value v, const char* what, uint32_t max) {
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(usage) + ": " + what + " must be a number");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d)))
+      throw Napi::TypeError::New(env, std::string(usage) + ": " + what + " out of range");
+    return static_cast<uint32_t>(d);
+  };
+  DeviceTreeSpec spec;
+  Napi::Array nodes = list("nodes"), links = list("links"), dirs = list("dirs");
+  if (nodes.Length() + links.Length() + dirs.Length() > 32) throw Napi::TypeError::New(env, std::string(usage) + ": at most 32 entries");
+  for (uint32_t i = 0; i < nodes.Length(); i++) {
+    if (!nodes.Get(i).IsArray() || nodes.Get(i).As<Napi::Array>().Length() != 3) throw Napi::TypeError::New(env, usage);
+    Napi::Array n = nodes.Get(i).As<Napi::Array>();
+    spec.nodes.push_back({text(n.Get(0u), "node name", true), number(n.Get(1u), "major", 4095), number(n.Get(2u), "minor", 0xfffff)});
+  }
+  for (uint32_t i = 0; i < links.Length(); i++) {
+    if (!links.Get(i).IsArray() || links.Get(i).As<Napi::Array>().Length() != 2) throw Napi::TypeError::New(env, usage);
+    Napi::Array l = links.Get(i).As<Napi::Array>();
+    spec.links.push_back({text(l.Get(0u), "link name", true), text(l.Get(1u), "link target", false)});
+  }
+  for (uint32_t i = 0; i < dirs.Length(); i++) spec.dirs.push_back(text(dirs.Get(i), "dir name", true));
+  spec.uid = number(o.Get("uid"), "uid", 0xfffffffe);
+  spec.gid = number(o.Get("gid"), "gid", 0xfffffffe);
+  std::string stage;
+  if (int err = make_device_tree(spec, &g_device_tree, &stage)) return Napi::String::New(env, stage + ": " + strerror(err));
+  return env.Null();
 }
 
 Napi::Error file_error(const Napi::Env& env, int err, const std::string& what) {
@@ -730,6 +782,7 @@ class SpawnWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     req_.init_fd = g_init_fd;
+    req_.devices_fd = g_device_tree;
     spawn_box(req_, &res_);
   }
 
@@ -834,6 +887,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "spawn(plan: object, box?: Box)");
   if (g_init_fd < 0) throw Napi::Error::New(env, "setInit() was not called");
   SpawnRequest req = request_from_plan(info[0].As<Napi::Object>());
+  if (req.devices && g_device_tree < 0) throw Napi::TypeError::New(env, "plan.mounts: a devices entry needs deviceTree() to have made the tree");
   bool join = info[0].As<Napi::Object>().Get("join").ToBoolean().Value();
   if (join) {
     if (info.Length() != 2 || !info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(Box::constructor->Value()))
@@ -891,6 +945,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
   exports.Set("setInit", Napi::Function::New(env, SetInit));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("deviceTree", Napi::Function::New(env, DeviceTree));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("setTimings", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     g_timings = info.Length() > 0 && info[0].ToBoolean().Value();

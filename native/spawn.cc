@@ -25,6 +25,7 @@
 #include <mutex>
 #include <set>
 
+#include "dev_tree.h"
 #include "fd_passing.h"
 #include "process_util.h"
 #include "raw_syscall.h"
@@ -50,6 +51,7 @@ struct ChildArgs {
   int exec_wr;
   int sources[6];  // become fds 0..5 in the box: stdin, stdout, stderr, plan, report, status
   int init_fd;
+  int devices_fd;  // the box's /dev tree, installed at wire::kDevicesFd; -1: none
   int join_pidfd;
   long unshare_flags;  // the box's namespaces other than its user and PID namespaces (0 for a join)
   bool setgroups_denied;
@@ -110,10 +112,17 @@ int child_main(void* p) {
   }
   long init_tmp = raw::syscall6(__NR_fcntl, a->init_fd, F_DUPFD_CLOEXEC, kHigh);
   long exec_tmp = raw::syscall6(__NR_fcntl, a->exec_wr, F_DUPFD_CLOEXEC, kHigh);
-  if (init_tmp < 0 || exec_tmp < 0) child_fail(a->exec_wr, "install fds", EBADF);
+  long devices_tmp = a->devices_fd < 0 ? -1 : raw::syscall6(__NR_fcntl, a->devices_fd, F_DUPFD_CLOEXEC, kHigh);
+  if (init_tmp < 0 || exec_tmp < 0 || (a->devices_fd >= 0 && devices_tmp < 0)) child_fail(a->exec_wr, "install fds", EBADF);
   for (int i = 0; i < 6; i++)
     if ((n = raw::syscall6(__NR_dup3, tmp[i], i, 0)) < 0) child_fail(a->exec_wr, "install fds", -n);
-  constexpr int kInitFd = 6, kExecFd = 7;
+  // Without a tree, whatever this process had at that number is closed like any other fd.
+  if (devices_tmp >= 0) {
+    if ((n = raw::syscall6(__NR_dup3, devices_tmp, wire::kDevicesFd, 0)) < 0) child_fail(a->exec_wr, "install fds", -n);
+  } else {
+    raw::syscall6(__NR_close, wire::kDevicesFd);
+  }
+  constexpr int kInitFd = 7, kExecFd = 8;
   if ((n = raw::syscall6(__NR_dup3, init_tmp, kInitFd, O_CLOEXEC)) < 0) child_fail(a->exec_wr, "install fds", -n);
   if ((n = raw::syscall6(__NR_dup3, exec_tmp, kExecFd, O_CLOEXEC)) < 0) child_fail(a->exec_wr, "install fds", -n);
   // Whatever else this process had open, including fds another thread opened a moment ago,
@@ -469,6 +478,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   args.sources[wire::kReportFd] = *rep_wr;
   args.sources[wire::kStatusFd] = *st_wr;
   args.init_fd = req.init_fd;
+  args.devices_fd = -1;
   args.join_pidfd = req.join_pidfd;
   args.setgroups_denied = req.deny_setgroups;
   args.argv = argv;
@@ -481,6 +491,18 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   char* stack_top = static_cast<char*>(stack) + kStackSize + kGuardSize;
 
   bool join = req.join_pidfd >= 0;
+  int* devices_tree = fds.add(-1);
+  if (!join && req.devices) {
+    // Cloned here, in this process's mount namespace: the box's init may move a detached tree
+    // into its own namespace, but not clone one made in another.
+    int tree = req.devices_fd < 0 ? -EBADF : clone_device_tree(req.devices_fd);
+    if (tree < 0) {
+      munmap(stack, kStackSize + kGuardSize);
+      return fail(res, "clone /dev tree", -tree);
+    }
+    *devices_tree = tree;
+    args.devices_fd = tree;
+  }
   int flags = CLONE_VM | CLONE_PIDFD;
   // A PID namespace must come with the process that is to be its PID 1; the rest the child unshares.
   if (!join) flags |= CLONE_NEWUSER | CLONE_NEWPID;
@@ -519,6 +541,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   fds.close_now(exe_wr);
   fds.close_now(rep_wr);
   fds.close_now(st_wr);
+  fds.close_now(devices_tree);
   // The box has its copies now; a kFd descriptor stays open: it is the caller's.
   for (int i = 0; i < 3; i++)
     if (req.stdio[i].kind != StdioKind::kFd) fds.close_now(child_io[i]);

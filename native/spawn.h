@@ -32,6 +32,8 @@ struct SpawnRequest {
   int init_fd = -1;  // O_PATH fd of the init executable (owned by the caller)
   int join_pidfd = -1;  // a living box's init: run inside its namespaces instead of making new ones
   bool prepared = false;  // a box built ahead: done when its root is ready, the run comes later
+  bool devices = false;  // the plan has a kDevices entry: the box gets a clone of devices_fd's tree
+  int devices_fd = -1;  // the process's device tree (dev_tree.h; owned by the caller)
 };
 
 // The run of a prepared box: its plan (a join plan: program, limits, filter, files) and stdio.

@@ -166,7 +166,8 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
   else if (kind == "dir") m.kind = wire::kDir;
   else if (kind == "symlink") m.kind = wire::kSymlink;
   else if (kind == "file") m.kind = wire::kFile;
-  else bad(env, name + ".kind", "must be bind, tmpfs, proc, dir, symlink or file");
+  else if (kind == "devices") m.kind = wire::kDevices;
+  else bad(env, name + ".kind", "must be bind, tmpfs, proc, dir, symlink, file or devices");
   m.target = clean_path(env, o.Get("target"), name + ".target");
   if (m.target == "/") bad(env, name + ".target", "must not be the root itself");
   if (m.kind == wire::kBind) m.source = clean_path(env, o.Get("source"), name + ".source");
@@ -210,9 +211,14 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
   p.gid = static_cast<uint32_t>(uint(env, field(plan, "gid"), "plan.gid", 0xfffffffe));
 
   Napi::Array mounts = array(env, field(plan, "mounts"), "plan.mounts", kMaxMounts);
+  bool req_devices = false;
   for (uint32_t i = 0; i < mounts.Length(); i++) {
     std::string name = "plan.mounts[" + std::to_string(i) + "]";
     p.mounts.push_back(mount_entry(env, mounts.Get(i), name));
+    if (p.mounts.back().kind == wire::kDevices) {
+      if (req_devices) bad(env, name + ".kind", "a plan has at most one devices entry");
+      req_devices = true;
+    }
     // A run in a living box only places files and directories; its root was built with the box.
     if (join && p.mounts.back().kind != wire::kFile && p.mounts.back().kind != wire::kDir)
       bad(env, name + ".kind", "a run inside a box may only place files and directories");
@@ -282,6 +288,7 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
 
   SpawnRequest req;
   req.prepared = prepared;
+  req.devices = req_devices;
   req.new_net = flag(env, plan, "newNetwork", "plan");
   req.uid_map = id_map(env, field(plan, "uidMap"), "plan.uidMap");
   req.gid_map = id_map(env, field(plan, "gidMap"), "plan.gidMap");

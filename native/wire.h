@@ -21,6 +21,8 @@ constexpr uint32_t kMaxLayers = 128;
 constexpr int kPlanFd = 3;    // read: the plan (u32 length, bytes); then control bytes, EOF = parent gone
 constexpr int kReportFd = 4;  // write: Reports (see ReportKind), then EOF once the program has exec'd
 constexpr int kStatusFd = 5;  // write: the ExitStatus of the program's main process
+// read: a detached mount tree, the box's /dev, for the init to move into place (a kDevices entry)
+constexpr int kDevicesFd = 6;
 
 enum MountKind : uint32_t {
   kBind = 1,     // source (host path) bound at target
@@ -29,6 +31,7 @@ enum MountKind : uint32_t {
   kDir = 4,      // mkdir target with mode
   kSymlink = 5,  // data: the link's text
   kFile = 6,     // data: the file's contents, mode
+  kDevices = 7,  // the mount tree at kDevicesFd, moved to target (at most one per plan)
 };
 
 enum MountFlag : uint32_t {

@@ -21,7 +21,9 @@ export type NativeMount =
   | { kind: 'proc'; target: string }
   | { kind: 'dir'; target: string; mode: number; programOwned?: boolean }
   | { kind: 'symlink'; target: string; data: string }
-  | { kind: 'file'; target: string; data: string | Buffer; mode: number; programOwned?: boolean };
+  | { kind: 'file'; target: string; data: string | Buffer; mode: number; programOwned?: boolean }
+  /** A clone of this process's device tree (`deviceTree`), moved to `target`. */
+  | { kind: 'devices'; target: string };
 
 export interface NativeRlimit {
   resource: number;
@@ -170,6 +172,8 @@ interface Addon {
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
   cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]>;
+  /** Absent from an addon built before it: boxes then bind each device. */
+  deviceTree?(spec: DeviceTreeSpec): string | null;
   RunPipes: new (stdout: number, stderr: number, limitBytes: number, onExceeded: () => void) => NativeRunPipes;
 }
 
@@ -279,6 +283,26 @@ export function cgroupFiles(mkdirs: string[], writes: string[], reads: string[])
 /** Reads the output pipes (null: not a pipe) within `limitBytes`; `onExceeded` is called once bytes were dropped. */
 export function runPipes(stdout: number | null, stderr: number | null, limitBytes: number, onExceeded: () => void): NativeRunPipes {
   return new (load().RunPipes)(stdout ?? -1, stderr ?? -1, limitBytes, onExceeded);
+}
+
+/** A box's /dev: character devices (name, major, minor), symlinks (name, target), empty dirs, and the owner of all but the devices. */
+export interface DeviceTreeSpec {
+  nodes: readonly (readonly [string, number, number])[];
+  links: readonly (readonly [string, string])[];
+  dirs: readonly string[];
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Makes, once per process, the tree every box's `devices` entry is a clone of: a read-only tmpfs
+ * owned by the host's user namespace, so that its device nodes work in a box (whose own user
+ * namespace may not make any). Null once made; otherwise why it cannot be (not root, an addon
+ * without it), and boxes bind each device instead.
+ */
+export function deviceTree(spec: DeviceTreeSpec): string | null {
+  const a = load();
+  return a.deviceTree ? a.deviceTree(spec) : 'the addon has no deviceTree';
 }
 
 /** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */

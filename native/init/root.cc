@@ -1,5 +1,6 @@
 // Building a box's root: every bind source opened while the host's tree is still in place, a
-// tmpfs (or an overlay over an image) assembled on the staging dir, pivot_root into it.
+// tmpfs (or an overlay over an image) assembled on the staging dir, pivot_root into it. /dev is a
+// mount tree the addon passed at wire::kDevicesFd, or (rootless) a tmpfs with a bind per device.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>
@@ -166,6 +167,14 @@ void build_root(const Plan& plan) {
       case wire::kProc:
         make_dirs(at, 0555);
         mount_proc(at, "mount proc " + m.target);
+        break;
+      case wire::kDevices:
+        // A clone of the device tree the addon made once, read-only with its devices usable:
+        // one mount, where a tmpfs and a bind per device would be six.
+        make_dirs(at, 0755);
+        if (syscall(SYS_move_mount, wire::kDevicesFd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+          fail("mount " + m.target, errno);
+        close(wire::kDevicesFd);
         break;
       case wire::kBind: {
         if (next_source >= sources.size() || sources[next_source].mount != &m) break;  // optional, missing

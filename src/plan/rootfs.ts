@@ -6,8 +6,10 @@
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
-import type { NativeMount } from '../native.js';
+import { deviceTree, type NativeMount } from '../native.js';
 import type { ResolvedFile, ResolvedMount } from '../options.js';
+import { privileged } from '../privilege.js';
+import { HOST_ID_BASE } from './ids.js';
 
 /** Top-level host directories of the default root: bound read-only, or recreated as the same symlink. */
 const HOST_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -16,7 +18,33 @@ const HOST_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32
 const HOST_ETC = ['/etc/ld.so.cache', '/etc/alternatives', '/etc/localtime'];
 const HOST_ETC_PATTERNS = [/^java-\d+-openjdk$/];
 
-const DEVICES = ['null', 'zero', 'full', 'random', 'urandom'];
+/** The devices of a box's /dev (name, major, minor): none reaches the host's hardware, a terminal or the kernel's log. */
+export const DEVICES: readonly (readonly [string, number, number])[] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+];
+const DEV_LINKS: readonly (readonly [string, string])[] = [
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+];
+
+let treeMade: boolean | null = null;
+
+/**
+ * Whether boxes get /dev as a clone of one tree made once per process (as root: a mount, and no
+ * bind per device, in each box). Its dir and links are owned by the host id of a box's root, as a
+ * /dev made in the box would be. Rootless, or where the tree cannot be made (a container's root
+ * that may not make device nodes), each box binds the host's devices instead.
+ */
+function deviceTreeReady(): boolean {
+  treeMade ??= privileged() && deviceTree({ nodes: DEVICES, links: DEV_LINKS, dirs: ['shm'], uid: HOST_ID_BASE, gid: HOST_ID_BASE }) === null;
+  return treeMade;
+}
 
 /** Bytes of tmpfs per inode it may hold: as many files as it could hold were each one page. */
 const BYTES_PER_INODE = 4096;
@@ -53,6 +81,8 @@ export interface RootOptions {
   files: readonly ResolvedFile[];
   /** The working directory is a directory of the stored image (its `WorkingDir`), shown as it is. */
   cwdInImage?: boolean;
+  /** /dev as a clone of the process's device tree (default: when it can be made), or a tmpfs with a bind per device. */
+  deviceTree?: boolean;
 }
 
 /** Top-level entries of an image that the box provides itself. */
@@ -119,16 +149,17 @@ function etcFiles(o: RootOptions): NativeMount[] {
   return files;
 }
 
+/** A read-only, no-exec /dev holding DEVICES, DEV_LINKS and a writable tmpfs /dev/shm. */
 function devices(o: RootOptions): NativeMount[] {
-  const m: NativeMount[] = [{ kind: 'tmpfs', target: '/dev', data: 'size=64k,nr_inodes=64,mode=755', noSuid: true, noExec: true, readOnly: true }];
-  for (const d of DEVICES) m.push({ kind: 'bind', source: `/dev/${d}`, target: `/dev/${d}`, noSuid: true, noExec: true });
-  m.push(
-    { kind: 'symlink', target: '/dev/fd', data: '/proc/self/fd' },
-    { kind: 'symlink', target: '/dev/stdin', data: '/proc/self/fd/0' },
-    { kind: 'symlink', target: '/dev/stdout', data: '/proc/self/fd/1' },
-    { kind: 'symlink', target: '/dev/stderr', data: '/proc/self/fd/2' },
-    { kind: 'tmpfs', target: '/dev/shm', data: `${tmpfsBounds(o.tmpfsBytes)}mode=1777`, noSuid: true, noDev: true },
-  );
+  const m: NativeMount[] = [];
+  if (o.deviceTree ?? deviceTreeReady()) {
+    m.push({ kind: 'devices', target: '/dev' });
+  } else {
+    m.push({ kind: 'tmpfs', target: '/dev', data: 'size=64k,nr_inodes=64,mode=755', noSuid: true, noExec: true, readOnly: true });
+    for (const [d] of DEVICES) m.push({ kind: 'bind', source: `/dev/${d}`, target: `/dev/${d}`, noSuid: true, noExec: true });
+    for (const [name, target] of DEV_LINKS) m.push({ kind: 'symlink', target: `/dev/${name}`, data: target });
+  }
+  m.push({ kind: 'tmpfs', target: '/dev/shm', data: `${tmpfsBounds(o.tmpfsBytes)}mode=1777`, noSuid: true, noDev: true });
   return m;
 }
 

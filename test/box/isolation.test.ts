@@ -116,11 +116,12 @@ except OSError as e:
     }
   });
 
-  it('has a minimal /dev and a fresh /proc', async () => {
-    const r = await sh('ls /dev | tr "\\n" " "; echo; echo x > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; ls /dev/sda /dev/mem /dev/kmsg /dev/tty 2>&1 | wc -l');
+  it('has a minimal, read-only /dev and a fresh /proc', async () => {
+    const r = await sh('ls /dev | tr "\\n" " "; echo; echo x > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; ls /dev/sda /dev/mem /dev/kmsg /dev/tty 2>&1 | wc -l; (: > /dev/new) 2>&1; echo x > /dev/shm/f && echo shm-ok');
     expect(r.stdout.split('\n')[0]!.trim().split(' ').sort()).toEqual(
       ['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', 'zero'].sort(),
     );
     expect(r.stdout).toContain('null-ok\n4\n4\n');
+    expect(r.stdout).toMatch(/\/dev\/new: Read-only file system\nshm-ok\n$/);
   });
 });

@@ -11,7 +11,7 @@ import type { NativeMount } from '../../src/native.js';
 import { boxRoot, type RootOptions } from '../../src/plan/rootfs.js';
 
 const root = (o: Partial<RootOptions> = {}): NativeMount[] =>
-  boxRoot({ uid: 65534, gid: 65534, cwd: '/work', tmpfsBytes: 1 << 20, hostNetwork: false, hostname: 'sandcell', hostsFile: null, mounts: [], image: null, writable: false, files: [], ...o });
+  boxRoot({ uid: 65534, gid: 65534, cwd: '/work', tmpfsBytes: 1 << 20, hostNetwork: false, hostname: 'sandcell', hostsFile: null, mounts: [], image: null, writable: false, files: [], deviceTree: false, ...o });
 const at = (mounts: NativeMount[], target: string): NativeMount[] => mounts.filter((m) => m.target === target);
 const fileText = (mounts: NativeMount[], target: string): string => {
   const [m] = at(mounts, target);
@@ -43,6 +43,14 @@ describe('boxRoot with the host system', () => {
     expect(at(mounts, '/dev')).toMatchObject([{ kind: 'tmpfs', readOnly: true, noExec: true, noSuid: true }]);
     const devices = mounts.filter((m) => m.kind === 'bind' && m.target.startsWith('/dev/')).map((m) => m.target);
     expect(devices).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
+    expect(at(mounts, '/dev/shm')).toMatchObject([{ kind: 'tmpfs', noSuid: true, noDev: true }]);
+  });
+
+  it('with the device tree, /dev is its clone, one mount where the binds were six, /dev/shm still its own tmpfs', () => {
+    const tree = root({ deviceTree: true });
+    expect(at(tree, '/dev')).toEqual([{ kind: 'devices', target: '/dev' }]);
+    expect(tree.filter((m) => m.target.startsWith('/dev/')).map((m) => m.target)).toEqual(['/dev/shm']);
+    expect(at(tree, '/dev/shm')).toEqual(at(mounts, '/dev/shm'));
   });
 
   it('/tmp and the working directory are writable tmpfs of the tmpfs size, the latter owned by the program', () => {

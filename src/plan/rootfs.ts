@@ -149,16 +149,17 @@ function etcFiles(o: RootOptions): NativeMount[] {
   return files;
 }
 
+/** /dev without the device tree: a tmpfs of the box's, each host device bound on it, made read-only once the root is built. */
+export function boundDevices(): NativeMount[] {
+  const m: NativeMount[] = [{ kind: 'tmpfs', target: '/dev', data: 'size=64k,nr_inodes=64,mode=755', noSuid: true, noExec: true, readOnly: true }];
+  for (const [d] of DEVICES) m.push({ kind: 'bind', source: `/dev/${d}`, target: `/dev/${d}`, noSuid: true, noExec: true });
+  for (const [name, target] of DEV_LINKS) m.push({ kind: 'symlink', target: `/dev/${name}`, data: target });
+  return m;
+}
+
 /** A read-only, no-exec /dev holding DEVICES, DEV_LINKS and a writable tmpfs /dev/shm. */
 function devices(o: RootOptions): NativeMount[] {
-  const m: NativeMount[] = [];
-  if (o.deviceTree ?? deviceTreeReady()) {
-    m.push({ kind: 'devices', target: '/dev' });
-  } else {
-    m.push({ kind: 'tmpfs', target: '/dev', data: 'size=64k,nr_inodes=64,mode=755', noSuid: true, noExec: true, readOnly: true });
-    for (const [d] of DEVICES) m.push({ kind: 'bind', source: `/dev/${d}`, target: `/dev/${d}`, noSuid: true, noExec: true });
-    for (const [name, target] of DEV_LINKS) m.push({ kind: 'symlink', target: `/dev/${name}`, data: target });
-  }
+  const m: NativeMount[] = o.deviceTree ?? deviceTreeReady() ? [{ kind: 'devices', target: '/dev' }] : boundDevices();
   m.push({ kind: 'tmpfs', target: '/dev/shm', data: `${tmpfsBounds(o.tmpfsBytes)}mode=1777`, noSuid: true, noDev: true });
   return m;
 }

@@ -11,6 +11,7 @@ import type { NativePlan } from '../../src/native.js';
 import { resolveOptions, type RunOptions } from '../../src/options.js';
 import type { Result } from '../../src/result.js';
 import { launch } from '../../src/launch/launcher.js';
+import { boundDevices } from '../../src/plan/rootfs.js';
 import { buildFixtureSet, type Fixtures } from '../helpers/fixtures.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -55,10 +56,16 @@ export const weaken = {
     delete p.seccompExecPathLo;
     delete p.seccompExecPathHi;
   },
-  /** Adds mounts right after the box's /dev tmpfs (or at the end). */
+  /**
+   * Adds mounts at the end. One below /dev needs a mount point there: the device tree is
+   * read-only from the start, so /dev becomes the tmpfs with bound devices a box without the
+   * tree has (read-only only once the root is built).
+   */
   addMounts:
     (...mounts: NativePlan['mounts']) =>
     (p: NativePlan): void => {
+      const tree = p.mounts.findIndex((m) => m.kind === 'devices');
+      if (tree >= 0 && mounts.some((m) => m.target.startsWith('/dev/'))) p.mounts.splice(tree, 1, ...boundDevices());
       p.mounts.push(...mounts);
     },
   /** The program runs as root of its namespace, which is host root (uid and gid 0 → 0). */

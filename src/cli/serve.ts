@@ -8,9 +8,11 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { destination, pino, stdTimeFunctions } from 'pino';
 
+import type { FarmJobError } from '../cluster/farm.js';
+import { forbidden, HttpError } from '../daemon/http-error.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
-import { prepare } from '../index.js';
+import { prepare, SandboxOptionsError, SandboxSetupError } from '../index.js';
 import { UsageError } from './args.js';
 import { flagsOf, integerOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
 import { loadFarm } from './worker.js';
@@ -170,6 +172,24 @@ function listen(server: Server, ...args: [string] | [number, string]): Promise<v
   });
 }
 
+/**
+ * A farm job's failure as the daemon answers the same failure of a run it makes itself: refused
+ * options are run()'s SandboxOptionsError (400 naming the field), a setup error its
+ * SandboxSetupError (500 naming the stage), a worker's refusal of what would reach its machine a
+ * policy refusal (403 naming the field); the farm's own failures (a worker lost, Redis gone) are
+ * 500 `infrastructure`.
+ */
+function asDaemonError(e: FarmJobError): Error {
+  if (e.kind === 'options') return new SandboxOptionsError(e.issues.length > 0 ? e.issues : [{ path: '', message: e.message }]);
+  if (e.kind === 'policy') return forbidden(e.field ?? '(job)', e.issues[0]?.message ?? e.message);
+  if (e.kind === 'setup') {
+    const setup = new SandboxSetupError(e.stage ?? '', e.errno ?? 0, e.errnoCode ?? '');
+    setup.message = e.message;
+    return setup;
+  }
+  return new HttpError(500, 'infrastructure', `farm job ${e.jobId}: ${e.message}`);
+}
+
 export async function serve(argv: readonly string[]): Promise<number> {
   const a = parseServeArgs(argv);
   // No unauthenticated TCP, ever: checked before anything is opened.
@@ -183,9 +203,17 @@ export async function serve(argv: readonly string[]): Promise<number> {
   }
   const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, destination({ fd: 1, sync: true }));
   const cluster = a.cluster;
-  const farm = cluster !== null ? (await loadFarm('sandcell serve --cluster', () => import('../cluster/farm.js'))).connectCluster({ redis: cluster }) : null;
+  const farming = cluster !== null ? await loadFarm('sandcell serve --cluster', () => import('../cluster/farm.js')) : null;
+  const farm = farming !== null && cluster !== null ? farming.connectCluster({ redis: cluster }) : null;
   const daemon = new Daemon({
-    ...(farm ? { runner: (options) => farm.run(options) } : {}),
+    ...(farm && farming
+      ? {
+          runner: (options) =>
+            farm.run(options).catch((e: unknown) => {
+              throw e instanceof farming.FarmJobError ? asDaemonError(e) : e;
+            }),
+        }
+      : {}),
     policy,
     tokens,
     parallelism: a.parallelism,

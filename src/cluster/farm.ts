@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { AbortError } from '../errors.js';
+import { AbortError, type OptionIssue } from '../errors.js';
 import type { RunOptions } from '../index.js';
 import { BlobStore, DEFAULT_BLOB_LIMITS, type BlobLimits } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
@@ -15,7 +15,7 @@ import { queueName, type Labels } from './queues.js';
 import type { JudgeReport, Problem, Progress, Submission, TestReport } from '../problems/index.js';
 import { packProblem, packSubmission, type BuildOutcome } from './judge-wire.js';
 import { ServicesClient } from './services/index.js';
-import { decodeResult, encodeOptions, type FarmResult } from './wire.js';
+import { decodeResult, encodeOptions, readFailure, type FarmErrorKind, type FarmResult } from './wire.js';
 
 export interface ClusterOptions {
   /** The farm's Redis: `redis://host:port`, `unix:///path/redis.sock`, a socket path, or ioredis options. */
@@ -47,14 +47,52 @@ export interface FarmJudgeOptions {
   onProgress?: (p: Progress) => void;
 }
 
-/** A job that ended without a result: its infrastructure failed on every try, or its options were refused. */
+/** What a FarmJobError says beside its message; without it, the failure is the infrastructure's. */
+export interface FarmJobErrorDetail {
+  kind?: FarmErrorKind;
+  code?: string;
+  issues?: readonly OptionIssue[];
+  stage?: string;
+  errno?: number;
+  errnoCode?: string;
+}
+
+/**
+ * A job that ended without a result: its options or the worker's policy refused it (at once), or
+ * a setup error or its infrastructure failed it on every try. `kind` says which, `field` names
+ * the offending option (dotted as run() names it: `limits.memory`, `binds`), `issues` every one.
+ */
 export class FarmJobError extends Error {
   override readonly name = 'FarmJobError';
+  readonly kind: FarmErrorKind;
+  /** `invalid-options` or `invalid-job` (options), `forbidden` (policy), `setup-failed`, `infrastructure`. */
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly issues: readonly OptionIssue[];
+  /** For `setup`: the stage that failed, the kernel's errno and its name, as SandboxSetupError has them. */
+  readonly stage: string | undefined;
+  readonly errno: number | undefined;
+  readonly errnoCode: string | undefined;
+
   constructor(
     readonly jobId: string,
     message: string,
+    detail: FarmJobErrorDetail = {},
   ) {
     super(message);
+    this.kind = detail.kind ?? 'infrastructure';
+    this.code = detail.code ?? 'infrastructure';
+    this.issues = detail.issues ?? [];
+    this.field = this.issues[0]?.path;
+    this.stage = detail.stage;
+    this.errno = detail.errno;
+    this.errnoCode = detail.errnoCode;
+  }
+
+  /** From a failed job's reason as Redis holds it (checked: anything a worker did not write is the infrastructure's). */
+  static fromReason(jobId: string, reason: unknown): FarmJobError {
+    const { v: _v, message, ...detail } = readFailure(reason);
+    return new FarmJobError(jobId, message, detail);
   }
 }
 
@@ -105,7 +143,7 @@ export class Farm {
         // A failed attempt that will be retried comes as `failed` too; only a job that is done
         // (moved to the failed set) ends the wait: the poller confirms it.
         if (prev === 'active') void this.checkFailed(jobId);
-        else this.settle(jobId, (p) => p.reject(new FarmJobError(jobId, failedReason)));
+        else this.settle(jobId, (p) => p.reject(FarmJobError.fromReason(jobId, failedReason)));
       });
       events.on('progress', ({ jobId, data }) => this.pending.get(jobId)?.progress?.(data));
       q = { queue, events, ready: events.waitUntilReady() };
@@ -137,7 +175,7 @@ export class Farm {
       if (!job || !job.finishedOn) continue;
       const state = await job.getState().catch(() => 'unknown');
       if (state === 'completed') this.settle(id, (x) => x.resolve(job.returnvalue));
-      else if (state === 'failed') this.settle(id, (x) => x.reject(new FarmJobError(id, job.failedReason)));
+      else if (state === 'failed') this.settle(id, (x) => x.reject(FarmJobError.fromReason(id, job.failedReason)));
     }
   }
 

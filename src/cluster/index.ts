@@ -4,11 +4,11 @@
  *
  * @module sandcell/cluster
  */
-export { connectCluster, Farm, FarmJobError, type ClusterOptions, type FarmJudgeOptions, type FarmProgress, type FarmRunOptions } from './farm.js';
+export { connectCluster, Farm, FarmJobError, type ClusterOptions, type FarmJobErrorDetail, type FarmJudgeOptions, type FarmProgress, type FarmRunOptions } from './farm.js';
 export { DEFAULT_PREFIX, parseRedisUrl, RedisUrlError, type RedisConnection } from './connection.js';
 export { BlobError, type BlobLimits } from './blobs.js';
 export { queueName, parseLabels, LabelError, type Labels } from './queues.js';
-export type { FarmResult, Placement } from './wire.js';
+export type { FarmErrorKind, FarmResult, Placement } from './wire.js';
 export {
   ServiceError,
   ServicesClient,

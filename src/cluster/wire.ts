@@ -3,6 +3,7 @@
  * Job data comes out of Redis, which any of its clients may write: a worker checks it with zod
  * before anything else, and an error names the field.
  */
+import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 
 import type { FileContent, Result, RunOptions } from '../index.js';
@@ -64,6 +65,11 @@ export function describeIssues(error: z.ZodError, root = ''): string {
       return `${path || '(job)'}: ${i.message}`;
     })
     .join('; ');
+}
+
+/** A path below a job's options as run() names an option (`limits.memory`, `binds[0].source`). */
+export function optionPath(path: readonly PropertyKey[]): string {
+  return path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n === 0 ? '' : '.'}${String(p)}`)).join('');
 }
 
 function asBuffer(data: string | Uint8Array): Buffer {
@@ -179,4 +185,73 @@ export async function decodeResult(value: unknown, blobs: BlobStore): Promise<Fa
     result.files = files;
   }
   return result as unknown as FarmResult;
+}
+
+/**
+ * Why a job ended without a result, as its worker says it: `options` (run() or the job's schema
+ * refused the options), `policy` (the worker refuses what would reach its machine), `setup` (a
+ * box could not be built there), or `infrastructure` (anything else: a lost blob, a lost worker,
+ * a job stalled too often, Redis). Options and policy name their fields.
+ */
+export type FarmErrorKind = 'options' | 'policy' | 'setup' | 'infrastructure';
+
+/** What a failed job's reason carries: every string bounded, so a reason read back is small whatever wrote it. */
+const BOUND = { code: 64, message: 8192, path: 1024, issue: 2048, issues: 64, stage: 256 } as const;
+
+const jobErrorSchema = z.strictObject({
+  v: z.literal(1),
+  kind: z.enum(['options', 'policy', 'setup', 'infrastructure']),
+  code: z.string().min(1).max(BOUND.code),
+  message: z.string().max(BOUND.message),
+  issues: z.array(z.strictObject({ path: z.string().max(BOUND.path), message: z.string().max(BOUND.issue) })).max(BOUND.issues).optional(),
+  stage: z.string().max(BOUND.stage).optional(),
+  errno: z.number().int().min(0).max(4095).optional(),
+  errnoCode: z.string().max(BOUND.code).optional(),
+});
+
+export type JobErrorWire = z.output<typeof jobErrorSchema>;
+
+/** The longest reason worth parsing: a well-formed one at its bounds is smaller. */
+const MAX_REASON_CHARS = 256 * 1024;
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+/**
+ * A job's failure as the worker throws it: BullMQ keeps only an error's message (the job's
+ * `failedReason`), so the message is the JSON of `e`, clipped to the bounds the caller checks.
+ * Refused options and policy are final (BullMQ's UnrecoverableError); a setup error, like the
+ * infrastructure, is tried again.
+ */
+export function failure(e: JobErrorWire, recoverable: boolean): Error {
+  const wire: JobErrorWire = {
+    ...e,
+    code: clip(e.code, BOUND.code),
+    message: clip(e.message, BOUND.message),
+    ...(e.issues ? { issues: e.issues.slice(0, BOUND.issues).map((i) => ({ path: clip(i.path, BOUND.path), message: clip(i.message, BOUND.issue) })) } : {}),
+    ...(e.stage !== undefined ? { stage: clip(e.stage, BOUND.stage) } : {}),
+    ...(e.errnoCode !== undefined ? { errnoCode: clip(e.errnoCode, BOUND.code) } : {}),
+  };
+  return recoverable ? new Error(JSON.stringify(wire)) : new UnrecoverableError(JSON.stringify(wire));
+}
+
+/**
+ * A failed job's reason, read back from Redis, as the worker said it; a reason that is not one a
+ * worker wrote (BullMQ's own, such as a job stalled too often, or anything else in Redis) is the
+ * infrastructure's, its text kept as the message.
+ */
+export function readFailure(reason: unknown): JobErrorWire {
+  const text = typeof reason === 'string' ? reason : '';
+  if (text.startsWith('{') && text.length <= MAX_REASON_CHARS) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    const parsed = jobErrorSchema.safeParse(value);
+    if (parsed.success) return parsed.data;
+  }
+  return { v: 1, kind: 'infrastructure', code: 'infrastructure', message: clip(text || 'the job failed without a reason', BOUND.message) };
 }

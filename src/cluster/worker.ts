@@ -12,14 +12,14 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { AbortError, run, SandboxOptionsError, shutdown } from '../index.js';
+import { AbortError, run, SandboxOptionsError, SandboxSetupError, shutdown, type OptionIssue } from '../index.js';
 import { BlobCache, BlobStore, DEFAULT_BLOB_LIMITS } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
 import { judgeBuild, judgeTest, judgeVerdict } from './judge-worker.js';
 import { judgeBuildJobSchema, judgeTestJobSchema, judgeVerdictJobSchema } from './judge-wire.js';
 import { startServiceAgent } from './services/index.js';
-import { decodeOptions, describeIssues, encodeResult, runJobSchema, type Placement } from './wire.js';
+import { decodeOptions, describeIssues, encodeResult, failure, optionPath, readFailure, runJobSchema, type Placement } from './wire.js';
 import type { TestReport } from '../problems/index.js';
 import type { z } from 'zod';
 
@@ -53,22 +53,58 @@ export interface FarmWorker {
   close(): Promise<void>;
 }
 
+/** A job refused before anything ran: its data or options are not well formed, or reach past the box. */
+class Refused extends Error {
+  constructor(
+    readonly kind: 'options' | 'policy',
+    readonly code: string,
+    readonly issues: OptionIssue[],
+    message: string,
+  ) {
+    super(`invalid job: ${message}`);
+  }
+}
+
+/** Job data its schema refuses: the message names fields from the job's root, the issues name run options as run() does. */
+function invalidJob(error: z.ZodError): Refused {
+  const issues = error.issues.map((i) => ({ path: i.path[0] === 'options' ? optionPath(i.path.slice(1)) : optionPath(i.path), message: i.message }));
+  return new Refused('options', 'invalid-job', issues, describeIssues(error));
+}
+
 /**
  * Fields that name things on the worker's machine (host paths, its cgroup tree, its network):
  * whoever can write to Redis must not reach past the box on every worker through them.
  */
-function hostReach(options: Record<string, unknown>): string | null {
-  if (options.binds !== undefined) return 'options.binds: host paths are not accepted from the queue';
+function hostReach(options: Record<string, unknown>): Refused | null {
+  const refuse = (path: string, message: string): Refused => new Refused('policy', 'forbidden', [{ path, message }], `options.${path}: ${message}`);
+  if (options.binds !== undefined) return refuse('binds', 'host paths are not accepted from the queue');
   if (Array.isArray(options.mounts) && options.mounts.some((m) => typeof m !== 'object' || m === null || (m as { type?: string }).type !== 'tmpfs')) {
-    return 'options.mounts: only tmpfs mounts are accepted from the queue';
+    return refuse('mounts', 'only tmpfs mounts are accepted from the queue');
   }
-  if (options.cgroupParent !== undefined) return "options.cgroupParent: the worker's cgroup tree is not the job's to choose";
+  if (options.cgroupParent !== undefined) return refuse('cgroupParent', "the worker's cgroup tree is not the job's to choose");
   // An allow list reaches the worker's own network (its 127.0.0.1: Redis itself), a published
   // port listens on it, a named network joins boxes the worker runs for others.
   if (options.network !== undefined && options.network !== 'none' && options.network !== 'loopback') {
-    return "options.network: only 'none' or 'loopback' is accepted from the queue (host, allow lists, published ports and named networks reach the worker's machine)";
+    return refuse('network', "only 'none' or 'loopback' is accepted from the queue (host, allow lists, published ports and named networks reach the worker's machine)");
   }
   return null;
+}
+
+/**
+ * What a job's failure says, as BullMQ will keep it: the kind, and the fields or setup stage.
+ * Run options are named as run() names them; the message names them from the job's root.
+ */
+function failureOf(e: unknown): Error {
+  if (e instanceof Refused) return failure({ v: 1, kind: e.kind, code: e.code, message: e.message, issues: e.issues }, false);
+  if (e instanceof SandboxOptionsError) {
+    const message = `invalid job: ${e.issues.map((i) => `options${i.path ? `.${i.path}` : ''}: ${i.message}`).join('; ')}`;
+    return failure({ v: 1, kind: 'options', code: 'invalid-options', message, issues: [...e.issues] }, false);
+  }
+  if (e instanceof SandboxSetupError) {
+    return failure({ v: 1, kind: 'setup', code: 'setup-failed', message: e.message, stage: e.stage, errno: e.errno, errnoCode: e.code }, true);
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  return failure({ v: 1, kind: 'infrastructure', code: 'infrastructure', message: err.message }, !(err instanceof UnrecoverableError));
 }
 
 export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
@@ -88,7 +124,7 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
 
   const checked = <S extends z.ZodType>(schema: S, job: Job): z.output<S> => {
     const parsed = schema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid job: ${describeIssues(parsed.error)}`);
+    if (!parsed.success) throw invalidJob(parsed.error);
     return parsed.data;
   };
 
@@ -117,29 +153,33 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
     return judgeVerdict(data.problem, data.language, data.compile, reports);
   };
 
-  const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+  const runJob = async (job: Job, signal?: AbortSignal): Promise<unknown> => {
     const kind = (job.data as { kind?: unknown } | null)?.kind;
     if (kind === 'judge-build' || kind === 'judge-test' || kind === 'judge-verdict') return judging(job);
-    const parsed = runJobSchema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid job: ${describeIssues(parsed.error)}`);
-    const refused = hostReach(parsed.data.options);
-    if (refused) throw new UnrecoverableError(`invalid job: ${refused}`);
+    const data = checked(runJobSchema, job);
+    const refused = hostReach(data.options);
+    if (refused) throw refused;
     const placement: Placement = { worker: name, attempt: job.attemptsStarted, stalled: job.stalledCounter };
     await job.updateProgress({ stage: 'started', worker: name, attempt: placement.attempt });
     emit({ event: 'start', job: job.id, attempt: placement.attempt, stalled: placement.stalled });
-    const options = await decodeOptions(parsed.data.options, cache);
+    const options = await decodeOptions(data.options, cache);
     let result;
     try {
       result = await run({ ...options, ...(signal ? { signal } : {}) });
     } catch (e) {
       if (e instanceof AbortError) throw new Error(`job ${job.id} was given up on this worker: ${String(signal?.reason)}`);
-      if (e instanceof SandboxOptionsError) {
-        throw new UnrecoverableError(`invalid job: ${e.issues.map((i) => `options${i.path ? `.${i.path}` : ''}: ${i.message}`).join('; ')}`);
-      }
       throw e;
     }
     emit({ event: 'end', job: job.id, status: result.status });
     return encodeResult(result, placement, store);
+  };
+
+  const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+    try {
+      return await runJob(job, signal);
+    } catch (e) {
+      throw failureOf(e);
+    }
   };
 
   const worker = new Worker(queue, processor, {
@@ -162,7 +202,7 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
       worker.cancelJob(id, 'its lock was lost: another worker runs it');
     }
   });
-  worker.on('failed', (job, e) => emit({ event: 'failed', job: job?.id, message: e.message }));
+  worker.on('failed', (job, e) => emit({ event: 'failed', job: job?.id, message: readFailure(e.message).message }));
   void worker.run();
   await worker.waitUntilReady();
   // Replicas of services run here too, kept at their counts with the other workers.

@@ -59,6 +59,7 @@ describe('blobs', () => {
     const e = await farm.run({ command: ['/bin/true'], stdin: data }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FarmJobError);
     expect((e as Error).message).toMatch(/does not hold what its name says/);
+    expect(e).toMatchObject({ kind: 'infrastructure', code: 'infrastructure', field: undefined });
     const job = await farm.queue().getJob((e as FarmJobError).jobId);
     expect(job?.attemptsMade).toBe(3);
   }, 30_000);

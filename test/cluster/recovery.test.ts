@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
-import { connectCluster, type Farm, type FarmProgress, type FarmResult } from '../../src/cluster/index.js';
+import { connectCluster, FarmJobError, type Farm, type FarmProgress, type FarmResult } from '../../src/cluster/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startWorker, stillAlive, type TestWorker } from './workers.js';
 
@@ -134,4 +134,28 @@ describe('recovery', () => {
       if (ends > 1) expect(p.attempt > 1 || p.stalled > 0).toBe(true);
     }
   }, 180_000);
+
+  it('a job whose workers are killed under it, one after another, fails as the infrastructure\'s, with no field', async () => {
+    const { redis, farm, workers } = await farmOf(1);
+    let starts = 0;
+    let onStart: () => void = () => undefined;
+    const result = farm
+      .run({ command: ['/bin/sh', '-c', 'sleep 60'], limits: { wallTime: '90s' } }, { onProgress: (p) => p.event === 'started' && (starts++, onStart()) })
+      .catch((e: unknown) => e);
+    // A job lost more often than a worker's stalled count allows (twice) fails: three workers are
+    // killed while they run it, and a fourth finds it lost a third time.
+    let victim = workers[0] as TestWorker;
+    for (let n = 1; n <= 3; n++) {
+      if (starts < n) await new Promise<void>((r) => (onStart = r));
+      await until(`the box of attempt ${n}`, () => victim.descendants().length > 0);
+      await victim.kill('SIGKILL');
+      victim = await startWorker(redis.url, { name: `w${n + 1}`, lockTime: LOCK, stallInterval: STALL }, cleanups);
+    }
+    const e = await result;
+    expect(e).toBeInstanceOf(FarmJobError);
+    const f = e as FarmJobError;
+    expect({ kind: f.kind, code: f.code, field: f.field, issues: f.issues }).toEqual({ kind: 'infrastructure', code: 'infrastructure', field: undefined, issues: [] });
+    expect(f.message).toMatch(/stalled/);
+    expect(starts).toBe(3);
+  }, 240_000);
 });

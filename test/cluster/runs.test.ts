@@ -44,12 +44,15 @@ describe('a farm of three workers', () => {
     const e = await farm.run({ command: ['/bin/true'], limits: { memory: 'lots' } }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FarmJobError);
     expect((e as Error).message).toMatch(/options\.limits\.memory/);
+    expect(e).toMatchObject({ kind: 'options', code: 'invalid-options', field: 'limits.memory' });
     const job = await farm.queue().getJob((e as FarmJobError).jobId);
     expect(job?.attemptsMade).toBe(1);
     const binds = await farm.run({ command: ['/bin/true'], binds: [{ source: '/etc' }] }).catch((x: unknown) => x);
     expect((binds as Error).message).toMatch(/options\.binds/);
+    expect(binds).toMatchObject({ kind: 'policy', code: 'forbidden', field: 'binds', issues: [{ path: 'binds', message: 'host paths are not accepted from the queue' }] });
     const allow = await farm.run({ command: ['/bin/true'], network: { allow: ['127.0.0.1:6379'] } }).catch((x: unknown) => x);
     expect((allow as Error).message).toMatch(/options\.network: only 'none' or 'loopback'/);
+    expect(allow).toMatchObject({ kind: 'policy', field: 'network' });
   });
 
   it('a malformed job from Redis is refused naming its field', async () => {

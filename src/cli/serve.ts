@@ -15,7 +15,7 @@ import { loadPolicy } from '../daemon/policy.js';
 import { prepare, SandboxOptionsError, SandboxSetupError } from '../index.js';
 import { UsageError } from './args.js';
 import { flagsOf, integerOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
-import { loadFarm } from './worker.js';
+import { loadFarm } from './farm.js';
 
 export const SERVE_HELP = `Usage: sandcell serve [options]
 

@@ -5,7 +5,7 @@
 import type { CreateServiceOptions, ServicesClient, ServiceStatus } from '../cluster/services/index.js';
 import { parseRunArgs } from './args.js';
 import { integerOf, labelsOf, positiveDuration, readFlags, redisUrlOf, sizeOf, UsageError, type FlagSpec } from './flags.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './worker.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './farm.js';
 
 export const SERVICE_HELP = `Usage: sandcell service <verb> --redis <url> [options]
 

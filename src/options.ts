@@ -2,7 +2,7 @@
  * What a caller may ask for, checked by zod: every field is validated, sizes and durations are
  * parsed, defaults applied. A bad field becomes a SandboxOptionsError naming its path.
  */
-import { existsSync, statSync, type Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 
@@ -523,7 +523,7 @@ function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionI
       issues.push({ path: `${path}.target`, message: `must not be / or lie under /proc or /dev (got ${m.target})` });
       return;
     }
-    if (m.type === 'bind' && !existsSync(m.source)) {
+    if (m.type === 'bind' && sourceKind(m.source) === null) {
       issues.push({ path: `${path}.source`, message: `does not exist on the host (${m.source})` });
       return;
     }
@@ -647,6 +647,16 @@ function statOrNull(path: string): Stats | null {
   }
 }
 
+/**
+ * A bind source as the host has it now (a symlink followed, as the mount follows it): a
+ * directory, something else (mounted on a file), or null when it does not exist. The one check of
+ * a bind source, made by a full resolution and by every run of a shape.
+ */
+function sourceKind(path: string): 'directory' | 'file' | null {
+  const st = statOrNull(path);
+  return st === null ? null : st.isDirectory() ? 'directory' : 'file';
+}
+
 function resolveFiles(files: z.output<typeof filesSchema> | undefined, issues: OptionIssue[]): ResolvedFile[] {
   const out: ResolvedFile[] = [];
   let total = 0;
@@ -709,7 +719,7 @@ function resolveFresh(input: unknown, kind: 'run' | 'spawn'): ResolvedOptions {
  * anything else (a class instance, a non-finite number, a sparse array) are resolved afresh, and
  * so are options naming an image or a network object, whose resolution reads the image store or
  * makes objects of their own. Bind sources are checked against the host on every run, as a fresh
- * resolution checks them.
+ * resolution checks them, and must still be what they were (a directory, or not).
  */
 const shapes = new Map<string, Shape>();
 const MAX_SHAPES = 64;
@@ -717,7 +727,8 @@ const MAX_SHAPES = 64;
 interface Shape {
   /** The resolution without a run's own input. */
   readonly base: Omit<ResolvedOptions, 'files' | 'signal' | 'stdin'>;
-  readonly bindSources: readonly string[];
+  /** Each bind source and what it was when the shape was resolved. */
+  readonly bindSources: readonly { readonly path: string; readonly kind: 'directory' | 'file' }[];
 }
 
 /** A run's own input: checked and resolved per run, never part of a shape. */
@@ -727,24 +738,32 @@ function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): Resol
   const key = contentKey(input, kind);
   if (key === null) return null;
   let shape = shapes.get(key);
+  // A bind source gone, or no longer what it was (a directory become a file): the shape is
+  // resolved again, and a source gone is refused as a full resolution refuses it, in its words.
+  if (shape && !shape.bindSources.every((s) => sourceKind(s.path) === s.kind)) {
+    shapes.delete(key);
+    shape = undefined;
+  }
   if (!shape) {
     // Resolved from a copy of the data the key describes: what is kept is what the key says.
     const copy = plainCopy(input);
     const resolved = resolveFresh(copy, kind);
     if (resolved.image !== null || resolved.layers !== null || resolved.egress !== null || resolved.publish.length > 0) return resolved;
+    const bindSources = resolved.mounts.flatMap((m) => (m.type === 'bind' ? [{ path: m.source, kind: sourceKind(m.source) }] : []));
+    // A source that went away while this resolution was made is not kept as it was seen.
+    if (bindSources.some((b) => b.kind === null)) return resolved;
     const { files: _files, signal: _signal, stdin: _stdin, ...rest } = resolved;
     shape = {
       base: deepFreeze({ ...rest, shape: {} }),
-      bindSources: resolved.mounts.flatMap((m) => (m.type === 'bind' ? [m.source] : [])),
+      bindSources: bindSources as Shape['bindSources'],
     };
     if (shapes.size >= MAX_SHAPES) shapes.delete(shapes.keys().next().value!);
     shapes.set(key, shape);
   }
   const { stdin, signal, files } = input;
-  // A run's own input in error, or a bind source gone: a full resolution reports it, in its words.
+  // A run's own input in error: a full resolution reports it, in its words.
   if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array) && !(stdin instanceof Readable)) return null;
   if (signal !== undefined && !(signal instanceof AbortSignal)) return null;
-  if (!shape.bindSources.every((s) => existsSync(s))) return null;
   let resolvedFiles: ResolvedFile[] = [];
   if (files !== undefined) {
     const parsed = filesSchema.safeParse(files);

@@ -2,7 +2,7 @@
 // that resolution, with its own input (stdin, signal, files) checked and filled in. Nothing of one
 // run may reach another, a changed field is a new resolution, and every refusal is the one a
 // fresh resolution gives.
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -96,6 +96,30 @@ describe('resolveOptions by content', () => {
       expect(resolveOptions(options()).mounts).toEqual([{ type: 'bind', source, target: source, readonly: true }]);
       rmSync(source, { recursive: true });
       expect(refusal(() => resolveOptions(options()))).toEqual([`binds[0].source: does not exist on the host (${source})`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bind source that was a directory and became a file is a new shape, kept as such', () => {
+    asRoot(true);
+    const dir = mkdtempSync(join(tmpdir(), 'sandcell-shape-'));
+    const source = join(dir, 'data');
+    mkdirSync(source);
+    try {
+      const options = (): object => ({ command: ['/bin/true'], binds: [{ source }] });
+      const asDir = resolveOptions(options());
+      expect(resolveOptions(options()).shape).toBe(asDir.shape);
+      rmSync(source, { recursive: true });
+      writeFileSync(source, 'now a file');
+      const asFile = resolveOptions(options());
+      expect(asFile.shape).not.toBeNull();
+      expect(asFile.shape).not.toBe(asDir.shape);
+      expect(asFile.mounts).toEqual([{ type: 'bind', source, target: source, readonly: true }]);
+      expect(resolveOptions(options()).shape).toBe(asFile.shape);
+      rmSync(source);
+      mkdirSync(source);
+      expect(resolveOptions(options()).shape).not.toBe(asFile.shape);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

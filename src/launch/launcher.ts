@@ -80,9 +80,18 @@ export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxPr
   }
   proc ??= await startNew(ctx, outcome);
   // The next box of this shape is built once this run is over, not while it starts or runs.
-  const again = (): void => warmBoxes.want(key, () => prepareBox(shape, pool, o.privateNetwork));
+  const again = buildAgain(key, shape, pool, o.privateNetwork);
   proc.wait().then(again, again);
   return proc;
+}
+
+/**
+ * What builds the next box of a shape. Made outside launch(): the warm pool keeps it until the
+ * shape's next run, and a closure made in launch() would keep launch()'s scope, this run's
+ * options (their signal, stdin and files) with it.
+ */
+function buildAgain(key: string, plan: NativePlan, pool: CgroupPool | null, network: string | null): () => void {
+  return () => warmBoxes.want(key, () => prepareBox(plan, pool, network));
 }
 
 interface Context {

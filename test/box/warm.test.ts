@@ -7,6 +7,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
@@ -177,6 +179,22 @@ describe('the pool', () => {
     await warmBoxes.settled();
     expect(warmBoxes.pids().length).toBeGreaterThan(0);
     expect(warmBoxes.pids().length).toBeLessThanOrEqual(4);
+  });
+
+  it("keeps nothing of a finished run's options for its shape's next box: the last run's signal is collected", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await prime();
+    const one = async (): Promise<WeakRef<AbortSignal>> => {
+      const signal = new AbortController().signal;
+      expect((await run({ command: ['/bin/true'], signal })).status).toBe('ok');
+      return new WeakRef(signal);
+    };
+    const last = await one();
+    await warmBoxes.settled();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    gc();
+    expect(last.deref()).toBeUndefined();
   });
 
   it('setWarmBoxes(0) ends them and builds no more; bad counts are typed errors', async () => {

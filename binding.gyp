@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "sandcell",
-      "sources": ["native/addon.cc", "native/spawn.cc", "native/validate.cc", "native/box_files.cc", "native/peer_cred.cc", "native/netns.cc", "native/netlink.cc", "native/cgroup_files.cc", "native/run_pipes.cc", "native/dev_tree.cc"],
+      "sources": ["native/addon.cc", "native/spawn.cc", "native/validate.cc", "native/box_files.cc", "native/peer_cred.cc", "native/netns.cc", "native/netlink.cc", "native/cgroup_files.cc", "native/run_pipes.cc", "native/dev_tree.cc", "native/file_ids.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],

@@ -27,6 +27,7 @@
 #include "box_files.h"
 #include "cgroup_files.h"
 #include "dev_tree.h"
+#include "file_ids.h"
 #include "netlink.h"
 #include "netns.h"
 #include "peer_cred.h"
@@ -954,6 +955,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("overlayIsOpaque", Napi::Function::New(env, OverlayIsOpaque));
   exports.Set("whenReleased", Napi::Function::New(env, WhenReleased));
   exports.Set("cgroupFiles", Napi::Function::New(env, CgroupFiles));
+  exports.Set("fileIds", Napi::Function::New(env, FileIds));
   exports.Set("RunPipes", DefineRunPipes(env));
   return exports;
 }

@@ -171,9 +171,10 @@ interface Addon {
   overlayIsOpaque(path: string): boolean;
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
-  cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]>;
+  cgroupFiles(mkdirs: string[], writes: string[], reads: string[], rmdirs?: string[]): Promise<(string | null)[]>;
   /** Absent from an addon built before it: boxes then bind each device. */
   deviceTree?(spec: DeviceTreeSpec): string | null;
+  fileIds(paths: readonly string[]): string;
   RunPipes: new (stdout: number, stderr: number, limitBytes: number, onExceeded: () => void) => NativeRunPipes;
 }
 
@@ -272,12 +273,21 @@ export function overlayIsOpaque(path: string): boolean {
 }
 
 /**
- * On a libuv worker thread: makes `mkdirs`, then writes `writes` (flat: path, value, …), then
- * reads `reads` (null for a read that fails). The first refused mkdir or write rejects with
- * { op, path, value, errno } and stops the batch.
+ * On a libuv worker thread: removes `rmdirs`, makes `mkdirs`, then writes `writes` (flat: path,
+ * value, …), then reads `reads` (null for a read that fails). The first refused rmdir, mkdir or
+ * write rejects with { op, path, value, errno } and stops the batch.
  */
-export function cgroupFiles(mkdirs: string[], writes: string[], reads: string[]): Promise<(string | null)[]> {
-  return load().cgroupFiles(mkdirs, writes, reads);
+export function cgroupFiles(mkdirs: string[], writes: string[], reads: string[], rmdirs: string[] = []): Promise<(string | null)[]> {
+  return rmdirs.length > 0 ? load().cgroupFiles(mkdirs, writes, reads, rmdirs) : load().cgroupFiles(mkdirs, writes, reads);
+}
+
+/**
+ * Which file each path is now, as one string ("dev:ino" each, "-" for none, space-separated):
+ * the same paths give the same string exactly while none of them was replaced. Errors other than
+ * a missing path throw, carrying `errno` and `path`.
+ */
+export function fileIds(paths: readonly string[]): string {
+  return load().fileIds(paths);
 }
 
 /** Reads the output pipes (null: not a pipe) within `limitBytes`; `onExceeded` is called once bytes were dropped. */

@@ -4,10 +4,10 @@
  * kept per shape (everything that decides what the box is, not what runs in it), a few at most,
  * and each serves exactly one run: nothing a program did can reach the next one.
  */
-import { rmdirSync, statSync } from 'node:fs';
+import { rmdirSync } from 'node:fs';
 
 import type { RunCgroup } from '../cgroup/index.js';
-import type { NativePlan, NativeSpawned } from '../native.js';
+import { fileIds, type NativePlan, type NativeSpawned } from '../native.js';
 import type { PreparedMembership } from '../network/private.js';
 
 /**
@@ -38,7 +38,7 @@ export interface BindIdentity {
 /** Identifies what the plan's bind sources are now. */
 export function bindIdentity(plan: NativePlan): BindIdentity {
   const sources = plan.mounts.flatMap((m) => (m.kind === 'bind' ? [m.source] : []));
-  return { sources, ids: idsOf(sources) };
+  return { sources, ids: fileIds(sources) };
 }
 
 /**
@@ -46,16 +46,7 @@ export function bindIdentity(plan: NativePlan): BindIdentity {
  * removed and made again, a rewritten ld.so.cache, an optional source that appeared) makes it stale.
  */
 export function stillBound(box: WarmBox): boolean {
-  return idsOf(box.binds.sources) === box.binds.ids;
-}
-
-function idsOf(sources: readonly string[]): string {
-  return sources
-    .map((p) => {
-      const st = statSync(p, { throwIfNoEntry: false });
-      return st ? `${st.dev}:${st.ino}` : '-';
-    })
-    .join(' ');
+  return fileIds(box.binds.sources) === box.binds.ids;
 }
 
 /** Builds one warm box of a shape. */

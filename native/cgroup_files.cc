@@ -57,13 +57,17 @@ bool read_file(const std::string& path, std::string* out) {
 
 class CgroupFilesWorker : public Napi::AsyncWorker {
  public:
-  CgroupFilesWorker(Napi::Env env, std::vector<std::string> mkdirs, std::vector<std::string> writes, std::vector<std::string> reads)
-      : Napi::AsyncWorker(env, "sandcell.cgroupfiles"), deferred_(Napi::Promise::Deferred::New(env)), mkdirs_(std::move(mkdirs)),
-        writes_(std::move(writes)), reads_(std::move(reads)) {}
+  CgroupFilesWorker(Napi::Env env, std::vector<std::string> rmdirs, std::vector<std::string> mkdirs, std::vector<std::string> writes,
+                    std::vector<std::string> reads)
+      : Napi::AsyncWorker(env, "sandcell.cgroupfiles"), deferred_(Napi::Promise::Deferred::New(env)), rmdirs_(std::move(rmdirs)),
+        mkdirs_(std::move(mkdirs)), writes_(std::move(writes)), reads_(std::move(reads)) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
+    for (const auto& dir : rmdirs_) {
+      if (rmdir(dir.c_str()) < 0) return fail("rmdir", dir, "", errno);
+    }
     for (const auto& dir : mkdirs_) {
       if (mkdir(dir.c_str(), 0755) < 0) return fail("mkdir", dir, "", errno);
     }
@@ -105,7 +109,7 @@ class CgroupFilesWorker : public Napi::AsyncWorker {
   }
 
   Napi::Promise::Deferred deferred_;
-  std::vector<std::string> mkdirs_, writes_, reads_;
+  std::vector<std::string> rmdirs_, mkdirs_, writes_, reads_;
   std::vector<std::string> contents_;
   std::vector<bool> ok_;
   std::string op_, path_, value_;
@@ -116,12 +120,14 @@ class CgroupFilesWorker : public Napi::AsyncWorker {
 
 Napi::Value CgroupFiles(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 3) throw Napi::TypeError::New(env, "cgroupFiles(mkdirs, writes, reads)");
+  if (info.Length() != 3 && info.Length() != 4) throw Napi::TypeError::New(env, "cgroupFiles(mkdirs, writes, reads, rmdirs?)");
+  std::vector<std::string> rmdirs;
+  if (info.Length() == 4 && !info[3].IsUndefined()) rmdirs = strings(env, info[3], "rmdirs");
   auto mkdirs = strings(env, info[0], "mkdirs");
   auto writes = strings(env, info[1], "writes");
   auto reads = strings(env, info[2], "reads");
   if (writes.size() % 2 != 0) throw Napi::TypeError::New(env, "cgroupFiles: writes must hold path, value pairs");
-  auto* w = new CgroupFilesWorker(env, std::move(mkdirs), std::move(writes), std::move(reads));
+  auto* w = new CgroupFilesWorker(env, std::move(rmdirs), std::move(mkdirs), std::move(writes), std::move(reads));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

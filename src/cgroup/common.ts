@@ -1,9 +1,8 @@
 /** Pieces shared by the v1 and v2 drivers: names, limit validation, kill-and-remove. */
 import { randomBytes } from 'node:crypto';
-import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CgroupLimits, FakeCgroupFs } from './driver.js';
-import { descendantsDeepestFirst, pidInCgroup, readPids, rmdirCgroup, sleep } from './fs.js';
+import { cgroupBatch, descendantsDeepestFirst, pidInCgroup, readPids, rmdirCgroup, sleep } from './fs.js';
 
 let runCounter = 0;
 
@@ -98,10 +97,17 @@ export async function killAndRemove(o: KillOptions): Promise<void> {
   }
 }
 
-/** rmdir of every dir at once; false (and some perhaps removed) when any still holds something. */
+/**
+ * rmdir of every dir in one trip to a worker thread; false (and some perhaps removed) when one
+ * is refused (still holds something, or already gone): the careful path then removes the rest.
+ */
 async function removedAtOnce(dirs: readonly string[]): Promise<boolean> {
-  const results = await Promise.allSettled(dirs.map((d) => rmdir(d)));
-  return results.every((r) => r.status === 'fulfilled' || (r.reason as NodeJS.ErrnoException).code === 'ENOENT');
+  try {
+    await cgroupBatch([], [], [], undefined, dirs);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

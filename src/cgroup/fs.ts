@@ -33,6 +33,23 @@ export function readNumber(path: string): number | undefined {
   return parseNumber(readOpt(path));
 }
 
+/** The value of one key of a flat keyed file ("oom_kill 0\n…"); undefined when absent or not a number. */
+export function keyedValue(text: string | undefined, key: string): number | undefined {
+  if (text === undefined) return undefined;
+  let at = 0;
+  for (;;) {
+    at = text.indexOf(key, at);
+    if (at < 0) return undefined;
+    const end = at + key.length;
+    if ((at === 0 || text.charCodeAt(at - 1) === 10) && text.charCodeAt(end) === 32) {
+      const eol = text.indexOf('\n', end);
+      const n = Number(text.slice(end + 1, eol < 0 ? undefined : eol));
+      return Number.isFinite(n) ? n : undefined;
+    }
+    at = end;
+  }
+}
+
 /** Parses a flat keyed file ("usage_usec 123\nuser_usec 100\n") into a map. */
 export function parseKeyed(text: string | undefined): Map<string, number> {
   const out = new Map<string, number>();
@@ -80,32 +97,37 @@ export function subdirs(dir: string): string[] {
 export type ControlWrite = readonly [dir: string, file: string, value: string];
 
 /**
- * Makes `mkdirs` (in order), then writes `writes` (in order), then reads `reads`, on a worker
- * thread; a read that fails gives undefined. A refused mkdir or write stops the batch and becomes
- * a SandboxSetupError naming the directory, or the file and value (what was done before it stays
- * done). With a fake tree, its `populate` runs between the mkdirs and the writes, as the kernel's
- * would.
+ * Removes `rmdirs`, makes `mkdirs` (each in order), then writes `writes` (in order), then reads
+ * `reads`, on a worker thread; a read that fails gives undefined. A refused rmdir, mkdir or write stops
+ * the batch and becomes a SandboxSetupError naming the directory, or the file and value (what was
+ * done before it stays done). With a fake tree, its `populate` runs between the mkdirs and the
+ * writes, as the kernel's would (and it has no rmdirs: a fake tree's cgroups are never reused).
  */
 export async function cgroupBatch(
   mkdirs: readonly string[],
   writes: readonly ControlWrite[],
   reads: readonly string[] = [],
   fake?: FakeCgroupFs,
+  rmdirs: readonly string[] = [],
 ): Promise<(string | undefined)[]> {
-  const flat = writes.flatMap(([dir, file, value]) => [join(dir, file), value]);
+  // Nothing to do (a cgroup made or readied without limits, given none): no trip to a worker.
+  if (mkdirs.length + writes.length + reads.length + rmdirs.length === 0) return [];
+  const flat: string[] = [];
+  // The directories are clean absolute paths (the driver's own): a join() would only normalize them again.
+  for (const [dir, file, value] of writes) flat.push(`${dir}/${file}`, value);
   try {
     if (fake && mkdirs.length > 0) {
       await cgroupFiles([...mkdirs], [], []);
       for (const d of mkdirs) fake.populate(d);
       mkdirs = [];
     }
-    const got = await cgroupFiles([...mkdirs], flat, [...reads]);
+    const got = await cgroupFiles(mkdirs as string[], flat, reads as string[], rmdirs as string[]);
     return got.map((t) => t ?? undefined);
   } catch (e) {
     const err = e as { op?: unknown; path?: unknown; value?: unknown; errno?: unknown; message?: string };
     if (typeof err.errno !== 'number' || typeof err.path !== 'string') throw e;
     const code = errnoName(err.errno);
-    if (err.op === 'mkdir') throw new SandboxSetupError('cgroup mkdir', err.errno, code, `${err.path}: ${err.message ?? code}`);
+    if (err.op === 'mkdir' || err.op === 'rmdir') throw new SandboxSetupError(`cgroup ${err.op}`, err.errno, code, `${err.path}: ${err.message ?? code}`);
     throw new SandboxSetupError(`cgroup write ${basename(err.path)}`, err.errno, code, `${JSON.stringify(err.value)} → ${err.path}: ${err.message ?? code}`);
   }
 }

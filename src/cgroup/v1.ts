@@ -4,12 +4,11 @@
  * pid has to be written to each one's cgroup.procs (`procsFiles`).
  */
 import { writeFileSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { cgroupBatch, exists, mkdirCgroupIn, parseKeyed, parseNumber, readNumber, rmdirCgroup, type ControlWrite } from './fs.js';
+import { cgroupBatch, exists, keyedValue, mkdirCgroupIn, parseNumber, readNumber, rmdirCgroup, type ControlWrite } from './fs.js';
 
 /** One v1 hierarchy sandcell uses: its `sandcell-<pid>` dir and the wanted controllers bound to it. */
 export interface V1Hierarchy {
@@ -26,6 +25,12 @@ export class V1RunCgroup implements RunCgroup {
   private readonly pidsDir: string | undefined;
   private readonly cpuDir: string | undefined;
   private readonly cpuacctDir: string | undefined;
+  /** What `outcome()` reads without the CPU counter, and with it (made once: a cgroup serves many runs). */
+  private readonly outcomeFiles: readonly string[];
+  private readonly outcomeFilesWithCpu: readonly string[];
+  /** What `reuse()` reads back: each kept directory's `cgroup.procs`, then `pids.current` and `cpuacct.usage` where kept. */
+  private readonly reuseReads: readonly string[];
+  private readonly keptDirs: number;
   private sampledPeak: number | undefined;
   /** CPU bandwidth was written since the cgroup was made or readied (a reuse lifts it). */
   private cpuTouched = false;
@@ -54,6 +59,16 @@ export class V1RunCgroup implements RunCgroup {
     this.pidsDir = at('pids', 'pids.max');
     this.cpuDir = at('cpu', 'cpu.cfs_quota_us');
     this.cpuacctDir = at('cpuacct', 'cpuacct.usage');
+    const m = this.memoryDir;
+    this.outcomeFiles = m ? [join(m, 'memory.max_usage_in_bytes'), join(m, 'memory.oom_control')] : [];
+    this.outcomeFilesWithCpu = this.cpuacctDir ? [...this.outcomeFiles, join(this.cpuacctDir, 'cpuacct.usage')] : this.outcomeFiles;
+    const kept = this.dirs.filter((d) => d !== m);
+    this.keptDirs = kept.length;
+    this.reuseReads = [
+      ...kept.map((d) => join(d, 'cgroup.procs')),
+      ...(this.pidsDir && this.pidsDir !== m ? [join(this.pidsDir, 'pids.current')] : []),
+      ...(this.cpuacctDir && this.cpuacctDir !== m ? [join(this.cpuacctDir, 'cpuacct.usage')] : []),
+    ];
     this.enforced = {
       memory: this.memoryDir ? 'cgroup' : 'none',
       processes: this.pidsDir ? 'cgroup' : 'none',
@@ -145,8 +160,8 @@ export class V1RunCgroup implements RunCgroup {
 
   async outcome(cpuTime = true): Promise<RunOutcome> {
     const d = this.memoryDir;
-    const usage = cpuTime ? this.cpuTimeFile : undefined;
-    const files = [...(d ? [join(d, 'memory.max_usage_in_bytes'), join(d, 'memory.oom_control')] : []), ...(usage ? [usage] : [])];
+    const usage = cpuTime && this.cpuacctDir !== undefined;
+    const files = usage ? this.outcomeFilesWithCpu : this.outcomeFiles;
     const got = files.length > 0 ? await cgroupBatch([], [], files) : [];
     const u: RunOutcome = { cpuTimeUs: NaN, memoryPeakSource: 'none', oomKilled: false };
     if (usage) {
@@ -163,7 +178,7 @@ export class V1RunCgroup implements RunCgroup {
         u.memoryPeakSource = 'sampled';
       }
       // "oom_kill N" exists since 4.13; before that the caller has failcnt and the SIGKILL.
-      u.oomKilled = (parseKeyed(got[1]).get('oom_kill') ?? 0) > 0;
+      u.oomKilled = (keyedValue(got[1], 'oom_kill') ?? 0) > 0;
     }
     return u;
   }
@@ -174,34 +189,23 @@ export class V1RunCgroup implements RunCgroup {
     // The memory cgroup is made again: the run leaves charges in it (dentries, inodes and other
     // kernel objects it allocated, tmpfs pages until its mount namespace is gone) that a reset
     // cannot empty, and that would count against the next run's limit and peak. Its rmdir is
-    // also the check that nothing is left in its hierarchy (EBUSY while a task or child is).
-    if (m) {
-      try {
-        await rmdir(m);
-      } catch {
-        return false;
-      }
-    }
+    // also the check that nothing is left in its hierarchy (EBUSY while a task or child is): a
+    // refused rmdir stops the batch before anything else is done.
     const w: ControlWrite[] = [];
     if (this.pidsDir && this.pidsDir !== m) w.push([this.pidsDir, 'pids.max', 'max']);
     // Written only when the last run set them: a write of CPU bandwidth walks every CPU.
     if (this.cpuDir && this.cpuDir !== m && this.cpuTouched) w.push([this.cpuDir, 'cpu.cfs_quota_us', '-1'], [this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
     if (this.cpuacctDir && this.cpuacctDir !== m) w.push([this.cpuacctDir, 'cpuacct.usage', '0']);
-    const kept = this.dirs.filter((d) => d !== m);
-    const reads = [
-      ...kept.map((d) => join(d, 'cgroup.procs')),
-      ...(this.pidsDir && this.pidsDir !== m ? [join(this.pidsDir, 'pids.current')] : []),
-      ...(this.cpuacctDir && this.cpuacctDir !== m ? [join(this.cpuacctDir, 'cpuacct.usage')] : []),
-    ];
     let got: (string | undefined)[];
     try {
-      got = await cgroupBatch(m ? [m] : [], w, reads);
+      got = await cgroupBatch(m ? [m] : [], w, this.reuseReads, undefined, m ? [m] : []);
     } catch {
       return false;
     }
     // Every hierarchy's cgroup empty (pids.current counts the tasks below too: a box cannot make
     // child cgroups, having no cgroupfs, but nothing is assumed), the CPU counter back at zero.
-    if (!got.every((t, i) => (i < kept.length ? t !== undefined && t.trim() === '' : parseNumber(t) === 0))) return false;
+    const kept = this.keptDirs;
+    if (!got.every((t, i) => (i < kept ? t !== undefined && t.trim() === '' : parseNumber(t) === 0))) return false;
     this.current = {};
     this.sampledPeak = undefined;
     this.cpuTouched = false;

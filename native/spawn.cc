@@ -43,6 +43,35 @@ constexpr size_t kGuardSize = 4096;
 constexpr int kSetupTimeoutMs = 30000;
 constexpr int kPipeBytes = 1 << 20;
 
+// The clone child's stack is kept by each worker thread for its next spawn. Unmapping it cost
+// every spawn a TLB flush on each CPU running this process (the stack is in the whole Node
+// process's address space), and a fresh one costs the child a page fault per page it touches.
+struct CloneStack {
+  void* base = nullptr;
+  ~CloneStack() {
+    if (base) munmap(base, kStackSize + kGuardSize);
+  }
+};
+thread_local CloneStack t_clone_stack;
+
+void* take_stack() {
+  if (void* kept = t_clone_stack.base) {
+    t_clone_stack.base = nullptr;
+    return kept;
+  }
+  void* stack = mmap(nullptr, kStackSize + kGuardSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return nullptr;
+  mprotect(stack, kGuardSize, PROT_NONE);
+  return stack;
+}
+
+// Only once no child runs on it: before the clone, after its exec (EOF on the exec pipe), or
+// once it is reaped.
+void give_back_stack(void* stack) {
+  if (t_clone_stack.base) munmap(stack, kStackSize + kGuardSize);
+  else t_clone_stack.base = stack;
+}
+
 // Everything the cloned child needs, prepared before clone(): it runs on its own stack inside
 // this process's memory and may only make raw system calls.
 struct ChildArgs {
@@ -484,10 +513,8 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   args.argv = argv;
   args.envp = envp;
 
-  void* stack = mmap(nullptr, kStackSize + kGuardSize, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) return fail(res, "mmap stack", errno);
-  mprotect(stack, kGuardSize, PROT_NONE);
+  void* stack = take_stack();
+  if (stack == nullptr) return fail(res, "mmap stack", errno);
   char* stack_top = static_cast<char*>(stack) + kStackSize + kGuardSize;
 
   bool join = req.join_pidfd >= 0;
@@ -519,11 +546,11 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     ThreadActsAs as_owner;
     if (!join && req.owner_count > 0) {
       if (!owner.take(req.owner_first, req.owner_count)) {
-        munmap(stack, kStackSize + kGuardSize);
+        give_back_stack(stack);
         return fail(res, "box owner id (every id of the range is in use)", EAGAIN);
       }
       if (int e = as_owner.enter(owner.id())) {
-        munmap(stack, kStackSize + kGuardSize);
+        give_back_stack(stack);
         return fail(res, "box owner id", e);
       }
     }
@@ -532,7 +559,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     if (pid < 0) clone_err = errno;
   }
   if (pid < 0) {
-    munmap(stack, kStackSize + kGuardSize);
+    give_back_stack(stack);
     return fail(res, "clone", clone_err);
   }
   res->marks[SpawnResult::kCloned] = now_ns();
@@ -548,7 +575,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 
   auto abort_child = [&](const char* stage, int err) {
     kill_and_reap(*pidfd_p);
-    munmap(stack, kStackSize + kGuardSize);
+    give_back_stack(stack);
     fail(res, stage, err);
   };
 
@@ -580,14 +607,14 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   // EOF: the child exec'd the init (or died); either way it no longer runs on our stack.
   if (n != 0) {
     kill_and_reap(*pidfd_p);
-    munmap(stack, kStackSize + kGuardSize);
+    give_back_stack(stack);
     if (n == static_cast<ssize_t>(sizeof failure)) {
       failure.stage[sizeof failure.stage - 1] = '\0';
       return fail(res, failure.stage, failure.err);
     }
     return fail(res, "start init", n < 0 ? static_cast<int>(-n) : EPROTO);
   }
-  munmap(stack, kStackSize + kGuardSize);
+  give_back_stack(stack);
   res->marks[SpawnResult::kInitExec] = now_ns();
   int* mnt_ns = join ? fds.add(-1) : fds.add(hold_mount_namespace(pid));
   if (!plan_sent) {

@@ -524,7 +524,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     // into its own namespace, but not clone one made in another.
     int tree = req.devices_fd < 0 ? -EBADF : clone_device_tree(req.devices_fd);
     if (tree < 0) {
-      munmap(stack, kStackSize + kGuardSize);
+      give_back_stack(stack);
       return fail(res, "clone /dev tree", -tree);
     }
     *devices_tree = tree;

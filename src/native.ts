@@ -171,7 +171,7 @@ interface Addon {
   overlayIsOpaque(path: string): boolean;
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
-  cgroupFiles(mkdirs: string[], writes: string[], reads: string[], rmdirs?: string[]): Promise<(string | null)[]>;
+  cgroupFiles(mkdirs: readonly string[], writes: readonly string[], reads: readonly string[], rmdirs?: readonly string[]): Promise<(string | null)[]>;
   /** Absent from an addon built before it: boxes then bind each device. */
   deviceTree?(spec: DeviceTreeSpec): string | null;
   fileIds(paths: readonly string[]): string;
@@ -277,7 +277,7 @@ export function overlayIsOpaque(path: string): boolean {
  * value, …), then reads `reads` (null for a read that fails). The first refused rmdir, mkdir or
  * write rejects with { op, path, value, errno } and stops the batch.
  */
-export function cgroupFiles(mkdirs: string[], writes: string[], reads: string[], rmdirs: string[] = []): Promise<(string | null)[]> {
+export function cgroupFiles(mkdirs: readonly string[], writes: readonly string[], reads: readonly string[], rmdirs: readonly string[] = []): Promise<(string | null)[]> {
   return rmdirs.length > 0 ? load().cgroupFiles(mkdirs, writes, reads, rmdirs) : load().cgroupFiles(mkdirs, writes, reads);
 }
 

@@ -98,10 +98,11 @@ export type ControlWrite = readonly [dir: string, file: string, value: string];
 
 /**
  * Removes `rmdirs`, makes `mkdirs` (each in order), then writes `writes` (in order), then reads
- * `reads`, on a worker thread; a read that fails gives undefined. A refused rmdir, mkdir or write stops
- * the batch and becomes a SandboxSetupError naming the directory, or the file and value (what was
- * done before it stays done). With a fake tree, its `populate` runs between the mkdirs and the
- * writes, as the kernel's would (and it has no rmdirs: a fake tree's cgroups are never reused).
+ * `reads`, on a worker thread; a read that fails gives undefined. A refused rmdir, mkdir or write
+ * stops the batch and becomes a SandboxSetupError naming the directory, or the file and value
+ * (what was done before it stays done). With a fake tree, its `populate` runs between the mkdirs
+ * and the writes, as the kernel's would (and it has no rmdirs: a fake tree's cgroups are never
+ * reused).
  */
 export async function cgroupBatch(
   mkdirs: readonly string[],
@@ -117,11 +118,11 @@ export async function cgroupBatch(
   for (const [dir, file, value] of writes) flat.push(`${dir}/${file}`, value);
   try {
     if (fake && mkdirs.length > 0) {
-      await cgroupFiles([...mkdirs], [], []);
+      await cgroupFiles(mkdirs, [], []);
       for (const d of mkdirs) fake.populate(d);
       mkdirs = [];
     }
-    const got = await cgroupFiles(mkdirs as string[], flat, reads as string[], rmdirs as string[]);
+    const got = await cgroupFiles(mkdirs, flat, reads, rmdirs);
     return got.map((t) => t ?? undefined);
   } catch (e) {
     const err = e as { op?: unknown; path?: unknown; value?: unknown; errno?: unknown; message?: string };

@@ -46,8 +46,9 @@ int place_run_files(const Plan& plan, std::string* what);
 // Starts the program (unless the box only waits for runs: kPersistent), forwards signals, reaps,
 // and ends the run when it ends or when the supervisor says so.
 [[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all, bool run_files);
-// fork() for a child that dies with its parent: 0 in the child, its pid in the parent.
-pid_t fork_tied(const char* stage);
+// Starts fn(arg) in a child that shares our memory and dies with us; its pid. From then on the
+// caller makes raw system calls only (link_until_reaped).
+pid_t clone_tied(const char* stage, int (*fn)(void*), void* arg);
 // Ends once `child` is reaped, holding no privilege, channel or stdio meanwhile.
 [[noreturn]] void link_until_reaped(pid_t child, int cap_last);
 

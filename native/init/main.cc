@@ -73,17 +73,20 @@ void await_run(Plan* plan) {
 // be made only by a process inside the one it goes below. So our child, in the box's PID
 // namespace, makes the run's own, and its child is PID 1 there: the run's init. Its death takes the
 // whole run with it, by the kernel; the box's init never sees the run's processes, nor they it.
-// Both forks are tied (fork_tied): the only processes that could ever be left to the box's init (a
-// link or run init whose parent died) are killed with their parent, so it never keeps one.
+// Both children are tied (clone_tied): the only processes that could ever be left to the box's init
+// (a link or run init whose parent died) are killed with their parent, so it never keeps one. They
+// share our memory: the run's three processes are one address space until the program's fork.
 // A run staged ahead (kPrepared with kJoin) goes as far as the run's init with its /proc, then
 // waits for the run's plan and stdio as a box built ahead does: the run itself pays only for the
 // program's fork and execve.
-[[noreturn]] void join_box(Plan& plan, int cap_last, const sigset_t& all) {
-  pid_t link = fork_tied("fork");
-  if (link > 0) link_until_reaped(link, cap_last);
-  if (unshare(CLONE_NEWPID) < 0) fail("run PID namespace", errno);
-  pid_t init = fork_tied("fork run init");
-  if (init > 0) link_until_reaped(init, cap_last);
+struct Join {
+  Plan* plan;
+  int cap_last;
+  const sigset_t* all;
+};
+
+[[noreturn]] int run_init(void* p) {
+  Join& j = *static_cast<Join*>(p);
   // The supervisor ends the run through the run's init (killing the process it cloned would leave
   // us to die of PR_SET_PDEATHSIG a moment later, after the result), so it gets our pidfd first:
   // sent by us, it arrives before anything else we report (a staged run's ready note included).
@@ -93,8 +96,20 @@ void await_run(Plan* plan) {
   // The run's own /proc, over the box's, in the run's mount namespace: the run sees its processes
   // only. (A new procfs needs one already fully visible in the namespace, so the box's stays below.)
   mount_proc("/proc", "mount run /proc");
-  if (plan.flags & wire::kPrepared) await_run(&plan);
-  supervise(plan, cap_last, all, true);
+  if (j.plan->flags & wire::kPrepared) await_run(j.plan);
+  supervise(*j.plan, j.cap_last, *j.all, true);
+}
+
+[[noreturn]] int run_link(void* p) {
+  Join& j = *static_cast<Join*>(p);
+  if (unshare(CLONE_NEWPID) < 0) fail("run PID namespace", errno);
+  link_until_reaped(clone_tied("fork run init", run_init, p), j.cap_last);
+}
+
+[[noreturn]] void join_box(Plan& plan, int cap_last, const sigset_t& all) {
+  // Never unwound: this frame lives as long as we do, and the children read it from our memory.
+  Join j{&plan, cap_last, &all};
+  link_until_reaped(clone_tied("fork", run_link, &j), cap_last);
 }
 
 }  // namespace

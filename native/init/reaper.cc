@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -13,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../raw_syscall.h"
 #include "init.h"
 
 namespace sandcell::init {
@@ -123,35 +126,68 @@ void die_with_parent(int parent_pidfd) {
   }
 }
 
-// Forks a child that dies with us (see die_with_parent): 0 in the child, its pid in the parent.
-pid_t fork_tied(const char* stage) {
+namespace {
+
+// What a child started by clone_tied needs, kept at the bottom of its own stack: the parent's
+// frame is gone once clone_tied returns, and the child may not have read it yet.
+struct TiedStart {
+  int parent_pidfd;
+  int (*fn)(void*);
+  void* arg;
+};
+
+int tied_start(void* p) {
+  const TiedStart* t = static_cast<const TiedStart*>(p);
+  die_with_parent(t->parent_pidfd);
+  return t->fn(t->arg);
+}
+
+constexpr size_t kTiedStack = 2 << 20;
+constexpr size_t kGuard = 4096;
+
+}  // namespace
+
+// The links and a joined run's init share our memory (CLONE_VM): a fork() here copied the init's
+// address space twice per run and faulted its pages back in, copy on write, on both sides of each
+// fork, which made those two forks most of the CPU a run in a living box cost over a one-shot run.
+// Each gets a stack of its own (never unmapped: the last of us to exit takes it with the address
+// space). From the clone on, the parent makes raw system calls only (link_until_reaped): it shares
+// libc's state and errno with the child, which uses libc freely.
+pid_t clone_tied(const char* stage, int (*fn)(void*), void* arg) {
   int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   if (self < 0) fail(stage, errno);
-  pid_t pid = fork();
+  void* stack = mmap(nullptr, kTiedStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) fail(stage, errno);
+  if (mprotect(stack, kGuard, PROT_NONE) < 0) fail(stage, errno);
+  auto* start = reinterpret_cast<TiedStart*>(static_cast<char*>(stack) + kGuard);
+  *start = {self, fn, arg};
+  char* top = static_cast<char*>(stack) + kTiedStack;
+  pid_t pid = clone(tied_start, top, CLONE_VM | SIGCHLD, start);
   if (pid < 0) fail(stage, errno);
-  if (pid == 0) {
-    die_with_parent(self);
-    return 0;
-  }
-  close(self);
+  raw::syscall6(__NR_close, self);
   return pid;
 }
 
 // A link between the process the addon watches and a joined run's init: it holds no privilege,
 // no channel and none of the run's stdio (the run's output ends with the run, not with us), and
 // ends once its child is reaped, so the process the addon watches ends only after the whole run
-// has.
+// has. Raw system calls only: the child runs in our memory (clone_tied). Dumpability belongs to the
+// address space, so ours being off makes the run init (and its program until execve) not dumpable
+// from here on, as the run init makes itself anyway once it keeps only CAP_KILL.
 [[noreturn]] void link_until_reaped(pid_t child, int cap_last) {
-  for (int fd = 0; fd < 3; fd++) close(fd);
-  close(wire::kPlanFd);
-  close(wire::kReportFd);
-  close(wire::kStatusFd);
-  for (int cap = 0; cap <= cap_last; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-  if (int err = clear_caps()) fail("drop capabilities", err);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  while (waitpid(child, nullptr, __WALL) < 0 && errno == EINTR) {
+  for (int fd = 0; fd < 3; fd++) raw::syscall6(__NR_close, fd);
+  raw::syscall6(__NR_close, wire::kPlanFd);
+  raw::syscall6(__NR_close, wire::kReportFd);
+  raw::syscall6(__NR_close, wire::kStatusFd);
+  for (int cap = 0; cap <= cap_last; cap++) raw::syscall6(__NR_prctl, PR_CAPBSET_DROP, cap);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct none[2] = {};
+  if (raw::syscall6(__NR_capset, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(none)) < 0)
+    raw::syscall6(__NR_exit_group, 127);
+  raw::syscall6(__NR_prctl, PR_SET_DUMPABLE, 0);
+  while (raw::syscall6(__NR_wait4, child, 0, __WALL, 0) == -EINTR) {
   }
-  _exit(0);
+  for (;;) raw::syscall6(__NR_exit_group, 0);
 }
 
 }  // namespace sandcell::init

@@ -70,6 +70,39 @@ void die_with_parent(int parent_pidfd) {
   close(parent_pidfd);
 }
 
+struct ProgramStart {
+  const Plan* plan;
+  int cap_last;
+  bool run_files;
+  int sigfd;
+};
+
+[[noreturn]] int program_start(void* p) {
+  const ProgramStart* s = static_cast<const ProgramStart*>(p);
+  close(s->sigfd);
+  exec_program(*s->plan, s->cap_last, s->run_files);
+}
+
+constexpr size_t kProgramStack = 1 << 20;
+constexpr size_t kGuard = 4096;
+
+// The program's process shares our memory until its execve (CLONE_VM | CLONE_VFORK), as
+// posix_spawn's does: a fork() copied the init's address space and faulted its pages back in, copy
+// on write, on both sides, for a process that only sets itself up and execs. We wait meanwhile (the
+// kernel resumes us at its execve or its exit), so its setup, which uses libc freely, never runs
+// beside ours. Everything it changes for itself (fds, signal dispositions, ids, rlimits, the
+// filter) is its own: only memory is shared.
+pid_t start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
+  void* stack = mmap(nullptr, kProgramStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) fail("fork", errno);
+  if (mprotect(stack, kGuard, PROT_NONE) < 0) fail("fork", errno);
+  ProgramStart start{&plan, cap_last, run_files, sigfd};
+  pid_t pid = clone(program_start, static_cast<char*>(stack) + kProgramStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+  if (pid < 0) fail("fork", errno);
+  munmap(stack, kProgramStack);
+  return pid;
+}
+
 }  // namespace
 
 // The init's life after setup: start the program (unless the box only waits for runs), then
@@ -78,14 +111,7 @@ void die_with_parent(int parent_pidfd) {
   int sigfd = signalfd(-1, &all, SFD_CLOEXEC);
   if (sigfd < 0) fail("signalfd", errno);
   pid_t main_pid = -1;
-  if (!(plan.flags & wire::kPersistent)) {
-    main_pid = fork();
-    if (main_pid < 0) fail("fork", errno);
-    if (main_pid == 0) {
-      close(sigfd);
-      exec_program(plan, cap_last, run_files);
-    }
-  }
+  if (!(plan.flags & wire::kPersistent)) main_pid = start_program(plan, cap_last, run_files, sigfd);
   // For a living box, this EOF tells the supervisor the box is ready for runs.
   close(wire::kReportFd);
   keep_only_kill(cap_last);
@@ -143,7 +169,6 @@ int tied_start(void* p) {
 }
 
 constexpr size_t kTiedStack = 2 << 20;
-constexpr size_t kGuard = 4096;
 
 }  // namespace
 

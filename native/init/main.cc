@@ -75,10 +75,11 @@ void await_run(Plan* plan) {
 // whole run with it, by the kernel; the box's init never sees the run's processes, nor they it.
 // Both children are tied (clone_tied): the only processes that could ever be left to the box's init
 // (a link or run init whose parent died) are killed with their parent, so it never keeps one. They
-// share our memory: the run's three processes are one address space until the program's fork.
+// share our memory: the run's three processes are one address space, and the program's process is
+// too until its execve (start_program, reaper.cc).
 // A run staged ahead (kPrepared with kJoin) goes as far as the run's init with its /proc, then
 // waits for the run's plan and stdio as a box built ahead does: the run itself pays only for the
-// program's fork and execve.
+// program's process and its execve.
 struct Join {
   Plan* plan;
   int cap_last;

@@ -15,7 +15,9 @@
 //          (fcntl, statfs, fstatfs, truncate, ftruncate, lseek, sendfile, newfstatat, fstat, mmap,
 //          fadvise64) through the aliases at the end of the header.
 //
-// --check exits non-zero if the committed tables differ from what the headers give.
+// --check exits non-zero if the committed tables differ from what the headers give. The headers'
+// version in the Source line is left out of the comparison: a point release of linux-libc-dev
+// changes it without changing a number, and the check is about the numbers.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -192,6 +194,10 @@ const outputs = [
   ],
 ];
 
+function withoutVersion(text) {
+  return text.replace(/\(Linux UAPI headers[^)]*\)/g, '(Linux UAPI headers)');
+}
+
 let stale = false;
 for (const [file, text] of outputs) {
   const path = join(outDir, file);
@@ -202,7 +208,7 @@ for (const [file, text] of outputs) {
     } catch {
       /* missing */
     }
-    if (old !== text) {
+    if (withoutVersion(old) !== withoutVersion(text)) {
       console.error(`${path} is out of date`);
       stale = true;
     }

@@ -1,15 +1,30 @@
 /**
  * The seccomp filter of a box: a preset or a caller's policy, compiled once per policy for the
- * host's architecture and reused by every run.
+ * host's architecture and reused by every run. A policy with rules marked `terminal` is compiled
+ * twice: as it is, and without those rules for runs that can reach no terminal (the plan picks).
  */
-import { compile, hostArch, presets, type PresetName, type SeccompArch, type SeccompPolicy } from '../seccomp/index.js';
+import {
+  compile,
+  hostArch,
+  presets,
+  withoutTerminalRules,
+  type PresetName,
+  type SeccompArch,
+  type SeccompPolicy,
+} from '../seccomp/index.js';
 
-export interface BoxFilter {
+export interface CompiledFilter {
   program: Buffer;
   /** The policy has `kill` actions: load it with a listener and report violations by name. */
   listener: boolean;
   execPathLo: number[];
   execPathHi: number[];
+}
+
+/** A policy's filter for runs that may hold a terminal, and for runs that cannot (the same one when no rule is marked `terminal`). */
+export interface BoxFilter {
+  terminal: CompiledFilter;
+  noTerminal: CompiledFilter;
 }
 
 /**
@@ -29,6 +44,19 @@ function arch(): SeccompArch {
   return a;
 }
 
+function compiledFilter(policy: SeccompPolicy): CompiledFilter {
+  // The filter is compiled exactly as the policy says: the init hands the listener over from a
+  // helper thread the filter does not apply to (native/init/program.cc, ListenerHandoff), so the
+  // program's own thread makes no call between loading the filter and its first execve.
+  const result = compile(policy, arch());
+  return {
+    program: result.program,
+    listener: usesKill(policy),
+    execPathLo: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'lo').map((p) => p.index),
+    execPathHi: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'hi').map((p) => p.index),
+  };
+}
+
 /** null for `none`: no filter at all. */
 export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null {
   if (choice === 'none') return null;
@@ -36,16 +64,9 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
   const key = typeof choice === 'string' ? choice : JSON.stringify(policy, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
   let f = compiled.get(key);
   if (!f) {
-    // The filter is compiled exactly as the policy says: the init hands the listener over from a
-    // helper thread the filter does not apply to (native/init/program.cc, ListenerHandoff), so the
-    // program's own thread makes no call between loading the filter and its first execve.
-    const result = compile(policy, arch());
-    f = {
-      program: result.program,
-      listener: usesKill(policy),
-      execPathLo: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'lo').map((p) => p.index),
-      execPathHi: result.placeholders.filter((p) => p.name === 'execPath' && p.half === 'hi').map((p) => p.index),
-    };
+    const terminal = compiledFilter(policy);
+    const without = withoutTerminalRules(policy);
+    f = { terminal, noTerminal: without === policy ? terminal : compiledFilter(without) };
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, f);
   }

@@ -8,7 +8,7 @@ import type { RunCgroup } from '../cgroup/index.js';
 import type { BoxFilter } from '../launch/filter.js';
 import { cpuTimeEnforcement, cpuTimeRlimit } from '../limits/cpu-time.js';
 import { memoryEnforcement, memoryRlimit } from '../limits/memory.js';
-import type { NativePlan, NativeRlimit, NativeStdio } from '../native.js';
+import type { NativeMount, NativePlan, NativeRlimit, NativeStdio } from '../native.js';
 import { hostsFileOf } from '../network/private.js';
 import type { ResolvedOptions } from '../options.js';
 import { privileged } from '../privilege.js';
@@ -22,17 +22,24 @@ export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, NPROC: 6, NOFILE: 7, AS: 9 } as const;
 
 /** Where a program runs and what it gets from the launcher. */
-export interface RunSetup {
+interface RunSetupOf<Into extends string, Stdin> {
   /**
    * `new`: a box of its own, built now. `warm`: the one run of a box built ahead, whose init
    * already waits in `cgroup`. `living`: a run inside a living box (Sandbox), entering `cgroup`,
    * its own below the box's.
    */
-  into: 'new' | 'warm' | 'living';
+  into: Into;
   cgroup: RunCgroup | null;
   filter: BoxFilter | null;
-  stdin: 'pipe' | 'null';
+  stdin: Stdin;
 }
+
+/**
+ * The program's stdin: the library's own pipe or /dev/null, or (native layer, tests) a caller's
+ * descriptor, which may be a terminal. Never a caller's descriptor in a living box: its runs can
+ * pass descriptors to each other, and each run's filter is chosen from its own stdio alone.
+ */
+export type RunSetup = RunSetupOf<'new' | 'warm', NativeStdio> | RunSetupOf<'living', 'pipe' | 'null'>;
 
 /** A program's plan, and how its limits are enforced. */
 export interface PlannedRun {
@@ -56,10 +63,13 @@ export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
   plan.stdio = [s.stdin, 'pipe', 'pipe'];
   if (cg?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cg.cpuTimeFile;
   if (s.filter) {
-    plan.seccomp = s.filter.program;
-    plan.seccompListener = s.filter.listener;
-    plan.seccompExecPathLo = s.filter.execPathLo;
-    plan.seccompExecPathHi = s.filter.execPathHi;
+    // The box's root can open no terminal (checked when its plan was made, `rootDevices`), so
+    // only a caller's descriptor among the stdio can be one.
+    const f = plan.stdio.some((x) => typeof x === 'number') ? s.filter.terminal : s.filter.noTerminal;
+    plan.seccomp = f.program;
+    plan.seccompListener = f.listener;
+    plan.seccompExecPathLo = f.execPathLo;
+    plan.seccompExecPathHi = f.execPathHi;
   }
   return { plan, enforced };
 }
@@ -156,6 +166,23 @@ type Mode = 'run' | 'living' | 'join' | 'prepared';
  */
 const planned = new WeakMap<object, Map<Mode, { owners: Readonly<OwnerIds> | undefined; plan: NativePlan }>>();
 
+/** Host devices a box's root may bind: none of them a terminal. */
+const MEMORY_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
+
+/**
+ * A box's root opens no terminal: every bind but the memory devices is nodev, and what the box
+ * mounts itself (tmpfs, proc, an image's overlay) is mounted in its user namespace, whose
+ * filesystems the kernel opens no device node on. `planRun` relies on this to leave the rules
+ * marked `terminal` out of a run's filter; a root that would break it is refused here, before
+ * any box is built from it.
+ */
+function rootDevices(mounts: NativeMount[]): NativeMount[] {
+  for (const m of mounts)
+    if (m.kind === 'bind' && m.noDev !== true && !MEMORY_DEVICES.has(m.source))
+      throw new Error(`plan: ${m.target} would be bound from ${m.source} without nodev: a box binds no device but the memory devices, and its seccomp filter leaves out the terminal rules on that ground`);
+  return mounts;
+}
+
 function makePlan(o: ResolvedOptions, mode: Mode): NativePlan {
   const env = { PATH: SAFE_PATH, ...o.env };
   // A stored image is always an overlay of its layers (read-only unless writable); a directory
@@ -189,7 +216,7 @@ function makePlan(o: ResolvedOptions, mode: Mode): NativePlan {
     mounts:
       mode === 'join'
         ? filesIn(o.cwd, o.files)
-        : boxRoot({
+        : rootDevices(boxRoot({
             uid: o.uid,
             gid: o.gid,
             cwd: o.cwd,
@@ -204,7 +231,7 @@ function makePlan(o: ResolvedOptions, mode: Mode): NativePlan {
             cwdInImage: o.cwdInImage,
             // A box built ahead holds nothing of a run's; a living box's own files are placed now.
             files: mode === 'prepared' ? [] : o.files,
-          }),
+          })),
     rlimits: [],
     seccomp: null,
     seccompListener: false,

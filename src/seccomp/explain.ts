@@ -3,7 +3,7 @@
  */
 import { AUDIT_ARCH, type SeccompArch, syscallName, syscallTable } from './arch.js';
 import { type CompileOptions, type CompilePlan, type Segment, compile, planPolicy } from './compile.js';
-import { type ResolvedCondition, type SeccompPolicy, SECCOMP_RET, errnoName } from './policy.js';
+import { type ResolvedCondition, type SeccompPolicy, SECCOMP_RET, errnoName, withoutTerminalRules } from './policy.js';
 
 /** Describes a 32-bit filter return value. */
 export function describeReturn(value: number, opts: CompileOptions = {}): string {
@@ -94,6 +94,15 @@ export function explain(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
   lines.push(`  other architectures${arch === 'x86_64' ? ' (i386 int 0x80, ...) and x32 calls' : ' (arm32 compat, ...)'}: ${describeReturn(plan.foreign, opts)}`);
   lines.push(`  default: ${describeReturn(plan.fallback, opts)} (every number no rule names, known to the table or not)`);
   lines.push(`  the ${Object.keys(syscallTable(arch)).length} calls of the ${arch} table: ${tally(plan, arch, opts)}`);
+  const terminalRules = policy.rules.flatMap((r, i) => (r.terminal === true ? [i] : []));
+  if (terminalRules.length > 0) {
+    const without = withoutTerminalRules(policy);
+    lines.push(
+      `  rules marked terminal (${terminalRules.join(', ')}): the filter of a run that may hold a terminal; a run whose stdio are ` +
+        `the sandbox's pipes or /dev/null gets the policy without them: ${compile(without, arch, opts).instructions} instructions, ` +
+        `the ${Object.keys(syscallTable(arch)).length} calls: ${tally(planPolicy(without, arch, opts), arch, opts)}`,
+    );
+  }
   if (compiled.placeholders.length > 0)
     lines.push(
       `  placeholders: ${compiled.placeholders.map((p) => `$${p.name}.${p.half} at instruction ${p.index}`).join(', ')}`,
@@ -113,7 +122,8 @@ export function explain(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
     const d = seg.decision;
     lines.push(...wrap(range, label, ':', indent));
     d.rules.forEach((r, i) => {
-      lines.push(`${indent}if ${r.conditions.map(describeCondition).join(' && ')} → ${describeReturn(d.values[i]!, opts)}  (rule ${r.rule})`);
+      const terminal = policy.rules[r.rule]?.terminal === true ? ', terminal' : '';
+      lines.push(`${indent}if ${r.conditions.map(describeCondition).join(' && ')} → ${describeReturn(d.values[i]!, opts)}  (rule ${r.rule}${terminal})`);
     });
     lines.push(`${indent}otherwise → ${describeReturn(d.fallback, opts)}`);
   }

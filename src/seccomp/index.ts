@@ -46,6 +46,7 @@ export {
   parsePolicy,
   seccompPolicySchema,
   validatePolicy,
+  withoutTerminalRules,
 } from './policy.js';
 export {
   type CompileOptions,

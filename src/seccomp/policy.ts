@@ -125,6 +125,12 @@ export interface SeccompRule {
    * x86_64 and aarch64, e.g. `open` exists only on x86_64).
    */
   optional?: boolean;
+  /**
+   * The rule can only ever decide a call made on a terminal (ioctl TIOCSTI, TIOCLINUX): when the
+   * sandbox proves a run can reach no terminal, it compiles the policy without this rule (see
+   * {@link withoutTerminalRules}). Unmarked rules are always compiled.
+   */
+  terminal?: boolean;
 }
 
 export interface SeccompPolicy {
@@ -344,6 +350,7 @@ const ruleSchema = z.strictObject({
   action: actionSchema,
   args: z.array(argSchema).max(32, 'at most 32 conditions per rule').optional(),
   optional: z.boolean().optional(),
+  terminal: z.boolean().optional(),
 });
 
 /** The zod schema of {@link SeccompPolicy}. */
@@ -375,6 +382,17 @@ export function parsePolicy(json: unknown): SeccompPolicy {
 export function validatePolicy(policy: SeccompPolicy): SeccompPolicy {
   parsePolicy(policy);
   return policy;
+}
+
+/**
+ * The policy a run that can reach no terminal gets: its rules marked `terminal` left out, the
+ * others in their order. A rule on terminal requests decides nothing where no descriptor is a
+ * terminal, and an argument rule keeps the kernel's action cache from answering its call (ioctl)
+ * without running the filter. Returns `policy` itself when no rule is marked.
+ */
+export function withoutTerminalRules(policy: SeccompPolicy): SeccompPolicy {
+  if (!policy.rules.some((r) => r.terminal === true)) return policy;
+  return { defaultAction: policy.defaultAction, rules: policy.rules.filter((r) => r.terminal !== true) };
 }
 
 // ---------------------------------------------------------------------------------------------

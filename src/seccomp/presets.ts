@@ -23,6 +23,13 @@ export const CLONE_NS_FLAGS =
 /** The namespace flags unshare() accepts (clone's plus CLONE_NEWTIME): 0x7e020080. */
 export const UNSHARE_NS_FLAGS = CLONE_NS_FLAGS | CLONE_NEWTIME;
 
+/**
+ * TIOCSTI pushes bytes into a terminal's input as if typed; TIOCLINUX drives a virtual console
+ * (and can paste its selection as input). Both act only on a descriptor of a terminal, so their rules are marked `terminal`: a run whose stdio are the sandbox's own pipes
+ * or /dev/null, in a box where no terminal device can be opened, gets the policy without them
+ * (`withoutTerminalRules`), and the kernel's action cache then answers every ioctl without
+ * running the filter. A run that may hold a terminal gets them. docs/seccomp.md gives the proof.
+ */
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
 
@@ -149,7 +156,8 @@ const SOCKET_FAMILIES = [1, 2, 10];
  * - clone3 → ENOSYS: its flags are behind a pointer a filter cannot read; libc falls back to clone;
  * - io_uring_* → ENOSYS (io_uring performs I/O without passing through seccomp; libuv falls back);
  * - personality() other than 0, PER_LINUX32 (0x8), UNAME26 (0x20000), 0x20008 and the query 0xffffffff → EPERM;
- * - ioctl TIOCSTI (0x5412) and TIOCLINUX (0x541c), the request compared on its low 32 bits → EPERM;
+ * - ioctl TIOCSTI (0x5412) and TIOCLINUX (0x541c), the request compared on its low 32 bits → EPERM
+ *   (rules marked `terminal`: compiled only for a run that may hold a terminal, see TIOCSTI above);
  * - socket() and socketpair() with a domain other than AF_UNIX, AF_INET, AF_INET6 → EAFNOSUPPORT
  *   (this includes AF_NETLINK: glibc's getaddrinfo/getifaddrs fall back without it).
  *
@@ -173,8 +181,8 @@ const defaultPreset: SeccompPolicy = {
       (p): SeccompRule => ({ syscall: 'personality', action: 'allow', args: int32Eq(0, p) }),
     ),
     { syscall: 'personality', action: EPERM },
-    { syscall: 'ioctl', action: EPERM, args: int32Eq(1, TIOCSTI) },
-    { syscall: 'ioctl', action: EPERM, args: int32Eq(1, TIOCLINUX) },
+    { syscall: 'ioctl', action: EPERM, args: int32Eq(1, TIOCSTI), terminal: true },
+    { syscall: 'ioctl', action: EPERM, args: int32Eq(1, TIOCLINUX), terminal: true },
     { syscall: 'ioctl', action: 'allow' },
     ...SOCKET_FAMILIES.map((d): SeccompRule => ({ syscall: ['socket', 'socketpair'], action: 'allow', args: int32Eq(0, d) })),
     { syscall: ['socket', 'socketpair'], action: { errno: 'EAFNOSUPPORT' } },
@@ -238,7 +246,8 @@ const JUDGE_ALLOWED_X86 = [
  *   space, and a solution that places a path at exactly that address (MAP_FIXED) and calls execve
  *   would pass; the address is not visible inside the box, so the native side should use a fresh,
  *   randomised mapping per run to make guessing it hopeless (one wrong guess kills the run).
- * - ioctl is allowed (isatty, terminal queries) except TIOCSTI and TIOCLINUX.
+ * - ioctl is allowed (isatty, terminal queries) except TIOCSTI and TIOCLINUX (marked `terminal`,
+ *   see TIOCSTI above).
  */
 const judge: SeccompPolicy = {
   defaultAction: 'kill',
@@ -246,8 +255,8 @@ const judge: SeccompPolicy = {
     { syscall: 'execve', action: 'allow', args: [{ index: 0, op: 'eq', value: { placeholder: 'execPath' } }] },
     { syscall: 'clone', action: 'allow', args: noNamespaceFlags(CLONE_NS_FLAGS) },
     { syscall: 'clone3', action: ENOSYS },
-    { syscall: 'ioctl', action: 'kill', args: int32Eq(1, TIOCSTI) },
-    { syscall: 'ioctl', action: 'kill', args: int32Eq(1, TIOCLINUX) },
+    { syscall: 'ioctl', action: 'kill', args: int32Eq(1, TIOCSTI), terminal: true },
+    { syscall: 'ioctl', action: 'kill', args: int32Eq(1, TIOCLINUX), terminal: true },
     { syscall: 'ioctl', action: 'allow' },
     // glibc's NSS (getpwuid: Java always asks for user.home, Python's site when HOME is unset)
     // first tries the nscd daemon through an AF_UNIX socket and falls back to /etc/passwd when

@@ -97,10 +97,45 @@ describe('planRun', () => {
     expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `size=${8 << 20},nr_inodes=2048,mode=755`, layers: ['/usr'] });
   });
 
-  it('passes the seccomp program and its listener through', () => {
+  it('passes the seccomp program and its listener through: the one without terminal rules for the library\'s own stdio', () => {
     const program = Buffer.alloc(8);
-    const filter: BoxFilter = { program, listener: true, execPathLo: [1], execPathHi: [2] };
-    expect(plan({}, { filter })).toMatchObject({ seccomp: program, seccompListener: true, seccompExecPathLo: [1], seccompExecPathHi: [2] });
+    const noTerminal = Buffer.alloc(16);
+    const filter: BoxFilter = {
+      terminal: { program, listener: true, execPathLo: [1], execPathHi: [2] },
+      noTerminal: { program: noTerminal, listener: false, execPathLo: [3], execPathHi: [4] },
+    };
+    expect(plan({}, { filter })).toMatchObject({ seccomp: noTerminal, seccompListener: false, seccompExecPathLo: [3], seccompExecPathHi: [4] });
+    expect(plan({}, { filter }, 'join')).toMatchObject({ seccomp: noTerminal });
+    // A caller's descriptor may be a terminal: the whole policy.
+    vi.spyOn(process, 'geteuid').mockReturnValue(0);
+    vi.spyOn(process, 'getegid').mockReturnValue(0);
+    const o = resolveOptions({ command: ['/bin/prog'] });
+    for (const into of ['new', 'warm'] as const) {
+      const p = planRun(o, { into, cgroup: null, filter, stdin: 7 }).plan;
+      expect(p).toMatchObject({ stdio: [7, 'pipe', 'pipe'], seccomp: program, seccompListener: true, seccompExecPathLo: [1], seccompExecPathHi: [2] });
+    }
+  });
+
+  it('refuses a root that would bind a device other than the memory devices without nodev', async () => {
+    // Every root rootfs.ts makes passes (binds, images, host network, private network's hosts file).
+    const kinds: Omit<RunOptions, 'command'>[] = [
+      {},
+      { binds: [{ source: '/dev', target: '/hostdev' }], mounts: [{ type: 'tmpfs', target: '/scratch' }] },
+      { image: '/usr' },
+      { image: '/usr', writable: true },
+      { network: 'host' },
+    ];
+    for (const k of kinds) {
+      for (const mode of ['run', 'box', 'prepared'] as const) {
+        const p = plan(k, {}, mode);
+        const devices = p.mounts.filter((m) => m.kind === 'bind' && m.noDev !== true).map((m) => (m.kind === 'bind' ? m.source : ''));
+        expect(devices.sort()).toEqual(['/dev/full', '/dev/null', '/dev/random', '/dev/urandom', '/dev/zero']);
+      }
+    }
+    const rootfs = await import('../../src/plan/rootfs.js');
+    const { boxRoot } = rootfs;
+    vi.spyOn(rootfs, 'boxRoot').mockImplementation((r) => [...boxRoot(r), { kind: 'bind', source: '/dev/tty', target: '/dev/tty' }]);
+    expect(() => plan({ hostname: 'refused-root' })).toThrow(/\/dev\/tty would be bound from \/dev\/tty without nodev/);
   });
 });
 

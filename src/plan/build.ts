@@ -4,6 +4,9 @@
  * program, a box without one (built ahead, or one that lives), and a program joining a box that
  * exists. What the run's cgroup offers decides how each limit is enforced, and the plan says so.
  */
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+
 import type { RunCgroup } from '../cgroup/index.js';
 import type { BoxFilter } from '../launch/filter.js';
 import { cpuTimeEnforcement, cpuTimeRlimit } from '../limits/cpu-time.js';
@@ -63,9 +66,7 @@ export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
   plan.stdio = [s.stdin, 'pipe', 'pipe'];
   if (cg?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cg.cpuTimeFile;
   if (s.filter) {
-    // The box's root can open no terminal (checked when its plan was made, `rootDevices`), so
-    // only a caller's descriptor among the stdio can be one.
-    const f = plan.stdio.some((x) => typeof x === 'number') ? s.filter.terminal : s.filter.noTerminal;
+    const f = mayHoldTerminal(o, plan) ? s.filter.terminal : s.filter.noTerminal;
     plan.seccomp = f.program;
     plan.seccompListener = f.listener;
     plan.seccompExecPathLo = f.execPathLo;
@@ -181,6 +182,50 @@ function rootDevices(mounts: NativeMount[]): NativeMount[] {
     if (m.kind === 'bind' && m.noDev !== true && !MEMORY_DEVICES.has(m.source))
       throw new Error(`plan: ${m.target} would be bound from ${m.source} without nodev: a box binds no device but the memory devices, and its seccomp filter leaves out the terminal rules on that ground`);
   return mounts;
+}
+
+/**
+ * Whether a program could hold a terminal, so that its filter keeps the rules marked `terminal`.
+ * It holds none when (1) its stdio are the library's pipes or /dev/null, not a caller's
+ * descriptor; (2) no terminal device opens in its box: every bind but the memory devices is nodev
+ * (`rootDevices`) down to the mounts below it (`nodevBelowBinds`), and what the box mounts itself
+ * is its user namespace's, on which the kernel opens no device; and (3) no process outside the
+ * box can hand it one over a Unix socket (SCM_RIGHTS): it reaches a host process's socket only
+ * through a host directory bound in (a caller's bind, a directory image) or the host's abstract
+ * socket namespace (`network: 'host'`); the default root's system directories and a stored
+ * image's layers hold none. A run in a living box has the box's binds and network.
+ */
+function mayHoldTerminal(o: ResolvedOptions, plan: NativePlan): boolean {
+  if (plan.stdio.some((x) => typeof x === 'number') || !nodevBelowBinds()) return true;
+  return o.network === 'host' || o.image !== null || o.mounts.some((m) => m.type === 'bind');
+}
+
+/**
+ * Whether the init's nodev reaches the mounts below each bind: it sets it with
+ * mount_setattr(AT_RECURSIVE) (Linux ≥ 5.12). Where that answers ENOSYS (an older kernel, or a
+ * seccomp filter over this process, a container's) the init remounts each bind's top mount
+ * alone, and a device filesystem mounted below a bound directory (a chroot's /dev) keeps its
+ * devices: runs there keep the terminal rules. `kernel` is os.release(), `status` /proc/self/status.
+ */
+export function nodevReachesSubmounts(kernel: string, status: string): boolean {
+  const [major = 0, minor = 0] = kernel.split('.').map((x) => Number.parseInt(x, 10));
+  return (major > 5 || (major === 5 && minor >= 12)) && /^Seccomp:\s*0$/m.test(status);
+}
+
+let nodevBelow: boolean | null = null;
+
+/** `nodevReachesSubmounts` of this host and process, read once. */
+function nodevBelowBinds(): boolean {
+  if (nodevBelow === null) {
+    let status = '';
+    try {
+      status = readFileSync('/proc/self/status', 'utf8');
+    } catch {
+      // No /proc: the filter state is unknown, and the terminal rules stay.
+    }
+    nodevBelow = nodevReachesSubmounts(release(), status);
+  }
+  return nodevBelow;
 }
 
 function makePlan(o: ResolvedOptions, mode: Mode): NativePlan {

@@ -6,7 +6,7 @@ import type { RunCgroup } from '../../src/cgroup/index.js';
 import type { BoxFilter } from '../../src/launch/filter.js';
 import type { NativeRlimit } from '../../src/native.js';
 import { resolveOptions, type RunOptions } from '../../src/options.js';
-import { planBox, planRun, RLIMIT, SAFE_PATH } from '../../src/plan/build.js';
+import { nodevReachesSubmounts, planBox, planRun, RLIMIT, SAFE_PATH } from '../../src/plan/build.js';
 
 /** What the run's cgroup offers (a memory controller, CPU accounting) and the filter it gets. */
 interface Setup {
@@ -97,7 +97,7 @@ describe('planRun', () => {
     expect(w).toMatchObject({ rootReadOnly: false, rootTmpfs: `size=${8 << 20},nr_inodes=2048,mode=755`, layers: ['/usr'] });
   });
 
-  it('passes the seccomp program and its listener through: the one without terminal rules for the library\'s own stdio', () => {
+  it('passes the seccomp program and its listener through: the one without terminal rules when the run can hold no terminal', () => {
     const program = Buffer.alloc(8);
     const noTerminal = Buffer.alloc(16);
     const filter: BoxFilter = {
@@ -106,6 +106,13 @@ describe('planRun', () => {
     };
     expect(plan({}, { filter })).toMatchObject({ seccomp: noTerminal, seccompListener: false, seccompExecPathLo: [3], seccompExecPathHi: [4] });
     expect(plan({}, { filter }, 'join')).toMatchObject({ seccomp: noTerminal });
+    expect(plan({ network: 'none', mounts: [{ type: 'tmpfs', target: '/scratch' }] }, { filter })).toMatchObject({ seccomp: noTerminal });
+    // A host process could hand the box a terminal over a socket it reaches: through a host
+    // directory bound in, or the host's abstract sockets.
+    for (const reach of [{ binds: [{ source: '/usr/share', target: '/share' }] }, { image: '/usr' }, { network: 'host' as const }]) {
+      expect(plan(reach, { filter })).toMatchObject({ seccomp: program });
+      expect(plan(reach, { filter }, 'join')).toMatchObject({ seccomp: program });
+    }
     // A caller's descriptor may be a terminal: the whole policy.
     vi.spyOn(process, 'geteuid').mockReturnValue(0);
     vi.spyOn(process, 'getegid').mockReturnValue(0);
@@ -114,6 +121,16 @@ describe('planRun', () => {
       const p = planRun(o, { into, cgroup: null, filter, stdin: 7 }).plan;
       expect(p).toMatchObject({ stdio: [7, 'pipe', 'pipe'], seccomp: program, seccompListener: true, seccompExecPathLo: [1], seccompExecPathHi: [2] });
     }
+  });
+
+  it('leaves the terminal rules out only where nodev reaches below every bind (mount_setattr, no seccomp filter over this process)', () => {
+    const free = 'Name:\tnode\nSeccomp:\t0\nSeccomp_filters:\t0\n';
+    expect(nodevReachesSubmounts('6.18.44-fc-v782', free)).toBe(true);
+    expect(nodevReachesSubmounts('5.12.0', free)).toBe(true);
+    expect(nodevReachesSubmounts('5.11.22', free)).toBe(false);
+    expect(nodevReachesSubmounts('4.19.0', free)).toBe(false);
+    expect(nodevReachesSubmounts('6.8.0', 'Name:\tnode\nSeccomp:\t2\nSeccomp_filters:\t1\n')).toBe(false);
+    expect(nodevReachesSubmounts('6.8.0', '')).toBe(false);
   });
 
   it('refuses a root that would bind a device other than the memory devices without nodev', async () => {

@@ -1,12 +1,14 @@
 // The rules of the presets marked `terminal` (ioctl TIOCSTI and TIOCLINUX), in real boxes. A run
 // given a caller's descriptor that is a terminal keeps them: `default` answers EPERM, `judge`
 // ends the run, and without a filter the injection would succeed (the pty is one the box can take
-// as its controlling terminal). A run whose stdio are the library's pipes or /dev/null gets the
-// policy without them, so the kernel answers ioctl (ENOTTY), and no terminal can be opened or
-// made from inside a box, nor through a bind of the host's /dev.
+// as its controlling terminal). So does a run that reaches host sockets (a bind, the host's
+// network), through which a host process could hand it a terminal. A run whose stdio are the
+// library's pipes or /dev/null, with neither, gets the policy without them, so the kernel answers
+// ioctl (ENOTTY); and no terminal can be opened or made from inside a box, nor through a bind of
+// the host's /dev. The probe is put in the box as a file of the run, not bound.
 import { spawn as spawnHost } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -80,10 +82,11 @@ async function runWithStdin(options: RunOptions, stdin: number): Promise<{ plan:
 }
 
 const probeRun = (args: string[], seccomp: RunOptions['seccomp'], extra: Partial<RunOptions> = {}): RunOptions => ({
-  command: [probe.inBox('probe'), ...args],
-  binds: [probe.bind, ...(extra.binds ?? [])],
+  command: ['/work/probe', ...args],
+  files: { probe: { data: readFileSync(join(probe.dir, 'probe')), mode: 0o755 } },
   seccomp,
   limits: { wallTime: '10s' },
+  ...extra,
 });
 
 /** Instructions `program` runs for ioctl(fd, request) on the host's architecture, and its answer. */
@@ -152,6 +155,20 @@ describe("a run with the library's own stdio gets the policy without them", () =
   });
 });
 
+describe('a run that reaches host sockets keeps them, whatever its stdio', () => {
+  const reaches: [string, Partial<RunOptions>][] = [
+    ['a bind of a host directory', { binds: [{ source: '/usr/share', target: '/share', readonly: true }] }],
+    ["the host's network (its abstract sockets)", { network: 'host' }],
+  ];
+  for (const [what, extra] of reaches) {
+    it(`${what}: default answers TIOCSTI and TIOCLINUX on a pipe with EPERM`, async () => {
+      const r = await run(probeRun(['stdin'], 'default', extra));
+      expect(r.status).toBe('ok');
+      expect(errnos(r.stdout)).toEqual({ tiocsctty: ENOTTY, tiocsti: EPERM, tioclinux: EPERM });
+    });
+  }
+});
+
 describe('no terminal can be opened or made inside a box', () => {
   const inBox = ['/dev/tty', '/dev/console', '/dev/ptmx', '/dev/pts/ptmx', '/dev/pts/0', '/dev/tty0', '/dev/tty1'];
 
@@ -164,7 +181,7 @@ describe('no terminal can be opened or made inside a box', () => {
   it("the host's /dev bound in is nodev: none of its devices opens, its /dev/null neither", async () => {
     await withPty(async (_fd, pts) => {
       const paths = ['tty', 'console', 'ptmx', 'pts/ptmx', pts.slice('/dev/'.length), 'tty0', 'null'].map((p) => `/hostdev/${p}`);
-      const r = await run(probeRun(['open', ...paths, '/dev/null'], 'none', { binds: [{ source: '/dev', target: '/hostdev', readonly: false }] }));
+      const r = await run(probeRun(['open', ...paths, '/dev/null'], 'none', { binds: [{ source: '/dev', target: '/hostdev', readonly: true }] }));
       expect(r.status).toBe('ok');
       // EACCES for every device of the bind (/dev/null, mode 0666, shows it is the nodev flag,
       // not the file's mode); the box's own /dev/null opens.
@@ -182,7 +199,15 @@ describe('no terminal can be opened or made inside a box', () => {
 describe('`sandcell run` in a terminal', () => {
   it('copies the terminal through pipes: the box holds no terminal, and gets the filter without the terminal rules', async () => {
     const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
-    const argv = [process.execPath, cli, 'run', '--bind', `${probe.dir}:/probe:ro`, '--', probe.inBox('probe'), 'stdin'];
+    const inBox = [
+      'import fcntl, os, termios',
+      "print('isatty', int(os.isatty(0)))",
+      'try:',
+      "  fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('tiocsti rc=0 errno=0')",
+      'except OSError as e:',
+      "  print('tiocsti rc=-1 errno=%d' % e.errno)",
+    ].join('\n');
+    const argv = [process.execPath, cli, 'run', '--', '/usr/bin/python3', '-c', inBox];
     // The CLI's stdin, stdout and stderr are a pty (Python's pty.spawn); its output comes back through it.
     const py = spawnHost('python3', ['-c', 'import pty, sys\nsys.exit(pty.spawn(sys.argv[1:]) >> 8)', ...argv], { stdio: ['pipe', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
@@ -191,7 +216,8 @@ describe('`sandcell run` in a terminal', () => {
     const out = Buffer.concat(chunks).toString().replace(/\r\n/g, '\n');
     expect(code, out).toBe(0);
     expect(out).toMatch(/^isatty 0$/m);
-    expect(errnos(out)).toEqual({ tiocsctty: ENOTTY, tiocsti: ENOTTY, tioclinux: ENOTTY });
+    // EPERM would be the terminal rules' answer; ENOTTY is the tty layer's on a pipe.
+    expect(errnos(out)).toEqual({ tiocsti: ENOTTY });
     expect(await childPids()).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 /* TIOCSTI (typing into a terminal) on the program's own descriptors and on any terminal it can
- * open; with a pty of its own (only in the weakened test, the host's /dev bound) it makes it its
+ * open; with a pty of its own (only in the weakened test, /dev/pts bound) it makes it its
  * controlling terminal first, the one case the kernel allows without capabilities. */
 #include "attack.h"
 #include <fcntl.h>

@@ -3,6 +3,7 @@ import { ARCHES } from '../../src/seccomp/arch.js';
 import { compile } from '../../src/seccomp/compile.js';
 import { describeReturn, explain } from '../../src/seccomp/explain.js';
 import { presets } from '../../src/seccomp/presets.js';
+import { withoutTerminalRules } from '../../src/seccomp/policy.js';
 import { halvesPolicy } from './policies.js';
 
 describe.each(ARCHES)('explain on %s', (arch) => {
@@ -21,6 +22,11 @@ describe.each(ARCHES)('explain on %s', (arch) => {
     expect(text).toMatch(/memfd_secret[^\n]*: errno ENOSYS \(38\)/);
     for (const call of ['socket', 'socketpair'])
       expect(text).toMatch(new RegExp(`\\b${call}\\b[^\\n]*:\\n(\\s+if .* → allow .*\\n){3}\\s+otherwise → errno EAFNOSUPPORT \\(97\\)`));
+    // the terminal rules are marked, and the policy without them described
+    expect(text).toMatch(/ioctl:\n\s+if \(arg1 & 0xffffffff\) == 0x5412 → errno EPERM \(1\) {2}\(rule \d+, terminal\)\n\s+if \(arg1 & 0xffffffff\) == 0x541c → errno EPERM \(1\) {2}\(rule \d+, terminal\)/);
+    const without = compile(withoutTerminalRules(presets.default), arch).instructions;
+    expect(text).toMatch(new RegExp(`rules marked terminal \\(\\d+, \\d+\\): .* gets the policy without them: ${without} instructions, the \\d+ calls: \\d+ allow, .*\\d+ with argument checks`));
+    expect(explain(withoutTerminalRules(presets.default), arch)).not.toMatch(/terminal/);
     // every allowed name is printed, none hidden behind an ellipsis
     expect(text).not.toMatch(/ … /);
     for (const name of ['read', 'futex', 'epoll_pwait', 'inotify_add_watch', 'mq_open']) expect(text).toMatch(new RegExp(`\\b${name}\\b[^\\n]*(\\n {18}[^\\n]*)*: allow`));

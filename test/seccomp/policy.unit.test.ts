@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type SeccompPolicy, SeccompPolicyError, actionValue, parsePolicy, parseU64 } from '../../src/seccomp/policy.js';
+import { type SeccompPolicy, SeccompPolicyError, actionValue, parsePolicy, parseU64, withoutTerminalRules } from '../../src/seccomp/policy.js';
 import { presetNames, presets } from '../../src/seccomp/presets.js';
 
 function issuePath(input: unknown): string {
@@ -52,6 +52,7 @@ describe('parsePolicy', () => {
     [{ defaultAction: 'allow', rules: [{ syscall: 'read', action: 'allow', args: [{ index: 0, op: 'eq', value: 1, mask: 1 }] }] }, 'rules.0.args.0.mask'],
     [{ defaultAction: 'allow', rules: [{ syscall: 'read', action: 'allow', args: [{ index: 0, op: 'gt', value: { placeholder: 'execPath' } }] }] }, 'rules.0.args.0.value'],
     [{ defaultAction: 'allow', rules: [{ syscall: 'read', action: 'allow', args: [{ index: 0, op: 'eq', value: { placeholder: 'other' } }] }] }, 'rules.0.args.0.value'],
+    [{ defaultAction: 'allow', rules: [{ syscall: 'ioctl', action: 'kill', terminal: 'yes' }] }, 'rules.0.terminal'],
   ])('refuses %j at %s', (input, path) => {
     expect(issuePath(input)).toBe(path);
   });
@@ -60,6 +61,29 @@ describe('parsePolicy', () => {
     expect(() => parsePolicy({ defaultAction: 'allow', rules: [{ syscall: 'read', action: 'allow', args: [{ index: 0, op: 'like', value: 1 }] }] })).toThrow(
       /rules\.0\.args\.0\.op/,
     );
+  });
+});
+
+describe('terminal rules', () => {
+  it('withoutTerminalRules leaves out the marked rules only, in order; a policy without any is returned as it is', () => {
+    const policy = parsePolicy({
+      defaultAction: { errno: 'ENOSYS' },
+      rules: [
+        { syscall: 'ioctl', action: { errno: 'EPERM' }, args: [{ index: 1, op: 'masked-eq', value: 0x5412, mask: '0xffffffff' }], terminal: true },
+        { syscall: 'ioctl', action: { errno: 'EPERM' }, args: [{ index: 1, op: 'masked-eq', value: 0x5413, mask: '0xffffffff' }], terminal: false },
+        { syscall: ['ioctl', 'read'], action: 'allow' },
+      ],
+    });
+    expect(withoutTerminalRules(policy)).toEqual({ defaultAction: { errno: 'ENOSYS' }, rules: policy.rules.slice(1) });
+    const plain: SeccompPolicy = { defaultAction: 'allow', rules: [{ syscall: 'ioctl', action: 'kill', args: [{ index: 1, op: 'eq', value: 0x5412 }] }] };
+    expect(withoutTerminalRules(plain)).toBe(plain);
+  });
+
+  it('the presets mark exactly their TIOCSTI and TIOCLINUX rules', () => {
+    for (const n of presetNames) {
+      const marked = presets[n].rules.filter((r) => r.terminal === true);
+      expect(marked.map((r) => [r.syscall, r.args?.[0]?.value])).toEqual(n === 'none' ? [] : [['ioctl', 0x5412], ['ioctl', 0x541c]]);
+    }
   });
 });
 

@@ -1,17 +1,21 @@
 /**
  * What the seccomp filter costs a program: a C program inside a box times 300,000 cheap system
  * calls with CLOCK_THREAD_CPUTIME_ID around the loop and prints the nanoseconds; the same
- * program runs with no filter, an allow-all filter, a one-rule filter, `default` and `judge`.
+ * program runs with no filter, an allow-all filter, a one-rule filter, `default` and `judge`,
+ * each preset twice: as a run gets it (its stdio are pipes, so the rules marked `terminal` are
+ * left out) and as a run that may hold a terminal gets it (`default+tty`, `judge+tty`: the
+ * preset with those rules kept, the same program such a run is given).
  *
  * Two loops:
- * - `getppid` (raw syscall(), nothing cached by libc): both presets allow it without argument
+ * - `getppid` (raw syscall(), nothing cached by libc): every filter allows it without argument
  *   conditions, so on kernels ≥ 5.11 the seccomp action cache decides it from arch and number
  *   without running the filter at all.
- * - `ioctl(-1, TCGETS)` (fails with EBADF at once): both presets have argument rules for ioctl
- *   (TIOCSTI/TIOCLINUX), so the cache cannot decide it and the BPF program runs on every call:
- *   the worst case of a cheap call. `one-rule` (allow everything, one never-matching argument
- *   rule on ioctl) is the least a filter that runs for the call can cost: what any argument rule
- *   on ioctl costs, whatever the rest of the program.
+ * - `ioctl(-1, TCGETS)` (fails with EBADF at once): without the terminal rules the presets allow
+ *   ioctl outright and the cache answers it too; with them (TIOCSTI/TIOCLINUX, argument rules)
+ *   the cache cannot decide it and the BPF program runs on every call: the worst case of a cheap
+ *   call. `one-rule` (allow everything, one never-matching argument rule on ioctl) is the least a
+ *   filter that runs for the call can cost: what any argument rule on ioctl costs, whatever the
+ *   rest of the program.
  *
  * Rounds: each round runs every filter once per loop (each run a box of its own, the order
  * rotated from round to round), and every ratio is taken within the round, so a shift of the
@@ -30,13 +34,13 @@
  * Environment: SECCOMP_BENCH_REPS (rounds, default 15), SECCOMP_BENCH_CALLS (default 300000).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { run } from '../dist/index.js';
-import { AUDIT_ARCH, type SeccompPolicy, compile, emulateTrace, presets, syscallNumber } from '../dist/seccomp/index.js';
+import { AUDIT_ARCH, type SeccompPolicy, compile, emulateTrace, presets, syscallNumber, withoutTerminalRules } from '../dist/seccomp/index.js';
 
 const LOOP_C = `#define _GNU_SOURCE
 #include <stdio.h>
@@ -75,13 +79,31 @@ const ONE_RULE_POLICY: SeccompPolicy = {
   defaultAction: 'allow',
   rules: [{ syscall: 'ioctl', action: { errno: 'EPERM' }, args: [{ index: 1, op: 'masked-eq', value: TIOCSTI, mask: '0xffffffff' }] }],
 };
-const PRESETS = ['none', 'empty', 'one-rule', 'default', 'judge'] as const;
+const PRESETS = ['none', 'empty', 'one-rule', 'default', 'default+tty', 'judge', 'judge+tty'] as const;
 type Preset = (typeof PRESETS)[number];
 const LOOPS = ['getppid', 'ioctl'] as const;
 type Loop = (typeof LOOPS)[number];
 
+/** A preset with nothing marked `terminal`: the filter of a run that may hold a terminal, whatever its stdio. */
+const keepingTerminalRules = (policy: SeccompPolicy): SeccompPolicy => ({
+  defaultAction: policy.defaultAction,
+  rules: policy.rules.map(({ terminal: _terminal, ...rule }) => rule),
+});
+
+/** The policy given to run(). */
 const policyOf = (p: Exclude<Preset, 'none'>): SeccompPolicy =>
-  p === 'empty' ? EMPTY_POLICY : p === 'one-rule' ? ONE_RULE_POLICY : presets[p];
+  p === 'empty'
+    ? EMPTY_POLICY
+    : p === 'one-rule'
+      ? ONE_RULE_POLICY
+      : p === 'default+tty'
+        ? keepingTerminalRules(presets.default)
+        : p === 'judge+tty'
+          ? keepingTerminalRules(presets.judge)
+          : presets[p];
+
+/** The policy the run's filter is compiled from: the bench's runs have pipes and reach no host socket, so without the rules marked `terminal`. */
+const compiledFrom = (p: Exclude<Preset, 'none'>): SeccompPolicy => withoutTerminalRules(policyOf(p));
 
 function envInt(name: string, dflt: number): number {
   const v = Number(process.env[name] ?? dflt);
@@ -130,12 +152,16 @@ export async function seccompCost(progress: () => void = () => undefined): Promi
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-seccomp-cost-'));
   try {
     buildLoop(dir);
-    const perFilter = (): Record<Preset, number[]> => ({ none: [], empty: [], 'one-rule': [], default: [], judge: [] });
+    // A file of the run, not a bind: a box that reaches a host directory keeps the terminal rules
+    // (a host process could hand it a terminal through a socket there), and these runs are to get
+    // the filter a run with neither gets.
+    const loopFile = { loop: { data: readFileSync(join(dir, 'loop')), mode: 0o755 } };
+    const perFilter = (): Record<Preset, number[]> => Object.fromEntries(PRESETS.map((p) => [p, []])) as unknown as Record<Preset, number[]>;
     const ns: Record<Loop, Record<Preset, number[]>> = { getppid: perFilter(), ioctl: perFilter() };
     const once = async (loop: Loop, seccomp: Preset): Promise<number> => {
       const r = await run({
-        command: ['/bench/loop', loop, String(calls)],
-        binds: [{ source: dir, target: '/bench', readonly: true }],
+        command: ['/work/loop', loop, String(calls)],
+        files: loopFile,
         seccomp: seccomp === 'none' ? 'none' : policyOf(seccomp),
         limits: { wallTime: '60s' },
       });
@@ -152,13 +178,13 @@ export async function seccompCost(progress: () => void = () => undefined): Promi
       const order = PRESETS.map((_, k) => PRESETS[(k + i) % PRESETS.length]!);
       for (const loop of LOOPS) for (const p of order) ns[loop][p].push(await once(loop, p));
     }
-    const insns = (p: Preset): string => (p === 'none' ? '— (no filter)' : String(compile(policyOf(p), 'x86_64').instructions));
+    const insns = (p: Preset): string => (p === 'none' ? '— (no filter)' : String(compile(compiledFrom(p), 'x86_64').instructions));
     /** Instructions the program runs for the loop's call (x86_64, emulated; the action cache may skip them all). */
     const path = (loop: Loop, p: Preset): string => {
       if (p === 'none') return '—';
       const nr = syscallNumber(loop, 'x86_64')!;
       const args = loop === 'ioctl' ? [0xffffffffffffffffn, BigInt(TCGETS), 0n] : [];
-      return String(emulateTrace(compile(policyOf(p), 'x86_64').program, { nr, arch: AUDIT_ARCH.x86_64, args }).steps);
+      return String(emulateTrace(compile(compiledFrom(p), 'x86_64').program, { nr, arch: AUDIT_ARCH.x86_64, args }).steps);
     };
     const lines: string[] = [];
     lines.push('## Seccomp filter cost (bench/seccomp-cost.ts)');
@@ -171,8 +197,9 @@ export async function seccompCost(progress: () => void = () => undefined): Promi
     );
     lines.push('');
     lines.push(
-      "`getppid` is allowed by both presets without argument conditions: the kernel's seccomp action cache (≥ 5.11) decides it without running the filter. " +
-        "`ioctl(-1, TCGETS)` meets the TIOCSTI/TIOCLINUX argument rules of both presets, so the BPF program runs on every call. " +
+      "`getppid` is allowed by every filter without argument conditions: the kernel's seccomp action cache (≥ 5.11) decides it without running the filter. " +
+        "`default` and `judge` are the filters these runs get: their stdio are pipes and they reach no host socket (the loop is a file of the run, not a bind), so the preset's rules marked `terminal` (ioctl TIOCSTI, TIOCLINUX) are left out and the cache answers `ioctl` as well. " +
+        "`default+tty` and `judge+tty` are the filters a run that may hold a terminal gets (the rules kept): `ioctl(-1, TCGETS)` meets their argument rules, so the BPF program runs on every call. " +
         "`empty` is a filter that allows everything (`{ defaultAction: 'allow', rules: [] }`): what having any filter at all costs (the syscall entry takes the kernel's slow path with seccomp work flagged, even when the action cache answers). " +
         '`one-rule` allows everything but has one argument rule on ioctl (TIOCSTI → EPERM) that the loop never meets: what running any filter program for the call costs, however short.',
     );
@@ -192,13 +219,16 @@ export async function seccompCost(progress: () => void = () => undefined): Promi
     verdict.push(`Target: ≤ 5% overhead for \`default\` on the getppid loop: **${def.median <= 1.05 ? 'met' : 'missed'}** (${((def.median - 1) * 100).toFixed(1)}%).`);
     for (const loop of LOOPS) {
       const r = roundRatios(ns[loop].default, ns[loop].empty);
-      verdict.push(`Target: \`${loop}\`: \`default\` ÷ \`empty\` ≤ 1.05 (what the policy adds beyond having a filter at all): ${fmtRatio(r)}, **${r.median <= 1.05 ? 'met' : 'missed'}**.`);
+      verdict.push(`Target: \`${loop}\`: \`default\` ÷ \`empty\` ≤ 1.05 (what the policy adds beyond having a filter at all, a run with pipes): ${fmtRatio(r)}, **${r.median <= 1.05 ? 'met' : 'missed'}**.`);
     }
+    const tty = roundRatios(ns.ioctl['default+tty'], ns.ioctl.empty);
     const floor = roundRatios(ns.ioctl['one-rule'], ns.ioctl.empty);
-    const beyond = roundRatios(ns.ioctl.default, ns.ioctl['one-rule']);
+    const beyond = roundRatios(ns.ioctl['default+tty'], ns.ioctl['one-rule']);
     verdict.push(
-      `On \`ioctl\`, \`one-rule\` ÷ \`empty\` = ${fmtRatio(floor)}: the cost of running a filter program at all for the call; ` +
-        `\`default\` ÷ \`one-rule\` = ${fmtRatio(beyond)}: what the preset's program adds beyond that.`,
+      `A run that may hold a terminal keeps the terminal rules: on \`ioctl\`, \`default+tty\` ÷ \`empty\` = ${fmtRatio(tty)}, ` +
+        `\`judge+tty\` ÷ \`empty\` = ${fmtRatio(roundRatios(ns.ioctl['judge+tty'], ns.ioctl.empty))}. ` +
+        `\`one-rule\` ÷ \`empty\` = ${fmtRatio(floor)}: the cost of running a filter program at all for the call; ` +
+        `\`default+tty\` ÷ \`one-rule\` = ${fmtRatio(beyond)}: what the preset's program adds beyond that.`,
     );
     lines.push('');
     lines.push(verdict.join(' '));

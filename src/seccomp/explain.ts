@@ -98,8 +98,9 @@ export function explain(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
   if (terminalRules.length > 0) {
     const without = withoutTerminalRules(policy);
     lines.push(
-      `  rules marked terminal (${terminalRules.join(', ')}): the filter of a run that may hold a terminal; a run whose stdio are ` +
-        `the sandbox's pipes or /dev/null gets the policy without them: ${compile(without, arch, opts).instructions} instructions, ` +
+      `  rules marked terminal (${terminalRules.join(', ')}): in the filter of a run that may hold a terminal; a run that cannot ` +
+        `(stdio the sandbox's pipes or /dev/null, no host directory bound in, not the host's network) gets the policy without them: ` +
+        `${compile(without, arch, opts).instructions} instructions, ` +
         `the ${Object.keys(syscallTable(arch)).length} calls: ${tally(planPolicy(without, arch, opts), arch, opts)}`,
     );
   }

@@ -17,7 +17,7 @@ import type { ResolvedOptions } from '../options.js';
 import { privileged } from '../privilege.js';
 import type { LimitsEnforced } from '../result.js';
 import { idMap, ownerIds, type OwnerIds } from './ids.js';
-import { boxRoot, filesIn, tmpfsBounds } from './rootfs.js';
+import { boxRoot, DEVICES, filesIn, tmpfsBounds } from './rootfs.js';
 
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -167,33 +167,47 @@ type Mode = 'run' | 'living' | 'join' | 'prepared';
  */
 const planned = new WeakMap<object, Map<Mode, { owners: Readonly<OwnerIds> | undefined; plan: NativePlan }>>();
 
-/** Host devices a box's root may bind: none of them a terminal. */
-const MEMORY_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
+/** The memory devices (major 1): the only devices a box's /dev may hold, none of them a terminal. */
+const MEMORY_DEVICES = new Map([
+  ['null', 3],
+  ['zero', 5],
+  ['full', 7],
+  ['random', 8],
+  ['urandom', 9],
+]);
 
 /**
- * A box's root opens no terminal: every bind but the memory devices is nodev, and what the box
- * mounts itself (tmpfs, proc, an image's overlay) is mounted in its user namespace, whose
- * filesystems the kernel opens no device node on. `planRun` relies on this to leave the rules
- * marked `terminal` out of a run's filter; a root that would break it is refused here, before
- * any box is built from it.
+ * A box's root opens no terminal: its /dev holds memory devices only (the device tree's nodes, or
+ * the host's bound), every other bind is nodev, and what the box mounts itself (tmpfs, proc, an
+ * image's overlay) is mounted in its user namespace, whose filesystems the kernel opens no device
+ * node on. `planRun` relies on this to leave the rules marked `terminal` out of a run's filter; a
+ * root that would break it is refused here, before any box is built from it.
  */
 function rootDevices(mounts: NativeMount[]): NativeMount[] {
-  for (const m of mounts)
-    if (m.kind === 'bind' && m.noDev !== true && !MEMORY_DEVICES.has(m.source))
-      throw new Error(`plan: ${m.target} would be bound from ${m.source} without nodev: a box binds no device but the memory devices, and its seccomp filter leaves out the terminal rules on that ground`);
+  for (const m of mounts) {
+    if (m.kind === 'devices') {
+      const other = DEVICES.find(([name, major, minor]) => major !== 1 || MEMORY_DEVICES.get(name) !== minor);
+      if (other) throw new Error(`plan: ${m.target} would hold /dev/${other[0]} (${other[1]}:${other[2]}): ${NOT_A_MEMORY_DEVICE}`);
+    }
+    if (m.kind === 'bind' && m.noDev !== true && !(m.source.startsWith('/dev/') && MEMORY_DEVICES.has(m.source.slice('/dev/'.length))))
+      throw new Error(`plan: ${m.target} would be bound from ${m.source} without nodev: ${NOT_A_MEMORY_DEVICE}`);
+  }
   return mounts;
 }
+
+const NOT_A_MEMORY_DEVICE = 'a box opens no device but the memory devices, and its seccomp filter leaves out the terminal rules on that ground';
 
 /**
  * Whether a program could hold a terminal, so that its filter keeps the rules marked `terminal`.
  * It holds none when (1) its stdio are the library's pipes or /dev/null, not a caller's
- * descriptor; (2) no terminal device opens in its box: every bind but the memory devices is nodev
- * (`rootDevices`) down to the mounts below it (`nodevBelowBinds`), and what the box mounts itself
- * is its user namespace's, on which the kernel opens no device; and (3) no process outside the
- * box can hand it one over a Unix socket (SCM_RIGHTS): it reaches a host process's socket only
- * through a host directory bound in (a caller's bind, a directory image) or the host's abstract
- * socket namespace (`network: 'host'`); the default root's system directories and a stored
- * image's layers hold none. A run in a living box has the box's binds and network.
+ * descriptor; (2) no terminal device opens in its box: its /dev holds memory devices only and
+ * every other bind is nodev (`rootDevices`), down to the mounts below it (`nodevBelowBinds`), and
+ * what the box mounts itself is its user namespace's, on which the kernel opens no device; and
+ * (3) no process outside the box can hand it one over a Unix socket (SCM_RIGHTS): it reaches a
+ * host process's socket only through a host directory bound in (a caller's bind, a directory
+ * image) or the host's abstract socket namespace (`network: 'host'`); the default root's system
+ * directories and a stored image's layers hold none. A run in a living box has the box's binds
+ * and network.
  */
 function mayHoldTerminal(o: ResolvedOptions, plan: NativePlan): boolean {
   if (plan.stdio.some((x) => typeof x === 'number') || !nodevBelowBinds()) return true;

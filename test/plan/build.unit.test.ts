@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import type { RunCgroup } from '../../src/cgroup/index.js';
 import type { BoxFilter } from '../../src/launch/filter.js';
-import type { NativeRlimit } from '../../src/native.js';
+import type { NativeMount, NativeRlimit } from '../../src/native.js';
 import { resolveOptions, type RunOptions } from '../../src/options.js';
 import { nodevReachesSubmounts, planBox, planRun, RLIMIT, SAFE_PATH } from '../../src/plan/build.js';
 
@@ -133,8 +133,9 @@ describe('planRun', () => {
     expect(nodevReachesSubmounts('6.8.0', '')).toBe(false);
   });
 
-  it('refuses a root that would bind a device other than the memory devices without nodev', async () => {
-    // Every root rootfs.ts makes passes (binds, images, host network, private network's hosts file).
+  it('refuses a root that would open a device other than the memory devices', async () => {
+    // Every root rootfs.ts makes passes (binds, images, host network), with /dev as the device
+    // tree's clone or as the host's memory devices bound.
     const kinds: Omit<RunOptions, 'command'>[] = [
       {},
       { binds: [{ source: '/dev', target: '/hostdev' }], mounts: [{ type: 'tmpfs', target: '/scratch' }] },
@@ -142,17 +143,30 @@ describe('planRun', () => {
       { image: '/usr', writable: true },
       { network: 'host' },
     ];
+    const bound = ['/dev/full', '/dev/null', '/dev/random', '/dev/urandom', '/dev/zero'];
     for (const k of kinds) {
       for (const mode of ['run', 'box', 'prepared'] as const) {
         const p = plan(k, {}, mode);
-        const devices = p.mounts.filter((m) => m.kind === 'bind' && m.noDev !== true).map((m) => (m.kind === 'bind' ? m.source : ''));
-        expect(devices.sort()).toEqual(['/dev/full', '/dev/null', '/dev/random', '/dev/urandom', '/dev/zero']);
+        const devices = p.mounts.flatMap((m) => (m.kind === 'devices' ? ['tree'] : m.kind === 'bind' && m.noDev !== true ? [m.source] : []));
+        expect([['tree'], bound]).toContainEqual(devices.sort());
       }
     }
     const rootfs = await import('../../src/plan/rootfs.js');
-    const { boxRoot } = rootfs;
-    vi.spyOn(rootfs, 'boxRoot').mockImplementation((r) => [...boxRoot(r), { kind: 'bind', source: '/dev/tty', target: '/dev/tty' }]);
+    const { boxRoot, DEVICES } = rootfs;
+    let added: NativeMount = { kind: 'bind', source: '/dev/tty', target: '/dev/tty' };
+    vi.spyOn(rootfs, 'boxRoot').mockImplementation((r) => [...boxRoot(r), added]);
     expect(() => plan({ hostname: 'refused-root' })).toThrow(/\/dev\/tty would be bound from \/dev\/tty without nodev/);
+    // A device tree of memory devices passes; one holding a terminal does not.
+    added = { kind: 'devices', target: '/dev2' };
+    expect(() => plan({ hostname: 'a-tree' })).not.toThrow();
+    const devices = DEVICES as [string, number, number][];
+    devices.push(['tty', 5, 0]);
+    try {
+      // As root the tree holds DEVICES (refused at `/dev2`, or at `/dev` first); rootless they are bound (refused as a bind).
+      expect(() => plan({ hostname: 'refused-tree' })).toThrow(/\/dev\/tty.*: a box opens no device but the memory devices/);
+    } finally {
+      devices.pop();
+    }
   });
 });
 

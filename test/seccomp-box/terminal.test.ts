@@ -72,8 +72,8 @@ async function withPty<T>(use: (fd: number, path: string) => Promise<T>): Promis
   }
 }
 
-/** A run through the plan and supervisor `run()` uses, with a caller's descriptor as its stdin. */
-async function runWithStdin(options: RunOptions, stdin: number): Promise<{ plan: NativePlan; result: Result }> {
+/** A run through the plan and supervisor `run()` uses, with this stdin (a caller's descriptor, or /dev/null). */
+async function runWithStdin(options: RunOptions, stdin: number | 'null'): Promise<{ plan: NativePlan; result: Result }> {
   const o = resolveOptions(options);
   const { plan, enforced } = planRun(o, { into: 'new', cgroup: null, filter: filterFor(o.seccomp), stdin });
   const native = await nativeSpawn(plan);
@@ -142,6 +142,13 @@ describe("a run with the library's own stdio gets the policy without them", () =
     }
     // Nothing else changes: the policy without the marked rules is the preset minus two rules.
     expect(withoutTerminalRules(presets[preset]).rules).toHaveLength(presets[preset].rules.length - 2);
+  });
+
+  it.each(['default', 'judge'] as const)('%s: the plan of a run with /dev/null and pipes holds that program, and the tty layer answers', async (preset) => {
+    const { plan, result } = await runWithStdin(probeRun(['stdin'], preset), 'null');
+    expect(plan.seccomp).toEqual(filterFor(preset)!.noTerminal.program);
+    expect(result.status).toBe('ok');
+    expect(errnos(result.stdout)).toEqual({ tiocsctty: ENOTTY, tiocsti: ENOTTY, tioclinux: ENOTTY });
   });
 
   it.each(['default', 'judge'] as const)('%s: run() with pipes, TIOCSTI on stdin gets the kernel\'s ENOTTY and the run goes on', async (preset) => {

@@ -25,10 +25,12 @@ export const UNSHARE_NS_FLAGS = CLONE_NS_FLAGS | CLONE_NEWTIME;
 
 /**
  * TIOCSTI pushes bytes into a terminal's input as if typed; TIOCLINUX drives a virtual console
- * (and can paste its selection as input). Both act only on a descriptor of a terminal, so their rules are marked `terminal`: a run whose stdio are the sandbox's own pipes
- * or /dev/null, in a box where no terminal device can be opened, gets the policy without them
- * (`withoutTerminalRules`), and the kernel's action cache then answers every ioctl without
- * running the filter. A run that may hold a terminal gets them. docs/seccomp.md gives the proof.
+ * (and can paste its selection as input). Both act only on a descriptor of a terminal, so their
+ * rules are marked `terminal`: a run that can hold no terminal (its stdio the sandbox's own pipes
+ * or /dev/null, no terminal device openable in its box, no host process able to hand it one;
+ * `mayHoldTerminal` in src/plan/build.ts) gets the policy without them (`withoutTerminalRules`),
+ * and the kernel's action cache then answers every ioctl without running the filter. A run that
+ * may hold a terminal gets them. docs/seccomp.md gives the proof.
  */
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;

@@ -5,14 +5,14 @@
  * the shape of a SandboxProcess; option and setup errors are the library's SandboxOptionsError
  * and SandboxSetupError. Loads no native code: a client needs neither root nor the addon.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { Readable, Writable } from 'node:stream';
 
 import { WebSocket } from 'ws';
 
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
+import { Http1Pool } from './http1.js';
 import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
 
 export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
@@ -101,7 +101,7 @@ export interface Engine {
 
 interface Reply {
   status: number;
-  headers: IncomingHttpHeaders;
+  headers: Record<string, string | string[] | undefined>;
   body: Buffer;
 }
 
@@ -183,53 +183,16 @@ export function connect(options: ConnectOptions): Engine {
     else throw new TypeError(`connect(): unsupported url ${options.url} (unix:, http: or https:)`);
   }
   const https = base?.protocol === 'https:';
-  const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const send = https ? httpsRequest : httpRequest;
+  const pool = new Http1Pool(
+    socketPath !== undefined
+      ? { socketPath }
+      : { host: (base as URL).hostname.replace(/^\[(.*)\]$/, '$1'), port: Number((base as URL).port || (https ? 443 : 80)), tls: https, authority: (base as URL).host },
+  );
+  const authorization: Record<string, string> = options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {};
 
-  const request = (method: string, path: string, body?: Buffer | string, type = 'application/json', signal?: AbortSignal, retried = false): Promise<Reply> =>
-    new Promise((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(abortError(signal));
-        return;
-      }
-      const headers: Record<string, string | number> = {};
-      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-      if (body !== undefined) {
-        headers['content-type'] = type;
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const req = send(
-        {
-          // On the socket a TLS server name is meaningless: named, the agent does not work one
-          // out from the host, whose IP-address test costs ~100 ms the first time in a process.
-          ...(socketPath !== undefined ? { socketPath, servername: 'sandcell' } : { host: base?.hostname, port: base?.port }),
-          path,
-          method,
-          headers,
-          agent,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
-      );
-      // Aborting closes the connection: the daemon sees its client gone and ends the run.
-      const onAbort = (): void => {
-        req.destroy(abortError(signal as AbortSignal));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('close', () => signal?.removeEventListener('abort', onAbort));
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        // A kept-alive connection the daemon closed while idle: the request never reached it,
-        // so it is sent once more on a new connection.
-        if (req.reusedSocket && !retried && !signal?.aborted && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
-          resolve(request(method, path, body, type, signal, true));
-        } else reject(e);
-      });
-      req.end(body);
-    });
+  // Aborting closes the connection: the daemon sees its client gone and ends the run.
+  const request = (method: string, path: string, body?: Buffer | string, type = 'application/json', signal?: AbortSignal): Promise<Reply> =>
+    pool.request({ method, path, headers: body === undefined ? authorization : { ...authorization, 'content-type': type }, body, signal }, abortError);
 
   const json = async <T>(method: string, path: string, value?: unknown, signal?: AbortSignal, ok = [200, 201, 204]): Promise<T> => {
     const r = await request(method, path, value === undefined ? undefined : JSON.stringify(value), 'application/json', signal);
@@ -481,7 +444,7 @@ export function connect(options: ConnectOptions): Engine {
     version: () => json('GET', '/v1/version'),
     health: () => json('GET', '/v1/health', undefined, undefined, [200, 503]),
     close: () => {
-      agent.destroy();
+      pool.close();
       for (const s of [...sessions]) void s.close();
     },
   };

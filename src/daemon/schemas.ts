@@ -16,7 +16,7 @@ const base64 = z.strictObject({ base64: z.string().regex(BASE64, 'is not valid b
 /** Bytes: a UTF-8 string, base64, or a file stored on the daemon (`POST /v1/files`). */
 export const bytesJson = z.union([z.string(), base64, z.strictObject({ fileId: z.string().regex(FILE_ID, 'is not a file id (sha256:<64 hex digits>)') })]);
 
-const filesJson = z.record(z.string(), z.union([bytesJson, z.strictObject({ data: bytesJson, mode: z.number().int().min(0).max(0o777).optional() })]));
+export const filesJson = z.record(z.string(), z.union([bytesJson, z.strictObject({ data: bytesJson, mode: z.number().int().min(0).max(0o777).optional() })]));
 
 export const runRequest = optionSchemas.run.omit({ signal: true }).extend({ stdin: bytesJson.optional(), files: filesJson.optional() });
 export const boxRequest = optionSchemas.sandbox.omit({ signal: true }).extend({ files: filesJson.optional() });

@@ -68,7 +68,14 @@ export const ROUTES = [
 
 export type Operation = (typeof ROUTES)[number]['operation'];
 
-const compiled = ROUTES.map((r) => ({ route: r as Route, segments: r.path.split('/').filter((s) => s !== '') }));
+/** Each route's segments: a literal, or the name of a parameter (`{name}`), worked out once. */
+const compiled = ROUTES.map((r) => ({
+  route: r as Route,
+  segments: r.path
+    .split('/')
+    .filter((s) => s !== '')
+    .map((s) => ({ literal: s, param: /^\{(\w+)\}$/.exec(s)?.[1] ?? null })),
+}));
 
 /** The route for a method and decoded path segments, with its parameters; null when none matches. */
 export function matchRoute(method: string, parts: string[]): { route: Route; params: Record<string, string> } | null {
@@ -76,9 +83,8 @@ export function matchRoute(method: string, parts: string[]): { route: Route; par
     if (c.route.method !== method || c.segments.length !== parts.length) continue;
     const params: Record<string, string> = {};
     const ok = c.segments.every((s, i) => {
-      const m = /^\{(\w+)\}$/.exec(s);
-      if (m) params[m[1] as string] = parts[i] as string;
-      return m !== null || s === parts[i];
+      if (s.param !== null) params[s.param] = parts[i] as string;
+      return s.param !== null || s.literal === parts[i];
     });
     if (ok) return { route: c.route, params };
   }

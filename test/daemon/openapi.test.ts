@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { ROUTES } from '../../src/daemon/routes.js';
+import { issuesOf, runRequest } from '../../src/daemon/schemas.js';
 import { requireRoot } from '../helpers/host.js';
 import { http, startDaemon } from './daemon.js';
 
@@ -128,12 +129,19 @@ describe('GET /v1/openapi.json', () => {
       ['a network mode that does not exist', { command: ['/bin/true'], network: 'Wi-Fi!' }, 'network'],
       ['a file mode over 0777', { command: ['/bin/true'], files: { f: { data: 'x', mode: 4096 } } }, 'files.f.mode'],
       ['a uid out of range', { command: ['/bin/true'], user: { uid: -1 } }, 'user.uid'],
+      // Two faults, one in a wire form and one in an option: both are named, in the schema's order.
+      ['stdin as a number and a memory limit that is a boolean', { command: ['/bin/true'], stdin: 42, limits: { memory: true } }, 'limits.memory'],
+      // A file id that is well formed but stored nowhere, beside a bad option: the option is the error.
+      ['a bad option beside an unknown file id', { command: ['/bin/true'], limits: { memory: true }, stdin: { fileId: `sha256:${'0'.repeat(64)}` } }, 'limits.memory'],
     ];
     for (const [what, body, field] of bad) {
       expect({ what, schemaAccepts: valid(runSchema, body, doc) }).toEqual({ what, schemaAccepts: false });
       const res = await http(d.socket, 'POST', '/v1/run', JSON.stringify(body));
       expect({ what, status: res.status }).toEqual({ what, status: 400 });
       expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'invalid-options', field } });
+      // Every issue the request schema finds, and only those, whichever check found the fault first.
+      const wire = runRequest.safeParse(body);
+      expect({ what, issues: (JSON.parse(res.body) as { error: { issues: unknown } }).error.issues }).toEqual({ what, issues: wire.success ? null : issuesOf(wire.error) });
     }
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });

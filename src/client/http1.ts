@@ -89,10 +89,16 @@ class Connection {
     for (const [k, v] of Object.entries(r.headers)) text += `${k}: ${v}\r\n`;
     if (r.body !== undefined) text += `content-length: ${Buffer.byteLength(r.body)}\r\n`;
     text += '\r\n';
-    // One write: a request whose head and body go apart wakes the daemon twice.
+    // One write: a request whose head and body go apart wakes the daemon twice. A Buffer body
+    // (an upload of many megabytes) is not copied: corked, the two go out in one writev.
     if (r.body === undefined) this.socket.write(text);
     else if (typeof r.body === 'string') this.socket.write(text + r.body);
-    else this.socket.write(Buffer.concat([Buffer.from(text, 'latin1'), r.body]));
+    else {
+      this.socket.cork();
+      this.socket.write(text, 'latin1');
+      this.socket.write(r.body);
+      this.socket.uncork();
+    }
   }
 
   /** Fails the reply in progress (if any) and closes the connection for good. */

@@ -92,11 +92,15 @@ describe('Http1Pool', () => {
     expect(s.seen[0]?.head).toMatch(/^POST \/length HTTP\/1\.1\r\n/);
     expect(s.seen[0]?.head).toContain('authorization: Bearer t');
     expect(s.seen[0]?.head).toContain(`content-length: ${Buffer.byteLength('{"x":"é"}')}`);
+    const bytes = Buffer.from([0, 1, 2, 255, 10, 13]);
+    const raw = await pool.request({ method: 'POST', path: '/length', headers: { 'content-type': 'application/octet-stream' }, body: bytes }, aborted);
+    expect(JSON.parse(raw.body.toString())).toEqual({ got: bytes.toString('utf8') });
+    expect(s.seen[1]?.head).toContain('content-length: 6');
     const b = await pool.request({ method: 'GET', path: '/chunked', headers: {} }, aborted);
     expect([b.status, b.body.toString()]).toEqual([200, 'hello, world']);
     const c = await pool.request({ method: 'DELETE', path: '/nothing', headers: {} }, aborted);
     expect([c.status, c.body.length]).toEqual([204, 0]);
-    // Three requests, one connection: each went back to the pool when its reply was whole.
+    // Four requests, one connection: each went back to the pool when its reply was whole.
     expect(s.connections()).toBe(1);
     const d = await pool.request({ method: 'GET', path: '/close', headers: {} }, aborted);
     expect([d.status, d.body.toString()]).toEqual([500, 'to the end']);

@@ -15,7 +15,7 @@ import { loadPolicy } from '../daemon/policy.js';
 import { prepare, SandboxOptionsError, SandboxSetupError } from '../index.js';
 import { UsageError } from './args.js';
 import { flagsOf, integerOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
-import { loadFarm } from './farm.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './farm.js';
 
 export const SERVE_HELP = `Usage: sandcell serve [options]
 
@@ -36,6 +36,8 @@ export const SERVE_HELP = `Usage: sandcell serve [options]
                          as JSON lines naming their request), warn, error, silent
   --cluster <url>        answer /v1/run with the farm on this Redis (redis://..., unix://...):
                          runs go to its workers (sandcell worker) instead of running here
+  --connect-timeout <dur> with --cluster: how long Redis may take to answer at start (default
+                         10s); one that does not answer ends the command with exit 125
 `;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -56,6 +58,7 @@ interface ServeArgs {
   requestTimeoutMs: number;
   logLevel: string;
   cluster: string | null;
+  connectTimeoutMs: number;
 }
 
 function parseServeArgs(args: readonly string[]): ServeArgs {
@@ -75,6 +78,7 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
     requestTimeoutMs: 30_000,
     logLevel: 'info',
     cluster: null,
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
   };
   for (const { raw, flag, value: v } of flagsOf(args)) {
     if (flag === '--socket') a.socket = v();
@@ -101,6 +105,7 @@ function parseServeArgs(args: readonly string[]): ServeArgs {
       a.logLevel = v();
       if (!LOG_LEVELS.includes(a.logLevel)) throw new UsageError(`--log-level needs one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(a.logLevel)}`);
     } else if (flag === '--cluster') a.cluster = redisUrlOf(flag, v());
+    else if (flag === '--connect-timeout') a.connectTimeoutMs = positiveDuration(flag, v());
     else throw new UsageError(`unknown option ${raw} (see sandcell serve --help)`);
   }
   return a;
@@ -203,6 +208,10 @@ export async function serve(argv: readonly string[]): Promise<number> {
   }
   const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, destination({ fd: 1, sync: true }));
   const cluster = a.cluster;
+  if (cluster !== null) {
+    const refused = await unreachable('sandcell serve --cluster', cluster, a.connectTimeoutMs);
+    if (refused !== null) return refused;
+  }
   const farming = cluster !== null ? await loadFarm('sandcell serve --cluster', () => import('../cluster/farm.js')) : null;
   const farm = farming !== null && cluster !== null ? farming.connectCluster({ redis: cluster }) : null;
   const daemon = new Daemon({

@@ -1,10 +1,13 @@
-// `sandcell worker` and `sandcell service` against a Redis that does not answer: a closed port
+// `sandcell worker`, `sandcell service` and `sandcell serve --cluster` against a Redis that does not answer: a closed port
 // refuses at once, a peer that accepts and never replies runs into --connect-timeout. Either
 // ends the command with exit 125 and a message naming the address (its password masked), and
 // the process ends: the farm's connections, which wait through reconnects, are never opened.
 import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { startRedis } from '../helpers/redis.js';
 import { CLI, descendantsOf } from './workers.js';
@@ -39,6 +42,15 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** Where `serve --cluster` is told to put its socket: it must not get that far. */
+let dir = '';
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sandcell-unreachable-'));
+});
+afterAll(() => {
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+});
+
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -68,8 +80,9 @@ describe('the farm commands when Redis does not answer', () => {
       cli(['worker', '--redis', url, '--name', 'nowhere']),
       cli(['service', 'ls', '--redis', url]),
       cli(['service', 'call', 'echo', '1', '--redis', url]),
+      cli(['serve', '--socket', join(dir, 'refused.sock'), '--cluster', url]),
     ]);
-    const prefixes = ['sandcell worker', 'sandcell service', 'sandcell service'];
+    const prefixes = ['sandcell worker', 'sandcell service', 'sandcell service', 'sandcell serve --cluster'];
     runs.forEach((r, i) => {
       expect(r.signal).toBeNull();
       expect(r.status).toBe(125);
@@ -77,6 +90,7 @@ describe('the farm commands when Redis does not answer', () => {
       expect(r.stdout).toBe('');
       expect(r.children).toBe(0);
     });
+    expect(readdirSync(dir)).toEqual([]);
   }, 120_000);
 
   it('a peer that never answers: exit 125 once --connect-timeout has passed', async () => {
@@ -85,6 +99,7 @@ describe('the farm commands when Redis does not answer', () => {
     const runs = await Promise.all([
       cli(['worker', '--redis', url, '--connect-timeout', '300ms']),
       cli(['service', 'scale', 'echo', '2', '--redis', url, '--connect-timeout', '300ms']),
+      cli(['serve', '--socket', join(dir, 'silent.sock'), '--cluster', url, '--connect-timeout', '300ms']),
     ]);
     for (const r of runs) {
       expect(r.signal).toBeNull();

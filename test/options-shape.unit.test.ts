@@ -22,6 +22,19 @@ afterEach(() => {
   setOwnerIds(DEFAULT_OWNER_IDS);
 });
 
+/** `body` with a fresh host directory as a bind source (as root), and run options binding it; removed after. */
+function withBindSource(body: (source: string, options: () => object) => void): void {
+  asRoot(true);
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-shape-'));
+  const source = join(dir, 'data');
+  mkdirSync(source);
+  try {
+    body(source, () => ({ command: ['/bin/true'], binds: [{ source }] }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('resolveOptions by content', () => {
   it('options of the same content share one resolution; each run keeps its own stdin, signal and files', () => {
     asRoot(true);
@@ -87,27 +100,15 @@ describe('resolveOptions by content', () => {
   });
 
   it('a bind source removed since is refused, naming the field', () => {
-    asRoot(true);
-    const dir = mkdtempSync(join(tmpdir(), 'sandcell-shape-'));
-    const source = join(dir, 'data');
-    mkdirSync(source);
-    try {
-      const options = (): object => ({ command: ['/bin/true'], binds: [{ source }] });
+    withBindSource((source, options) => {
       expect(resolveOptions(options()).mounts).toEqual([{ type: 'bind', source, target: source, readonly: true }]);
       rmSync(source, { recursive: true });
       expect(refusal(() => resolveOptions(options()))).toEqual([`binds[0].source: does not exist on the host (${source})`]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a bind source that was a directory and became a file is a new shape, kept as such', () => {
-    asRoot(true);
-    const dir = mkdtempSync(join(tmpdir(), 'sandcell-shape-'));
-    const source = join(dir, 'data');
-    mkdirSync(source);
-    try {
-      const options = (): object => ({ command: ['/bin/true'], binds: [{ source }] });
+    withBindSource((source, options) => {
       const asDir = resolveOptions(options());
       expect(resolveOptions(options()).shape).toBe(asDir.shape);
       rmSync(source, { recursive: true });
@@ -120,9 +121,7 @@ describe('resolveOptions by content', () => {
       rmSync(source);
       mkdirSync(source);
       expect(resolveOptions(options()).shape).not.toBe(asFile.shape);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('the ids this process runs as are part of the shape', () => {

@@ -653,6 +653,7 @@ class Box : public Napi::ObjectWrap<Box> {
       s.Set("userUs", Napi::Number::New(env, static_cast<double>(st.user_us)));
       s.Set("systemUs", Napi::Number::New(env, static_cast<double>(st.system_us)));
       s.Set("maxRssKiB", Napi::Number::New(env, static_cast<double>(st.max_rss_kib)));
+      s.Set("endedNs", Napi::BigInt::New(env, st.ended_ns));
       out.Set("main", s);
     } else {
       out.Set("main", env.Null());

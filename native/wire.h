@@ -128,6 +128,9 @@ struct ExitStatus {
   uint64_t user_us;
   uint64_t system_us;
   uint64_t max_rss_kib;
+  // CLOCK_MONOTONIC when the init saw the main process end (or was told to end the run): the box's
+  // teardown after it takes a varying time, so its own end is no measure of which box ended first.
+  uint64_t ended_ns;
 };
 
 class Writer {

@@ -90,6 +90,8 @@ export interface NativeMainStatus {
   userUs: number;
   systemUs: number;
   maxRssKiB: number;
+  /** process.hrtime.bigint()'s clock (CLOCK_MONOTONIC) when the init saw the main process end. */
+  endedNs: bigint;
 }
 
 export interface NativeExit {

@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../raw_syscall.h"
@@ -32,6 +33,8 @@ void kill_everything_started() {
 // Ends the run from the inside: every process it started dies and is reaped (so its usage is
 // counted), and the supervisor learns how the main process ended.
 [[noreturn]] void finish(uint32_t kind, int value) {
+  timespec ended{};
+  clock_gettime(CLOCK_MONOTONIC, &ended);
   kill_everything_started();
   rusage ru{};
   getrusage(RUSAGE_CHILDREN, &ru);
@@ -42,6 +45,7 @@ void kill_everything_started() {
   s.user_us = static_cast<uint64_t>(ru.ru_utime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_utime.tv_usec);
   s.system_us = static_cast<uint64_t>(ru.ru_stime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_stime.tv_usec);
   s.max_rss_kib = static_cast<uint64_t>(ru.ru_maxrss);
+  s.ended_ns = static_cast<uint64_t>(ended.tv_sec) * 1000000000 + static_cast<uint64_t>(ended.tv_nsec);
   (void)!write(wire::kStatusFd, &s, sizeof s);
   _exit(0);
 }

@@ -92,7 +92,10 @@ export class SandboxProcess {
 
     this.result = new Promise<Result>((resolve, reject) => {
       native.box.watch((exit) => {
-        this.endedAtMs ??= performance.now();
+        // When the init saw the program end, on performance.now()'s clock: two boxes ending
+        // together reach this callback in the event loop's order, after teardowns of their own.
+        const main = exit.main;
+        this.endedAtMs ??= main ? performance.now() - Number(process.hrtime.bigint() - main.endedNs) / 1e6 : performance.now();
         this.finish(exit).then(resolve, reject);
       });
     });
@@ -139,8 +142,8 @@ export class SandboxProcess {
 
   /**
    * When the box ended, on `performance.now()`'s clock; null while it runs. A box that was ended
-   * (by a limit, `kill()` or its signal) ended when that was decided, any other when its last
-   * process was seen gone. Boxes that talk to each other are ordered by it, not by when their
+   * (by a limit, `kill()` or its signal) ended when that was decided, any other when its init saw
+   * its program end (or, without the init's report, when its last process was seen gone). Boxes that talk to each other are ordered by it, not by when their
    * results came: a result is ready some time after the end, and a box killed at its limit has
    * more to tear down than one its end made exit.
    */

@@ -9,6 +9,16 @@ export interface OptionIssue {
   readonly message: string;
 }
 
+/**
+ * The path of an option as sandcell names it in an `OptionIssue`, from the keys and indexes
+ * leading to it (a zod issue's `path`): `['limits', 'memory']` → `limits.memory`,
+ * `['binds', 0, 'source']` → `binds[0].source`. A front end of one's own checking options with
+ * `optionSchemas` names fields the way sandcell's own errors do by formatting paths with it.
+ */
+export function formatOptionPath(path: readonly PropertyKey[]): string {
+  return path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n === 0 ? '' : '.'}${String(p)}`)).join('');
+}
+
 /** The options given to `run()`/`spawn()` (or the CLI) are invalid; nothing was started. */
 export class SandboxOptionsError extends Error {
   override readonly name = 'SandboxOptionsError';

@@ -7,7 +7,7 @@
 export { run, spawn } from './run.js';
 export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';
 export { SandboxProcess } from './supervise/process.js';
-export { AbortError, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
+export { AbortError, formatOptionPath, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
 export { createNetwork, listNetworks, removeNetwork, Network, type CreateNetworkOptions, type NetworkInfo } from './network/private.js';
 export { prepare, setWarmBoxes, shutdown } from './runtime.js';
 export { onDebugEvent, type DebugEvent, type WarmOutcome } from './debug.js';

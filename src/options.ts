@@ -6,7 +6,7 @@ import { statSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 
-import { SandboxOptionsError, type OptionIssue } from './errors.js';
+import { formatOptionPath, SandboxOptionsError, type OptionIssue } from './errors.js';
 import { AllowList, parseAllowRule, type AllowRule } from './network/allow.js';
 import { PROXY_PORT, type EgressLimits } from './network/proxy.js';
 import { PUBLISH_HOST_ERROR, publishHost, type ResolvedPublish } from './network/publish.js';
@@ -444,10 +444,7 @@ const programSchema = z.strictObject({ ...programFields, stdin: stdinSchema.opti
 const RESERVED_TARGETS = ['/', '/proc', '/dev'];
 
 function toIssues(error: z.ZodError): OptionIssue[] {
-  return error.issues.map((i) => ({
-    path: i.path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n === 0 ? '' : '.'}${String(p)}`)).join(''),
-    message: i.message,
-  }));
+  return error.issues.map((i) => ({ path: formatOptionPath(i.path), message: i.message }));
 }
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {

@@ -67,11 +67,6 @@ export function describeIssues(error: z.ZodError, root = ''): string {
     .join('; ');
 }
 
-/** A path below a job's options as run() names an option (`limits.memory`, `binds[0].source`). */
-export function optionPath(path: readonly PropertyKey[]): string {
-  return path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n === 0 ? '' : '.'}${String(p)}`)).join('');
-}
-
 function asBuffer(data: string | Uint8Array): Buffer {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

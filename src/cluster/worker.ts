@@ -12,14 +12,14 @@ import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { AbortError, run, SandboxOptionsError, SandboxSetupError, shutdown, type OptionIssue } from '../index.js';
+import { AbortError, formatOptionPath, run, SandboxOptionsError, SandboxSetupError, shutdown, type OptionIssue } from '../index.js';
 import { BlobCache, BlobStore, DEFAULT_BLOB_LIMITS } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
 import { judgeBuild, judgeTest, judgeVerdict } from './judge-worker.js';
 import { judgeBuildJobSchema, judgeTestJobSchema, judgeVerdictJobSchema } from './judge-wire.js';
 import { startServiceAgent } from './services/index.js';
-import { decodeOptions, describeIssues, encodeResult, failure, optionPath, readFailure, runJobSchema, type Placement } from './wire.js';
+import { decodeOptions, describeIssues, encodeResult, failure, readFailure, runJobSchema, type Placement } from './wire.js';
 import type { TestReport } from '../problems/index.js';
 import type { z } from 'zod';
 
@@ -67,7 +67,7 @@ class Refused extends Error {
 
 /** Job data its schema refuses: the message names fields from the job's root, the issues name run options as run() does. */
 function invalidJob(error: z.ZodError): Refused {
-  const issues = error.issues.map((i) => ({ path: i.path[0] === 'options' ? optionPath(i.path.slice(1)) : optionPath(i.path), message: i.message }));
+  const issues = error.issues.map((i) => ({ path: i.path[0] === 'options' ? formatOptionPath(i.path.slice(1)) : formatOptionPath(i.path), message: i.message }));
   return new Refused('options', 'invalid-job', issues, describeIssues(error));
 }
 

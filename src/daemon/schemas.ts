@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 
-import { optionSchemas, SandboxOptionsError, type OptionIssue } from '../index.js';
+import { formatOptionPath, optionSchemas, SandboxOptionsError, type OptionIssue } from '../index.js';
 
 export const FILE_ID = /^sha256:[0-9a-f]{64}$/;
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
@@ -109,10 +109,7 @@ export const serverFrame = z.discriminatedUnion('type', [
 export type ClientFrame = z.infer<typeof clientFrameEnvelope>;
 
 export function issuesOf(error: z.ZodError): OptionIssue[] {
-  return error.issues.map((i) => ({
-    path: i.path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n === 0 ? '' : '.'}${String(p)}`)).join(''),
-    message: i.message,
-  }));
+  return error.issues.map((i) => ({ path: formatOptionPath(i.path), message: i.message }));
 }
 
 /** Checks a decoded JSON value against its schema: a SandboxOptionsError naming every field otherwise. */

@@ -9,6 +9,8 @@ import { basename } from 'node:path';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 
+import { formatOptionPath } from '../errors.js';
+
 export type PathPart = string | number;
 
 /** One thing wrong with a declaration file, where it is. */
@@ -36,10 +38,6 @@ export class DeclarationError extends Error {
 function formatIssue(i: DeclarationIssue): string {
   const where = i.line > 0 ? `${i.file}:${i.line}` : i.file;
   return `${where}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
-}
-
-export function formatPath(path: readonly PathPart[]): string {
-  return path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n === 0 ? '' : '.'}${p}`)).join('');
 }
 
 /** A parsed declaration: its plain value and the means to say where a path of it was written. */
@@ -95,7 +93,7 @@ export class Source {
   }
 
   issue(path: readonly PathPart[], message: string, key?: string): DeclarationIssue {
-    return { file: this.file, line: this.lineOf(path, key), path: formatPath(key === undefined ? path : [...path, key]), message };
+    return { file: this.file, line: this.lineOf(path, key), path: formatOptionPath(key === undefined ? path : [...path, key]), message };
   }
 
   /** Zod's issues for the value at `base`, placed in the file. */

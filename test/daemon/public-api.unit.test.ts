@@ -88,7 +88,7 @@ process.stdout.write(JSON.stringify({
 }));`;
     const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' })) as unknown;
     expect(out).toEqual({
-      errors: ['AbortError', 'SandboxNetworkError', 'SandboxOptionsError', 'SandboxSetupError'],
+      errors: ['AbortError', 'SandboxNetworkError', 'SandboxOptionsError', 'SandboxSetupError', 'formatOptionPath'],
       sameClasses: true,
       front: ['function', 'function', 'number', 'function'],
       units: [2000, 1500, 268435456, 1536, 'string'],

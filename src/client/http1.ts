@@ -10,6 +10,8 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 
+import { SandcellRemoteError } from './errors.js';
+
 export interface Reply {
   status: number;
   /** Header names lowercased; a repeated header's values joined with `, `. */
@@ -17,8 +19,24 @@ export interface Reply {
   body: Buffer;
 }
 
+/** What a client trusts of a TLS server: the CA that signed its certificate, the name it must bear. */
+export interface TlsOptions {
+  /** PEM certificates trusted in place of Node's bundled CAs. */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** The name the certificate must bear, when the URL's host is not it (an address, a tunnel). */
+  servername?: string;
+}
+
 /** A Unix socket, or a TCP address and the `host` header naming it (`authority`: `name:port`, `[v6]:port`). */
-export type Endpoint = { socketPath: string } | { host: string; port: number; tls: boolean; authority: string };
+export type Endpoint = { socketPath: string } | { host: string; port: number; tls: TlsOptions | null; authority: string };
+
+/** How much of a reply is read, and for how long, before it is given up. */
+export interface ReplyLimits {
+  /** Largest body, however it is framed. */
+  maxBodyBytes: number;
+  /** From a reply's first byte to its last. */
+  timeoutMs: number;
+}
 
 export interface Http1Request {
   method: string;
@@ -29,14 +47,46 @@ export interface Http1Request {
   signal?: AbortSignal;
 }
 
-/** Largest head (status line and headers) of a reply: the daemon's are a few hundred bytes. */
+/** Largest head (status line and headers, interim replies and trailers included): the daemon's are a few hundred bytes. */
 const MAX_HEAD = 64 * 1024;
+/** Most header lines in one head: the daemon sends about ten, a proxy adds a few. */
+const MAX_HEADERS = 128;
+/** Longest chunk size line, extensions included. */
+const MAX_CHUNK_LINE = 4096;
+/** 13 hex digits stay below 2^53: a larger chunk could not be counted exactly, nor held. */
+const MAX_CHUNK_DIGITS = 13;
+const EMPTY = Buffer.alloc(0);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** A connection closed before its reply was whole: node:http's error for it, so callers see the same. */
+/** A connection closed before its reply began: node:http's error for it, so callers see the same. */
 function hangUp(): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error('socket hang up');
   e.code = 'ECONNRESET';
   return e;
+}
+
+function badReply(status: number, what: string): SandcellRemoteError {
+  return new SandcellRemoteError(status, 'bad-reply', `the daemon's reply is not HTTP/1.1 the client can read: ${what}`);
+}
+
+const quote = (text: string): string => JSON.stringify(text.slice(0, 80));
+
+/** A content-length: digits, or a list of the same digits (a proxy may have repeated the header). */
+function contentLength(status: number, value: string): number {
+  const parts = value.split(',').map((v) => v.trim());
+  const n = Number(parts[0]);
+  if (!parts.every((v) => /^\d+$/.test(v) && v === parts[0])) throw badReply(status, `a bad content-length ${quote(value)}`);
+  if (!Number.isSafeInteger(n)) throw badReply(status, `a content-length past 2^53 ${quote(value)}`);
+  return n;
+}
+
+/** A chunk size line: hex digits, then extensions (ignored) after `;`. */
+function chunkSize(status: number, line: string): number {
+  const digits = (line.split(';')[0] as string).trim();
+  if (!/^[0-9a-f]+$/i.test(digits)) throw badReply(status, `a bad chunk size ${quote(line)}`);
+  const significant = digits.replace(/^0+(?=.)/, '');
+  if (significant.length > MAX_CHUNK_DIGITS) throw badReply(status, `a chunk size past 2^52 ${quote(line)}`);
+  return Number.parseInt(significant, 16);
 }
 
 interface Pending {
@@ -44,6 +94,13 @@ interface Pending {
   resolve: (r: Reply) => void;
   reject: (e: Error) => void;
 }
+
+/**
+ * Where the reader is in a reply: its head (interim replies included); a body framed by
+ * content-length or by the connection's end; or a chunked body: a size line, the chunk's data,
+ * the CRLF after it, and after the zero size the trailers up to a blank line; then done.
+ */
+type Stage = 'head' | 'length' | 'to-end' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'done';
 
 /** One connection and the reply it is reading, if any. */
 class Connection {
@@ -53,20 +110,26 @@ class Connection {
   answered = false;
   idleTimer: NodeJS.Timeout | null = null;
   private pending: Pending | null = null;
-  private head: Buffer | null = Buffer.alloc(0);
+  private stage: Stage = 'done';
+  /** The head gathered so far. */
+  private head: Buffer = EMPTY;
+  /** Head bytes of this reply: its interim replies, its head, its trailers. */
+  private headBytes = 0;
   private status = 0;
   private headers: Record<string, string> = {};
   private keep = false;
-  /** Bytes of body still expected (content-length or the current chunk); -1 until the end of the connection. */
-  private want = 0;
-  private chunked = false;
-  /** In a chunked body: the text of the next chunk's size line (or the CRLF after a chunk) gathered so far. */
-  private line: string | null = null;
+  /** Bytes left of the body (`length`) or of the chunk (`chunk-data`). */
+  private left = 0;
+  /** In `chunk-size`, `chunk-end` and `trailers`: the line gathered so far. */
+  private line = '';
   private body: Buffer[] = [];
-  private done = false;
+  private received = 0;
+  /** Bounds the reply once it has begun: a daemon that drips it is given up. */
+  private deadline: NodeJS.Timeout | null = null;
 
   constructor(
     readonly socket: Socket,
+    private readonly limits: ReplyLimits,
     private readonly release: (c: Connection, keep: boolean, hint: string | undefined) => void,
   ) {
     socket.setNoDelay(true);
@@ -80,11 +143,14 @@ class Connection {
     this.uses++;
     this.answered = false;
     this.pending = pending;
-    this.head = Buffer.alloc(0);
+    this.stage = 'head';
+    this.head = EMPTY;
+    this.headBytes = 0;
+    this.status = 0;
     this.headers = {};
     this.body = [];
-    this.done = false;
-    this.line = null;
+    this.received = 0;
+    this.line = '';
     let text = `${r.method} ${r.path} HTTP/1.1\r\nhost: ${host}\r\nconnection: keep-alive\r\n`;
     for (const [k, v] of Object.entries(r.headers)) text += `${k}: ${v}\r\n`;
     if (r.body !== undefined) text += `content-length: ${Buffer.byteLength(r.body)}\r\n`;
@@ -105,8 +171,14 @@ class Connection {
   destroy(e: Error): void {
     const p = this.pending;
     this.pending = null;
+    this.stopDeadline();
     this.socket.destroy();
     p?.reject(e);
+  }
+
+  private stopDeadline(): void {
+    if (this.deadline !== null) clearTimeout(this.deadline);
+    this.deadline = null;
   }
 
   private closed(e: Error | null): void {
@@ -116,14 +188,26 @@ class Connection {
       return;
     }
     // A reply read to the end of the connection is whole once the connection ends.
-    if (e === null && this.head === null && this.want === -1) {
+    if (e === null && this.stage === 'to-end') {
       this.finish();
       return;
     }
     this.pending = null;
+    this.stopDeadline();
     this.socket.destroy();
     this.release(this, false, undefined);
-    p.reject(e ?? hangUp());
+    p.reject(this.answered ? this.cutShort(e) : (e ?? hangUp()));
+  }
+
+  /** The connection ended within a reply: where in it, and the socket's own error as the cause. */
+  private cutShort(e: Error | null): SandcellRemoteError {
+    const where =
+      this.stage === 'head'
+        ? `within its head (${this.head.length} bytes)`
+        : this.stage === 'length'
+          ? `after ${this.received} of the ${this.received + this.left} bytes of its body`
+          : `within its chunked body, after ${this.received} bytes`;
+    return new SandcellRemoteError(this.status, 'closed', `the connection closed before the daemon's reply was whole: ${where}`, undefined, undefined, e === null ? undefined : { cause: e });
   }
 
   private read(d: Buffer): void {
@@ -132,7 +216,11 @@ class Connection {
       this.socket.destroy();
       return;
     }
-    this.answered = true;
+    if (!this.answered) {
+      this.answered = true;
+      const ms = this.limits.timeoutMs;
+      this.deadline = setTimeout(() => this.destroy(new SandcellRemoteError(this.status, 'reply-timeout', `the daemon's reply was not whole ${ms} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), ms);
+    }
     try {
       this.consume(d);
     } catch (e) {
@@ -142,115 +230,148 @@ class Connection {
 
   private consume(d: Buffer): void {
     let data = d;
-    while (data.length > 0 && !this.done) {
-      if (this.head !== null) {
-        const all = this.head.length === 0 ? data : Buffer.concat([this.head, data]);
-        const end = all.indexOf('\r\n\r\n');
-        if (end < 0) {
-          if (all.length > MAX_HEAD) throw new Error(`the daemon's reply has a head over ${MAX_HEAD} bytes`);
-          this.head = all;
-          return;
-        }
-        data = all.subarray(end + 4);
-        this.parseHead(all.subarray(0, end).toString('latin1'));
-        continue;
+    while (data.length > 0) {
+      switch (this.stage) {
+        case 'head':
+          data = this.readHead(data);
+          break;
+        case 'length':
+        case 'chunk-data':
+          data = this.readCounted(data);
+          break;
+        case 'to-end':
+          this.keepBody(data);
+          data = EMPTY;
+          break;
+        case 'chunk-size':
+        case 'chunk-end':
+        case 'trailers':
+          data = this.readLine(data);
+          break;
+        case 'done':
+          throw badReply(this.status, 'bytes after the end of the reply');
       }
-      data = this.chunked ? this.chunk(data) : this.plain(data);
     }
-    if (this.done && data.length > 0) throw new Error('the daemon sent bytes after its reply');
+  }
+
+  private readHead(data: Buffer): Buffer {
+    const all = this.head.length === 0 ? data : Buffer.concat([this.head, data]);
+    const end = all.indexOf('\r\n\r\n');
+    if (this.headBytes + (end < 0 ? all.length : end + 4) > MAX_HEAD) {
+      throw new SandcellRemoteError(0, 'reply-too-large', `the daemon's reply has a head over ${MAX_HEAD} bytes`);
+    }
+    if (end < 0) {
+      this.head = all;
+      return EMPTY;
+    }
+    this.head = EMPTY;
+    this.headBytes += end + 4;
+    this.parseHead(all.subarray(0, end).toString('latin1'));
+    return all.subarray(end + 4);
   }
 
   private parseHead(text: string): void {
     const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0] as string);
-    if (!m) throw new Error(`not an HTTP/1.x reply: ${JSON.stringify((lines[0] as string).slice(0, 80))}`);
+    const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/.exec(lines[0] as string);
+    if (!m) throw badReply(0, `no HTTP/1.x status line: ${quote(lines[0] as string)}`);
     const status = Number(m[2]);
+    if (lines.length - 1 > MAX_HEADERS) throw new SandcellRemoteError(status, 'reply-too-large', `the daemon's reply has over ${MAX_HEADERS} header lines`);
     const headers: Record<string, string> = {};
     for (const l of lines.slice(1)) {
       const at = l.indexOf(':');
-      if (at <= 0) throw new Error(`a malformed header line in the daemon's reply: ${JSON.stringify(l.slice(0, 80))}`);
-      const name = l.slice(0, at).trim().toLowerCase();
+      const name = l.slice(0, at);
       const value = l.slice(at + 1).trim();
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+      if (at <= 0 || !TOKEN.test(name) || /[\0\r\n]/.test(value)) throw badReply(status, `a malformed header line ${quote(l)}`);
+      const key = name.toLowerCase();
+      headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
     }
     // An interim reply (100 Continue and the like): the real one follows.
-    if (status >= 100 && status < 200) {
-      this.head = Buffer.alloc(0);
-      return;
-    }
-    this.head = null;
+    if (status < 200) return;
     this.status = status;
     this.headers = headers;
     const connection = (headers.connection ?? '').toLowerCase();
     this.keep = m[1] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
-    this.chunked = /\bchunked\b/i.test(headers['transfer-encoding'] ?? '');
-    if ((this.pending as Pending).method === 'HEAD' || status === 204 || status === 304) this.want = 0;
-    else if (this.chunked) this.line = '';
-    else if (headers['content-length'] !== undefined) {
-      this.want = Number(headers['content-length']);
-      if (!Number.isSafeInteger(this.want) || this.want < 0) throw new Error(`a bad content-length in the daemon's reply: ${headers['content-length']}`);
+    if ((this.pending as Pending).method === 'HEAD' || status === 204 || status === 304) this.finish();
+    else if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) {
+      this.stage = 'chunk-size';
+      this.line = '';
+    } else if (headers['content-length'] !== undefined) {
+      this.left = contentLength(status, headers['content-length']);
+      this.admit(this.left);
+      this.stage = 'length';
+      if (this.left === 0) this.finish();
     } else {
-      this.want = -1;
+      this.stage = 'to-end';
       this.keep = false;
     }
-    if (this.want === 0 && !this.chunked) this.finish();
   }
 
-  /** A body framed by content-length (or by the connection's end): returns what follows it. */
-  private plain(data: Buffer): Buffer {
-    if (this.want === -1) {
-      this.body.push(data);
-      return data.subarray(data.length);
+  /** Refuses a body that would grow past the limit by `more` bytes, before they arrive when their count is announced. */
+  private admit(more: number): void {
+    const max = this.limits.maxBodyBytes;
+    if (this.received + more > max) {
+      throw new SandcellRemoteError(this.status, 'reply-too-large', `the daemon's reply has a body over ${max} bytes (connect()'s maxReplyBytes)`, 'maxReplyBytes');
     }
-    const take = Math.min(this.want, data.length);
+  }
+
+  private keepBody(data: Buffer): void {
+    this.admit(data.length);
+    this.received += data.length;
+    this.body.push(data);
+  }
+
+  /** The data of a body of known length, or of a chunk: returns what follows it. */
+  private readCounted(data: Buffer): Buffer {
+    const take = Math.min(this.left, data.length);
     this.body.push(data.subarray(0, take));
-    this.want -= take;
-    if (this.want === 0) this.finish();
+    this.received += take;
+    this.left -= take;
+    if (this.left === 0) {
+      if (this.stage === 'length') this.finish();
+      else {
+        this.stage = 'chunk-end';
+        this.line = '';
+      }
+    }
     return data.subarray(take);
   }
 
-  /** A chunked body: size lines, chunks, the CRLF after each, a zero size, trailers, a blank line. */
-  private chunk(data: Buffer): Buffer {
-    if (this.line !== null) {
-      const nl = data.indexOf('\n');
-      if (nl < 0) {
-        this.line += data.toString('latin1');
-        if (this.line.length > MAX_HEAD) throw new Error('a chunk size line over the limit');
-        return data.subarray(data.length);
-      }
-      const line = (this.line + data.subarray(0, nl).toString('latin1')).replace(/\r$/, '');
-      const rest = data.subarray(nl + 1);
-      if (this.want === -2) {
-        // After the last chunk: trailers until a blank line.
-        this.line = '';
-        if (line === '') this.finish();
-        return rest;
-      }
-      if (this.want === -3) {
-        // The CRLF that ends a chunk's data.
-        if (line !== '') throw new Error('a chunk not followed by CRLF');
-        this.line = '';
-        this.want = 0;
-        return rest;
-      }
-      const size = Number.parseInt(line.split(';')[0] as string, 16);
-      if (!Number.isSafeInteger(size) || size < 0 || !/^[0-9a-f]+$/i.test((line.split(';')[0] as string).trim())) throw new Error(`a bad chunk size: ${JSON.stringify(line.slice(0, 40))}`);
-      this.line = size === 0 ? '' : null;
-      this.want = size === 0 ? -2 : size;
-      return rest;
+  /** A line of a chunked body (a size, the CRLF after a chunk, a trailer): returns what follows it. */
+  private readLine(data: Buffer): Buffer {
+    const limit = this.stage === 'trailers' ? MAX_HEAD - this.headBytes : MAX_CHUNK_LINE;
+    const nl = data.indexOf('\n');
+    const line = this.line + (nl < 0 ? data : data.subarray(0, nl)).toString('latin1');
+    if (line.length > limit) {
+      if (this.stage === 'trailers') throw new SandcellRemoteError(this.status, 'reply-too-large', `the daemon's reply has a head and trailers over ${MAX_HEAD} bytes`);
+      throw badReply(this.status, `a chunk size line over ${MAX_CHUNK_LINE} bytes`);
     }
-    const take = Math.min(this.want, data.length);
-    this.body.push(data.subarray(0, take));
-    this.want -= take;
-    if (this.want === 0) {
-      this.want = -3;
-      this.line = '';
+    if (nl < 0) {
+      this.line = line;
+      return EMPTY;
     }
-    return data.subarray(take);
+    this.line = '';
+    const text = line.replace(/\r$/, '');
+    if (this.stage === 'chunk-end') {
+      if (text !== '') throw badReply(this.status, 'a chunk not followed by CRLF');
+      this.stage = 'chunk-size';
+    } else if (this.stage === 'trailers') {
+      this.headBytes += line.length + 1;
+      if (text === '') this.finish();
+    } else {
+      const size = chunkSize(this.status, text);
+      this.admit(size);
+      if (size === 0) this.stage = 'trailers';
+      else {
+        this.stage = 'chunk-data';
+        this.left = size;
+      }
+    }
+    return data.subarray(nl + 1);
   }
 
   private finish(): void {
-    this.done = true;
+    this.stage = 'done';
+    this.stopDeadline();
     const p = this.pending as Pending;
     this.pending = null;
     const reply = { status: this.status, headers: this.headers, body: this.body.length === 1 ? (this.body[0] as Buffer) : Buffer.concat(this.body) };
@@ -261,13 +382,22 @@ class Connection {
   }
 }
 
+/** node:tls's options for a daemon at `host`: a certificate names a host, never an address, so only a name is sent as the server's name unless one is given. */
+export function tlsOptions(host: string, tls: TlsOptions): { ca?: TlsOptions['ca']; servername?: string } {
+  const servername = tls.servername ?? (isIP(host) === 0 ? host : undefined);
+  return { ...(tls.ca !== undefined ? { ca: tls.ca } : {}), ...(servername !== undefined ? { servername } : {}) };
+}
+
 /** Kept connections to one daemon, each carrying one request at a time. */
 export class Http1Pool {
   private readonly idle: Connection[] = [];
   private readonly open = new Set<Connection>();
   private closed = false;
 
-  constructor(private readonly endpoint: Endpoint) {}
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly limits: ReplyLimits,
+  ) {}
 
   /**
    * Sends one request and resolves with its reply. Aborting the signal closes the connection
@@ -332,11 +462,10 @@ export class Http1Pool {
     const socket =
       'socketPath' in e
         ? netConnect(e.socketPath)
-        : e.tls
-          ? // A certificate names a host, never an address: only a name is sent as the server's name.
-            tlsConnect({ host: e.host, port: e.port, ...(isIP(e.host) === 0 ? { servername: e.host } : {}) })
+        : e.tls !== null
+          ? tlsConnect({ host: e.host, port: e.port, ...tlsOptions(e.host, e.tls) })
           : netConnect({ host: e.host, port: e.port });
-    const c = new Connection(socket, (conn, keep, hint) => this.release(conn, keep, hint));
+    const c = new Connection(socket, this.limits, (conn, keep, hint) => this.release(conn, keep, hint));
     this.open.add(c);
     return c;
   }

@@ -9,13 +9,29 @@ import type { IncomingMessage } from 'node:http';
 import { Readable, Writable } from 'node:stream';
 
 import { WebSocket } from 'ws';
+import type { z } from 'zod';
 
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
-import { Http1Pool } from './http1.js';
+import { SandcellRemoteError } from './errors.js';
+import { Http1Pool, tlsOptions, type TlsOptions } from './http1.js';
+import { boxIdJson, boxListJson, decodeJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from './replies.js';
 import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
 
 export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
+export { SandcellRemoteError } from './errors.js';
+export type { TlsOptions } from './http1.js';
+
+/**
+ * The default of `maxReplyBytes`: 512 MiB. A result carries at most the daemon's output limit
+ * (64 MiB by default, stdout and stderr together, up to about twice that as JSON text) and its
+ * collected files (256 MiB at most, a third more in base64): under 500 MiB. A reply is decoded as
+ * one JavaScript string, which V8 caps at about 512 MiB, so a larger one could not be read anyway.
+ */
+export const DEFAULT_MAX_REPLY_BYTES = 512 * 1024 * 1024;
+
+/** The default of `replyTimeoutMs`: two minutes, time for 512 MiB at about 40 Mbit/s. */
+export const DEFAULT_REPLY_TIMEOUT_MS = 120_000;
 
 export interface ConnectOptions {
   /** Path of the daemon's Unix socket. */
@@ -24,21 +40,24 @@ export interface ConnectOptions {
   url?: string;
   /** Bearer token (required on TCP). */
   token?: string;
-}
-
-/** The daemon refused a request for a reason of its own (auth, policy, queue, drain, not found). */
-export class SandcellRemoteError extends Error {
-  override readonly name = 'SandcellRemoteError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-    /** Seconds the daemon asked to wait before trying again (429, 503). */
-    readonly retryAfter?: number,
-  ) {
-    super(message);
-  }
+  /**
+   * For `https://`: what to trust of the TLS terminator in front of the daemon; without it, the
+   * certificate must chain to one of Node's bundled CAs.
+   */
+  tls?: TlsOptions;
+  /**
+   * Largest reply body (and WebSocket frame) read from the daemon, in bytes; a larger one fails
+   * with SandcellRemoteError `reply-too-large` and its connection is closed. Default
+   * `DEFAULT_MAX_REPLY_BYTES` (512 MiB): raise the daemon's output or collect limits past its
+   * defaults and raise this too.
+   */
+  maxReplyBytes?: number;
+  /**
+   * Milliseconds from the first byte of a reply to its last; a reply still incomplete then fails
+   * with SandcellRemoteError `reply-timeout` and its connection is closed. The wait for the reply
+   * to begin is not bounded: that is the run. Default `DEFAULT_REPLY_TIMEOUT_MS` (2 minutes).
+   */
+  replyTimeoutMs?: number;
 }
 
 /** A living box on the daemon; the same life as a local Sandbox. */
@@ -147,11 +166,12 @@ async function optionsToJson(options: RunOptions | SandboxRunOptions | SandboxOp
 }
 
 function fromError(r: Reply): Error {
-  let e: ErrorJson['error'] | undefined;
+  let e: ErrorJson['error'];
   try {
-    e = (JSON.parse(r.body.toString('utf8')) as ErrorJson).error;
+    e = decodeJson(errorJson, r.body, r.status, 'error').error;
   } catch {
-    return new SandcellRemoteError(r.status, 'http', `the daemon answered ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+    // Not the daemon's error body (a proxy's page, say): the status says enough.
+    return new SandcellRemoteError(r.status, 'http', `the daemon answered ${r.status}: ${r.body.subarray(0, 200).toString('utf8')}`);
   }
   const retry = Number(r.headers['retry-after']);
   return errorOf(r.status, e, Number.isFinite(retry) ? retry : undefined);
@@ -171,6 +191,33 @@ function errorOf(status: number, e: ErrorJson['error'], retryAfter?: number): Er
 /** Largest stdin frame sent (the daemon takes frames of up to 1 MiB, base64 included). */
 const STDIN_FRAME = 256 * 1024;
 
+/** A limit of connect()'s: a positive whole number, or its default when not given. */
+function limitOf(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new TypeError(`connect(): ${name} must be a positive whole number, not ${String(value)}`);
+  return value;
+}
+
+function checkTls(tls: unknown): TlsOptions {
+  const pem = (v: unknown): boolean => typeof v === 'string' || Buffer.isBuffer(v);
+  if (typeof tls !== 'object' || tls === null) throw new TypeError('connect(): tls must be an object ({ ca, servername })');
+  const { ca, servername, ...rest } = tls as TlsOptions;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw new TypeError(`connect(): tls.${unknown[0]} is not an option (tls takes ca and servername)`);
+  if (ca !== undefined && !pem(ca) && !(Array.isArray(ca) && ca.every(pem))) throw new TypeError('connect(): tls.ca must be PEM text or a Buffer, or an array of them');
+  if (servername !== undefined && (typeof servername !== 'string' || servername === '')) throw new TypeError('connect(): tls.servername must be a host name');
+  return { ...(ca !== undefined ? { ca } : {}), ...(servername !== undefined ? { servername } : {}) };
+}
+
+/** A WebSocket's own error: a frame over the limit, or frames it cannot read, as the client's error. */
+function frameError(e: Error & { code?: string }, maxReplyBytes: number): Error {
+  if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+    return new SandcellRemoteError(0, 'reply-too-large', `a frame from the daemon is over ${maxReplyBytes} bytes (connect()'s maxReplyBytes)`, 'maxReplyBytes', undefined, { cause: e });
+  }
+  if (e.code?.startsWith('WS_ERR_')) return new SandcellRemoteError(0, 'bad-reply', `the daemon's WebSocket frames are not ones the client can read: ${e.message}`, undefined, undefined, { cause: e });
+  return e;
+}
+
 /** An engine on a daemon: `{ socket }`, `{ url: 'unix:///…' }` or `{ url: 'http://…', token }`. */
 export function connect(options: ConnectOptions): Engine {
   let socketPath: string | undefined = options.socket;
@@ -183,10 +230,14 @@ export function connect(options: ConnectOptions): Engine {
     else throw new TypeError(`connect(): unsupported url ${options.url} (unix:, http: or https:)`);
   }
   const https = base?.protocol === 'https:';
+  if (options.tls !== undefined && !https) throw new TypeError('connect(): tls is for an https:// url');
+  const tls = https ? checkTls(options.tls ?? {}) : null;
+  const maxReplyBytes = limitOf(options.maxReplyBytes, DEFAULT_MAX_REPLY_BYTES, 'maxReplyBytes');
+  const replyTimeoutMs = limitOf(options.replyTimeoutMs, DEFAULT_REPLY_TIMEOUT_MS, 'replyTimeoutMs');
+  const host = base?.hostname.replace(/^\[(.*)\]$/, '$1') ?? '';
   const pool = new Http1Pool(
-    socketPath !== undefined
-      ? { socketPath }
-      : { host: (base as URL).hostname.replace(/^\[(.*)\]$/, '$1'), port: Number((base as URL).port || (https ? 443 : 80)), tls: https, authority: (base as URL).host },
+    socketPath !== undefined ? { socketPath } : { host, port: Number((base as URL).port || (https ? 443 : 80)), tls, authority: (base as URL).host },
+    { maxBodyBytes: maxReplyBytes, timeoutMs: replyTimeoutMs },
   );
   const authorization: Record<string, string> = options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {};
 
@@ -194,31 +245,47 @@ export function connect(options: ConnectOptions): Engine {
   const request = (method: string, path: string, body?: Buffer | string, type = 'application/json', signal?: AbortSignal): Promise<Reply> =>
     pool.request({ method, path, headers: body === undefined ? authorization : { ...authorization, 'content-type': type }, body, signal }, abortError);
 
-  const json = async <T>(method: string, path: string, value?: unknown, signal?: AbortSignal, ok = [200, 201, 204]): Promise<T> => {
+  /** A request answered by JSON of `schema` (nothing, for null), checked before it is handed on. */
+  const json = async <S extends z.ZodType>(schema: S | null, what: string, method: string, path: string, value?: unknown, signal?: AbortSignal, ok = [200, 201, 204]): Promise<z.input<S>> => {
     const r = await request(method, path, value === undefined ? undefined : JSON.stringify(value), 'application/json', signal);
     if (!ok.includes(r.status)) throw fromError(r);
-    return (r.body.length > 0 ? JSON.parse(r.body.toString('utf8')) : undefined) as T;
+    return (schema === null ? undefined : decodeJson(schema, r.body, r.status, what)) as z.input<S>;
   };
 
   const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> =>
-    resultFromJson(await json<ResultJson>('POST', path, await optionsToJson(o), o.signal)) as RunResult;
+    resultFromJson((await json(resultJson, 'run result', 'POST', path, await optionsToJson(o), o.signal)) as ResultJson) as RunResult;
 
   const wsUrl = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
-  const wsHeaders = options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {};
-  /** A refused upgrade: the daemon's error reply, as for any request. */
+  const wsOptions = {
+    headers: options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {},
+    maxPayload: maxReplyBytes,
+    ...(tls !== null ? tlsOptions(host, tls) : {}),
+  };
+  /** A refused upgrade: the daemon's error reply, as for any request, within the same bounds. */
   const refused = (res: IncomingMessage): Promise<Error> =>
     new Promise((resolve) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(fromError({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })));
-      res.on('error', (e) => resolve(e));
+      let size = 0;
+      const give = (e: Error): void => {
+        clearTimeout(deadline);
+        res.destroy();
+        resolve(e);
+      };
+      const deadline = setTimeout(() => give(new SandcellRemoteError(res.statusCode ?? 0, 'reply-timeout', `the daemon's reply was not whole ${replyTimeoutMs} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), replyTimeoutMs);
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxReplyBytes) give(new SandcellRemoteError(res.statusCode ?? 0, 'reply-too-large', `the daemon's reply has a body over ${maxReplyBytes} bytes (connect()'s maxReplyBytes)`, 'maxReplyBytes'));
+        else chunks.push(c);
+      });
+      res.on('end', () => give(fromError({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })));
+      res.on('error', (e) => give(e));
     });
 
   const sessions = new Set<RunSession>();
 
   const session = (): Promise<RunSession> =>
     new Promise<RunSession>((resolveOpen, rejectOpen) => {
-      const ws = new WebSocket(wsUrl, { headers: wsHeaders });
+      const ws = new WebSocket(wsUrl, wsOptions);
       let nextId = 1;
       let open = false;
       let closedBy: Error | null = null;
@@ -296,13 +363,20 @@ export function connect(options: ConnectOptions): Engine {
         });
       });
       ws.on('message', (data: Buffer) => {
-        const f = JSON.parse(data.toString('utf8')) as { type: 'result'; id: number; result: ResultJson } | ({ type: 'error'; id?: number; status: number } & ErrorJson);
-        if (f.type === 'result') settle(f.id)?.resolve(resultFromJson(f.result) as RunResult);
-        else if (f.type === 'error' && f.id !== undefined) settle(f.id)?.reject(errorOf(f.status, f.error));
+        let f: z.input<typeof serverFrame>;
+        try {
+          f = decodeJson(serverFrame, data, 0, 'frame');
+        } catch (e) {
+          end(e as Error);
+          ws.terminate();
+          return;
+        }
+        if (f.type === 'result') settle(f.id as number)?.resolve(resultFromJson(f.result as ResultJson) as RunResult);
+        else if (f.type === 'error' && f.id !== undefined) settle(f.id as number)?.reject(errorOf(f.status, f.error));
         // An error without an id ends the connection: its close follows, and says so to every run.
         else if (f.type === 'error') end(errorOf(f.status, f.error));
       });
-      ws.on('error', (e) => end(e));
+      ws.on('error', (e) => end(frameError(e, maxReplyBytes)));
       ws.on('close', (code, reason) => end(new SandcellRemoteError(0, 'closed', `the daemon closed the session (${code} ${reason.toString()})`)));
     });
 
@@ -312,7 +386,7 @@ export function connect(options: ConnectOptions): Engine {
     const signal = o.signal;
     if (signal?.aborted) throw abortError(signal);
     return new Promise<RemoteProcess>((resolveStarted, rejectStarted) => {
-      const ws = new WebSocket(url, { headers: wsHeaders });
+      const ws = new WebSocket(url, wsOptions);
       let started = false;
       let ended = false;
       let resolveResult!: (r: Result) => void;
@@ -392,19 +466,22 @@ export function connect(options: ConnectOptions): Engine {
         });
       });
       ws.on('message', (data: Buffer) => {
-        const f = JSON.parse(data.toString('utf8')) as
-          | { type: 'started'; pid: number }
-          | { type: 'stdout' | 'stderr'; data: { base64: string } }
-          | { type: 'exit'; result: ResultJson }
-          | ({ type: 'error'; status: number } & ErrorJson);
+        let f: z.input<typeof serverFrame>;
+        try {
+          f = decodeJson(serverFrame, data, 0, 'frame');
+        } catch (e) {
+          finish(e as Error);
+          ws.terminate();
+          return;
+        }
         if (f.type === 'started') {
           started = true;
           resolveStarted(proc(f.pid));
         } else if (f.type === 'stdout' || f.type === 'stderr') push(f.type === 'stdout' ? stdout : stderr, Buffer.from(f.data.base64, 'base64'));
-        else if (f.type === 'exit') finish(null, resultFromJson(f.result));
+        else if (f.type === 'exit') finish(null, resultFromJson(f.result as ResultJson));
         else if (f.type === 'error') finish(errorOf(f.status, f.error));
       });
-      ws.on('error', (e) => finish(e));
+      ws.on('error', (e) => finish(frameError(e, maxReplyBytes)));
       ws.on('close', (code, reason) => finish(new SandcellRemoteError(0, 'closed', `the daemon closed the connection before the box ended (${code} ${reason.toString()})`)));
     });
   };
@@ -415,12 +492,12 @@ export function connect(options: ConnectOptions): Engine {
     spawn: spawnAt,
     Sandbox: {
       async create(o: SandboxOptions = {}): Promise<RemoteSandbox> {
-        const { id } = await json<{ id: string }>('POST', '/v1/boxes', await optionsToJson(o));
+        const { id } = await json(boxIdJson, 'box', 'POST', '/v1/boxes', await optionsToJson(o));
         let destroyed = false;
         const destroy = async (): Promise<void> => {
           if (destroyed) return;
           destroyed = true;
-          await json('DELETE', `/v1/boxes/${encodeURIComponent(id)}`);
+          await json(null, 'reply', 'DELETE', `/v1/boxes/${encodeURIComponent(id)}`);
         };
         return { id, run: (r) => runAt(`/v1/boxes/${encodeURIComponent(id)}/run`, r), destroy, [Symbol.asyncDispose]: destroy };
       },
@@ -429,7 +506,7 @@ export function connect(options: ConnectOptions): Engine {
       async put(data) {
         const r = await request('POST', '/v1/files', Buffer.from(data), 'application/octet-stream');
         if (r.status !== 201) throw fromError(r);
-        return JSON.parse(r.body.toString('utf8')) as { id: string; size: number };
+        return decodeJson(fileIdJson, r.body, r.status, 'stored file');
       },
       async get(id) {
         const r = await request('GET', `/v1/files/${encodeURIComponent(id)}`);
@@ -437,12 +514,12 @@ export function connect(options: ConnectOptions): Engine {
         return r.body;
       },
       async delete(id) {
-        await json('DELETE', `/v1/files/${encodeURIComponent(id)}`);
+        await json(null, 'reply', 'DELETE', `/v1/files/${encodeURIComponent(id)}`);
       },
     },
-    boxes: async () => (await json<{ boxes: { id: string; ageMs: number; idleMs: number; runs: number }[] }>('GET', '/v1/boxes')).boxes,
-    version: () => json('GET', '/v1/version'),
-    health: () => json('GET', '/v1/health', undefined, undefined, [200, 503]),
+    boxes: async () => (await json(boxListJson, 'box list', 'GET', '/v1/boxes')).boxes,
+    version: () => json(versionJson, 'version', 'GET', '/v1/version'),
+    health: () => json(healthJson, 'health', 'GET', '/v1/health', undefined, undefined, [200, 503]),
     close: () => {
       pool.close();
       for (const s of [...sessions]) void s.close();

@@ -59,6 +59,8 @@ async function server(answer: (r: Seen, socket: Socket) => void): Promise<{ path
   };
 }
 
+/** Generous: these tests are about framing, not bounds. */
+const LIMITS = { maxBodyBytes: 1 << 20, timeoutMs: 60_000 };
 const aborted = (s: AbortSignal): Error => Object.assign(new Error('aborted'), { name: 'AbortError', cause: s.reason });
 const ok = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 const until = async (f: () => boolean): Promise<boolean> => {
@@ -83,7 +85,7 @@ describe('Http1Pool', () => {
       else socket.end('HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\nto the end');
     });
     cleanups.push(s.stop);
-    const pool = new Http1Pool({ socketPath: s.path });
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
     cleanups.push(() => pool.close());
     const a = await pool.request({ method: 'POST', path: '/length', headers: { 'content-type': 'application/json', authorization: 'Bearer t' }, body: '{"x":"é"}' }, aborted);
     expect(a.status).toBe(200);
@@ -110,7 +112,7 @@ describe('Http1Pool', () => {
   it('requests in flight at once each have a connection, kept for the next ones', async () => {
     const s = await server((r, socket) => setTimeout(() => socket.write(ok(`"${r.conn}"`)), 20));
     cleanups.push(s.stop);
-    const pool = new Http1Pool({ socketPath: s.path });
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
     cleanups.push(() => pool.close());
     const first = await Promise.all([1, 2, 3].map(() => pool.request({ method: 'GET', path: '/', headers: {} }, aborted)));
     expect(new Set(first.map((r) => r.body.toString())).size).toBe(3);
@@ -127,14 +129,14 @@ describe('Http1Pool', () => {
       else socket.write(ok('"fine"'));
     });
     cleanups.push(s.stop);
-    const pool = new Http1Pool({ socketPath: s.path });
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
     cleanups.push(() => pool.close());
     await pool.request({ method: 'GET', path: '/', headers: {} }, aborted);
     const again = await pool.request({ method: 'POST', path: '/run', headers: {}, body: '{}' }, aborted);
     expect(again.body.toString()).toBe('"fine"');
     expect(s.seen.map((r) => `${r.conn} ${r.head.split(' ')[1]}`)).toEqual(['1 /', '1 /run', '2 /run']);
     drop = false;
-    const fresh = new Http1Pool({ socketPath: s.path });
+    const fresh = new Http1Pool({ socketPath: s.path }, LIMITS);
     cleanups.push(() => fresh.close());
     await expect(fresh.request({ method: 'GET', path: '/never', headers: {} }, aborted)).rejects.toMatchObject({ code: 'ECONNRESET', message: 'socket hang up' });
     expect(s.seen.filter((r) => r.head.startsWith('GET /never'))).toHaveLength(1);
@@ -143,7 +145,7 @@ describe('Http1Pool', () => {
   it('an aborted signal closes the connection and rejects with the caller\'s error; an aborted one sends nothing', async () => {
     const s = await server(() => undefined);
     cleanups.push(s.stop);
-    const pool = new Http1Pool({ socketPath: s.path });
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
     cleanups.push(() => pool.close());
     const ac = new AbortController();
     const p = pool.request({ method: 'POST', path: '/v1/run', headers: {}, body: '{}', signal: ac.signal }, aborted);
@@ -158,13 +160,13 @@ describe('Http1Pool', () => {
   it('no server: the socket\'s error; a malformed reply: an error, the connection dropped', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sandcell-http1-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const none = new Http1Pool({ socketPath: join(dir, 'none.sock') });
+    const none = new Http1Pool({ socketPath: join(dir, 'none.sock') }, LIMITS);
     await expect(none.request({ method: 'GET', path: '/', headers: {} }, aborted)).rejects.toMatchObject({ code: 'ENOENT' });
     const s = await server((_r, socket) => socket.write('SSH-2.0-nope\r\n\r\n'));
     cleanups.push(s.stop);
-    const pool = new Http1Pool({ socketPath: s.path });
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
     cleanups.push(() => pool.close());
-    await expect(pool.request({ method: 'GET', path: '/', headers: {} }, aborted)).rejects.toThrow(/not an HTTP\/1\.x reply/);
+    await expect(pool.request({ method: 'GET', path: '/', headers: {} }, aborted)).rejects.toMatchObject({ name: 'SandcellRemoteError', code: 'bad-reply', message: expect.stringMatching(/no HTTP\/1\.x status line/) });
     expect(await until(() => s.open() === 0)).toBe(true);
   });
 
@@ -174,7 +176,7 @@ describe('Http1Pool', () => {
       socket.write(ok('1'));
     });
     cleanups.push(s.stop);
-    const pool = new Http1Pool({ socketPath: s.path });
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
     await pool.request({ method: 'GET', path: '/', headers: {} }, aborted);
     const slow = pool.request({ method: 'GET', path: '/slow', headers: {} }, aborted);
     expect(await until(() => s.seen.length === 2)).toBe(true);

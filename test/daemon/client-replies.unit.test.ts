@@ -1,0 +1,288 @@
+// The client takes a daemon's replies as untrusted input: a fake daemon written here answers
+// with crafted bytes (HTTP replies and WebSocket frames), and every malformed, oversized,
+// truncated or dripped reply must end in a SandcellRemoteError of its own code, the connection
+// closed, and nothing left behind in this process: no socket, no fd, no timer.
+import { createHook } from 'node:async_hooks';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
+import { z } from 'zod';
+
+import { connect, DEFAULT_MAX_REPLY_BYTES, SandcellRemoteError, type ConnectOptions, type Engine } from '../../src/client/index.js';
+import * as client from '../../src/client/replies.js';
+import * as daemon from '../../src/daemon/schemas.js';
+
+const RESULT = {
+  status: 'ok',
+  exitCode: 0,
+  signal: null,
+  stdout: 'hi\n',
+  stderr: '',
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  usage: { cpuTimeMs: 1, userTimeMs: 1, systemTimeMs: 0, wallTimeMs: 2, memoryPeakBytes: null, maxRssBytes: 1024 },
+  violation: null,
+  limitsEnforced: { memory: 'cgroup', cpuTime: 'cgroup', processes: 'cgroup' },
+};
+
+const reply = (body: string, head = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+/** A fake daemon on a socket in a temp dir: `answer` writes whatever it likes for each request. */
+async function fakeDaemon(answer: (socket: Socket, path: string) => void): Promise<{ socket: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-client-replies-'));
+  const path = join(dir, 'd.sock');
+  const sockets = new Set<Socket>();
+  const srv: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + len) return;
+      buf = buf.subarray(end + 4 + len);
+      answer(socket, head.split(' ')[1] as string);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(path, r));
+  return {
+    socket: path,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Timers and sockets made from now on that are still alive, and the fds this process holds more
+ * than now: what a case left behind. Tracked by their async resources, so that vitest's own
+ * timers, which come and go meanwhile, are not counted.
+ */
+function watchLeaks(): () => Promise<Record<string, number>> {
+  const fds = readdirSync('/proc/self/fd').length;
+  const alive = new Map<number, string>();
+  const hook = createHook({
+    init(id, type) {
+      if (type === 'Timeout' || type === 'PIPEWRAP' || type === 'TCPWRAP' || type === 'TLSWRAP') alive.set(id, type);
+    },
+    destroy(id) {
+      alive.delete(id);
+    },
+  }).enable();
+  const left = (): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const type of alive.values()) out[type] = (out[type] ?? 0) + 1;
+    const more = readdirSync('/proc/self/fd').length - fds;
+    if (more > 0) out.fds = more;
+    return out;
+  };
+  return async () => {
+    // Closing and destroying are reported a turn or two later: a bound on a wait, not a timing.
+    for (let i = 0; i < 200 && Object.keys(left()).length > 0; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 100 && Object.keys(left()).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    hook.disable();
+    return left();
+  };
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** Drips `text` a few bytes at a time, every 20 ms, until it is all out or the socket is gone. */
+function drip(socket: Socket, text: string): void {
+  let at = 0;
+  const t = setInterval(() => {
+    if (socket.destroyed || at >= text.length) {
+      clearInterval(t);
+      return;
+    }
+    socket.write(text.slice(at, at + 3));
+    at += 3;
+  }, 20);
+}
+
+interface Case {
+  name: string;
+  /** What the fake daemon writes (and whether it then closes), or writes by itself. */
+  answer: string | ((socket: Socket) => void);
+  /** Which call of the engine: `version` (any JSON reply) or `run` (a run's result). */
+  call?: 'version' | 'run';
+  code: string;
+  message: RegExp;
+  field?: string;
+  /** Over LIMITS. */
+  options?: ConnectOptions;
+}
+
+/** A reply timeout long enough that a timer the client failed to clear is still there to be seen. */
+const LIMITS: ConnectOptions = { maxReplyBytes: 4096, replyTimeoutMs: 60_000 };
+const DRIP: ConnectOptions = { replyTimeoutMs: 400 };
+const end = (text: string) => (socket: Socket) => socket.end(text);
+
+const cases: Case[] = [
+  { name: 'not HTTP', answer: 'SSH-2.0-OpenSSH\r\n\r\n', code: 'bad-reply', message: /no HTTP\/1\.x status line: "SSH-2\.0-OpenSSH"/ },
+  { name: 'a status that is no number', answer: 'HTTP/1.1 2OO OK\r\ncontent-length: 0\r\n\r\n', code: 'bad-reply', message: /no HTTP\/1\.x status line/ },
+  { name: 'a status of two digits', answer: 'HTTP/1.1 20 OK\r\n\r\n', code: 'bad-reply', message: /no HTTP\/1\.x status line/ },
+  { name: 'a header line without a colon', answer: 'HTTP/1.1 200 OK\r\nno colon here\r\n\r\n', code: 'bad-reply', message: /a malformed header line "no colon here"/ },
+  { name: 'a folded header line', answer: 'HTTP/1.1 200 OK\r\nx-a: 1\r\n folded: 2\r\n\r\n', code: 'bad-reply', message: /a malformed header line/ },
+  { name: 'a content-length that is no number', answer: 'HTTP/1.1 200 OK\r\ncontent-length: 12abc\r\n\r\n', code: 'bad-reply', message: /a bad content-length "12abc"/ },
+  { name: 'a negative content-length', answer: 'HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n', code: 'bad-reply', message: /a bad content-length "-1"/ },
+  { name: 'two different content-lengths', answer: 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}', code: 'bad-reply', message: /a bad content-length "2, 3"/ },
+  { name: 'an overflowing content-length', answer: 'HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n', code: 'bad-reply', message: /a content-length past 2\^53/ },
+  { name: 'a content-length over maxReplyBytes', answer: 'HTTP/1.1 200 OK\r\ncontent-length: 4097\r\n\r\n', code: 'reply-too-large', message: /a body over 4096 bytes \(connect\(\)'s maxReplyBytes\)/, field: 'maxReplyBytes' },
+  { name: 'a body to the end of the connection over maxReplyBytes', answer: (s) => s.write(`HTTP/1.1 200 OK\r\n\r\n${'x'.repeat(5000)}`), code: 'reply-too-large', message: /a body over 4096 bytes/, field: 'maxReplyBytes' },
+  { name: 'a chunk size that is no number', answer: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', code: 'bad-reply', message: /a bad chunk size "zz"/ },
+  { name: 'a negative chunk size', answer: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n', code: 'bad-reply', message: /a bad chunk size "-5"/ },
+  { name: 'an overflowing chunk size', answer: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffff\r\n', code: 'bad-reply', message: /a chunk size past 2\^52/ },
+  { name: 'chunks over maxReplyBytes', answer: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n800\r\n${'x'.repeat(2048)}\r\n801\r\n`, code: 'reply-too-large', message: /a body over 4096 bytes/, field: 'maxReplyBytes' },
+  { name: 'a chunk size line without end', answer: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1;${'e'.repeat(5000)}`, code: 'bad-reply', message: /a chunk size line over 4096 bytes/ },
+  { name: 'a chunk not followed by CRLF', answer: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}xx\r\n0\r\n\r\n', code: 'bad-reply', message: /a chunk not followed by CRLF/ },
+  { name: 'a chunked body that ends early', answer: end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{"ve'), code: 'closed', message: /within its chunked body, after 4 bytes/ },
+  { name: 'a chunked body without its last chunk', answer: end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n'), code: 'closed', message: /within its chunked body, after 2 bytes/ },
+  { name: 'a body shorter than its content-length', answer: end('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{"v'), code: 'closed', message: /after 3 of the 10 bytes of its body/ },
+  { name: 'a connection closed within the head', answer: end('HTTP/1.1 200 OK\r\ncontent-'), code: 'closed', message: /within its head/ },
+  { name: 'a connection destroyed within the body', answer: (s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{', () => s.destroy()), code: 'closed', message: /after 1 of the 10 bytes/ },
+  { name: 'a head over 64 KiB', answer: `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(70_000)}\r\n\r\n`, code: 'reply-too-large', message: /a head over 65536 bytes/ },
+  { name: 'interim replies without end', answer: 'HTTP/1.1 100 Continue\r\n\r\n'.repeat(3000), code: 'reply-too-large', message: /a head over 65536 bytes/ },
+  { name: 'too many header lines', answer: `HTTP/1.1 200 OK\r\n${'x-n: 1\r\n'.repeat(200)}content-length: 0\r\n\r\n`, code: 'reply-too-large', message: /over 128 header lines/ },
+  { name: 'trailers over 64 KiB', answer: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n${'x-t: 1234567890\r\n'.repeat(5000)}\r\n`, code: 'reply-too-large', message: /a head and trailers over 65536 bytes/ },
+  { name: 'a head that drips', answer: (s) => drip(s, `HTTP/1.1 200 OK\r\n${'x-slow: 1\r\n'.repeat(100)}\r\n`), code: 'reply-timeout', message: /not whole 400 ms after it began/, field: 'replyTimeoutMs', options: DRIP },
+  { name: 'a chunked body that drips', answer: (s) => drip(s, `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${'1\r\nx\r\n'.repeat(200)}0\r\n\r\n`), code: 'reply-timeout', message: /not whole 400 ms/, field: 'replyTimeoutMs', options: DRIP },
+  { name: 'a reply that is not JSON', answer: reply('<html>hello</html>'), code: 'bad-reply', message: /the daemon's version is not what the client expects: not JSON/ },
+  { name: 'an empty JSON reply', answer: 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n', code: 'bad-reply', message: /the daemon's version is not what the client expects: not JSON/ },
+  { name: 'a version of the wrong type', answer: reply('{"version":1,"api":1,"features":[]}'), code: 'bad-reply', message: /version: Invalid input: expected string, received number/ },
+  { name: 'a run result without its fields', call: 'run', answer: reply('{"status":"ok"}'), code: 'bad-reply', message: /the daemon's run result is not what the client expects: exitCode: .*expected number/ },
+  { name: 'a run result of an unknown status', call: 'run', answer: reply(JSON.stringify({ ...RESULT, status: 'great' })), code: 'bad-reply', message: /status: Invalid option/ },
+  { name: 'a run result with a wrong-typed usage', call: 'run', answer: reply(JSON.stringify({ ...RESULT, usage: { ...RESULT.usage, cpuTimeMs: 'fast' } })), code: 'bad-reply', message: /usage\.cpuTimeMs: Invalid input: expected number/ },
+  { name: 'a run result that is an array', call: 'run', answer: reply('[]'), code: 'bad-reply', message: /\(root\): Invalid input: expected object, received array/ },
+];
+
+describe('the client and a daemon answering malformed replies', () => {
+  it.each(cases)('$name: SandcellRemoteError $code, nothing left', async (c) => {
+    const leaks = watchLeaks();
+    const d = await fakeDaemon((socket) => (typeof c.answer === 'string' ? socket.write(c.answer) : c.answer(socket)));
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS, ...c.options });
+    const call = c.call === 'run' ? engine.run({ command: ['/bin/true'] }) : engine.version();
+    const e = await call.catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(SandcellRemoteError);
+    expect(e).toMatchObject({ code: c.code, message: expect.stringMatching(c.message) });
+    if (c.field !== undefined) expect((e as SandcellRemoteError).field).toBe(c.field);
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
+  });
+
+  it('a well-formed reply in the same bounds is read, and the connection kept', async () => {
+    const d = await fakeDaemon((socket, path) => {
+      if (path === '/v1/run') socket.write(reply(JSON.stringify({ ...RESULT, network: { connections: [] } })));
+      else socket.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength('{"version":"1.0.0","api":1,"features":[]}').toString(16)}\r\n{"version":"1.0.0","api":1,"features":[]}\r\n0\r\nx-trailer: 1\r\n\r\n`);
+    });
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS });
+    cleanups.push(() => engine.close());
+    expect(await engine.version()).toEqual({ version: '1.0.0', api: 1, features: [] });
+    // Checked, not rewritten: a field the client's shape does not name still reaches the caller.
+    expect(await engine.run({ command: ['/bin/true'] })).toEqual({ ...RESULT, network: { connections: [] } });
+  });
+
+  it('connect() refuses limits that are no positive whole number, and TLS options on a plain url', () => {
+    expect(() => connect({ socket: '/x', maxReplyBytes: 0 })).toThrow(/maxReplyBytes must be a positive whole number, not 0/);
+    expect(() => connect({ socket: '/x', maxReplyBytes: 1.5 })).toThrow(/maxReplyBytes/);
+    expect(() => connect({ socket: '/x', replyTimeoutMs: -1 })).toThrow(/replyTimeoutMs must be a positive whole number, not -1/);
+    expect(() => connect({ url: 'http://127.0.0.1:1', tls: { ca: 'x' } })).toThrow(/tls is for an https:\/\/ url/);
+    expect(() => connect({ url: 'https://127.0.0.1:1', tls: { ca: 7 as unknown as string } })).toThrow(/tls\.ca must be PEM text/);
+    expect(() => connect({ url: 'https://127.0.0.1:1', tls: { rejectUnauthorized: false } as never })).toThrow(/tls\.rejectUnauthorized is not an option/);
+    expect(DEFAULT_MAX_REPLY_BYTES).toBe(512 * 1024 * 1024);
+  });
+});
+
+/** A fake daemon's WebSocket endpoint: `onFrame` answers each frame the client sends. */
+async function fakeWs(onFrame: (ws: ServerSocket, frame: { type: string; id?: number }) => void): Promise<{ socket: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-client-ws-'));
+  const path = join(dir, 'd.sock');
+  const wss = new WebSocketServer({ noServer: true });
+  const { createServer: httpServer } = await import('node:http');
+  const srv = httpServer();
+  srv.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d: Buffer) => onFrame(ws, JSON.parse(d.toString()) as { type: string; id?: number }))));
+  await new Promise<void>((r) => srv.listen(path, r));
+  return {
+    socket: path,
+    stop: async () => {
+      for (const ws of wss.clients) ws.terminate();
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+      wss.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('the client and a daemon sending malformed WebSocket frames', () => {
+  const frames: { name: string; mode: 'session' | 'spawn'; send: (ws: ServerSocket, id: number) => void; code: string; message: RegExp }[] = [
+    { name: 'a session frame over maxReplyBytes', mode: 'session', send: (ws, id) => ws.send(JSON.stringify({ type: 'result', id, result: { ...RESULT, stdout: 'x'.repeat(5000) } })), code: 'reply-too-large', message: /a frame from the daemon is over 4096 bytes/ },
+    { name: 'a session frame that is not JSON', mode: 'session', send: (ws) => ws.send('hello'), code: 'bad-reply', message: /the daemon's frame is not what the client expects: not JSON/ },
+    { name: 'a session result without its fields', mode: 'session', send: (ws, id) => ws.send(JSON.stringify({ type: 'result', id, result: { status: 'ok' } })), code: 'bad-reply', message: /result\.exitCode/ },
+    { name: 'a frame of an unknown type', mode: 'session', send: (ws) => ws.send(JSON.stringify({ type: 'surprise' })), code: 'bad-reply', message: /type: Invalid discriminator value/ },
+    { name: 'a spawn output frame over maxReplyBytes', mode: 'spawn', send: (ws) => ws.send(JSON.stringify({ type: 'stdout', data: { base64: 'A'.repeat(8000) } })), code: 'reply-too-large', message: /over 4096 bytes/ },
+    { name: 'a started frame without a pid', mode: 'spawn', send: (ws) => ws.send(JSON.stringify({ type: 'started' })), code: 'bad-reply', message: /pid: Invalid input: expected number/ },
+    {
+      name: 'output that is not base64',
+      mode: 'spawn',
+      send: (ws) => {
+        ws.send(JSON.stringify({ type: 'started', pid: 1 }));
+        ws.send(JSON.stringify({ type: 'stdout', data: { base64: '%%%' } }));
+      },
+      code: 'bad-reply',
+      message: /data\.base64: is not valid base64/,
+    },
+  ];
+
+  it.each(frames)('$name: SandcellRemoteError $code, nothing left', async (c) => {
+    const leaks = watchLeaks();
+    const d = await fakeWs((ws, f) => c.send(ws, f.id ?? 0));
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS });
+    let e: unknown;
+    if (c.mode === 'session') {
+      const s = await engine.session();
+      e = await s.run({ command: ['/bin/true'] }).catch((err: unknown) => err);
+    } else {
+      e = await engine
+        .spawn({ command: ['/bin/cat'] })
+        .then((p) => p.wait())
+        .catch((err: unknown) => err);
+    }
+    expect(e).toBeInstanceOf(SandcellRemoteError);
+    expect(e).toMatchObject({ code: c.code, message: expect.stringMatching(c.message) });
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
+  });
+});
+
+describe("the client's reply shapes", () => {
+  it("are the daemon's (a started frame must carry its pid)", () => {
+    for (const name of ['resultJson', 'errorJson', 'versionJson', 'healthJson', 'boxIdJson', 'boxListJson', 'fileIdJson'] as const) {
+      expect(z.toJSONSchema(client[name]), name).toEqual(z.toJSONSchema(daemon[name]));
+    }
+    const daemonFrames = z.toJSONSchema(daemon.serverFrame) as { oneOf: { properties: { type: { const: string }; pid?: unknown }; required: string[] }[] };
+    const clientFrames = z.toJSONSchema(client.serverFrame) as typeof daemonFrames;
+    const started = daemonFrames.oneOf.find((f) => f.properties.type.const === 'started');
+    started?.required.push('pid');
+    expect(clientFrames).toEqual(daemonFrames);
+  });
+});

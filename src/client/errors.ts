@@ -8,11 +8,12 @@ export class SandcellRemoteError extends Error {
      * The daemon's error code (`unauthorized`, `forbidden`, `queue-full`, `draining`, `not-found`, ...),
      * or the client's own about the reply itself: `reply-too-large` (over a limit, named by
      * `field`), `reply-timeout`, `bad-reply` (not HTTP/1.1 it can read, or not the JSON it
-     * expected), `closed` (the connection ended before the reply was whole).
+     * expected), `closed` (the connection ended before the reply was whole),
+     * `untrusted-certificate` (the TLS server's certificate did not verify; `field` is `tls`).
      */
     readonly code: string,
     message: string,
-    /** The offending option: of the request, or of `connect()` (`maxReplyBytes`, `replyTimeoutMs`) for the client's own limits. */
+    /** The offending option: of the request, or of `connect()` (`maxReplyBytes`, `replyTimeoutMs`, `tls`) for the client's own limits and trust. */
     readonly field?: string,
     /** Seconds the daemon asked to wait before trying again (429, 503). */
     readonly retryAfter?: number,

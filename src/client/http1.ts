@@ -65,6 +65,16 @@ function hangUp(): NodeJS.ErrnoException {
   return e;
 }
 
+/**
+ * A TLS server whose certificate the client does not trust (an unknown CA, another name, expired)
+ * as the client's error, saying what to give; any other error as it is.
+ */
+export function untrusted(e: Error & { code?: string }): Error {
+  if (e.code === undefined || !/CERT|^UNABLE_TO_|SELF_SIGNED/.test(e.code)) return e;
+  const hint = e.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? "the name it bears as connect()'s tls.servername" : "the CA that signed it as connect()'s tls.ca";
+  return new SandcellRemoteError(0, 'untrusted-certificate', `the daemon's TLS certificate is not trusted: ${e.message} (${e.code}); give ${hint}`, 'tls', undefined, { cause: e });
+}
+
 function badReply(status: number, what: string): SandcellRemoteError {
   return new SandcellRemoteError(status, 'bad-reply', `the daemon's reply is not HTTP/1.1 the client can read: ${what}`);
 }
@@ -196,7 +206,7 @@ class Connection {
     this.stopDeadline();
     this.socket.destroy();
     this.release(this, false, undefined);
-    p.reject(this.answered ? this.cutShort(e) : (e ?? hangUp()));
+    p.reject(this.answered ? this.cutShort(e) : e !== null ? untrusted(e) : hangUp());
   }
 
   /** The connection ended within a reply: where in it, and the socket's own error as the cause. */

@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import { SandcellRemoteError } from './errors.js';
-import { Http1Pool, tlsOptions, type TlsOptions } from './http1.js';
+import { Http1Pool, tlsOptions, untrusted, type TlsOptions } from './http1.js';
 import { boxIdJson, boxListJson, decodeJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from './replies.js';
 import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
 
@@ -209,13 +209,13 @@ function checkTls(tls: unknown): TlsOptions {
   return { ...(ca !== undefined ? { ca } : {}), ...(servername !== undefined ? { servername } : {}) };
 }
 
-/** A WebSocket's own error: a frame over the limit, or frames it cannot read, as the client's error. */
+/** A WebSocket's own error (a frame over the limit, frames it cannot read) or an untrusted certificate as the client's error. */
 function frameError(e: Error & { code?: string }, maxReplyBytes: number): Error {
   if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
     return new SandcellRemoteError(0, 'reply-too-large', `a frame from the daemon is over ${maxReplyBytes} bytes (connect()'s maxReplyBytes)`, 'maxReplyBytes', undefined, { cause: e });
   }
   if (e.code?.startsWith('WS_ERR_')) return new SandcellRemoteError(0, 'bad-reply', `the daemon's WebSocket frames are not ones the client can read: ${e.message}`, undefined, undefined, { cause: e });
-  return e;
+  return untrusted(e);
 }
 
 /** An engine on a daemon: `{ socket }`, `{ url: 'unix:///…' }` or `{ url: 'http://…', token }`. */

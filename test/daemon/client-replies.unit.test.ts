@@ -279,8 +279,8 @@ describe("the client's reply shapes", () => {
     for (const name of ['resultJson', 'errorJson', 'versionJson', 'healthJson', 'boxIdJson', 'boxListJson', 'fileIdJson'] as const) {
       expect(z.toJSONSchema(client[name]), name).toEqual(z.toJSONSchema(daemon[name]));
     }
-    const daemonFrames = z.toJSONSchema(daemon.serverFrame) as { oneOf: { properties: { type: { const: string }; pid?: unknown }; required: string[] }[] };
-    const clientFrames = z.toJSONSchema(client.serverFrame) as typeof daemonFrames;
+    const daemonFrames = z.toJSONSchema(daemon.serverFrame) as unknown as { oneOf: { properties: { type: { const: string }; pid?: unknown }; required: string[] }[] };
+    const clientFrames = z.toJSONSchema(client.serverFrame) as unknown as typeof daemonFrames;
     const started = daemonFrames.oneOf.find((f) => f.properties.type.const === 'started');
     started?.required.push('pid');
     expect(clientFrames).toEqual(daemonFrames);

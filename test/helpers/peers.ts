@@ -26,6 +26,7 @@ export const PEERS: readonly Peer[] = [
   { program: 'redis-server', package: 'redis-server', for: 'the farm suites (test/cluster) and bench section 15' },
   { program: 'systemd-analyze', package: 'systemd', for: 'test/daemon/service (verify of contrib/sandcell.service; systemd is not started)' },
   { program: 'unshare', package: 'util-linux', for: "test/daemon/service (the unit's ExecStart in a mount namespace)" },
+  { program: 'stunnel4', package: 'stunnel4', for: 'test/daemon/client-tls (a TLS terminator in front of a daemon on TCP)' },
 ];
 
 function onPath(program: string): boolean {

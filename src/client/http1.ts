@@ -5,7 +5,9 @@
  * most of what a run through the daemon adds to a local run beyond the two processes' wake-ups.
  * The daemon is the only server it has to understand, but a proxy may stand in front of a TCP
  * daemon, so every reply framing HTTP/1.1 allows is read: content-length, chunked, and to the
- * end of the connection.
+ * end of the connection. Whatever answers on TCP may not be the daemon, so nothing in a reply is
+ * trusted: its head, header count and body are bounded, a reply that has begun must end in time,
+ * and anything it cannot read closes the connection with an error saying what was wrong.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';

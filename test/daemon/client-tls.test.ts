@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connect, SandcellRemoteError } from '../../src/client/index.js';
-import { startDaemon, until, type TestDaemon } from './daemon.js';
+import { CLI, startDaemon, until, type TestDaemon } from './daemon.js';
 
 const TOKEN = 'tls-test-token-0123456789';
 
@@ -125,6 +125,20 @@ describe('the client through a TLS terminator', () => {
       byAddress.close();
       named.close();
     }
+  });
+
+  it("the CLI as a client over https (`SANDCELL_HOST`) trusts the CA in Node's NODE_EXTRA_CA_CERTS", () => {
+    const run = (extra: NodeJS.ProcessEnv) =>
+      spawnSync(process.execPath, [CLI, 'run', '--', '/bin/echo', 'extra ca'], {
+        env: { ...process.env, SANDCELL_HOST: `https://localhost:${port}`, SANDCELL_TOKEN: TOKEN, ...extra },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const trusted = run({ NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') });
+    expect([trusted.status, trusted.stdout]).toEqual([0, 'extra ca\n']);
+    const untrusted = run({ NODE_EXTRA_CA_CERTS: '' });
+    expect(untrusted.status).not.toBe(0);
+    expect(untrusted.stderr).toMatch(/the daemon's TLS certificate is not trusted/);
   });
 
   it("without the CA: the certificate is refused, saying to give the CA; under another name, saying to name it", async () => {

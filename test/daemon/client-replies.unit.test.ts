@@ -4,6 +4,7 @@
 // closed, and nothing left behind in this process: no socket, no fd, no timer.
 import { createHook } from 'node:async_hooks';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer as httpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 import { z } from 'zod';
 
-import { connect, DEFAULT_MAX_REPLY_BYTES, SandcellRemoteError, type ConnectOptions, type Engine } from '../../src/client/index.js';
+import { connect, DEFAULT_MAX_REPLY_BYTES, SandcellRemoteError, type ConnectOptions } from '../../src/client/index.js';
 import * as client from '../../src/client/replies.js';
 import * as daemon from '../../src/daemon/schemas.js';
 
@@ -214,7 +215,6 @@ async function fakeWs(onFrame: (ws: ServerSocket, frame: { type: string; id?: nu
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-client-ws-'));
   const path = join(dir, 'd.sock');
   const wss = new WebSocketServer({ noServer: true });
-  const { createServer: httpServer } = await import('node:http');
   const srv = httpServer();
   srv.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d: Buffer) => onFrame(ws, JSON.parse(d.toString()) as { type: string; id?: number }))));
   await new Promise<void>((r) => srv.listen(path, r));

@@ -6,10 +6,11 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, statS
 import { connect, type Server } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
-import { destination, pino, stdTimeFunctions } from 'pino';
+import { pino, stdTimeFunctions } from 'pino';
 
 import type { FarmJobError } from '../cluster/farm.js';
 import { forbidden, HttpError } from '../daemon/http-error.js';
+import { LogSink } from '../daemon/log.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
 import { prepare, SandboxOptionsError, SandboxSetupError } from '../index.js';
@@ -41,6 +42,11 @@ export const SERVE_HELP = `Usage: sandcell serve [options]
 `;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** The log is written in blocks of about this many bytes (a line is ~250), or after LOG_IDLE_MS. */
+const LOG_BLOCK_BYTES = 8192;
+/** The longest a log line waits to be written: a reader of the journal sees a quiet daemon's last lines this late at most. */
+const LOG_IDLE_MS = 200;
 
 interface ServeArgs {
   socket: string;
@@ -206,7 +212,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, destination({ fd: 1, sync: true }));
+  const sink = new LogSink({ fd: 1, blockBytes: LOG_BLOCK_BYTES, idleMs: LOG_IDLE_MS });
+  const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, sink);
   const cluster = a.cluster;
   if (cluster !== null) {
     const refused = await unreachable('sandcell serve --cluster', cluster, a.connectTimeoutMs);
@@ -262,10 +269,12 @@ export async function serve(argv: readonly string[]): Promise<number> {
         async () => {
           await farm?.close();
           rmSync(a.socket, { force: true });
+          sink.flushSync();
           resolve(0);
         },
         (e: unknown) => {
           logger.error({ err: e }, 'drain failed');
+          sink.flushSync();
           resolve(1);
         },
       );
@@ -274,5 +283,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   logger.info({ socket: a.socket, tcp: tcp?.address() ?? null, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
+  // Whoever starts the daemon waits for this line before it connects.
+  sink.flushSync();
   return stopped;
 }

@@ -62,7 +62,8 @@ describe('load', () => {
     expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThanOrEqual(2);
     expect(outcomes.filter((o) => o === '429/queue-full/1').length).toBeGreaterThanOrEqual(1);
     expect(outcomes.every((o) => o === 'ok' || o === '429/queue-full/1')).toBe(true);
-    expect(d.log()).toContain('"status":429');
+    // The log is written in blocks: a line is there within a moment, not at once.
+    expect(await until(() => d.log().includes('"status":429'))).toBe(true);
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
   });
 });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/index.js';
 import { onDebugEvent, run, type DebugEvent } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
-import { CLI, startDaemon } from './daemon.js';
+import { CLI, startDaemon, until } from './daemon.js';
 
 interface Line {
   level: number;
@@ -67,9 +67,9 @@ describe('the daemon at --log-level debug', () => {
     expect((await box.run({ command: ['/bin/true'] })).status).toBe('ok');
     await box.destroy();
     engine.close();
-    const log = d.log();
+    // Read once the daemon has exited: its lines are written in blocks.
     expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
-    const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+    const lines = d.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
     const runReq = lines.find((l) => l.msg === 'request' && l.url === '/v1/run')?.req;
     expect(runReq).toBeTypeOf('number');
     const ofRun = lines.filter((l) => l.req === runReq && l.msg.startsWith('library '));
@@ -105,5 +105,37 @@ describe('the daemon at --log-level debug', () => {
     expect(r.status).toBe(125);
     expect(r.stderr).toContain('--log-level needs one of trace, debug, info, warn, error, fatal, silent, got "loud"');
     expect(r.stderr).not.toContain('internal error');
+  });
+});
+
+describe("the daemon's log, written in blocks", () => {
+  const parse = (log: string): Line[] => log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  const count = (lines: Line[], f: (l: Line) => boolean): number => lines.filter(f).length;
+  const isRunRequest = (l: Line): boolean => l.msg === 'request' && l.url === '/v1/run';
+
+  it("has every request's and every run's line: a quiet daemon's without a stop, a burst's after SIGTERM", { timeout: 120_000 }, async () => {
+    requireRoot();
+    const d = await startDaemon();
+    const engine = connect({ socket: d.socket });
+    const burst = async (n: number): Promise<void> => {
+      const results = await Promise.all(Array.from({ length: n }, () => engine.run({ command: ['/bin/true'] })));
+      expect(results.map((r) => r.status)).toEqual(Array.from({ length: n }, () => 'ok'));
+    };
+    await burst(12);
+    for (let i = 0; i < 5; i++) await engine.health();
+    // Nothing more happens: the buffered lines must reach stdout anyway.
+    const quiet = await until(() => {
+      const lines = parse(d.log());
+      return count(lines, (l) => l.msg === 'run') === 12 && count(lines, isRunRequest) === 12 && count(lines, (l) => l.url === '/v1/health') === 5;
+    });
+    expect(quiet).toBe(true);
+    await burst(20);
+    engine.close();
+    expect(await d.stop()).toEqual({ code: 0, leftCgroups: [] });
+    const lines = parse(d.log());
+    expect(count(lines, (l) => l.msg === 'run')).toBe(32);
+    expect(count(lines, isRunRequest)).toBe(32);
+    expect(new Set(lines.filter((l) => l.msg === 'run').map((l) => l.req)).size).toBe(32);
+    expect(lines.at(-1)?.msg).toBe('drained');
   });
 });

@@ -11,7 +11,7 @@ import { resultToJson } from '../../src/daemon/wire.js';
 import { run, SandboxOptionsError, SandboxSetupError, type RunOptions } from '../../src/index.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
 import { requireRoot } from '../helpers/host.js';
-import { comparable, isInit, processesOf, startDaemon, type TestDaemon } from './daemon.js';
+import { comparable, isInit, processesOf, startDaemon, until, type TestDaemon } from './daemon.js';
 
 const PY_CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'client.py');
 
@@ -151,14 +151,14 @@ describe('remote result equals local result', () => {
     }
   });
 
-  it('sandcell run with SANDCELL_HOST runs on the daemon: same output and exit status', () => {
+  it('sandcell run with SANDCELL_HOST runs on the daemon: same output and exit status', async () => {
     const r = execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js'), 'run', '--json', '--wall', '5s', '--', '/bin/sh', '-c', 'cat; echo e >&2'], {
       env: { ...process.env, SANDCELL_HOST: `unix://${d.socket}` },
       input: 'via the daemon\n',
       encoding: 'utf8',
     });
     expect(JSON.parse(r)).toMatchObject({ status: 'ok', stdout: 'via the daemon\n', stderr: 'e\n' });
-    expect(d.log()).toContain('"what":"run","status":"ok"');
+    expect(await until(() => d.log().includes('"what":"run","status":"ok"'))).toBe(true);
   });
 
   it('a living box keeps its files between runs, like a local Sandbox', async () => {

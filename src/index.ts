@@ -12,7 +12,7 @@ export { createNetwork, listNetworks, removeNetwork, Network, type CreateNetwork
 export { prepare, setWarmBoxes, shutdown } from './runtime.js';
 export { onDebugEvent, type DebugEvent, type WarmOutcome } from './debug.js';
 export { setOwnerIds, type OwnerIds } from './plan/ids.js';
-export { DEFAULT_LIMITS, optionSchemas, parseOptions, type ParsedOptions } from './options.js';
+export { checkOptions, DEFAULT_LIMITS, optionSchemas, parseOptions, type ParsedOptions } from './options.js';
 export { parseDuration, parseSize } from './units.js';
 export { peerCredentials, type PeerCredentials } from './peer-credentials.js';
 export type {

@@ -694,18 +694,25 @@ function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>
 
 /** Validates and resolves options for `run()` / `spawn()`; throws SandboxOptionsError. */
 export function resolveOptions(input: unknown, kind: 'run' | 'spawn' = 'run'): ResolvedOptions {
-  const known = isPlainObject(input) ? fromShape(input, kind) : null;
-  return known ?? resolveFresh(input, kind);
+  if (!isPlainObject(input)) return resolveFresh(input, kind);
+  const record = checked.get(input);
+  if (record) return fromChecked(record, kind);
+  return fromShape(input, kind) ?? resolveFresh(input, kind);
 }
 
 function resolveFresh(input: unknown, kind: 'run' | 'spawn'): ResolvedOptions {
-  const o = parse(runSchema, input);
+  return resolveParsed(parse(runSchema, input), kind);
+}
+
+function resolveParsed(o: RunParsed, kind: 'run' | 'spawn'): ResolvedOptions {
   const issues: OptionIssue[] = [];
   const box = resolveBox(o, kind, issues);
   const command = programOf(o, box.imageProgram, o.image ?? null, issues);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
   return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null, shape: null };
 }
+
+type RunParsed = z.output<typeof runSchema>;
 
 /**
  * Options are made fresh for every run, mostly of a few shapes: a judge's or a plugin host's
@@ -724,6 +731,8 @@ const MAX_SHAPES = 64;
 interface Shape {
   /** The resolution without a run's own input. */
   readonly base: Omit<ResolvedOptions, 'files' | 'signal' | 'stdin'>;
+  /** What the schema made of the options without a run's own input (frozen): `checkOptions` takes it instead of parsing again. */
+  readonly parsed: Readonly<Omit<RunParsed, 'files' | 'signal' | 'stdin'>>;
   /** Each bind source and what it was when the shape was resolved. */
   readonly bindSources: readonly { readonly path: string; readonly kind: 'directory' | 'file' }[];
 }
@@ -731,9 +740,11 @@ interface Shape {
 /** A run's own input: checked and resolved per run, never part of a shape. */
 const PER_RUN = new Set(['stdin', 'signal', 'files']);
 
-function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): ResolvedOptions | null {
-  const key = contentKey(input, kind);
-  if (key === null) return null;
+/**
+ * The shape of a key: the one kept, or one made by resolving `parsed` (and kept, when it can be).
+ * A resolution that cannot be kept is returned as it is.
+ */
+function shapeOf(key: string, parsed: () => RunParsed, kind: 'run' | 'spawn'): Shape | ResolvedOptions {
   let shape = shapes.get(key);
   // A bind source gone, or no longer what it was (a directory become a file): the shape is
   // resolved again, and a source gone is refused as a full resolution refuses it, in its words.
@@ -741,35 +752,136 @@ function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): Resol
     shapes.delete(key);
     shape = undefined;
   }
-  if (!shape) {
-    // Resolved from a copy of the data the key describes: what is kept is what the key says.
-    const copy = plainCopy(input);
-    const resolved = resolveFresh(copy, kind);
-    if (resolved.image !== null || resolved.layers !== null || resolved.egress !== null || resolved.publish.length > 0) return resolved;
-    const bindSources = resolved.mounts.flatMap((m) => (m.type === 'bind' ? [{ path: m.source, kind: sourceKind(m.source) }] : []));
-    // A source that went away while this resolution was made is not kept as it was seen.
-    if (bindSources.some((b) => b.kind === null)) return resolved;
-    const { files: _files, signal: _signal, stdin: _stdin, ...rest } = resolved;
-    shape = {
-      base: deepFreeze({ ...rest, shape: {} }),
-      bindSources: bindSources as Shape['bindSources'],
-    };
-    if (shapes.size >= MAX_SHAPES) shapes.delete(shapes.keys().next().value!);
-    shapes.set(key, shape);
-  }
-  const { stdin, signal, files } = input;
+  if (shape) return shape;
+  const o = parsed();
+  const resolved = resolveParsed(o, kind);
+  if (resolved.image !== null || resolved.layers !== null || resolved.egress !== null || resolved.publish.length > 0) return resolved;
+  const bindSources = resolved.mounts.flatMap((m) => (m.type === 'bind' ? [{ path: m.source, kind: sourceKind(m.source) }] : []));
+  // A source that went away while this resolution was made is not kept as it was seen.
+  if (bindSources.some((b) => b.kind === null)) return resolved;
+  const { files: _files, signal: _signal, stdin: _stdin, ...rest } = resolved;
+  const { files: _f, signal: _s, stdin: _i, ...parsedRest } = o;
+  shape = {
+    base: deepFreeze({ ...rest, shape: {} }),
+    parsed: freezeData(parsedRest),
+    bindSources: bindSources as Shape['bindSources'],
+  };
+  if (shapes.size >= MAX_SHAPES) shapes.delete(shapes.keys().next().value!);
+  shapes.set(key, shape);
+  return shape;
+}
+
+function isShape(s: Shape | ResolvedOptions): s is Shape {
+  return 'bindSources' in s;
+}
+
+function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): ResolvedOptions | null {
+  const key = contentKey(input, kind);
+  if (key === null) return null;
+  // Resolved from a copy of the data the key describes: what is kept is what the key says.
+  const shape = shapeOf(key, () => parse(runSchema, plainCopy(input)), kind);
+  if (!isShape(shape)) return shape;
+  const own = ownInput(input);
+  if (own === null) return null;
+  const issues: OptionIssue[] = [];
+  const files = resolveFiles(own.files, issues);
   // A run's own input in error: a full resolution reports it, in its words.
+  if (issues.length > 0) return null;
+  return { ...shape.base, files, signal: own.signal ?? null, stdin: own.stdin ?? null };
+}
+
+/** A run's own input as the schema takes it, or null when the schema would refuse it. */
+function ownInput(input: Record<string, unknown>): Pick<RunParsed, 'files' | 'signal' | 'stdin'> | null {
+  const { stdin, signal, files } = input;
   if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array) && !(stdin instanceof Readable)) return null;
   if (signal !== undefined && !(signal instanceof AbortSignal)) return null;
-  let resolvedFiles: ResolvedFile[] = [];
+  let parsedFiles: RunParsed['files'];
   if (files !== undefined) {
     const parsed = filesSchema.safeParse(files);
     if (!parsed.success) return null;
-    const issues: OptionIssue[] = [];
-    resolvedFiles = resolveFiles(parsed.data, issues);
-    if (issues.length > 0) return null;
+    parsedFiles = parsed.data;
   }
-  return { ...shape.base, files: resolvedFiles, signal: (signal as AbortSignal | undefined) ?? null, stdin: (stdin as ResolvedOptions['stdin'] | undefined) ?? null };
+  return { stdin: stdin as RunParsed['stdin'], signal: signal as RunParsed['signal'], files: parsedFiles };
+}
+
+/**
+ * Options `checkOptions` made: what the schema made of them, and their content key (without the
+ * kind and ids, which are the run's), so that a run of them neither parses nor reads them again.
+ * Only the frozen copies `checkOptions` returns are keys here: a caller can neither make one nor
+ * change one after its check.
+ */
+interface Checked {
+  readonly parsed: RunParsed;
+  readonly content: string | null;
+}
+
+const checked = new WeakMap<object, Checked>();
+
+function fromChecked(record: Checked, kind: 'run' | 'spawn'): ResolvedOptions {
+  const shape = record.content === null ? resolveParsed(record.parsed, kind) : shapeOf(keyWith(kind, record.content), () => record.parsed, kind);
+  if (!isShape(shape)) return shape;
+  const issues: OptionIssue[] = [];
+  // Resolved per run, as their bytes are the caller's (a Uint8Array it may still write to).
+  const files = resolveFiles(record.parsed.files, issues);
+  if (issues.length > 0) throw new SandboxOptionsError(issues);
+  return { ...shape.base, files, signal: record.parsed.signal ?? null, stdin: record.parsed.stdin ?? null };
+}
+
+/**
+ * Checks `run()`/`spawn()` options against their schema once, for runs that take them many times
+ * or a layer that judges them before it hands them on: a judge running every test with the same
+ * options, a service checking a request. Returns a deep-frozen copy, which `run()` and `spawn()`
+ * take without parsing or reading it again; `parseOptions('run', checked)` returns what the schema
+ * made of it, also without parsing it again.
+ *
+ * The copy is made first and is what is checked, so what was checked is what runs: a getter, or a
+ * later change to the caller's object, cannot slip past the check, and the copy cannot be changed.
+ * Bytes (`stdin`, file contents), a stdin stream and the signal are not copied: they are the run's
+ * input, taken as they are at the run (file contents are counted then). What reads the host or the
+ * image store (bind sources, images, private networks), and what follows from it (the program an
+ * image names), is checked by each run, as for any options, after a service's own judgement of
+ * the options (a client learns nothing of host paths it may not name). An object spread from the
+ * copy (`{ ...checked, stdin }`) is plain options again, which `run()` checks as any other.
+ *
+ * Throws SandboxOptionsError for options the schema refuses, as `run()` would.
+ */
+export function checkOptions<T extends RunOptions>(options: T): Readonly<T> {
+  // Not an object: refused as run() refuses it.
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) parse(runSchema, options);
+  const copy = frozenCopy(options) as Record<string, unknown>;
+  const content = contentOf(copy);
+  // A shape's options were parsed when it was resolved, and a parse is a function of the content.
+  const shape = content !== null ? shapes.get(keyWith('run', content)) : undefined;
+  const own = shape ? ownInput(copy) : null;
+  const parsed = freezeData(shape && own !== null ? ({ ...shape.parsed, ...stripUndefined(own) } as RunParsed) : parse(runSchema, copy));
+  checked.set(copy, { parsed, content });
+  return copy as Readonly<T>;
+}
+
+/**
+ * A frozen copy of options' data: objects and arrays are copied (an object of any prototype as a
+ * plain one, its own enumerable keys), bytes, streams and signals are taken as they are.
+ */
+function frozenCopy(v: unknown): unknown {
+  if (Array.isArray(v)) return Object.freeze(Array.from(v, frozenCopy));
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v) || v instanceof Readable || v instanceof AbortSignal) return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) out[k] = frozenCopy((v as Record<string, unknown>)[k]);
+  return Object.freeze(out);
+}
+
+/** Freezes the plain objects and arrays of what the schema made (bytes, streams and signals are the caller's). */
+function freezeData<T>(v: T): T {
+  if (Array.isArray(v)) {
+    if (!Object.isFrozen(v)) {
+      Object.freeze(v);
+      for (const x of v) freezeData(x);
+    }
+  } else if (isPlainObject(v) && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) freezeData(v[k]);
+  }
+  return v;
 }
 
 /**
@@ -779,7 +891,16 @@ function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): Resol
  * not plain data; with it, the ids this process runs as (they decide the box's ids).
  */
 function contentKey(input: Record<string, unknown>, kind: string): string | null {
-  const out: string[] = [kind, String(process.geteuid?.()), String(process.getegid?.())];
+  const content = contentOf(input);
+  return content === null ? null : keyWith(kind, content);
+}
+
+function keyWith(kind: string, content: string): string {
+  return `${kind}\u0001${String(process.geteuid?.())}\u0001${String(process.getegid?.())}\u0001${content}`;
+}
+
+function contentOf(input: Record<string, unknown>): string | null {
+  const out: string[] = [];
   for (const k of Object.keys(input)) {
     if (PER_RUN.has(k)) continue;
     out.push(JSON.stringify(k));
@@ -917,8 +1038,11 @@ export type ParsedOptions = Partial<z.output<typeof runSchema>>;
 /**
  * Parses options with the schema `run()` (`'run'`), `Sandbox.create()` (`'sandbox'`) or
  * `box.run()` (`'sandboxRun'`) uses, for a layer that judges a request before it passes it on
- * unchanged (the daemon's policy). Throws SandboxOptionsError naming the field.
+ * unchanged (the daemon's policy). Throws SandboxOptionsError naming the field. Options from
+ * `checkOptions` are not parsed again (`'run'`): their parse is returned, frozen.
  */
 export function parseOptions(kind: 'run' | 'sandbox' | 'sandboxRun', input: unknown): ParsedOptions {
+  const record = kind === 'run' && isPlainObject(input) ? checked.get(input) : undefined;
+  if (record) return record.parsed as ParsedOptions;
   return parse(kind === 'run' ? runSchema : kind === 'sandbox' ? shapeSchema : programSchema, input) as ParsedOptions;
 }

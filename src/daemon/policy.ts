@@ -128,28 +128,50 @@ function realOrNull(p: string): string | null {
 }
 
 /**
+ * The ceilings a request's options leave out, as the limits of a request that has not been
+ * checked yet: the options with them set, so that one check covers the limits the run gets too.
+ * Limits that are not an object are left as they are, for the check to refuse.
+ */
+export function withCeilings<T extends object>(policy: Policy, options: T): T {
+  const limits = (options as { limits?: unknown }).limits;
+  if (limits !== undefined && (typeof limits !== 'object' || limits === null || Array.isArray(limits))) return options;
+  const given = (limits ?? {}) as Record<string, unknown>;
+  const filled = missingCeilings(policy, (key) => Object.hasOwn(given, key) && given[key] !== undefined);
+  return filled === null ? options : { ...options, limits: { ...given, ...filled } };
+}
+
+/** The ceiling of every limit not given, where that is lower than what the library would take (cpus: the host bounds it). */
+function missingCeilings(policy: Policy, given: (key: string) => boolean): Record<string, number> | null {
+  let filled: Record<string, number> | null = null;
+  for (const [key, ceiling] of Object.entries(policy.ceilings) as [keyof Ceilings, number][]) {
+    if (key === 'cpus' || given(key)) continue;
+    const dflt = LIBRARY_DEFAULTS[key];
+    if (dflt === undefined || dflt > ceiling) (filled ??= {})[key] = ceiling;
+  }
+  return filled;
+}
+
+/**
  * Checks a request parsed by its schema against the policy and returns the options to pass on:
  * the client's own, with every missing limit set (unless `fill` is false: a run in a living box
- * inherits the box's limits) and bind sources replaced by their real paths (targets kept).
- * Throws a 403 HttpError naming the field.
+ * inherits the box's limits, and options from `withCeilings` have them already) and bind sources
+ * replaced by their real paths (targets kept). The options themselves are returned when nothing
+ * of them changes. Throws a 403 HttpError naming the field.
  */
 export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOptions, options: T, fill: boolean): T {
-  const out = { ...options } as Record<string, unknown>;
+  let out: Record<string, unknown> | null = null;
+  const edited = (): Record<string, unknown> => (out ??= { ...options } as Record<string, unknown>);
   const given = parsed.limits ?? {};
-  const limits: Record<string, unknown> = { ...(out.limits as Record<string, unknown> | undefined) };
   for (const [key, ceiling] of Object.entries(policy.ceilings) as [keyof Ceilings, number][]) {
     const value = given[key];
     if (value === null) {
       throw forbidden(`limits.${key}`, `null (no limit) is over the server's ceiling of ${ceiling}`);
-    } else if (value !== undefined) {
-      if (value > ceiling) throw forbidden(`limits.${key}`, `${value} is over the server's ceiling of ${ceiling}`);
-    } else if (fill && key !== 'cpus') {
-      // cpus is bounded by the host anyway; the others would be unbounded or the library's default.
-      const dflt = LIBRARY_DEFAULTS[key];
-      if (dflt === undefined || dflt > ceiling) limits[key] = ceiling;
+    } else if (value !== undefined && value > ceiling) {
+      throw forbidden(`limits.${key}`, `${value} is over the server's ceiling of ${ceiling}`);
     }
   }
-  if (Object.keys(limits).length > 0) out.limits = limits;
+  const filled = fill ? missingCeilings(policy, (key) => given[key as keyof Ceilings] !== undefined) : null;
+  if (filled !== null) edited().limits = { ...((options as { limits?: object }).limits ?? {}), ...filled };
 
   if (parsed.cgroupParent !== undefined) throw forbidden('cgroupParent', 'the server chooses the cgroups of its boxes');
   if (parsed.network === 'host' && !policy.allowHostNetwork) throw forbidden('network', "'host' is not allowed by the server");
@@ -187,20 +209,21 @@ export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOpti
     return real;
   };
   if (parsed.binds) {
-    out.binds = parsed.binds.map((b, i) => ({
+    edited().binds = parsed.binds.map((b, i) => ({
       source: bind(b.source, b.readonly ?? true, `binds[${i}].source`),
       target: b.target ?? b.source,
       ...(b.readonly !== undefined ? { readonly: b.readonly } : {}),
     }));
   }
   if (parsed.mounts) {
-    out.mounts = parsed.mounts.map((m, i) => {
+    const mounts = (options as { mounts?: unknown[] }).mounts;
+    edited().mounts = parsed.mounts.map((m, i) => {
       if (m.type === 'tmpfs') {
         if (m.size !== undefined && m.size > policy.ceilings.tmpfs) {
           throw forbidden(`mounts[${i}].size`, `${m.size} is over the server's ceiling of ${policy.ceilings.tmpfs}`);
         }
         // Without a size it is the run's tmpfs limit, already within the ceiling.
-        return (out.mounts as unknown[])[i];
+        return mounts?.[i];
       }
       return {
         type: 'bind',
@@ -210,5 +233,5 @@ export function applyPolicy<T extends object>(policy: Policy, parsed: ParsedOpti
       };
     });
   }
-  return out as T;
+  return (out ?? options) as T;
 }

@@ -14,13 +14,13 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type ParsedOptions, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
+import { SandboxOptionsError, SandboxSetupError, checkOptions, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type ParsedOptions, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
 import { Admission } from './admission.js';
 import { Boxes } from './boxes.js';
 import { HttpError, badRequest } from './http-error.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { applyPolicy, type Policy } from './policy.js';
+import { applyPolicy, withCeilings, type Policy } from './policy.js';
 import { matchRoute, type Operation } from './routes.js';
 import { FILE_ID, boxRequest, boxRunRequest, bytesJson, checkBody, filesJson, runRequest, spawnRequest } from './schemas.js';
 import { MAX_CLIENT_FRAME, serveSpawn } from './spawn-ws.js';
@@ -278,10 +278,9 @@ export class Daemon {
       res.end(text);
     },
     run: async (ctx, res) => {
-      const { body, parsed } = this.parseRun('run', runRequest, await this.readJson(ctx.req));
-      const options = applyPolicy(this.config.policy, parsed, body, true);
+      const options = this.checkRun(await this.readJson(ctx.req), ctx.signal);
       const runner = this.config.runner ?? run;
-      this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', (signal) => runner({ ...options, signal }))));
+      this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', () => runner(options))));
     },
     spawn: () => {
       throw new HttpError(426, 'upgrade-required', 'GET /v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket', undefined, { upgrade: 'websocket', connection: 'Upgrade' });
@@ -309,7 +308,7 @@ export class Daemon {
     boxRun: async (ctx, res, params) => {
       const id = params.id as string;
       this.boxes.get(ctx.client, id);
-      const { body, parsed } = this.parseRun('sandboxRun', boxRunRequest, await this.readJson(ctx.req));
+      const { body, parsed } = this.wireChecked(boxRunRequest, await this.readJson(ctx.req), (b) => ({ body: b, parsed: parseOptions('sandboxRun', b) }));
       const options: SandboxRunOptions = applyPolicy(this.config.policy, parsed, body, false);
       const result = await this.admitted(ctx, 'box run', (signal) => this.boxes.use(ctx.client, id, (box) => box.run({ ...options, signal })), id);
       this.send(res, 200, resultToJson(result));
@@ -374,11 +373,10 @@ export class Daemon {
         run: async (body, cancel) => {
           if (this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
           if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid-options', 'options must be an object', 'options');
-          const { body: decoded, parsed } = this.parseRun('run', runRequest, body as Record<string, unknown>);
-          const options = applyPolicy(this.config.policy, parsed, decoded, true);
           // The run ends when its connection drops or its client cancels it, whichever comes first.
           const one: Ctx = { ...ctx, signal: AbortSignal.any([ac.signal, cancel]) };
-          return resultToJson(await this.admitted(one, 'run', (signal) => run({ ...options, signal })));
+          const options = this.checkRun(body as Record<string, unknown>, one.signal);
+          return resultToJson(await this.admitted(one, 'run', () => run(options)));
         },
         onDrain: (close) => {
           this.drainHooks.add(close);
@@ -491,22 +489,29 @@ export class Daemon {
   }
 
   /**
-   * A run's JSON options decoded and parsed by the library. The wire schema is the library's with
-   * stdin and files in their JSON forms and no signal, so once those forms are checked the
-   * library's parse checks everything else the wire schema would: the body is walked by one
-   * schema, not two (the second walk was a quarter of the daemon's CPU on a run's path, with
-   * its caches cold after idling). Whatever is refused is checked by the wire schema first, so
-   * the error is the one that schema gives, as when it checked every body.
+   * A run's JSON options decoded and checked by the library, with the limits the policy sets and
+   * the request's signal, then judged by the policy: `run()` takes them without a second check.
+   * Options the policy changes (a bind source given as its real path) are checked again.
    */
-  private parseRun(kind: 'run' | 'sandboxRun', schema: z.ZodType, json: Record<string, unknown>): { body: RunOptions; parsed: ParsedOptions } {
+  private checkRun(json: Record<string, unknown>, signal: AbortSignal): RunOptions {
+    const checked = this.wireChecked(runRequest, json, (body) => checkOptions({ ...withCeilings(this.config.policy, body), signal }));
+    const options = applyPolicy(this.config.policy, parseOptions('run', checked), checked, false);
+    return options === checked ? checked : checkOptions(options);
+  }
+
+  /**
+   * JSON options decoded and handed to `check`, a walk of the library's schema. The wire schema
+   * is the library's with stdin and files in their JSON forms and no signal, so once those forms
+   * are checked the library's schema checks everything else the wire schema would: the body is
+   * walked by one schema, not two (the second walk was a quarter of the daemon's CPU on a run's
+   * path, with its caches cold after idling). Whatever is refused is checked by the wire schema
+   * first, so the error is the one that schema gives, as when it checked every body.
+   */
+  private wireChecked<T>(schema: z.ZodType, json: Record<string, unknown>, check: (body: RunOptions) => T): T {
     const formsOk = !('signal' in json) && (json.stdin === undefined || bytesJson.safeParse(json.stdin).success) && (json.files === undefined || filesJson.safeParse(json.files).success);
-    if (!formsOk) {
-      const body = this.decodeRun(schema, json);
-      return { body, parsed: parseOptions(kind, body) };
-    }
+    if (!formsOk) return check(this.decodeRun(schema, json));
     try {
-      const body = this.decodeBytes(json);
-      return { body, parsed: parseOptions(kind, body) };
+      return check(this.decodeBytes(json));
     } catch (e) {
       checkBody(schema, json);
       throw e;

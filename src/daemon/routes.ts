@@ -68,25 +68,30 @@ export const ROUTES = [
 
 export type Operation = (typeof ROUTES)[number]['operation'];
 
-/** Each route's segments: a literal, or the name of a parameter (`{name}`), worked out once. */
-const compiled = ROUTES.map((r) => ({
-  route: r as Route,
-  segments: r.path
+/** Each method's routes with their segments (a literal, or the name of a parameter, `{name}`), worked out once. */
+const compiled = new Map<string, { route: Route; segments: { literal: string; param: string | null }[] }[]>();
+for (const r of ROUTES as readonly Route[]) {
+  const segments = r.path
     .split('/')
     .filter((s) => s !== '')
-    .map((s) => ({ literal: s, param: /^\{(\w+)\}$/.exec(s)?.[1] ?? null })),
-}));
+    .map((s) => ({ literal: s, param: /^\{(\w+)\}$/.exec(s)?.[1] ?? null }));
+  const of = compiled.get(r.method);
+  if (of) of.push({ route: r, segments });
+  else compiled.set(r.method, [{ route: r, segments }]);
+}
 
 /** The route for a method and decoded path segments, with its parameters; null when none matches. */
 export function matchRoute(method: string, parts: string[]): { route: Route; params: Record<string, string> } | null {
-  for (const c of compiled) {
-    if (c.route.method !== method || c.segments.length !== parts.length) continue;
-    const params: Record<string, string> = {};
-    const ok = c.segments.every((s, i) => {
-      if (s.param !== null) params[s.param] = parts[i] as string;
-      return s.param !== null || s.literal === parts[i];
-    });
-    if (ok) return { route: c.route, params };
+  for (const c of compiled.get(method) ?? []) {
+    if (c.segments.length !== parts.length) continue;
+    let params: Record<string, string> | null = null;
+    let ok = true;
+    for (let i = 0; i < parts.length && ok; i++) {
+      const s = c.segments[i] as { literal: string; param: string | null };
+      if (s.param !== null) (params ??= {})[s.param] = parts[i] as string;
+      else ok = s.literal === parts[i];
+    }
+    if (ok) return { route: c.route, params: params ?? {} };
   }
   return null;
 }

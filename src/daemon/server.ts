@@ -82,6 +82,29 @@ function refuseBody(req: IncomingMessage, max: number): HttpError {
   return new HttpError(413, 'too-large', `the body is over ${max} bytes`);
 }
 
+/**
+ * A path of plain segments (letters, digits, `_`, `-`, `:`: every route, box id and file id), with
+ * no query: as a URL it resolves and decodes to itself, so it is split as it is.
+ */
+const PLAIN_PATH = /^(?:\/[\w:-]*)+$/;
+
+/** A request target's path and its decoded segments, as a URL resolves them (dot segments, escapes, the query dropped). */
+function pathOf(target: string): { pathname: string; parts: string[] } {
+  if (PLAIN_PATH.test(target)) return { pathname: target, parts: target.split('/').filter((p) => p !== '') };
+  const { pathname } = new URL(target, 'http://sandcell');
+  const parts = pathname
+    .split('/')
+    .filter((p) => p !== '')
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        throw badRequest('bad-path', `cannot decode ${p}`);
+      }
+    });
+  return { pathname, parts };
+}
+
 type Handler = (ctx: Ctx, res: ServerResponse, params: Record<string, string>) => Promise<void> | void;
 
 function digest(s: string): Buffer {
@@ -250,19 +273,12 @@ export class Daemon {
 
   private async route(ctx: Ctx, res: ServerResponse): Promise<void> {
     const { req } = ctx;
-    const url = new URL(req.url ?? '/', 'http://sandcell');
+    const { pathname, parts } = pathOf(req.url ?? '/');
     const method = req.method ?? 'GET';
-    const parts = url.pathname.split('/').filter((p) => p !== '').map((p) => {
-      try {
-        return decodeURIComponent(p);
-      } catch {
-        throw badRequest('bad-path', `cannot decode ${p}`);
-      }
-    });
     const work = method !== 'GET' && method !== 'HEAD';
     if (work && this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
     const found = matchRoute(method, parts);
-    if (found === null) throw new HttpError(404, 'not-found', `no route ${method} ${url.pathname}`);
+    if (found === null) throw new HttpError(404, 'not-found', `no route ${method} ${pathname}`);
     await this.handlers[found.route.operation as Operation](ctx, res, found.params);
   }
 
@@ -508,7 +524,7 @@ export class Daemon {
    * first, so the error is the one that schema gives, as when it checked every body.
    */
   private wireChecked<T>(schema: z.ZodType, json: Record<string, unknown>, check: (body: RunOptions) => T): T {
-    const formsOk = !('signal' in json) && (json.stdin === undefined || bytesJson.safeParse(json.stdin).success) && (json.files === undefined || filesJson.safeParse(json.files).success);
+    const formsOk = !('signal' in json) && (json.stdin === undefined || typeof json.stdin === 'string' || bytesJson.safeParse(json.stdin).success) && (json.files === undefined || filesJson.safeParse(json.files).success);
     if (!formsOk) return check(this.decodeRun(schema, json));
     try {
       return check(this.decodeBytes(json));

@@ -42,9 +42,9 @@ export interface Daemon {
 export async function startDaemon(args: readonly string[] = []): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-daemon-'));
   const socket = join(dir, 'sandcell.sock');
-  // As a service runs it: the default log level (a JSON line per request and per run, written
-  // synchronously), into a file as a service manager would take it, not into a pipe this process
-  // would have to wake up for and read.
+  // As a service runs it: the default log level (a JSON line per request and per run, written in
+  // blocks), into a file as a service manager would take it, not into a pipe this process would
+  // have to wake up for and read.
   const log = openSync(join(dir, 'serve.log'), 'a');
   const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--socket', socket, ...args], { stdio: ['ignore', log, 'inherit'] });
   closeSync(log);

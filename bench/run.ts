@@ -868,6 +868,10 @@ async function main(): Promise<void> {
       }
       const med = (k: 'local' | 'daemon' | 'session' | 'wide'): number => median(rounds.map((r) => r[k]));
       const ratios = (k: 'daemon' | 'session' | 'wide'): string => rounds.map((r) => ratio(r[k], r.local)).join(', ');
+      // A round's two figures are taken minutes apart at most, the rounds' are not: the load that
+      // moves between rounds moves the local figure and the daemon's of one round together, so a
+      // round's ratio is the comparison, and their median the verdict (as section 9 judges).
+      const medRatio = (k: 'daemon' | 'session' | 'wide'): number => median(rounds.map((r) => r[k] / r.local));
       p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process as a service runs it (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes, the default log level with its JSON lines written to a file, not to a pipe this process reads). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin in a new random order each round (in a fixed rotation the client's run always came right after the local run, while this process built the warm box to replace the one taken). The client's \`engine.run()\`, the raw POST and the session each talk to a daemon of their own, so before every sample each engine (the local one included) has been idle as long: a daemon shared by two lines would start one line's run while still building the warm box after the other's. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. The session is \`engine.session()\`: one WebSocket kept open, a frame per run. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included.`);
       p();
       p('Yardsticks: through the daemon, p50 ≤ local p50 + 0.5 ms, and throughput at concurrency 8 ≥ 90 % of local.');
@@ -879,11 +883,11 @@ async function main(): Promise<void> {
       p(row('daemon, `sandcell/client` `engine.session()` (one WebSocket)', ds!, dl, `+${ms(ds!.p50 - dl!.p50)} ms over local`));
       p(row('daemon, `GET /v1/health` (round trip, no run)', dh!, undefined, `the client run less this and local: ${ms(dc!.p50 - dh!.p50 - dl!.p50)} ms`));
       p();
-      p(`| at concurrency 8 (${SECONDS} s, ${DAEMON_ROUNDS} interleaved rounds: median) | runs/s | ratio to local (each round)\n|---|---:|---:|`);
-      p(`| local \`run()\` (baseline) | ${med('local').toFixed(1)} | 1.00× |`);
-      p(`| **daemon, \`sandcell/client\`, default parallelism (${availableParallelism()})** | ${med('daemon').toFixed(1)} | ${ratio(med('daemon'), med('local'))} (${ratios('daemon')}) |`);
-      p(`| daemon, \`sandcell/client\` \`engine.session()\` (one WebSocket), default parallelism | ${med('session').toFixed(1)} | ${ratio(med('session'), med('local'))} (${ratios('session')}) |`);
-      p(`| daemon, \`sandcell/client\`, \`--parallelism 8\` | ${med('wide').toFixed(1)} | ${ratio(med('wide'), med('local'))} (${ratios('wide')}) |`);
+      p(`| at concurrency 8 (${SECONDS} s, ${DAEMON_ROUNDS} interleaved rounds) | runs/s (median) | median of the rounds' ratios to local (the verdict) | ratio of the medians | each round's ratio |\n|---|---:|---:|---:|---|`);
+      p(`| local \`run()\` (baseline) | ${med('local').toFixed(1)} | 1.00× | 1.00× | |`);
+      p(`| **daemon, \`sandcell/client\`, default parallelism (${availableParallelism()})** | ${med('daemon').toFixed(1)} | **${medRatio('daemon').toFixed(2)}×** | ${ratio(med('daemon'), med('local'))} | ${ratios('daemon')} |`);
+      p(`| daemon, \`sandcell/client\` \`engine.session()\` (one WebSocket), default parallelism | ${med('session').toFixed(1)} | ${medRatio('session').toFixed(2)}× | ${ratio(med('session'), med('local'))} | ${ratios('session')} |`);
+      p(`| daemon, \`sandcell/client\`, \`--parallelism 8\` | ${med('wide').toFixed(1)} | ${medRatio('wide').toFixed(2)}× | ${ratio(med('wide'), med('local'))} | ${ratios('wide')} |`);
       figures.daemonLocalP50 = dl!.p50;
       figures.daemonClientP50 = dc!.p50;
       figures.daemonRawP50 = dr!.p50;
@@ -893,6 +897,9 @@ async function main(): Promise<void> {
       figures.daemonWideT8 = med('wide');
       figures.daemonSessionP50 = ds!.p50;
       figures.daemonSessionT8 = med('session');
+      figures.daemonT8Ratio = medRatio('daemon');
+      figures.daemonSessionT8Ratio = medRatio('session');
+      figures.daemonWideT8Ratio = medRatio('wide');
     } finally {
       await daemon.stop();
       await rawDaemon.stop();
@@ -1202,9 +1209,9 @@ function writeReport(): void {
   target('daemon: p50 through the socket ≤ local `run()` p50 + 0.5 ms', has('daemonClientP50', 'daemonLocalP50') ? f.daemonClientP50! <= f.daemonLocalP50! + 0.5 : null,
     `${ms(f.daemonClientP50 ?? NaN)} vs ${ms(f.daemonLocalP50 ?? NaN)} ms = ${ratio(f.daemonClientP50 ?? NaN, f.daemonLocalP50 ?? NaN)} (raw JSON POST: ${ms(f.daemonRawP50 ?? NaN)} ms; session: ${ms(f.daemonSessionP50 ?? NaN)} ms; the round trip alone, GET /v1/health: ${ms(f.daemonHealthP50 ?? NaN)} ms)`,
     `by ${ms((f.daemonClientP50 ?? 0) - (f.daemonLocalP50 ?? 0) - 0.5)} ms`);
-  target('daemon: throughput at concurrency 8 ≥ 90 % of local', has('daemonT8', 'daemonLocalT8') ? f.daemonT8! >= 0.9 * f.daemonLocalT8! : null,
-    `${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)} (session: ${ratio(f.daemonSessionT8 ?? NaN, f.daemonLocalT8 ?? NaN)}; with --parallelism 8: ${ratio(f.daemonWideT8 ?? NaN, f.daemonLocalT8 ?? NaN)})`,
-    `needs ≥ ${(0.9 * (f.daemonLocalT8 ?? NaN)).toFixed(1)} runs/s`);
+  target('daemon: throughput at concurrency 8 ≥ 90 % of local (median of the rounds\' ratios)', has('daemonT8Ratio') ? f.daemonT8Ratio! >= 0.9 : null,
+    `${(f.daemonT8Ratio ?? NaN).toFixed(2)}× by the median of the rounds' ratios; ${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)} by the ratio of the medians (session: ${(f.daemonSessionT8Ratio ?? NaN).toFixed(2)}× / ${ratio(f.daemonSessionT8 ?? NaN, f.daemonLocalT8 ?? NaN)}; with --parallelism 8: ${(f.daemonWideT8Ratio ?? NaN).toFixed(2)}× / ${ratio(f.daemonWideT8 ?? NaN, f.daemonLocalT8 ?? NaN)})`,
+    `by the median of the rounds' ratios, needs ≥ 0.90×`);
 
   info('images: a 3-layer stored image vs the same files as one directory (p50); import time', has('image3LayerP50', 'imageDirP50'),
     `${ms(f.image3LayerP50 ?? NaN)} vs ${ms(f.imageDirP50 ?? NaN)} ms = ${ratio(f.image3LayerP50 ?? NaN, f.imageDirP50 ?? NaN)}; import ${(f.imageImportSPerGb ?? NaN).toFixed(1)} s per GiB`);

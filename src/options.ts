@@ -813,12 +813,18 @@ function ownInput(input: Record<string, unknown>): Pick<RunParsed, 'files' | 'si
 interface Checked {
   readonly parsed: RunParsed;
   readonly content: string | null;
+  /** The key of a run of them, as it was when they were checked (one string: its hash is computed once). */
+  readonly runKey: string | null;
+  readonly euid: number | undefined;
+  readonly egid: number | undefined;
 }
 
 const checked = new WeakMap<object, Checked>();
 
 function fromChecked(record: Checked, kind: 'run' | 'spawn'): ResolvedOptions {
-  const shape = record.content === null ? resolveParsed(record.parsed, kind) : shapeOf(keyWith(kind, record.content), () => record.parsed, kind);
+  if (record.content === null) return resolveParsed(record.parsed, kind);
+  const sameKey = kind === 'run' && record.runKey !== null && record.euid === process.geteuid?.() && record.egid === process.getegid?.();
+  const shape = shapeOf(sameKey ? (record.runKey as string) : keyWith(kind, record.content), () => record.parsed, kind);
   if (!isShape(shape)) return shape;
   const issues: OptionIssue[] = [];
   // Resolved per run, as their bytes are the caller's (a Uint8Array it may still write to).
@@ -848,26 +854,94 @@ function fromChecked(record: Checked, kind: 'run' | 'spawn'): ResolvedOptions {
 export function checkOptions<T extends RunOptions>(options: T): Readonly<T> {
   // Not an object: refused as run() refuses it.
   if (typeof options !== 'object' || options === null || Array.isArray(options)) parse(runSchema, options);
-  const copy = frozenCopy(options) as Record<string, unknown>;
-  const content = contentOf(copy);
+  const { copy, content } = snapshot(options);
+  const runKey = content === null ? null : keyWith('run', content);
   // A shape's options were parsed when it was resolved, and a parse is a function of the content.
-  const shape = content !== null ? shapes.get(keyWith('run', content)) : undefined;
+  const shape = runKey !== null ? shapes.get(runKey) : undefined;
   const own = shape ? ownInput(copy) : null;
-  const parsed = freezeData(shape && own !== null ? ({ ...shape.parsed, ...stripUndefined(own) } as RunParsed) : parse(runSchema, copy));
-  checked.set(copy, { parsed, content });
+  let parsed: RunParsed;
+  if (shape && own !== null) {
+    const p: Record<string, unknown> = { ...shape.parsed };
+    if (own.stdin !== undefined) p.stdin = own.stdin;
+    if (own.signal !== undefined) p.signal = own.signal;
+    if (own.files !== undefined) p.files = own.files;
+    parsed = freezeData(p as RunParsed);
+  } else parsed = freezeData(parse(runSchema, copy));
+  checked.set(copy, { parsed, content, runKey, euid: process.geteuid?.(), egid: process.getegid?.() });
   return copy as Readonly<T>;
 }
 
+/** Where `copyOf` writes a content key: `parts` is null once the content has none (see `keyOf`). */
+interface KeyParts {
+  parts: string[] | null;
+}
+
+/** Options copied by `copyOf`, with their content key as `contentKey` writes it (without the kind and ids). */
+function snapshot(input: object): { copy: Record<string, unknown>; content: string | null } {
+  const key: KeyParts = { parts: [] };
+  const copy: Record<string, unknown> = {};
+  for (const k of Object.keys(input)) {
+    const v = (input as Record<string, unknown>)[k];
+    if (PER_RUN.has(k)) copy[k] = copyOf(v, null, 0);
+    else {
+      key.parts?.push(JSON.stringify(k));
+      copy[k] = copyOf(v, key, 0);
+    }
+  }
+  return { copy: Object.freeze(copy), content: key.parts === null ? null : key.parts.join('\u0001') };
+}
+
 /**
- * A frozen copy of options' data: objects and arrays are copied (an object of any prototype as a
- * plain one, its own enumerable keys), bytes, streams and signals are taken as they are.
+ * A frozen copy of a value's data, its key written as `keyOf` writes it, in one walk: objects and
+ * arrays are copied (an object of any prototype as a plain one, its own enumerable keys), bytes,
+ * streams and signals are taken as they are (and have no key).
  */
-function frozenCopy(v: unknown): unknown {
-  if (Array.isArray(v)) return Object.freeze(Array.from(v, frozenCopy));
-  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v) || v instanceof Readable || v instanceof AbortSignal) return v;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) out[k] = frozenCopy((v as Record<string, unknown>)[k]);
-  return Object.freeze(out);
+function copyOf(v: unknown, key: KeyParts | null, depth: number): unknown {
+  switch (typeof v) {
+    case 'string':
+      key?.parts?.push(JSON.stringify(v));
+      return v;
+    case 'number':
+      if (key?.parts) {
+        if (Number.isFinite(v)) key.parts.push(Object.is(v, -0) ? '-0' : String(v));
+        else key.parts = null;
+      }
+      return v;
+    case 'boolean':
+      key?.parts?.push(v ? 't' : 'f');
+      return v;
+    case 'undefined':
+      key?.parts?.push('u');
+      return v;
+    case 'object': {
+      if (v === null) {
+        key?.parts?.push('n');
+        return v;
+      }
+      if (ArrayBuffer.isView(v) || v instanceof Readable || v instanceof AbortSignal) {
+        if (key) key.parts = null;
+        return v;
+      }
+      if (key && depth >= MAX_DEPTH) key.parts = null;
+      if (Array.isArray(v)) {
+        key?.parts?.push('[');
+        const copy = Array.from(v, (x) => copyOf(x, key, depth + 1));
+        key?.parts?.push(']');
+        return Object.freeze(copy);
+      }
+      key?.parts?.push('{');
+      const copy: Record<string, unknown> = {};
+      for (const k of Object.keys(v)) {
+        key?.parts?.push(JSON.stringify(k));
+        copy[k] = copyOf((v as Record<string, unknown>)[k], key, depth + 1);
+      }
+      key?.parts?.push('}');
+      return Object.freeze(copy);
+    }
+    default:
+      if (key) key.parts = null;
+      return v;
+  }
 }
 
 /** Freezes the plain objects and arrays of what the schema made (bytes, streams and signals are the caller's). */

@@ -142,8 +142,11 @@ describe('checkOptions', () => {
     // The shape is resolved: its parse serves the next check, the run's own input is checked apart.
     const e = checkError({ ...base, stdin: 42 });
     expect(e?.issues).toEqual((await runError({ ...base, stdin: 42 }))?.issues);
+    const parse = vi.spyOn(optionSchemas.run, 'safeParse');
     const checked = checkOptions({ ...base, stdin: 'own input\n' });
-    expect(parseOptions('run', checked).stdin).toBe('own input\n');
+    // Keyed as run() keys plain options: the shape's parse is taken, the schema is not walked.
+    expect(parse).not.toHaveBeenCalled();
+    expect(parseOptions('run', checked)).toMatchObject({ command: ['/bin/cat'], limits: { wallTime: 5000 }, env: base.env, stdin: 'own input\n' });
     expect((await run(checked)).stdout).toBe('own input\n');
   });
 });

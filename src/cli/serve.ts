@@ -43,7 +43,7 @@ export const SERVE_HELP = `Usage: sandcell serve [options]
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-/** The log is written in blocks of about this many bytes (a line is ~250), or after LOG_IDLE_MS. */
+/** The log is written in blocks of about this many bytes (a line is ~160), or after LOG_IDLE_MS. */
 const LOG_BLOCK_BYTES = 8192;
 /** The longest a log line waits to be written: a reader of the journal sees a quiet daemon's last lines this late at most. */
 const LOG_IDLE_MS = 200;

@@ -30,6 +30,8 @@ export interface TestDaemon {
 export interface DaemonStart {
   policy?: PolicyFile;
   args?: string[];
+  /** Node's own options, before the CLI (`--import` of a test's module). */
+  nodeOptions?: string[];
 }
 
 export async function startDaemon(opts: DaemonStart = {}): Promise<TestDaemon> {
@@ -41,7 +43,7 @@ export async function startDaemon(opts: DaemonStart = {}): Promise<TestDaemon> {
     writeFileSync(join(dir, 'policy.json'), JSON.stringify(opts.policy));
     args.push('--policy', join(dir, 'policy.json'));
   }
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...(opts.nodeOptions ?? []), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));

@@ -2,6 +2,10 @@
 // naming the request and box they were for, through the library's public onDebugEvent.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { connect } from '../../src/client/index.js';
@@ -137,5 +141,29 @@ describe("the daemon's log, written in blocks", () => {
     expect(count(lines, isRunRequest)).toBe(32);
     expect(new Set(lines.filter((l) => l.msg === 'run').map((l) => l.req)).size).toBe(32);
     expect(lines.at(-1)?.msg).toBe('drained');
+  });
+
+  it('has every line when the daemon dies of an uncaught error', { timeout: 120_000 }, async () => {
+    requireRoot();
+    const dir = mkdtempSync(join(tmpdir(), 'sandcell-uncaught-'));
+    try {
+      // Loaded into the daemon's process: SIGUSR2 throws from the event loop, where nothing catches it.
+      const preload = join(dir, 'throw-on-sigusr2.mjs');
+      writeFileSync(preload, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('an uncaught error, on purpose'); }));\n");
+      const d = await startDaemon({ nodeOptions: ['--import', pathToFileURL(preload).href] });
+      const engine = connect({ socket: d.socket });
+      const results = await Promise.all(Array.from({ length: 10 }, () => engine.run({ command: ['/bin/true'] })));
+      expect(results.map((r) => r.status)).toEqual(Array.from({ length: 10 }, () => 'ok'));
+      engine.close();
+      d.proc.kill('SIGUSR2');
+      expect(await d.exited).toBe(1);
+      expect(d.log()).toContain('an uncaught error, on purpose');
+      const lines = parse(d.log());
+      expect(count(lines, (l) => l.msg === 'run')).toBe(10);
+      expect(count(lines, isRunRequest)).toBe(10);
+      await d.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

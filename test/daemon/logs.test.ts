@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/index.js';
 import { onDebugEvent, run, type DebugEvent } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
-import { CLI, startDaemon, until } from './daemon.js';
+import { CLI, cgroupTree, startDaemon, until } from './daemon.js';
 
 interface Line {
   level: number;
@@ -161,6 +161,10 @@ describe("the daemon's log, written in blocks", () => {
       const lines = parse(d.log());
       expect(count(lines, (l) => l.msg === 'run')).toBe(10);
       expect(count(lines, isRunRequest)).toBe(10);
+      // What a daemon that died leaves (its warm box's cgroups), the next one sweeps as it starts.
+      const next = await startDaemon();
+      expect(cgroupTree(d.pid)).toEqual([]);
+      expect(await next.stop()).toEqual({ code: 0, leftCgroups: [] });
       await d.stop();
     } finally {
       rmSync(dir, { recursive: true, force: true });

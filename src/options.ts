@@ -834,11 +834,13 @@ function fromChecked(record: Checked, kind: 'run' | 'spawn'): ResolvedOptions {
 }
 
 /**
- * Checks `run()`/`spawn()` options against their schema once, for runs that take them many times
- * or a layer that judges them before it hands them on: a judge running every test with the same
- * options, a service checking a request. Returns a deep-frozen copy, which `run()` and `spawn()`
- * take without parsing or reading it again; `parseOptions('run', checked)` returns what the schema
- * made of it, also without parsing it again.
+ * Checks `run()`/`spawn()` options against their schema once, for runs that take them as they are
+ * many times (their input included) or a layer that judges them before it hands them on (a
+ * service checking a request's options against its own rules). Returns a deep-frozen copy, which
+ * `run()` and `spawn()` take without parsing or reading it again; `parseOptions('run', checked)`
+ * returns what the schema made of it, also without parsing it again. Options that differ from run
+ * to run only in their input (each test's stdin) gain nothing from it: `run()` already resolves
+ * options of a shape it has seen without the schema, and a check per run costs a copy.
  *
  * The copy is made first and is what is checked, so what was checked is what runs: a getter, or a
  * later change to the caller's object, cannot slip past the check, and the copy cannot be changed.

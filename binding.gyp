@@ -11,10 +11,18 @@
     {
       "target_name": "sandcell-init",
       "type": "executable",
-      "sources": ["native/init/main.cc", "native/init/common.cc", "native/init/root.cc", "native/init/files.cc",
-                  "native/init/program.cc", "native/init/reaper.cc"],
-      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
-      "ldflags": ["-static"]
+      "sources": ["native/init/start.cc", "native/init/main.cc", "native/init/plan.cc", "native/init/common.cc",
+                  "native/init/root.cc", "native/init/files.cc", "native/init/program.cc", "native/init/reaper.cc"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
+                    "-ffreestanding", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics",
+                    "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-stack-protector",
+                    "-U_FORTIFY_SOURCE"],
+      "cflags_cc!": ["-std=gnu++17"],
+      "ldflags": ["-static", "-nostdlib"],
+      "libraries": ["-lgcc"],
+      "conditions": [
+        ["target_arch=='arm64'", {"cflags_cc": ["-mno-outline-atomics"]}]
+      ]
     }
   ]
 }

@@ -1,69 +1,173 @@
-// What every phase of the init uses: the report channel and a few careful I/O helpers.
-#include <errno.h>
-#include <fcntl.h>
+// What every phase of the init uses: the report channel, a few careful I/O helpers and the
+// strings it builds from the plan's.
 #include <linux/capability.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
-
-#include "../fd_passing.h"
 #include "init.h"
+#include "sys.h"
 
 namespace sandcell::init {
+namespace {
 
-[[noreturn]] void fail(const std::string& stage, int err) {
+// `s` into `out` (of `size` bytes, NUL included), cut short to fit, as snprintf("%s") would.
+void copy_cut(char* out, size_t size, const char* s) {
+  size_t n = 0;
+  while (n + 1 < size && s[n] != 0) {
+    out[n] = s[n];
+    n++;
+  }
+  out[n] = 0;
+}
+
+}  // namespace
+
+bool Str::starts_with(const char* prefix) const {
+  size_t k = strlen(prefix);
+  if (k > n) return false;
+  for (size_t i = 0; i < k; i++)
+    if (p[i] != prefix[i]) return false;
+  return true;
+}
+
+bool Str::operator==(const char* s) const { return strlen(s) == n && starts_with(s); }
+
+Str join(const char* a, const char* b, const char* c, const char* d, const char* e) {
+  const char* parts[] = {a, b, c, d, e};
+  size_t lengths[5];
+  size_t total = 0;
+  for (int i = 0; i < 5; i++) total += lengths[i] = strlen(parts[i]);
+  char* out = static_cast<char*>(allocate(total + 1));
+  size_t off = 0;
+  for (int i = 0; i < 5; i++) {
+    memcpy(out + off, parts[i], lengths[i]);
+    off += lengths[i];
+  }
+  out[total] = 0;
+  return {out, static_cast<uint32_t>(total)};
+}
+
+Str prefix(Str s, size_t n) {
+  char* out = static_cast<char*>(allocate(n + 1));
+  memcpy(out, s.p, n);
+  out[n] = 0;
+  return {out, static_cast<uint32_t>(n)};
+}
+
+Decimal::Decimal(uint64_t v) {
+  p = buf + sizeof buf - 1;
+  *p = 0;
+  do *--p = static_cast<char>('0' + v % 10);
+  while ((v /= 10) != 0);
+}
+
+[[noreturn]] void fail(const char* stage, int err) {
   wire::Report f{};
   f.kind = wire::kSetupFailed;
   f.err = err;
-  snprintf(f.stage, sizeof f.stage, "%s", stage.c_str());
-  (void)!write(wire::kReportFd, &f, sizeof f);
-  _exit(127);
+  copy_cut(f.stage, sizeof f.stage, stage);
+  sys::write(wire::kReportFd, &f, sizeof f);
+  sys::exit_group(127);
 }
 
-bool send_note(wire::ReportKind kind, const char* stage, int fd) {
+long send_note(wire::ReportKind kind, const char* stage, int fd) {
   wire::Report note{};
   note.kind = kind;
-  snprintf(note.stage, sizeof note.stage, "%s", stage);
-  return fdpass::send_fds(wire::kReportFd, &note, sizeof note, &fd, 1) >= 0;
+  copy_cut(note.stage, sizeof note.stage, stage);
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{&note, sizeof note};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  auto* c = reinterpret_cast<cmsghdr*>(cbuf);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  long n;
+  do n = sys::sendmsg(wire::kReportFd, &msg, MSG_NOSIGNAL);
+  while (n == -EINTR);
+  return n < 0 ? n : 0;
 }
 
-bool read_exact(int fd, char* buf, size_t n) {
+long recv_fds(int sock, void* buf, size_t len, int (&fds)[kMaxFds], size_t* count) {
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  *count = 0;
+  long n = sys::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  bool bad = (msg.msg_flags & MSG_CTRUNC) != 0;
+  // Walked by hand: the C library's CMSG_NXTHDR is a function of its own.
+  for (size_t off = 0; off + sizeof(cmsghdr) <= msg.msg_controllen;) {
+    auto* c = reinterpret_cast<cmsghdr*>(cbuf + off);
+    if (c->cmsg_len < sizeof(cmsghdr) || off + c->cmsg_len > msg.msg_controllen) break;
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        if (*count < kMaxFds) {
+          fds[(*count)++] = fd;
+        } else {
+          sys::close(fd);
+          bad = true;
+        }
+      }
+    }
+    off += CMSG_ALIGN(c->cmsg_len);
+  }
+  if (bad) {
+    for (size_t i = 0; i < *count; i++) sys::close(fds[i]);
+    *count = 0;
+    return -EPROTO;
+  }
+  return n;
+}
+
+long read_exact(int fd, char* buf, size_t n) {
   size_t off = 0;
   while (off < n) {
-    ssize_t r = read(fd, buf + off, n - off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
+    long r = sys::read(fd, buf + off, n - off);
+    if (r == -EINTR) continue;
+    if (r < 0) return r;
+    if (r == 0) return -EPIPE;
     off += static_cast<size_t>(r);
   }
-  return true;
+  return 0;
 }
 
-bool write_all(int fd, const std::string& s) {
+long write_all(int fd, const char* p, size_t n) {
   size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = write(fd, s.data() + off, s.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    off += static_cast<size_t>(n);
+  while (off < n) {
+    long w = sys::write(fd, p + off, n - off);
+    if (w == -EINTR) continue;
+    if (w < 0) return w;
+    off += static_cast<size_t>(w);
   }
-  return true;
+  return 0;
 }
 
 int last_cap() {
-  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  long fd = sys::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 40;
   char buf[16] = {};
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  return n > 0 ? atoi(buf) : 40;
+  long n = sys::read(static_cast<int>(fd), buf, sizeof buf - 1);
+  sys::close(static_cast<int>(fd));
+  if (n <= 0) return 40;
+  int v = 0;
+  for (const char* c = buf; *c >= '0' && *c <= '9'; c++) v = v * 10 + (*c - '0');
+  return v;
 }
 
 int clear_caps() {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
-  return syscall(SYS_capset, &hdr, data) < 0 ? errno : 0;
+  return static_cast<int>(-sys::capset(&hdr, data));
 }
 
 }  // namespace sandcell::init

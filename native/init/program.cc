@@ -1,24 +1,13 @@
-// The program's own process, from the init's fork to its execve: a sequence of named steps, each
+// The program's own process, from the init's clone to its execve: a sequence of named steps, each
 // taking something away or putting something in place. The first that fails is reported by its
 // name (the stage of SandboxSetupError) and the program never runs.
-#include <errno.h>
-#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cstring>
-#include <string>
-#include <vector>
 
 #include "init.h"
+#include "sys.h"
 
 namespace sandcell::init {
 namespace {
@@ -27,32 +16,32 @@ struct Program {
   const Plan& plan;
   int cap_last;
   bool run_files;
-  std::string path;  // the command, resolved in PATH
-  std::vector<char*> argv, envp;
-  std::string what;  // set by a step whose failure names more than the step ("chdir /work")
+  const char* path;  // the command, resolved in PATH
+  char** argv;
+  char** envp;
+  Str what;  // set by a step whose failure names more than the step ("chdir /work")
 };
 
 // The report channel must close when execve succeeds: that EOF is how the supervisor learns it did.
 int own_channels(Program&) {
-  close(wire::kStatusFd);
-  close(wire::kPlanFd);
-  return fcntl(wire::kReportFd, F_SETFD, FD_CLOEXEC) < 0 ? errno : 0;
+  sys::close(wire::kStatusFd);
+  sys::close(wire::kPlanFd);
+  return static_cast<int>(-sys::fcntl(wire::kReportFd, F_SETFD, FD_CLOEXEC));
 }
 
 int reset_signals(Program&) {
-  setsid();
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  sys::setsid();
+  sys::SigMask none = 0;
+  sys::sigprocmask(SIG_SETMASK, &none);
+  for (int s = 1; s <= 64; s++) sys::default_action(s);
   return 0;
 }
 
 int place_files(Program& p) { return p.run_files ? place_run_files(p.plan, &p.what) : 0; }
 
 int enter_cwd(Program& p) {
-  p.what = "chdir " + p.plan.cwd;
-  return chdir(p.plan.cwd.c_str()) < 0 ? errno : 0;
+  p.what = join("chdir ", p.plan.cwd.p);
+  return static_cast<int>(-sys::chdir(p.plan.cwd.p));
 }
 
 const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
@@ -61,54 +50,70 @@ const char* const kRlimitNames[] = {"cpu", "fsize", "data", "stack", "core", "rs
 int set_rlimits(Program& p) {
   for (const auto& l : p.plan.rlimits) {
     rlimit r{l.soft, l.hard};
-    if (setrlimit(static_cast<__rlimit_resource>(l.resource), &r) < 0) {
-      p.what = std::string("rlimit ") + (l.resource < 16 ? kRlimitNames[l.resource] : "?");
-      return errno;
+    long err = sys::setrlimit(l.resource, &r);
+    if (err < 0) {
+      p.what = join("rlimit ", l.resource < 16 ? kRlimitNames[l.resource] : "?");
+      return static_cast<int>(-err);
     }
   }
   return 0;
 }
 
 int drop_bounding_set(Program& p) {
-  for (int cap = 0; cap <= p.cap_last; cap++)
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return errno;
+  for (int cap = 0; cap <= p.cap_last; cap++) {
+    long r = sys::prctl(PR_CAPBSET_DROP, static_cast<unsigned long>(cap));
+    if (r < 0 && r != -EINVAL) return static_cast<int>(-r);
+  }
   return 0;
 }
 
-int set_gid(Program& p) { return setresgid(p.plan.gid, p.plan.gid, p.plan.gid) < 0 ? errno : 0; }
+int set_gid(Program& p) { return static_cast<int>(-sys::setresgid(p.plan.gid)); }
 
-int set_uid(Program& p) { return setresuid(p.plan.uid, p.plan.uid, p.plan.uid) < 0 ? errno : 0; }
+int set_uid(Program& p) { return static_cast<int>(-sys::setresuid(p.plan.uid)); }
 
 int drop_capabilities(Program&) {
   if (int err = clear_caps()) return err;
-  return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL ? errno : 0;
+  long r = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
+  return r < 0 && r != -EINVAL ? static_cast<int>(-r) : 0;
 }
 
-int no_new_privs(Program&) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? errno : 0; }
+int no_new_privs(Program&) { return static_cast<int>(-sys::prctl(PR_SET_NO_NEW_PRIVS, 1)); }
+
+char** c_strings(const List<Str>& list) {
+  char** out = allocate_array<char*>(list.size + 1);
+  for (uint32_t i = 0; i < list.size; i++) out[i] = const_cast<char*>(list[i].p);
+  out[list.size] = nullptr;
+  return out;
+}
+
+bool has_slash(Str s) {
+  for (uint32_t i = 0; i < s.n; i++)
+    if (s[i] == '/') return true;
+  return false;
+}
 
 // Before the filter is loaded, so the filter sees one execve only, and nothing after it allocates.
 int resolve_command(Program& p) {
   const Plan& plan = p.plan;
-  for (const auto& a : plan.argv) p.argv.push_back(const_cast<char*>(a.c_str()));
-  p.argv.push_back(nullptr);
-  for (const auto& e : plan.env) p.envp.push_back(const_cast<char*>(e.c_str()));
-  p.envp.push_back(nullptr);
-  p.path = plan.argv[0];
-  if (p.path.find('/') != std::string::npos) return 0;
-  std::string search = "/usr/local/bin:/usr/bin:/bin";
+  p.argv = c_strings(plan.argv);
+  p.envp = c_strings(plan.env);
+  p.path = plan.argv[0].p;
+  if (has_slash(plan.argv[0])) return 0;
+  Str search{"/usr/local/bin:/usr/bin:/bin", 28};
   for (const auto& e : plan.env)
-    if (e.compare(0, 5, "PATH=") == 0) search = e.substr(5);
+    if (e.starts_with("PATH=")) search = {e.p + 5, e.n - 5};
   int first_err = ENOENT;
-  for (size_t start = 0; start <= search.size();) {
-    size_t end = search.find(':', start);
-    if (end == std::string::npos) end = search.size();
-    std::string dir = search.substr(start, end - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + plan.argv[0];
-    if (access(candidate.c_str(), X_OK) == 0) {
-      p.path = candidate;
+  for (size_t start = 0; start <= search.n;) {
+    size_t end = start;
+    while (end < search.n && search[end] != ':') end++;
+    Str dir = prefix({search.p + start, static_cast<uint32_t>(search.n - start)}, end - start);
+    Str candidate = join(dir.empty() ? "." : dir.p, "/", plan.argv[0].p);
+    long r = sys::access(candidate.p, X_OK);
+    if (r == 0) {
+      p.path = candidate.p;
       return 0;
     }
-    if (errno == EACCES) first_err = EACCES;
+    if (r == -EACCES) first_err = EACCES;
     start = end + 1;
   }
   return first_err;
@@ -123,26 +128,32 @@ int resolve_command(Program& p) {
 // makes no system call between loading the filter and its execve: it hands the fd over and waits
 // on shared memory.
 struct ListenerHandoff {
-  std::atomic<int> fd{-1};
-  std::atomic<bool> sent{false};
+  int fd = -1;
+  bool sent = false;
 };
 
-void* send_listener(void* arg) {
+ListenerHandoff handoff;
+// The helper's stack: it makes one sendmsg and a close.
+alignas(16) char helper_stack[64 << 10];
+
+int send_listener(void* arg) {
   auto* h = static_cast<ListenerHandoff*>(arg);
   int lfd;
-  while ((lfd = h->fd.load()) < 0) sched_yield();
+  while ((lfd = __atomic_load_n(&h->fd, __ATOMIC_ACQUIRE)) < 0) sys::syscall6(__NR_sched_yield);
   // fail() ends the whole process (exit_group), the filtered thread included.
-  if (!send_note(wire::kListener, "seccomp listener", lfd)) fail("seccomp listener", errno);
-  close(lfd);  // the fd table is shared: this is the program's copy
-  h->sent.store(true);
-  return nullptr;
+  if (long r = send_note(wire::kListener, "seccomp listener", lfd); r < 0) fail("seccomp listener", static_cast<int>(-r));
+  sys::close(lfd);  // the fd table is shared: this is the program's copy
+  __atomic_store_n(&h->sent, true, __ATOMIC_RELEASE);
+  return 0;
 }
 
 int load_filter(Program& p) {
   const Plan& plan = p.plan;
   if (plan.seccomp.empty()) return 0;
-  std::string filter = plan.seccomp;
-  uint64_t address = reinterpret_cast<uintptr_t>(p.path.c_str());
+  // Patched in place: the plan is this process's own copy, and the program's process is started
+  // once.
+  char* filter = const_cast<char*>(plan.seccomp.p);
+  uint64_t address = reinterpret_cast<uintptr_t>(p.path);
   for (uint32_t i : plan.exec_path_lo) {
     uint32_t k = static_cast<uint32_t>(address);
     memcpy(&filter[i * 8 + 4], &k, 4);
@@ -152,21 +163,21 @@ int load_filter(Program& p) {
     memcpy(&filter[i * 8 + 4], &k, 4);
   }
   sock_fprog prog{};
-  prog.len = static_cast<unsigned short>(filter.size() / sizeof(sock_filter));
-  prog.filter = reinterpret_cast<sock_filter*>(filter.data());
+  prog.len = static_cast<unsigned short>(plan.seccomp.n / sizeof(sock_filter));
+  prog.filter = reinterpret_cast<sock_filter*>(filter);
   unsigned flags = (plan.flags & wire::kSeccompListener) ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
-  static ListenerHandoff handoff;
-  pthread_t helper;
-  if (flags && pthread_create(&helper, nullptr, send_listener, &handoff) != 0) {
-    p.what = "seccomp listener";
+  // A thread of this process, as a C library's would be: same memory, files, signal handlers.
+  constexpr unsigned long kThread = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  if (flags && sys::clone(send_listener, helper_stack + sizeof helper_stack, kThread, &handoff) < 0) {
+    p.what = Str{"seccomp listener", 16};
     return EAGAIN;
   }
-  long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
-  if (listener < 0) return errno;
+  long listener = sys::seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog);
+  if (listener < 0) return static_cast<int>(-listener);
   if (flags) {
     // No system call from here to execve (see ListenerHandoff): a spin on shared memory.
-    handoff.fd.store(static_cast<int>(listener));
-    while (!handoff.sent.load()) {
+    __atomic_store_n(&handoff.fd, static_cast<int>(listener), __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&handoff.sent, __ATOMIC_ACQUIRE)) {
     }
   }
   return 0;
@@ -199,13 +210,13 @@ constexpr Step kSteps[] = {
 }  // namespace
 
 [[noreturn]] void exec_program(const Plan& plan, int cap_last, bool run_files) {
-  Program p{plan, cap_last, run_files, {}, {}, {}, {}};
+  Program p{plan, cap_last, run_files, nullptr, nullptr, nullptr, {}};
   for (const Step& step : kSteps) {
-    p.what.clear();
-    if (int err = step.run(p)) fail(p.what.empty() ? step.name : p.what, err);
+    p.what = Str{};
+    if (int err = step.run(p)) fail(p.what.empty() ? step.name : p.what.p, err);
   }
-  execve(p.path.c_str(), p.argv.data(), p.envp.data());
-  fail("execve", errno);
+  long r = sys::execve(p.path, p.argv, p.envp);
+  fail("execve", static_cast<int>(-r));
 }
 
 }  // namespace sandcell::init

@@ -1,23 +1,15 @@
 // The init's life once the box is built: it starts the program, forwards signals to it, reaps
 // everything, and when the run ends (its main process ends, or the supervisor says so) it kills
 // what is left and reports how the main process ended.
-#include <errno.h>
 #include <linux/capability.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/ptrace.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "../raw_syscall.h"
 #include "init.h"
+#include "sys.h"
 
 namespace sandcell::init {
 namespace {
@@ -25,8 +17,10 @@ namespace {
 // The init is PID 1 of the PID namespace of everything it started (a box's, or a joined run's
 // own): kill(-1) reaches all of it, and nothing can hide from it by double-forking.
 void kill_everything_started() {
-  kill(-1, SIGKILL);
-  while (waitpid(-1, nullptr, __WALL) >= 0 || errno == EINTR) {
+  sys::kill(-1, SIGKILL);
+  for (;;) {
+    long r = sys::wait4(-1, nullptr, __WALL);
+    if (r < 0 && r != -EINTR) break;
   }
 }
 
@@ -34,10 +28,10 @@ void kill_everything_started() {
 // counted), and the supervisor learns how the main process ended.
 [[noreturn]] void finish(uint32_t kind, int value) {
   timespec ended{};
-  clock_gettime(CLOCK_MONOTONIC, &ended);
+  sys::clock_monotonic(&ended);
   kill_everything_started();
   rusage ru{};
-  getrusage(RUSAGE_CHILDREN, &ru);
+  sys::getrusage_children(&ru);
   wire::ExitStatus s{};
   s.magic = wire::kStatusMagic;
   s.kind = kind;
@@ -46,8 +40,8 @@ void kill_everything_started() {
   s.system_us = static_cast<uint64_t>(ru.ru_stime.tv_sec) * 1000000 + static_cast<uint64_t>(ru.ru_stime.tv_usec);
   s.max_rss_kib = static_cast<uint64_t>(ru.ru_maxrss);
   s.ended_ns = static_cast<uint64_t>(ended.tv_sec) * 1000000000 + static_cast<uint64_t>(ended.tv_nsec);
-  (void)!write(wire::kStatusFd, &s, sizeof s);
-  _exit(0);
+  sys::write(wire::kStatusFd, &s, sizeof s);
+  sys::exit_group(0);
 }
 
 // The init keeps only CAP_KILL (to end the box's processes, which run as another uid) and cannot
@@ -56,22 +50,22 @@ void kill_everything_started() {
 // namespace, so SIGKILL and SIGSTOP from inside are dropped, and the rest, blocked here, are read
 // from the signalfd and forwarded to the program.
 void keep_only_kill(int cap_last) {
-  for (int cap = 0; cap <= cap_last; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  for (int cap = 0; cap <= cap_last; cap++) sys::prctl(PR_CAPBSET_DROP, static_cast<unsigned long>(cap));
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   data[0].effective = data[0].permitted = 1u << CAP_KILL;
-  if (syscall(SYS_capset, &hdr, data) < 0)
+  if (sys::capset(&hdr, data) < 0)
     if (int err = clear_caps()) fail("init drop capabilities", err);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  sys::prctl(PR_SET_DUMPABLE, 0);
 }
 
 // PR_SET_PDEATHSIG for a child of ours, with the window between fork() and prctl() closed: the
 // parent's pidfd, opened before the fork, says whether it is gone already.
 void die_with_parent(int parent_pidfd) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  sys::prctl(PR_SET_PDEATHSIG, SIGKILL);
   pollfd p{parent_pidfd, POLLIN, 0};
-  if (parent_pidfd < 0 || poll(&p, 1, 0) != 0) _exit(1);
-  close(parent_pidfd);
+  if (parent_pidfd < 0 || sys::poll(&p, 1, 0) != 0) sys::exit_group(1);
+  sys::close(parent_pidfd);
 }
 
 struct ProgramStart {
@@ -83,12 +77,21 @@ struct ProgramStart {
 
 [[noreturn]] int program_start(void* p) {
   const ProgramStart* s = static_cast<const ProgramStart*>(p);
-  close(s->sigfd);
+  sys::close(s->sigfd);
   exec_program(*s->plan, s->cap_last, s->run_files);
 }
 
 constexpr size_t kProgramStack = 1 << 20;
 constexpr size_t kGuard = 4096;
+
+// A stack of `size` bytes whose lowest page is a guard.
+char* map_stack(const char* stage, size_t size) {
+  long stack = sys::mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE);
+  if (stack < 0) fail(stage, static_cast<int>(-stack));
+  long r = sys::mprotect(reinterpret_cast<void*>(stack), kGuard, PROT_NONE);
+  if (r < 0) fail(stage, static_cast<int>(-r));
+  return reinterpret_cast<char*>(stack);
+}
 
 // The program's process shares our memory until its execve (CLONE_VM | CLONE_VFORK), as
 // posix_spawn's does: a fork() copied the init's address space and faulted its pages back in, copy
@@ -96,14 +99,12 @@ constexpr size_t kGuard = 4096;
 // kernel resumes us at its execve or its exit), so its setup, which uses libc freely, never runs
 // beside ours. Everything it changes for itself (fds, signal dispositions, ids, rlimits, the
 // filter) is its own: only memory is shared.
-pid_t start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
-  void* stack = mmap(nullptr, kProgramStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-  if (stack == MAP_FAILED) fail("fork", errno);
-  if (mprotect(stack, kGuard, PROT_NONE) < 0) fail("fork", errno);
+long start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
+  char* stack = map_stack("fork", kProgramStack);
   ProgramStart start{&plan, cap_last, run_files, sigfd};
-  pid_t pid = clone(program_start, static_cast<char*>(stack) + kProgramStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
-  if (pid < 0) fail("fork", errno);
-  munmap(stack, kProgramStack);
+  long pid = sys::clone(program_start, stack + kProgramStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+  if (pid < 0) fail("fork", static_cast<int>(-pid));
+  sys::munmap(stack, kProgramStack);
   return pid;
 }
 
@@ -111,41 +112,42 @@ pid_t start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
 
 // The init's life after setup: start the program (unless the box only waits for runs), then
 // forward signals to it, reap, and end the run when it ends or when the supervisor says so.
-[[noreturn]] void supervise(const Plan& plan, int cap_last, const sigset_t& all, bool run_files) {
-  int sigfd = signalfd(-1, &all, SFD_CLOEXEC);
-  if (sigfd < 0) fail("signalfd", errno);
-  pid_t main_pid = -1;
+[[noreturn]] void supervise(const Plan& plan, int cap_last, bool run_files) {
+  sys::SigMask all = kAllSignals;
+  long fd = sys::signalfd(&all, SFD_CLOEXEC);
+  if (fd < 0) fail("signalfd", static_cast<int>(-fd));
+  int sigfd = static_cast<int>(fd);
+  long main_pid = -1;
   if (!(plan.flags & wire::kPersistent)) main_pid = start_program(plan, cap_last, run_files, sigfd);
   // For a living box, this EOF tells the supervisor the box is ready for runs.
-  close(wire::kReportFd);
+  sys::close(wire::kReportFd);
   keep_only_kill(cap_last);
 
   pollfd fds[2] = {{sigfd, POLLIN, 0}, {wire::kPlanFd, POLLIN, 0}};
   for (;;) {
-    if (poll(fds, 2, -1) < 0) continue;
+    if (sys::poll(fds, 2, -1) < 0) continue;
     if (fds[1].revents) {
       char c = 0;
-      ssize_t n = read(wire::kPlanFd, &c, 1);
-      if (n < 0 && errno == EINTR) continue;
+      if (sys::read(wire::kPlanFd, &c, 1) == -EINTR) continue;
       // A terminate request, or EOF: the supervisor is gone and nobody would read the result.
       finish(wire::kTerminated, 0);
     }
     if (!(fds[0].revents & POLLIN)) continue;
     signalfd_siginfo si;
-    if (read(sigfd, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) continue;
+    if (sys::read(sigfd, &si, sizeof si) != static_cast<long>(sizeof si)) continue;
     if (si.ssi_signo != SIGCHLD) {
       // Signals sent to the box (through the init) are meant for the program.
-      if (main_pid > 0) kill(main_pid, static_cast<int>(si.ssi_signo));
+      if (main_pid > 0) sys::kill(main_pid, static_cast<int>(si.ssi_signo));
       continue;
     }
     for (;;) {
       int status;
-      pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
+      long pid = sys::wait4(-1, &status, WNOHANG | __WALL);
       if (pid <= 0) break;
       // A ptrace stop, not an end: the program made itself our tracee (PTRACE_TRACEME, possible
       // under a policy that allows ptrace). Let it go on, signal delivered, no longer traced.
       if (WIFSTOPPED(status)) {
-        ptrace(PTRACE_DETACH, pid, nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(WSTOPSIG(status))));
+        sys::ptrace_detach(pid, WSTOPSIG(status));
         continue;
       }
       if (pid != main_pid) continue;
@@ -180,43 +182,39 @@ constexpr size_t kTiedStack = 2 << 20;
 // address space twice per run and faulted its pages back in, copy on write, on both sides of each
 // fork, which made those two forks most of the CPU a run in a living box cost over a one-shot run.
 // Each gets a stack of its own (never unmapped: the last of us to exit takes it with the address
-// space). From the clone on, the parent makes raw system calls only (link_until_reaped): it shares
-// libc's state and errno with the child, which uses libc freely.
-pid_t clone_tied(const char* stage, int (*fn)(void*), void* arg) {
-  int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-  if (self < 0) fail(stage, errno);
-  void* stack = mmap(nullptr, kTiedStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-  if (stack == MAP_FAILED) fail(stage, errno);
-  if (mprotect(stack, kGuard, PROT_NONE) < 0) fail(stage, errno);
-  auto* start = reinterpret_cast<TiedStart*>(static_cast<char*>(stack) + kGuard);
-  *start = {self, fn, arg};
-  char* top = static_cast<char*>(stack) + kTiedStack;
-  pid_t pid = clone(tied_start, top, CLONE_VM | SIGCHLD, start);
-  if (pid < 0) fail(stage, errno);
-  raw::syscall6(__NR_close, self);
+// space). From the clone on, the parent only waits (link_until_reaped): the child allocates from
+// the memory they share.
+long clone_tied(const char* stage, int (*fn)(void*), void* arg) {
+  long self = sys::pidfd_open(sys::getpid());
+  if (self < 0) fail(stage, static_cast<int>(-self));
+  char* stack = map_stack(stage, kTiedStack);
+  auto* start = reinterpret_cast<TiedStart*>(stack + kGuard);
+  *start = {static_cast<int>(self), fn, arg};
+  long pid = sys::clone(tied_start, stack + kTiedStack, CLONE_VM | SIGCHLD, start);
+  if (pid < 0) fail(stage, static_cast<int>(-pid));
+  sys::close(static_cast<int>(self));
   return pid;
 }
 
 // A link between the process the addon watches and a joined run's init: it holds no privilege,
 // no channel and none of the run's stdio (the run's output ends with the run, not with us), and
 // ends once its child is reaped, so the process the addon watches ends only after the whole run
-// has. Raw system calls only: the child runs in our memory (clone_tied). Dumpability belongs to the
+// has. It touches no memory the child may use (clone_tied). Dumpability belongs to the
 // address space, so ours being off makes the run init (and its program until execve) not dumpable
 // from here on, as the run init makes itself anyway once it keeps only CAP_KILL.
-[[noreturn]] void link_until_reaped(pid_t child, int cap_last) {
-  for (int fd = 0; fd < 3; fd++) raw::syscall6(__NR_close, fd);
-  raw::syscall6(__NR_close, wire::kPlanFd);
-  raw::syscall6(__NR_close, wire::kReportFd);
-  raw::syscall6(__NR_close, wire::kStatusFd);
-  for (int cap = 0; cap <= cap_last; cap++) raw::syscall6(__NR_prctl, PR_CAPBSET_DROP, cap);
+[[noreturn]] void link_until_reaped(long child, int cap_last) {
+  for (int fd = 0; fd < 3; fd++) sys::close(fd);
+  sys::close(wire::kPlanFd);
+  sys::close(wire::kReportFd);
+  sys::close(wire::kStatusFd);
+  for (int cap = 0; cap <= cap_last; cap++) sys::prctl(PR_CAPBSET_DROP, static_cast<unsigned long>(cap));
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct none[2] = {};
-  if (raw::syscall6(__NR_capset, reinterpret_cast<long>(&hdr), reinterpret_cast<long>(none)) < 0)
-    raw::syscall6(__NR_exit_group, 127);
-  raw::syscall6(__NR_prctl, PR_SET_DUMPABLE, 0);
-  while (raw::syscall6(__NR_wait4, child, 0, __WALL, 0) == -EINTR) {
+  if (sys::capset(&hdr, none) < 0) sys::exit_group(127);
+  sys::prctl(PR_SET_DUMPABLE, 0);
+  while (sys::wait4(child, nullptr, __WALL) == -EINTR) {
   }
-  for (;;) raw::syscall6(__NR_exit_group, 0);
+  sys::exit_group(0);
 }
 
 }  // namespace sandcell::init

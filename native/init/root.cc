@@ -1,39 +1,36 @@
 // Building a box's root: every bind source opened while the host's tree is still in place, a
 // tmpfs (or an overlay over an image) assembled on the staging dir, pivot_root into it. /dev is a
 // mount tree the addon passed at wire::kDevicesFd, or (rootless) a tmpfs with a bind per device.
-#include <errno.h>
-#include <fcntl.h>
 #include <linux/mount.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <string>
-#include <vector>
 
 #include "init.h"
+#include "sys.h"
 
 namespace sandcell::init {
 namespace {
 
 // mkdir -p below the staging root; the plan's targets were checked to be absolute and clean.
-void make_dirs(const std::string& path, mode_t mode) {
-  for (size_t i = 1; i <= path.size(); i++) {
-    if (i != path.size() && path[i] != '/') continue;
-    std::string prefix = path.substr(0, i);
-    if (mkdir(prefix.c_str(), mode) < 0 && errno != EEXIST) fail("mkdir " + prefix, errno);
+void make_dirs(Str path, unsigned mode) {
+  char* p = const_cast<char*>(prefix(path, path.n).p);
+  for (size_t i = 1; i <= path.n; i++) {
+    if (i != path.n && p[i] != '/') continue;
+    char at = p[i];
+    p[i] = 0;
+    long r = sys::mkdir(p, mode);
+    if (r < 0 && r != -EEXIST) fail(join("mkdir ", p), static_cast<int>(-r));
+    p[i] = at;
   }
 }
 
-std::string parent_of(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+Str parent_of(Str path) {
+  size_t slash = path.n;
+  while (slash > 0 && path[slash - 1] != '/') slash--;
+  if (slash <= 1) return {"/", 1};
+  return prefix(path, slash - 1);
 }
 
 unsigned long mount_flags(uint32_t f) {
@@ -47,7 +44,7 @@ unsigned long mount_flags(uint32_t f) {
 
 // Read-only (and nosuid/nodev/noexec) for a bind and everything below it. mount_setattr only adds
 // flags, so flags the host locked on the source mount (which a user namespace may not clear) stay.
-void restrict_bind(const std::string& target, uint32_t flags, const std::string& stage) {
+void restrict_bind(const char* target, uint32_t flags, Str stage) {
   uint64_t set = 0;
   if (flags & wire::kReadOnly) set |= MOUNT_ATTR_RDONLY;
   if (flags & wire::kNoSuid) set |= MOUNT_ATTR_NOSUID;
@@ -56,143 +53,154 @@ void restrict_bind(const std::string& target, uint32_t flags, const std::string&
   if (set == 0) return;
   mount_attr attr{};
   attr.attr_set = set;
-  if (syscall(SYS_mount_setattr, AT_FDCWD, target.c_str(), AT_RECURSIVE, &attr, sizeof attr) == 0) return;
-  if (errno != ENOSYS) fail(stage, errno);
-  // Kernels before 5.12: a remount of the top mount, keeping the flags the source already has.
-  struct statvfs sv;
+  long r = sys::mount_setattr(AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr);
+  if (r == 0) return;
+  if (r != -ENOSYS) fail(stage, static_cast<int>(-r));
+  // Kernels before 5.12: a remount of the top mount, keeping the flags the source already has
+  // (statfs's f_flags are the ST_* flags of statvfs).
+  struct statfs sv;
   unsigned long keep = 0;
-  if (statvfs(target.c_str(), &sv) == 0) {
-    if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
-    if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
-    if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
-    if (sv.f_flag & ST_RDONLY) keep |= MS_RDONLY;
-    if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
-    if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
-    if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+  if (sys::statfs(target, &sv) == 0) {
+    if (sv.f_flags & ST_NOSUID) keep |= MS_NOSUID;
+    if (sv.f_flags & ST_NODEV) keep |= MS_NODEV;
+    if (sv.f_flags & ST_NOEXEC) keep |= MS_NOEXEC;
+    if (sv.f_flags & ST_RDONLY) keep |= MS_RDONLY;
+    if (sv.f_flags & ST_NOATIME) keep |= MS_NOATIME;
+    if (sv.f_flags & ST_NODIRATIME) keep |= MS_NODIRATIME;
+    if (sv.f_flags & ST_RELATIME) keep |= MS_RELATIME;
   }
-  if (mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | keep | mount_flags(flags), nullptr) < 0)
-    fail(stage, errno);
+  r = sys::mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | keep | mount_flags(flags), nullptr);
+  if (r < 0) fail(stage, static_cast<int>(-r));
 }
-
-struct Source {
-  const Mount* mount;
-  int fd;
-};
 
 // Files and directories of the root being built (below `root`, a fresh tmpfs nothing else has
 // written yet). A run's own files, in a box that exists already, are placed by files.cc.
-void place(const Plan& plan, const Mount& m, const std::string& root) {
-  std::string at = root + m.target;
+void place(const Plan& plan, const Mount& m, Str at) {
+  long r;
   if (m.kind == wire::kDir) {
     make_dirs(at, m.mode);
-    if (chmod(at.c_str(), m.mode) < 0) fail("chmod " + m.target, errno);
-    if (m.owner && chown(at.c_str(), plan.uid, plan.gid) < 0) fail("chown " + m.target, errno);
+    if ((r = sys::chmod(at.p, m.mode)) < 0) fail(join("chmod ", m.target.p), static_cast<int>(-r));
+    if (m.owner && (r = sys::chown(at.p, plan.uid, plan.gid)) < 0) fail(join("chown ", m.target.p), static_cast<int>(-r));
     return;
   }
   make_dirs(parent_of(at), 0755);
-  int fd = open(at.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, m.mode);
-  if (fd < 0 || !write_all(fd, m.data)) fail("write " + m.target, errno);
-  if (fchmod(fd, m.mode) < 0) fail("chmod " + m.target, errno);
-  if (m.owner && fchown(fd, plan.uid, plan.gid) < 0) fail("chown " + m.target, errno);
-  close(fd);
+  long fd = sys::open(at.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, m.mode);
+  if (fd < 0) fail(join("write ", m.target.p), static_cast<int>(-fd));
+  int f = static_cast<int>(fd);
+  if ((r = write_all(f, m.data.p, m.data.n)) < 0) fail(join("write ", m.target.p), static_cast<int>(-r));
+  if ((r = sys::fchmod(f, m.mode)) < 0) fail(join("chmod ", m.target.p), static_cast<int>(-r));
+  if (m.owner && (r = sys::fchown(f, plan.uid, plan.gid)) < 0) fail(join("chown ", m.target.p), static_cast<int>(-r));
+  sys::close(f);
 }
 
 }  // namespace
 
 // A procfs of the caller's PID namespace. hidepid hides the init from the program (which runs as
 // another uid); older kernels reject the name "invisible", so fall back to no option at all.
-void mount_proc(const std::string& at, const std::string& stage) {
-  if (mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0 &&
-      mount("proc", at.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
-    fail(stage, errno);
+void mount_proc(const char* at, const char* stage) {
+  if (sys::mount("proc", at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0) {
+    long r = sys::mount("proc", at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+    if (r < 0) fail(stage, static_cast<int>(-r));
+  }
 }
 
 void build_root(const Plan& plan) {
   // Open every bind source (and the image) while the host's tree is still in place: the staging
-  // tmpfs may cover part of it (a source below /tmp, say).
-  std::vector<Source> sources;
-  for (const auto& m : plan.mounts) {
+  // tmpfs may cover part of it (a source below /tmp, say). A bind whose optional source is missing
+  // keeps -1.
+  int* sources = allocate_array<int>(plan.mounts.size);
+  for (uint32_t i = 0; i < plan.mounts.size; i++) {
+    const Mount& m = plan.mounts[i];
+    sources[i] = -1;
     if (m.kind != wire::kBind) continue;
-    int fd = open(m.source.c_str(), O_PATH | O_CLOEXEC);
+    long fd = sys::open(m.source.p, O_PATH | O_CLOEXEC);
     if (fd < 0) {
-      if ((m.flags & wire::kOptional) && errno == ENOENT) continue;
-      fail("open " + m.source, errno);
+      if ((m.flags & wire::kOptional) && fd == -ENOENT) continue;
+      fail(join("open ", m.source.p), static_cast<int>(-fd));
     }
-    sources.push_back({&m, fd});
+    sources[i] = static_cast<int>(fd);
   }
   bool overlay = plan.flags & wire::kOverlayRoot;
-  std::string lowerdir;
-  std::vector<int> layer_fds;
-  for (const auto& layer : plan.layers) {
-    int fd = open(layer.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) fail("open image layer " + layer, errno);
-    layer_fds.push_back(fd);
-    lowerdir += (lowerdir.empty() ? "/proc/self/fd/" : ":/proc/self/fd/") + std::to_string(fd);
+  // "/proc/self/fd/N" per layer, ':' between them.
+  char* lowerdir = static_cast<char*>(allocate(plan.layers.size * 40 + 1));
+  size_t lower_n = 0;
+  lowerdir[0] = 0;
+  int* layer_fds = allocate_array<int>(plan.layers.size);
+  for (uint32_t i = 0; i < plan.layers.size; i++) {
+    long fd = sys::open(plan.layers[i].p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) fail(join("open image layer ", plan.layers[i].p), static_cast<int>(-fd));
+    layer_fds[i] = static_cast<int>(fd);
+    Str name = join(i == 0 ? "/proc/self/fd/" : ":/proc/self/fd/", Decimal(static_cast<uint64_t>(fd)).c_str());
+    for (uint32_t k = 0; k <= name.n; k++) lowerdir[lower_n + k] = name.p[k];
+    lower_n += name.n;
   }
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) fail("make mounts private", errno);
-  std::string root = plan.staging;
-  if (mount("sandcell-root", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.root_tmpfs.c_str()) < 0)
-    fail("mount root tmpfs", errno);
+  long r;
+  if ((r = sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) < 0) fail("make mounts private", static_cast<int>(-r));
+  Str root = plan.staging;
+  if ((r = sys::mount("sandcell-root", root.p, "tmpfs", MS_NOSUID | MS_NODEV, plan.root_tmpfs.p)) < 0)
+    fail("mount root tmpfs", static_cast<int>(-r));
   if (overlay) {
     // Copy-on-write over the image's layers: writes land in the tmpfs (charged to the box's
     // memory) and vanish with the box; no layer directory is ever written. A read-only image is
     // the same overlay with the root made read-only once its mount points are in place.
-    for (const char* d : {"/upper", "/work", "/root"})
-      if (mkdir((root + d).c_str(), 0755) < 0) fail(std::string("mkdir overlay ") + d, errno);
-    std::string opts = "lowerdir=" + lowerdir + ",upperdir=" + root + "/upper,workdir=" + root + "/work";
-    if (mount("overlay", (root + "/root").c_str(), "overlay", MS_NOSUID | MS_NODEV, (opts + ",userxattr").c_str()) < 0 &&
-        mount("overlay", (root + "/root").c_str(), "overlay", MS_NOSUID | MS_NODEV, opts.c_str()) < 0)
-      fail("mount overlay " + plan.layers.front(), errno);
-    for (int fd : layer_fds) close(fd);
-    root += "/root";
+    const char* dirs[] = {"/upper", "/work", "/root"};
+    for (const char* d : dirs)
+      if ((r = sys::mkdir(join(root.p, d).p, 0755)) < 0) fail(join("mkdir overlay ", d), static_cast<int>(-r));
+    Str opts = join(join("lowerdir=", lowerdir, ",upperdir=", root.p, "/upper").p, ",workdir=", root.p, "/work");
+    Str top = join(root.p, "/root");
+    if (sys::mount("overlay", top.p, "overlay", MS_NOSUID | MS_NODEV, join(opts.p, ",userxattr").p) < 0 &&
+        (r = sys::mount("overlay", top.p, "overlay", MS_NOSUID | MS_NODEV, opts.p)) < 0)
+      fail(join("mount overlay ", plan.layers[0].p), static_cast<int>(-r));
+    for (uint32_t i = 0; i < plan.layers.size; i++) sys::close(layer_fds[i]);
+    root = top;
   }
 
-  size_t next_source = 0;
-  for (const auto& m : plan.mounts) {
-    std::string at = root + m.target;
+  for (uint32_t i = 0; i < plan.mounts.size; i++) {
+    const Mount& m = plan.mounts[i];
+    Str at = join(root.p, m.target.p);
     switch (m.kind) {
       case wire::kDir:
       case wire::kFile:
-        place(plan, m, root);
+        place(plan, m, at);
         break;
       case wire::kSymlink:
         make_dirs(parent_of(at), 0755);
-        if (symlink(m.data.c_str(), at.c_str()) < 0) fail("symlink " + m.target, errno);
+        if ((r = sys::symlink(m.data.p, at.p)) < 0) fail(join("symlink ", m.target.p), static_cast<int>(-r));
         break;
       case wire::kTmpfs:
         make_dirs(at, 0755);
-        if (mount("tmpfs", at.c_str(), "tmpfs", mount_flags(m.flags & ~wire::kReadOnly), m.data.c_str()) < 0)
-          fail("mount tmpfs " + m.target, errno);
+        if ((r = sys::mount("tmpfs", at.p, "tmpfs", mount_flags(m.flags & ~wire::kReadOnly), m.data.p)) < 0)
+          fail(join("mount tmpfs ", m.target.p), static_cast<int>(-r));
         break;
       case wire::kProc:
         make_dirs(at, 0555);
-        mount_proc(at, "mount proc " + m.target);
+        mount_proc(at.p, join("mount proc ", m.target.p).p);
         break;
       case wire::kDevices:
         // A clone of the device tree the addon made once, read-only with its devices usable:
         // one mount, where a tmpfs and a bind per device would be six.
         make_dirs(at, 0755);
-        if (syscall(SYS_move_mount, wire::kDevicesFd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
-          fail("mount " + m.target, errno);
-        close(wire::kDevicesFd);
+        if ((r = sys::move_mount(wire::kDevicesFd, "", AT_FDCWD, at.p, MOVE_MOUNT_F_EMPTY_PATH)) < 0)
+          fail(join("mount ", m.target.p), static_cast<int>(-r));
+        sys::close(wire::kDevicesFd);
         break;
       case wire::kBind: {
-        if (next_source >= sources.size() || sources[next_source].mount != &m) break;  // optional, missing
-        int fd = sources[next_source++].fd;
+        int fd = sources[i];
+        if (fd < 0) break;  // optional, missing
         struct stat st;
-        if (fstat(fd, &st) < 0) fail("stat " + m.source, errno);
+        if ((r = sys::fstat(fd, &st)) < 0) fail(join("stat ", m.source.p), static_cast<int>(-r));
         if (S_ISDIR(st.st_mode)) {
           make_dirs(at, 0755);
         } else {
           make_dirs(parent_of(at), 0755);
-          int f = open(at.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-          if (f < 0) fail("create mountpoint " + m.target, errno);
-          close(f);
+          long f = sys::open(at.p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+          if (f < 0) fail(join("create mountpoint ", m.target.p), static_cast<int>(-f));
+          sys::close(static_cast<int>(f));
         }
-        std::string via = "/proc/self/fd/" + std::to_string(fd);
-        if (mount(via.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) fail("bind " + m.target, errno);
-        restrict_bind(at, m.flags, "bind " + m.target);
-        close(fd);
+        Str via = join("/proc/self/fd/", Decimal(static_cast<uint64_t>(fd)).c_str());
+        if ((r = sys::mount(via.p, at.p, nullptr, MS_BIND | MS_REC, nullptr)) < 0) fail(join("bind ", m.target.p), static_cast<int>(-r));
+        restrict_bind(at.p, m.flags, join("bind ", m.target.p));
+        sys::close(fd);
         break;
       }
       default:
@@ -200,29 +208,31 @@ void build_root(const Plan& plan) {
     }
   }
 
-  if (chdir(root.c_str()) < 0) fail("chdir new root", errno);
+  if ((r = sys::chdir(root.p)) < 0) fail("chdir new root", static_cast<int>(-r));
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the box.
-  if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root", errno);
-  if (umount2(".", MNT_DETACH) < 0) fail("detach old root", errno);
-  if (chdir("/") < 0) fail("chdir /", errno);
+  if ((r = sys::pivot_root(".", ".")) < 0) fail("pivot_root", static_cast<int>(-r));
+  if ((r = sys::umount2(".", MNT_DETACH)) < 0) fail("detach old root", static_cast<int>(-r));
+  if ((r = sys::chdir("/")) < 0) fail("chdir /", static_cast<int>(-r));
 
   for (const auto& m : plan.mounts)
     if (m.kind == wire::kTmpfs && (m.flags & wire::kReadOnly))
-      if (mount(nullptr, m.target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags(m.flags), nullptr) < 0)
-        fail("read-only " + m.target, errno);
+      if ((r = sys::mount(nullptr, m.target.p, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags(m.flags), nullptr)) < 0)
+        fail(join("read-only ", m.target.p), static_cast<int>(-r));
   if (plan.flags & wire::kRootReadOnly)
-    if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) < 0)
-      fail("read-only /", errno);
+    if ((r = sys::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr)) < 0)
+      fail("read-only /", static_cast<int>(-r));
 }
 
 void loopback_up() {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) fail("loopback socket", errno);
+  long s = sys::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail("loopback socket", static_cast<int>(-s));
   ifreq ifr{};
-  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
   ifr.ifr_flags = IFF_UP | IFF_RUNNING;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback up", errno);
-  close(s);
+  long r = sys::ioctl(static_cast<int>(s), SIOCSIFFLAGS, &ifr);
+  if (r < 0) fail("loopback up", static_cast<int>(-r));
+  sys::close(static_cast<int>(s));
 }
 
 }  // namespace sandcell::init

@@ -1,6 +1,6 @@
-// System calls without libc, for the code that runs between clone() and execve(). That child
-// shares the Node process's memory and thread-local storage, so it must not touch errno or any
-// libc state: these return -errno instead.
+// System calls without libc, for the code that runs between clone() and execve() and for the init,
+// which has no C library at all. That child shares the Node process's memory and thread-local
+// storage, so it must not touch errno or any libc state: these return -errno instead.
 #pragma once
 
 namespace sandcell::raw {

@@ -210,7 +210,7 @@ let addon: Addon | null = null;
 
 /** How to get a native build where no prebuilt binary fits: the package runs no install script. */
 const BUILD_FROM_SOURCE =
-  'build it from source with `npm explore sandcell -- npm run build:native` (needs python3, make, g++ and static libc/libstdc++)';
+  'build it from source with `npm explore sandcell -- npm run build:native` (needs python3, make, gcc and g++)';
 
 function load(): Addon {
   if (addon) return addon;

@@ -89,10 +89,10 @@ static_assert(__NR_clone == 220 && __NR_exit == 93, "aarch64 system call numbers
 #error "sandcell supports x86_64 and aarch64"
 #endif
 
-// The compiler emits calls to these for struct copies and zeroing, and a plan's strings are
-// copied with memcpy. x86_64 has string instructions for the bulk; elsewhere words, then bytes.
-// The empty asm in each loop keeps the compiler from recognising the loop as the very call it
-// implements.
+// GCC may emit calls to memcpy, memmove, memset and memcmp in any program, freestanding or not
+// (struct copies, zeroing), and the init calls memcpy and strlen itself. x86_64 has string
+// instructions for the bulk; elsewhere words, then bytes. The empty asm in each loop keeps the
+// compiler from recognising the loop as the very call it implements.
 extern "C" {
 
 namespace {

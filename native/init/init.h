@@ -43,6 +43,8 @@ Str prefix(Str s, size_t n);
 // The decimal digits of v.
 struct Decimal {
   explicit Decimal(uint64_t v);
+  Decimal(const Decimal&) = delete;
+  Decimal& operator=(const Decimal&) = delete;
   const char* c_str() const { return p; }
 
  private:
@@ -134,8 +136,8 @@ int place_run_files(const Plan& plan, Str* what);
 [[noreturn]] void exec_program(const Plan& plan, int cap_last, bool run_files);
 
 // reaper.cc
-// The signals the init blocks and reads from its signalfd: all but 32 and 33, which a C library
-// reserves for its threads and so never blocked; a box answers them as it always has.
+// The signals the init blocks and reads from its signalfd: all but 32 and 33, which glibc kept
+// for its threads and never let the init block, so a box still answers them as it always has.
 constexpr uint64_t kAllSignals = ~((1ull << 31) | (1ull << 32));
 // Starts the program (unless the box only waits for runs: kPersistent), forwards signals, reaps,
 // and ends the run when it ends or when the supervisor says so.

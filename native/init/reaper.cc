@@ -96,8 +96,8 @@ char* map_stack(const char* stage, size_t size) {
 // The program's process shares our memory until its execve (CLONE_VM | CLONE_VFORK), as
 // posix_spawn's does: a fork() copied the init's address space and faulted its pages back in, copy
 // on write, on both sides, for a process that only sets itself up and execs. We wait meanwhile (the
-// kernel resumes us at its execve or its exit), so its setup, which uses libc freely, never runs
-// beside ours. Everything it changes for itself (fds, signal dispositions, ids, rlimits, the
+// kernel resumes us at its execve or its exit), so its setup, which allocates from the memory we
+// share, never runs beside ours. Everything it changes for itself (fds, signal dispositions, ids, rlimits, the
 // filter) is its own: only memory is shared.
 long start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
   char* stack = map_stack("fork", kProgramStack);

@@ -124,9 +124,6 @@ inline long execve(const char* path, char* const* argv, char* const* envp) {
 [[noreturn]] inline void exit_group(int code) {
   for (;;) syscall6(__NR_exit_group, code);
 }
-[[noreturn]] inline void exit_thread() {
-  for (;;) syscall6(__NR_exit, 0);
-}
 
 // clone(2) running fn(arg) on `stack_top` in the child, which exits with fn's return (start.cc).
 extern "C" long sandcell_clone(unsigned long flags, void* stack_top, int (*fn)(void*), void* arg);

@@ -2,8 +2,9 @@
 // format itself, so each malformed plan here is handed straight to the binary (fd 3, as the addon
 // does) and must end it with the setup report the addon turns into a SandboxSetupError: stage and
 // errno, exit status 127; and no plan at all (the parent gone) is a silent exit 1. No plan here
-// should decode; each still runs in mount, UTS and network namespaces of its own, so a decoder
-// that let one through would build its root there, not over this machine's /tmp.
+// should decode; each still runs as PID 1 of a PID namespace of its own, with mount, UTS and
+// network namespaces of its own, so a decoder that let one through would build its root there and
+// its kill(-1) at the end would reach that namespace only, not every process of this machine.
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -25,7 +26,7 @@ interface Outcome {
 }
 
 async function feed(bytes: Buffer): Promise<Outcome> {
-  const child = spawn('unshare', ['--mount', '--uts', '--net', '--propagation', 'private', INIT], { stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe'] });
+  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--uts', '--net', '--propagation', 'private', INIT], { stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe'] });
   const [, , , plan, report, status] = child.stdio as unknown as [null, null, null, Writable, Readable, Readable];
   const chunks: Buffer[] = [];
   report.on('data', (c: Buffer) => chunks.push(c));

@@ -113,6 +113,10 @@ long start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
 // The init's life after setup: start the program (unless the box only waits for runs), then
 // forward signals to it, reap, and end the run when it ends or when the supervisor says so.
 [[noreturn]] void supervise(const Plan& plan, int cap_last, bool run_files) {
+  // finish() ends what we started with kill(-1), which stays inside only because we are PID 1 of
+  // a PID namespace of our own. Anywhere else (started by hand, or by a clone that lost
+  // CLONE_NEWPID) it would reach every process of our uid on the host, so nothing starts.
+  if (sys::getpid() != 1) fail("PID namespace", EINVAL);
   sys::SigMask all = kAllSignals;
   long fd = sys::signalfd(&all, SFD_CLOEXEC);
   if (fd < 0) fail("signalfd", static_cast<int>(-fd));

@@ -25,8 +25,10 @@ interface Outcome {
   report: { kind: number; err: number; stage: string } | null;
 }
 
-async function feed(bytes: Buffer): Promise<Outcome> {
-  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--uts', '--net', '--propagation', 'private', INIT], { stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe'] });
+// `pid1: false` runs the init as PID 2 of that namespace, below a shell that waits for it.
+async function feed(bytes: Buffer, { pid1 = true } = {}): Promise<Outcome> {
+  const init = pid1 ? [INIT] : ['sh', '-c', '"$0" & wait $!', INIT];
+  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--uts', '--net', '--propagation', 'private', ...init], { stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'pipe', 'pipe'] });
   const [, , , plan, report, status] = child.stdio as unknown as [null, null, null, Writable, Readable, Readable];
   const chunks: Buffer[] = [];
   report.on('data', (c: Buffer) => chunks.push(c));
@@ -145,5 +147,9 @@ describe('the init reading its plan', () => {
     const cuts = [...Array(whole.length).keys()].filter((n) => n > 0 && (n % 5 === 1 || n > whole.length - 12));
     for (const n of cuts) expect(await feed(framed(whole.subarray(0, n)))).toEqual(refused('decode plan', EINVAL));
     expect(await feed(framed(Buffer.concat([whole, Buffer.alloc(1)])))).toEqual(refused('decode plan', EINVAL));
+  });
+
+  it('starts nothing when it is not PID 1: its kill(-1) at the end would reach beyond what it started', async () => {
+    expect(await feed(framed(plan()), { pid1: false })).toEqual(refused('PID namespace', EINVAL));
   });
 });

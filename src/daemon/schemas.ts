@@ -7,11 +7,9 @@
 import { z } from 'zod';
 
 import { formatOptionPath, optionSchemas, SandboxOptionsError, type OptionIssue } from '../index.js';
+import { base64, FILE_ID, runId } from './replies.js';
 
-export const FILE_ID = /^sha256:[0-9a-f]{64}$/;
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
-
-const base64 = z.strictObject({ base64: z.string().regex(BASE64, 'is not valid base64') });
+export { boxIdJson, boxListJson, errorJson, FILE_ID, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from './replies.js';
 
 /** Bytes: a UTF-8 string, base64, or a file stored on the daemon (`POST /v1/files`). */
 export const bytesJson = z.union([z.string(), base64, z.strictObject({ fileId: z.string().regex(FILE_ID, 'is not a file id (sha256:<64 hex digits>)') })]);
@@ -23,52 +21,6 @@ export const boxRequest = optionSchemas.sandbox.omit({ signal: true }).extend({ 
 export const boxRunRequest = optionSchemas.sandboxRun.omit({ signal: true }).extend({ stdin: bytesJson.optional(), files: filesJson.optional() });
 /** A spawn's options: a run's, but its stdin comes in frames and nothing is collected. */
 export const spawnRequest = optionSchemas.run.omit({ signal: true, stdin: true, collect: true }).extend({ files: filesJson.optional() });
-
-const enforcement = z.enum(['cgroup', 'rlimit', 'none']);
-
-export const resultJson = z.object({
-  status: z.enum(['ok', 'nonzero-exit', 'signaled', 'time-limit', 'wall-time-limit', 'memory-limit', 'output-limit', 'syscall-denied']),
-  exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
-  stdoutTruncated: z.boolean(),
-  stderrTruncated: z.boolean(),
-  usage: z.object({
-    cpuTimeMs: z.number(),
-    userTimeMs: z.number(),
-    systemTimeMs: z.number(),
-    wallTimeMs: z.number(),
-    memoryPeakBytes: z.number().nullable(),
-    maxRssBytes: z.number(),
-  }),
-  violation: z.object({ syscall: z.string(), nr: z.number(), arch: z.string() }).nullable(),
-  limitsEnforced: z.object({ memory: enforcement, cpuTime: enforcement, processes: enforcement }),
-  /** Collected files, base64. */
-  files: z.record(z.string(), z.string()).optional(),
-  fileErrors: z.record(z.string(), z.string()).optional(),
-});
-
-export const errorJson = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    field: z.string().optional(),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-    stage: z.string().optional(),
-    errno: z.number().int().optional(),
-    errnoCode: z.string().optional(),
-  }),
-});
-
-export const versionJson = z.object({ version: z.string(), api: z.number().int(), features: z.array(z.string()) });
-export const healthJson = z.object({ ok: z.boolean(), draining: z.boolean(), running: z.number().int(), queued: z.number().int() });
-export const boxIdJson = z.object({ id: z.string() });
-export const boxListJson = z.object({ boxes: z.array(z.object({ id: z.string(), ageMs: z.number(), idleMs: z.number(), runs: z.number().int() })) });
-export const fileIdJson = z.object({ id: z.string().regex(FILE_ID), size: z.number().int() });
-
-/** What a client names a run on a WebSocket by; the daemon echoes it in the run's answer. */
-const runId = z.union([z.string().max(256), z.number().int()]);
 
 /**
  * Frames a WebSocket client sends: `spawn`, then stdin and kills; or any number of `run`s, and
@@ -92,19 +44,6 @@ export const clientFrame = clientFrameOf(spawnRequest, runRequest);
  * errors name the option as /v1/run's do (`limits.memory`, not `options.limits.memory`).
  */
 export const clientFrameEnvelope = clientFrameOf(z.unknown(), z.unknown());
-
-/**
- * Frames the daemon sends: `started`, output, then `exit` (or `error`), and it closes; or, for
- * `run` frames, a `result` (or an `error` with its `id`) per run, and it stays open.
- */
-export const serverFrame = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('started'), pid: z.number().int().optional() }),
-  z.object({ type: z.literal('stdout'), data: base64 }),
-  z.object({ type: z.literal('stderr'), data: base64 }),
-  z.object({ type: z.literal('exit'), result: resultJson }),
-  z.object({ type: z.literal('result'), id: runId, result: resultJson }),
-  z.object({ type: z.literal('error'), id: runId.optional(), status: z.number().int(), ...errorJson.shape }),
-]);
 
 export type ClientFrame = z.infer<typeof clientFrameEnvelope>;
 

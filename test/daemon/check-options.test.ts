@@ -109,7 +109,9 @@ describe('checkOptions', () => {
 
   it('file bytes are counted again at the run: a buffer grown past the limit after the check is refused', async () => {
     requireRoot();
-    const buffer = new ArrayBuffer(16, { maxByteLength: 9 << 20 });
+    // A resizable ArrayBuffer (ES2024, newer than this project's lib typings).
+    const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer & { resize(length: number): void };
+    const buffer = new Resizable(16, { maxByteLength: 9 << 20 });
     const checked = checkOptions({ command: ['/bin/true'], files: { 'big.bin': new Uint8Array(buffer) } });
     buffer.resize(9 << 20);
     const e = await runError(checked);

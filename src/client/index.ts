@@ -218,6 +218,20 @@ function frameError(e: Error & { code?: string }, maxReplyBytes: number): Error 
   return untrusted(e);
 }
 
+/**
+ * A frame from the daemon, checked; a frame that is not one ends the connection (`end` told why
+ * first) and gives null.
+ */
+function frameOf(data: Buffer, ws: WebSocket, end: (e: Error) => void): z.input<typeof serverFrame> | null {
+  try {
+    return decodeJson(serverFrame, data, 0, 'frame');
+  } catch (e) {
+    end(e as Error);
+    ws.terminate();
+    return null;
+  }
+}
+
 /** An engine on a daemon: `{ socket }`, `{ url: 'unix:///…' }` or `{ url: 'http://…', token }`. */
 export function connect(options: ConnectOptions): Engine {
   let socketPath: string | undefined = options.socket;
@@ -363,14 +377,8 @@ export function connect(options: ConnectOptions): Engine {
         });
       });
       ws.on('message', (data: Buffer) => {
-        let f: z.input<typeof serverFrame>;
-        try {
-          f = decodeJson(serverFrame, data, 0, 'frame');
-        } catch (e) {
-          end(e as Error);
-          ws.terminate();
-          return;
-        }
+        const f = frameOf(data, ws, end);
+        if (f === null) return;
         if (f.type === 'result') settle(f.id as number)?.resolve(resultFromJson(f.result as ResultJson) as RunResult);
         else if (f.type === 'error' && f.id !== undefined) settle(f.id as number)?.reject(errorOf(f.status, f.error));
         // An error without an id ends the connection: its close follows, and says so to every run.
@@ -466,14 +474,8 @@ export function connect(options: ConnectOptions): Engine {
         });
       });
       ws.on('message', (data: Buffer) => {
-        let f: z.input<typeof serverFrame>;
-        try {
-          f = decodeJson(serverFrame, data, 0, 'frame');
-        } catch (e) {
-          finish(e as Error);
-          ws.terminate();
-          return;
-        }
+        const f = frameOf(data, ws, finish);
+        if (f === null) return;
         if (f.type === 'started') {
           started = true;
           resolveStarted(proc(f.pid));

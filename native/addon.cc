@@ -333,7 +333,10 @@ class Box : public Napi::ObjectWrap<Box> {
     Box* box;
   };
 
-  // watch(callback): calls back once, when the box's init has exited and was reaped.
+  static constexpr size_t kExitSlots = 15;
+
+  // watch(callback): calls back once, when the box's init has exited and was reaped, with how the
+  // box ended as a BigInt64Array (src/native.ts reads it).
   Napi::Value Watch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() != 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "watch(callback)");
@@ -641,37 +644,28 @@ class Box : public Napi::ObjectWrap<Box> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     release_namespace(env);
-    Napi::Object out = Napi::Object::New(env);
+    // One typed array (the layout is src/native.ts's ExitSlot): an object of objects built
+    // property by property here cost the event loop more than the rest of the exit's delivery.
     bool reaped = exited_;
-    out.Set("initExitCode", reaped && si.si_code == CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
-    out.Set("initSignal", reaped && si.si_code != CLD_EXITED ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
-    if (have_status) {
-      Napi::Object s = Napi::Object::New(env);
-      s.Set("terminated", Napi::Boolean::New(env, st.kind == wire::kTerminated));
-      s.Set("exited", Napi::Boolean::New(env, st.kind == wire::kExited));
-      s.Set("value", Napi::Number::New(env, st.value));
-      s.Set("userUs", Napi::Number::New(env, static_cast<double>(st.user_us)));
-      s.Set("systemUs", Napi::Number::New(env, static_cast<double>(st.system_us)));
-      s.Set("maxRssKiB", Napi::Number::New(env, static_cast<double>(st.max_rss_kib)));
-      s.Set("endedNs", Napi::BigInt::New(env, st.ended_ns));
-      out.Set("main", s);
-    } else {
-      out.Set("main", env.Null());
-    }
-    Napi::Object usage = Napi::Object::New(env);
-    usage.Set("userUs", Napi::Number::New(env, static_cast<double>(ru.ru_utime.tv_sec) * 1e6 + ru.ru_utime.tv_usec));
-    usage.Set("systemUs", Napi::Number::New(env, static_cast<double>(ru.ru_stime.tv_sec) * 1e6 + ru.ru_stime.tv_usec));
-    usage.Set("maxRssKiB", Napi::Number::New(env, static_cast<double>(ru.ru_maxrss)));
-    out.Set("rusage", usage);
-    out.Set("endedNs", Napi::BigInt::New(env, ended_ns_));
-    if (violation_) {
-      Napi::Object v = Napi::Object::New(env);
-      v.Set("nr", Napi::Number::New(env, violation_nr_));
-      v.Set("arch", Napi::Number::New(env, violation_arch_));
-      out.Set("violation", v);
-    } else {
-      out.Set("violation", env.Null());
-    }
+    if (!have_status) st = wire::ExitStatus{};
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, kExitSlots * sizeof(int64_t));
+    auto* x = static_cast<int64_t*>(buf.Data());
+    x[0] = reaped && si.si_code == CLD_EXITED ? si.si_status : -1;
+    x[1] = reaped && si.si_code != CLD_EXITED ? si.si_status : -1;
+    x[2] = have_status ? st.kind : 0;
+    x[3] = st.value;
+    x[4] = static_cast<int64_t>(st.user_us);
+    x[5] = static_cast<int64_t>(st.system_us);
+    x[6] = static_cast<int64_t>(st.max_rss_kib);
+    x[7] = static_cast<int64_t>(st.ended_ns);
+    x[8] = static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
+    x[9] = static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+    x[10] = ru.ru_maxrss;
+    x[11] = ended_ns_;
+    x[12] = violation_ ? 1 : 0;
+    x[13] = violation_nr_;
+    x[14] = violation_arch_;
+    Napi::Value out = Napi::TypedArrayOf<int64_t>::New(env, kExitSlots, buf, 0, napi_bigint64_array);
     Napi::FunctionReference cb = std::move(callback_);
     std::unique_ptr<Napi::AsyncContext> ctx = std::move(context_);
     if (cloned < 0) Unref();
@@ -760,13 +754,20 @@ Napi::Object step_times(Napi::Env env, const SpawnResult& res) {
   return out;
 }
 
-// What JavaScript learns of a program that started (NativeStarted): its stdio and when.
-void set_started(Napi::Env env, const SpawnResult& res, Napi::Object out) {
-  if (g_timings) out.Set("marks", step_times(env, res));
-  const char* names[3] = {"stdin", "stdout", "stderr"};
-  for (int i = 0; i < 3; i++) out.Set(names[i], res.stdio[i] >= 0 ? Napi::Value(Napi::Number::New(env, res.stdio[i])) : env.Null());
-  out.Set("startedNs", Napi::BigInt::New(env, res.started_ns));
-  out.Set("cpuUsageAtStart", res.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res.cpu_usage_at_start)));
+// What JavaScript learns of a program that started (NativeStarted, src/native.ts reads it): an
+// array of its stdio and start time (a BigInt64Array), what the cgroup's CPU time read then, and
+// the step times; elements by index, not properties by name, for the event loop's sake.
+Napi::Array started_value(Napi::Env env, const SpawnResult& res, int64_t pid) {
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, 5 * sizeof(int64_t));
+  auto* x = static_cast<int64_t*>(buf.Data());
+  x[0] = pid;
+  for (int i = 0; i < 3; i++) x[1 + i] = res.stdio[i];
+  x[4] = res.started_ns;
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, Napi::TypedArrayOf<int64_t>::New(env, 5, buf, 0, napi_bigint64_array));
+  out.Set(1u, res.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res.cpu_usage_at_start)));
+  out.Set(2u, g_timings ? Napi::Value(step_times(env, res)) : env.Undefined());
+  return out;
 }
 
 class SpawnWorker : public Napi::AsyncWorker {
@@ -799,10 +800,8 @@ class SpawnWorker : public Napi::AsyncWorker {
                                res_.owner);
     Box::Unwrap(boxObj)->hold_namespace(res_.mnt_ns_fd);
     Box::Unwrap(boxObj)->violated_early(res_);
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("pid", Napi::Number::New(env, res_.pid));
-    out.Set("box", boxObj);
-    set_started(env, res_, out);
+    Napi::Array out = started_value(env, res_, res_.pid);
+    out.Set(3u, boxObj);
     deferred_.Resolve(out);
   }
 
@@ -840,9 +839,7 @@ class StartWorker : public Napi::AsyncWorker {
     }
     Box::Unwrap(box_.Value())->started(res_.notify_fd);
     Box::Unwrap(box_.Value())->violated_early(res_);
-    Napi::Object out = Napi::Object::New(env);
-    set_started(env, res_, out);
-    deferred_.Resolve(out);
+    deferred_.Resolve(started_value(env, res_, -1));
   }
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -854,13 +851,57 @@ class StartWorker : public Napi::AsyncWorker {
   SpawnResult res_;
 };
 
-// start(plan): the run of a box spawned with prepared: true; plan is a join plan. Once only.
+// A plan's shape checked and decoded once (PreparedRequest), for each spawn or start of it: those
+// then read only the run's own fields.
+class PreparedPlan : public Napi::ObjectWrap<PreparedPlan> {
+ public:
+  static Napi::FunctionReference* constructor;
+
+  static Napi::Function Define(Napi::Env env) { return DefineClass(env, "PreparedPlan", {}); }
+
+  explicit PreparedPlan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PreparedPlan>(info) {
+    if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "new PreparedPlan(plan: object)");
+    shape_ = prepare_from_plan(info[0].As<Napi::Object>());
+  }
+
+  // The prepared plan v is, or null when it is none.
+  static const PreparedRequest* of(const Napi::Value& v) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(constructor->Value())) return nullptr;
+    return &Unwrap(v.As<Napi::Object>())->shape_;
+  }
+
+ private:
+  PreparedRequest shape_;
+};
+
+Napi::FunctionReference* PreparedPlan::constructor = nullptr;
+
+// A spawn's or start's request from its arguments, (plan) or (prepared, run), and whether it joins
+// a box; `rest` is the index of the argument after them.
+SpawnRequest request_of(const Napi::CallbackInfo& info, const char* usage, bool* join, size_t* rest) {
+  Napi::Env env = info.Env();
+  const PreparedRequest* shape = info.Length() > 0 ? PreparedPlan::of(info[0]) : nullptr;
+  *rest = shape ? 2 : 1;
+  if (info.Length() < *rest || !info[*rest - 1].IsObject()) throw Napi::TypeError::New(env, usage);
+  if (shape) {
+    *join = shape->join;
+    return request_for_run(*shape, info[1].As<Napi::Object>(), true);
+  }
+  PreparedRequest whole = prepare_from_plan(info[0].As<Napi::Object>());
+  *join = whole.join;
+  return request_for_run(whole, info[0].As<Napi::Object>(), false);
+}
+
+// start(plan) or start(prepared, run): the run of a box spawned with prepared: true; plan is a
+// join plan. Once only.
 Napi::Value Box::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(plan: object)");
-  Napi::Object plan = info[0].As<Napi::Object>();
-  if (!plan.Get("join").ToBoolean().Value()) throw Napi::TypeError::New(env, "plan.join: a prepared box's run is a join plan");
-  SpawnRequest spawn = request_from_plan(plan);
+  const char* usage = "start(plan: object) or start(prepared: PreparedPlan, run: object)";
+  bool join = false;
+  size_t rest = 0;
+  SpawnRequest spawn = request_of(info, usage, &join, &rest);
+  if (info.Length() != rest) throw Napi::TypeError::New(env, usage);
+  if (!join) throw Napi::TypeError::New(env, "plan.join: a prepared box's run is a join plan");
   if (report_fd_ < 0 || pidfd_ < 0 || exited_ || exit_poll_ != nullptr)
     throw Napi::Error::New(env, "the box is not a prepared box waiting for its run");
   StartRequest req;
@@ -883,20 +924,23 @@ Napi::Value Box::Start(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// spawn(plan, box?) or spawn(prepared, run, box?): a box of its own, or with a join plan a run in box.
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || info.Length() > 2 || !info[0].IsObject())
-    throw Napi::TypeError::New(env, "spawn(plan: object, box?: Box)");
+  const char* usage = "spawn(plan: object, box?: Box) or spawn(prepared: PreparedPlan, run: object, box?: Box)";
   if (g_init_fd < 0) throw Napi::Error::New(env, "setInit() was not called");
-  SpawnRequest req = request_from_plan(info[0].As<Napi::Object>());
+  bool join = false;
+  size_t rest = 0;
+  SpawnRequest req = request_of(info, usage, &join, &rest);
+  if (info.Length() > rest + 1) throw Napi::TypeError::New(env, usage);
   if (req.devices && g_device_tree < 0) throw Napi::TypeError::New(env, "plan.mounts: a devices entry needs deviceTree() to have made the tree");
-  bool join = info[0].As<Napi::Object>().Get("join").ToBoolean().Value();
+  Napi::Value box = info.Length() > rest ? info[rest] : env.Undefined();
   if (join) {
-    if (info.Length() != 2 || !info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(Box::constructor->Value()))
+    if (!box.IsObject() || !box.As<Napi::Object>().InstanceOf(Box::constructor->Value()))
       throw Napi::TypeError::New(env, "a plan with join: true needs the box to run in");
-    req.join_pidfd = Box::Unwrap(info[1].As<Napi::Object>())->dup_pidfd();
+    req.join_pidfd = Box::Unwrap(box.As<Napi::Object>())->dup_pidfd();
     if (req.join_pidfd < 0) throw Napi::Error::New(env, "the box has ended");
-  } else if (info.Length() == 2 && !info[1].IsUndefined()) {
+  } else if (!box.IsUndefined()) {
     throw Napi::TypeError::New(env, "a box is only given with a plan that has join: true");
   }
   auto* worker = new SpawnWorker(env, std::move(req));
@@ -945,6 +989,8 @@ Napi::Value OverlayIsOpaque(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Box::constructor = new Napi::FunctionReference(Napi::Persistent(Box::Define(env)));
+  PreparedPlan::constructor = new Napi::FunctionReference(Napi::Persistent(PreparedPlan::Define(env)));
+  exports.Set("PreparedPlan", PreparedPlan::constructor->Value());
   exports.Set("setInit", Napi::Function::New(env, SetInit));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("deviceTree", Napi::Function::New(env, DeviceTree));

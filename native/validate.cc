@@ -185,17 +185,113 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
   return m;
 }
 
+// A run's own mounts come after its shape's: only the files and directories it places.
+void run_mounts(const Napi::Env& env, const Napi::Value& v, size_t first, std::vector<wire::Mount>* out) {
+  Napi::Array mounts = array(env, v, "plan.mounts", kMaxMounts);
+  if (first + mounts.Length() > kMaxMounts) bad(env, "plan.mounts", "has more than " + std::to_string(kMaxMounts) + " entries");
+  for (uint32_t i = 0; i < mounts.Length(); i++) {
+    std::string name = "plan.mounts[" + std::to_string(first + i) + "]";
+    out->push_back(mount_entry(env, mounts.Get(i), name));
+    if (out->back().kind != wire::kFile && out->back().kind != wire::kDir)
+      bad(env, name + ".kind", "a run's own mounts may only place files and directories");
+  }
+}
+
 }  // namespace
 
-SpawnRequest request_from_plan(const Napi::Object& plan) {
+// The fields of a plan that are a run's own, onto a copy of its shape's: every spawn or start
+// reads these, and only these, from its run.
+SpawnRequest request_for_run(const PreparedRequest& shape, const Napi::Object& run, bool adds_mounts) {
+  Napi::Env env = run.Env();
+  wire::Plan p = shape.plan;
+  SpawnRequest req = shape.req;
+  if (adds_mounts) run_mounts(env, field(run, "mounts"), p.mounts.size(), &p.mounts);
+
+  Napi::Array limits = array(env, field(run, "rlimits"), "plan.rlimits", 16);
+  for (uint32_t i = 0; i < limits.Length(); i++) {
+    std::string name = "plan.rlimits[" + std::to_string(i) + "]";
+    Napi::Value v = limits.Get(i);
+    if (!v.IsObject()) bad(env, name, "must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    wire::Rlimit r;
+    r.resource = static_cast<uint32_t>(uint(env, o.Get("resource"), name + ".resource", 15));
+    auto value = [&](const char* key) -> uint64_t {
+      Napi::Value x = o.Get(key);
+      if (x.IsString() && x.As<Napi::String>().Utf8Value() == "unlimited") return ~0ULL;
+      return uint(env, x, name + "." + key, ~0ULL - 1);
+    };
+    r.soft = value("soft");
+    r.hard = value("hard");
+    if (r.soft > r.hard) bad(env, name, "soft must not exceed hard");
+    p.rlimits.push_back(r);
+  }
+
+  Napi::Value filter = field(run, "seccomp");
+  if (!filter.IsNull() && !filter.IsUndefined()) {
+    if (!filter.IsBuffer()) bad(env, "plan.seccomp", "must be a Buffer or null");
+    auto buf = filter.As<Napi::Buffer<char>>();
+    if (buf.Length() == 0 || buf.Length() % 8 != 0 || buf.Length() > 4096 * 8)
+      bad(env, "plan.seccomp", "must hold 1 to 4096 BPF instructions of 8 bytes");
+    p.seccomp.assign(buf.Data(), buf.Length());
+  }
+  const std::pair<const char*, std::vector<uint32_t>*> patches[] = {{"seccompExecPathLo", &p.exec_path_lo},
+                                                                     {"seccompExecPathHi", &p.exec_path_hi}};
+  for (const auto& [key, out] : patches) {
+    std::string name = std::string("plan.") + key;
+    Napi::Value v = field(run, key);
+    if (v.IsUndefined()) continue;
+    Napi::Array a = array(env, v, name, 4096);
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      uint64_t index = uint(env, a.Get(i), name + "[" + std::to_string(i) + "]", 4095);
+      if (index >= p.seccomp.size() / 8) bad(env, name + "[" + std::to_string(i) + "]", "is past the end of the filter");
+      out->push_back(static_cast<uint32_t>(index));
+    }
+  }
+  bool seccomp_listener = flag(env, run, "seccompListener", "plan");
+  if (seccomp_listener && p.seccomp.empty()) bad(env, "plan.seccompListener", "needs a seccomp filter");
+  if (seccomp_listener) p.flags |= wire::kSeccompListener;
+  // The program's filter comes with its run; a box waiting for one runs nothing to filter.
+  if (shape.prepared && !p.seccomp.empty()) bad(env, "plan.seccomp", "a prepared box gets its filter with its run");
+
+  std::vector<std::string> procs = strings(env, field(run, "cgroupProcs"), "plan.cgroupProcs", kMaxPath);
+  for (size_t i = 0; i < procs.size(); i++) {
+    std::string name = "plan.cgroupProcs[" + std::to_string(i) + "]";
+    std::string path = clean_path(env, Napi::String::New(env, procs[i]), name);
+    const std::string suffix = "/cgroup.procs";
+    if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
+      bad(env, name, "must be a cgroup.procs file");
+    req.cgroup_procs.push_back(path);
+  }
+  Napi::Value usage = field(run, "cpuUsageFile");
+  if (!usage.IsUndefined() && !usage.IsNull()) {
+    req.cpu_usage_file = clean_path(env, usage, "plan.cpuUsageFile");
+    auto ends_with = [&](const std::string& suffix) {
+      const std::string& f = req.cpu_usage_file;
+      return f.size() > suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (!ends_with("/cpuacct.usage") && !ends_with("/cpu.stat")) bad(env, "plan.cpuUsageFile", "must be a cpuacct.usage or cpu.stat file");
+  }
+  Napi::Array stdio = array(env, field(run, "stdio"), "plan.stdio", 3);
+  if (stdio.Length() != 3) bad(env, "plan.stdio", "must have exactly 3 entries");
+  for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio_spec(env, stdio.Get(i), "plan.stdio[" + std::to_string(i) + "]");
+
+  req.plan = wire::encode(p);
+  if (req.plan.size() > wire::kMaxPlanBytes) bad(env, "plan", "is larger than 16 MiB");
+  return req;
+}
+
+PreparedRequest prepare_from_plan(const Napi::Object& plan) {
   Napi::Env env = plan.Env();
-  wire::Plan p;
+  PreparedRequest out;
+  wire::Plan& p = out.plan;
   bool persistent = flag(env, plan, "persistent", "plan");
   bool join = flag(env, plan, "join", "plan");
   bool prepared = flag(env, plan, "prepared", "plan");
   // join with prepared: a run staged in a living box, waiting for its plan as a box built ahead does.
   if (persistent + join + prepared > 1 && !(join && prepared && !persistent))
     bad(env, "plan", "can be only one of persistent, join and prepared, or join and prepared together");
+  out.join = join;
+  out.prepared = prepared;
   p.argv = strings(env, field(plan, "argv"), "plan.argv", kMaxArg);
   if (p.argv.empty() && !persistent && !prepared) bad(env, "plan.argv", "must not be empty");
   if (!p.argv.empty() && p.argv[0].empty()) bad(env, "plan.argv[0]", "must not be empty");
@@ -233,60 +329,14 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
   }
   p.root_tmpfs = tmpfs_options(env, field(plan, "rootTmpfs"), "plan.rootTmpfs");
 
-  Napi::Array limits = array(env, field(plan, "rlimits"), "plan.rlimits", 16);
-  for (uint32_t i = 0; i < limits.Length(); i++) {
-    std::string name = "plan.rlimits[" + std::to_string(i) + "]";
-    Napi::Value v = limits.Get(i);
-    if (!v.IsObject()) bad(env, name, "must be an object");
-    Napi::Object o = v.As<Napi::Object>();
-    wire::Rlimit r;
-    r.resource = static_cast<uint32_t>(uint(env, o.Get("resource"), name + ".resource", 15));
-    auto value = [&](const char* key) -> uint64_t {
-      Napi::Value x = o.Get(key);
-      if (x.IsString() && x.As<Napi::String>().Utf8Value() == "unlimited") return ~0ULL;
-      return uint(env, x, name + "." + key, ~0ULL - 1);
-    };
-    r.soft = value("soft");
-    r.hard = value("hard");
-    if (r.soft > r.hard) bad(env, name, "soft must not exceed hard");
-    p.rlimits.push_back(r);
-  }
-
-  Napi::Value filter = field(plan, "seccomp");
-  if (!filter.IsNull() && !filter.IsUndefined()) {
-    if (!filter.IsBuffer()) bad(env, "plan.seccomp", "must be a Buffer or null");
-    auto buf = filter.As<Napi::Buffer<char>>();
-    if (buf.Length() == 0 || buf.Length() % 8 != 0 || buf.Length() > 4096 * 8)
-      bad(env, "plan.seccomp", "must hold 1 to 4096 BPF instructions of 8 bytes");
-    p.seccomp.assign(buf.Data(), buf.Length());
-  }
-  const std::pair<const char*, std::vector<uint32_t>*> patches[] = {{"seccompExecPathLo", &p.exec_path_lo},
-                                                                     {"seccompExecPathHi", &p.exec_path_hi}};
-  for (const auto& [key, out] : patches) {
-    std::string name = std::string("plan.") + key;
-    Napi::Value v = field(plan, key);
-    if (v.IsUndefined()) continue;
-    Napi::Array a = array(env, v, name, 4096);
-    for (uint32_t i = 0; i < a.Length(); i++) {
-      uint64_t index = uint(env, a.Get(i), name + "[" + std::to_string(i) + "]", 4095);
-      if (index >= p.seccomp.size() / 8) bad(env, name + "[" + std::to_string(i) + "]", "is past the end of the filter");
-      out->push_back(static_cast<uint32_t>(index));
-    }
-  }
-  bool seccomp_listener = flag(env, plan, "seccompListener", "plan");
-  if (seccomp_listener && p.seccomp.empty()) bad(env, "plan.seccompListener", "needs a seccomp filter");
-
   if (flag(env, plan, "loopback", "plan")) p.flags |= wire::kLoopbackUp;
   if (flag(env, plan, "cgroupNamespace", "plan")) p.flags |= wire::kNewCgroupNs;
   if (flag(env, plan, "rootReadOnly", "plan")) p.flags |= wire::kRootReadOnly;
-  if (seccomp_listener) p.flags |= wire::kSeccompListener;
   if (persistent) p.flags |= wire::kPersistent;
   if (join) p.flags |= wire::kJoin;
-  // The program's filter comes with its run; a box waiting for one runs nothing to filter.
-  if (prepared && !p.seccomp.empty()) bad(env, "plan.seccomp", "a prepared box gets its filter with its run");
   if (prepared) p.flags |= wire::kPrepared;
 
-  SpawnRequest req;
+  SpawnRequest& req = out.req;
   req.prepared = prepared;
   req.devices = req_devices;
   req.new_net = flag(env, plan, "newNetwork", "plan");
@@ -306,31 +356,8 @@ SpawnRequest request_from_plan(const Napi::Object& plan) {
     req.owner_first = static_cast<uint32_t>(first);
     req.owner_count = static_cast<uint32_t>(count);
   }
-  std::vector<std::string> procs = strings(env, field(plan, "cgroupProcs"), "plan.cgroupProcs", kMaxPath);
-  for (size_t i = 0; i < procs.size(); i++) {
-    std::string name = "plan.cgroupProcs[" + std::to_string(i) + "]";
-    std::string path = clean_path(env, Napi::String::New(env, procs[i]), name);
-    const std::string suffix = "/cgroup.procs";
-    if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
-      bad(env, name, "must be a cgroup.procs file");
-    req.cgroup_procs.push_back(path);
-  }
-  Napi::Value usage = field(plan, "cpuUsageFile");
-  if (!usage.IsUndefined() && !usage.IsNull()) {
-    req.cpu_usage_file = clean_path(env, usage, "plan.cpuUsageFile");
-    auto ends_with = [&](const std::string& suffix) {
-      const std::string& p = req.cpu_usage_file;
-      return p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (!ends_with("/cpuacct.usage") && !ends_with("/cpu.stat")) bad(env, "plan.cpuUsageFile", "must be a cpuacct.usage or cpu.stat file");
-  }
-  Napi::Array stdio = array(env, field(plan, "stdio"), "plan.stdio", 3);
-  if (stdio.Length() != 3) bad(env, "plan.stdio", "must have exactly 3 entries");
-  for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio_spec(env, stdio.Get(i), "plan.stdio[" + std::to_string(i) + "]");
-
-  req.plan = wire::encode(p);
-  if (req.plan.size() > wire::kMaxPlanBytes) bad(env, "plan", "is larger than 16 MiB");
-  return req;
+  return out;
 }
+
 
 }  // namespace sandcell

@@ -6,10 +6,24 @@
 #include <napi.h>
 
 #include "spawn.h"
+#include "wire.h"
 
 namespace sandcell {
 
-// Throws a Napi::TypeError naming the field ("plan.mounts[2].target: ...") when anything is off.
-SpawnRequest request_from_plan(const Napi::Object& plan);
+// What a plan's shape is, checked and decoded once: everything but a run's own fields (its files
+// after the shape's mounts, rlimits, filter, cgroup files and stdio).
+struct PreparedRequest {
+  wire::Plan plan;
+  SpawnRequest req;
+  bool join = false;
+  bool prepared = false;
+};
+
+// Each throws a Napi::TypeError naming the field ("plan.mounts[2].target: ...") when anything is off.
+PreparedRequest prepare_from_plan(const Napi::Object& plan);
+// A run of a prepared shape, its own fields read from `run`: with `adds_mounts`, `run` holds only
+// them, and its mounts are those the run adds (files and directories); without, `run` is the whole
+// plan the shape was prepared from.
+SpawnRequest request_for_run(const PreparedRequest& shape, const Napi::Object& run, bool adds_mounts);
 
 }  // namespace sandcell

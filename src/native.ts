@@ -109,8 +109,20 @@ export interface NativeExit {
   violation: { nr: number; arch: number } | null;
 }
 
+/**
+ * The plan fields that are a run's own; the rest is its shape's (`NativePreparedPlan`). `mounts`
+ * are those the run adds after its shape's: files and directories only.
+ */
+export type NativeRunPart = Pick<NativePlan, 'mounts' | 'rlimits' | 'seccomp' | 'seccompListener' | 'seccompExecPathLo' | 'seccompExecPathHi' | 'cgroupProcs' | 'cpuUsageFile' | 'stdio'>;
+
+/** A plan's shape, checked and decoded by the addon once, for every spawn or start of it. */
+export type NativePreparedPlan = object & { readonly __preparedPlan: never };
+
+/** How a box ended, as the addon hands it over (`nativeExit` reads it). */
+export type NativeExitSlots = BigInt64Array;
+
 export interface NativeBox {
-  watch(callback: (exit: NativeExit) => void): void;
+  watch(callback: (exit: NativeExitSlots) => void): void;
   /** A regular file below `dir` in the box (no symlink followed, nothing special read), read off the event loop; errors carry `errno`. */
   readFile(dir: string, name: string, maxBytes: number): Promise<Buffer>;
   /**
@@ -142,9 +154,14 @@ export interface NativeBox {
    * up, on a libuv worker thread. Errors carry `errno` and `step`.
    */
   netAttach(networkNs: number, hostIf: string, address: string, prefix: number): Promise<void>;
-  /** A prepared box's one run (a join plan); resolves once the program runs. */
-  start(plan: NativePlan): Promise<NativeStarted>;
+  /** A prepared box's one run (a join plan, whole or as its prepared shape and the run's part); resolves once the program runs. */
+  start(plan: NativePlan): Promise<RawStarted>;
+  start(shape: NativePreparedPlan, run: NativeRunPart): Promise<RawStarted>;
 }
+
+/** What the addon resolves a start with: [pid, stdin, stdout, stderr (-1: none), startedNs], cpuUsageAtStart, marks. */
+type RawStarted = [BigInt64Array, string | null, Readonly<Record<string, number>> | undefined];
+type RawSpawned = [...RawStarted, NativeBox];
 
 /** A program that runs: the caller's ends of its stdio, and when it started. */
 export interface NativeStarted {
@@ -165,7 +182,9 @@ export interface NativeSpawned extends NativeStarted {
 
 interface Addon {
   setInit(path: string): void;
-  spawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned>;
+  spawn(plan: NativePlan, box?: NativeBox): Promise<RawSpawned>;
+  spawn(shape: NativePreparedPlan, run: NativeRunPart, box?: NativeBox): Promise<RawSpawned>;
+  PreparedPlan: new (plan: NativePlan) => NativePreparedPlan;
   peerCred(fd: number): PeerCredentials;
   /** Absent from an addon built before it: the step times are then not reported. */
   setTimings?(on: boolean): void;
@@ -317,24 +336,97 @@ export function deviceTree(spec: DeviceTreeSpec): string | null {
   return a.deviceTree ? a.deviceTree(spec) : 'the addon has no deviceTree';
 }
 
-/** Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError naming the stage. */
-export async function nativeSpawn(plan: NativePlan, box?: NativeBox): Promise<NativeSpawned> {
-  const a = load();
-  try {
-    return await (box ? a.spawn(plan, box) : a.spawn(plan));
-  } catch (e) {
-    throw setupError(e);
-  }
+/**
+ * The addon's decoded plan of each shape plan (frozen and kept per options shape by
+ * src/plan/build.ts), made on its first spawn or start: the shape's fields are read and checked
+ * once, and each run sends only its own part.
+ */
+const preparedPlans = new WeakMap<NativePlan, NativePreparedPlan>();
+
+function preparedPlan(a: Addon, shape: NativePlan): NativePreparedPlan {
+  let p = preparedPlans.get(shape);
+  if (!p) preparedPlans.set(shape, (p = new a.PreparedPlan(shape)));
+  return p;
 }
 
-/** Starts the run of a box spawned with `prepared`; setup failures become SandboxSetupError. */
-export async function nativeStart(box: NativeBox, plan: NativePlan): Promise<NativeStarted> {
+/** The fields of `plan` that are the run's own, `plan` having been made from `shape` (its mounts first). */
+function runPart(plan: NativePlan, shape: NativePlan): NativeRunPart {
+  return {
+    mounts: plan.mounts.length > shape.mounts.length ? plan.mounts.slice(shape.mounts.length) : [],
+    rlimits: plan.rlimits,
+    seccomp: plan.seccomp,
+    seccompListener: plan.seccompListener,
+    ...(plan.seccompExecPathLo ? { seccompExecPathLo: plan.seccompExecPathLo } : {}),
+    ...(plan.seccompExecPathHi ? { seccompExecPathHi: plan.seccompExecPathHi } : {}),
+    cgroupProcs: plan.cgroupProcs,
+    ...(plan.cpuUsageFile !== undefined ? { cpuUsageFile: plan.cpuUsageFile } : {}),
+    stdio: plan.stdio,
+  };
+}
+
+function fd(x: bigint): number | null {
+  return x < 0n ? null : Number(x);
+}
+
+function started([x, cpuUsageAtStart, marks]: RawStarted): NativeStarted {
+  return { stdin: fd(x[1]!), stdout: fd(x[2]!), stderr: fd(x[3]!), startedNs: x[4]!, cpuUsageAtStart, ...(marks ? { marks } : {}) };
+}
+
+/**
+ * Starts a box (or, with `plan.join`, a run inside `box`); setup failures become SandboxSetupError
+ * naming the stage. `shape`: the kept plan `plan` was made from (its fields but the run's own the
+ * same, its mounts first), whose prepared form the addon keeps.
+ */
+export async function nativeSpawn(plan: NativePlan, box?: NativeBox, shape?: NativePlan | null): Promise<NativeSpawned> {
+  const a = load();
+  let raw: RawSpawned;
   try {
-    return await box.start(plan);
+    if (shape) raw = await (box ? a.spawn(preparedPlan(a, shape), runPart(plan, shape), box) : a.spawn(preparedPlan(a, shape), runPart(plan, shape)));
+    else raw = await (box ? a.spawn(plan, box) : a.spawn(plan));
   } catch (e) {
     throw setupError(e);
   }
+  return { ...started(raw as unknown as RawStarted), pid: Number(raw[0][0]), box: raw[3] };
 }
+
+/** Starts the run of a box spawned with `prepared` (`shape` as for `nativeSpawn`); setup failures become SandboxSetupError. */
+export async function nativeStart(box: NativeBox, plan: NativePlan, shape?: NativePlan | null): Promise<NativeStarted> {
+  let raw: RawStarted;
+  try {
+    raw = await (shape ? box.start(preparedPlan(load(), shape), runPart(plan, shape)) : box.start(plan));
+  } catch (e) {
+    throw setupError(e);
+  }
+  return started(raw);
+}
+
+/** How the box ended (`NativeBox.watch`'s slots, in native/addon.cc's order). */
+export function nativeExit(x: NativeExitSlots): NativeExit {
+  const kind = Number(x[2]);
+  return {
+    initExitCode: x[0]! < 0n ? null : Number(x[0]),
+    initSignal: x[1]! < 0n ? null : Number(x[1]),
+    main:
+      kind === 0
+        ? null
+        : {
+            terminated: kind === EXIT_TERMINATED,
+            exited: kind === EXIT_EXITED,
+            value: Number(x[3]),
+            userUs: Number(x[4]),
+            systemUs: Number(x[5]),
+            maxRssKiB: Number(x[6]),
+            endedNs: x[7]!,
+          },
+    rusage: { userUs: Number(x[8]), systemUs: Number(x[9]), maxRssKiB: Number(x[10]) },
+    endedNs: x[11]!,
+    violation: x[12] === 0n ? null : { nr: Number(x[13]), arch: Number(x[14]) },
+  };
+}
+
+/** native/wire.h's ExitKind. */
+const EXIT_EXITED = 1;
+const EXIT_TERMINATED = 3;
 
 function setupError(e: unknown): unknown {
   const err = e as { stage?: unknown; errno?: unknown };

@@ -91,7 +91,7 @@ export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxPr
  * options (their signal, stdin and files) with it.
  */
 function buildAgain(key: string, plan: NativePlan, pool: CgroupPool | null, network: string | null): () => void {
-  return () => warmBoxes.want(key, () => prepareBox(plan, pool, network));
+  return () => warmBoxes.want(key, () => prepareBox(plan, pool, network, plan));
 }
 
 interface Context {
@@ -123,7 +123,7 @@ async function startWarm(
   const network = box !== 'living' && BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o, warm.network) : null;
   let started;
   try {
-    started = await nativeStart(warm.native.box, run.plan);
+    started = await nativeStart(warm.native.box, run.plan, run.shape);
   } catch (e) {
     await network?.close();
     throw e;
@@ -228,7 +228,7 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
   if (!into && BoxNetwork.wanted(c.o)) {
     // The host side of its network must be in place before the program runs: the box is built
     // to wait for its run, as a warm box is.
-    const box = await prepareBox(planBox(c.o, 'prepared'), c.pool, c.o.privateNetwork);
+    const box = await prepareBox(planBox(c.o, 'prepared'), c.pool, c.o.privateNetwork, null);
     try {
       return await startWarm(c, box, 'new', outcome);
     } catch (e) {
@@ -245,7 +245,7 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
   c.stages?.mark('plan');
   let native: NativeSpawned;
   try {
-    native = await nativeSpawn(run.plan, into?.native.box);
+    native = await nativeSpawn(run.plan, into?.native.box, run.shape);
   } catch (e) {
     if (cgroup) await cgroup.destroy();
     throw e;
@@ -282,15 +282,15 @@ function degraded(c: Context, cgroup: RunCgroup | null, run: PlannedRun): string
 
 /**
  * Builds a box of this shape that waits for its run, in a run cgroup without limits yet, and puts
- * it on its private network (if any) then.
+ * it on its private network (if any) then. `shape`: `plan` when it is kept for its shape's boxes.
  */
-async function prepareBox(plan: NativePlan, pool: CgroupPool | null, network: string | null): Promise<WarmBox> {
+async function prepareBox(plan: NativePlan, pool: CgroupPool | null, network: string | null, shape: NativePlan | null): Promise<WarmBox> {
   const began = debugging ? performance.now() : 0;
   const cgroup = pool ? await pool.take({}) : null;
   let native: NativeSpawned;
   const binds = bindIdentity(plan);
   try {
-    native = await nativeSpawn({ ...plan, cgroupProcs: cgroup ? [...cgroup.procsFiles] : [] });
+    native = await nativeSpawn({ ...plan, cgroupProcs: cgroup ? [...cgroup.procsFiles] : [] }, undefined, shape);
   } catch (e) {
     if (cgroup) await cgroup.destroy();
     if (debugging) debug({ event: 'warm-build', pid: null, ms: performance.now() - began, error: e instanceof Error ? e.message : String(e) });

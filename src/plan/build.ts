@@ -48,6 +48,12 @@ export type RunSetup = RunSetupOf<'new' | 'warm', NativeStdio> | RunSetupOf<'liv
 export interface PlannedRun {
   plan: NativePlan;
   enforced: LimitsEnforced;
+  /**
+   * The kept plan of the options' shape that `plan` was made from (null: the options have no
+   * shape): the same but for the run's own fields (see `NativeRunPart`), its mounts first. The
+   * addon keeps it decoded, and a run sends only its own part.
+   */
+  shape: NativePlan | null;
 }
 
 /** The plan of a program: in a box of its own (`new`), or joining a box that exists. */
@@ -59,7 +65,7 @@ export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
     cpuTime: cpuTimeEnforcement(l.cpuTimeMs, cg),
     processes: cg?.enforced.processes === 'cgroup' ? 'cgroup' : 'rlimit',
   };
-  const plan = basePlan(o, s.into === 'new' ? 'run' : 'join');
+  const { plan, shape } = basePlan(o, s.into === 'new' ? 'run' : 'join');
   plan.rlimits = rlimits(o, enforced);
   // A warm box's init is in its cgroup already.
   plan.cgroupProcs = cg && s.into !== 'warm' ? [...cg.procsFiles] : [];
@@ -72,7 +78,7 @@ export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
     plan.seccompExecPathLo = f.execPathLo;
     plan.seccompExecPathHi = f.execPathHi;
   }
-  return { plan, enforced };
+  return { plan, enforced, shape };
 }
 
 /**
@@ -81,7 +87,7 @@ export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
  * root and waits for runs until it is told to end (Sandbox.create); its init enters `cgroupProcs`.
  */
 export function planBox(o: ResolvedOptions, kind: 'prepared' | 'living', cgroupProcs: readonly string[] = []): NativePlan {
-  const plan = basePlan(o, kind);
+  const { plan } = basePlan(o, kind);
   plan.cgroupProcs = [...cgroupProcs];
   return plan;
 }
@@ -144,8 +150,8 @@ const NO_STDIO: [NativeStdio, NativeStdio, NativeStdio] = ['null', 'null', 'null
  * waits. `join`: a program inside such a box, or the one run of a `prepared` box; its root
  * already exists. `prepared`: a box built ahead that waits for one run.
  */
-function basePlan(o: ResolvedOptions, mode: Mode): NativePlan {
-  if (!o.shape) return makePlan(o, mode);
+function basePlan(o: ResolvedOptions, mode: Mode): { plan: NativePlan; shape: NativePlan | null } {
+  if (!o.shape) return { plan: makePlan(o, mode), shape: null };
   const owners = ownerIds();
   let modes = planned.get(o.shape);
   if (!modes) planned.set(o.shape, (modes = new Map()));
@@ -155,7 +161,7 @@ function basePlan(o: ResolvedOptions, mode: Mode): NativePlan {
     modes.set(mode, kept);
   }
   // The run's files come last in every kind of plan; the list is the run's own.
-  return { ...kept.plan, mounts: [...kept.plan.mounts, ...(mode === 'prepared' ? [] : filesIn(o.cwd, o.files))] };
+  return { plan: { ...kept.plan, mounts: [...kept.plan.mounts, ...(mode === 'prepared' ? [] : filesIn(o.cwd, o.files))] }, shape: kept.plan };
 }
 
 type Mode = 'run' | 'living' | 'join' | 'prepared';

@@ -13,7 +13,7 @@ import { AbortError } from '../errors.js';
 import { CpuTimeLimit } from '../limits/cpu-time.js';
 import { OutputBudget } from '../limits/output.js';
 import { WallTimeLimit } from '../limits/wall-time.js';
-import type { NativeBox, NativeExit, NativeSpawned } from '../native.js';
+import { nativeExit, type NativeBox, type NativeExit, type NativeSpawned } from '../native.js';
 import type { BoxNetwork } from '../network/box.js';
 import type { PublishedAddress } from '../network/publish.js';
 import type { ResolvedOptions } from '../options.js';
@@ -91,7 +91,8 @@ export class SandboxProcess {
     }
 
     this.result = new Promise<Result>((resolve, reject) => {
-      native.box.watch((exit) => {
+      native.box.watch((slots) => {
+        const exit = nativeExit(slots);
         // When the init saw the program end, on performance.now()'s clock: two boxes ending
         // together reach this callback in the event loop's order, after teardowns of their own.
         const main = exit.main;

@@ -174,17 +174,19 @@ class BoxFileWorker : public Napi::AsyncWorker {
   BoxFileError err_{};
 };
 
-// Mount namespaces of ended boxes being let go (Box::release_namespace), per environment, and
-// the promises of whenReleased() waiting for the last.
-struct Releases {
+// What the addon keeps per environment: the mount namespaces of ended boxes being let go
+// (Box::release_namespace) and the promises of whenReleased() waiting for the last; the array a
+// box's end is handed over in (Box::deliver).
+struct PerEnv {
   int pending = 0;
   std::vector<Napi::Promise::Deferred> waiting;
+  Napi::Reference<Napi::TypedArrayOf<int64_t>> exit_slots;
 };
 
-Releases* releases(Napi::Env env) {
-  auto* r = env.GetInstanceData<Releases>();
+PerEnv* per_env(Napi::Env env) {
+  auto* r = env.GetInstanceData<PerEnv>();
   if (r == nullptr) {
-    r = new Releases();
+    r = new PerEnv();
     env.SetInstanceData(r);
   }
   return r;
@@ -193,7 +195,7 @@ Releases* releases(Napi::Env env) {
 class NamespaceRelease : public Napi::AsyncWorker {
  public:
   NamespaceRelease(Napi::Env env, int fd, int64_t owner) : Napi::AsyncWorker(env, "sandcell.release"), fd_(fd), owner_(owner) {
-    releases(env)->pending++;
+    per_env(env)->pending++;
   }
   // The last reference: the kernel tears the mount tree down here, in this thread.
   void Execute() override {
@@ -201,7 +203,7 @@ class NamespaceRelease : public Napi::AsyncWorker {
     if (owner_ >= 0) release_owner(static_cast<uint32_t>(owner_));
   }
   void OnOK() override {
-    Releases* r = releases(Env());
+    PerEnv* r = per_env(Env());
     if (--r->pending > 0) return;
     std::vector<Napi::Promise::Deferred> waiting = std::move(r->waiting);
     for (auto& d : waiting) d.Resolve(Env().Undefined());
@@ -216,7 +218,7 @@ class NamespaceRelease : public Napi::AsyncWorker {
 Napi::Value WhenReleased(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto d = Napi::Promise::Deferred::New(env);
-  Releases* r = releases(env);
+  PerEnv* r = per_env(env);
   if (r->pending == 0) d.Resolve(env.Undefined());
   else r->waiting.push_back(d);
   return d.Promise();
@@ -336,7 +338,7 @@ class Box : public Napi::ObjectWrap<Box> {
   static constexpr size_t kExitSlots = 15;
 
   // watch(callback): calls back once, when the box's init has exited and was reaped, with how the
-  // box ended as a BigInt64Array (src/native.ts reads it).
+  // box ended in a BigInt64Array that is only valid during the call (src/native.ts reads it).
   Napi::Value Watch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() != 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "watch(callback)");
@@ -644,12 +646,15 @@ class Box : public Napi::ObjectWrap<Box> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     release_namespace(env);
-    // One typed array (the layout is src/native.ts's ExitSlot): an object of objects built
-    // property by property here cost the event loop more than the rest of the exit's delivery.
+    // One typed array, the same for every box and read by the callback before it returns (src/
+    // native.ts, nativeExit): objects built property by property, or a new buffer, cost the event
+    // loop more than the rest of the exit's delivery.
     bool reaped = exited_;
     if (!have_status) st = wire::ExitStatus{};
-    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, kExitSlots * sizeof(int64_t));
-    auto* x = static_cast<int64_t*>(buf.Data());
+    PerEnv* pe = per_env(env);
+    if (pe->exit_slots.IsEmpty()) pe->exit_slots = Napi::Persistent(Napi::TypedArrayOf<int64_t>::New(env, kExitSlots, napi_bigint64_array));
+    Napi::TypedArrayOf<int64_t> out = pe->exit_slots.Value();
+    int64_t* x = out.Data();
     x[0] = reaped && si.si_code == CLD_EXITED ? si.si_status : -1;
     x[1] = reaped && si.si_code != CLD_EXITED ? si.si_status : -1;
     x[2] = have_status ? st.kind : 0;
@@ -665,7 +670,6 @@ class Box : public Napi::ObjectWrap<Box> {
     x[12] = violation_ ? 1 : 0;
     x[13] = violation_nr_;
     x[14] = violation_arch_;
-    Napi::Value out = Napi::TypedArrayOf<int64_t>::New(env, kExitSlots, buf, 0, napi_bigint64_array);
     Napi::FunctionReference cb = std::move(callback_);
     std::unique_ptr<Napi::AsyncContext> ctx = std::move(context_);
     if (cloned < 0) Unref();
@@ -754,19 +758,16 @@ Napi::Object step_times(Napi::Env env, const SpawnResult& res) {
   return out;
 }
 
-// What JavaScript learns of a program that started (NativeStarted, src/native.ts reads it): an
-// array of its stdio and start time (a BigInt64Array), what the cgroup's CPU time read then, and
-// the step times; elements by index, not properties by name, for the event loop's sake.
-Napi::Array started_value(Napi::Env env, const SpawnResult& res, int64_t pid) {
-  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, 5 * sizeof(int64_t));
-  auto* x = static_cast<int64_t*>(buf.Data());
-  x[0] = pid;
-  for (int i = 0; i < 3; i++) x[1 + i] = res.stdio[i];
-  x[4] = res.started_ns;
-  Napi::Array out = Napi::Array::New(env, 4);
-  out.Set(0u, Napi::TypedArrayOf<int64_t>::New(env, 5, buf, 0, napi_bigint64_array));
-  out.Set(1u, res.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res.cpu_usage_at_start)));
-  out.Set(2u, g_timings ? Napi::Value(step_times(env, res)) : env.Undefined());
+// What JavaScript learns of a program that started (NativeStarted, src/native.ts reads it): its
+// pid, stdio (-1: none) and start time, what the cgroup's CPU time read then, and the step times,
+// as elements by index: properties by name cost the event loop more.
+Napi::Array started_value(Napi::Env env, const SpawnResult& res, int pid) {
+  Napi::Array out = Napi::Array::New(env, 8);
+  out.Set(0u, Napi::Number::New(env, pid));
+  for (uint32_t i = 0; i < 3; i++) out.Set(1 + i, Napi::Number::New(env, res.stdio[i]));
+  out.Set(4u, Napi::BigInt::New(env, res.started_ns));
+  out.Set(5u, res.cpu_usage_at_start.empty() ? env.Null() : Napi::Value(Napi::String::New(env, res.cpu_usage_at_start)));
+  out.Set(6u, g_timings ? Napi::Value(step_times(env, res)) : env.Undefined());
   return out;
 }
 
@@ -801,7 +802,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     Box::Unwrap(boxObj)->hold_namespace(res_.mnt_ns_fd);
     Box::Unwrap(boxObj)->violated_early(res_);
     Napi::Array out = started_value(env, res_, res_.pid);
-    out.Set(3u, boxObj);
+    out.Set(7u, boxObj);
     deferred_.Resolve(out);
   }
 
@@ -862,15 +863,18 @@ class PreparedPlan : public Napi::ObjectWrap<PreparedPlan> {
   explicit PreparedPlan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PreparedPlan>(info) {
     if (info.Length() != 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "new PreparedPlan(plan: object)");
     shape_ = prepare_from_plan(info[0].As<Napi::Object>());
+    info.This().As<Napi::Object>().TypeTag(&kTag);
   }
 
-  // The prepared plan v is, or null when it is none.
+  // The prepared plan v is, or null when it is none. A type tag, not instanceof: that walks the
+  // prototype chain on every spawn.
   static const PreparedRequest* of(const Napi::Value& v) {
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(constructor->Value())) return nullptr;
+    if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kTag)) return nullptr;
     return &Unwrap(v.As<Napi::Object>())->shape_;
   }
 
  private:
+  static constexpr napi_type_tag kTag = {0x73616e6463656c6cULL, 0x7072657061726564ULL};
   PreparedRequest shape_;
 };
 

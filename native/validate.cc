@@ -185,6 +185,14 @@ wire::Mount mount_entry(const Napi::Env& env, const Napi::Value& v, const std::s
   return m;
 }
 
+// wire::encode writes a plan as: magic, flags, the fields from uid to env, the mounts' count, the
+// mounts, then the rlimits, the filter and its two patch lists. A shape's bytes are cut from its
+// output once and a run's parts from it per run, so wire.h stays the one place the format is written.
+constexpr size_t kCountsAfterMounts = 4 * 4;  // rlimits, the filter's length, the two patch lists
+
+// Where the mounts' count begins in the bytes of a plan without rlimits, filter or patches.
+size_t mount_count_at(const std::string& encoded) { return encoded.size() - kCountsAfterMounts - 4; }
+
 // A run's own mounts come after its shape's: only the files and directories it places.
 void run_mounts(const Napi::Env& env, const Napi::Value& v, size_t first, std::vector<wire::Mount>* out) {
   Napi::Array mounts = array(env, v, "plan.mounts", kMaxMounts);
@@ -197,15 +205,36 @@ void run_mounts(const Napi::Env& env, const Napi::Value& v, size_t first, std::v
   }
 }
 
+// The plan's bytes as wire::encode writes them: the shape's parts as they were encoded once, the
+// run's (`run`: its flags, added mounts, rlimits and filter; nothing else) encoded now.
+std::string encode_run(const PreparedRequest& shape, const wire::Plan& run) {
+  static const size_t empty_head = mount_count_at(wire::encode(wire::Plan{}));
+  std::string own = wire::encode(run);
+  wire::Writer w;
+  w.u32(wire::kPlanMagic);
+  w.u32(run.flags);
+  w.u32(static_cast<uint32_t>(shape.mount_count + run.mounts.size()));
+  std::string out;
+  out.reserve(shape.head.size() + shape.mounts.size() + own.size());
+  out.append(w.bytes(), 0, 8);
+  out += shape.head;
+  out.append(w.bytes(), 8, 4);
+  out += shape.mounts;
+  out.append(own, empty_head + 4, std::string::npos);
+  return out;
+}
+
 }  // namespace
 
 // The fields of a plan that are a run's own, onto a copy of its shape's: every spawn or start
 // reads these, and only these, from its run.
 SpawnRequest request_for_run(const PreparedRequest& shape, const Napi::Object& run, bool adds_mounts) {
   Napi::Env env = run.Env();
-  wire::Plan p = shape.plan;
+  // The run's own part of the plan; the shape's is encoded already.
+  wire::Plan p;
+  p.flags = shape.flags;
   SpawnRequest req = shape.req;
-  if (adds_mounts) run_mounts(env, field(run, "mounts"), p.mounts.size(), &p.mounts);
+  if (adds_mounts) run_mounts(env, field(run, "mounts"), shape.mount_count, &p.mounts);
 
   Napi::Array limits = array(env, field(run, "rlimits"), "plan.rlimits", 16);
   for (uint32_t i = 0; i < limits.Length(); i++) {
@@ -275,7 +304,7 @@ SpawnRequest request_for_run(const PreparedRequest& shape, const Napi::Object& r
   if (stdio.Length() != 3) bad(env, "plan.stdio", "must have exactly 3 entries");
   for (uint32_t i = 0; i < 3; i++) req.stdio[i] = stdio_spec(env, stdio.Get(i), "plan.stdio[" + std::to_string(i) + "]");
 
-  req.plan = wire::encode(p);
+  req.plan = encode_run(shape, p);
   if (req.plan.size() > wire::kMaxPlanBytes) bad(env, "plan", "is larger than 16 MiB");
   return req;
 }
@@ -283,7 +312,7 @@ SpawnRequest request_for_run(const PreparedRequest& shape, const Napi::Object& r
 PreparedRequest prepare_from_plan(const Napi::Object& plan) {
   Napi::Env env = plan.Env();
   PreparedRequest out;
-  wire::Plan& p = out.plan;
+  wire::Plan p;
   bool persistent = flag(env, plan, "persistent", "plan");
   bool join = flag(env, plan, "join", "plan");
   bool prepared = flag(env, plan, "prepared", "plan");
@@ -356,6 +385,22 @@ PreparedRequest prepare_from_plan(const Napi::Object& plan) {
     req.owner_first = static_cast<uint32_t>(first);
     req.owner_count = static_cast<uint32_t>(count);
   }
+
+  out.flags = p.flags;
+  std::vector<wire::Mount> shape_mounts = std::move(p.mounts);
+  p.mounts.clear();
+  std::string bare = wire::encode(p);
+  out.head = bare.substr(8, mount_count_at(bare) - 8);
+  p.mounts = std::move(shape_mounts);
+  std::string whole = wire::encode(p);
+  size_t first = 8 + out.head.size() + 4;
+  out.mounts = whole.substr(first, whole.size() - first - kCountsAfterMounts);
+  out.mount_count = static_cast<uint32_t>(p.mounts.size());
+  // The cut is checked against wire::encode itself: a run adding nothing must be the shape's bytes.
+  wire::Plan nothing;
+  nothing.flags = p.flags;
+  if (encode_run(out, nothing) != whole)
+    throw Napi::Error::New(env, "the addon's prepared plan does not encode as wire::encode does");
   return out;
 }
 

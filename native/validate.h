@@ -10,11 +10,15 @@
 
 namespace sandcell {
 
-// What a plan's shape is, checked and decoded once: everything but a run's own fields (its files
-// after the shape's mounts, rlimits, filter, cgroup files and stdio).
+// What a plan's shape is, checked and encoded once: everything but a run's own fields (its files
+// after the shape's mounts, rlimits, filter, cgroup files and stdio). Its bytes are wire::encode's
+// own, cut where the run's parts go in (request_for_run).
 struct PreparedRequest {
-  wire::Plan plan;
-  SpawnRequest req;
+  uint32_t flags = 0;
+  std::string head;    // the encoded fields from uid to env
+  uint32_t mount_count = 0;
+  std::string mounts;  // the shape's mounts, encoded
+  SpawnRequest req;    // without a plan, cgroup files or stdio
   bool join = false;
   bool prepared = false;
 };

@@ -118,7 +118,7 @@ export type NativeRunPart = Pick<NativePlan, 'mounts' | 'rlimits' | 'seccomp' | 
 /** A plan's shape, checked and decoded by the addon once, for every spawn or start of it. */
 export type NativePreparedPlan = object & { readonly __preparedPlan: never };
 
-/** How a box ended, as the addon hands it over (`nativeExit` reads it). */
+/** How a box ended, as the addon hands it over (`nativeExit` reads it), valid only during the callback. */
 export type NativeExitSlots = BigInt64Array;
 
 export interface NativeBox {
@@ -159,8 +159,8 @@ export interface NativeBox {
   start(shape: NativePreparedPlan, run: NativeRunPart): Promise<RawStarted>;
 }
 
-/** What the addon resolves a start with: [pid, stdin, stdout, stderr (-1: none), startedNs], cpuUsageAtStart, marks. */
-type RawStarted = [BigInt64Array, string | null, Readonly<Record<string, number>> | undefined];
+/** What the addon resolves a start with: pid (-1 for a start), stdin, stdout, stderr (-1: none), startedNs, cpuUsageAtStart, marks. */
+type RawStarted = [number, number, number, number, bigint, string | null, Readonly<Record<string, number>> | undefined];
 type RawSpawned = [...RawStarted, NativeBox];
 
 /** A program that runs: the caller's ends of its stdio, and when it started. */
@@ -364,12 +364,16 @@ function runPart(plan: NativePlan, shape: NativePlan): NativeRunPart {
   };
 }
 
-function fd(x: bigint): number | null {
-  return x < 0n ? null : Number(x);
-}
-
-function started([x, cpuUsageAtStart, marks]: RawStarted): NativeStarted {
-  return { stdin: fd(x[1]!), stdout: fd(x[2]!), stderr: fd(x[3]!), startedNs: x[4]!, cpuUsageAtStart, ...(marks ? { marks } : {}) };
+function started(x: RawStarted | RawSpawned): NativeStarted {
+  const [, stdin, stdout, stderr, startedNs, cpuUsageAtStart, marks] = x;
+  return {
+    stdin: stdin < 0 ? null : stdin,
+    stdout: stdout < 0 ? null : stdout,
+    stderr: stderr < 0 ? null : stderr,
+    startedNs,
+    cpuUsageAtStart,
+    ...(marks ? { marks } : {}),
+  };
 }
 
 /**
@@ -386,7 +390,7 @@ export async function nativeSpawn(plan: NativePlan, box?: NativeBox, shape?: Nat
   } catch (e) {
     throw setupError(e);
   }
-  return { ...started(raw as unknown as RawStarted), pid: Number(raw[0][0]), box: raw[3] };
+  return { ...started(raw), pid: raw[0], box: raw[7] };
 }
 
 /** Starts the run of a box spawned with `prepared` (`shape` as for `nativeSpawn`); setup failures become SandboxSetupError. */

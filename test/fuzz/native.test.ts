@@ -17,15 +17,29 @@ import { childPids, openFds, requireRoot } from '../helpers/host.js';
 const RUNS = Number(process.env.SANDCELL_FUZZ_RUNS ?? 2000);
 const BUILD = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release');
 
+/** pid, stdin, stdout, stderr (-1: none), startedNs, cpuUsageAtStart, marks, and for a spawn the box. */
+type Started = [number, number, number, number, bigint, string | null, unknown];
 interface Addon {
   setInit(path: string): void;
-  spawn(plan: unknown): Promise<{ pid: number; box: NativeBoxHandle; stdin: number | null; stdout: number | null; stderr: number | null }>;
+  spawn(...args: unknown[]): Promise<[...Started, NativeBoxHandle]>;
+  PreparedPlan: new (plan: unknown) => object;
 }
 interface NativeBoxHandle {
   watch(cb: (e: unknown) => void): void;
   kill(s?: number): boolean;
   close(): void;
-  start(plan: unknown): Promise<{ stdin: number | null; stdout: number | null; stderr: number | null }>;
+  start(...args: unknown[]): Promise<Started>;
+}
+
+function closeStdio([, ...stdio]: readonly unknown[]): void {
+  for (const fd of stdio.slice(0, 3)) if (typeof fd === 'number' && fd >= 0) closeSync(fd);
+}
+
+/** The fields of a plan that are a run's own (src/native.ts, NativeRunPart). */
+const RUN_FIELDS = ['mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio'];
+function runOf(plan: NativePlan): Record<string, unknown> {
+  const run = Object.fromEntries(Object.entries(plan).filter(([k]) => RUN_FIELDS.includes(k)));
+  return structuredClone({ ...run, mounts: [], seccomp: null });
 }
 let addon: Addon;
 let base: NativePlan;
@@ -79,10 +93,10 @@ function apply(plan: Record<string, unknown>, e: { field: string; value: unknown
 
 let spawned = 0;
 
-async function attempt(plan: unknown): Promise<'type' | 'setup' | 'ran'> {
+async function attempt(...args: unknown[]): Promise<'type' | 'setup' | 'ran'> {
   let p: ReturnType<Addon['spawn']>;
   try {
-    p = addon.spawn(plan);
+    p = addon.spawn(...args);
   } catch (e) {
     expect(e, String(e)).toBeInstanceOf(TypeError);
     return 'type';
@@ -90,10 +104,11 @@ async function attempt(plan: unknown): Promise<'type' | 'setup' | 'ran'> {
   try {
     const s = await p;
     spawned++;
-    for (const fd of [s.stdin, s.stdout, s.stderr]) if (typeof fd === 'number') closeSync(fd);
+    closeStdio(s);
+    const box = s[7];
     await new Promise<void>((resolve) => {
-      s.box.watch(() => resolve());
-      s.box.kill(9);
+      box.watch(() => resolve());
+      box.kill(9);
     });
     return 'ran';
   } catch (e) {
@@ -130,13 +145,12 @@ describe('the addon with malformed plans', () => {
     const seen: Record<string, number> = {};
     await fc.assert(
       fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
-        const box = (await addon.spawn(structuredClone(prepared))).box;
+        const box = (await addon.spawn(structuredClone(prepared)))[7];
         const plan = structuredClone({ ...joinPlan, seccomp: null }) as unknown as Record<string, unknown>;
         for (const e of edits) apply(plan, e);
         let k: string;
         try {
-          const s = await box.start(plan);
-          for (const fd of [s.stdin, s.stdout, s.stderr]) if (typeof fd === 'number') closeSync(fd);
+          closeStdio(await box.start(plan));
           k = 'ran';
           // Once only: a second start is refused.
           expect(() => box.start(structuredClone(joinPlan))).toThrow();
@@ -164,6 +178,56 @@ describe('the addon with malformed plans', () => {
     expect(await openFds()).toBe(fdsBefore);
   }, 300_000);
 
+  it(`a prepared shape given malformed run parts, and malformed shapes (${RUNS / 4} cases)`, async () => {
+    const fdsBefore = await openFds();
+    const shape = new addon.PreparedPlan(structuredClone({ ...base, seccomp: null }));
+    const joinShape = new addon.PreparedPlan(structuredClone({ ...joinPlan, seccomp: null }));
+    const seen: Record<string, number> = {};
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), fc.boolean(), async (edits, asShape) => {
+        const plan = structuredClone({ ...base, seccomp: null }) as unknown as Record<string, unknown>;
+        for (const e of edits) apply(plan, e);
+        let k: string;
+        if (asShape) {
+          // The same edits made to the shape: refused when the shape is made, or a box from it.
+          let made: object | null = null;
+          try {
+            made = new addon.PreparedPlan(plan);
+          } catch (e) {
+            expect(e, String(e)).toBeInstanceOf(TypeError);
+          }
+          k = made ? `shape ${await attempt(made, runOf(base))}` : 'shape type';
+        } else {
+          const run = runOf(base);
+          for (const e of edits) apply(run, e);
+          k = `run ${await attempt(shape, run)}`;
+        }
+        seen[k] = (seen[k] ?? 0) + 1;
+      }),
+      { numRuns: RUNS / 4, interruptAfterTimeLimit: 120_000 },
+    );
+    // A run's own mounts place files and directories only, whatever the shape is.
+    expect(() => addon.spawn(shape, { ...runOf(base), mounts: [{ kind: 'bind', source: '/etc', target: '/x' }] })).toThrow(TypeError);
+    expect(() => addon.spawn(shape, { ...runOf(base), mounts: [{ kind: 'tmpfs', target: '/x', data: 'size=1' }] })).toThrow(TypeError);
+    // A join shape needs its box; a shape spawned with a box it does not join is refused.
+    expect(() => addon.spawn(joinShape, runOf(joinPlan))).toThrow(TypeError);
+    const box = (await addon.spawn(structuredClone(prepared)))[7];
+    expect(() => addon.spawn(shape, runOf(base), box)).toThrow(TypeError);
+    // A prepared box started from a shape that is no join plan is refused, and left to be started.
+    expect(() => box.start(shape, runOf(base))).toThrow(TypeError);
+    closeStdio(await box.start(joinShape, { ...runOf(joinPlan), stdio: ['null', 'null', 'null'] }));
+    await new Promise<void>((resolve) => {
+      box.watch(() => resolve());
+      box.kill(9);
+    });
+    console.log('prepared shape outcomes', seen);
+    expect(seen['run type'] ?? 0).toBeGreaterThan(0);
+    expect(seen['run ran'] ?? 0).toBeGreaterThan(0);
+    expect(seen['shape type'] ?? 0).toBeGreaterThan(0);
+    expect(await childPids()).toEqual([]);
+    expect(await openFds()).toBe(fdsBefore);
+  }, 300_000);
+
   it(`arbitrary values as the whole plan or extra arguments (${RUNS} cases)`, async () => {
     await fc.assert(
       fc.asyncProperty(junk, fc.array(junk, { maxLength: 2 }), async (plan, rest) => {
@@ -176,7 +240,10 @@ describe('the addon with malformed plans', () => {
       }),
       { numRuns: RUNS },
     );
-    for (const bad of [undefined, 5, '', '/bin', {}, []]) expect(() => addon.setInit(bad as never)).toThrow();
+    for (const bad of [undefined, 5, '', '/bin', {}, []]) {
+      expect(() => addon.setInit(bad as never)).toThrow();
+      expect(() => new addon.PreparedPlan(bad)).toThrow(TypeError);
+    }
     addon.setInit(join(BUILD, 'sandcell-init'));
   }, 300_000);
 });

@@ -852,7 +852,7 @@ class StartWorker : public Napi::AsyncWorker {
   SpawnResult res_;
 };
 
-// A plan's shape checked and decoded once (PreparedRequest), for each spawn or start of it: those
+// A plan's shape checked and encoded once (PreparedRequest), for each spawn or start of it: those
 // then read only the run's own fields.
 class PreparedPlan : public Napi::ObjectWrap<PreparedPlan> {
  public:

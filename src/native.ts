@@ -120,7 +120,7 @@ export interface NativeExit {
  */
 export type NativeRunPart = Pick<NativePlan, 'mounts' | 'rlimits' | 'seccomp' | 'seccompListener' | 'seccompExecPathLo' | 'seccompExecPathHi' | 'cgroupProcs' | 'cgroupWrites' | 'cpuUsageFile' | 'stdio'>;
 
-/** A plan's shape, checked and decoded by the addon once, for every spawn or start of it. */
+/** A plan's shape, checked and encoded by the addon once, for every spawn or start of it. */
 export type NativePreparedPlan = object & { readonly __preparedPlan: never };
 
 /** How a box ended, as the addon hands it over (`nativeExit` reads it), valid only during the callback. */
@@ -342,7 +342,7 @@ export function deviceTree(spec: DeviceTreeSpec): string | null {
 }
 
 /**
- * The addon's decoded plan of each shape plan (frozen and kept per options shape by
+ * The addon's prepared form of each shape plan (frozen and kept per options shape by
  * src/plan/build.ts), made on its first spawn or start: the shape's fields are read and checked
  * once, and each run sends only its own part.
  */

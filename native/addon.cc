@@ -911,7 +911,6 @@ Napi::Value Box::Start(const Napi::CallbackInfo& info) {
   StartRequest req;
   req.plan = std::move(spawn.plan);
   req.cpu_usage_file = std::move(spawn.cpu_usage_file);
-  req.cgroup_writes = std::move(spawn.cgroup_writes);
   for (int i = 0; i < 3; i++) req.stdio[i] = spawn.stdio[i];
   req.pidfd = fcntl(pidfd_, F_DUPFD_CLOEXEC, 0);
   req.control_fd = fcntl(control_fd_, F_DUPFD_CLOEXEC, 0);

@@ -469,21 +469,8 @@ int hold_mount_namespace(pid_t pid) {
   return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-// A run's cgroup limits, written in the worker trip that starts it rather than in one of their own.
-// A refusal fails the start as a setup stage naming the file.
-bool write_limits(const std::vector<std::pair<std::string, std::string>>& writes, SpawnResult* res) {
-  for (const auto& [path, value] : writes) {
-    if (write_file(path, value)) continue;
-    int err = errno;
-    fail(res, ("cgroup write " + path.substr(path.rfind('/') + 1)).c_str(), err);
-    return false;
-  }
-  return true;
-}
-
 void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   res->marks[SpawnResult::kBegun] = now_ns();
-  if (!write_limits(req.cgroup_writes, res)) return;
   Fds fds;
   int ctl[2], exe[2], rep[2], st[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) return fail(res, "socketpair", errno);
@@ -653,7 +640,6 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
 
 void start_prepared(const StartRequest& req, SpawnResult* res) {
   res->marks[SpawnResult::kBegun] = now_ns();
-  if (!write_limits(req.cgroup_writes, res)) return kill_and_reap(req.pidfd);
   Fds fds;
   int* parent_io[3] = {nullptr, nullptr, nullptr};
   int* child_io[3] = {nullptr, nullptr, nullptr};

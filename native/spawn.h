@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace sandcell {
@@ -26,8 +25,6 @@ struct SpawnRequest {
   // held until release_owner(); with owner_count 0 it is the caller's.
   uint32_t owner_first = 0;
   uint32_t owner_count = 0;
-  // Control files written (path, value) before anything else: the run's cgroup limits.
-  std::vector<std::pair<std::string, std::string>> cgroup_writes;
   std::vector<std::string> cgroup_procs;  // files to write the init's pid to before it runs
   std::string cpu_usage_file;             // read right after the program's execve, if set
   bool new_net = true;
@@ -43,7 +40,6 @@ struct SpawnRequest {
 struct StartRequest {
   std::string plan;  // wire::encode()d
   std::string cpu_usage_file;
-  std::vector<std::pair<std::string, std::string>> cgroup_writes;  // as SpawnRequest's, before the plan is sent
   StdioSpec stdio[3];
   // The box's descriptors, owned by the caller: its init, its control channel, its report channel.
   int pidfd = -1;

@@ -291,20 +291,6 @@ SpawnRequest request_for_run(const PreparedRequest& shape, const Napi::Object& r
       bad(env, name, "must be a cgroup.procs file");
     req.cgroup_procs.push_back(path);
   }
-  Napi::Value writes = field(run, "cgroupWrites");
-  if (!writes.IsUndefined()) {
-    std::vector<std::string> flat = strings(env, writes, "plan.cgroupWrites", kMaxPath);
-    if (flat.size() % 2 != 0 || flat.size() > 32) bad(env, "plan.cgroupWrites", "must be at most 16 pairs of a path and a value");
-    for (size_t i = 0; i < flat.size(); i += 2) {
-      std::string name = "plan.cgroupWrites[" + std::to_string(i) + "]";
-      std::string path = clean_path(env, Napi::String::New(env, flat[i]), name);
-      // Limits only: a memory, pids or cpu control file.
-      std::string file = path.substr(path.rfind('/') + 1);
-      if (file.rfind("memory.", 0) != 0 && file.rfind("pids.", 0) != 0 && file.rfind("cpu.", 0) != 0)
-        bad(env, name, "must be a memory, pids or cpu control file");
-      req.cgroup_writes.emplace_back(std::move(path), std::move(flat[i + 1]));
-    }
-  }
   Napi::Value usage = field(run, "cpuUsageFile");
   if (!usage.IsUndefined() && !usage.IsNull()) {
     req.cpu_usage_file = clean_path(env, usage, "plan.cpuUsageFile");

@@ -77,11 +77,6 @@ export interface NativePlan {
   seccompExecPathLo?: number[];
   seccompExecPathHi?: number[];
   cgroupProcs: string[];
-  /**
-   * Control files written first (path, value, …: memory, pids and cpu files only), in the worker
-   * trip that starts the box or run: the run's cgroup limits (`RunCgroup.deferLimits`).
-   */
-  cgroupWrites?: string[];
   /** The cgroup file of the tree's CPU time, read by the executor the moment the program starts. */
   cpuUsageFile?: string;
   stdio: [NativeStdio, NativeStdio, NativeStdio];
@@ -118,7 +113,7 @@ export interface NativeExit {
  * The plan fields that are a run's own; the rest is its shape's (`NativePreparedPlan`). `mounts`
  * are those the run adds after its shape's: files and directories only.
  */
-export type NativeRunPart = Pick<NativePlan, 'mounts' | 'rlimits' | 'seccomp' | 'seccompListener' | 'seccompExecPathLo' | 'seccompExecPathHi' | 'cgroupProcs' | 'cgroupWrites' | 'cpuUsageFile' | 'stdio'>;
+export type NativeRunPart = Pick<NativePlan, 'mounts' | 'rlimits' | 'seccomp' | 'seccompListener' | 'seccompExecPathLo' | 'seccompExecPathHi' | 'cgroupProcs' | 'cpuUsageFile' | 'stdio'>;
 
 /** A plan's shape, checked and encoded by the addon once, for every spawn or start of it. */
 export type NativePreparedPlan = object & { readonly __preparedPlan: never };
@@ -364,7 +359,6 @@ function runPart(plan: NativePlan, shape: NativePlan): NativeRunPart {
     ...(plan.seccompExecPathLo ? { seccompExecPathLo: plan.seccompExecPathLo } : {}),
     ...(plan.seccompExecPathHi ? { seccompExecPathHi: plan.seccompExecPathHi } : {}),
     cgroupProcs: plan.cgroupProcs,
-    ...(plan.cgroupWrites ? { cgroupWrites: plan.cgroupWrites } : {}),
     ...(plan.cpuUsageFile !== undefined ? { cpuUsageFile: plan.cpuUsageFile } : {}),
     stdio: plan.stdio,
   };

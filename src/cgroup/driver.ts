@@ -69,13 +69,6 @@ export interface RunCgroup {
    */
   applyLimits(limits: CgroupLimits): Promise<void>;
   /**
-   * Records limits for a cgroup that holds no process yet as `applyLimits` does, and returns the
-   * control file writes that apply them (path, value, …, in order) for the caller to have done
-   * before the cgroup's first process runs: the addon's spawn or start does them in its own
-   * worker trip (`NativePlan.cgroupWrites`), one trip fewer per run.
-   */
-  deferLimits(limits: CgroupLimits): string[];
-  /**
    * Caps the tree's CPU at `quotaUs` per 1 s period (synchronous; the supervisor of a CPU-time
    * limit sets it to what is left of the limit at every poll, so the kernel stops the box at the
    * limit even when the supervisor is late by up to a period). The `cpus` share still applies.

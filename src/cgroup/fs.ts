@@ -96,14 +96,6 @@ export function subdirs(dir: string): string[] {
 /** One control file write: the directory, the file's name, the value. */
 export type ControlWrite = readonly [dir: string, file: string, value: string];
 
-/** Writes as the addon takes them: path, value, path, value… */
-export function flatWrites(writes: readonly ControlWrite[]): string[] {
-  const flat: string[] = [];
-  // The directories are clean absolute paths (the driver's own): a join() would only normalize them again.
-  for (const [dir, file, value] of writes) flat.push(`${dir}/${file}`, value);
-  return flat;
-}
-
 /**
  * Removes `rmdirs`, makes `mkdirs` (each in order), then writes `writes` (in order), then reads
  * `reads`, on a worker thread; a read that fails gives undefined. A refused rmdir, mkdir or write
@@ -121,7 +113,9 @@ export async function cgroupBatch(
 ): Promise<(string | undefined)[]> {
   // Nothing to do (a cgroup made or readied without limits, given none): no trip to a worker.
   if (mkdirs.length + writes.length + reads.length + rmdirs.length === 0) return [];
-  const flat = flatWrites(writes);
+  const flat: string[] = [];
+  // The directories are clean absolute paths (the driver's own): a join() would only normalize them again.
+  for (const [dir, file, value] of writes) flat.push(`${dir}/${file}`, value);
   try {
     if (fake && mkdirs.length > 0) {
       await cgroupFiles(mkdirs, [], []);

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { cgroupBatch, exists, flatWrites, keyedValue, mkdirCgroupIn, parseNumber, readNumber, rmdirCgroup, type ControlWrite } from './fs.js';
+import { cgroupBatch, exists, keyedValue, mkdirCgroupIn, parseNumber, readNumber, rmdirCgroup, type ControlWrite } from './fs.js';
 
 /** One v1 hierarchy sandcell uses: its `sandcell-<pid>` dir and the wanted controllers bound to it. */
 export interface V1Hierarchy {
@@ -85,12 +85,6 @@ export class V1RunCgroup implements RunCgroup {
     validateLimits(limits);
     this.current = { ...limits };
     await cgroupBatch([], this.limitWrites());
-  }
-
-  deferLimits(limits: CgroupLimits): string[] {
-    validateLimits(limits);
-    this.current = { ...limits };
-    return flatWrites(this.limitWrites());
   }
 
   capCpu(quotaUs: number | null): void {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
 import { SandboxSetupError } from '../errors.js';
-import { cgroupBatch, exists, flatWrites, mkdirCgroup, parseKeyed, parseNumber, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl, type ControlWrite } from './fs.js';
+import { cgroupBatch, exists, mkdirCgroup, parseKeyed, parseNumber, readKeyed, readNumber, readOpt, rmdirCgroup, writeControl, type ControlWrite } from './fs.js';
 
 export const V2_WANTED = ['memory', 'pids', 'cpu'] as const;
 
@@ -85,12 +85,6 @@ export class V2RunCgroup implements RunCgroup {
     validateLimits(limits);
     this.current = { ...limits };
     await cgroupBatch([], this.limitWrites());
-  }
-
-  deferLimits(limits: CgroupLimits): string[] {
-    validateLimits(limits);
-    this.current = { ...limits };
-    return flatWrites(this.limitWrites());
   }
 
   capCpu(quotaUs: number | null): void {

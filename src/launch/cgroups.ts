@@ -39,37 +39,25 @@ export class CgroupPool {
 
   /** A new cgroup with these limits, below `under` if given (those are not made ahead). */
   async take(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
-    const { cgroup } = await this.takeFrom(limits, under, false);
-    origins.set(cgroup, { pool: this, under });
-    return cgroup;
+    const rc = await this.takeFrom(limits, under);
+    origins.set(rc, { pool: this, under });
+    return rc;
   }
 
-  /**
-   * As `take`, for a run whose spawn writes the limits of a cgroup made ahead (`writes`, see
-   * `RunCgroup.deferLimits`); a cgroup made now has them already (`writes` empty).
-   */
-  async takeForRun(limits: CgroupLimits, under?: RunCgroup): Promise<{ cgroup: RunCgroup; writes: string[] }> {
-    const taken = await this.takeFrom(limits, under, true);
-    origins.set(taken.cgroup, { pool: this, under });
-    return taken;
-  }
-
-  private async takeFrom(limits: CgroupLimits, under: RunCgroup | undefined, defer: boolean): Promise<{ cgroup: RunCgroup; writes: string[] }> {
+  private async takeFrom(limits: CgroupLimits, under?: RunCgroup): Promise<RunCgroup> {
     const made = under ? this.spares.get(under)?.pop() : this.ready.pop();
     if (!made) {
       if (!under) this.refill();
-      return { cgroup: await this.driver.create(limits, under), writes: [] };
+      return this.driver.create(limits, under);
     }
-    let writes: string[] = [];
     try {
-      if (defer) writes = made.deferLimits(limits);
-      else await made.applyLimits(limits);
+      await made.applyLimits(limits);
     } catch (e) {
       await made.destroy();
       throw e;
     }
     if (!under) this.refill();
-    return { cgroup: made, writes };
+    return made;
   }
 
   /**

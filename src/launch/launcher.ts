@@ -115,10 +115,9 @@ async function startWarm(
   outcome: WarmOutcome = 'hit',
 ): Promise<SandboxProcess> {
   if (!stillBound(warm)) throw new Error('a bind source of the warm box was replaced');
-  // Written by the start itself, before the program gets its plan.
-  const cgroupWrites = warm.cgroup ? warm.cgroup.deferLimits(cgroupLimits(c.o)) : [];
+  if (warm.cgroup) await warm.cgroup.applyLimits(cgroupLimits(c.o));
   c.stages?.mark('cgroup');
-  const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin, cgroupWrites });
+  const run = planRun(c.o, { into: 'warm', cgroup: warm.cgroup, filter: c.filter, stdin: c.how.stdin });
   c.stages?.mark('plan');
   // A living box's network is the box's, opened with it for all its runs.
   const network = box !== 'living' && BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o, warm.network) : null;
@@ -237,13 +236,11 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
       throw e;
     }
   }
-  // A run in a living box gets its cgroup below the box's, so the box's limits still hold. The
-  // limits of a cgroup made ahead are written by the spawn itself.
-  const taken = c.pool && (!into || into.cgroup) ? await c.pool.takeForRun(cgroupLimits(c.o), into?.cgroup ?? undefined) : null;
-  const cgroup = taken?.cgroup ?? null;
+  // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
+  const cgroup = c.pool && (!into || into.cgroup) ? await c.pool.take(cgroupLimits(c.o), into?.cgroup ?? undefined) : null;
   c.stages?.mark('cgroup');
   // A plan to be weakened is made whole, sharing nothing with other runs' plans.
-  const run = planRun(c.how.weakenPlan ? { ...c.o, shape: null } : c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin, cgroupWrites: taken?.writes });
+  const run = planRun(c.how.weakenPlan ? { ...c.o, shape: null } : c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin });
   c.how.weakenPlan?.(run.plan);
   c.stages?.mark('plan');
   let native: NativeSpawned;

@@ -35,8 +35,6 @@ interface RunSetupOf<Into extends string, Stdin> {
   cgroup: RunCgroup | null;
   filter: BoxFilter | null;
   stdin: Stdin;
-  /** The cgroup's limits, for the start to write (`RunCgroup.deferLimits`). */
-  cgroupWrites?: readonly string[];
 }
 
 /**
@@ -71,7 +69,6 @@ export function planRun(o: ResolvedOptions, s: RunSetup): PlannedRun {
   plan.rlimits = rlimits(o, enforced);
   // A warm box's init is in its cgroup already.
   plan.cgroupProcs = cg && s.into !== 'warm' ? [...cg.procsFiles] : [];
-  if (s.cgroupWrites?.length) plan.cgroupWrites = [...s.cgroupWrites];
   plan.stdio = [s.stdin, 'pipe', 'pipe'];
   if (cg?.cpuTimeFile !== undefined && l.cpuTimeMs !== null) plan.cpuUsageFile = cg.cpuTimeFile;
   if (s.filter) {

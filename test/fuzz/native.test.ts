@@ -36,7 +36,7 @@ function closeStdio([, ...stdio]: readonly unknown[]): void {
 }
 
 /** The fields of a plan that are a run's own (src/native.ts, NativeRunPart). */
-const RUN_FIELDS = ['mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cgroupWrites', 'cpuUsageFile', 'stdio'];
+const RUN_FIELDS = ['mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio'];
 function runOf(plan: NativePlan): Record<string, unknown> {
   const run = Object.fromEntries(Object.entries(plan).filter(([k]) => RUN_FIELDS.includes(k)));
   return structuredClone({ ...run, mounts: [], seccomp: null });
@@ -69,7 +69,7 @@ const junk = fc.oneof(
   fc.constantFrom([{ resource: 99, soft: 1, hard: 1 }], [{ resource: 0, soft: -1, hard: 1 }], [{ resource: 0, soft: 'lots', hard: 1 }], [{ resource: 7, soft: 2, hard: 1 }]),
 );
 
-const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cgroupWrites', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'prepared', 'image', 'rootTmpfs', 'owners'];
+const FIELDS = ['argv', 'env', 'cwd', 'staging', 'hostname', 'uid', 'gid', 'uidMap', 'gidMap', 'newNetwork', 'loopback', 'cgroupNamespace', 'rootReadOnly', 'mounts', 'rlimits', 'seccomp', 'seccompListener', 'seccompExecPathLo', 'seccompExecPathHi', 'cgroupProcs', 'cpuUsageFile', 'stdio', 'persistent', 'join', 'prepared', 'image', 'rootTmpfs', 'owners'];
 
 /** One edit of a valid plan: replace or delete a field, or a field of its first mount / rlimit / argv. */
 const edit = fc.record({
@@ -209,11 +209,6 @@ describe('the addon with malformed plans', () => {
     // A run's own mounts place files and directories only, whatever the shape is.
     expect(() => addon.spawn(shape, { ...runOf(base), mounts: [{ kind: 'bind', source: '/etc', target: '/x' }] })).toThrow(TypeError);
     expect(() => addon.spawn(shape, { ...runOf(base), mounts: [{ kind: 'tmpfs', target: '/x', data: 'size=1' }] })).toThrow(TypeError);
-    // The limits a run writes are a cgroup's memory, pids or cpu files, in pairs.
-    for (const cgroupWrites of [['/etc/passwd', 'x'], ['/sys/fs/cgroup/memory/x/memory.limit_in_bytes'], ['relative/pids.max', '1'], [1, 2]])
-      expect(() => addon.spawn(shape, { ...runOf(base), cgroupWrites })).toThrow(TypeError);
-    // A refused write is a setup error naming the file, and nothing is left running.
-    await expect(addon.spawn(shape, { ...runOf(base), cgroupWrites: ['/nonexistent/pids.max', '1'] })).rejects.toMatchObject({ stage: 'cgroup write pids.max' });
     // A join shape needs its box; a shape spawned with a box it does not join is refused.
     expect(() => addon.spawn(joinShape, runOf(joinPlan))).toThrow(TypeError);
     const box = (await addon.spawn(structuredClone(prepared)))[7];

@@ -305,8 +305,8 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool un
     }
     int passed[fdpass::kMaxFds];
     size_t count = 0;
-    ssize_t n = fdpass::recv_fds(rep_fd, &report, sizeof report, passed, &count);
-    if (n < 0 && errno == EINTR) continue;
+    long n = fdpass::recv_fds(rep_fd, &report, sizeof report, passed, &count);
+    if (n == -EINTR) continue;
     bool whole = n == static_cast<ssize_t>(sizeof report);
     if (count > 0) {
       // One fd per note, each kind once: never keep a second, never leak any.
@@ -322,7 +322,7 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool un
       report.stage[sizeof report.stage - 1] = '\0';
       return fail(res, report.stage, report.err), false;
     }
-    return fail(res, "box setup", n < 0 ? errno : EPROTO), false;
+    return fail(res, "box setup", n < 0 ? static_cast<int>(-n) : EPROTO), false;
   }
 }
 
@@ -650,11 +650,11 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
   // The stdio descriptors travel with the plan's length, the plan follows.
   uint32_t plan_len = static_cast<uint32_t>(req.plan.size());
   const int passing[3] = {*child_io[0], *child_io[1], *child_io[2]};
-  ssize_t sent = fdpass::send_fds(req.control_fd, &plan_len, sizeof plan_len, passing, 3);
-  bool ok = sent > 0 && (sent == static_cast<ssize_t>(sizeof plan_len) ||
+  long sent = fdpass::send_fds(req.control_fd, &plan_len, sizeof plan_len, passing, 3);
+  bool ok = sent > 0 && (sent == static_cast<long>(sizeof plan_len) ||
                          write_all(req.control_fd, reinterpret_cast<const char*>(&plan_len) + sent, sizeof plan_len - static_cast<size_t>(sent)));
   ok = ok && write_all(req.control_fd, req.plan.data(), req.plan.size());
-  int err = errno;
+  int err = sent < 0 ? static_cast<int>(-sent) : errno;
   for (int i = 0; i < 3; i++)
     if (req.stdio[i].kind != StdioKind::kFd) fds.close_now(child_io[i]);
   if (!ok) {

@@ -72,61 +72,8 @@ long send_note(wire::ReportKind kind, const char* stage, int fd) {
   wire::Report note{};
   note.kind = kind;
   copy_cut(note.stage, sizeof note.stage, stage);
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{&note, sizeof note};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  auto* c = reinterpret_cast<cmsghdr*>(cbuf);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  long n;
-  do n = sys::sendmsg(wire::kReportFd, &msg, MSG_NOSIGNAL);
-  while (n == -EINTR);
+  long n = fdpass::send_fds(wire::kReportFd, &note, sizeof note, &fd, 1);
   return n < 0 ? n : 0;
-}
-
-long recv_fds(int sock, void* buf, size_t len, int (&fds)[kMaxFds], size_t* count) {
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
-  iovec iov{buf, len};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  *count = 0;
-  long n = sys::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  if (n < 0) return n;
-  bool bad = (msg.msg_flags & MSG_CTRUNC) != 0;
-  // Walked by hand: the C library's CMSG_NXTHDR is a function of its own.
-  for (size_t off = 0; off + sizeof(cmsghdr) <= msg.msg_controllen;) {
-    auto* c = reinterpret_cast<cmsghdr*>(cbuf + off);
-    if (c->cmsg_len < sizeof(cmsghdr) || off + c->cmsg_len > msg.msg_controllen) break;
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < k; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        if (*count < kMaxFds) {
-          fds[(*count)++] = fd;
-        } else {
-          sys::close(fd);
-          bad = true;
-        }
-      }
-    }
-    off += CMSG_ALIGN(c->cmsg_len);
-  }
-  if (bad) {
-    for (size_t i = 0; i < *count; i++) sys::close(fds[i]);
-    *count = 0;
-    return -EPROTO;
-  }
-  return n;
 }
 
 long read_exact(int fd, char* buf, size_t n) {

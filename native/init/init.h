@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../fd_passing.h"
 #include "../wire_format.h"
 
 // start.cc: the memory functions the compiler may also emit calls to.
@@ -108,12 +109,6 @@ bool decode(const char* bytes, size_t n, Plan* plan);
 [[noreturn]] inline void fail(Str stage, int err) { fail(stage.p, err); }
 // Sends a note of `kind` on the report channel with one descriptor attached; 0 or -errno.
 long send_note(wire::ReportKind kind, const char* stage, int fd);
-// The most descriptors one message brings (a program's stdin, stdout and stderr).
-constexpr size_t kMaxFds = 3;
-// One recvmsg of up to `len` bytes; the descriptors that came with it (close-on-exec) go to
-// `fds`, their number to `*count`. More than kMaxFds, or control data cut short, is -EPROTO, with
-// what did come closed. Returns the bytes read or -errno (-EINTR included).
-long recv_fds(int sock, void* buf, size_t len, int (&fds)[kMaxFds], size_t* count);
 // 0 once all n bytes are read; -errno, or -EPIPE at EOF.
 long read_exact(int fd, char* buf, size_t n);
 // 0 once all n bytes are written, or -errno.

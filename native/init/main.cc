@@ -14,6 +14,7 @@ namespace {
 using namespace sandcell::init;
 namespace wire = sandcell::wire;
 namespace sys = sandcell::init::sys;
+namespace fdpass = sandcell::fdpass;
 
 // The plan's `len` bytes (after its length) into memory of their own; a read that fails ends the
 // init with `stage` and `err`, or (err 0) with the read's own error.
@@ -33,10 +34,10 @@ void await_run(Plan* plan) {
 
   // The stdio descriptors ride on the first bytes of the plan's length.
   uint32_t len = 0;
-  int received[kMaxFds] = {-1, -1, -1};
+  int received[fdpass::kMaxFds] = {-1, -1, -1};
   size_t count = 0;
   long n;
-  do n = recv_fds(wire::kPlanFd, &len, sizeof len, received, &count);
+  do n = fdpass::recv_fds(wire::kPlanFd, &len, sizeof len, received, &count);
   while (n == -EINTR);
   if (n == 0) sys::exit_group(0);  // the box was discarded unused
   if (n < 0) fail("read run plan", static_cast<int>(-n));

@@ -91,10 +91,15 @@ async function runCommand(cmd: RunCommand): Promise<number> {
     process.stdin.on('error', () => undefined);
     process.stdin.pipe(box.stdin);
   }
-  const waited = await box.wait();
-  await done;
-  process.stdin.unpipe();
-  process.stdin.destroy();
+  let waited: Awaited<ReturnType<typeof box.wait>>;
+  try {
+    waited = await box.wait();
+    await done;
+  } finally {
+    // However the run ended, stdin is let go: a terminal still piped keeps this process alive.
+    process.stdin.unpipe();
+    process.stdin.destroy();
+  }
   const result: Result = {
     ...waited,
     stdout: Buffer.concat(captured.stdout).toString('utf8'),

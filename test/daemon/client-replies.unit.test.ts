@@ -5,13 +5,14 @@
 import { createHook } from 'node:async_hooks';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer as httpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 
 import { connect, DEFAULT_MAX_REPLY_BYTES, SandcellRemoteError, type ConnectOptions } from '../../src/client/index.js';
+import { fakeHttpServer, jsonReply } from '../helpers/fake-http.js';
 
 const RESULT = {
   status: 'ok',
@@ -26,38 +27,10 @@ const RESULT = {
   limitsEnforced: { memory: 'cgroup', cpuTime: 'cgroup', processes: 'cgroup' },
 };
 
-const reply = (body: string, head = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-
-/** A fake daemon on a socket in a temp dir: `answer` writes whatever it likes for each request. */
+/** A fake daemon: `answer` writes whatever it likes for each request (its path given). */
 async function fakeDaemon(answer: (socket: Socket, path: string) => void): Promise<{ socket: string; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'sandcell-client-replies-'));
-  const path = join(dir, 'd.sock');
-  const sockets = new Set<Socket>();
-  const srv: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const head = buf.subarray(0, end).toString('latin1');
-      const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + len) return;
-      buf = buf.subarray(end + 4 + len);
-      answer(socket, head.split(' ')[1] as string);
-    });
-  });
-  await new Promise<void>((r) => srv.listen(path, r));
-  return {
-    socket: path,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => srv.close(() => r()));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const srv = await fakeHttpServer((r, socket) => answer(socket, r.head.split(' ')[1] as string));
+  return { socket: srv.path, stop: srv.stop };
 }
 
 /**
@@ -157,13 +130,13 @@ const cases: Case[] = [
   { name: 'trailers over 64 KiB', answer: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n${'x-t: 1234567890\r\n'.repeat(5000)}\r\n`, code: 'reply-too-large', message: /a head and trailers over 65536 bytes/ },
   { name: 'a head that drips', answer: (s) => drip(s, `HTTP/1.1 200 OK\r\n${'x-slow: 1\r\n'.repeat(100)}\r\n`), code: 'reply-timeout', message: /not whole 400 ms after it began/, field: 'replyTimeoutMs', options: DRIP },
   { name: 'a chunked body that drips', answer: (s) => drip(s, `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${'1\r\nx\r\n'.repeat(200)}0\r\n\r\n`), code: 'reply-timeout', message: /not whole 400 ms/, field: 'replyTimeoutMs', options: DRIP },
-  { name: 'a reply that is not JSON', answer: reply('<html>hello</html>'), code: 'bad-reply', message: /the daemon's version is not what the client expects: not JSON/ },
+  { name: 'a reply that is not JSON', answer: jsonReply('<html>hello</html>'), code: 'bad-reply', message: /the daemon's version is not what the client expects: not JSON/ },
   { name: 'an empty JSON reply', answer: 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n', code: 'bad-reply', message: /the daemon's version is not what the client expects: not JSON/ },
-  { name: 'a version of the wrong type', answer: reply('{"version":1,"api":1,"features":[]}'), code: 'bad-reply', message: /version: Invalid input: expected string, received number/ },
-  { name: 'a run result without its fields', call: 'run', answer: reply('{"status":"ok"}'), code: 'bad-reply', message: /the daemon's run result is not what the client expects: exitCode: .*expected number/ },
-  { name: 'a run result of an unknown status', call: 'run', answer: reply(JSON.stringify({ ...RESULT, status: 'great' })), code: 'bad-reply', message: /status: Invalid option/ },
-  { name: 'a run result with a wrong-typed usage', call: 'run', answer: reply(JSON.stringify({ ...RESULT, usage: { ...RESULT.usage, cpuTimeMs: 'fast' } })), code: 'bad-reply', message: /usage\.cpuTimeMs: Invalid input: expected number/ },
-  { name: 'a run result that is an array', call: 'run', answer: reply('[]'), code: 'bad-reply', message: /\(root\): Invalid input: expected object, received array/ },
+  { name: 'a version of the wrong type', answer: jsonReply('{"version":1,"api":1,"features":[]}'), code: 'bad-reply', message: /version: Invalid input: expected string, received number/ },
+  { name: 'a run result without its fields', call: 'run', answer: jsonReply('{"status":"ok"}'), code: 'bad-reply', message: /the daemon's run result is not what the client expects: exitCode: .*expected number/ },
+  { name: 'a run result of an unknown status', call: 'run', answer: jsonReply(JSON.stringify({ ...RESULT, status: 'great' })), code: 'bad-reply', message: /status: Invalid option/ },
+  { name: 'a run result with a wrong-typed usage', call: 'run', answer: jsonReply(JSON.stringify({ ...RESULT, usage: { ...RESULT.usage, cpuTimeMs: 'fast' } })), code: 'bad-reply', message: /usage\.cpuTimeMs: Invalid input: expected number/ },
+  { name: 'a run result that is an array', call: 'run', answer: jsonReply('[]'), code: 'bad-reply', message: /\(root\): Invalid input: expected object, received array/ },
 ];
 
 describe('the client and a daemon answering malformed replies', () => {
@@ -185,7 +158,7 @@ describe('the client and a daemon answering malformed replies', () => {
 
   it('a well-formed reply in the same bounds is read, and the connection kept', async () => {
     const d = await fakeDaemon((socket, path) => {
-      if (path === '/v1/run') socket.write(reply(JSON.stringify({ ...RESULT, network: { connections: [] } })));
+      if (path === '/v1/run') socket.write(jsonReply(JSON.stringify({ ...RESULT, network: { connections: [] } })));
       else socket.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength('{"version":"1.0.0","api":1,"features":[]}').toString(16)}\r\n{"version":"1.0.0","api":1,"features":[]}\r\n0\r\nx-trailer: 1\r\n\r\n`);
     });
     cleanups.push(d.stop);

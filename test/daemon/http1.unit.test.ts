@@ -1,68 +1,16 @@
-// The client's HTTP/1.1 on its own, against a server written here that answers exactly as told:
+// The client's HTTP/1.1 on its own, against a fake server (test/helpers/fake-http.ts) that answers exactly as told:
 // every framing of a reply, kept connections, a kept connection found closed, abort, close().
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { Http1Pool } from '../../src/client/http1.js';
-
-interface Seen {
-  head: string;
-  body: string;
-  conn: number;
-}
-
-/**
- * A server on a socket in a temp dir: `answer` gets each request (head, body, which connection)
- * and writes the reply itself, in as many writes as it likes, or none.
- */
-async function server(answer: (r: Seen, socket: Socket) => void): Promise<{ path: string; seen: Seen[]; connections: () => number; open: () => number; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'sandcell-http1-'));
-  const path = join(dir, 's.sock');
-  const seen: Seen[] = [];
-  const sockets = new Set<Socket>();
-  let conns = 0;
-  const srv: Server = createServer((socket) => {
-    const conn = ++conns;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString('latin1');
-        const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + len) return;
-        const r = { head, body: buf.subarray(end + 4, end + 4 + len).toString('utf8'), conn };
-        buf = buf.subarray(end + 4 + len);
-        seen.push(r);
-        answer(r, socket);
-      }
-    });
-  });
-  await new Promise<void>((r) => srv.listen(path, r));
-  return {
-    path,
-    seen,
-    connections: () => conns,
-    open: () => sockets.size,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => srv.close(() => r()));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+import { fakeHttpServer as server, jsonReply as ok } from '../helpers/fake-http.js';
 
 /** Generous: these tests are about framing, not bounds. */
 const LIMITS = { maxBodyBytes: 1 << 20, timeoutMs: 60_000 };
 const aborted = (s: AbortSignal): Error => Object.assign(new Error('aborted'), { name: 'AbortError', cause: s.reason });
-const ok = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 const until = async (f: () => boolean): Promise<boolean> => {
   for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
   return f();

@@ -8,21 +8,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 
+// Only what `sandcell run` needs is loaded up front: a command's own modules (the daemon with its
+// logger and metrics, the farm, judging, images, profiles' YAML, the client) are imported when
+// that command runs, so a one-shot run does not pay for loading them.
 import { run, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, setWarmBoxes, spawn, type Result } from '../index.js';
 import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
-import { SubmissionError } from '../problems/index.js';
-import { DeclarationError, loadProfiles, withProfile } from '../profiles/index.js';
+import { SandcellRemoteError } from '../client/errors.js';
 import { MAIN_HELP, RUN_HELP } from './help.js';
 import { parseRunArgs, UsageError, type RunCommand } from './args.js';
-import { SandcellRemoteError } from '../client/index.js';
-import { remoteRunner } from './remote.js';
-import { serve, SERVE_HELP } from './serve.js';
-import { judgeCommand } from './judge.js';
-import { networkCommand } from './network.js';
-import { schemaCommand } from './schema.js';
-import { imageCommand } from './image.js';
-import { serviceCommand } from './service.js';
-import { WORKER_HELP, workerCommand } from './worker.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
@@ -134,12 +127,16 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       }
       const cmd = parseRunArgs(rest);
-      if (cmd.profile !== null) cmd.options = withProfile(loadProfiles(cmd.config ?? undefined), cmd.profile, cmd.options);
+      if (cmd.profile !== null) {
+        const { loadProfiles, withProfile } = await import('../profiles/index.js');
+        cmd.options = withProfile(loadProfiles(cmd.config ?? undefined), cmd.profile, cmd.options);
+      }
       const host = process.env.SANDCELL_HOST;
-      if (host) return await runCollecting(cmd, remoteRunner(host));
+      if (host) return await runCollecting(cmd, (await import('./remote.js')).remoteRunner(host));
       return await runCommand(cmd);
     }
     if (verb === 'serve') {
+      const { serve, SERVE_HELP } = await import('./serve.js');
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(SERVE_HELP);
         return 0;
@@ -147,43 +144,55 @@ export async function main(argv: readonly string[]): Promise<number> {
       return await serve(rest);
     }
     if (verb === 'worker') {
+      const { WORKER_HELP, workerCommand } = await import('./worker.js');
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(WORKER_HELP);
         return 0;
       }
       return await workerCommand(rest);
     }
-    if (verb === 'service') return await serviceCommand(rest);
-    if (verb === 'judge') return await judgeCommand(rest);
-    if (verb === 'network') return await networkCommand(rest);
-    if (verb === 'schema') return schemaCommand(rest);
-    if (verb === 'image') return await imageCommand(rest);
+    if (verb === 'service') return await (await import('./service.js')).serviceCommand(rest);
+    if (verb === 'judge') return await (await import('./judge.js')).judgeCommand(rest);
+    if (verb === 'network') return await (await import('./network.js')).networkCommand(rest);
+    if (verb === 'schema') return (await import('./schema.js')).schemaCommand(rest);
+    if (verb === 'image') return await (await import('./image.js')).imageCommand(rest);
     if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
   } catch (e) {
-    if (e instanceof SandboxSetupError) {
-      process.stderr.write(`sandcell: ${e.message}\n`);
-      if (e.stage === 'execve') return e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
-      return EXIT_SETUP;
-    }
-    if (e instanceof DeclarationError) {
-      process.stderr.write(`${e.message.split('\n').map((l) => `sandcell: ${l}`).join('\n')}\n`);
-      return EXIT_SETUP;
-    }
-    if (
-      e instanceof UsageError ||
-      e instanceof SandboxOptionsError ||
-      e instanceof SandboxNetworkError ||
-      e instanceof SeccompPolicyError ||
-      e instanceof SyntaxError ||
-      e instanceof SandcellRemoteError ||
-      e instanceof SubmissionError
-    ) {
-      process.stderr.write(`sandcell: ${e.message}\n`);
-      return EXIT_SETUP;
-    }
-    throw e;
+    return await failure(e);
   }
+}
+
+/** The exit status of a command that failed, its reason written to stderr; an internal error is thrown on. */
+async function failure(e: unknown): Promise<number> {
+  if (e instanceof SandboxSetupError) {
+    process.stderr.write(`sandcell: ${e.message}\n`);
+    if (e.stage === 'execve') return e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
+    return EXIT_SETUP;
+  }
+  if (
+    e instanceof UsageError ||
+    e instanceof SandboxOptionsError ||
+    e instanceof SandboxNetworkError ||
+    e instanceof SeccompPolicyError ||
+    e instanceof SyntaxError ||
+    e instanceof SandcellRemoteError
+  ) {
+    process.stderr.write(`sandcell: ${e.message}\n`);
+    return EXIT_SETUP;
+  }
+  // Only a command that loaded profiles or problems can fail with their errors: for it these
+  // imports are already done, and no other command waits for them.
+  const [{ DeclarationError }, { SubmissionError }] = await Promise.all([import('../profiles/index.js'), import('../problems/index.js')]);
+  if (e instanceof DeclarationError) {
+    process.stderr.write(`${e.message.split('\n').map((l) => `sandcell: ${l}`).join('\n')}\n`);
+    return EXIT_SETUP;
+  }
+  if (e instanceof SubmissionError) {
+    process.stderr.write(`sandcell: ${e.message}\n`);
+    return EXIT_SETUP;
+  }
+  throw e;
 }
 
 main(process.argv.slice(2)).then(

@@ -11,6 +11,7 @@
  *   BENCH_RSS_RUNS    runs of the host-RSS growth probe (default 10000)
  *   BENCH_JUDGE_ROUNDS  rounds of section 11 (judging 100 tests, and its baseline) (default 5)
  *   BENCH_DAEMON_ROUNDS interleaved rounds of section 12's throughput points (default 3)
+ *   BENCH_COLD_ROUNDS interleaved rounds of section 17's fresh processes (default 40)
  *   BENCH_QUICK=1     smoke test: 1 s, 60 iterations, 300 RSS runs, 1 judge round (RESULTS.md says so)
  *   BENCH_ONLY        comma-separated section numbers to measure, e.g. 10,11,12 (default: all)
  *                     (section 15, the farm, needs redis-server)
@@ -23,7 +24,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { Bench } from 'tinybench';
 
@@ -58,9 +59,11 @@ const ELD_ROUNDS = QUICK ? 10 : 40;
 const JUDGE_TESTS = 100;
 const JUDGE_ROUNDS = Math.round(envNum('BENCH_JUDGE_ROUNDS', QUICK ? 1 : 5));
 const DAEMON_ROUNDS = Math.round(envNum('BENCH_DAEMON_ROUNDS', QUICK ? 1 : 3));
+const COLD_ROUNDS = Math.round(envNum('BENCH_COLD_ROUNDS', QUICK ? 10 : 40));
 const CONCURRENCIES = [1, 2, 8, 32];
 
 const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bench');
+const distDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const OUT = process.env.BENCH_OUT ?? join(benchDir, 'RESULTS.md');
 
 const log = (s: string): void => {
@@ -1094,6 +1097,30 @@ async function main(): Promise<void> {
     }
   });
 
+  // ---- 17. cold start: fresh processes ----------------------------------------------------------
+  await section('17. Cold start: `sandcell run -- /bin/true` in a fresh process', async () => {
+    const node = process.execPath;
+    const importOf = (file: string): string[] => ['-e', `import(${JSON.stringify(pathToFileURL(join(distDir, file)).href)})`];
+    const fresh = (file: string, args: string[]) => (): Promise<unknown> => guarded(`${file} ${args.join(' ')}`, () => plainOk(file, args));
+    const fns: [string, () => Promise<unknown>][] = [
+      ['`node -e 0` (baseline: Node\'s own start)', fresh(node, ['-e', '0'])],
+      ['**`sandcell run -- /bin/true`** (`node dist/cli/main.js`)', fresh(node, [join(distDir, 'cli', 'main.js'), 'run', '--', '/bin/true'])],
+      ['`import(\'sandcell\')` (`node -e`)', fresh(node, importOf('index.js'))],
+      ['`import(\'sandcell/client\')` (`node -e`)', fresh(node, importOf(join('client', 'index.js')))],
+    ];
+    if (unshareOk) fns.push([`\`unshare\` with the same seven namespaces running /bin/true`, fresh('unshare', [...UNSHARE_ALL, '/bin/true'])]);
+    const ds = await interleaved(fns.map(([, fn]) => fn), COLD_ROUNDS);
+    const base = ds[0]!;
+    p(`Each line a new process, spawned by this one and awaited to its exit (wall time, spawn to 'close'); ${COLD_ROUNDS} rounds, one process of each line per round, the order rotating, after 5 of each to warm the page cache. The CLI line is the whole of a one-shot run: Node's start, the modules it loads, the first run's setup (cgroups opened, the seccomp filter compiled, the box built), the run and the exit. The unshare line is what the kernel charges for the same fresh namespaces with nothing else (no new root, cgroup or seccomp).`);
+    p();
+    p(LAT_HEAD);
+    fns.forEach(([name], i) => p(row(name, ds[i]!, i === 0 ? undefined : base, i === 0 ? '' : `${ds[i]!.p50 >= base.p50 ? '+' : '−'}${ms(Math.abs(ds[i]!.p50 - base.p50), 1)} ms against Node's start`)));
+    figures.coldNodeP50 = base.p50;
+    figures.coldCliP50 = ds[1]!.p50;
+    figures.coldImportP50 = ds[2]!.p50;
+    figures.coldClientP50 = ds[3]!.p50;
+  });
+
   await section('2. Latency with the host grown to ~1 GB RSS', async () => {
     // Small-host figures measured again right before the ballast, interleaved, so both sides see the same machine load.
     // Each variant in a block of its own: a fork of a 1 GB Node process (Node spawn, bwrap) busies
@@ -1213,6 +1240,9 @@ function writeReport(): void {
     `${(f.daemonT8Ratio ?? NaN).toFixed(2)}× by the median of the rounds' ratios; ${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)} by the ratio of the medians (session: ${(f.daemonSessionT8Ratio ?? NaN).toFixed(2)}× / ${ratio(f.daemonSessionT8 ?? NaN, f.daemonLocalT8 ?? NaN)}; with --parallelism 8: ${(f.daemonWideT8Ratio ?? NaN).toFixed(2)}× / ${ratio(f.daemonWideT8 ?? NaN, f.daemonLocalT8 ?? NaN)})`,
     `by the median of the rounds' ratios, needs ≥ 0.90×`);
 
+  target('cold start (section 17): `sandcell run -- /bin/true` p50 ≤ `node -e 0` p50 + 100 ms', has('coldCliP50', 'coldNodeP50') ? f.coldCliP50! <= f.coldNodeP50! + 100 : null,
+    `${ms(f.coldCliP50 ?? NaN, 0)} vs ${ms(f.coldNodeP50 ?? NaN, 0)} ms = +${ms((f.coldCliP50 ?? NaN) - (f.coldNodeP50 ?? NaN), 0)} ms (\`import('sandcell')\` +${ms((f.coldImportP50 ?? NaN) - (f.coldNodeP50 ?? NaN), 0)} ms, \`import('sandcell/client')\` +${ms((f.coldClientP50 ?? NaN) - (f.coldNodeP50 ?? NaN), 0)} ms)`,
+    `by ${ms((f.coldCliP50 ?? 0) - (f.coldNodeP50 ?? 0) - 100, 0)} ms`);
   info('images: a 3-layer stored image vs the same files as one directory (p50); import time', has('image3LayerP50', 'imageDirP50'),
     `${ms(f.image3LayerP50 ?? NaN)} vs ${ms(f.imageDirP50 ?? NaN)} ms = ${ratio(f.image3LayerP50 ?? NaN, f.imageDirP50 ?? NaN)}; import ${(f.imageImportSPerGb ?? NaN).toFixed(1)} s per GiB`);
   const head: string[] = [];

@@ -5,11 +5,9 @@
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
 import { parseDuration, parseSize } from '../index.js';
+import { UsageError } from './usage.js';
 
-/** A command line that cannot be read: the message names the flag and what is wrong. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError } from './usage.js';
 
 export interface Flag {
   /** The argument as given (`--x=1`). */

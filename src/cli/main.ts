@@ -4,106 +4,24 @@
  * status, 128+signal, 125 when the box could not be built, 126/127 when the command could not be
  * executed / was not found.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 
-// Only what `sandcell run` needs is loaded up front: a command's own modules (the daemon with its
-// logger and metrics, the farm, judging, images, profiles' YAML, the client) are imported when
-// that command runs, so a one-shot run does not pay for loading them.
-import { run, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, setWarmBoxes, spawn, type Result } from '../index.js';
-import { explain, hostArch, isPresetName, parsePolicy, presets, SeccompPolicyError } from '../seccomp/index.js';
+// Each command's modules are imported when that command runs: help and a mistyped command line
+// answer without loading the engine, and a one-shot run loads none of the daemon (its logger and
+// metrics), the farm, judging, images, profiles' YAML or the client.
+import { SandboxNetworkError, SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import { SandcellRemoteError } from '../client/errors.js';
-import { MAIN_HELP, RUN_HELP } from './help.js';
-import { parseRunArgs, UsageError, type RunCommand } from './args.js';
+import { MAIN_HELP } from './help.js';
+import { UsageError } from './usage.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
 const EXIT_NOT_FOUND = 127;
 
-function exitCodeOf(r: Result): number {
-  if (r.exitCode !== null) return r.exitCode;
-  const n = r.signal ? osConstants.signals[r.signal as NodeJS.Signals] : undefined;
-  return 128 + (n ?? osConstants.signals.SIGKILL);
-}
-
-/**
- * With --collect: the run happens in a living box so its files can be read after it ended. On a
- * daemon (`runner`) every run goes this way: output comes back with the result.
- */
-async function runCollecting(cmd: RunCommand, runner = run): Promise<number> {
-  if (cmd.options.stdin === undefined && !process.stdin.isTTY) cmd.options.stdin = process.stdin;
-  const r = await runner(cmd.options);
-  if (!cmd.json) {
-    process.stdout.write(r.stdout);
-    process.stderr.write(r.stderr);
-  }
-  const saved: Record<string, { bytes: number; savedTo: string }> = {};
-  for (const [name, data] of Object.entries(r.files ?? {})) {
-    const to = join(cmd.collectTo, name);
-    mkdirSync(dirname(to), { recursive: true });
-    writeFileSync(to, data);
-    saved[name] = { bytes: data.length, savedTo: to };
-  }
-  for (const [name, why] of Object.entries(r.fileErrors ?? {})) process.stderr.write(`sandcell: collect ${name}: ${why}\n`);
-  return finish(cmd, { ...r, files: saved } as unknown as Result);
-}
-
-function finish(cmd: RunCommand, result: Result): number {
-  const json = JSON.stringify(result, null, 2) + '\n';
-  if (cmd.report !== null) writeFileSync(cmd.report, json);
-  if (cmd.json) process.stdout.write(json);
-  else if (result.status !== 'ok' && result.status !== 'nonzero-exit' && result.status !== 'signaled') {
-    process.stderr.write(`sandcell: ${result.status}${result.violation ? ` (${result.violation.syscall})` : ''}\n`);
-  }
-  return exitCodeOf(result);
-}
-
-async function runCommand(cmd: RunCommand): Promise<number> {
-  if (cmd.options.collect) return runCollecting(cmd);
-  const box = await spawn(cmd.options);
-  // The program's output passes through as it comes (or is only collected with --json) and is
-  // also kept for the report, within the output limit the box already enforces.
-  const keep = cmd.json || cmd.report !== null;
-  const captured: { stdout: Buffer[]; stderr: Buffer[] } = { stdout: [], stderr: [] };
-  const done = Promise.all(
-    (['stdout', 'stderr'] as const).map(
-      (name) =>
-        new Promise<void>((resolve) => {
-          const target = name === 'stdout' ? process.stdout : process.stderr;
-          box[name].on('data', (chunk: Buffer) => {
-            if (keep) captured[name].push(chunk);
-            if (!cmd.json) target.write(chunk);
-          });
-          box[name].on('end', resolve);
-          box[name].on('error', () => resolve());
-        }),
-    ),
-  );
-  if (box.stdin) {
-    process.stdin.on('error', () => undefined);
-    process.stdin.pipe(box.stdin);
-  }
-  let waited: Awaited<ReturnType<typeof box.wait>>;
-  try {
-    waited = await box.wait();
-    await done;
-  } finally {
-    // However the run ended, stdin is let go: a terminal still piped keeps this process alive.
-    process.stdin.unpipe();
-    process.stdin.destroy();
-  }
-  const result: Result = {
-    ...waited,
-    stdout: Buffer.concat(captured.stdout).toString('utf8'),
-    stderr: Buffer.concat(captured.stderr).toString('utf8'),
-  };
-  return finish(cmd, result);
-}
-
-function seccompExplain(args: readonly string[]): number {
+async function seccompExplain(args: readonly string[]): Promise<number> {
   const what = args[0];
   if (what === undefined || args.length !== 1) throw new UsageError('usage: sandcell seccomp explain <preset|policy.json>');
+  const { explain, hostArch, isPresetName, parsePolicy, presets } = await import('../seccomp/index.js');
   const policy = isPresetName(what) ? presets[what] : parsePolicy(JSON.parse(readFileSync(what, 'utf8')));
   const arch = hostArch() ?? 'x86_64';
   process.stdout.write(explain(policy, arch) + '\n');
@@ -117,24 +35,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(MAIN_HELP);
       return verb === undefined ? 2 : 0;
     }
-    if (verb === 'run') {
-      // One run and the process ends: a box built ahead would only be built to be thrown away.
-      await setWarmBoxes(0);
-      const dash = rest.indexOf('--');
-      const flags = dash === -1 ? rest : rest.slice(0, dash);
-      if (flags.includes('--help') || flags.includes('-h')) {
-        process.stdout.write(RUN_HELP);
-        return 0;
-      }
-      const cmd = parseRunArgs(rest);
-      if (cmd.profile !== null) {
-        const { loadProfiles, withProfile } = await import('../profiles/index.js');
-        cmd.options = withProfile(loadProfiles(cmd.config ?? undefined), cmd.profile, cmd.options);
-      }
-      const host = process.env.SANDCELL_HOST;
-      if (host) return await runCollecting(cmd, (await import('./remote.js')).remoteRunner(host));
-      return await runCommand(cmd);
-    }
+    if (verb === 'run') return await (await import('./run.js')).runVerb(rest);
     if (verb === 'serve') {
       const { serve, SERVE_HELP } = await import('./serve.js');
       if (rest.includes('--help') || rest.includes('-h')) {
@@ -156,7 +57,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (verb === 'network') return await (await import('./network.js')).networkCommand(rest);
     if (verb === 'schema') return (await import('./schema.js')).schemaCommand(rest);
     if (verb === 'image') return await (await import('./image.js')).imageCommand(rest);
-    if (verb === 'seccomp' && rest[0] === 'explain') return seccompExplain(rest.slice(1));
+    if (verb === 'seccomp' && rest[0] === 'explain') return await seccompExplain(rest.slice(1));
     throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
   } catch (e) {
     return await failure(e);
@@ -174,21 +75,24 @@ async function failure(e: unknown): Promise<number> {
     e instanceof UsageError ||
     e instanceof SandboxOptionsError ||
     e instanceof SandboxNetworkError ||
-    e instanceof SeccompPolicyError ||
     e instanceof SyntaxError ||
     e instanceof SandcellRemoteError
   ) {
     process.stderr.write(`sandcell: ${e.message}\n`);
     return EXIT_SETUP;
   }
-  // Only a command that loaded profiles or problems can fail with their errors: for it these
-  // imports are already done, and no other command waits for them.
-  const [{ DeclarationError }, { SubmissionError }] = await Promise.all([import('../profiles/index.js'), import('../problems/index.js')]);
+  // Only a command that loaded these modules can fail with their errors: for it the imports are
+  // already done, and no other command's failure waits for them.
+  const [{ SeccompPolicyError }, { DeclarationError }, { SubmissionError }] = await Promise.all([
+    import('../seccomp/index.js'),
+    import('../profiles/index.js'),
+    import('../problems/index.js'),
+  ]);
   if (e instanceof DeclarationError) {
     process.stderr.write(`${e.message.split('\n').map((l) => `sandcell: ${l}`).join('\n')}\n`);
     return EXIT_SETUP;
   }
-  if (e instanceof SubmissionError) {
+  if (e instanceof SeccompPolicyError || e instanceof SubmissionError) {
     process.stderr.write(`sandcell: ${e.message}\n`);
     return EXIT_SETUP;
   }

@@ -1,0 +1,110 @@
+/**
+ * `sandcell run`: one program in a new box (or, with SANDCELL_HOST, on a daemon), its output
+ * passed through and its status as the command's.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+
+import { run, setWarmBoxes, spawn, type Result } from '../index.js';
+import { RUN_HELP } from './help.js';
+import { parseRunArgs, type RunCommand } from './args.js';
+
+function exitCodeOf(r: Result): number {
+  if (r.exitCode !== null) return r.exitCode;
+  const n = r.signal ? osConstants.signals[r.signal as NodeJS.Signals] : undefined;
+  return 128 + (n ?? osConstants.signals.SIGKILL);
+}
+
+/**
+ * With --collect: the run happens in a living box so its files can be read after it ended. On a
+ * daemon (`runner`) every run goes this way: output comes back with the result.
+ */
+async function runCollecting(cmd: RunCommand, runner = run): Promise<number> {
+  if (cmd.options.stdin === undefined && !process.stdin.isTTY) cmd.options.stdin = process.stdin;
+  const r = await runner(cmd.options);
+  if (!cmd.json) {
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+  }
+  const saved: Record<string, { bytes: number; savedTo: string }> = {};
+  for (const [name, data] of Object.entries(r.files ?? {})) {
+    const to = join(cmd.collectTo, name);
+    mkdirSync(dirname(to), { recursive: true });
+    writeFileSync(to, data);
+    saved[name] = { bytes: data.length, savedTo: to };
+  }
+  for (const [name, why] of Object.entries(r.fileErrors ?? {})) process.stderr.write(`sandcell: collect ${name}: ${why}\n`);
+  return finish(cmd, { ...r, files: saved } as unknown as Result);
+}
+
+function finish(cmd: RunCommand, result: Result): number {
+  const json = JSON.stringify(result, null, 2) + '\n';
+  if (cmd.report !== null) writeFileSync(cmd.report, json);
+  if (cmd.json) process.stdout.write(json);
+  else if (result.status !== 'ok' && result.status !== 'nonzero-exit' && result.status !== 'signaled') {
+    process.stderr.write(`sandcell: ${result.status}${result.violation ? ` (${result.violation.syscall})` : ''}\n`);
+  }
+  return exitCodeOf(result);
+}
+
+async function runCommand(cmd: RunCommand): Promise<number> {
+  if (cmd.options.collect) return runCollecting(cmd);
+  const box = await spawn(cmd.options);
+  // The program's output passes through as it comes (or is only collected with --json) and is
+  // also kept for the report, within the output limit the box already enforces.
+  const keep = cmd.json || cmd.report !== null;
+  const captured: { stdout: Buffer[]; stderr: Buffer[] } = { stdout: [], stderr: [] };
+  const done = Promise.all(
+    (['stdout', 'stderr'] as const).map(
+      (name) =>
+        new Promise<void>((resolve) => {
+          const target = name === 'stdout' ? process.stdout : process.stderr;
+          box[name].on('data', (chunk: Buffer) => {
+            if (keep) captured[name].push(chunk);
+            if (!cmd.json) target.write(chunk);
+          });
+          box[name].on('end', resolve);
+          box[name].on('error', () => resolve());
+        }),
+    ),
+  );
+  if (box.stdin) {
+    process.stdin.on('error', () => undefined);
+    process.stdin.pipe(box.stdin);
+  }
+  let waited: Awaited<ReturnType<typeof box.wait>>;
+  try {
+    waited = await box.wait();
+    await done;
+  } finally {
+    // However the run ended, stdin is let go: a terminal still piped keeps this process alive.
+    process.stdin.unpipe();
+    process.stdin.destroy();
+  }
+  const result: Result = {
+    ...waited,
+    stdout: Buffer.concat(captured.stdout).toString('utf8'),
+    stderr: Buffer.concat(captured.stderr).toString('utf8'),
+  };
+  return finish(cmd, result);
+}
+
+export async function runVerb(rest: readonly string[]): Promise<number> {
+  // One run and the process ends: a box built ahead would only be built to be thrown away.
+  await setWarmBoxes(0);
+  const dash = rest.indexOf('--');
+  const flags = dash === -1 ? rest : rest.slice(0, dash);
+  if (flags.includes('--help') || flags.includes('-h')) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const cmd = parseRunArgs(rest);
+  if (cmd.profile !== null) {
+    const { loadProfiles, withProfile } = await import('../profiles/index.js');
+    cmd.options = withProfile(loadProfiles(cmd.config ?? undefined), cmd.profile, cmd.options);
+  }
+  const host = process.env.SANDCELL_HOST;
+  if (host) return await runCollecting(cmd, (await import('./remote.js')).remoteRunner(host));
+  return await runCommand(cmd);
+}

@@ -23,8 +23,28 @@ export interface CompiledFilter {
 
 /** A policy's filter for runs that may hold a terminal, and for runs that cannot (the same one when no rule is marked `terminal`). */
 export interface BoxFilter {
-  terminal: CompiledFilter;
-  noTerminal: CompiledFilter;
+  readonly terminal: CompiledFilter;
+  readonly noTerminal: CompiledFilter;
+}
+
+/**
+ * The one without the `terminal` rules is compiled at once: every run with the library's own
+ * stdio takes it, and a one-shot process needs no other. The one with them when a run first asks
+ * for it (a compile that fails then fails that run, src/launch/launcher.ts undoing its cgroup).
+ */
+class PolicyFilter implements BoxFilter {
+  private withTerminal: CompiledFilter | undefined;
+
+  constructor(
+    private readonly policy: SeccompPolicy,
+    readonly noTerminal: CompiledFilter,
+    private readonly without: SeccompPolicy,
+  ) {}
+
+  get terminal(): CompiledFilter {
+    this.withTerminal ??= this.without === this.policy ? this.noTerminal : compiledFilter(this.policy);
+    return this.withTerminal;
+  }
 }
 
 /**
@@ -64,9 +84,8 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
   const key = typeof choice === 'string' ? choice : JSON.stringify(policy, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
   let f = compiled.get(key);
   if (!f) {
-    const terminal = compiledFilter(policy);
     const without = withoutTerminalRules(policy);
-    f = { terminal, noTerminal: without === policy ? terminal : compiledFilter(without) };
+    f = new PolicyFilter(policy, compiledFilter(without), without);
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, f);
   }

@@ -239,12 +239,13 @@ async function startNew(c: Context, outcome: WarmOutcome): Promise<SandboxProces
   // A run in a living box gets its cgroup below the box's, so the box's limits still hold.
   const cgroup = c.pool && (!into || into.cgroup) ? await c.pool.take(cgroupLimits(c.o), into?.cgroup ?? undefined) : null;
   c.stages?.mark('cgroup');
-  // A plan to be weakened is made whole, sharing nothing with other runs' plans.
-  const run = planRun(c.how.weakenPlan ? { ...c.o, shape: null } : c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin });
-  c.how.weakenPlan?.(run.plan);
-  c.stages?.mark('plan');
+  let run: PlannedRun;
   let native: NativeSpawned;
   try {
+    // A plan to be weakened is made whole, sharing nothing with other runs' plans.
+    run = planRun(c.how.weakenPlan ? { ...c.o, shape: null } : c.o, { into: into ? 'living' : 'new', cgroup, filter: c.filter, stdin: c.how.stdin });
+    c.how.weakenPlan?.(run.plan);
+    c.stages?.mark('plan');
     native = await nativeSpawn(run.plan, into?.native.box, run.shape);
   } catch (e) {
     if (cgroup) await cgroup.destroy();

@@ -458,7 +458,6 @@ async function main(): Promise<void> {
     p();
     p('| piece | p50 ms | p90 ms | p99 ms | runs |\n|---|---:|---:|---:|---:|');
     try {
-      const distDir = resolve(benchDir, '..', 'dist');
       const opts = (await import(join(distDir, 'options.js'))) as { resolveOptions: (o: unknown) => unknown };
       const filter = (await import(join(distDir, 'launch', 'filter.js'))) as { filterFor: (c: unknown) => unknown };
       const cg = (await import(join(distDir, 'runtime.js'))) as {

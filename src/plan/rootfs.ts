@@ -196,16 +196,15 @@ export function boxRoot(o: RootOptions): NativeMount[] {
   mounts.push({ kind: 'proc', target: '/proc' });
   mounts.push(...devices(o));
   mounts.push({ kind: 'tmpfs', target: '/tmp', data: `${tmpfsBounds(o.tmpfsBytes)}mode=1777`, noSuid: true, noDev: true });
-  for (const m of o.mounts) {
-    if (m.type === 'bind') {
-      mounts.push({ kind: 'bind', source: m.source, target: m.target, readOnly: m.readonly, noSuid: true, noDev: true });
-    } else {
-      mounts.push({ kind: 'tmpfs', target: m.target, data: `${tmpfsBounds(m.sizeBytes)}mode=1777`, noSuid: true, noDev: true });
-    }
-  }
+  const volumes: NativeMount[] = o.mounts.map((m) =>
+    m.type === 'bind'
+      ? { kind: 'bind', source: m.source, target: m.target, readOnly: m.readonly, noSuid: true, noDev: true }
+      : { kind: 'tmpfs', target: m.target, data: `${tmpfsBounds(m.sizeBytes)}mode=1777`, noSuid: true, noDev: true },
+  );
   // The working directory is a writable tmpfs of its own unless it lies in something already
-  // mounted (or in a writable image), or is the root itself.
-  const covered = o.writable || o.cwdInImage === true || mounts.some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
+  // mounted (or in a writable image), or is the root itself. It comes before the caller's
+  // volumes: one inside it (a program bound at /work/main) is mounted on it, not hidden by it.
+  const covered = o.writable || o.cwdInImage === true || [...mounts, ...volumes].some((m) => (m.kind === 'bind' || m.kind === 'tmpfs' || m.kind === 'proc') && under(o.cwd, m.target));
   if (o.cwd === '/') {
     // The root is the image's (or the box's read-only tmpfs): nothing to mount or make.
   } else if (!covered) {
@@ -213,6 +212,7 @@ export function boxRoot(o: RootOptions): NativeMount[] {
   } else if (o.writable && o.cwdInImage !== true) {
     mounts.push({ kind: 'dir', target: o.cwd, mode: 0o755, programOwned: true });
   }
+  mounts.push(...volumes);
   mounts.push(...filesIn(o.cwd, o.files));
   return mounts;
 }

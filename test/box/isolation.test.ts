@@ -1,5 +1,7 @@
 // What a program inside the default box can see and do: only what the box gives it.
-import { mkdirSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -123,5 +125,22 @@ except OSError as e:
     );
     expect(r.stdout).toContain('null-ok\n4\n4\n');
     expect(r.stdout).toMatch(/\/dev\/new: Read-only file system\nshm-ok\n$/);
+  });
+
+  it('shows what is bound inside its working directory, on the working directory of its own', async () => {
+    const host = mkdtempSync(join(tmpdir(), 'sandcell-bind-in-cwd-'));
+    try {
+      chmodSync(host, 0o755);
+      writeFileSync(join(host, 'main.sh'), 'echo bound program\n', { mode: 0o755 });
+      mkdirSync(join(host, 'data'), { mode: 0o755 });
+      writeFileSync(join(host, 'data', 'in.txt'), 'bound data\n', { mode: 0o644 });
+      const r = await sh('./main.sh; cat data/in.txt; echo written > out.txt && cat out.txt', {
+        binds: [{ source: join(host, 'main.sh'), target: '/work/main.sh' }, { source: join(host, 'data'), target: '/work/data' }],
+      });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('bound program\nbound data\nwritten\n');
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
   });
 });

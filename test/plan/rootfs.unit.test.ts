@@ -68,12 +68,17 @@ describe('boxRoot with volumes and files', () => {
         { type: 'tmpfs', target: '/scratch', sizeBytes: 4096 },
       ],
     });
-    const tail = mounts.slice(mounts.findIndex((m) => m.target === '/tmp') + 1, -1);
+    const tail = mounts.slice(mounts.findIndex((m) => m.target === '/work') + 1);
     expect(tail).toEqual([
       { kind: 'bind', source: '/srv/in', target: '/in', readOnly: true, noSuid: true, noDev: true },
       { kind: 'bind', source: '/srv/out', target: '/out', readOnly: false, noSuid: true, noDev: true },
       { kind: 'tmpfs', target: '/scratch', data: 'size=4096,nr_inodes=64,mode=1777', noSuid: true, noDev: true },
     ]);
+  });
+
+  it("the working directory's tmpfs comes before the volumes, so that one inside it is not hidden by it", () => {
+    const mounts = root({ mounts: [{ type: 'bind', source: '/srv/main', target: '/work/main', readonly: true }] });
+    expect(mounts.map((m) => m.target).filter((t) => t.startsWith('/work'))).toEqual(['/work', '/work/main']);
   });
 
   it('a working directory inside a volume or /tmp gets no tmpfs of its own', () => {

@@ -7,9 +7,10 @@
 //   prints (stdout and stderr) must be what the block shows after it (`...` stands for any lines,
 //   or any text within a line); it must exit 0. Only safe, self-contained commands go there.
 // - every `sandcell <verb>` of a `sh` or `console` block names a verb that exists and only flags
-//   its `--help` lists; every `json` block parses.
+//   its `--help` lists; every `json` block parses; every file of the repository a page names
+//   (`src/...`, `test/...`, ...) exists.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +68,13 @@ function typeErrors(dir: string, checked: readonly Block[]): string[] {
   });
 }
 
+/** Whether a path with `*` in its last part (`test/security/attacks/*.c`) names any file. */
+function globMatches(path: string): boolean {
+  const dir = join(ROOT, dirname(path));
+  const name = new RegExp(`^${path.slice(path.lastIndexOf('/') + 1).split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return existsSync(dir) && readdirSync(dir).some((e) => name.test(e));
+}
+
 describe('documentation examples', () => {
   it('every TypeScript block type-checks against the package as a user imports it', () => {
     const checked = blocks.filter((b) => b.lang === 'ts' && b.marker !== 'fragment');
@@ -78,6 +86,23 @@ describe('documentation examples', () => {
     const kinds = new Set(['ts', 'sh', 'console', 'json', 'yaml', '']);
     expect(blocks.filter((b) => !kinds.has(b.lang)).map((b) => `${where(b)}: ${b.lang}`)).toEqual([]);
     expect(blocks.filter((b) => b.marker !== null && !(b.marker === 'fragment' && b.lang === 'ts')).map((b) => `${where(b)}: ${b.marker}`)).toEqual([]);
+  });
+
+  it('every file of the repository a page names exists', () => {
+    const named = /(?<![\w/.-])((?:src|test|native|bench|scripts|rootfs|contrib|examples|docs|soak|prebuilds)\/[\w./*-]*[\w*/])(?![\w./*<-])/g;
+    const missing: string[] = [];
+    let seen = 0;
+    for (const file of documentationFiles(ROOT)) {
+      readFileSync(join(ROOT, file), 'utf8').split('\n').forEach((text, k) => {
+        for (const [, path] of text.matchAll(named)) {
+          seen++;
+          const found = path!.includes('*') ? globMatches(path!) : existsSync(join(ROOT, path!));
+          if (!found) missing.push(`${file}:${k + 1}: ${path}`);
+        }
+      });
+    }
+    expect(seen).toBeGreaterThan(100);
+    expect(missing).toEqual([]);
   });
 
   it('every json block parses', () => {

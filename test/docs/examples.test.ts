@@ -9,7 +9,7 @@
 // - every `sandcell <verb>` of a `sh` or `console` block names a verb that exists and only flags
 //   its `--help` lists; every `json` block parses; every file of the repository a page names
 //   (`src/...`, `test/...`, ...) exists.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -117,33 +117,26 @@ describe('documentation examples', () => {
     expect(bad).toEqual([]);
   });
 
-  it('every sandcell command of a shell block names a verb that exists and flags it takes', () => {
-    const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
-    const main = cli(['--help']).stdout;
-    const help = new Map<string, string>();
-    // A verb is one the main help lists; its flags are those of its own --help, if it has one.
-    const helpOf = (verb: string) => {
-      let text = help.get(verb);
-      if (text === undefined) {
-        const own = cli([verb, '--help']);
-        text = !new RegExp(`^\\s+sandcell ${verb}\\b`, 'm').test(main) ? '' : own.status === 0 ? own.stdout : main;
-        help.set(verb, text);
-      }
-      return text;
-    };
+  it('every sandcell command of a shell block names a verb that exists and flags it takes', async () => {
+    const cli = (args: string[]) =>
+      new Promise<{ ok: boolean; stdout: string }>((resolve) =>
+        execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (e, stdout) => resolve({ ok: e === null, stdout })),
+      );
     const lines = blocks.filter((b) => b.lang === 'sh' || b.lang === 'console').flatMap((b) =>
       b.body.map((text, k) => ({ text: b.lang === 'console' ? (text.startsWith('$ ') ? text.slice(2) : '') : text, at: `${b.file}:${b.line + 1 + k}` })),
     );
+    const commands = lines.flatMap(({ text, at }) => sandcellCommandsOf(text).map((c) => ({ ...c, at })));
+    const verbs = [...new Set(commands.map((c) => c.verb))];
+    const [main, ...own] = await Promise.all([cli(['--help']), ...verbs.map((v) => cli([v, '--help']))]);
+    // A verb is one the main help lists; its flags are those of its own --help, if it has one.
+    const help = new Map(verbs.map((v, k) => [v, !new RegExp(`^\\s+sandcell ${v}\\b`, 'm').test(main!.stdout) ? '' : own[k]!.ok ? own[k]!.stdout : main!.stdout]));
     const wrong: string[] = [];
-    let seen = 0;
-    for (const { text, at } of lines) {
-      for (const { verb, flags } of sandcellCommandsOf(text)) {
-        seen++;
-        const text = helpOf(verb);
-        if (text === '') wrong.push(`${at}: sandcell ${verb}: no such command`);
-        for (const f of flags) if (f !== '--help' && !new RegExp(`${f}(?![\\w-])`).test(text)) wrong.push(`${at}: sandcell ${verb} has no ${f}`);
-      }
+    for (const { verb, flags, at } of commands) {
+      const text = help.get(verb) as string;
+      if (text === '') wrong.push(`${at}: sandcell ${verb}: no such command`);
+      for (const f of flags) if (f !== '--help' && !new RegExp(`${f}(?![\\w-])`).test(text)) wrong.push(`${at}: sandcell ${verb} has no ${f}`);
     }
+    const seen = commands.length;
     expect(seen).toBeGreaterThan(20);
     expect(wrong).toEqual([]);
   });

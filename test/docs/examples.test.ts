@@ -7,8 +7,8 @@
 //   prints (stdout and stderr) must be what the block shows after it (`...` stands for any lines,
 //   or any text within a line); it must exit 0. Only safe, self-contained commands go there.
 // - every `sandcell <verb>` of a `sh` or `console` block names a verb that exists and only flags
-//   its `--help` lists; every `json` block parses; every file of the repository a page names
-//   (`src/...`, `test/...`, ...) exists.
+//   its `--help` lists; every `json` block parses, every `yaml` block that is a sandcell.yaml
+//   (`sandcell: 1`) loads; every file of the repository a page names (`src/...`, ...) exists.
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { loadProfiles } from '../../src/profiles/index.js';
 import { requireRoot } from '../helpers/host.js';
 import { blocksOf, commandsOf, documentationFiles, outputMatches, sandcellCommandsOf, type Block } from './markdown.js';
 
@@ -110,6 +111,24 @@ describe('documentation examples', () => {
       try {
         JSON.parse(b.body.join('\n'));
         return [];
+      } catch (e) {
+        return [`${where(b)}: ${(e as Error).message}`];
+      }
+    });
+    expect(bad).toEqual([]);
+  });
+
+  it('every sandcell.yaml a page shows loads, its profiles resolved', () => {
+    const files = blocks.filter((b) => b.lang === 'yaml' && b.body[0] === 'sandcell: 1');
+    expect(files.length).toBeGreaterThan(0);
+    const bad = files.flatMap((b, k) => {
+      const file = join(tmp, `sandcell-${k}.yaml`);
+      writeFileSync(file, b.body.join('\n'));
+      try {
+        const profiles = loadProfiles(file);
+        // Each resolved (its `extends` chain, its options checked) as a run would take it.
+        for (const name of profiles.names()) profiles.resolve(name);
+        return profiles.names().length > 0 ? [] : [`${where(b)}: no profiles`];
       } catch (e) {
         return [`${where(b)}: ${(e as Error).message}`];
       }

@@ -8,7 +8,8 @@
 //   or any text within a line); it must exit 0. Only safe, self-contained commands go there.
 // - every `sandcell <verb>` of a `sh` or `console` block names a verb that exists and only flags
 //   its `--help` lists; every `json` block parses, every `yaml` block that is a sandcell.yaml
-//   (`sandcell: 1`) loads; every file of the repository a page names (`src/...`, ...) exists.
+//   (`sandcell: 1`) loads; every file of the repository a page names (`src/...`, ...) exists, and
+//   every camelCase name in its inline code (`setWarmBoxes`, `cgroupParent`) is in the sources.
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,6 +105,28 @@ describe('documentation examples', () => {
     }
     expect(seen).toBeGreaterThan(100);
     expect(missing).toEqual([]);
+  });
+
+  it('every camelCase name of inline code is one the sources have (or one of another project, listed here)', () => {
+    // Kubernetes' fields, which docs/containers.md names.
+    const theirs = new Set(['localhostProfile', 'RuntimeDefault', 'allowPrivilegeEscalation']);
+    const sources = ['src', 'native', 'scripts', 'bench', 'soak', 'rootfs', 'contrib', 'examples']
+      .flatMap((d) => readdirSync(join(ROOT, d), { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)))
+      .concat([join(ROOT, 'package.json'), join(ROOT, 'binding.gyp')])
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
+    const unknown = new Set<string>();
+    let seen = 0;
+    for (const file of documentationFiles(ROOT)) {
+      for (const [, code] of readFileSync(join(ROOT, file), 'utf8').matchAll(/`([^`\n]+)`/g)) {
+        for (const [name] of code!.matchAll(/\b(?:[a-z]+|[A-Z][a-z]+)[A-Z][A-Za-z0-9]*\b/g)) {
+          seen++;
+          if (!theirs.has(name) && !sources.includes(name)) unknown.add(`${file}: ${name}`);
+        }
+      }
+    }
+    expect(seen).toBeGreaterThan(100);
+    expect([...unknown]).toEqual([]);
   });
 
   it('every json block parses', () => {

@@ -6,7 +6,7 @@
 //   package's `sandcell` command on the PATH (`npx sandcell` runs that same command), and what it
 //   prints (stdout and stderr) must be what the block shows after it (`...` stands for any lines,
 //   or any text within a line); it must exit 0. Only safe, self-contained commands go there.
-// - every `sandcell <verb>` of a `sh` or `console` block names a verb that exists and only flags
+// - every `sandcell <verb>` of a `sh` or `console` block or of inline code names a verb that exists and only flags
 //   its `--help` lists; every `json` block parses, every `yaml` block that is a sandcell.yaml
 //   (`sandcell: 1`) loads; every file of the repository a page names (`src/...`, ...) exists, and
 //   every camelCase name in its inline code (`setWarmBoxes`, `cgroupParent`) is in the sources.
@@ -159,7 +159,7 @@ describe('documentation examples', () => {
     expect(bad).toEqual([]);
   });
 
-  it('every sandcell command of a shell block names a verb that exists and flags it takes', async () => {
+  it('every sandcell command of a shell block or inline code names a verb that exists and flags it takes', async () => {
     const cli = (args: string[]) =>
       new Promise<{ ok: boolean; stdout: string }>((resolve) =>
         execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (e, stdout) => resolve({ ok: e === null, stdout })),
@@ -167,6 +167,12 @@ describe('documentation examples', () => {
     const lines = blocks.filter((b) => b.lang === 'sh' || b.lang === 'console').flatMap((b) =>
       b.body.map((text, k) => ({ text: b.lang === 'console' ? (text.startsWith('$ ') ? text.slice(2) : '') : text, at: `${b.file}:${b.line + 1 + k}` })),
     );
+    // And the commands prose names in inline code (`sandcell network create judge-net`).
+    for (const file of documentationFiles(ROOT)) {
+      readFileSync(join(ROOT, file), 'utf8').split('\n').forEach((text, k) => {
+        for (const [, code] of text.matchAll(/`((?:npx )?sandcell [^`]+)`/g)) lines.push({ text: code!, at: `${file}:${k + 1}` });
+      });
+    }
     const commands = lines.flatMap(({ text, at }) => sandcellCommandsOf(text).map((c) => ({ ...c, at })));
     const verbs = [...new Set(commands.map((c) => c.verb))];
     const [main, ...own] = await Promise.all([cli(['--help']), ...verbs.map((v) => cli([v, '--help']))]);

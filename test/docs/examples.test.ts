@@ -6,10 +6,11 @@
 //   package's `sandcell` command on the PATH (`npx sandcell` runs that same command), and what it
 //   prints (stdout and stderr) must be what the block shows after it (`...` stands for any lines,
 //   or any text within a line); it must exit 0. Only safe, self-contained commands go there.
-// - every `sandcell <verb>` of a `sh` or `console` block or of inline code names a verb that exists and only flags
-//   its `--help` lists; every `json` block parses, every `yaml` block that is a sandcell.yaml
-//   (`sandcell: 1`) loads; every file of the repository a page names (`src/...`, ...) exists, and
-//   every camelCase name in its inline code (`setWarmBoxes`, `cgroupParent`) is in the sources.
+// - every `sandcell <verb>` of a `sh` or `console` block or of inline code names a verb that
+//   exists and only flags its `--help` lists; every `json` block parses, every `yaml` block that
+//   is a sandcell.yaml (`sandcell: 1`) loads; every file of the repository a page names
+//   (`src/...`, ...) exists, and every camelCase name of its inline code (`setWarmBoxes`,
+//   `cgroupParent`) is in the sources.
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

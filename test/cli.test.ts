@@ -134,4 +134,18 @@ describe('sandcell CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('ptrace');
   });
+
+  it('seccomp answers --help, and a name that is neither a preset nor a file with a usage error', () => {
+    const help = sandcell(['seccomp', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('sandcell seccomp explain <preset|policy.json>');
+    expect(sandcell(['seccomp', 'explain', '--help']).stdout).toBe(help.stdout);
+    const bare = sandcell(['seccomp']);
+    expect(bare.status).toBe(125);
+    expect(bare.stderr).toBe('sandcell: usage: sandcell seccomp explain <preset|policy.json>\n');
+    const missing = sandcell(['seccomp', 'explain', '/nonexistent/policy.json']);
+    expect(missing.status).toBe(125);
+    expect(missing.stderr).toMatch(/^sandcell: "\/nonexistent\/policy.json" is not a preset \(none, default, judge\) and cannot be read as a policy file: ENOENT/);
+    expect(missing.stderr).not.toContain('internal error');
+  });
 });

@@ -18,11 +18,39 @@ const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
 const EXIT_NOT_FOUND = 127;
 
-async function seccompExplain(args: readonly string[]): Promise<number> {
-  const what = args[0];
-  if (what === undefined || args.length !== 1) throw new UsageError('usage: sandcell seccomp explain <preset|policy.json>');
+const SECCOMP_HELP = `Usage: sandcell seccomp explain <preset|policy.json>
+
+Prints the decision table of a seccomp policy for this machine's architecture: a preset's name
+(none, default, judge) or a policy file in JSON, as --seccomp takes them.
+`;
+
+async function seccompCommand(args: readonly string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(SECCOMP_HELP);
+    return 0;
+  }
+  const [sub, what] = args;
+  if (sub !== 'explain' || what === undefined || args.length !== 2) throw new UsageError('usage: sandcell seccomp explain <preset|policy.json>');
   const { explain, hostArch, isPresetName, parsePolicy, presets } = await import('../seccomp/index.js');
-  const policy = isPresetName(what) ? presets[what] : parsePolicy(JSON.parse(readFileSync(what, 'utf8')));
+  let policy;
+  if (isPresetName(what)) {
+    policy = presets[what];
+  } else {
+    let text: string;
+    try {
+      text = readFileSync(what, 'utf8');
+    } catch (e) {
+      // Neither a preset nor a readable file: say both, not a stack trace.
+      throw new UsageError(`${JSON.stringify(what)} is not a preset (none, default, judge) and cannot be read as a policy file: ${(e as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`${what}: not JSON: ${(e as Error).message}`);
+    }
+    policy = parsePolicy(json);
+  }
   const arch = hostArch() ?? 'x86_64';
   process.stdout.write(explain(policy, arch) + '\n');
   return 0;
@@ -57,7 +85,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (verb === 'network') return await (await import('./network.js')).networkCommand(rest);
     if (verb === 'schema') return (await import('./schema.js')).schemaCommand(rest);
     if (verb === 'image') return await (await import('./image.js')).imageCommand(rest);
-    if (verb === 'seccomp' && rest[0] === 'explain') return await seccompExplain(rest.slice(1));
+    if (verb === 'seccomp') return await seccompCommand(rest);
     throw new UsageError(`unknown command ${JSON.stringify(verb)} (see sandcell --help)`);
   } catch (e) {
     return await failure(e);

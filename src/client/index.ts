@@ -14,6 +14,7 @@ import type { z } from 'zod';
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
 import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import { SandcellRemoteError } from './errors.js';
+import { WsReplyClock } from './frames.js';
 import { Http1Pool, tlsOptions, untrusted, type TlsOptions } from './http1.js';
 import { boxIdJson, boxListJson, decodeJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from './replies.js';
 import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
@@ -55,7 +56,10 @@ export interface ConnectOptions {
   /**
    * Milliseconds from the first byte of a reply to its last; a reply still incomplete then fails
    * with SandcellRemoteError `reply-timeout` and its connection is closed. The wait for the reply
-   * to begin is not bounded: that is the run. Default `DEFAULT_REPLY_TIMEOUT_MS` (2 minutes).
+   * to begin is not bounded: that is the run; nor is the wait after an interim reply (`100
+   * Continue` from a proxy, say), each of which is bounded on its own. Over a WebSocket the same
+   * holds of each frame, and of a message sent in fragments from its first frame to its last,
+   * but not of the time between them. Default `DEFAULT_REPLY_TIMEOUT_MS` (2 minutes).
    */
   replyTimeoutMs?: number;
 }
@@ -271,12 +275,12 @@ export function connect(options: ConnectOptions): Engine {
 
   const wsUrl = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
   const wsOptions = {
-    headers: options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {},
+    headers: authorization,
     maxPayload: maxReplyBytes,
     ...(tls !== null ? tlsOptions(host, tls) : {}),
   };
-  /** A refused upgrade: the daemon's error reply, as for any request, within the same bounds. */
-  const refused = (res: IncomingMessage): Promise<Error> =>
+  /** A refused upgrade: the daemon's error reply, as for any request, within the same bounds (`ms` left of its time). */
+  const refused = (res: IncomingMessage, ms: number): Promise<Error> =>
     new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -285,7 +289,7 @@ export function connect(options: ConnectOptions): Engine {
         res.destroy();
         resolve(e);
       };
-      const deadline = setTimeout(() => give(new SandcellRemoteError(res.statusCode ?? 0, 'reply-timeout', `the daemon's reply was not whole ${replyTimeoutMs} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), replyTimeoutMs);
+      const deadline = setTimeout(() => give(new SandcellRemoteError(res.statusCode ?? 0, 'reply-timeout', `the daemon's reply was not whole ${replyTimeoutMs} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), ms);
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > maxReplyBytes) give(new SandcellRemoteError(res.statusCode ?? 0, 'reply-too-large', `the daemon's reply has a body over ${maxReplyBytes} bytes (connect()'s maxReplyBytes)`, 'maxReplyBytes'));
@@ -295,11 +299,26 @@ export function connect(options: ConnectOptions): Engine {
       res.on('error', (e) => give(e));
     });
 
+  /**
+   * A WebSocket to the daemon whose replies are bounded in time as well as in size: `expired`
+   * gets the error once something begun was not whole in time (the connection then ends).
+   */
+  const openWs = (expired: (e: Error) => void): { ws: WebSocket; clock: WsReplyClock } => {
+    const clock = new WsReplyClock(replyTimeoutMs, https, (what) => {
+      const which = what === 'head' ? "reply to the WebSocket's upgrade" : 'WebSocket frame';
+      expired(new SandcellRemoteError(0, 'reply-timeout', `the daemon's ${which} was not whole ${replyTimeoutMs} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs'));
+      ws.terminate();
+    });
+    const ws = new WebSocket(wsUrl, { ...wsOptions, createConnection: clock.connect as unknown as typeof import('node:net').createConnection });
+    ws.on('upgrade', (res: IncomingMessage) => clock.upgraded(res.socket));
+    return { ws, clock };
+  };
+
   const sessions = new Set<RunSession>();
 
   const session = (): Promise<RunSession> =>
     new Promise<RunSession>((resolveOpen, rejectOpen) => {
-      const ws = new WebSocket(wsUrl, wsOptions);
+      const { ws, clock } = openWs((e) => end(e));
       let nextId = 1;
       let open = false;
       let closedBy: Error | null = null;
@@ -371,7 +390,7 @@ export function connect(options: ConnectOptions): Engine {
         resolveOpen(s);
       });
       ws.on('unexpected-response', (_req, res) => {
-        void refused(res).then((e) => {
+        void refused(res, clock.headLeft()).then((e) => {
           end(e);
           ws.terminate();
         });
@@ -390,11 +409,10 @@ export function connect(options: ConnectOptions): Engine {
 
   const spawnAt = async (o: SpawnOptions): Promise<RemoteProcess> => {
     const body = await optionsToJson(o);
-    const url = wsUrl;
     const signal = o.signal;
     if (signal?.aborted) throw abortError(signal);
     return new Promise<RemoteProcess>((resolveStarted, rejectStarted) => {
-      const ws = new WebSocket(url, wsOptions);
+      const { ws, clock } = openWs((e) => finish(e));
       let started = false;
       let ended = false;
       let resolveResult!: (r: Result) => void;
@@ -409,7 +427,10 @@ export function connect(options: ConnectOptions): Engine {
       const full = new Set<Readable>();
       const flow = (s: Readable): void => {
         full.delete(s);
-        if (full.size === 0) ws.resume();
+        if (full.size === 0) {
+          ws.resume();
+          clock.resume();
+        }
       };
       const stdout: Readable = new Readable({ read: () => flow(stdout) });
       const stderr: Readable = new Readable({ read: () => flow(stderr) });
@@ -417,6 +438,7 @@ export function connect(options: ConnectOptions): Engine {
         if (!s.push(data)) {
           full.add(s);
           ws.pause();
+          clock.pause();
         }
       };
       const frame = (f: unknown, cb?: (err?: Error) => void): void => {
@@ -468,12 +490,14 @@ export function connect(options: ConnectOptions): Engine {
       });
       ws.on('open', () => frame({ type: 'spawn', options: body }));
       ws.on('unexpected-response', (_req, res) => {
-        void refused(res).then((e) => {
+        void refused(res, clock.headLeft()).then((e) => {
           finish(e);
           ws.terminate();
         });
       });
       ws.on('message', (data: Buffer) => {
+        // Frames ws had already read when the box's end was decided (a stalled frame, a bad one) go nowhere.
+        if (ended) return;
         const f = frameOf(data, ws, finish);
         if (f === null) return;
         if (f.type === 'started') {

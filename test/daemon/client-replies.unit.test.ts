@@ -6,6 +6,7 @@ import { createHook } from 'node:async_hooks';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer as httpServer } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -180,13 +181,13 @@ describe('the client and a daemon answering malformed replies', () => {
   });
 });
 
-/** A fake daemon's WebSocket endpoint: `onFrame` answers each frame the client sends. */
-async function fakeWs(onFrame: (ws: ServerSocket, frame: { type: string; id?: number }) => void): Promise<{ socket: string; stop: () => Promise<void> }> {
+/** A fake daemon's WebSocket endpoint: `onFrame` answers each frame the client sends, through `ws` or in raw bytes on `raw`. */
+async function fakeWs(onFrame: (ws: ServerSocket, frame: { type: string; id?: number }, raw: Duplex) => void): Promise<{ socket: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-client-ws-'));
   const path = join(dir, 'd.sock');
   const wss = new WebSocketServer({ noServer: true });
   const srv = httpServer();
-  srv.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d: Buffer) => onFrame(ws, JSON.parse(d.toString()) as { type: string; id?: number }))));
+  srv.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d: Buffer) => onFrame(ws, JSON.parse(d.toString()) as { type: string; id?: number }, socket))));
   await new Promise<void>((r) => srv.listen(path, r));
   return {
     socket: path,
@@ -237,6 +238,140 @@ describe('the client and a daemon sending malformed WebSocket frames', () => {
     }
     expect(e).toBeInstanceOf(SandcellRemoteError);
     expect(e).toMatchObject({ code: c.code, message: expect.stringMatching(c.message) });
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
+  });
+});
+
+/** A server's frame (unmasked) of `text`, final or not: RFC 6455's header, then the payload. */
+function rawFrame(text: string, fin = true, opcode = 1): Buffer {
+  const payload = Buffer.from(text);
+  const head = payload.length < 126 ? Buffer.from([(fin ? 0x80 : 0) | opcode, payload.length]) : Buffer.from([(fin ? 0x80 : 0) | opcode, 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, payload]);
+}
+
+describe('the client and a daemon whose WebSocket replies stall', () => {
+  const STALL: ConnectOptions = { replyTimeoutMs: 300 };
+  const result = (id: number): string => JSON.stringify({ type: 'result', id, result: RESULT });
+  const stalls: { name: string; mode: 'session' | 'spawn' | 'spawned'; send: (raw: Duplex, id: number) => void }[] = [
+    { name: 'half a session result frame', mode: 'session', send: (raw, id) => raw.write(rawFrame(result(id)).subarray(0, 40)) },
+    { name: 'a frame header cut within its length', mode: 'session', send: (raw) => raw.write(Buffer.from([0x81, 126, 0x01])) },
+    { name: 'the first fragment of a message', mode: 'session', send: (raw, id) => raw.write(rawFrame(result(id).slice(0, 30), false)) },
+    {
+      name: 'a fragment, a ping, and no more of the message',
+      mode: 'session',
+      send: (raw, id) => {
+        raw.write(rawFrame(result(id).slice(0, 30), false));
+        raw.write(rawFrame('', true, 9));
+      },
+    },
+    { name: 'half a frame before the started frame', mode: 'spawn', send: (raw) => raw.write(rawFrame(JSON.stringify({ type: 'started', pid: 7 })).subarray(0, 10)) },
+    {
+      name: 'half an output frame after the started one',
+      mode: 'spawned',
+      send: (raw) => raw.write(Buffer.concat([rawFrame(JSON.stringify({ type: 'started', pid: 7 })), rawFrame(JSON.stringify({ type: 'stdout', data: { base64: 'aGk=' } })).subarray(0, 20)])),
+    },
+  ];
+
+  it.each(stalls)('$name: SandcellRemoteError reply-timeout, the connection closed, nothing left', async (c) => {
+    const leaks = watchLeaks();
+    let closed = 0;
+    const d = await fakeWs((_ws, f, raw) => {
+      raw.once('close', () => closed++);
+      c.send(raw, f.id ?? 0);
+    });
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS, ...STALL });
+    let e: unknown;
+    if (c.mode === 'session') {
+      const s = await engine.session();
+      e = await s.run({ command: ['/bin/true'] }).catch((err: unknown) => err);
+    } else if (c.mode === 'spawn') {
+      e = await engine.spawn({ command: ['/bin/cat'] }).catch((err: unknown) => err);
+    } else {
+      const p = await engine.spawn({ command: ['/bin/cat'] });
+      expect(p.pid).toBe(7);
+      e = await p.wait().catch((err: unknown) => err);
+    }
+    expect(e).toBeInstanceOf(SandcellRemoteError);
+    expect(e).toMatchObject({ code: 'reply-timeout', field: 'replyTimeoutMs', message: expect.stringMatching(/the daemon's WebSocket frame was not whole 300 ms after it began/) });
+    // The client closed it: the fake daemon kept it open.
+    for (let i = 0; i < 200 && closed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(closed).toBe(1);
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
+  });
+
+  it('an upgrade whose reply stalls within its head: reply-timeout, nothing left', async () => {
+    const leaks = watchLeaks();
+    const d = await fakeDaemon((socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n'));
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS, ...STALL });
+    const e = await engine.spawn({ command: ['/bin/cat'] }).catch((err: unknown) => err);
+    expect(e).toMatchObject({ name: 'SandcellRemoteError', code: 'reply-timeout', message: expect.stringMatching(/the daemon's reply to the WebSocket's upgrade was not whole 300 ms/) });
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
+  });
+
+  it('a frame left half read while the caller does not read its output is not timed: the client stopped reading, not the daemon', async () => {
+    const leaks = watchLeaks();
+    const chunk = Buffer.alloc(8192, 'x');
+    const d = await fakeWs((_ws, f, raw) => {
+      if (f.type !== 'spawn') return;
+      const output = Array.from({ length: 30 }, () => rawFrame(JSON.stringify({ type: 'stdout', data: { base64: chunk.toString('base64') } })));
+      const exit = rawFrame(JSON.stringify({ type: 'exit', result: { ...RESULT, stdout: '' } }));
+      // The client's stdout fills and it stops reading, with the exit frame half read.
+      raw.write(Buffer.concat([rawFrame(JSON.stringify({ type: 'started', pid: 7 })), ...output, exit.subarray(0, 10)]));
+      setTimeout(() => raw.write(exit.subarray(10)), 600);
+    });
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...STALL });
+    const p = await engine.spawn({ command: ['/bin/cat'] });
+    await new Promise((r) => setTimeout(r, 1000));
+    const read = (async () => {
+      let n = 0;
+      for await (const c of p.stdout) n += (c as Buffer).length;
+      return n;
+    })();
+    expect(await p.wait()).toMatchObject({ status: 'ok' });
+    expect(await read).toBe(30 * 8192);
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
+  });
+
+  it('a frame in pieces, a message in fragments with a ping between them, each whole within the bound, after a wait longer than it: read', async () => {
+    const leaks = watchLeaks();
+    const later = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const d = await fakeWs((_ws, f, raw) => {
+      void (async () => {
+        // Nothing begun for longer than the bound: the run's own time, not a stalled reply.
+        await later(700);
+        const ping = rawFrame('are you there', true, 9);
+        raw.write(ping.subarray(0, 5));
+        await later(100);
+        raw.write(ping.subarray(5));
+        await later(400);
+        const text = result(f.id ?? 0);
+        raw.write(rawFrame(text.slice(0, 20), false));
+        await later(100);
+        raw.write(rawFrame('', true, 9));
+        await later(100);
+        raw.write(rawFrame(text.slice(20), true, 0));
+      })();
+    });
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS, ...STALL });
+    const s = await engine.session();
+    expect(await s.run({ command: ['/bin/true'] })).toEqual(RESULT);
+    await s.close();
     engine.close();
     await d.stop();
     cleanups.pop();

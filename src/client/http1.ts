@@ -53,6 +53,11 @@ export interface Http1Request {
 const MAX_HEAD = 64 * 1024;
 /** Most header lines in one head: the daemon sends about ten, a proxy adds a few. */
 const MAX_HEADERS = 128;
+/**
+ * Most interim replies before the real one: a proxy sends one `100 Continue`, a server that
+ * says it is still working (`102 Processing`) one every few seconds of a long run.
+ */
+const MAX_INTERIM = 100;
 /** Longest chunk size line, extensions included. */
 const MAX_CHUNK_LINE = 4096;
 /** 13 hex digits stay below 2^53: a larger chunk could not be counted exactly, nor held. */
@@ -127,6 +132,8 @@ class Connection {
   private head: Buffer = EMPTY;
   /** Head bytes of this reply: its interim replies, its head, its trailers. */
   private headBytes = 0;
+  /** Interim replies read before this reply's own head. */
+  private interim = 0;
   private status = 0;
   private headers: Record<string, string> = {};
   private keep = false;
@@ -136,7 +143,10 @@ class Connection {
   private line = '';
   private body: Buffer[] = [];
   private received = 0;
-  /** Bounds the reply once it has begun: a daemon that drips it is given up. */
+  /**
+   * Bounds the reply once it has begun: a daemon that drips it is given up. An interim reply is
+   * bounded on its own: after it, the reply begins when the daemon has it.
+   */
   private deadline: NodeJS.Timeout | null = null;
 
   constructor(
@@ -158,6 +168,7 @@ class Connection {
     this.stage = 'head';
     this.head = EMPTY;
     this.headBytes = 0;
+    this.interim = 0;
     this.status = 0;
     this.headers = {};
     this.body = [];
@@ -228,11 +239,7 @@ class Connection {
       this.socket.destroy();
       return;
     }
-    if (!this.answered) {
-      this.answered = true;
-      const ms = this.limits.timeoutMs;
-      this.deadline = setTimeout(() => this.destroy(new SandcellRemoteError(this.status, 'reply-timeout', `the daemon's reply was not whole ${ms} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), ms);
-    }
+    this.answered = true;
     try {
       this.consume(d);
     } catch (e) {
@@ -267,6 +274,10 @@ class Connection {
   }
 
   private readHead(data: Buffer): Buffer {
+    if (this.deadline === null) {
+      const ms = this.limits.timeoutMs;
+      this.deadline = setTimeout(() => this.destroy(new SandcellRemoteError(this.status, 'reply-timeout', `the daemon's reply was not whole ${ms} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), ms);
+    }
     const all = this.head.length === 0 ? data : Buffer.concat([this.head, data]);
     const end = all.indexOf('\r\n\r\n');
     if (this.headBytes + (end < 0 ? all.length : end + 4) > MAX_HEAD) {
@@ -297,8 +308,14 @@ class Connection {
       const key = name.toLowerCase();
       headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
     }
-    // An interim reply (100 Continue and the like): the real one follows.
-    if (status < 200) return;
+    if (status < 200) {
+      // A protocol switch nobody asked for: what follows is no HTTP the client could read.
+      if (status === 101) throw badReply(status, 'a 101 Switching Protocols the client did not ask for');
+      if (++this.interim > MAX_INTERIM) throw new SandcellRemoteError(status, 'reply-too-large', `the daemon's reply has over ${MAX_INTERIM} interim (1xx) replies before it`);
+      // An interim reply (100 Continue and the like): the real one follows, in its own time.
+      this.stopDeadline();
+      return;
+    }
     this.status = status;
     this.headers = headers;
     const connection = (headers.connection ?? '').toLowerCase();

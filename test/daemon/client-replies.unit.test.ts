@@ -126,7 +126,10 @@ const cases: Case[] = [
   { name: 'a connection closed within the head', answer: end('HTTP/1.1 200 OK\r\ncontent-'), code: 'closed', message: /within its head/ },
   { name: 'a connection destroyed within the body', answer: (s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{', () => s.destroy()), code: 'closed', message: /after 1 of the 10 bytes/ },
   { name: 'a head over 64 KiB', answer: `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(70_000)}\r\n\r\n`, code: 'reply-too-large', message: /a head over 65536 bytes/ },
-  { name: 'interim replies without end', answer: 'HTTP/1.1 100 Continue\r\n\r\n'.repeat(3000), code: 'reply-too-large', message: /a head over 65536 bytes/ },
+  { name: 'interim replies without end', answer: 'HTTP/1.1 102 Processing\r\n\r\n'.repeat(3000), code: 'reply-too-large', message: /over 100 interim \(1xx\) replies before it/ },
+  { name: 'interim replies over 64 KiB', answer: `HTTP/1.1 103 Early Hints\r\nlink: ${'a'.repeat(30_000)}\r\n\r\n`.repeat(3), code: 'reply-too-large', message: /a head over 65536 bytes/ },
+  { name: 'an interim reply that drips', answer: (s) => drip(s, `HTTP/1.1 100 Continue\r\n${'x-slow: 1\r\n'.repeat(100)}\r\n`), code: 'reply-timeout', message: /not whole 400 ms after it began/, field: 'replyTimeoutMs', options: DRIP },
+  { name: 'a protocol switch not asked for', answer: `HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n${jsonReply('{"version":"1.0.0","api":1,"features":[]}')}`, code: 'bad-reply', message: /a 101 Switching Protocols the client did not ask for/ },
   { name: 'too many header lines', answer: `HTTP/1.1 200 OK\r\n${'x-n: 1\r\n'.repeat(200)}content-length: 0\r\n\r\n`, code: 'reply-too-large', message: /over 128 header lines/ },
   { name: 'trailers over 64 KiB', answer: `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n${'x-t: 1234567890\r\n'.repeat(5000)}\r\n`, code: 'reply-too-large', message: /a head and trailers over 65536 bytes/ },
   { name: 'a head that drips', answer: (s) => drip(s, `HTTP/1.1 200 OK\r\n${'x-slow: 1\r\n'.repeat(100)}\r\n`), code: 'reply-timeout', message: /not whole 400 ms after it began/, field: 'replyTimeoutMs', options: DRIP },
@@ -168,6 +171,24 @@ describe('the client and a daemon answering malformed replies', () => {
     expect(await engine.version()).toEqual({ version: '1.0.0', api: 1, features: [] });
     // Checked, not rewritten: a field the client's shape does not name still reaches the caller.
     expect(await engine.run({ command: ['/bin/true'] })).toEqual({ ...RESULT, network: { connections: [] } });
+  });
+
+  it('interim replies are skipped, and the reply timed from its own first byte: not from theirs', async () => {
+    const leaks = watchLeaks();
+    const version = '{"version":"1.0.0","api":1,"features":[]}';
+    const d = await fakeDaemon((socket) => {
+      socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nx-a: 1\r\n\r\n');
+      // Later than the bound after them: the run's own time.
+      setTimeout(() => socket.write(`HTTP/1.1 103 Early Hints\r\n\r\n${jsonReply(version)}`), 1000);
+    });
+    cleanups.push(d.stop);
+    const engine = connect({ socket: d.socket, ...LIMITS, ...DRIP });
+    expect(await engine.version()).toEqual(JSON.parse(version));
+    expect(await engine.version()).toEqual(JSON.parse(version));
+    engine.close();
+    await d.stop();
+    cleanups.pop();
+    expect(await leaks()).toEqual({});
   });
 
   it('connect() refuses limits that are no positive whole number, and TLS options on a plain url', () => {

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, checkOptions, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type ParsedOptions, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions, type SpawnOptions } from '../index.js';
+import { SandboxOptionsError, SandboxSetupError, checkOptions, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions } from '../index.js';
 import { Admission } from './admission.js';
 import { Boxes } from './boxes.js';
 import { HttpError, badRequest } from './http-error.js';
@@ -294,7 +294,7 @@ export class Daemon {
       res.end(text);
     },
     run: async (ctx, res) => {
-      const options = this.checkRun(await this.readJson(ctx.req), ctx.signal);
+      const options = this.checkRun(runRequest, await this.readJson(ctx.req), ctx.signal);
       const runner = this.config.runner ?? run;
       this.send(res, 200, resultToJson(await this.admitted(ctx, 'run', () => runner(options))));
     },
@@ -302,8 +302,8 @@ export class Daemon {
       throw new HttpError(426, 'upgrade-required', 'GET /v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket', undefined, { upgrade: 'websocket', connection: 'Upgrade' });
     },
     createBox: async (ctx, res) => {
-      const body = this.decodeBox(await this.readJson(ctx.req));
-      const options = applyPolicy(this.config.policy, parseOptions('sandbox', body), body, true);
+      const { body, parsed } = this.wireChecked(boxRequest, await this.readJson(ctx.req), (b) => ({ body: b as SandboxOptions, parsed: parseOptions('sandbox', b) }));
+      const options = applyPolicy(this.config.policy, parsed, body, true);
       if (this.boxes.countOf(ctx.client) >= this.config.policy.maxBoxesPerClient) {
         throw new HttpError(403, 'forbidden', `a client may hold at most ${this.config.policy.maxBoxesPerClient} boxes`);
       }
@@ -382,8 +382,7 @@ export class Daemon {
         options: (body) => {
           if (this.draining) throw new HttpError(503, 'draining', 'the daemon is shutting down', undefined, { 'retry-after': '1' });
           if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid-options', 'options must be an object', 'options');
-          const decoded = this.decodeRun(spawnRequest, body as Record<string, unknown>) as SpawnOptions;
-          return applyPolicy(this.config.policy, parseOptions('run', decoded), decoded, true);
+          return this.checkRun(spawnRequest, body as Record<string, unknown>, ac.signal);
         },
         admitted: (fn) => this.admitted(ctx, 'spawn', fn),
         run: async (body, cancel) => {
@@ -391,7 +390,7 @@ export class Daemon {
           if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid-options', 'options must be an object', 'options');
           // The run ends when its connection drops or its client cancels it, whichever comes first.
           const one: Ctx = { ...ctx, signal: AbortSignal.any([ac.signal, cancel]) };
-          const options = this.checkRun(body as Record<string, unknown>, one.signal);
+          const options = this.checkRun(runRequest, body as Record<string, unknown>, one.signal);
           return resultToJson(await this.admitted(one, 'run', () => run(options)));
         },
         onDrain: (close) => {
@@ -505,12 +504,13 @@ export class Daemon {
   }
 
   /**
-   * A run's JSON options decoded and checked by the library, with the limits the policy sets and
-   * the request's signal, then judged by the policy: `run()` takes them without a second check.
-   * Options the policy changes (a bind source given as its real path) are checked again.
+   * A run's (or a spawn's, `schema` its wire form) JSON options decoded and checked by the
+   * library, with the limits the policy sets and the request's signal, then judged by the policy:
+   * `run()` and `spawn()` take them without a second check. Options the policy changes (a bind
+   * source given as its real path) are checked again.
    */
-  private checkRun(json: Record<string, unknown>, signal: AbortSignal): RunOptions {
-    const checked = this.wireChecked(runRequest, json, (body) => checkOptions({ ...withCeilings(this.config.policy, body), signal }));
+  private checkRun(schema: z.ZodObject, json: Record<string, unknown>, signal: AbortSignal): RunOptions {
+    const checked = this.wireChecked(schema, json, (body) => checkOptions({ ...withCeilings(this.config.policy, body), signal }));
     const options = applyPolicy(this.config.policy, parseOptions('run', checked), checked, false);
     return options === checked ? checked : checkOptions(options);
   }
@@ -521,10 +521,11 @@ export class Daemon {
    * are checked the library's schema checks everything else the wire schema would: the body is
    * walked by one schema, not two (the second walk was a quarter of the daemon's CPU on a run's
    * path, with its caches cold after idling). Whatever is refused is checked by the wire schema
-   * first, so the error is the one that schema gives, as when it checked every body.
+   * first, so the error is the one that schema gives, as when it checked every body. A field the
+   * wire schema does not take (a signal; a spawn's stdin, which comes in frames) goes to it first.
    */
-  private wireChecked<T>(schema: z.ZodType, json: Record<string, unknown>, check: (body: RunOptions) => T): T {
-    const formsOk = !('signal' in json) && (json.stdin === undefined || typeof json.stdin === 'string' || bytesJson.safeParse(json.stdin).success) && (json.files === undefined || filesJson.safeParse(json.files).success);
+  private wireChecked<T>(schema: z.ZodObject, json: Record<string, unknown>, check: (body: RunOptions) => T): T {
+    const formsOk = Object.keys(json).every((k) => Object.hasOwn(schema.shape, k)) && (json.stdin === undefined || typeof json.stdin === 'string' || bytesJson.safeParse(json.stdin).success) && (json.files === undefined || filesJson.safeParse(json.files).success);
     if (!formsOk) return check(this.decodeRun(schema, json));
     try {
       return check(this.decodeBytes(json));
@@ -532,13 +533,6 @@ export class Daemon {
       checkBody(schema, json);
       throw e;
     }
-  }
-
-  private decodeBox(body: Record<string, unknown>): SandboxOptions {
-    checkBody(boxRequest, body);
-    const out: Record<string, unknown> = { ...body };
-    if (body.files !== undefined) out.files = this.decodeFiles(body.files);
-    return out as SandboxOptions;
   }
 
   private send(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {

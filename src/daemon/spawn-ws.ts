@@ -27,7 +27,10 @@ const LOW_WATER = 256 * 1024;
 export interface SpawnHooks {
   /** Aborted when the connection ends before the box does. */
   signal: AbortSignal;
-  /** The client's options decoded, checked and bounded by the policy, as for /v1/run. */
+  /**
+   * The client's options decoded, checked and bounded by the policy, as for /v1/run, with
+   * `signal` in them: spawn() takes them as they are, without checking them again.
+   */
   options(body: unknown): SpawnOptions;
   /** Runs `fn` holding an admission slot for the whole spawn. */
   admitted(fn: (signal: AbortSignal) => Promise<Result>): Promise<Result>;
@@ -133,8 +136,8 @@ export function serveSpawn(ws: WebSocket, hooks: SpawnHooks): Promise<void> {
   const start = (options: SpawnOptions): void => {
     state = 'starting';
     work = hooks
-      .admitted(async (signal) => {
-        const p = await spawn({ ...options, signal });
+      .admitted(async () => {
+        const p = await spawn(options);
         proc = p;
         // The program's stdin closing early is the program's business, not an error of the daemon.
         p.stdin?.on('error', () => undefined);

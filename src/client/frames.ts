@@ -50,7 +50,7 @@ export class WsReplyClock {
       // As ws's own: a certificate names a host, never an address.
       const servername = options.servername ?? (isIP(options.host ?? '') === 0 ? options.host : '');
       socket = tlsConnect({ ...options, path: undefined, servername } as ConnectionOptions);
-    } else socket = netConnect(options);
+    } else socket = netConnect({ ...options, path: undefined } as NetConnectOpts);
     this.headSocket = socket;
     socket.on('data', this.headBytes);
     socket.once('close', () => this.stop());

@@ -340,6 +340,33 @@ describe('the client and a daemon whose WebSocket replies stall', () => {
     expect(await leaks()).toEqual({});
   });
 
+  it('over TCP too: a session and a spawn on a daemon at http://127.0.0.1', async () => {
+    const leaks = watchLeaks();
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    wss.on('connection', (ws) =>
+      ws.on('message', (d: Buffer) => {
+        const f = JSON.parse(d.toString()) as { type: string; id?: number };
+        if (f.type === 'run') ws.send(result(f.id ?? 0));
+        if (f.type === 'spawn') {
+          ws.send(JSON.stringify({ type: 'started', pid: 7 }));
+          ws.send(JSON.stringify({ type: 'exit', result: RESULT }));
+        }
+      }),
+    );
+    const engine = connect({ url: `http://127.0.0.1:${(wss.address() as { port: number }).port}`, token: 't', ...STALL });
+    const s = await engine.session();
+    expect(await s.run({ command: ['/bin/true'] })).toEqual(RESULT);
+    await s.close();
+    const p = await engine.spawn({ command: ['/bin/true'] });
+    p.stdout.resume();
+    expect(await p.wait()).toEqual(RESULT);
+    engine.close();
+    for (const ws of wss.clients) ws.terminate();
+    await new Promise((r) => wss.close(r));
+    expect(await leaks()).toEqual({});
+  });
+
   it('a frame left half read while the caller does not read its output is not timed: the client stopped reading, not the daemon', async () => {
     const leaks = watchLeaks();
     const chunk = Buffer.alloc(8192, 'x');

@@ -6,7 +6,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
-import { namespacesReleased } from '../../src/native.js';
 import { idleCgroupDirs, warmBoxes } from '../../src/runtime.js';
 
 export function requireRoot(suite = 'this suite'): void {
@@ -22,12 +21,16 @@ export function requireRoot(suite = 'this suite'): void {
  */
 export async function openFds(): Promise<number> {
   await warmBoxes.drain();
-  // Ended boxes' mount namespaces are let go just after their results.
-  await namespacesReleased();
-  // A descriptor of a run that just ended can still be on its way to being closed (the suite
-  // once counted one more before a test than after it, under the full suite's load): the count
-  // is taken once it holds still for 50 ms, at most 2 s. A leaked descriptor never closes, so it
-  // is counted all the same.
+  // What the library does after a run goes on on worker threads, each with files of its own open
+  // for a moment: a finished run's cgroup read and removed, cgroups made ahead for the next runs
+  // and their limits written, an ended box's mount namespace let go. A count taken meanwhile can
+  // catch one (two counts 50 ms apart can each catch one, and agree): the suite once counted one
+  // more before a test than after it, under the full suite's load. So the count waits for that
+  // work to be done.
+  await idleCgroupDirs();
+  // A spawn's output sockets close a turn or two after their end: the count is taken once it
+  // holds still for 50 ms, at most 2 s. A leaked descriptor never closes, so it is counted all
+  // the same.
   let n = readdirSync('/proc/self/fd').length;
   for (let i = 0; i < 40; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));

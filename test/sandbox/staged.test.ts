@@ -2,11 +2,11 @@
 // plan. A run that takes it must behave exactly as one joined now (its own program, environment,
 // files, stdin, limits and filter; only its own processes in view), a second run at the same time
 // joins now, and a box destroyed while a run is staged leaves nothing behind.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { onDebugEvent, Sandbox, type DebugEvent, type SandboxProcess } from '../../src/index.js';
-import { childPids, mountTable, requireRoot, runCgroupsInUse } from '../helpers/host.js';
+import { childPids, mountTable, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
 
 type Staged = Extract<DebugEvent, { event: 'staged' }>;
 type Start = Extract<DebugEvent, { event: 'start' }>;
@@ -52,10 +52,6 @@ async function text(stream: NodeJS.ReadableStream | null): Promise<string> {
   let s = '';
   for await (const c of stream ?? []) s += String(c);
   return s;
-}
-
-function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
 }
 
 describe('a staged run in a living box', () => {
@@ -142,7 +138,7 @@ describe('a staged run in a living box', () => {
 
   it('a box destroyed with a run staged leaves no process, cgroup, mount or descriptor', async () => {
     const mounts = mountTable();
-    const fds = openFds();
+    const fds = await openFds();
     const box = await Sandbox.create();
     const pid = await stagedPid(box);
     const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
@@ -159,7 +155,7 @@ describe('a staged run in a living box', () => {
     expect(await childPids()).toEqual([]);
     expect(await runCgroupsInUse()).toEqual([]);
     expect(mountTable()).toBe(mounts);
-    expect(openFds()).toBe(fds);
+    expect(await openFds()).toBe(fds);
   });
 
   it('a box built for one run (run() with collect) stages nothing', async () => {

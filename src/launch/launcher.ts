@@ -79,9 +79,10 @@ export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxPr
     }
   }
   proc ??= await startNew(ctx, outcome);
-  // The next box of this shape is built once this run is over, not while it starts or runs.
+  // The next box of this shape is built once this run is over for its caller (its output
+  // collected too), not while it starts or runs, nor ahead of the caller's continuation.
   const again = buildAgain(key, shape, pool, o.privateNetwork);
-  proc.wait().then(again, again);
+  proc.settled().then(again, again);
   return proc;
 }
 

@@ -19,7 +19,7 @@ import type { PublishedAddress } from '../network/publish.js';
 import type { ResolvedOptions } from '../options.js';
 import { deriveStatus, describeViolation, signalName, type KillReason, type LimitsEnforced, type Result } from '../result.js';
 import { removeAfterRun } from '../runtime.js';
-import { CollectedOutput, outputText, programInput, programOutput, type ProgramOutput } from './io.js';
+import { CollectedOutput, outputText, programInput, programOutput, type KeptOutput, type ProgramOutput } from './io.js';
 
 /** After asking the init to end the box, how long before the init itself is killed. */
 const TERMINATE_GRACE_MS = 1000;
@@ -63,6 +63,8 @@ export class SandboxProcess {
   private endedAtMs: number | null = null;
   private terminateTimer: NodeJS.Timeout | null = null;
   private readonly result: Promise<Result>;
+  /** run(): the result with the output kept, once both are in. */
+  private readonly whole: Promise<[Result, KeptOutput]> | null;
   private readonly onAbort = (): void => {
     this.end('aborted');
   };
@@ -100,6 +102,10 @@ export class SandboxProcess {
         this.finish(exit).then(resolve, reject);
       });
     });
+
+    this.whole = this.collected ? Promise.all([this.result, this.collected.done]) : null;
+    // Its rejection is the result's, which the caller gets from collectOutput() or wait().
+    this.whole?.catch(() => undefined);
 
     const l = options.limits;
     this.wall = l.wallTimeMs !== null ? new WallTimeLimit(l.wallTimeMs, () => this.end('wall-time-limit')) : null;
@@ -166,6 +172,14 @@ export class SandboxProcess {
     await this.result;
   }
 
+  /**
+   * @internal Settles once the run is over for its caller: its result, and with `output: 'collect'`
+   * its output too (which may come after the result).
+   */
+  settled(): Promise<unknown> {
+    return this.whole ?? this.result;
+  }
+
   /** @internal The run's input, given up front (a box started with `output: 'collect'`). */
   feed(input: string | Uint8Array | Readable | null): void {
     const fd = this.stdinFd;
@@ -175,8 +189,8 @@ export class SandboxProcess {
 
   /** @internal The result with the output kept in memory (a box started with `output: 'collect'`). */
   async collectOutput(): Promise<Result> {
-    if (!this.collected) throw new Error('this box streams its output');
-    const [result, kept] = await Promise.all([this.result, this.collected.done]);
+    if (!this.whole) throw new Error('this box streams its output');
+    const [result, kept] = await this.whole;
     return {
       ...result,
       stdout: outputText(kept.stdout),

@@ -17,6 +17,7 @@ import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
 import { RUN_WALL_TIME_MS } from './limits/wall-time.js';
 import { privileged } from './privilege.js';
 import { isPresetName, parsePolicy, presetNames, SeccompPolicyError, type PresetName, type SeccompPolicy } from './seccomp/index.js';
+import { policyPathParts } from './seccomp/policy.js';
 import { parseDuration, parseSize, type Duration, type Size } from './units.js';
 
 export type { Duration, Size } from './units.js';
@@ -505,7 +506,7 @@ function resolveSeccomp(value: unknown, issues: OptionIssue[]): PresetName | Sec
     return parsePolicy(value);
   } catch (e) {
     if (!(e instanceof SeccompPolicyError)) throw e;
-    for (const i of e.issues) issues.push({ path: i.path ? `seccomp.${i.path}` : 'seccomp', message: i.message });
+    for (const i of e.issues) issues.push({ path: formatOptionPath(['seccomp', ...policyPathParts(i.path)]), message: i.message });
     return undefined;
   }
 }

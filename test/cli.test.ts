@@ -129,6 +129,22 @@ describe('sandcell CLI', () => {
     expect(r.stderr).toMatch(/^SANDCELL \d+: end pid=\d+ status=ok /m);
   });
 
+  it('--file keeps the host file\'s permission bits: a script copied in runs, a plain file stays unexecutable', () => {
+    const script = join(tmp, 'hello.sh');
+    writeFileSync(script, '#!/bin/sh\necho from the copy\n');
+    chmodSync(script, 0o755);
+    const ran = sandcell(['run', '--file', `hello.sh=@${script}`, '--', './hello.sh']);
+    expect(ran.stderr).toBe('');
+    expect(ran.stdout).toBe('from the copy\n');
+    expect(ran.status).toBe(0);
+    const plain = join(tmp, 'plain.sh');
+    writeFileSync(plain, '#!/bin/sh\necho no\n');
+    chmodSync(plain, 0o644);
+    const listed = sandcell(['run', '--file', `hello.sh=@${script}`, '--file', `plain.sh=@${plain}`, '--', '/bin/sh', '-c', 'stat -c "%n %a" hello.sh plain.sh']);
+    expect(listed.stdout).toBe('hello.sh 755\nplain.sh 644\n');
+    expect(sandcell(['run', '--file', `plain.sh=@${plain}`, '--', './plain.sh']).status).toBe(126);
+  });
+
   it('seccomp explain prints a decision table', () => {
     const r = sandcell(['seccomp', 'explain', 'default']);
     expect(r.status).toBe(0);

@@ -2,9 +2,9 @@
  * `sandcell run` arguments → RunOptions. Only syntax is checked here; the values go through the
  * same validation as the library's options.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 
-import type { Bind, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../index.js';
+import type { Bind, FileContent, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../index.js';
 import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
 import { flagsOf, unknownFlag, UsageError } from './flags.js';
 
@@ -56,14 +56,21 @@ function parseMount(spec: string): Mount {
   return { type: 'tmpfs', target, ...(size ? { size } : {}) };
 }
 
-function parseFile(spec: string): [string, Buffer] {
+function parseFile(spec: string): [string, FileContent] {
   const at = spec.indexOf('=@');
   if (at <= 0) throw new UsageError(`--file ${spec}: expected <name>=@<host path>`);
   const path = spec.slice(at + 2);
+  let fd: number | undefined;
   try {
-    return [spec.slice(0, at), readFileSync(path)];
+    fd = openSync(path, 'r');
+    // The host file's permission bits go with it, as cp keeps them: a program copied in stays
+    // executable. Read from the one descriptor, so the mode is the bytes' own.
+    const mode = fstatSync(fd).mode & 0o777;
+    return [spec.slice(0, at), { data: readFileSync(fd), mode }];
   } catch (e) {
     throw new UsageError(`--file ${spec}: cannot read ${path} (${(e as Error).message})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

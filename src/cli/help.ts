@@ -53,7 +53,8 @@ The box:
   --entrypoint <prog>  with --image: run <prog> with the operands instead of the image's
                        Entrypoint and Cmd ('' : the operands are the whole command)
   --writable           with --image: a copy-on-write layer over it, discarded with the box
-  --file <name>=@<path>  put a host file in the working directory before the run (repeatable)
+  --file <name>=@<path>  put a copy of a host file, with its permission bits, in the working
+                       directory before the run (repeatable)
   --collect <pattern>  read files back from the working directory after the run (repeatable;
                        * and ? match within a name); symlinks and special files are refused
   --collect-to <dir>   where collected files are written (default: the current directory)

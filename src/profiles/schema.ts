@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 import { profileFieldSchemas } from '../options.js';
 import { parsePolicy, presetNames, SeccompPolicyError } from '../seccomp/index.js';
+import { policyPathParts } from '../seccomp/policy.js';
 
 export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -18,14 +19,9 @@ const seccompField = z.union([z.enum(presetNames), z.looseObject({})]).superRefi
     parsePolicy(value);
   } catch (e) {
     if (!(e instanceof SeccompPolicyError)) throw e;
-    for (const i of e.issues) ctx.addIssue({ code: 'custom', message: i.message, path: policyPath(i.path) });
+    for (const i of e.issues) ctx.addIssue({ code: 'custom', message: i.message, path: policyPathParts(i.path) });
   }
 });
-
-/** `rules[0].syscall` → ['rules', 0, 'syscall'], so the line of the very field can be found. */
-function policyPath(path: string): (string | number)[] {
-  return (path.match(/[^.[\]]+/g) ?? []).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
-}
 
 export const profileSchema = z.strictObject({
   description: z.string().optional(),

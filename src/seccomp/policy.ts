@@ -148,6 +148,15 @@ export interface PolicyIssue {
   readonly message: string;
 }
 
+/**
+ * A policy issue's dotted path as the parts of an option path (`rules.0.syscall` → `['rules', 0,
+ * 'syscall']`): where a policy is a field of something larger (run options, a profile), its
+ * fields are named the way the rest of that thing's are. A policy's keys are never all digits.
+ */
+export function policyPathParts(path: string): (string | number)[] {
+  return (path.match(/[^.[\]]+/g) ?? []).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+}
+
 /** A policy is malformed (parsePolicy) or cannot be compiled for an architecture (compile). */
 export class SeccompPolicyError extends Error {
   override readonly name = 'SeccompPolicyError';

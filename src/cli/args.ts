@@ -102,7 +102,7 @@ export function parseRunArgs(args: readonly string[]): RunCommand {
   const limits: Limits = {};
   const binds: Bind[] = [];
   const mounts: Mount[] = [];
-  const files: Record<string, Buffer> = {};
+  const files: Record<string, FileContent> = {};
   const collect: string[] = [];
   const allow: string[] = [];
   const publish: PublishedPort[] = [];

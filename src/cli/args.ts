@@ -5,7 +5,10 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 
 import type { Bind, FileContent, Limits, Mount, NetworkMode, PublishedPort, RunOptions } from '../index.js';
-import { isPresetName, type SeccompPolicy } from '../seccomp/index.js';
+// The presets' names from their data module alone: the seccomp compiler and its tables are the
+// engine's, loaded only by a run on this host.
+import { isPresetName } from '../seccomp/presets.js';
+import type { SeccompPolicy } from '../seccomp/index.js';
 import { flagsOf, unknownFlag, UsageError } from './flags.js';
 
 export { UsageError } from './flags.js';

@@ -4,7 +4,9 @@
  */
 import { parseRedisUrl, RedisUrlError } from '../cluster/connection.js';
 import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
-import { parseDuration, parseSize } from '../index.js';
+// From their own module, not the library's entry: a command that only talks to a daemon then
+// loads none of the engine.
+import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './usage.js';
 
 export { UsageError } from './usage.js';

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import { run, setWarmBoxes, spawn, type Result } from '../index.js';
+import type { Result, RunOptions, RunResult } from '../index.js';
 import { RUN_HELP } from './help.js';
 import { parseRunArgs, type RunCommand } from './args.js';
 
@@ -20,7 +20,7 @@ function exitCodeOf(r: Result): number {
  * With --collect: the run happens in a living box so its files can be read after it ended. On a
  * daemon (`runner`) every run goes this way: output comes back with the result.
  */
-async function runCollecting(cmd: RunCommand, runner = run): Promise<number> {
+async function runCollecting(cmd: RunCommand, runner: (options: RunOptions) => Promise<RunResult>): Promise<number> {
   if (cmd.options.stdin === undefined && !process.stdin.isTTY) cmd.options.stdin = process.stdin;
   const r = await runner(cmd.options);
   if (!cmd.json) {
@@ -49,7 +49,10 @@ function finish(cmd: RunCommand, result: Result): number {
 }
 
 async function runCommand(cmd: RunCommand): Promise<number> {
-  if (cmd.options.collect) return runCollecting(cmd);
+  const { run, setWarmBoxes, spawn } = await import('../index.js');
+  // One run and the process ends: a box built ahead would only be built to be thrown away.
+  await setWarmBoxes(0);
+  if (cmd.options.collect) return runCollecting(cmd, run);
   const box = await spawn(cmd.options);
   // The program's output passes through as it comes (or is only collected with --json) and is
   // also kept for the report, within the output limit the box already enforces.
@@ -91,8 +94,6 @@ async function runCommand(cmd: RunCommand): Promise<number> {
 }
 
 export async function runVerb(rest: readonly string[]): Promise<number> {
-  // One run and the process ends: a box built ahead would only be built to be thrown away.
-  await setWarmBoxes(0);
   const dash = rest.indexOf('--');
   const flags = dash === -1 ? rest : rest.slice(0, dash);
   if (flags.includes('--help') || flags.includes('-h')) {
@@ -105,6 +106,8 @@ export async function runVerb(rest: readonly string[]): Promise<number> {
     cmd.options = withProfile(loadProfiles(cmd.config ?? undefined), cmd.profile, cmd.options);
   }
   const host = process.env.SANDCELL_HOST;
+  // On a daemon the engine is the daemon's, and it checks the options: this process loads only
+  // the client.
   if (host) return await runCollecting(cmd, (await import('./remote.js')).remoteRunner(host));
   return await runCommand(cmd);
 }

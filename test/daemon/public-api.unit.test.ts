@@ -44,10 +44,17 @@ function relativeImports(text: string): string[] {
   return specs;
 }
 
+/**
+ * Engine-free modules the CLI takes directly: it ships in the package, and the entry points that
+ * export these (`sandcell`, `sandcell/seccomp`) load the engine, which a run on a daemon must not.
+ */
+const CLI_DIRECT = new Set([join(SRC, 'units.ts'), join(SRC, 'seccomp', 'presets.ts')]);
+
 /** Whether `file` may import `target` (a source file) without going through an entry point. */
 function reachable(file: string, target: string): boolean {
   const from = layerOf(file);
   const to = layerOf(target);
+  if (from === 'cli' && CLI_DIRECT.has(target)) return true;
   return to !== null && (to === from || (OPEN_LAYERS.has(from as string) && OPEN_LAYERS.has(to)));
 }
 
@@ -109,6 +116,23 @@ process.stdout.write(JSON.stringify({
       "import { SandboxOptionsError } from '../errors.js';",
     ].join('\n');
     expect(internalImports(file, text, entries)).toEqual(['src/daemon/server.ts: ../options.js', 'src/daemon/server.ts: ../result.js', 'src/daemon/server.ts: ../native.js']);
+  });
+
+  it("the CLI's direct imports are the engine-free units and preset names only, and only for the CLI", () => {
+    const entries = publicEntries();
+    const text = [
+      "import { parseSize } from '../units.js';",
+      "import { isPresetName } from '../seccomp/presets.js';",
+      "import { compile } from '../seccomp/compile.js';",
+      "import { parseOptions } from '../options.js';",
+    ].join('\n');
+    expect(internalImports(join(SRC, 'cli', 'flags.ts'), text, entries)).toEqual(['src/cli/flags.ts: ../seccomp/compile.js', 'src/cli/flags.ts: ../options.js']);
+    expect(internalImports(join(SRC, 'daemon', 'server.ts'), text, entries)).toEqual([
+      'src/daemon/server.ts: ../units.js',
+      'src/daemon/server.ts: ../seccomp/presets.js',
+      'src/daemon/server.ts: ../seccomp/compile.js',
+      'src/daemon/server.ts: ../options.js',
+    ]);
   });
 
   it('the check holds problems, the farm and groups to their own files and the entry points', () => {

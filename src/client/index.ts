@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable, Writable } from 'node:stream';
 
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 
 import { bytesToJson, resultFromJson, type ErrorJson, type FileContentJson, type ResultJson } from '../daemon/wire.js';
@@ -236,6 +236,12 @@ function frameOf(data: Buffer, ws: WebSocket, end: (e: Error) => void): z.input<
   }
 }
 
+/**
+ * ws, imported at the first spawn() or session(): its entry loads its server half as well (and
+ * with it http, crypto and zlib), which a client that only runs programs over HTTP never uses.
+ */
+let wsModule: Promise<typeof import('ws')> | undefined;
+
 /** An engine on a daemon: `{ socket }`, `{ url: 'unix:///…' }` or `{ url: 'http://…', token }`. */
 export function connect(options: ConnectOptions): Engine {
   let socketPath: string | undefined = options.socket;
@@ -303,22 +309,23 @@ export function connect(options: ConnectOptions): Engine {
    * A WebSocket to the daemon whose replies are bounded in time as well as in size: `expired`
    * gets the error once something begun was not whole in time (the connection then ends).
    */
-  const openWs = (expired: (e: Error) => void): { ws: WebSocket; clock: WsReplyClock } => {
+  const openWs = (Ws: typeof WebSocket, expired: (e: Error) => void): { ws: WebSocket; clock: WsReplyClock } => {
     const clock = new WsReplyClock(replyTimeoutMs, https, (what) => {
       const which = what === 'head' ? "reply to the WebSocket's upgrade" : 'WebSocket frame';
       expired(new SandcellRemoteError(0, 'reply-timeout', `the daemon's ${which} was not whole ${replyTimeoutMs} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs'));
       ws.terminate();
     });
-    const ws = new WebSocket(wsUrl, { ...wsOptions, createConnection: clock.connect as unknown as typeof import('node:net').createConnection });
+    const ws = new Ws(wsUrl, { ...wsOptions, createConnection: clock.connect as unknown as typeof import('node:net').createConnection });
     ws.on('upgrade', (res: IncomingMessage) => clock.upgraded(res.socket));
     return { ws, clock };
   };
 
   const sessions = new Set<RunSession>();
 
-  const session = (): Promise<RunSession> =>
-    new Promise<RunSession>((resolveOpen, rejectOpen) => {
-      const { ws, clock } = openWs((e) => end(e));
+  const session = async (): Promise<RunSession> => {
+    const { WebSocket: Ws } = await (wsModule ??= import('ws'));
+    return new Promise<RunSession>((resolveOpen, rejectOpen) => {
+      const { ws, clock } = openWs(Ws, (e) => end(e));
       let nextId = 1;
       let open = false;
       let closedBy: Error | null = null;
@@ -341,8 +348,8 @@ export function connect(options: ConnectOptions): Engine {
       const gone = (): SandcellRemoteError => new SandcellRemoteError(0, 'closed', 'the session\'s connection is closing: open another session');
       const close = async (): Promise<void> => {
         end(abortedBy(new Error('the session was closed')));
-        if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-        else if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'done');
+        if (ws.readyState === ws.CONNECTING) ws.terminate();
+        else if (ws.readyState === ws.OPEN) ws.close(1000, 'done');
         await closed;
       };
       let unsettled = 0;
@@ -352,7 +359,7 @@ export function connect(options: ConnectOptions): Engine {
           const body = await optionsToJson(o);
           if (closedBy !== null) throw closedBy;
           // Closing: the daemon said it is done with this connection (it drains), or close() ran.
-          if (ws.readyState !== WebSocket.OPEN) throw gone();
+          if (ws.readyState !== ws.OPEN) throw gone();
           if (signal?.aborted) throw abortError(signal);
           const id = nextId++;
           return new Promise<RunResult>((resolve, reject) => {
@@ -360,7 +367,7 @@ export function connect(options: ConnectOptions): Engine {
             const onAbort = (): void => {
               if (settle(id) === undefined) return;
               reject(abortError(signal as AbortSignal));
-              if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'cancel', id }));
+              if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'cancel', id }));
             };
             waiting.set(id, { resolve, reject, signal, onAbort });
             signal?.addEventListener('abort', onAbort, { once: true });
@@ -406,13 +413,15 @@ export function connect(options: ConnectOptions): Engine {
       ws.on('error', (e) => end(frameError(e, maxReplyBytes)));
       ws.on('close', (code, reason) => end(new SandcellRemoteError(0, 'closed', `the daemon closed the session (${code} ${reason.toString()})`)));
     });
+  };
 
   const spawnAt = async (o: SpawnOptions): Promise<RemoteProcess> => {
     const body = await optionsToJson(o);
     const signal = o.signal;
+    const { WebSocket: Ws } = await (wsModule ??= import('ws'));
     if (signal?.aborted) throw abortError(signal);
     return new Promise<RemoteProcess>((resolveStarted, rejectStarted) => {
-      const { ws, clock } = openWs((e) => finish(e));
+      const { ws, clock } = openWs(Ws, (e) => finish(e));
       let started = false;
       let ended = false;
       let resolveResult!: (r: Result) => void;
@@ -442,7 +451,7 @@ export function connect(options: ConnectOptions): Engine {
         }
       };
       const frame = (f: unknown, cb?: (err?: Error) => void): void => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(f), cb);
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(f), cb);
         else cb?.();
       };
       const stdin = new Writable({
@@ -482,7 +491,7 @@ export function connect(options: ConnectOptions): Engine {
         stdout,
         stderr,
         kill(sig: NodeJS.Signals | number = 'SIGKILL') {
-          if (ended || ws.readyState !== WebSocket.OPEN) return false;
+          if (ended || ws.readyState !== ws.OPEN) return false;
           frame({ type: 'kill', signal: sig });
           return true;
         },

@@ -13,14 +13,18 @@
  * (rarely made) by `unshare --net=<file>` and iproute2's `ip`, run in its namespace by util-linux's
  * `nsenter`, and released by `umount`.
  */
-import { execFile } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 import { SandboxNetworkError, SandboxOptionsError } from '../errors.js';
 import type { NativeSpawned } from '../native.js';
 
-const run = promisify(execFile);
+/** Loaded by the first network made or listed: a run with no private network never needs child_process. */
+let execFileAsync: Promise<(typeof import('node:child_process').execFile)['__promisify__']> | undefined;
+function runner(): NonNullable<typeof execFileAsync> {
+  execFileAsync ??= import('node:child_process').then((cp) => promisify(cp.execFile));
+  return execFileAsync;
+}
 
 export const NETWORKS_DIR = '/run/sandcell/networks';
 const BRIDGE = 'br0';
@@ -116,7 +120,7 @@ function tool(name: 'ip' | 'nsenter' | 'unshare' | 'umount', network: string): s
 
 async function exec(network: string, file: string, args: string[], input?: string): Promise<void> {
   try {
-    const child = run(file, args, { timeout: 10_000 });
+    const child = (await runner())(file, args, { timeout: 10_000 });
     if (input !== undefined) child.child.stdin?.end(input);
     await child;
   } catch (e) {
@@ -222,7 +226,7 @@ async function hostPrefixes(network: string): Promise<[number, number][]> {
   for (const args of [['-j', '-4', 'route', 'show', 'table', 'all'], ['-j', '-4', 'addr', 'show']]) {
     let stdout: string;
     try {
-      ({ stdout } = await run(tool('ip', network), args, { timeout: 10_000 }));
+      ({ stdout } = await (await runner())(tool('ip', network), args, { timeout: 10_000 }));
     } catch (e) {
       throw new SandboxNetworkError('setup', network, `reading the host's routes: ${(e as Error).message}`);
     }

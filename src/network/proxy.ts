@@ -8,7 +8,6 @@
  * Connections at once and bytes each way are bounded; every tunnel is copied with backpressure,
  * so a box can hold at most its connection limit of host sockets and a few buffers each.
  */
-import { lookup as dnsLookup } from 'node:dns/promises';
 import net, { isIP } from 'node:net';
 
 import { normalizeHost, type AllowList } from './allow.js';
@@ -54,7 +53,11 @@ export interface NetworkReport {
 
 export type Lookup = (host: string) => Promise<string[]>;
 
-const systemLookup: Lookup = async (host) => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+// dns/promises is loaded by the first name a proxy resolves: most runs have no proxy at all.
+const systemLookup: Lookup = async (host) => {
+  const { lookup } = await import('node:dns/promises');
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+};
 
 export class EgressProxy {
   private readonly server: net.Server;

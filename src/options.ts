@@ -16,8 +16,8 @@ import { HOSTNAME, NETWORK_NAME } from './network/private.js';
 import { DEFAULT_MEMORY_BYTES } from './limits/memory.js';
 import { RUN_WALL_TIME_MS } from './limits/wall-time.js';
 import { privileged } from './privilege.js';
-import { isPresetName, parsePolicy, presetNames, SeccompPolicyError, type PresetName, type SeccompPolicy } from './seccomp/index.js';
-import { policyPathParts } from './seccomp/policy.js';
+import { isPresetName, presetNames, type PresetName } from './seccomp/presets.js';
+import { parsePolicy, policyPathParts, SeccompPolicyError, type SeccompPolicy } from './seccomp/policy.js';
 import { parseDuration, parseSize, type Duration, type Size } from './units.js';
 
 export type { Duration, Size } from './units.js';

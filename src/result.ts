@@ -11,7 +11,7 @@ import { memoryVerdict } from './limits/memory.js';
 import { outputVerdict } from './limits/output.js';
 import { wallTimeVerdict } from './limits/wall-time.js';
 import type { NetworkReport } from './network/proxy.js';
-import { AUDIT_ARCH, syscallName, type SeccompArch } from './seccomp/index.js';
+import { AUDIT_ARCH, syscallName, type SeccompArch } from './seccomp/arch.js';
 
 export type Status =
   | 'ok'

@@ -3,15 +3,10 @@
  * host's architecture and reused by every run. A policy with rules marked `terminal` is compiled
  * twice: as it is, and without those rules for runs that can reach no terminal (the plan picks).
  */
-import {
-  compile,
-  hostArch,
-  presets,
-  withoutTerminalRules,
-  type PresetName,
-  type SeccompArch,
-  type SeccompPolicy,
-} from '../seccomp/index.js';
+import { hostArch, type SeccompArch } from '../seccomp/arch.js';
+import { compile } from '../seccomp/compile.js';
+import { withoutTerminalRules, type SeccompPolicy } from '../seccomp/policy.js';
+import { presets, type PresetName } from '../seccomp/presets.js';
 
 export interface CompiledFilter {
   program: Buffer;

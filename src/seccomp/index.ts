@@ -16,6 +16,10 @@
  *
  * @module sandcell/seccomp
  */
+import type { z } from 'zod';
+
+import { policySchema, type SeccompPolicy } from './policy.js';
+
 export {
   type SeccompArch,
   ARCHES,
@@ -44,7 +48,6 @@ export {
   SeccompPolicyError,
   actionValue,
   parsePolicy,
-  seccompPolicySchema,
   validatePolicy,
   withoutTerminalRules,
 } from './policy.js';
@@ -57,6 +60,8 @@ export {
   patchPlaceholders,
   planPolicy,
 } from './compile.js';
+/** The zod schema of {@link SeccompPolicy}. */
+export const seccompPolicySchema: z.ZodType<SeccompPolicy> = policySchema();
 export { BPF_MAXINSNS, BpfProgramError, type BpfInsn, decodeProgram, disassemble } from './bpf.js';
 export {
   type DecideOptions,

@@ -293,28 +293,12 @@ const errnoNames = Object.keys(ERRNO) as [ErrnoName, ...ErrnoName[]];
 
 const ACTION_HELP = 'an action is "allow", "kill", "log", "notify" or { errno: 0..4095 or a name like "EPERM" }';
 
-const actionSchema: z.ZodType<SeccompAction> = z.union(
-  [
-    z.enum(['allow', 'kill', 'log', 'notify']),
-    z.strictObject({
-      errno: z.union([z.number().int().min(0).max(MAX_ERRNO), z.enum(errnoNames)], {
-        error: (iss) => `unknown errno ${JSON.stringify(iss.input)} (a number 0..${MAX_ERRNO} or one of ${errnoNames.join(', ')})`,
-      }),
-    }),
-  ],
-  { error: ACTION_HELP },
-);
-
 function u64Problem(v: unknown): string | undefined {
   if (typeof v !== 'number' && typeof v !== 'bigint' && typeof v !== 'string')
     return 'must be a 64-bit integer: a number, a bigint or a decimal/0x-hex string';
   const r = parseU64(v);
   return typeof r === 'string' ? `${JSON.stringify(String(v))} ${r}` : undefined;
 }
-
-const u64Schema = z.custom<ArgValue>((v) => u64Problem(v) === undefined, {
-  error: (iss) => u64Problem(iss.input) ?? 'invalid value',
-});
 
 function valueProblem(v: unknown): string | undefined {
   if (typeof v === 'object' && v !== null && !(typeof v === 'bigint')) {
@@ -328,45 +312,74 @@ function valueProblem(v: unknown): string | undefined {
   return u64Problem(v);
 }
 
-const valueSchema = z.custom<ArgValue | ArgPlaceholder>((v) => valueProblem(v) === undefined, {
-  error: (iss) => valueProblem(iss.input) ?? 'invalid value',
-});
+let policySchemaBuilt: z.ZodType<SeccompPolicy> | undefined;
 
-const argSchema = z
-  .strictObject({
-    index: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3), z.literal(4), z.literal(5)], {
-      error: 'argument index must be an integer 0..5',
-    }),
-    op: z.enum(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'masked-eq']),
-    value: valueSchema,
-    mask: u64Schema.optional(),
-  })
-  .superRefine((c, ctx) => {
-    if (c.op === 'masked-eq' && c.mask === undefined)
-      ctx.addIssue({ code: 'custom', path: ['mask'], message: 'masked-eq needs a mask' });
-    if (c.op !== 'masked-eq' && c.mask !== undefined)
-      ctx.addIssue({ code: 'custom', path: ['mask'], message: `mask is only valid with masked-eq, not ${c.op}` });
-    if (isPlaceholder(c.value) && c.op !== 'eq' && c.op !== 'ne')
-      ctx.addIssue({ code: 'custom', path: ['value'], message: 'placeholders are only valid with eq and ne' });
+/**
+ * The zod schema of {@link SeccompPolicy}, built when a policy is first checked (a run's first
+ * filter, `parsePolicy`) rather than at import: building zod schemas is a measurable part of a
+ * cold import, and the engine imports the compiler's modules, not `sandcell/seccomp`'s entry.
+ */
+export function policySchema(): z.ZodType<SeccompPolicy> {
+  policySchemaBuilt ??= build();
+  return policySchemaBuilt;
+}
+
+function build(): z.ZodType<SeccompPolicy> {
+  const actionSchema: z.ZodType<SeccompAction> = z.union(
+    [
+      z.enum(['allow', 'kill', 'log', 'notify']),
+      z.strictObject({
+        errno: z.union([z.number().int().min(0).max(MAX_ERRNO), z.enum(errnoNames)], {
+          error: (iss) => `unknown errno ${JSON.stringify(iss.input)} (a number 0..${MAX_ERRNO} or one of ${errnoNames.join(', ')})`,
+        }),
+      }),
+    ],
+    { error: ACTION_HELP },
+  );
+
+  const u64Schema = z.custom<ArgValue>((v) => u64Problem(v) === undefined, {
+    error: (iss) => u64Problem(iss.input) ?? 'invalid value',
   });
 
-const syscallNameSchema = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]*$/, 'system call names are lower-case identifiers like "openat"');
+  const valueSchema = z.custom<ArgValue | ArgPlaceholder>((v) => valueProblem(v) === undefined, {
+    error: (iss) => valueProblem(iss.input) ?? 'invalid value',
+  });
 
-const ruleSchema = z.strictObject({
-  syscall: z.union([syscallNameSchema, z.array(syscallNameSchema).min(1, 'at least one system call name')]),
-  action: actionSchema,
-  args: z.array(argSchema).max(32, 'at most 32 conditions per rule').optional(),
-  optional: z.boolean().optional(),
-  terminal: z.boolean().optional(),
-});
+  const argSchema = z
+    .strictObject({
+      index: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3), z.literal(4), z.literal(5)], {
+        error: 'argument index must be an integer 0..5',
+      }),
+      op: z.enum(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'masked-eq']),
+      value: valueSchema,
+      mask: u64Schema.optional(),
+    })
+    .superRefine((c, ctx) => {
+      if (c.op === 'masked-eq' && c.mask === undefined)
+        ctx.addIssue({ code: 'custom', path: ['mask'], message: 'masked-eq needs a mask' });
+      if (c.op !== 'masked-eq' && c.mask !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['mask'], message: `mask is only valid with masked-eq, not ${c.op}` });
+      if (isPlaceholder(c.value) && c.op !== 'eq' && c.op !== 'ne')
+        ctx.addIssue({ code: 'custom', path: ['value'], message: 'placeholders are only valid with eq and ne' });
+    });
 
-/** The zod schema of {@link SeccompPolicy}. */
-export const seccompPolicySchema = z.strictObject({
-  defaultAction: actionSchema,
-  rules: z.array(ruleSchema),
-}) as unknown as z.ZodType<SeccompPolicy>;
+  const syscallNameSchema = z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, 'system call names are lower-case identifiers like "openat"');
+
+  const ruleSchema = z.strictObject({
+    syscall: z.union([syscallNameSchema, z.array(syscallNameSchema).min(1, 'at least one system call name')]),
+    action: actionSchema,
+    args: z.array(argSchema).max(32, 'at most 32 conditions per rule').optional(),
+    optional: z.boolean().optional(),
+    terminal: z.boolean().optional(),
+  });
+
+  return z.strictObject({
+    defaultAction: actionSchema,
+    rules: z.array(ruleSchema),
+  }) as unknown as z.ZodType<SeccompPolicy>;
+}
 
 /**
  * Validates untrusted input (e.g. parsed JSON) as a policy. Throws {@link SeccompPolicyError}
@@ -374,7 +387,7 @@ export const seccompPolicySchema = z.strictObject({
  * architecture-specific checks yet: unknown syscall names are reported by `compile`.
  */
 export function parsePolicy(json: unknown): SeccompPolicy {
-  const r = seccompPolicySchema.safeParse(json);
+  const r = policySchema().safeParse(json);
   if (!r.success) {
     throw new SeccompPolicyError(
       r.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),

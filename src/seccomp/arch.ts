@@ -28,10 +28,8 @@ const TABLES: Readonly<Record<SeccompArch, Readonly<Record<string, number>>>> = 
   aarch64: AARCH64_SYSCALLS,
 };
 
-const REVERSE: Record<SeccompArch, Map<number, string>> = {
-  x86_64: new Map(Object.entries(X86_64_SYSCALLS).map(([n, nr]) => [nr, n])),
-  aarch64: new Map(Object.entries(AARCH64_SYSCALLS).map(([n, nr]) => [nr, n])),
-};
+/** Names by number, per architecture, made by the first lookup: a process that compiles for one architecture never needs the other's. */
+const reverse = new Map<SeccompArch, Map<number, string>>();
 
 export function isSeccompArch(arch: string): arch is SeccompArch {
   return arch === 'x86_64' || arch === 'aarch64';
@@ -52,8 +50,13 @@ export function syscallNumber(name: string, arch: SeccompArch): number | undefin
 
 /** The name of system call number `nr` on `arch`, or `undefined` when the number is unassigned. */
 export function syscallName(nr: number, arch: SeccompArch): string | undefined {
-  syscallTable(arch);
-  return REVERSE[arch].get(nr);
+  const table = syscallTable(arch);
+  let names = reverse.get(arch);
+  if (!names) {
+    names = new Map(Object.entries(table).map(([n, nr]) => [nr, n]));
+    reverse.set(arch, names);
+  }
+  return names.get(nr);
 }
 
 /** The architecture of the running Node process, if the compiler supports it. */

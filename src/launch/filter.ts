@@ -4,7 +4,7 @@
  * twice: as it is, and without those rules for runs that can reach no terminal (the plan picks).
  */
 import { hostArch, type SeccompArch } from '../seccomp/arch.js';
-import { compile } from '../seccomp/compile.js';
+import { compile, compilePreset } from '../seccomp/compile.js';
 import { withoutTerminalRules, type SeccompPolicy } from '../seccomp/policy.js';
 import { presets, type PresetName } from '../seccomp/presets.js';
 
@@ -34,10 +34,11 @@ class PolicyFilter implements BoxFilter {
     private readonly policy: SeccompPolicy,
     readonly noTerminal: CompiledFilter,
     private readonly without: SeccompPolicy,
+    private readonly preset: boolean,
   ) {}
 
   get terminal(): CompiledFilter {
-    this.withTerminal ??= this.without === this.policy ? this.noTerminal : compiledFilter(this.policy);
+    this.withTerminal ??= this.without === this.policy ? this.noTerminal : compiledFilter(this.policy, this.preset);
     return this.withTerminal;
   }
 }
@@ -59,11 +60,12 @@ function arch(): SeccompArch {
   return a;
 }
 
-function compiledFilter(policy: SeccompPolicy): CompiledFilter {
+/** `preset`: a built-in policy, which needs no check by zod. */
+function compiledFilter(policy: SeccompPolicy, preset: boolean): CompiledFilter {
   // The filter is compiled exactly as the policy says: the init hands the listener over from a
   // helper thread the filter does not apply to (native/init/program.cc, ListenerHandoff), so the
   // program's own thread makes no call between loading the filter and its first execve.
-  const result = compile(policy, arch());
+  const result = preset ? compilePreset(policy, arch()) : compile(policy, arch());
   return {
     program: result.program,
     listener: usesKill(policy),
@@ -80,7 +82,8 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
   let f = compiled.get(key);
   if (!f) {
     const without = withoutTerminalRules(policy);
-    f = new PolicyFilter(policy, compiledFilter(without), without);
+    const preset = typeof choice === 'string';
+    f = new PolicyFilter(policy, compiledFilter(without, preset), without, preset);
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, f);
   }

@@ -143,8 +143,12 @@ function decisionFor(rules: readonly ResolvedRule[], dflt: number, opts: ActionO
 
 /** Resolves a policy for an architecture into ranges of syscall numbers with their decisions. */
 export function planPolicy(policy: SeccompPolicy, arch: SeccompArch, opts: CompileOptions = {}): CompilePlan {
+  return planOf(policy, arch, opts, validatePolicy);
+}
+
+function planOf(policy: SeccompPolicy, arch: SeccompArch, opts: CompileOptions, check: (p: SeccompPolicy) => SeccompPolicy): CompilePlan {
   if (!isSeccompArch(arch)) throw new TypeError(`unknown seccomp architecture ${String(arch)}`);
-  const byNr = resolvePolicy(validatePolicy(policy), arch, syscallTable(arch));
+  const byNr = resolvePolicy(check(policy), arch, syscallTable(arch));
   const fallback = actionValue(policy.defaultAction, opts);
   const dfltKey = `ret|${fallback}`;
   const points = [...byNr.keys()].sort((a, b) => a - b);
@@ -335,7 +339,20 @@ function emitChain(e: BackwardEmitter, d: Extract<Decision, { kind: 'chain' }>):
  * supervisor cannot tell the two apart, so sandcell's presets use `'notify'` for nothing else.
  */
 export function compile(policy: SeccompPolicy, arch: SeccompArch, opts: CompileOptions = {}): CompileResult {
-  const plan = planPolicy(policy, arch, opts);
+  return emitProgram(planPolicy(policy, arch, opts));
+}
+
+/**
+ * `compile` without zod's check of the policy, for a built-in preset (deeply frozen, each parsed
+ * by the tests) or its rules without those marked `terminal`: a one-shot run then neither builds
+ * the policy schema nor checks the preset again.
+ */
+export function compilePreset(policy: SeccompPolicy, arch: SeccompArch): CompileResult {
+  return emitProgram(planOf(policy, arch, {}, (p) => p));
+}
+
+function emitProgram(plan: CompilePlan): CompileResult {
+  const { arch } = plan;
   const e = new BackwardEmitter();
   const chains = new Map<string, Target>();
   const chainFor = (d: Extract<Decision, { kind: 'chain' }>): Target => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ARCHES, AUDIT_ARCH, type SeccompArch, syscallName, syscallTable } from '../../src/seccomp/arch.js';
 import { BPF_MAXINSNS, decodeProgram } from '../../src/seccomp/bpf.js';
-import { SeccompCompileError, compile, patchPlaceholders } from '../../src/seccomp/compile.js';
+import { SeccompCompileError, compile, compilePreset, patchPlaceholders } from '../../src/seccomp/compile.js';
 import { decide, emulate, emulateTrace } from '../../src/seccomp/emulator.js';
 import { instructionCounts } from '../../src/seccomp/explain.js';
-import { type SeccompPolicy, SECCOMP_RET, SeccompPolicyError, resolvePolicy } from '../../src/seccomp/policy.js';
+import { type SeccompPolicy, SECCOMP_RET, SeccompPolicyError, resolvePolicy, withoutTerminalRules } from '../../src/seccomp/policy.js';
 import { presetNames, presets } from '../../src/seccomp/presets.js';
 import { numbersToTry, randU64 } from './helpers.js';
 import { bigPolicy, halvesPolicy, placeholderPolicy, rangesPolicy } from './policies.js';
@@ -246,4 +246,14 @@ it('refuses malformed typed policies instead of compiling them', () => {
   expect(() => compile(bad as unknown as SeccompPolicy, 'x86_64')).toThrow(/rules\.0\.args\.0\.index/);
   expect(() => decide(bad as unknown as SeccompPolicy, 'x86_64', { nr: 0, arch: AUDIT_ARCH.x86_64 })).toThrow(SeccompPolicyError);
   expect(() => compile(presets.none, 'mips' as SeccompArch)).toThrow(/unknown seccomp architecture/);
+});
+
+it('compiles each preset, and each without its terminal rules, to the same program without the check as with it', () => {
+  for (const arch of ARCHES) {
+    for (const n of presetNames) {
+      for (const policy of [presets[n], withoutTerminalRules(presets[n])]) {
+        expect(compilePreset(policy, arch)).toEqual(compile(policy, arch));
+      }
+    }
+  }
 });

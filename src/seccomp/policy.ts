@@ -315,9 +315,10 @@ function valueProblem(v: unknown): string | undefined {
 let policySchemaBuilt: z.ZodType<SeccompPolicy> | undefined;
 
 /**
- * The zod schema of {@link SeccompPolicy}, built when a policy is first checked (a run's first
- * filter, `parsePolicy`) rather than at import: building zod schemas is a measurable part of a
- * cold import, and the engine imports the compiler's modules, not `sandcell/seccomp`'s entry.
+ * The zod schema of {@link SeccompPolicy}, built when a policy is first checked (a caller's
+ * policy in run options, `parsePolicy`, `compile`) rather than at import: building zod schemas
+ * is a measurable part of a cold import, the engine imports the compiler's modules rather than
+ * `sandcell/seccomp`'s entry, and a run with a built-in preset checks nothing.
  */
 export function policySchema(): z.ZodType<SeccompPolicy> {
   policySchemaBuilt ??= build();

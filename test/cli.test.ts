@@ -161,7 +161,7 @@ describe('sandcell CLI', () => {
     expect(bare.stderr).toBe('sandcell: usage: sandcell seccomp explain <preset|policy.json>\n');
     const missing = sandcell(['seccomp', 'explain', '/nonexistent/policy.json']);
     expect(missing.status).toBe(125);
-    expect(missing.stderr).toMatch(/^sandcell: "\/nonexistent\/policy.json" is not a preset \(none, default, judge\) and cannot be read as a policy file: ENOENT/);
+    expect(missing.stderr).toMatch(/^sandcell: seccomp explain \/nonexistent\/policy.json: not a preset \(none, default, judge\) and not a readable file \(ENOENT/);
     expect(missing.stderr).not.toContain('internal error');
   });
 });

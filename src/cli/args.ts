@@ -9,9 +9,8 @@ import type { Bind, FileContent, Limits, Mount, NetworkMode, PublishedPort, RunO
 // engine's, loaded only by a run on this host.
 import { isPresetName } from '../seccomp/presets.js';
 import type { SeccompPolicy } from '../seccomp/index.js';
-import { flagsOf, unknownFlag, UsageError } from './flags.js';
-
-export { UsageError } from './flags.js';
+import { flagsOf, unknownFlag } from './flags.js';
+import { UsageError } from './usage.js';
 
 export interface RunCommand {
   options: RunOptions;
@@ -77,18 +76,22 @@ function parseFile(spec: string): [string, FileContent] {
   }
 }
 
-function parseSeccomp(value: string): RunOptions['seccomp'] {
+/**
+ * A seccomp choice as the command line gives it: a preset's name, or a policy file's JSON (which
+ * the library's options check, or `parsePolicy`). `flag` names where it was given.
+ */
+export function parseSeccomp(value: string, flag = '--seccomp'): RunOptions['seccomp'] {
   if (isPresetName(value)) return value;
   let text: string;
   try {
     text = readFileSync(value, 'utf8');
   } catch (e) {
-    throw new UsageError(`--seccomp ${value}: not a preset (none, default, judge) and not a readable file (${(e as Error).message})`);
+    throw new UsageError(`${flag} ${value}: not a preset (none, default, judge) and not a readable file (${(e as Error).message})`);
   }
   try {
     return JSON.parse(text) as SeccompPolicy;
   } catch (e) {
-    throw new UsageError(`--seccomp ${value}: not valid JSON (${(e as Error).message})`);
+    throw new UsageError(`${flag} ${value}: not valid JSON (${(e as Error).message})`);
   }
 }
 

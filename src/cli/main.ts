@@ -4,8 +4,6 @@
  * status, 128+signal, 125 when the box could not be built, 126/127 when the command could not be
  * executed / was not found.
  */
-import { readFileSync } from 'node:fs';
-
 // Each command's modules are imported when that command runs: help and a mistyped command line
 // answer without loading the engine, and a one-shot run loads none of the daemon (its logger and
 // metrics), the farm, judging, images, profiles' YAML or the client.
@@ -31,26 +29,9 @@ async function seccompCommand(args: readonly string[]): Promise<number> {
   }
   const [sub, what] = args;
   if (sub !== 'explain' || what === undefined || args.length !== 2) throw new UsageError('usage: sandcell seccomp explain <preset|policy.json>');
-  const { explain, hostArch, isPresetName, parsePolicy, presets } = await import('../seccomp/index.js');
-  let policy;
-  if (isPresetName(what)) {
-    policy = presets[what];
-  } else {
-    let text: string;
-    try {
-      text = readFileSync(what, 'utf8');
-    } catch (e) {
-      // Neither a preset nor a readable file: say both, not a stack trace.
-      throw new UsageError(`${JSON.stringify(what)} is not a preset (none, default, judge) and cannot be read as a policy file: ${(e as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new UsageError(`${what}: not JSON: ${(e as Error).message}`);
-    }
-    policy = parsePolicy(json);
-  }
+  const choice = (await import('./args.js')).parseSeccomp(what, 'seccomp explain');
+  const { explain, hostArch, parsePolicy, presets } = await import('../seccomp/index.js');
+  const policy = typeof choice === 'string' ? presets[choice] : parsePolicy(choice);
   const arch = hostArch() ?? 'x86_64';
   process.stdout.write(explain(policy, arch) + '\n');
   return 0;

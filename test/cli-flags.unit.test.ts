@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { parseRunArgs } from '../src/cli/args.js';
-import { flagsOf, readFlags, UsageError } from '../src/cli/flags.js';
+import { flagsOf, readFlags } from '../src/cli/flags.js';
+import { UsageError } from '../src/cli/usage.js';
 import { imageCommand } from '../src/cli/image.js';
 import { judgeCommand } from '../src/cli/judge.js';
 import { networkCommand } from '../src/cli/network.js';

@@ -2,7 +2,7 @@
  * The farm as the commands reach it: its modules loaded only by the commands that use them, and
  * its Redis asked once before a command starts, a silent one ending the command with an exit code.
  */
-import { UsageError } from './args.js';
+import { UsageError } from './usage.js';
 
 /**
  * The farm's modules, loaded only by the commands that use them: bullmq and ioredis are optional

@@ -9,8 +9,6 @@ import { LabelError, parseLabels, type Labels } from '../cluster/queues.js';
 import { parseDuration, parseSize } from '../units.js';
 import { UsageError } from './usage.js';
 
-export { UsageError } from './usage.js';
-
 export interface Flag {
   /** The argument as given (`--x=1`). */
   readonly raw: string;

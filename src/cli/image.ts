@@ -1,6 +1,7 @@
 /** `sandcell image import|ls|rm|prune|build`: the image store, through `sandcell/images` only. */
 import { ImageError, ImageStore, type ImageInfo, type ImageProgress } from '../images/index.js';
-import { readFlags, UsageError } from './flags.js';
+import { readFlags } from './flags.js';
+import { UsageError } from './usage.js';
 
 export const IMAGE_HELP = `Usage:
   sandcell image import <archive|dir> [--name <name>]...   docker-archive, oci-archive, OCI layout dir,

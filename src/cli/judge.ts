@@ -5,7 +5,8 @@
  */
 import { Judge, loadProblem, submissionFromFile, type JudgeReport, type Problem, type Progress } from '../problems/index.js';
 import { DeclarationError } from '../profiles/index.js';
-import { readFlags, UsageError } from './flags.js';
+import { readFlags } from './flags.js';
+import { UsageError } from './usage.js';
 
 export const JUDGE_HELP = `Usage: sandcell judge <problem.yaml> --submission <file> [options]
 

@@ -3,7 +3,8 @@
  * the command (it is persistent): it stays until `sandcell network rm`, or the host reboots.
  */
 import { createNetwork, listNetworks, removeNetwork } from '../index.js';
-import { readFlags, UsageError } from './flags.js';
+import { readFlags } from './flags.js';
+import { UsageError } from './usage.js';
 
 export const NETWORK_HELP = `Usage:
   sandcell network create <name> [--subnet <a.b.c.0/24>]   make a private network (root only); it

@@ -1,7 +1,7 @@
 /** `sandcell schema [config|problem]`: the JSON Schema of sandcell.yaml or of a problem file. */
 import { problemSchema } from '../problems/index.js';
 import { configSchema, jsonSchemaOf } from '../profiles/index.js';
-import { UsageError } from './args.js';
+import { UsageError } from './usage.js';
 
 export function schemaCommand(args: readonly string[]): number {
   const what = args[0] ?? 'config';

@@ -14,7 +14,7 @@ import { LogSink } from '../daemon/log.js';
 import { Daemon } from '../daemon/server.js';
 import { loadPolicy } from '../daemon/policy.js';
 import { prepare, SandboxOptionsError, SandboxSetupError } from '../index.js';
-import { UsageError } from './args.js';
+import { UsageError } from './usage.js';
 import { flagsOf, integerOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './farm.js';
 

@@ -4,7 +4,8 @@
  */
 import type { CreateServiceOptions, ServicesClient, ServiceStatus } from '../cluster/services/index.js';
 import { parseRunArgs } from './args.js';
-import { integerOf, labelsOf, positiveDuration, readFlags, redisUrlOf, sizeOf, UsageError, type FlagSpec } from './flags.js';
+import { integerOf, labelsOf, positiveDuration, readFlags, redisUrlOf, sizeOf, type FlagSpec } from './flags.js';
+import { UsageError } from './usage.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './farm.js';
 
 export const SERVICE_HELP = `Usage: sandcell service <verb> --redis <url> [options]

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 
 import type { Labels } from '../cluster/queues.js';
-import { UsageError } from './args.js';
+import { UsageError } from './usage.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, loadFarm, unreachable } from './farm.js';
 import { flagsOf, labelsOf, positiveDuration, redisUrlOf, sizeOf } from './flags.js';
 

@@ -720,7 +720,7 @@ type RunParsed = z.output<typeof runSchema>;
  * runs differ in their input, not in what the box is. So what the options resolve to, apart from
  * a run's own input (`stdin`, `signal`, `files`), is kept by their content: a run whose options
  * read the same as a resolved run's skips the schema and takes that resolution, frozen and shared,
- * with its own input checked and filled in. Keys are exact (see `contentKey`); options with
+ * with its own input checked and filled in. Keys are exact (see `contentOf`); options with
  * anything else (a class instance, a non-finite number, a sparse array) are resolved afresh, and
  * so are options naming an image or a network object, whose resolution reads the image store or
  * makes objects of their own. Bind sources are checked against the host on every run, as a fresh
@@ -736,7 +736,20 @@ interface Shape {
   readonly parsed: Readonly<Omit<RunParsed, 'files' | 'signal' | 'stdin'>>;
   /** Each bind source and what it was when the shape was resolved. */
   readonly bindSources: readonly { readonly path: string; readonly kind: 'directory' | 'file' }[];
+  /**
+   * The options' content as data (a run's own input apart), whose `contentOf` is this shape's
+   * key: options equal to it are of this shape without a key made (see `sameContent`). Set by the
+   * shape's first run through its key; null where the data read back differed from the key.
+   */
+  content?: { readonly keys: readonly string[]; readonly data: Readonly<Record<string, unknown>> } | null;
 }
+
+/**
+ * The shape the last run through `fromShape` took, with the kind and ids its key was made with: a
+ * run of the same options (a judge's tests, a plugin host's calls) compares its options with the
+ * shape's content instead of making a key string and looking it up.
+ */
+let lastShape: { readonly shape: Shape; readonly kind: 'run' | 'spawn'; readonly euid: number | undefined; readonly egid: number | undefined } | null = null;
 
 /** A run's own input: checked and resolved per run, never part of a shape. */
 const PER_RUN = new Set(['stdin', 'signal', 'files']);
@@ -749,7 +762,7 @@ function shapeOf(key: string, parsed: () => RunParsed, kind: 'run' | 'spawn'): S
   let shape = shapes.get(key);
   // A bind source gone, or no longer what it was (a directory become a file): the shape is
   // resolved again, and a source gone is refused as a full resolution refuses it, in its words.
-  if (shape && !shape.bindSources.every((s) => sourceKind(s.path) === s.kind)) {
+  if (shape && !sourcesAsResolved(shape)) {
     shapes.delete(key);
     shape = undefined;
   }
@@ -776,16 +789,34 @@ function isShape(s: Shape | ResolvedOptions): s is Shape {
   return 'bindSources' in s;
 }
 
+function sourcesAsResolved(shape: Shape): boolean {
+  return shape.bindSources.every((s) => sourceKind(s.path) === s.kind);
+}
+
 function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): ResolvedOptions | null {
-  const key = contentKey(input, kind);
-  if (key === null) return null;
-  // Resolved from a copy of the data the key describes: what is kept is what the key says.
-  const shape = shapeOf(key, () => parse(runSchema, plainCopy(input)), kind);
-  if (!isShape(shape)) return shape;
+  const euid = process.geteuid?.();
+  const egid = process.getegid?.();
+  const last = lastShape;
+  let shape: Shape;
+  if (last !== null && last.kind === kind && last.euid === euid && last.egid === egid && last.shape.content && sameContent(input, last.shape.content) && sourcesAsResolved(last.shape)) {
+    shape = last.shape;
+  } else {
+    const content = contentOf(input);
+    if (content === null) return null;
+    // Resolved from a copy of the data the key describes: what is kept is what the key says.
+    const found = shapeOf(keyWith(kind, content, euid, egid), () => parse(runSchema, plainCopy(input)), kind);
+    if (!isShape(found)) return found;
+    shape = found;
+    if (shape.content === undefined) {
+      const data = contentCopy(input);
+      shape.content = contentOf(data) === content ? { keys: Object.keys(data), data } : null;
+    }
+    lastShape = { shape, kind, euid, egid };
+  }
   const own = ownInput(input);
   if (own === null) return null;
   const issues: OptionIssue[] = [];
-  const files = resolveFiles(own.files, issues);
+  const files = own.files === undefined ? [] : resolveFiles(own.files, issues);
   // A run's own input in error: a full resolution reports it, in its words.
   if (issues.length > 0) return null;
   return { ...shape.base, files, signal: own.signal ?? null, stdin: own.stdin ?? null };
@@ -879,7 +910,7 @@ interface KeyParts {
   parts: string[] | null;
 }
 
-/** Options copied by `copyOf`, with their content key as `contentKey` writes it (without the kind and ids). */
+/** Options copied by `copyOf`, with their content as `contentOf` writes it (the key without the kind and ids). */
 function snapshot(input: object): { copy: Record<string, unknown>; content: string | null } {
   const key: KeyParts = { parts: [] };
   const copy: Record<string, unknown> = {};
@@ -961,21 +992,17 @@ function freezeData<T>(v: T): T {
   return v;
 }
 
+/** A shape's key: the options' content (`contentOf`), the kind of run, and the ids this process runs as (they decide the box's ids). */
+function keyWith(kind: string, content: string, euid = process.geteuid?.(), egid = process.getegid?.()): string {
+  return `${kind}\u0001${String(euid)}\u0001${String(egid)}\u0001${content}`;
+}
+
 /**
  * The options' content but a run's own input, as a string two option objects share exactly when
  * the schema sees the same data in them: strings quoted, numbers exact (-0 apart), `undefined` kept
  * apart from a missing key, keys in their order (which orders the environment). Null for what is
- * not plain data; with it, the ids this process runs as (they decide the box's ids).
+ * not plain data.
  */
-function contentKey(input: Record<string, unknown>, kind: string): string | null {
-  const content = contentOf(input);
-  return content === null ? null : keyWith(kind, content);
-}
-
-function keyWith(kind: string, content: string): string {
-  return `${kind}\u0001${String(process.geteuid?.())}\u0001${String(process.getegid?.())}\u0001${content}`;
-}
-
 function contentOf(input: Record<string, unknown>): string | null {
   const out: string[] = [];
   for (const k of Object.keys(input)) {
@@ -1030,13 +1057,48 @@ function keyOf(v: unknown, out: string[], depth: number): boolean {
   }
 }
 
+/**
+ * Whether options hold exactly the data of a shape's content, a run's own input apart: then
+ * `contentOf` gives them the shape's key (the same keys in the same order, strings and booleans
+ * equal, numbers the same finite number, -0 apart, `undefined` kept apart from a missing key),
+ * and anything `keyOf` refuses is unequal, as the content holds none of it.
+ */
+function sameContent(input: Record<string, unknown>, content: NonNullable<Shape['content']>): boolean {
+  let i = 0;
+  for (const k of Object.keys(input)) {
+    if (PER_RUN.has(k)) continue;
+    if (k !== content.keys[i++] || !sameData(input[k], content.data[k], 0)) return false;
+  }
+  return i === content.keys.length;
+}
+
+function sameData(v: unknown, d: unknown, depth: number): boolean {
+  // The content holds no non-finite number, function, symbol or bigint, so none of these is equal.
+  if (typeof v !== 'object' || v === null) return Object.is(v, d);
+  if (typeof d !== 'object' || d === null || depth >= MAX_DEPTH) return false;
+  if (Array.isArray(v)) {
+    if (!Array.isArray(d) || Object.getPrototypeOf(v) !== Array.prototype || v.length !== d.length) return false;
+    for (let i = 0; i < v.length; i++) if (!(i in v) || !sameData(v[i], d[i], depth + 1)) return false;
+    return true;
+  }
+  if (Array.isArray(d) || !isPlainObject(v)) return false;
+  const keys = Object.keys(v);
+  const dKeys = Object.keys(d);
+  if (keys.length !== dKeys.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k !== dKeys[i] || !sameData(v[k], (d as Record<string, unknown>)[k], depth + 1)) return false;
+  }
+  return true;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null) return false;
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
-/** A copy of plain data (what `contentKey` accepts), a run's own input passed as it is. */
+/** A copy of plain data (what `contentOf` accepts), a run's own input passed as it is. */
 function plainCopy(input: Record<string, unknown>): Record<string, unknown> {
   const copy = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(copy);
@@ -1044,6 +1106,13 @@ function plainCopy(input: Record<string, unknown>): Record<string, unknown> {
     return v;
   };
   return Object.fromEntries(Object.keys(input).map((k) => [k, PER_RUN.has(k) ? input[k] : copy(input[k])]));
+}
+
+/** A frozen copy of the options' data without a run's own input (what `contentOf` reads). */
+function contentCopy(input: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const k of Object.keys(input)) if (!PER_RUN.has(k)) copy[k] = input[k];
+  return deepFreeze(plainCopy(copy));
 }
 
 function deepFreeze<T>(v: T): T {

@@ -90,6 +90,34 @@ describe('resolveOptions by content', () => {
     expect(refusal(() => resolveOptions({ command: ['/bin/true'], limits: { processes: '8' } }))[0]).toMatch(/^limits\.processes: /);
   });
 
+  it("options read right after their shape's last run are matched by their data exactly as their key would match them", () => {
+    asRoot(true);
+    const base = (): Record<string, unknown> => ({ command: ['/bin/true'], env: { A: '1' }, limits: { processes: 8 }, user: { uid: 0 } });
+    const shape = resolveOptions(base()).shape;
+    expect(shape).not.toBeNull();
+    // Each variant is read with the base's shape the last one taken.
+    const after = (o: Record<string, unknown>, kind: 'run' | 'spawn' = 'run'): object | null => {
+      expect(resolveOptions(base()).shape).toBe(shape);
+      return resolveOptions(o, kind).shape;
+    };
+    expect(after({ ...base(), stdin: 'x', signal: new AbortController().signal, files: { f: 'y' } })).toBe(shape);
+    expect(after({ ...base(), env: Object.assign(Object.create(null) as object, { A: '1' }) })).toBe(shape);
+    expect(after(base(), 'spawn')).not.toBe(shape);
+    expect(after({ ...base(), limits: { processes: 8, memory: undefined } })).not.toBe(shape);
+    expect(after({ env: { A: '1' }, command: ['/bin/true'], limits: { processes: 8 }, user: { uid: 0 } })).not.toBe(shape);
+    expect(after({ ...base(), command: ['/bin/true', 'x'] })).not.toBe(shape);
+    expect(after({ ...base(), env: { A: '1', B: '2' } })).not.toBe(shape);
+    expect(after({ ...base(), env: {} })).not.toBe(shape);
+    expect(resolveOptions(base()).shape).toBe(shape);
+    const minusZero = resolveOptions({ ...base(), user: { uid: -0 } });
+    expect(minusZero.shape).not.toBe(shape);
+    expect(Object.is(minusZero.uid, -0)).toBe(true);
+    class Argv extends Array<string> {}
+    expect(after({ ...base(), command: Argv.from(['/bin/true']) })).toBeNull();
+    expect(refusal(() => after({ ...base(), limits: { processes: '8' } }))[0]).toMatch(/^limits\.processes: /);
+    expect(after(base())).toBe(shape);
+  });
+
   it("a run's own input in error is refused as a fresh resolution refuses it, naming the field", () => {
     asRoot(true);
     resolveOptions({ command: ['/bin/true'] });

@@ -5,7 +5,7 @@
  * @module sandcell
  */
 export { run, spawn } from './run.js';
-export { Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';
+export { checkSandboxOptions, checkSandboxRunOptions, Sandbox, type RunResult, type SandboxOptions, type SandboxRunOptions } from './sandbox.js';
 export { SandboxProcess } from './supervise/process.js';
 export { AbortError, formatOptionPath, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
 export { createNetwork, listNetworks, removeNetwork, Network, type CreateNetworkOptions, type NetworkInfo } from './network/private.js';

@@ -1126,7 +1126,7 @@ function deepFreeze<T>(v: T): T {
 
 /** `Sandbox.create()` options: the box, and defaults for the programs run in it. */
 export function resolveSandboxOptions(input: unknown): ResolvedOptions {
-  const o = parse(shapeSchema, input);
+  const o = parseBox('sandbox', input);
   const issues: OptionIssue[] = [];
   const box = resolveBox(o, 'box', issues);
   if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
@@ -1137,7 +1137,7 @@ export function resolveSandboxOptions(input: unknown): ResolvedOptions {
 
 /** One run in a living box: its own program and limits over the box's defaults. */
 export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'run' | 'spawn'): ResolvedOptions {
-  const o = parse(programSchema, input);
+  const o = parseBox('sandboxRun', input);
   const issues: OptionIssue[] = [];
   const seccomp = resolveSeccomp(o.seccomp, issues) ?? box.seccomp;
   const files = resolveFiles(o.files, issues);
@@ -1185,10 +1185,45 @@ export type ParsedOptions = Partial<z.output<typeof runSchema>>;
  * Parses options with the schema `run()` (`'run'`), `Sandbox.create()` (`'sandbox'`) or
  * `box.run()` (`'sandboxRun'`) uses, for a layer that judges a request before it passes it on
  * unchanged (the daemon's policy). Throws SandboxOptionsError naming the field. Options from
- * `checkOptions` are not parsed again (`'run'`): their parse is returned, frozen.
+ * `checkOptions` (`'run'`), `checkSandboxOptions` (`'sandbox'`) and `checkSandboxRunOptions`
+ * (`'sandboxRun'`) are not parsed again: their parse is returned, frozen.
  */
 export function parseOptions(kind: 'run' | 'sandbox' | 'sandboxRun', input: unknown): ParsedOptions {
   const record = kind === 'run' && isPlainObject(input) ? checked.get(input) : undefined;
   if (record) return record.parsed as ParsedOptions;
-  return parse(kind === 'run' ? runSchema : kind === 'sandbox' ? shapeSchema : programSchema, input) as ParsedOptions;
+  return (kind === 'run' ? parse(runSchema, input) : parseBox(kind, input)) as ParsedOptions;
+}
+
+/**
+ * What `checkBoxOptions` made: the schema's parse of a frozen copy, for the kind it was checked as.
+ * As with `checked`, only the copies it returns are keys.
+ */
+const boxChecked = new WeakMap<object, { readonly kind: 'sandbox' | 'sandboxRun'; readonly parsed: ParsedOptions }>();
+
+/** The schema's parse of `Sandbox.create()`'s or `box.run()`'s options: the one recorded by `checkBoxOptions`, or a walk. */
+function parseBox(kind: 'sandbox', input: unknown): z.output<typeof shapeSchema>;
+function parseBox(kind: 'sandboxRun', input: unknown): z.output<typeof programSchema>;
+function parseBox(kind: 'sandbox' | 'sandboxRun', input: unknown): unknown;
+function parseBox(kind: 'sandbox' | 'sandboxRun', input: unknown): unknown {
+  const record = isPlainObject(input) ? boxChecked.get(input) : undefined;
+  if (record?.kind === kind) return record.parsed;
+  return parse(kind === 'sandbox' ? shapeSchema : programSchema, input);
+}
+
+/**
+ * `Sandbox.create()`'s (`'sandbox'`) or a box's run's (`'sandboxRun'`) options checked once, as
+ * `checkOptions` checks `run()`'s: a deep-frozen copy, checked after it was made, whose parse
+ * `Sandbox.create()`, `box.run()`, `box.spawn()` and `parseOptions(kind, …)` take without walking
+ * the schema again. Bytes, a stdin stream and the signal are taken as they are; what reads the
+ * host (bind sources, images) is checked when the box is made. Public as `checkSandboxOptions`
+ * and `checkSandboxRunOptions` (src/sandbox.ts). Throws SandboxOptionsError as the schema refuses.
+ */
+export function checkBoxOptions<T extends object>(kind: 'sandbox' | 'sandboxRun', options: T): Readonly<T> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) parseBox(kind, options);
+  const copy: Record<string, unknown> = {};
+  for (const k of Object.keys(options)) copy[k] = copyOf((options as Record<string, unknown>)[k], null, 0);
+  Object.freeze(copy);
+  const parsed = freezeData(parse(kind === 'sandbox' ? shapeSchema : programSchema, copy)) as ParsedOptions;
+  boxChecked.set(copy, { kind, parsed });
+  return copy as Readonly<T>;
 }

@@ -10,6 +10,7 @@ import { namespacesReleased } from './native.js';
 import { BoxNetwork } from './network/box.js';
 import type { PublishedAddress } from './network/publish.js';
 import {
+  checkBoxOptions,
   resolveSandboxOptions,
   resolveSandboxRun,
   type BoxShape,
@@ -43,6 +44,29 @@ export interface RunResult extends Result {
   files?: Record<string, Buffer>;
   /** Collected names or patterns that could not be read, and why (only with `collect`). */
   fileErrors?: Record<string, string>;
+}
+
+/**
+ * `Sandbox.create()`'s options checked once, as `checkOptions` checks `run()`'s: a deep-frozen copy
+ * that `Sandbox.create()` and `parseOptions('sandbox', …)` take without walking the schema again,
+ * for a layer that judges options before it hands them on (a service checking a request against
+ * its own rules). The copy is made first and is what is checked; bytes are taken as they are.
+ * What reads the host (bind sources, an image) is checked by `Sandbox.create()`, after that
+ * judgement. A spread of the copy is plain options again. Throws SandboxOptionsError for options
+ * the schema refuses, as `Sandbox.create()` would.
+ */
+export function checkSandboxOptions<T extends SandboxOptions>(options: T): Readonly<T> {
+  return checkBoxOptions('sandbox', options);
+}
+
+/**
+ * A box's run's options checked once, in the same way: a deep-frozen copy that `box.run()`,
+ * `box.spawn()` and `parseOptions('sandboxRun', …)` take without walking the schema again, in any
+ * box and as many times as it is run. Its stdin and signal are taken as they are, so a run with
+ * a signal of its own (a request's) is checked with it: `{ ...checked, signal }` is plain options.
+ */
+export function checkSandboxRunOptions<T extends SandboxRunOptions>(options: T): Readonly<T> {
+  return checkBoxOptions('sandboxRun', options);
 }
 
 const ENDED = 3; // ESRCH

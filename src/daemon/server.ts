@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { z } from 'zod';
 
-import { SandboxOptionsError, SandboxSetupError, checkOptions, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions } from '../index.js';
+import { SandboxOptionsError, SandboxSetupError, checkOptions, checkSandboxOptions, checkSandboxRunOptions, onDebugEvent, parseOptions, peerCredentials, run, shutdown, type DebugEvent, type Result, type RunOptions, type SandboxOptions, type SandboxRunOptions } from '../index.js';
 import { Admission } from './admission.js';
 import { Boxes } from './boxes.js';
 import { HttpError, badRequest } from './http-error.js';
@@ -302,8 +302,9 @@ export class Daemon {
       throw new HttpError(426, 'upgrade-required', 'GET /v1/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket', undefined, { upgrade: 'websocket', connection: 'Upgrade' });
     },
     createBox: async (ctx, res) => {
-      const { body, parsed } = this.wireChecked(boxRequest, await this.readJson(ctx.req), (b) => ({ body: b as SandboxOptions, parsed: parseOptions('sandbox', b) }));
-      const options = applyPolicy(this.config.policy, parsed, body, true);
+      const checked = this.wireChecked(boxRequest, await this.readJson(ctx.req), (b) => checkSandboxOptions(withCeilings(this.config.policy, b as SandboxOptions)));
+      const judged = applyPolicy(this.config.policy, parseOptions('sandbox', checked), checked, false);
+      const options = judged === checked ? checked : checkSandboxOptions(judged);
       if (this.boxes.countOf(ctx.client) >= this.config.policy.maxBoxesPerClient) {
         throw new HttpError(403, 'forbidden', `a client may hold at most ${this.config.policy.maxBoxesPerClient} boxes`);
       }
@@ -324,9 +325,11 @@ export class Daemon {
     boxRun: async (ctx, res, params) => {
       const id = params.id as string;
       this.boxes.get(ctx.client, id);
-      const { body, parsed } = this.wireChecked(boxRunRequest, await this.readJson(ctx.req), (b) => ({ body: b, parsed: parseOptions('sandboxRun', b) }));
-      const options: SandboxRunOptions = applyPolicy(this.config.policy, parsed, body, false);
-      const result = await this.admitted(ctx, 'box run', (signal) => this.boxes.use(ctx.client, id, (box) => box.run({ ...options, signal })), id);
+      // Checked with the request's signal in: a copy spread to add it would be walked again.
+      const checked = this.wireChecked(boxRunRequest, await this.readJson(ctx.req), (b) => checkSandboxRunOptions({ ...(b as SandboxRunOptions), signal: ctx.signal }));
+      const judged = applyPolicy(this.config.policy, parseOptions('sandboxRun', checked), checked, false);
+      const options = judged === checked ? checked : checkSandboxRunOptions(judged);
+      const result = await this.admitted(ctx, 'box run', () => this.boxes.use(ctx.client, id, (box) => box.run(options)), id);
       this.send(res, 200, resultToJson(result));
     },
     putFile: async (ctx, res) => {

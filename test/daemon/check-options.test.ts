@@ -1,9 +1,10 @@
-// checkOptions: options checked once, taken by run() and spawn() without a second check, and a
+// checkOptions (and checkSandboxOptions, checkSandboxRunOptions for a box and a run in it): options
+// checked once, taken by run() and spawn() (Sandbox.create(), box.run()) without a second check, and a
 // copy nobody can change or forge into something unchecked. The daemon checks every run's
 // options with it.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import { checkOptions, optionSchemas, parseOptions, run, spawn, SandboxOptionsError, type RunOptions } from '../../src/index.js';
+import { checkOptions, checkSandboxOptions, checkSandboxRunOptions, optionSchemas, parseOptions, run, Sandbox, spawn, SandboxOptionsError, type RunOptions } from '../../src/index.js';
 import { requireRoot } from '../helpers/host.js';
 
 /** The error run() gives for `options`, or null. */
@@ -150,5 +151,81 @@ describe('checkOptions', () => {
     expect(parse).not.toHaveBeenCalled();
     expect(parseOptions('run', checked)).toMatchObject({ command: ['/bin/cat'], limits: { wallTime: 5000 }, env: base.env, stdin: 'own input\n' });
     expect((await run(checked)).stdout).toBe('own input\n');
+  });
+});
+
+describe('checkSandboxOptions and checkSandboxRunOptions', () => {
+  it('are honoured: Sandbox.create(), box.run() and box.spawn() take their copies without walking the schema again', async () => {
+    requireRoot();
+    const shape = vi.spyOn(optionSchemas.sandbox, 'safeParse');
+    const program = vi.spyOn(optionSchemas.sandboxRun, 'safeParse');
+    const boxOptions = checkSandboxOptions({ env: { BOX: 'box' }, limits: { memory: '128MiB' } });
+    const runOptions = checkSandboxRunOptions({ command: ['/bin/sh', '-c', 'echo "$BOX $RUN"; cat'], env: { RUN: 'run' }, stdin: 'in\n', limits: { wallTime: '5s' } });
+    expect([shape.mock.calls.length, program.mock.calls.length]).toEqual([1, 1]);
+    await using box = await Sandbox.create(boxOptions);
+    expect((await box.run(runOptions)).stdout).toBe('box run\nin\n');
+    expect((await box.run(runOptions)).stdout).toBe('box run\nin\n');
+    const p = await box.spawn(checkSandboxRunOptions({ command: ['/bin/echo', 'spawned'] }));
+    const out: Buffer[] = [];
+    p.stdout!.on('data', (c: Buffer) => out.push(c));
+    expect((await p.wait()).status).toBe('ok');
+    expect(Buffer.concat(out).toString()).toBe('spawned\n');
+    expect([shape.mock.calls.length, program.mock.calls.length]).toEqual([1, 2]);
+    // What the schema made of them, without a walk either, and frozen.
+    const parsed = parseOptions('sandboxRun', runOptions);
+    expect(parsed).toMatchObject({ limits: { wallTime: 5000 }, stdin: 'in\n' });
+    expect(parseOptions('sandbox', boxOptions)).toMatchObject({ limits: { memory: 128 << 20 } });
+    expect([shape.mock.calls.length, program.mock.calls.length]).toEqual([1, 2]);
+    expect(() => {
+      (parsed.limits as { wallTime: number }).wallTime = 3_600_000;
+    }).toThrow(TypeError);
+  });
+
+  it('their copies are frozen; a spread copy, a look-alike or a copy checked as the other kind is walked as plain options', async () => {
+    requireRoot();
+    const options = { command: ['/bin/echo', 'checked'], limits: { wallTime: '5s' as string | number } };
+    const checked = checkSandboxRunOptions(options);
+    expect(Object.isFrozen(checked) && Object.isFrozen(checked.command) && Object.isFrozen(checked.limits)).toBe(true);
+    options.command[1] = 'changed';
+    await using box = await Sandbox.create(checkSandboxOptions({}));
+    expect((await box.run(checked)).stdout).toBe('checked\n');
+    const spread = { ...checked, limits: { wallTime: 'forever' } };
+    const lookAlike = Object.freeze({ command: Object.freeze(['/bin/true']), limits: Object.freeze({ wallTime: -1 }) });
+    for (const forged of [spread, lookAlike] as never[]) {
+      await expect(box.run(forged)).rejects.toMatchObject({ name: 'SandboxOptionsError', path: 'limits.wallTime' });
+      expect(() => parseOptions('sandboxRun', forged)).toThrow(SandboxOptionsError);
+    }
+    // Checked as a box's options, they are no run's: walked by the run's schema, refused as the same plain options are.
+    const asBox = checkSandboxOptions({ network: 'none', env: { A: 'b' } });
+    const program = vi.spyOn(optionSchemas.sandboxRun, 'safeParse');
+    const e = (await box.run(asBox as never).catch((err: unknown) => err)) as SandboxOptionsError;
+    expect(program).toHaveBeenCalledTimes(1);
+    expect(e).toBeInstanceOf(SandboxOptionsError);
+    expect(e.issues).toEqual(((await box.run({ ...asBox } as never).catch((err: unknown) => err)) as SandboxOptionsError).issues);
+  });
+
+  it('a bad input gives the error Sandbox.create() or box.run() gives: the same message, path and issues', async () => {
+    requireRoot();
+    await using box = await Sandbox.create();
+    const cases: [unknown, () => unknown, (o: unknown) => Promise<unknown>][] = [
+      [null, () => checkSandboxOptions(null as never), (o) => Sandbox.create(o as never)],
+      [{ limits: { memory: 'lots' } }, () => checkSandboxOptions({ limits: { memory: 'lots' } }), (o) => Sandbox.create(o as never)],
+      [{ nonsense: 1 }, () => checkSandboxOptions({ nonsense: 1 } as never), (o) => Sandbox.create(o as never)],
+      [[], () => checkSandboxRunOptions([] as never), (o) => box.run(o as never)],
+      [{ command: ['/bin/true'], stdin: 42 }, () => checkSandboxRunOptions({ command: ['/bin/true'], stdin: 42 } as never), (o) => box.run(o as never)],
+      [{ command: [], cwd: 'relative' }, () => checkSandboxRunOptions({ command: [], cwd: 'relative' }), (o) => box.run(o as never)],
+    ];
+    for (const [options, check, use] of cases) {
+      const fromUse = (await use(options).then(() => null, (e: unknown) => e)) as SandboxOptionsError;
+      let fromCheck: SandboxOptionsError | null = null;
+      try {
+        check();
+      } catch (e) {
+        fromCheck = e as SandboxOptionsError;
+      }
+      expect(fromUse).toBeInstanceOf(SandboxOptionsError);
+      expect(fromCheck).toBeInstanceOf(SandboxOptionsError);
+      expect({ message: fromCheck?.message, path: fromCheck?.path, issues: fromCheck?.issues }).toEqual({ message: fromUse.message, path: fromUse.path, issues: fromUse.issues });
+    }
   });
 });

@@ -48,26 +48,32 @@ export async function startDaemon(opts: DaemonStart = {}): Promise<TestDaemon> {
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const check = setInterval(() => {
-      if (out.includes('"msg":"listening"')) {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const check = setInterval(() => {
+        if (out.includes('"msg":"listening"')) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 20);
+      void exited.then((code) => {
         clearInterval(check);
-        resolve();
-      }
-    }, 20);
-    void exited.then((code) => {
-      clearInterval(check);
-      reject(new Error(`the daemon exited with ${code} before listening:\n${out}`));
+        reject(new Error(`the daemon exited with ${code} before listening:\n${out}`));
+      });
     });
-  });
+  } catch (e) {
+    // A refused start (a test may expect one) leaves no directory behind either.
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const pid = proc.pid as number;
   // A test that fails before its stop() must not leave the daemon running: it outlives the
-  // worker. vitest refuses the hook outside a test: a daemon started in a suite's hook is stopped
-  // by that suite's after-hook instead.
+  // worker. Its directory goes too, whether the test killed the daemon or it ended by itself.
+  // vitest refuses the hook outside a test: a daemon started in a suite's hook is stopped by that
+  // suite's after-hook instead.
   try {
     onTestFinished(async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGKILL');
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await exited;
       rmSync(dir, { recursive: true, force: true });
     });

@@ -2,10 +2,10 @@
  * `sandcell serve`: the daemon. A Unix socket by default (mode 0660, group `sandcell` when that
  * group exists: who may connect is who may run boxes); TCP only with a token file.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { connect, type Server } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { pino, stdTimeFunctions } from 'pino';
 
 import type { FarmJobError } from '../cluster/farm.js';
@@ -206,6 +206,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
   // No unauthenticated TCP, ever: checked before anything is opened.
   if (a.listen !== null && a.tokenFile === null) throw new UsageError('--listen needs --token-file: the daemon never serves TCP without tokens');
   const tokens = a.tokenFile !== null ? readTokens(a.tokenFile) : null;
+  const gid = groupId(a.group ?? 'sandcell');
+  if (a.group !== null && gid === null) throw new UsageError(`--group ${a.group}: no such group`);
   let policy;
   try {
     policy = loadPolicy(a.policy);
@@ -244,7 +246,20 @@ export async function serve(argv: readonly string[]): Promise<number> {
 
   // Before the socket opens: what a daemon killed before this one left is removed first.
   await prepare();
-  mkdirSync(dirname(a.socket), { recursive: true, mode: 0o755 });
+  const made = mkdirSync(dirname(a.socket), { recursive: true, mode: 0o755 });
+  // What the daemon made on the host goes when it stops or fails to start: its socket, and the
+  // directories it made for it (while empty: never what someone else put there).
+  const unmake = (): void => {
+    rmSync(a.socket, { force: true });
+    if (made === undefined) return;
+    for (let d = resolve(dirname(a.socket)); d.length >= made.length; d = dirname(d)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        return;
+      }
+    }
+  };
   await clearStaleSocket(a.socket);
   // The socket is made with no access for anyone but its owner, then opened to the group: no
   // moment exists when anyone else could connect.
@@ -254,12 +269,25 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } finally {
     process.umask(umask);
   }
-  const gid = groupId(a.group ?? 'sandcell');
-  if (a.group !== null && gid === null) throw new UsageError(`--group ${a.group}: no such group`);
-  if (gid !== null) chownSync(a.socket, statSync(a.socket).uid, gid);
-  chmodSync(a.socket, a.socketMode);
   const tcp = a.listen !== null ? daemon.server('tcp') : null;
-  if (tcp !== null && a.listen !== null) await listen(tcp, a.listen.port, a.listen.host);
+  try {
+    if (gid !== null) chownSync(a.socket, statSync(a.socket).uid, gid);
+    chmodSync(a.socket, a.socketMode);
+    if (tcp !== null && a.listen !== null) {
+      const { host, port } = a.listen;
+      await listen(tcp, port, host).catch((e: NodeJS.ErrnoException) => {
+        throw new UsageError(`--listen ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the address is in use' : e.message}`);
+      });
+    }
+  } catch (e) {
+    // Started halfway: the Unix socket is closed and removed, or the process would serve on it
+    // (or hang) after saying it failed.
+    await daemon.drain();
+    await farm?.close();
+    unmake();
+    sink.flushSync();
+    throw e;
+  }
   // The handlers are in place before 'listening' is said: whoever waits for that line may signal
   // at once, and a SIGTERM without its handler would kill the daemon instead of draining it.
   const stopped = new Promise<number>((resolve) => {
@@ -268,7 +296,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
       daemon.drain().then(
         async () => {
           await farm?.close();
-          rmSync(a.socket, { force: true });
+          unmake();
           sink.flushSync();
           resolve(0);
         },

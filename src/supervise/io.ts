@@ -19,6 +19,11 @@ export interface OutputSink {
 /** The output as a stream for the caller to read (`spawn()`). */
 export class MeteredStream extends Transform implements OutputSink {
   truncated = false;
+  /**
+   * The pipe it reads from. A stream nobody reads stops reading it, so the pipe never reaches EOF:
+   * it is destroyed with this stream, which closes once the descriptor is closed.
+   */
+  source: Socket | null = null;
 
   constructor(private readonly budget: OutputBudget) {
     super();
@@ -26,6 +31,16 @@ export class MeteredStream extends Transform implements OutputSink {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     done(null, this.budget.admit(chunk, this));
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    const source = this.source;
+    if (source === null || source.closed) {
+      done(error);
+      return;
+    }
+    source.once('close', () => done(error));
+    source.destroy();
   }
 }
 
@@ -119,6 +134,7 @@ function pipeFrom(fd: number | null, meter: MeteredStream): MeteredStream {
     return meter;
   }
   const s = new Socket({ fd, readable: true, writable: false });
+  meter.source = s;
   s.on('error', (e) => meter.destroy(e));
   s.pipe(meter);
   return meter;

@@ -122,10 +122,15 @@ export class SandboxProcess {
     return this.input;
   }
 
+  /**
+   * The program's output. Each stream holds its pipe open until it is read to its end or
+   * destroyed; leaving an `await using` scope destroys the streams nobody started to read.
+   */
   get stdout(): Readable {
     return this.streams?.stdout ?? this.noOutput();
   }
 
+  /** The program's stderr, as `stdout`. */
   get stderr(): Readable {
     return this.streams?.stderr ?? this.noOutput();
   }
@@ -158,18 +163,38 @@ export class SandboxProcess {
     return this.endedAtMs;
   }
 
-  /** Resolves when the box has ended and everything it used is released. */
+  /**
+   * Resolves when the box has ended and everything it used is released, but for its output
+   * streams: what the program wrote stays readable from them after its end, and each keeps its
+   * pipe open until it is read to its end or destroyed (or the process disposed).
+   */
   wait(): Promise<Result> {
     return this.result;
   }
 
   /**
    * `await using p = await spawn(...)`: leaving the scope ends the box (as `kill()` does) and
-   * waits until everything it used is released. The result stays available from `wait()`.
+   * waits until everything it used is released, the output streams nobody started to read
+   * included: they are destroyed (what they held is dropped) and their pipes closed. A stream
+   * being read (`on('data')`, `pipe()`, `resume()`, an iterator) is left to its reader. The
+   * result stays available from `wait()`.
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.kill();
-    await this.result;
+    try {
+      await this.result;
+    } finally {
+      const unread = this.streams ? [this.streams.stdout, this.streams.stderr].filter((s) => s.readableFlowing === null && !s.closed) : [];
+      await Promise.all(
+        unread.map(
+          (s) =>
+            new Promise((resolve) => {
+              s.once('close', resolve);
+              s.destroy();
+            }),
+        ),
+      );
+    }
   }
 
   /**

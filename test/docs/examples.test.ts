@@ -11,12 +11,13 @@
 //   is a sandcell.yaml (`sandcell: 1`) loads; every file of the repository a page names
 //   (`src/...`, ...) exists, and every camelCase name of its inline code (`setWarmBoxes`,
 //   `cgroupParent`) is in the sources.
-import { execFile, spawnSync } from 'node:child_process';
+// The slow parts (the type check, the CLI's help texts, the console commands one after another)
+// start together before the first test and overlap; each test waits for its own.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadProfiles } from '../../src/profiles/index.js';
@@ -29,7 +30,30 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const blocks: Block[] = documentationFiles(ROOT).flatMap((f) => blocksOf(f, readFileSync(join(ROOT, f), 'utf8')));
 const where = (b: Block) => `${b.file}:${b.line}`;
 
+const typeChecked = blocks.filter((b) => b.lang === 'ts' && b.marker !== 'fragment');
+const consoles = blocks.filter((b) => b.lang === 'console');
+
+interface Ran {
+  /** The exit status, null when it did not exit (killed at its timeout). */
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function execute(file: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<Ran> {
+  return new Promise((resolve) =>
+    execFile(file, args, { ...options, encoding: 'utf8', maxBuffer: 64 << 20 }, (e, stdout, stderr) =>
+      resolve({ status: e === null ? 0 : typeof e.code === 'number' ? e.code : null, stdout, stderr }),
+    ),
+  );
+}
+
 let tmp: string;
+let typeCheck: Promise<string[]>;
+let helps: Promise<{ main: Ran; verbs: Map<string, Ran> }>;
+/** The console commands' runs, by `page:line`. */
+const consoleRuns = new Map<string, Promise<Ran>>();
+
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'sandcell-docs-'));
   // The user's project: the package and Node's types installed beside their code.
@@ -39,35 +63,96 @@ beforeAll(() => {
   writeFileSync(join(tmp, 'project', 'package.json'), '{ "type": "module" }\n');
   mkdirSync(join(tmp, 'bin'));
   symlinkSync(CLI, join(tmp, 'bin', 'sandcell'));
+  typeCheck = typeErrors(join(tmp, 'project'), typeChecked);
+  helps = helpTexts();
+  // One after another, in the pages' order, as a reader types them.
+  if (process.getuid?.() === 0) {
+    let previous: Promise<unknown> = Promise.resolve();
+    for (const b of consoles) {
+      for (const c of commandsOf(b)) {
+        const ran = previous.then(() => shell(c.command));
+        consoleRuns.set(`${b.file}:${c.line}`, ran);
+        previous = ran;
+      }
+    }
+  }
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  // Nothing started here may still be writing into the directory.
+  await Promise.all([typeCheck, helps, ...consoleRuns.values()]);
+  rmSync(tmp, { recursive: true, force: true });
+}, 300_000);
 
-/** Type errors of the given blocks, each as `page:line: message`, checked as one program. */
-function typeErrors(dir: string, checked: readonly Block[]): string[] {
+/**
+ * Type errors of the given blocks, each as `page:line: message`, checked as one program by the
+ * package's own `tsc` (in a process of its own, beside the other checks) in the user's project.
+ */
+async function typeErrors(dir: string, checked: readonly Block[]): Promise<string[]> {
   const files = checked.map((b, k) => {
-    const name = join(dir, `block-${k}.ts`);
+    const name = `block-${k}.ts`;
     // `export {}`: every block a module of its own (top-level await, names of its own).
-    writeFileSync(name, `${b.body.join('\n')}\nexport {};\n`);
+    writeFileSync(join(dir, name), `${b.body.join('\n')}\nexport {};\n`);
     return name;
   });
-  const program = ts.createProgram(files, {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2023.d.ts', 'lib.esnext.disposable.d.ts'],
+  const compilerOptions = {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    lib: ['es2023', 'esnext.disposable'],
     types: ['node'],
     strict: true,
     noEmit: true,
     skipLibCheck: true,
-  });
-  return ts.getPreEmitDiagnostics(program).map((d) => {
-    const text = ts.flattenDiagnosticMessageText(d.messageText, '\n');
-    if (!d.file || d.start === undefined) return text;
-    const k = files.indexOf(d.file.fileName);
-    if (k < 0) return `${d.file.fileName}: ${text}`;
-    const { line } = d.file.getLineAndCharacterOfPosition(d.start);
-    const b = checked[k] as Block;
-    return `${b.file}:${b.line + 1 + line}: ${text}`;
+  };
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files }));
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = await execute(process.execPath, [tsc, '-p', 'tsconfig.json', '--pretty', 'false'], { cwd: dir, timeout: 240_000 });
+  // `file(line,col): error TSnnnn: message`, a message's chain on the indented lines below it.
+  const errors: string[] = [];
+  for (const text of r.stdout.split('\n')) {
+    if (text.trim() === '') continue;
+    if (/^\s/.test(text) && errors.length > 0) {
+      errors[errors.length - 1] += `\n${text.trim()}`;
+      continue;
+    }
+    const at = /^(.+?)\((\d+),\d+\): error (TS\d+: .*)$/.exec(text);
+    const k = at ? files.indexOf(at[1] as string) : -1;
+    const b = checked[k];
+    errors.push(at && b ? `${b.file}:${b.line + Number(at[2])}: ${at[3]}` : text);
+  }
+  // An exit without a diagnostic (tsc itself failed) is an error too.
+  if (r.status !== 0 && errors.length === 0) errors.push(`tsc exited with ${r.status}: ${r.stderr}`);
+  return errors;
+}
+
+/** `sandcell --help`, and each verb's `--help` that a page's commands name, all at once. */
+async function helpTexts(): Promise<{ main: Ran; verbs: Map<string, Ran> }> {
+  const cli = (args: string[]) => execute(process.execPath, [CLI, ...args], { timeout: 60_000 });
+  const verbs = [...new Set(documentedCommands().map((c) => c.verb))];
+  const [main, ...own] = await Promise.all([cli(['--help']), ...verbs.map((v) => cli([v, '--help']))]);
+  return { main: main!, verbs: new Map(verbs.map((v, k) => [v, own[k]!])) };
+}
+
+/** Every `sandcell` command of a `sh` or `console` block, or of the prose's inline code, and where. */
+function documentedCommands(): { verb: string; flags: string[]; at: string }[] {
+  const lines = blocks.filter((b) => b.lang === 'sh' || b.lang === 'console').flatMap((b) =>
+    b.body.map((text, k) => ({ text: b.lang === 'console' ? (text.startsWith('$ ') ? text.slice(2) : '') : text, at: `${b.file}:${b.line + 1 + k}` })),
+  );
+  // And the commands prose names in inline code (`sandcell network create judge-net`).
+  for (const file of documentationFiles(ROOT)) {
+    readFileSync(join(ROOT, file), 'utf8').split('\n').forEach((text, k) => {
+      for (const [, code] of text.matchAll(/`((?:npx )?sandcell [^`]+)`/g)) lines.push({ text: code!, at: `${file}:${k + 1}` });
+    });
+  }
+  return lines.flatMap(({ text, at }) => sandcellCommandsOf(text).map((c) => ({ ...c, at })));
+}
+
+/** A console command in `sh` from the repository's root, the package's `sandcell` first on the PATH. */
+function shell(command: string): Promise<Ran> {
+  return execute('/bin/sh', ['-c', `exec 2>&1\n${command.replace(/(^|[\s;&|(])npx sandcell /g, '$1sandcell ')}`], {
+    cwd: ROOT,
+    timeout: 120_000,
+    env: { ...process.env, PATH: `${join(tmp, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`, NODE_DEBUG: '' },
   });
 }
 
@@ -79,10 +164,9 @@ function globMatches(path: string): boolean {
 }
 
 describe('documentation examples', () => {
-  it('every TypeScript block type-checks against the package as a user imports it', () => {
-    const checked = blocks.filter((b) => b.lang === 'ts' && b.marker !== 'fragment');
-    expect(checked.length).toBeGreaterThan(10);
-    expect(typeErrors(join(tmp, 'project'), checked)).toEqual([]);
+  it('every TypeScript block type-checks against the package as a user imports it', { timeout: 300_000 }, async () => {
+    expect(typeChecked.length).toBeGreaterThan(10);
+    expect(await typeCheck).toEqual([]);
   });
 
   it('every block is of a known kind, and markers are ones this test understands', () => {
@@ -160,25 +244,14 @@ describe('documentation examples', () => {
     expect(bad).toEqual([]);
   });
 
-  it('every sandcell command of a shell block or inline code names a verb that exists and flags it takes', async () => {
-    const cli = (args: string[]) =>
-      new Promise<{ ok: boolean; stdout: string }>((resolve) =>
-        execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (e, stdout) => resolve({ ok: e === null, stdout })),
-      );
-    const lines = blocks.filter((b) => b.lang === 'sh' || b.lang === 'console').flatMap((b) =>
-      b.body.map((text, k) => ({ text: b.lang === 'console' ? (text.startsWith('$ ') ? text.slice(2) : '') : text, at: `${b.file}:${b.line + 1 + k}` })),
-    );
-    // And the commands prose names in inline code (`sandcell network create judge-net`).
-    for (const file of documentationFiles(ROOT)) {
-      readFileSync(join(ROOT, file), 'utf8').split('\n').forEach((text, k) => {
-        for (const [, code] of text.matchAll(/`((?:npx )?sandcell [^`]+)`/g)) lines.push({ text: code!, at: `${file}:${k + 1}` });
-      });
-    }
-    const commands = lines.flatMap(({ text, at }) => sandcellCommandsOf(text).map((c) => ({ ...c, at })));
-    const verbs = [...new Set(commands.map((c) => c.verb))];
-    const [main, ...own] = await Promise.all([cli(['--help']), ...verbs.map((v) => cli([v, '--help']))]);
+  it('every sandcell command of a shell block or inline code names a verb that exists and flags it takes', { timeout: 300_000 }, async () => {
+    const commands = documentedCommands();
+    const { main, verbs } = await helps;
+    expect(main.status, main.stderr).toBe(0);
     // A verb is one the main help lists; its flags are those of its own --help, if it has one.
-    const help = new Map(verbs.map((v, k) => [v, !new RegExp(`^\\s+sandcell ${v}\\b`, 'm').test(main!.stdout) ? '' : own[k]!.ok ? own[k]!.stdout : main!.stdout]));
+    const help = new Map(
+      [...verbs].map(([v, own]) => [v, !new RegExp(`^\\s+sandcell ${v}\\b`, 'm').test(main.stdout) ? '' : own.status === 0 ? own.stdout : main.stdout]),
+    );
     const wrong: string[] = [];
     for (const { verb, flags, at } of commands) {
       const text = help.get(verb) as string;
@@ -190,23 +263,17 @@ describe('documentation examples', () => {
     expect(wrong).toEqual([]);
   });
 
-  const consoles = blocks.filter((b) => b.lang === 'console');
   it('there are console examples to run', () => {
     expect(consoles.length).toBeGreaterThan(0);
   });
   describe.each(consoles.map((b) => [where(b), b] as const))('console block %s', (_, block) => {
-    it.each(commandsOf(block).map((c) => [c.command, c] as const))('$ %s', (_c, c) => {
+    it.each(commandsOf(block).map((c) => [c.command, c] as const))('$ %s', async (_c, c) => {
       requireRoot();
-      const r = spawnSync('/bin/sh', ['-c', `exec 2>&1\n${c.command.replace(/(^|[\s;&|(])npx sandcell /g, '$1sandcell ')}`], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        timeout: 120_000,
-        env: { ...process.env, PATH: `${join(tmp, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`, NODE_DEBUG: '' },
-      });
       const at = `${block.file}:${c.line}`;
+      const r = await consoleRuns.get(at)!;
       expect(r.status, `${at}: the exit status of the command, which printed:\n${r.stdout}`).toBe(0);
       // Shown as a difference when it does not match.
       if (!outputMatches(c.output, r.stdout.split('\n'))) expect(r.stdout.trimEnd(), `${at}: its output`).toBe(c.output.join('\n'));
-    });
+    }, 300_000);
   });
 });

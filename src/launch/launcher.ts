@@ -288,9 +288,10 @@ function degraded(c: Context, cgroup: RunCgroup | null, run: PlannedRun): string
  */
 async function prepareBox(plan: NativePlan, pool: CgroupPool | null, network: string | null, shape: NativePlan | null): Promise<WarmBox> {
   const began = debugging ? performance.now() : 0;
+  // Before the cgroup is taken: a source that cannot be stat'ed refuses the build with nothing to give back.
+  const binds = bindIdentity(plan);
   const cgroup = pool ? await pool.take({}) : null;
   let native: NativeSpawned;
-  const binds = bindIdentity(plan);
   try {
     native = await nativeSpawn({ ...plan, cgroupProcs: cgroup ? [...cgroup.procsFiles] : [] }, undefined, shape);
   } catch (e) {

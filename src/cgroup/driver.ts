@@ -97,6 +97,12 @@ export interface RunCgroup {
   /** The pids the kernel lists in the run cgroup now (union over v1 hierarchies). */
   pids(): number[];
   /**
+   * The cgroup.procs of the cgroup whose CPU `cpuTimeUs()` counts (undefined without CPU
+   * accounting): the pids in it, without those of cgroups below it (a box has no cgroupfs to make
+   * any), in one read, where `pids()` walks every hierarchy.
+   */
+  readonly cpuProcsFile: string | undefined;
+  /**
    * After its run, readies this cgroup for another run exactly as strict as a fresh one: true only
    * when it holds no process and no charge, with every limit back to none and every counter a
    * result reports starting again from zero (or from a baseline taken now). False when it cannot

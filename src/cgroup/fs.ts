@@ -70,9 +70,13 @@ export function readKeyed(path: string): Map<string, number> | undefined {
 
 /** The pids listed in a cgroup.procs file ([] when missing). */
 export function readPids(procsFile: string): number[] {
-  const t = readOpt(procsFile);
-  if (t === undefined) return [];
-  return t
+  return parsePids(readOpt(procsFile));
+}
+
+/** The pids in a cgroup.procs file's contents ([] for none). */
+export function parsePids(text: string | null | undefined): number[] {
+  if (text == null) return [];
+  return text
     .split('\n')
     .map((l) => Number(l.trim()))
     .filter((n) => Number.isInteger(n) && n > 0);

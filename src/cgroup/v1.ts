@@ -34,6 +34,12 @@ export class V1RunCgroup implements RunCgroup {
   private sampledPeak: number | undefined;
   /** CPU bandwidth was written since the cgroup was made or readied (a reuse lifts it). */
   private cpuTouched = false;
+  /**
+   * What cpu.cfs_period_us and cpu.cfs_quota_us hold, as this object last wrote them (the kernel's
+   * defaults in a new cgroup; undefined after a failed write: then unknown). Nothing else writes
+   * them, so a write of the value already there is skipped: each one walks every CPU.
+   */
+  private cfs: { period: number | undefined; quota: number | undefined } = { period: CPU_PERIOD_US, quota: -1 };
   private readonly teardown = new Once();
 
   /**
@@ -91,26 +97,34 @@ export class V1RunCgroup implements RunCgroup {
     if (!this.cpuDir) return;
     this.cpuTouched = true;
     const cpus = this.current.cpus;
-    const [period, quota] =
-      quotaUs === null
-        ? [CPU_PERIOD_US, cpus !== undefined ? cpuQuotaUs(cpus) : -1]
-        : [CPU_CAP_PERIOD_US, cappedQuotaUs(quotaUs, cpus)];
-    // Quota first when lifting it (unlimited fits any period), period first when capping.
-    const write = (file: string, v: number): void => writeFileSync(join(this.cpuDir!, file), String(v));
     if (quotaUs === null) {
-      write('cpu.cfs_quota_us', -1);
-      write('cpu.cfs_period_us', period);
-      write('cpu.cfs_quota_us', quota);
+      // Without a `cpus` share an unlimited quota is all there is to put back: the period it
+      // leaves does nothing without a quota, and a reuse or a `cpus` limit writes its own.
+      if (cpus === undefined) return this.writeCfs('quota', -1);
+      // Quota first (unlimited fits any period), so the period can change.
+      this.writeCfs('quota', -1);
+      this.writeCfs('period', CPU_PERIOD_US);
+      this.writeCfs('quota', cpuQuotaUs(cpus));
     } else {
-      write('cpu.cfs_period_us', period);
-      write('cpu.cfs_quota_us', quota);
+      // Period first when capping: the cap's quota over the shorter period could exceed a parent's
+      // share. From the second poll on the period is the cap's already and only the quota changes.
+      this.writeCfs('period', CPU_CAP_PERIOD_US);
+      this.writeCfs('quota', cappedQuotaUs(quotaUs, cpus));
     }
   }
 
   unthrottle(): void {
     if (!this.cpuDir) return;
     this.cpuTouched = true;
-    writeFileSync(join(this.cpuDir, 'cpu.cfs_quota_us'), '-1');
+    this.writeCfs('quota', -1);
+  }
+
+  /** Writes one of the two bandwidth files, unless it already holds `v`. */
+  private writeCfs(which: 'period' | 'quota', v: number): void {
+    if (this.cfs[which] === v) return;
+    this.cfs[which] = undefined;
+    writeFileSync(join(this.cpuDir!, which === 'period' ? 'cpu.cfs_period_us' : 'cpu.cfs_quota_us'), String(v));
+    this.cfs[which] = v;
   }
 
   /** The writes of the limits, in order: by the driver right after mkdir, or later through applyLimits. */
@@ -126,6 +140,8 @@ export class V1RunCgroup implements RunCgroup {
     if (l.pids !== undefined && this.pidsDir) w.push([this.pidsDir, 'pids.max', String(l.pids)]);
     if (l.cpus !== undefined && this.cpuDir) {
       this.cpuTouched = true;
+      // Known once the batch has done them; a batch that fails leaves the cgroup to be removed.
+      this.cfs = { period: CPU_PERIOD_US, quota: cpuQuotaUs(l.cpus) };
       w.push([this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
       w.push([this.cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(l.cpus))]);
     }
@@ -156,6 +172,10 @@ export class V1RunCgroup implements RunCgroup {
 
   pids(): number[] {
     return pidsIn(this.dirs);
+  }
+
+  get cpuProcsFile(): string | undefined {
+    return this.cpuacctDir ? join(this.cpuacctDir, 'cgroup.procs') : undefined;
   }
 
   async outcome(cpuTime = true): Promise<RunOutcome> {
@@ -209,6 +229,7 @@ export class V1RunCgroup implements RunCgroup {
     this.current = {};
     this.sampledPeak = undefined;
     this.cpuTouched = false;
+    this.cfs = { period: CPU_PERIOD_US, quota: -1 };
     return true;
   }
 

@@ -58,6 +58,12 @@ export class V2RunCgroup implements RunCgroup {
   readonly dirs: readonly string[];
   readonly enforced: EnforcedLimits;
   private sampledPeak: number | undefined;
+  /**
+   * cpu.max as this object last wrote it ("max 100000", the kernel's default, in a new cgroup;
+   * undefined after a failed write: then unknown). Nothing else writes it, so a write of the value
+   * already there is skipped: each one walks every CPU.
+   */
+  private cpuMax: string | undefined = `max ${CPU_PERIOD_US}`;
   private readonly teardown = new Once();
 
   constructor(
@@ -94,11 +100,22 @@ export class V2RunCgroup implements RunCgroup {
       quotaUs === null
         ? `${cpus !== undefined ? cpuQuotaUs(cpus) : 'max'} ${CPU_PERIOD_US}`
         : `${cappedQuotaUs(quotaUs, cpus)} ${CPU_CAP_PERIOD_US}`;
-    writeFileSync(join(this.dir, 'cpu.max'), value);
+    this.writeCpuMax(value);
   }
 
   unthrottle(): void {
-    if (this.enforced.cpus === 'cgroup') writeFileSync(join(this.dir, 'cpu.max'), 'max');
+    if (this.enforced.cpus !== 'cgroup' || this.cpuMax?.startsWith('max ')) return;
+    const period = this.cpuMax?.split(' ')[1];
+    // "max" alone keeps the period.
+    this.writeCpuMax('max', period !== undefined ? `max ${period}` : undefined);
+  }
+
+  /** Writes cpu.max, unless it already holds `value`; `holds`: what the kernel then holds. */
+  private writeCpuMax(value: string, holds: string | undefined = value): void {
+    if (this.cpuMax === value) return;
+    this.cpuMax = undefined;
+    writeFileSync(join(this.dir, 'cpu.max'), value);
+    this.cpuMax = holds;
   }
 
   /** The writes of the limits, in order: by the driver right after mkdir, or later through applyLimits. */
@@ -114,7 +131,11 @@ export class V2RunCgroup implements RunCgroup {
       // oom_kill gives the verdict either way.
     }
     if (l.pids !== undefined && this.enforced.processes === 'cgroup') w.push([dir, 'pids.max', String(l.pids)]);
-    if (l.cpus !== undefined && this.enforced.cpus === 'cgroup') w.push([dir, 'cpu.max', `${cpuQuotaUs(l.cpus)} ${CPU_PERIOD_US}`]);
+    if (l.cpus !== undefined && this.enforced.cpus === 'cgroup') {
+      // Known once the batch has done it; a batch that fails leaves the cgroup to be removed.
+      this.cpuMax = `${cpuQuotaUs(l.cpus)} ${CPU_PERIOD_US}`;
+      w.push([dir, 'cpu.max', this.cpuMax]);
+    }
     return w;
   }
 
@@ -138,6 +159,10 @@ export class V2RunCgroup implements RunCgroup {
 
   pids(): number[] {
     return pidsIn(this.dirs);
+  }
+
+  get cpuProcsFile(): string | undefined {
+    return this.enforced.cpuTime === 'cgroup' ? this.procsFiles[0] : undefined;
   }
 
   async outcome(cpuTime = true): Promise<RunOutcome> {

@@ -6,11 +6,13 @@
  * for a poll that comes late; RLIMIT_CPU backs both up per process (`cpuTimeRlimit`). Without CPU
  * accounting (rootless, no controller) RLIMIT_CPU is the limit itself. The status is `time-limit`.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import type { RunCgroup } from '../cgroup/index.js';
-import { INIT_PATH, type NativeRlimit } from '../native.js';
+import { parsePids } from '../cgroup/fs.js';
+import { INIT_PATH, cgroupFiles, type NativeRlimit } from '../native.js';
 import type { Enforcement, Outcome, Status } from '../result.js';
 
 const RLIMIT_CPU = 0;
@@ -40,7 +42,7 @@ export function cpuTimeRlimit(limitMs: number | null, enforcement: Enforcement):
 /** Watches a running tree's CPU time in its cgroup and ends the run at the limit. */
 export class CpuTimeLimit {
   /** CPU time the box's setup used before the program started: not the program's. */
-  private readonly baseUs: number;
+  private baseUs: number;
   private timer: NodeJS.Timeout | null = null;
   /** The kernel holds the tree's CPU at what is left of the limit (see `poll`). */
   private capped = false;
@@ -58,8 +60,20 @@ export class CpuTimeLimit {
     private readonly onExceeded: () => void,
   ) {
     const base = usageAtStart !== null ? cgroup.cpuTimeUsFrom(usageAtStart) : NaN;
-    this.baseUs = Number.isFinite(base) ? Math.min(base, setupShareUs(cgroup, initPid)) : 0;
+    this.baseUs = Number.isFinite(base) ? base : 0;
     this.poll();
+    // The counter at the start is the base until the setup's share of it is known, a few worker
+    // trips later and long before the next poll of any limit but the shortest: meanwhile the
+    // limit counts the program's CPU before its start late, never early, and the first cap is
+    // that much looser until the next poll writes it again.
+    if (Number.isFinite(base)) {
+      setupShareUs(cgroup, initPid).then(
+        (share) => {
+          if (share < this.baseUs) this.baseUs = share;
+        },
+        () => undefined, // the base stays the counter at the start: late, never early
+      );
+    }
   }
 
   /** The run is ending (for any reason): no more polls, and throttled tasks must run to die. */
@@ -121,29 +135,36 @@ export class CpuTimeLimit {
  * processes have used since they were forked. The counter read when the program started also
  * holds the program's own CPU from its fork to that read (its exec, and whatever it ran before
  * the read was scheduled), which its own clock and the reported usage count: left in the base,
- * that time would go uncounted by the limit. Infinity when it cannot be told.
+ * that time would go uncounted by the limit. Infinity when it cannot be told. Read off the event
+ * loop (the /proc reads of a process that has just started can wait in the kernel for
+ * milliseconds): the pids in one worker trip, each one's threads and executable on the thread
+ * pool, every thread's clock and then the counter in one more trip.
  */
-function setupShareUs(cgroup: RunCgroup, initPid: number): number {
+async function setupShareUs(cgroup: RunCgroup, initPid: number): Promise<number> {
+  const procsFile = cgroup.cpuProcsFile;
+  const counterFile = cgroup.cpuTimeFile;
+  if (procsFile === undefined || counterFile === undefined) return Infinity;
+  const [listed] = await cgroupFiles([], [], [procsFile]);
+  const clocks = await Promise.all(
+    parsePids(listed)
+      .filter((pid) => pid !== initPid)
+      .map(async (pid) => {
+        const [exe, tasks] = await Promise.all([
+          readlink(`/proc/${pid}/exe`).catch(() => null),
+          readdir(`/proc/${pid}/task`).catch(() => [] as string[]), // gone since the listing
+        ]);
+        return exe === INIT_PATH ? [] : tasks.map((tid) => `/proc/${pid}/task/${tid}/schedstat`);
+      }),
+  );
+  const files = clocks.flat();
+  // The counter is read after the program's clocks, so that what it runs meanwhile stays in the
+  // base: the limit may then count a little late, never early. A clock that cannot be read is
+  // a thread gone since the listing.
+  const got = await cgroupFiles([], [], [...files, counterFile]);
   let programNs = 0;
-  for (const pid of cgroup.pids()) {
-    if (pid === initPid || isInit(pid)) continue;
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue; // gone since the listing
-    }
-    for (const tid of tasks) {
-      try {
-        programNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
-      } catch {
-        // gone since the listing
-      }
-    }
-  }
-  // Read after the program's clocks, so that what it runs meanwhile stays in the base: the limit
-  // may then count a little late, never early.
-  const share = cgroup.cpuTimeUs() - programNs / 1000;
+  for (let i = 0; i < files.length; i++) programNs += Number(got[i]?.split(' ')[0] ?? 0);
+  const counter = got[files.length];
+  const share = counter != null ? cgroup.cpuTimeUsFrom(counter) - programNs / 1000 : NaN;
   return Number.isFinite(share) && share >= 0 ? share : Infinity;
 }
 

@@ -136,6 +136,56 @@ describe('cgroup driver on the real cgroupfs', () => {
     }
   });
 
+  it('a CPU cap, its rewrites, its lift and an unthrottle leave the bandwidth files as the kernel must hold them', async () => {
+    const plain = await driver.create({});
+    const shared = await driver.create({ cpus: 0.5 });
+    try {
+      const bw = (rc: typeof plain): string[] => [read(join(driver.parents.cpu!, rc.name), 'cpu.cfs_period_us'), read(join(driver.parents.cpu!, rc.name), 'cpu.cfs_quota_us')];
+      plain.capCpu(20_000);
+      expect(bw(plain)).toEqual(['1000000', '20000']);
+      plain.capCpu(15_000);
+      expect(bw(plain)).toEqual(['1000000', '15000']);
+      plain.capCpu(null);
+      // No quota: the period left over limits nothing.
+      expect(bw(plain)[1]).toBe('-1');
+      plain.capCpu(10_000);
+      expect(bw(plain)).toEqual(['1000000', '10000']);
+      plain.unthrottle();
+      expect(bw(plain)[1]).toBe('-1');
+      plain.unthrottle();
+      expect(bw(plain)[1]).toBe('-1');
+
+      shared.capCpu(900_000);
+      expect(bw(shared)).toEqual(['1000000', '500000']); // within the cpus share
+      shared.capCpu(20_000);
+      expect(bw(shared)).toEqual(['1000000', '20000']);
+      shared.capCpu(null);
+      expect(bw(shared)).toEqual(['100000', '50000']);
+      shared.capCpu(30_000);
+      expect(bw(shared)).toEqual(['1000000', '30000']);
+      shared.unthrottle();
+      expect(bw(shared)[1]).toBe('-1');
+      shared.capCpu(null);
+      expect(bw(shared)).toEqual(['100000', '50000']);
+
+      // A reuse puts back the kernel's defaults, and a cap after it writes both files again.
+      expect(await plain.reuse()).toBe(true);
+      expect(bw(plain)).toEqual(['100000', '-1']);
+      plain.capCpu(40_000);
+      expect(bw(plain)).toEqual(['1000000', '40000']);
+
+      const h = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()']);
+      joinCgroup(plain.procsFiles, h.child.pid!);
+      expect(plain.cpuProcsFile).toBe(join(driver.parents.cpuacct!, plain.name, 'cgroup.procs'));
+      expect(read(join(driver.parents.cpuacct!, plain.name), 'cgroup.procs')).toBe(String(h.child.pid));
+      h.release();
+      await h.exit;
+    } finally {
+      await plain.destroy();
+      await shared.destroy();
+    }
+  });
+
   it('a cgroup readied for reuse after an OOM-killed, throttled run is as a fresh one', async () => {
     const limit = 32 * 1024 * 1024;
     const rc = await driver.create({ memoryBytes: limit, pids: 8, cpus: 0.5 });

@@ -149,6 +149,21 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     // A run being ended is no longer throttled: its tasks must run to die.
     rc.unthrottle();
     expect(t.read(rel, 'cpu.max')).toBe('max');
+    // A CPU cap writes cpu.max only when its value changes (the fake keeps what was last written).
+    rc.capCpu(20_000);
+    expect(t.read(rel, 'cpu.max')).toBe('20000 1000000');
+    t.write(rel, 'cpu.max', 'untouched');
+    rc.capCpu(20_000);
+    expect(t.read(rel, 'cpu.max')).toBe('untouched');
+    rc.capCpu(10_000);
+    expect(t.read(rel, 'cpu.max')).toBe('10000 1000000');
+    rc.capCpu(null);
+    expect(t.read(rel, 'cpu.max')).toBe('50000 100000');
+    rc.unthrottle();
+    expect(t.read(rel, 'cpu.max')).toBe('max');
+    t.write(rel, 'cpu.max', 'untouched');
+    rc.unthrottle();
+    expect(t.read(rel, 'cpu.max')).toBe('untouched');
     await rc.destroy();
     expect(existsSync(dir)).toBe(false);
     // cgroup.kill was written before the rmdir.

@@ -90,6 +90,12 @@ export interface RunCgroup {
   /** Current memory usage in bytes (undefined without the memory controller). Each call also feeds the sampled peak used when the kernel has no peak file. */
   memoryCurrentBytes(): number | undefined;
   /**
+   * The kernel keeps no peak of this cgroup's memory (v2 before 5.19): the peak a result reports
+   * is the maximum `memoryCurrentBytes()` returned, so whoever polls should sample it. False
+   * without the memory controller.
+   */
+  readonly peakSampled: boolean;
+  /**
    * Read at the end of every run, on a worker thread. `cpuTime: false` leaves the CPU time unread
    * (NaN), for a caller that has the tree's exact time from elsewhere: one file fewer per run.
    */

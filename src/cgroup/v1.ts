@@ -163,6 +163,9 @@ export class V1RunCgroup implements RunCgroup {
     return text.trim() !== '' && Number.isFinite(ns) ? ns / 1000 : NaN;
   }
 
+  /** memory.max_usage_in_bytes is in every v1 memory cgroup. */
+  readonly peakSampled = false;
+
   memoryCurrentBytes(): number | undefined {
     if (!this.memoryDir) return undefined;
     const v = readNumber(join(this.memoryDir, 'memory.usage_in_bytes'));

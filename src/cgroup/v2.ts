@@ -64,6 +64,7 @@ export class V2RunCgroup implements RunCgroup {
    * already there is skipped: each one walks every CPU.
    */
   private cpuMax: string | undefined = `max ${CPU_PERIOD_US}`;
+  private noPeakFile: boolean | undefined;
   private readonly teardown = new Once();
 
   constructor(
@@ -149,6 +150,12 @@ export class V2RunCgroup implements RunCgroup {
 
   cpuTimeUsFrom(text: string): number {
     return parseKeyed(text).get('usage_usec') ?? NaN;
+  }
+
+  /** Looked at once, by the first run that polls (a CPU-time limit's): most runs never ask. */
+  get peakSampled(): boolean {
+    this.noPeakFile ??= this.enforced.memory === 'cgroup' && !exists(join(this.dir, 'memory.peak'));
+    return this.noPeakFile;
   }
 
   memoryCurrentBytes(): number | undefined {

@@ -101,8 +101,8 @@ export class CpuTimeLimit {
     const remainingMs = this.limitMs - usedMs;
     cg.capCpu((remainingMs + CPU_CAP_SLACK_MS) * 1000);
     this.capped = true;
-    // Memory is sampled here too: where the kernel keeps no peak, the samples are the peak.
-    cg.memoryCurrentBytes();
+    // Where the kernel keeps no memory peak, these samples are the peak.
+    if (cg.peakSampled) cg.memoryCurrentBytes();
     // At most every CPU of the machine burns for the box: wait no longer than half the remaining
     // budget spread over all of them (a timer may fire late), and never longer than 50 ms.
     const next = Math.min(50, Math.max(1, remainingMs / (2 * CPUS)));

@@ -176,6 +176,7 @@ describe('cgroup driver on the real cgroupfs', () => {
 
       const h = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()']);
       joinCgroup(plain.procsFiles, h.child.pid!);
+      expect(plain.peakSampled).toBe(false); // memory.max_usage_in_bytes: the kernel's peak
       expect(plain.cpuProcsFile).toBe(join(driver.parents.cpuacct!, plain.name, 'cgroup.procs'));
       expect(read(join(driver.parents.cpuacct!, plain.name), 'cgroup.procs')).toBe(String(h.child.pid));
       h.release();

@@ -233,6 +233,7 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     const rel = `/sandcell-${PID}/${rc.name}`;
     t.write(rel, 'cpu.stat', 'usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\nnr_periods 3\nnr_throttled 1\nthrottled_usec 5\n');
     t.write(rel, 'memory.peak', '5242880\n');
+    expect(rc.peakSampled).toBe(false);
     t.write(rel, 'memory.current', '4096\n');
     t.write(rel, 'memory.events', 'low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n');
     expect(rc.cpuTimeUs()).toBe(1234567);
@@ -264,6 +265,8 @@ describe('cgroup v2 run cgroups (fake tree)', () => {
     const rel = `/sandcell-${PID}/${rc.name}`;
     expect(t.read(rel, 'memory.max')).toBe(String(1 << 24));
     for (const f of ['memory.swap.max', 'memory.oom.group', 'cgroup.kill']) expect(existsSync(t.path(rel, f))).toBe(false);
+    // The CPU-time limit's polls sample memory.current only here.
+    expect(rc.peakSampled).toBe(true);
     let u = await rc.outcome();
     expect(u.memoryPeakSource).toBe('none');
     expect(u.memoryPeakBytes).toBeUndefined();

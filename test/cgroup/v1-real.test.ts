@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups, type CgroupDriver } from '../../src/cgroup/index.js';
 import { isV1Memory, joinCgroup, openReal, PY, spawnHeld } from '../helpers/cgroups.js';
 import { requireRoot } from '../helpers/host.js';
+import { CpuTimeLimit } from '../../src/limits/cpu-time.js';
 
 const read = (dir: string, file: string): string => readFileSync(join(dir, file), 'utf8').trim();
 
@@ -184,6 +185,40 @@ describe('cgroup driver on the real cgroupfs', () => {
     } finally {
       await plain.destroy();
       await shared.destroy();
+    }
+  });
+
+  it("the CPU-time limit counts a program from its fork: the setup's share of the counter at its start is found and taken out", async () => {
+    const rc = await driver.create({});
+    try {
+      const burnMs = (ms: number, then: string): string[] => [PY, '-c', `import sys, time\nsys.stdin.readline()\nwhile time.process_time() < ${ms / 1000}: pass\n${then}`];
+      const usedMs = (): number => rc.cpuTimeUs() / 1000;
+      // The setup: a process that burns 100 ms in the cgroup and is gone before the program starts.
+      const setup = await spawnHeld(burnMs(100, ''));
+      joinCgroup(rc.procsFiles, setup.child.pid!);
+      setup.release();
+      expect((await setup.exit).code).toBe(0);
+      const setupMs = usedMs(); // less its start-up before it joined
+      expect(setupMs).toBeGreaterThan(50);
+      // The program: 200 ms of its own before the counter is read as "its start", then forever.
+      const program = await spawnHeld(burnMs(200, 'print("started", flush=True)\nwhile True: pass'));
+      joinCgroup(rc.procsFiles, program.child.pid!);
+      program.release();
+      await new Promise((resolve) => program.child.stdout!.once('data', resolve));
+      const atStart = readFileSync(rc.cpuTimeFile!, 'utf8');
+      // No init in this cgroup: the test's own pid stands for it.
+      let limit: CpuTimeLimit | undefined;
+      const exceededAtMs = await new Promise<number>((resolve) => {
+        limit = new CpuTimeLimit(rc, 300, atStart, process.pid, () => resolve(usedMs()));
+      });
+      limit!.release();
+      expect((await program.exit).signal).toBe('SIGKILL');
+      // Its CPU in the cgroup at the limit: 300 ms but what it ran before it joined (its start-up,
+      // which its own clock counts). Counted from the counter at the start it would be 200 + 300.
+      expect(exceededAtMs - setupMs).toBeGreaterThan(250);
+      expect(exceededAtMs - setupMs).toBeLessThan(400);
+    } finally {
+      await rc.destroy();
     }
   });
 

@@ -90,7 +90,12 @@ export class V1RunCgroup implements RunCgroup {
   async applyLimits(limits: CgroupLimits): Promise<void> {
     validateLimits(limits);
     this.current = { ...limits };
-    await cgroupBatch([], this.limitWrites());
+    try {
+      await cgroupBatch([], this.limitWrites());
+    } catch (e) {
+      this.cfs = { period: undefined, quota: undefined }; // some of the writes may have been done
+      throw e;
+    }
   }
 
   capCpu(quotaUs: number | null): void {
@@ -140,7 +145,7 @@ export class V1RunCgroup implements RunCgroup {
     if (l.pids !== undefined && this.pidsDir) w.push([this.pidsDir, 'pids.max', String(l.pids)]);
     if (l.cpus !== undefined && this.cpuDir) {
       this.cpuTouched = true;
-      // Known once the batch has done them; a batch that fails leaves the cgroup to be removed.
+      // What the batch writes (applyLimits forgets it if the batch fails).
       this.cfs = { period: CPU_PERIOD_US, quota: cpuQuotaUs(l.cpus) };
       w.push([this.cpuDir, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
       w.push([this.cpuDir, 'cpu.cfs_quota_us', String(cpuQuotaUs(l.cpus))]);

@@ -91,7 +91,12 @@ export class V2RunCgroup implements RunCgroup {
   async applyLimits(limits: CgroupLimits): Promise<void> {
     validateLimits(limits);
     this.current = { ...limits };
-    await cgroupBatch([], this.limitWrites());
+    try {
+      await cgroupBatch([], this.limitWrites());
+    } catch (e) {
+      this.cpuMax = undefined; // some of the writes may have been done
+      throw e;
+    }
   }
 
   capCpu(quotaUs: number | null): void {
@@ -133,7 +138,7 @@ export class V2RunCgroup implements RunCgroup {
     }
     if (l.pids !== undefined && this.enforced.processes === 'cgroup') w.push([dir, 'pids.max', String(l.pids)]);
     if (l.cpus !== undefined && this.enforced.cpus === 'cgroup') {
-      // Known once the batch has done it; a batch that fails leaves the cgroup to be removed.
+      // What the batch writes (applyLimits forgets it if the batch fails).
       this.cpuMax = `${cpuQuotaUs(l.cpus)} ${CPU_PERIOD_US}`;
       w.push([dir, 'cpu.max', this.cpuMax]);
     }

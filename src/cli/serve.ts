@@ -260,6 +260,16 @@ export async function serve(argv: readonly string[]): Promise<number> {
       }
     }
   };
+  // Stopping, or a start given up halfway: whatever the drain does, nothing is left on the host.
+  const close = async (): Promise<void> => {
+    try {
+      await daemon.drain();
+      await farm?.close();
+    } finally {
+      unmake();
+      sink.flushSync();
+    }
+  };
   await clearStaleSocket(a.socket);
   // The socket is made with no access for anyone but its owner, then opened to the group: no
   // moment exists when anyone else could connect.
@@ -282,9 +292,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } catch (e) {
     // Started halfway: the Unix socket is closed and removed, or the process would serve on it
     // (or hang) after saying it failed.
-    await daemon.drain();
-    await farm?.close();
-    unmake();
+    await close().catch((err: unknown) => logger.error({ err }, 'drain failed'));
     sink.flushSync();
     throw e;
   }
@@ -293,13 +301,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
-      daemon.drain().then(
-        async () => {
-          await farm?.close();
-          unmake();
-          sink.flushSync();
-          resolve(0);
-        },
+      close().then(
+        () => resolve(0),
         (e: unknown) => {
           logger.error({ err: e }, 'drain failed');
           sink.flushSync();

@@ -1,8 +1,10 @@
 // What a command loads decides how soon it answers (bench section 17): help loads no engine, and a
 // one-shot run none of the other commands' modules. An import added at the top of src/cli/main.ts
 // or src/cli/run.ts shows up here, not only as a slower bench. A run on a daemon loads no engine:
-// the daemon checks its options.
+// the daemon checks its options. The command is a bundle (scripts/bundle-cli.mjs): each file it
+// loads is read for the modules bundled into it, named as their dist/ modules.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -19,23 +21,51 @@ import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent('export async function load(url, context, next) { process.stderr.write("loaded " + url + "\\\\n"); return next(url, context); }'));
 `)}`;
 
-/** The modules of this package and of its dependencies that `sandcell <args>` loads, as paths below the package. */
-function loadedBy(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; modules: string[] } {
+/** Whether a file the loader read is the command's bundle: its entry or one of its chunks. */
+const isBundle = (file: string): boolean => /^dist\/cli\/(main|bundle-[^/]+)\.js$/.test(file);
+
+/**
+ * The modules a bundle file holds, from the comment esbuild writes above each one's code
+ * (`// src/run.ts`, `// node_modules/zod/v4/core/core.js`): ours named as tsc's dist/ files. A
+ * module without code of its own (a file of re-exports only, like src/index.ts) has none.
+ */
+function bundled(file: string): string[] {
+  return readFileSync(join(ROOT, file), 'utf8')
+    .split('\n')
+    .flatMap((l) => /^\/\/ ((?:src|node_modules)\/\S+\.[jt]s)$/.exec(l)?.[1] ?? [])
+    .map((m) => m.replace(/^src\/(.*)\.ts$/, 'dist/$1.js'));
+}
+
+/**
+ * The files of this package and of its dependencies that `sandcell <args>` loads (`files`), and
+ * the modules they hold (`modules`), as paths below the package.
+ */
+function loadedBy(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; files: string[]; modules: string[] } {
   const r = spawnSync(process.execPath, ['--import', HOOK, CLI, ...args], { encoding: 'utf8', timeout: 30_000, env });
-  const modules = r.stderr
+  const files = r.stderr
     .split('\n')
     .filter((l) => l.startsWith('loaded file://'))
     .map((l) => fileURLToPath(l.slice('loaded '.length)).slice(ROOT.length + 1));
-  return { status: r.status, modules };
+  return { status: r.status, files, modules: files.flatMap((f) => (isBundle(f) ? bundled(f) : [f])) };
 }
 
 describe('what a command loads', () => {
+  it("the bin is the bundle: a run reads none of this package's modules but the bundle's files, and none of zod's files nor its locales but English", () => {
+    requireRoot();
+    const { status, files, modules } = loadedBy(['run', '--', '/bin/true']);
+    expect(status).toBe(0);
+    expect(files.filter((f) => f.startsWith('dist/') && !isBundle(f))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('node_modules/zod/'))).toEqual([]);
+    expect(modules).toContain('node_modules/zod/v4/core/core.js');
+    expect(modules.filter((m) => m.startsWith('node_modules/zod/v4/locales/'))).toEqual(['node_modules/zod/v4/locales/en.js']);
+  });
+
   it('help and a mistyped command line load neither the engine nor zod', () => {
     for (const args of [['--help'], [], ['frob']]) {
       const { status, modules } = loadedBy(args);
       expect(status, args.join(' ')).not.toBeNull();
       expect(modules, args.join(' ')).toContain('dist/cli/main.js');
-      expect(modules.filter((m) => m === 'dist/index.js' || m.startsWith('node_modules/zod/')), args.join(' ')).toEqual([]);
+      expect(modules.filter((m) => m === 'dist/run.js' || m.startsWith('node_modules/zod/')), args.join(' ')).toEqual([]);
     }
   });
 
@@ -43,7 +73,7 @@ describe('what a command loads', () => {
     requireRoot();
     const { status, modules } = loadedBy(['run', '--', '/bin/true']);
     expect(status).toBe(0);
-    expect(modules).toContain('dist/index.js');
+    expect(modules).toContain('dist/run.js');
     const others = /^(dist\/(daemon|problems|profiles|group)\/|dist\/cluster\/(?!connection\.js|queues\.js)|dist\/client\/(?!errors\.js)|dist\/cli\/(serve|worker|service|judge|image|network|schema|remote)\.js|node_modules\/(pino|prom-client|yaml|tar|ws|bullmq|ioredis)\/)/;
     expect(modules.filter((m) => others.test(m))).toEqual([]);
   });

@@ -1,11 +1,13 @@
-// `npm run build`'s second step: the `sandcell` command as one bundle, written over tsc's
-// dist/cli/main.js (the package's bin). A command line is a process of its own, so it need not
-// share the library's modules with anyone: bundled, a one-shot run reads a few files instead of
-// ~150, and zod's unused parts (its 64 locales, which every zod entry re-exports) drop out. Each
-// command's lazy imports stay lazy: they become chunks beside the entry, loaded when that
-// command runs. The library's entries (dist/index.js and the rest) stay tsc's modules, so a
-// caller's own zod is the one they use.
-import { readFile, readdir, rm } from 'node:fs/promises';
+// `npm run build`'s second step: the `sandcell` command (src/cli/command.ts) as one script,
+// dist/cli/command.cjs, which the bin (src/cli/main.ts) runs through V8's code cache. A command
+// line is a process of its own, so it need not share the library's modules with anyone: bundled,
+// a run reads two files instead of ~150, and zod's unused parts (its 64 locales, which every zod
+// entry re-exports) drop out. Each command's modules still run only when that command does
+// (esbuild wraps what a dynamic import reaches in a function called at that import). The
+// library's entries (dist/index.js and the rest) stay tsc's modules, so a caller's own zod is
+// the one they use. CommonJS, because Node 20 can give V8's code cache to a script but not to an
+// ES module.
+import { readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,14 +16,16 @@ import { build } from 'esbuild';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
 
-/** The bundle's files: the entry and its chunks, all in one directory. */
-export const OUT_DIR = join(ROOT, 'dist', 'cli');
-const CHUNK_PREFIX = 'bundle-';
+/** The bundle, beside the bin that runs it. */
+export const OUT_FILE = join(ROOT, 'dist', 'cli', 'command.cjs');
 
 const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
-// Only zod is bundled (it is what a run loads); the other dependencies are loaded by the commands
-// that use them, as they are, from node_modules.
+// Only zod is bundled (it is what a run loads); the other dependencies are required by the
+// commands that use them, as they are, from node_modules.
 const external = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})].filter((d) => d !== 'zod');
+
+/** The bundle's own URL, set by its first line (a module's own `require` may be another). */
+const BUNDLE_URL = '__sandcellBundleUrl';
 
 const ZOD_IMPORT = /^import \{ z \} from 'zod';$/m;
 
@@ -30,8 +34,8 @@ const ZOD_IMPORT = /^import \{ z \} from 'zod';$/m;
  * - `import { z } from 'zod'` binds zod's namespace as a value, which keeps every export of it
  *   (the locales included); `import * as z` of the same module lets each `z.object` resolve to
  *   the one function, so the rest is shaken out.
- * - `import.meta.url` is the module's own place in dist/, where tsc puts it: the addon, the init
- *   and package.json are found from there, as the library finds them.
+ * - `import.meta.url` (which a script has not) is the module's own place in dist/, where tsc puts
+ *   it: the addon, the init and package.json are found from there, as the library finds them.
  */
 const sources = {
   name: 'sandcell-sources',
@@ -45,26 +49,27 @@ const sources = {
       }
       text = text.replace(ZOD_IMPORT, `import * as z from ${JSON.stringify(zodNamespace)};`);
       const distFile = join(ROOT, 'dist', relative(SRC, args.path).replace(/\.ts$/, '.js'));
-      const fromBundle = relative(OUT_DIR, distFile);
-      text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromBundle)}, import.meta.url).href`);
+      const fromBundle = relative(dirname(OUT_FILE), distFile);
+      text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromBundle)}, ${BUNDLE_URL}).href`);
       return { contents: text, loader: 'ts' };
     });
   },
 };
 
-/** esbuild's options for the bundle (`outdir` given by the caller). */
-export function bundleOptions(outdir) {
+/** esbuild's options for the bundle (`outfile` given by the caller). */
+export function bundleOptions(outfile) {
   return {
     absWorkingDir: ROOT,
-    entryPoints: [join(SRC, 'cli', 'main.ts')],
+    entryPoints: [join(SRC, 'cli', 'command.ts')],
     bundle: true,
-    splitting: true,
-    format: 'esm',
+    format: 'cjs',
     platform: 'node',
     target: 'node20',
-    outdir,
-    entryNames: '[name]',
-    chunkNames: `${CHUNK_PREFIX}[name]-[hash]`,
+    // A dependency's import() becomes a require(): a script run by node:vm has no module loader
+    // of its own to import with.
+    supported: { 'dynamic-import': false },
+    outfile,
+    banner: { js: `var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename);` },
     external,
     plugins: [sources],
     // As tsc's maps: an internal error's stack, read with --enable-source-maps, names src/ lines.
@@ -74,8 +79,4 @@ export function bundleOptions(outdir) {
   };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  // Chunks are named by their hash: a previous build's would stay behind.
-  for (const f of await readdir(OUT_DIR)) if (f.startsWith(CHUNK_PREFIX)) await rm(join(OUT_DIR, f));
-  await build({ ...bundleOptions(OUT_DIR), allowOverwrite: true });
-}
+if (process.argv[1] === fileURLToPath(import.meta.url)) await build(bundleOptions(OUT_FILE));

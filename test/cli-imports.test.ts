@@ -1,12 +1,14 @@
 // What a command loads decides how soon it answers (bench section 17): help loads no engine, and a
-// one-shot run none of the other commands' modules. An import added at the top of src/cli/main.ts
-// or src/cli/run.ts shows up here, not only as a slower bench. A run on a daemon loads no engine:
-// the daemon checks its options. The command is a bundle (scripts/bundle-cli.mjs): each file it
-// loads is read for the modules bundled into it, named as their dist/ modules.
+// one-shot run none of the other commands' modules. An import added at the top of
+// src/cli/command.ts or src/cli/run.ts shows up here, not only as a slower bench. A run on a
+// daemon loads no engine: the daemon checks its options. The command is one bundled script
+// (scripts/bundle-cli.mjs) in which each module's code runs when it is first imported: V8's
+// coverage of the process says which ran, and which other files it ran.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { startDaemon } from './daemon/daemon.js';
@@ -14,57 +16,94 @@ import { requireRoot } from './helpers/host.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const BUNDLE = join(ROOT, 'dist', 'cli', 'command.cjs');
 
-/** A loader hook that names every module the process loads, one `loaded <url>` line each on stderr. */
-const HOOK = `data:text/javascript,${encodeURIComponent(`
-import { register } from 'node:module';
-register('data:text/javascript,' + encodeURIComponent('export async function load(url, context, next) { process.stderr.write("loaded " + url + "\\\\n"); return next(url, context); }'));
-`)}`;
-
-/** Whether a file the loader read is the command's bundle: its entry or one of its chunks. */
-const isBundle = (file: string): boolean => /^dist\/cli\/(main|bundle-[^/]+)\.js$/.test(file);
-
-/**
- * The modules a bundle file holds, from the comment esbuild writes above each one's code
- * (`// src/run.ts`, `// node_modules/zod/v4/core/core.js`): ours named as tsc's dist/ files. A
- * module without code of its own (a file of re-exports only, like src/index.ts) has none.
- */
-function bundled(file: string): string[] {
-  return readFileSync(join(ROOT, file), 'utf8')
-    .split('\n')
-    .flatMap((l) => /^\/\/ ((?:src|node_modules)\/\S+\.[jt]s)$/.exec(l)?.[1] ?? [])
-    .map((m) => m.replace(/^src\/(.*)\.ts$/, 'dist/$1.js'));
+interface ScriptCoverage {
+  url: string;
+  functions: { functionName: string; ranges: { count: number }[] }[];
 }
 
 /**
- * The files of this package and of its dependencies that `sandcell <args>` loads (`files`), and
- * the modules they hold (`modules`), as paths below the package.
+ * The modules of the bundle whose code ran, named as tsc's dist/ files (ours) or as their files
+ * in node_modules. esbuild writes each module's path above its code; a module that a dynamic
+ * import reaches is wrapped in a function named by that path, called at its first import.
+ */
+function bundled(coverage: ScriptCoverage): string[] {
+  const ran = new Set(coverage.functions.filter((f) => f.ranges[0]!.count > 0).map((f) => f.functionName));
+  const text = readFileSync(BUNDLE, 'utf8');
+  return [...text.matchAll(/^\/\/ ((?:src|node_modules)\/\S+\.[jt]s)$/gm)].flatMap(([, path]) => {
+    const wrapped = text.includes(`\n  ${JSON.stringify(path)}(`);
+    if (wrapped && !ran.has(path!)) return [];
+    return [path!.replace(/^src\/(.*)\.ts$/, 'dist/$1.js')];
+  });
+}
+
+/**
+ * The files of this package and of its dependencies that `sandcell <args>` runs (`files`), and
+ * the modules whose code ran (`modules`: the bundle's, and every other file), as paths below the
+ * package.
  */
 function loadedBy(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; files: string[]; modules: string[] } {
-  const r = spawnSync(process.execPath, ['--import', HOOK, CLI, ...args], { encoding: 'utf8', timeout: 30_000, env });
-  const files = r.stderr
-    .split('\n')
-    .filter((l) => l.startsWith('loaded file://'))
-    .map((l) => fileURLToPath(l.slice('loaded '.length)).slice(ROOT.length + 1));
-  return { status: r.status, files, modules: files.flatMap((f) => (isBundle(f) ? bundled(f) : [f])) };
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-coverage-'));
+  try {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...env, NODE_V8_COVERAGE: dir } });
+    const scripts = readdirSync(dir).flatMap((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { result: ScriptCoverage[] }).result);
+    const ours = scripts.filter((s) => s.url.startsWith(pathToFileURL(ROOT).href + '/'));
+    const files = ours.map((s) => fileURLToPath(s.url).slice(ROOT.length + 1));
+    return { status: r.status, files, modules: ours.flatMap((s, i) => (fileURLToPath(s.url) === BUNDLE ? bundled(s) : [files[i]!])) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('what a command loads', () => {
-  it("the bin is the bundle: a run reads none of this package's modules but the bundle's files, and none of zod's files nor its locales but English", () => {
+  it("the bin runs the bundle: a run runs no other file of this package, none of zod's files, and of its locales English alone", () => {
     requireRoot();
     const { status, files, modules } = loadedBy(['run', '--', '/bin/true']);
     expect(status).toBe(0);
-    expect(files.filter((f) => f.startsWith('dist/') && !isBundle(f))).toEqual([]);
-    expect(files.filter((f) => f.startsWith('node_modules/zod/'))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('dist/'))).toEqual(['dist/cli/main.js', 'dist/cli/command.cjs']);
+    expect(files.filter((f) => f.startsWith('node_modules/'))).toEqual([]);
     expect(modules).toContain('node_modules/zod/v4/core/core.js');
-    expect(modules.filter((m) => m.startsWith('node_modules/zod/v4/locales/'))).toEqual(['node_modules/zod/v4/locales/en.js']);
+    // locales/index.js, its re-exports dropped, is left with no code.
+    expect(modules.filter((m) => m.startsWith('node_modules/zod/v4/locales/') && m !== 'node_modules/zod/v4/locales/index.js')).toEqual(['node_modules/zod/v4/locales/en.js']);
+  });
+
+  it("the bin keeps V8's code cache of the bundle beside it, takes it in the next process, and makes a new one for another bundle", () => {
+    // A copy of the bin and the bundle: the package's own cache is shared with every other test.
+    const pkg = mkdtempSync(join(tmpdir(), 'sandcell-cache-'));
+    try {
+      const cli = join(pkg, 'dist', 'cli');
+      mkdirSync(cli, { recursive: true });
+      copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+      for (const f of ['main.js', 'command.cjs']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
+      const cache = join(cli, 'command.cjs.cache');
+      const help = (): string => {
+        const r = spawnSync(process.execPath, [join(cli, 'main.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+        return r.stdout;
+      };
+      expect(help()).toContain('Usage:');
+      const made = statSync(cache);
+      expect(made.size).toBeGreaterThan(100_000);
+      // Rewritten only when missing or refused: the same file is the cache taken.
+      expect(help()).toContain('Usage:');
+      expect(statSync(cache).ino).toBe(made.ino);
+      // Another bundle of the same length, which V8's own check of a cache would let through.
+      const bundle = readFileSync(join(cli, 'command.cjs'), 'utf8');
+      writeFileSync(join(cli, 'command.cjs'), bundle.replace('Usage:', 'USAGE:'));
+      expect(help()).toContain('USAGE:');
+      expect(statSync(cache).ino).not.toBe(made.ino);
+    } finally {
+      rmSync(pkg, { recursive: true, force: true });
+    }
   });
 
   it('help and a mistyped command line load neither the engine nor zod', () => {
     for (const args of [['--help'], [], ['frob']]) {
       const { status, modules } = loadedBy(args);
       expect(status, args.join(' ')).not.toBeNull();
-      expect(modules, args.join(' ')).toContain('dist/cli/main.js');
+      expect(modules, args.join(' ')).toContain('dist/cli/command.js');
       expect(modules.filter((m) => m === 'dist/run.js' || m.startsWith('node_modules/zod/')), args.join(' ')).toEqual([]);
     }
   });
@@ -85,7 +124,7 @@ describe('what a command loads', () => {
       const { status, modules } = loadedBy(['run', '--memory', '64MiB', '--seccomp', 'judge', '--', '/bin/true'], { ...process.env, SANDCELL_HOST: `unix://${d.socket}` });
       expect(status).toBe(0);
       expect(modules).toContain('dist/client/index.js');
-      const clientSide = /^(dist\/cli\/(main|run|args|flags|help|usage|remote)\.js|dist\/client\/[a-z0-9]+\.js|dist\/daemon\/(replies|wire)\.js|dist\/(errors|units)\.js|dist\/seccomp\/presets\.js|dist\/cluster\/(connection|queues)\.js|node_modules\/zod\/)/;
+      const clientSide = /^(dist\/cli\/(main|command|run|args|flags|help|usage|remote)\.js|dist\/client\/[a-z0-9]+\.js|dist\/daemon\/(replies|wire)\.js|dist\/(errors|units)\.js|dist\/seccomp\/presets\.js|dist\/cluster\/(connection|queues)\.js|node_modules\/zod\/)/;
       expect(modules.filter((m) => !clientSide.test(m))).toEqual([]);
     } finally {
       await d.stop();

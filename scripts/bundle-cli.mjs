@@ -17,7 +17,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
 
 /** The bundle, beside the bin that runs it. */
-export const OUT_FILE = join(ROOT, 'dist', 'cli', 'command.cjs');
+const OUT_FILE = join(ROOT, 'dist', 'cli', 'command.cjs');
 
 const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
 // Only zod is bundled (it is what a run loads); the other dependencies are required by the
@@ -56,27 +56,22 @@ const sources = {
   },
 };
 
-/** esbuild's options for the bundle (`outfile` given by the caller). */
-export function bundleOptions(outfile) {
-  return {
-    absWorkingDir: ROOT,
-    entryPoints: [join(SRC, 'cli', 'command.ts')],
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    // A dependency's import() becomes a require(): a script run by node:vm has no module loader
-    // of its own to import with.
-    supported: { 'dynamic-import': false },
-    outfile,
-    banner: { js: `var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename);` },
-    external,
-    plugins: [sources],
-    // As tsc's maps: an internal error's stack, read with --enable-source-maps, names src/ lines.
-    sourcemap: true,
-    sourcesContent: false,
-    logLevel: 'warning',
-  };
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) await build(bundleOptions(OUT_FILE));
+await build({
+  absWorkingDir: ROOT,
+  entryPoints: [join(SRC, 'cli', 'command.ts')],
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  // A dependency's import() becomes a require(): a script run by node:vm has no module loader
+  // of its own to import with.
+  supported: { 'dynamic-import': false },
+  outfile: OUT_FILE,
+  banner: { js: `var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename);` },
+  external,
+  plugins: [sources],
+  // As tsc's maps: an internal error's stack, read with --enable-source-maps, names src/ lines.
+  sourcemap: true,
+  sourcesContent: false,
+  logLevel: 'warning',
+});

@@ -5,7 +5,7 @@
 // (scripts/bundle-cli.mjs) in which each module's code runs when it is first imported: V8's
 // coverage of the process says which ran, and which other files it ran.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -68,7 +68,8 @@ describe('what a command loads', () => {
     expect(modules.filter((m) => m.startsWith('node_modules/zod/v4/locales/') && m !== 'node_modules/zod/v4/locales/index.js')).toEqual(['node_modules/zod/v4/locales/en.js']);
   });
 
-  it("the bin keeps V8's code cache of the bundle beside it, takes it in the next process, and makes a new one for another bundle", () => {
+  it("the bin keeps V8's code cache of the bundle beside it, takes it in the next process, makes a new one for another bundle, and runs without one where it cannot write", () => {
+    requireRoot();
     // A copy of the bin and the bundle: the package's own cache is shared with every other test.
     const pkg = mkdtempSync(join(tmpdir(), 'sandcell-cache-'));
     try {
@@ -94,6 +95,14 @@ describe('what a command loads', () => {
       writeFileSync(join(cli, 'command.cjs'), bundle.replace('Usage:', 'USAGE:'));
       expect(help()).toContain('USAGE:');
       expect(statSync(cache).ino).not.toBe(made.ino);
+      // A user who may not write the package's directory (a root install) runs without a cache.
+      rmSync(cache);
+      chmodSync(pkg, 0o755);
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(cli, 'main.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain('USAGE:');
+      expect(r.status).toBe(0);
+      expect(readdirSync(cli).sort()).toEqual(['command.cjs', 'main.js']);
     } finally {
       rmSync(pkg, { recursive: true, force: true });
     }

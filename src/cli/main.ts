@@ -6,7 +6,7 @@
  * engine: with the cache its functions are read back compiled instead.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,8 @@ if (cached === undefined || script.cachedDataRejected) {
   process.once('exit', () => {
     const temp = `${cacheFile}.${process.pid}`;
     try {
+      // Serializing the cache takes milliseconds: not spent on a directory that refuses it.
+      accessSync(dirname(cacheFile), constants.W_OK);
       writeFileSync(temp, Buffer.concat([key, script.createCachedData()]));
       renameSync(temp, cacheFile);
     } catch {

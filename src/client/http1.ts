@@ -63,6 +63,14 @@ const MAX_CHUNK_LINE = 4096;
 /** 13 hex digits stay below 2^53: a larger chunk could not be counted exactly, nor held. */
 const MAX_CHUNK_DIGITS = 13;
 const EMPTY = Buffer.alloc(0);
+/**
+ * Where every connection's reads land (`onread`): the kernel's bytes are copied into it, and the
+ * reader copies out only what it keeps (a body, a head split across reads), so a read allocates
+ * nothing and skips the stream machinery a `data` event goes through. One buffer serves every
+ * connection: a read's callback runs to its end before the next read begins.
+ */
+let readBuffer: Buffer | null = null;
+const READ_BUFFER_BYTES = 64 * 1024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** A connection closed before its reply began: node:http's error for it, so callers see the same. */
@@ -125,7 +133,8 @@ class Connection {
   uses = 0;
   /** Bytes of the current reply have arrived (so the request reached the server). */
   answered = false;
-  idleTimer: NodeJS.Timeout | null = null;
+  /** While idle: when (`Date.now()`) it is too close to the daemon's keep-alive timeout to be used again. */
+  staleAt = Infinity;
   private pending: Pending | null = null;
   private stage: Stage = 'done';
   /** The head gathered so far. */
@@ -145,9 +154,13 @@ class Connection {
   private received = 0;
   /**
    * Bounds the reply once it has begun: a daemon that drips it is given up. An interim reply is
-   * bounded on its own: after it, the reply begins when the daemon has it.
+   * bounded on its own: after it, the reply begins when the daemon has it. Armed only when a
+   * reply outlasts the read it began in: the daemon's replies come whole in one read, and a
+   * timer set and cleared per request cost more than the rest of the reply's reading.
    */
   private deadline: NodeJS.Timeout | null = null;
+  /** Bytes of the reply (or of an interim reply) have arrived, and it is not yet whole. */
+  private begun = false;
 
   constructor(
     readonly socket: Socket,
@@ -155,7 +168,6 @@ class Connection {
     private readonly release: (c: Connection, keep: boolean, hint: string | undefined) => void,
   ) {
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.read(d));
     socket.on('end', () => this.closed(null));
     socket.on('error', (e) => this.closed(e));
     socket.on('close', () => this.closed(null));
@@ -200,6 +212,7 @@ class Connection {
   }
 
   private stopDeadline(): void {
+    this.begun = false;
     if (this.deadline !== null) clearTimeout(this.deadline);
     this.deadline = null;
   }
@@ -233,7 +246,8 @@ class Connection {
     return new SandcellRemoteError(this.status, 'closed', `the connection closed before the daemon's reply was whole: ${where}`, undefined, undefined, e === null ? undefined : { cause: e });
   }
 
-  private read(d: Buffer): void {
+  /** What `onread` hands over: `n` bytes at the start of the shared buffer, valid until this returns. */
+  read(d: Buffer): void {
     if (this.pending === null) {
       // Bytes nobody asked for: the connection is out of step, never used again.
       this.socket.destroy();
@@ -244,6 +258,11 @@ class Connection {
       this.consume(d);
     } catch (e) {
       this.destroy(e as Error);
+      return;
+    }
+    if (this.begun && this.deadline === null) {
+      const ms = this.limits.timeoutMs;
+      this.deadline = setTimeout(() => this.destroy(new SandcellRemoteError(this.status, 'reply-timeout', `the daemon's reply was not whole ${ms} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), ms);
     }
   }
 
@@ -274,17 +293,14 @@ class Connection {
   }
 
   private readHead(data: Buffer): Buffer {
-    if (this.deadline === null) {
-      const ms = this.limits.timeoutMs;
-      this.deadline = setTimeout(() => this.destroy(new SandcellRemoteError(this.status, 'reply-timeout', `the daemon's reply was not whole ${ms} ms after it began (connect()'s replyTimeoutMs)`, 'replyTimeoutMs')), ms);
-    }
+    this.begun = true;
     const all = this.head.length === 0 ? data : Buffer.concat([this.head, data]);
     const end = all.indexOf('\r\n\r\n');
     if (this.headBytes + (end < 0 ? all.length : end + 4) > MAX_HEAD) {
       throw new SandcellRemoteError(0, 'reply-too-large', `the daemon's reply has a head over ${MAX_HEAD} bytes`);
     }
     if (end < 0) {
-      this.head = all;
+      this.head = all === data ? Buffer.copyBytesFrom(data) : all;
       return EMPTY;
     }
     this.head = EMPTY;
@@ -346,13 +362,13 @@ class Connection {
   private keepBody(data: Buffer): void {
     this.admit(data.length);
     this.received += data.length;
-    this.body.push(data);
+    this.body.push(Buffer.copyBytesFrom(data));
   }
 
   /** The data of a body of known length, or of a chunk: returns what follows it. */
   private readCounted(data: Buffer): Buffer {
     const take = Math.min(this.left, data.length);
-    this.body.push(data.subarray(0, take));
+    this.body.push(Buffer.copyBytesFrom(data, 0, take));
     this.received += take;
     this.left -= take;
     if (this.left === 0) {
@@ -422,6 +438,9 @@ export class Http1Pool {
   private readonly idle: Connection[] = [];
   private readonly open = new Set<Connection>();
   private closed = false;
+  /** The last keep-alive hint seen and what it leaves of an idle connection's life, in ms: a daemon sends the same on every reply. */
+  private hint: string | undefined = undefined;
+  private keepMs = Infinity;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -481,46 +500,61 @@ export class Http1Pool {
   private take(): Connection {
     while (this.idle.length > 0) {
       const c = this.idle.pop() as Connection;
-      if (c.idleTimer) clearTimeout(c.idleTimer);
-      c.idleTimer = null;
       if (c.socket.destroyed) continue;
+      if (Date.now() >= c.staleAt) {
+        this.open.delete(c);
+        c.socket.destroy();
+        continue;
+      }
       c.socket.ref();
       return c;
     }
     const e = this.endpoint;
-    const socket =
-      'socketPath' in e
-        ? netConnect(e.socketPath)
-        : e.tls !== null
-          ? tlsConnect({ host: e.host, port: e.port, ...tlsOptions(e.host, e.tls) })
-          : netConnect({ host: e.host, port: e.port });
-    const c = new Connection(socket, this.limits, (conn, keep, hint) => this.release(conn, keep, hint));
+    let c: Connection | null = null;
+    const buffer = (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES));
+    // Returning false would pause the socket: a reply is always read as it comes.
+    const onread = {
+      buffer,
+      callback: (n: number): boolean => {
+        (c as Connection).read(buffer.subarray(0, n));
+        return true;
+      },
+    };
+    let socket: Socket;
+    if ('socketPath' in e) socket = netConnect({ path: e.socketPath, onread });
+    else if (e.tls === null) socket = netConnect({ host: e.host, port: e.port, onread });
+    else {
+      // node:tls's types know no `onread`: a TLS daemon's bytes come as `data` events, read the same way.
+      socket = tlsConnect({ host: e.host, port: e.port, ...tlsOptions(e.host, e.tls) });
+      socket.on('data', (d: Buffer) => (c as Connection).read(d));
+    }
+    c = new Connection(socket, this.limits, (conn, keep, hint) => this.release(conn, keep, hint));
     this.open.add(c);
     return c;
   }
 
   /**
    * A connection whose reply is whole goes back to the idle ones, unreferenced (an idle
-   * connection keeps no process alive), and is dropped a second before the daemon's announced
-   * keep-alive timeout, as node:http's Agent does, so that it is rarely found closed.
+   * connection keeps no process alive). It is not used again within a second of the daemon's
+   * announced keep-alive timeout, as node:http's Agent drops it then, so that it is rarely found
+   * closed; past that it waits for the daemon to close it (its end closes this side) or for
+   * take() to drop it, rather than for a timer set and cleared on every request.
    */
   private release(c: Connection, keep: boolean, hint: string | undefined): void {
     const at = this.idle.indexOf(c);
     if (at >= 0) this.idle.splice(at, 1);
-    if (c.idleTimer) clearTimeout(c.idleTimer);
-    c.idleTimer = null;
-    const seconds = Number(/^timeout=(\d+)/.exec(hint ?? '')?.[1] ?? NaN);
-    const keepMs = Number.isFinite(seconds) ? seconds * 1000 - 1000 : null;
-    if (!keep || this.closed || c.socket.destroyed || keepMs === 0) {
+    if (hint !== this.hint) {
+      this.hint = hint;
+      const seconds = Number(/^timeout=(\d+)/.exec(hint ?? '')?.[1] ?? NaN);
+      this.keepMs = Number.isFinite(seconds) ? seconds * 1000 - 1000 : Infinity;
+    }
+    if (!keep || this.closed || c.socket.destroyed || this.keepMs <= 0) {
       this.open.delete(c);
       c.socket.destroy();
       return;
     }
     c.socket.unref();
-    if (keepMs !== null) {
-      c.idleTimer = setTimeout(() => c.destroy(hangUp()), keepMs);
-      c.idleTimer.unref();
-    }
+    c.staleAt = Date.now() + this.keepMs;
     this.idle.push(c);
   }
 }

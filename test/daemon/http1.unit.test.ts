@@ -1,6 +1,8 @@
 // The client's HTTP/1.1 on its own, against a fake server (test/helpers/fake-http.ts) that answers exactly as told:
 // every framing of a reply, kept connections, a kept connection found closed, abort, close().
+import { createHook } from 'node:async_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -66,6 +68,51 @@ describe('Http1Pool', () => {
     expect(new Set(first.map((r) => r.body.toString())).size).toBe(3);
     await Promise.all([1, 2, 3].map(() => pool.request({ method: 'GET', path: '/', headers: {} }, aborted)));
     expect(s.connections()).toBe(3);
+  });
+
+  it('replies on two connections, each split across reads and interleaved with the other, are read whole and apart', async () => {
+    // Every read lands in one buffer shared by all connections: what a reply keeps of a read must be its own copy.
+    const bodies = ['a'.repeat(3000), 'b'.repeat(3000)];
+    const waiting: { socket: Socket; text: string }[] = [];
+    const s = await server((r, socket) => {
+      waiting.push({ socket, text: ok(JSON.stringify(bodies[r.conn - 1])) });
+      if (waiting.length < 2) return;
+      // Pieces of both replies in turn, each cut inside the head, then inside the body.
+      for (let at = 0; at < 4000; at += 40) for (const w of waiting) setTimeout(() => w.socket.write(w.text.slice(at, at + 40)), at / 10);
+    });
+    cleanups.push(s.stop);
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
+    cleanups.push(() => pool.close());
+    const got = await Promise.all([0, 1].map(() => pool.request({ method: 'GET', path: '/', headers: {} }, aborted)));
+    expect(got.map((r) => JSON.parse(r.body.toString()) as string).sort()).toEqual(bodies);
+    expect(s.connections()).toBe(2);
+  });
+
+  it('a reply that comes whole in one read sets no timer, and an idle connection is given up near the keep-alive timeout the server announced', async () => {
+    const s = await server((r, socket) => socket.write(ok('"fine"', r.head.startsWith('GET /short') ? 'keep-alive: timeout=2\r\n' : 'keep-alive: timeout=60\r\n')));
+    cleanups.push(s.stop);
+    const pool = new Http1Pool({ socketPath: s.path }, LIMITS);
+    cleanups.push(() => pool.close());
+    await pool.request({ method: 'GET', path: '/', headers: {} }, aborted);
+    const timers: string[] = [];
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'Timeout') timers.push(type);
+      },
+    }).enable();
+    try {
+      for (let i = 0; i < 5; i++) await pool.request({ method: 'GET', path: '/', headers: {} }, aborted);
+    } finally {
+      hook.disable();
+    }
+    expect(timers).toEqual([]);
+    expect(s.connections()).toBe(1);
+    // timeout=2: the connection is not used again after a second idle, a new one is opened and the old one closed.
+    await pool.request({ method: 'GET', path: '/short', headers: {} }, aborted);
+    await new Promise((r) => setTimeout(r, 1100));
+    await pool.request({ method: 'GET', path: '/', headers: {} }, aborted);
+    expect(s.connections()).toBe(2);
+    expect(await until(() => s.open() === 1)).toBe(true);
   });
 
   it('a kept connection the server closed while idle: the request goes again on a new one; a new connection closed unanswered is an error', async () => {

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 
 import { connect, DEFAULT_MAX_REPLY_BYTES, SandcellRemoteError, type ConnectOptions } from '../../src/client/index.js';
+import { isResultFrame, isResultJson, resultJson, serverFrame } from '../../src/client/replies.js';
 import { fakeHttpServer, jsonReply } from '../helpers/fake-http.js';
 
 const RESULT = {
@@ -435,5 +436,56 @@ describe('the client and a daemon whose WebSocket replies stall', () => {
     await d.stop();
     cleanups.pop();
     expect(await leaks()).toEqual({});
+  });
+});
+
+describe("the client's quick check of a run result, against the result's schema", () => {
+  /** A result with every field the schema names, the optional ones included. */
+  const FULL = { ...RESULT, violation: { syscall: 'ptrace', nr: 101, arch: 'x86_64' }, files: { 'a.txt': 'aGk=' }, fileErrors: { 'b.txt': 'too large' } };
+  /** Each field in turn takes each of these (undefined: the field left out); 1e400 is what JSON.parse makes of it. */
+  const VALUES: unknown[] = [undefined, null, 0, -1, 1.5, 2 ** 53, 1e400, -1e400, '', 'ok', 'signaled', 'cgroup', 'rlimit', 'x', true, false, [], ['x'], {}, { a: 'b' }, { a: 1 }];
+  const leaves = (v: unknown, at: string[] = []): string[][] =>
+    typeof v === 'object' && v !== null ? [at, ...Object.entries(v).flatMap(([k, c]) => leaves(c, [...at, k]))] : [at];
+  const withValue = (root: unknown, path: string[], value: unknown): unknown => {
+    if (path.length === 0) return value;
+    const copy = structuredClone(root) as Record<string, unknown>;
+    let o = copy;
+    for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
+    const last = path[path.length - 1] as string;
+    if (value === undefined) delete o[last];
+    else o[last] = value;
+    return copy;
+  };
+  const disagreements = (root: unknown, quick: (v: unknown) => boolean, schema: { safeParse(v: unknown): { success: boolean } }): string[] => {
+    const out: string[] = [];
+    for (const path of leaves(root))
+      for (const value of VALUES) {
+        const v = withValue(root, path, value);
+        if (quick(v) !== schema.safeParse(v).success) out.push(`${path.join('.') || '(root)'} = ${String(JSON.stringify(value))}: quick ${quick(v)}`);
+      }
+    return out;
+  };
+
+  it('names every field of the schema, and accepts exactly what the schema accepts, field by field', () => {
+    // A field the schema gains and this sample lacks fails here first: the quick check must learn it too.
+    expect(Object.keys(FULL).sort()).toEqual(Object.keys(resultJson.shape).sort());
+    expect(Object.keys(FULL.usage).sort()).toEqual(Object.keys(resultJson.shape.usage.shape).sort());
+    expect(Object.keys(FULL.limitsEnforced).sort()).toEqual(Object.keys(resultJson.shape.limitsEnforced.shape).sort());
+    expect(Object.keys(FULL.violation).sort()).toEqual(Object.keys(resultJson.shape.violation.unwrap().shape).sort());
+    expect(isResultJson(FULL)).toBe(true);
+    expect(isResultJson(RESULT)).toBe(true);
+    expect(disagreements(FULL, isResultJson, resultJson)).toEqual([]);
+    expect(disagreements(RESULT, isResultJson, resultJson)).toEqual([]);
+  });
+
+  it('accepts exactly the result frames the frame schema accepts, and no other frame', () => {
+    const frame = { type: 'result', id: 7, result: FULL };
+    expect(isResultFrame(frame)).toBe(true);
+    expect(disagreements(frame, isResultFrame, serverFrame)).toEqual([]);
+    for (const id of ['x'.repeat(256), 'x'.repeat(257), -3, 1.5, 2 ** 53, null]) {
+      expect(isResultFrame({ ...frame, id })).toBe(serverFrame.safeParse({ ...frame, id }).success);
+    }
+    // Every other frame is zod's to check.
+    expect(isResultFrame({ type: 'exit', result: FULL })).toBe(false);
   });
 });

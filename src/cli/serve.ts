@@ -214,6 +214,16 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  // A stop asked for while the daemon starts waits until the start is done (or given up), then
+  // goes as any stop: without a handler the signal would kill the daemon with its socket and the
+  // directories it made left on the host.
+  const stopping: { asked: string | null; stop: ((signal: string) => void) | null } = { asked: null, stop: null };
+  const ask = (signal: string): void => {
+    if (stopping.stop !== null) stopping.stop(signal);
+    else stopping.asked ??= signal;
+  };
+  process.once('SIGTERM', () => ask('SIGTERM'));
+  process.once('SIGINT', () => ask('SIGINT'));
   const sink = new LogSink({ fd: 1, blockBytes: LOG_BLOCK_BYTES, idleMs: LOG_IDLE_MS });
   const logger = pino({ level: a.logLevel, base: { pid: process.pid }, timestamp: stdTimeFunctions.isoTime }, sink);
   const cluster = a.cluster;
@@ -296,10 +306,8 @@ export async function serve(argv: readonly string[]): Promise<number> {
     sink.flushSync();
     throw e;
   }
-  // The handlers are in place before 'listening' is said: whoever waits for that line may signal
-  // at once, and a SIGTERM without its handler would kill the daemon instead of draining it.
   const stopped = new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
+    stopping.stop = (signal: string): void => {
       logger.info({ signal }, 'stopping');
       close().then(
         () => resolve(0),
@@ -310,9 +318,11 @@ export async function serve(argv: readonly string[]): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
   });
+  if (stopping.asked !== null) {
+    stopping.stop?.(stopping.asked);
+    return stopped;
+  }
   logger.info({ socket: a.socket, tcp: tcp?.address() ?? null, parallelism: a.parallelism, maxQueue: a.maxQueue, tokens: tokens?.size ?? 0 }, 'listening');
   // Whoever starts the daemon waits for this line before it connects.
   sink.flushSync();

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { connect } from '../../src/client/index.js';
@@ -84,6 +85,27 @@ describe('a daemon that stops', () => {
     d.proc.kill('SIGTERM');
     expect(await d.exited).toBe(0);
     expect(readdirSync(dir)).toEqual(['other']);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+  it('a SIGTERM while it starts: it stops once started, never says it listens, and leaves nothing', { timeout: 120_000 }, () => {
+    requireRoot();
+    const preloads = mkdtempSync(join(tmpdir(), 'sandcell-early-term-'));
+    try {
+      // Loaded into the daemon's process: the signal comes as the socket is about to be opened,
+      // after the socket's directories were made, and is taken before the socket opens.
+      const preload = join(preloads, 'term-at-listen.mjs');
+      writeFileSync(
+        preload,
+        "import { Server } from 'node:net';\nconst listen = Server.prototype.listen;\nServer.prototype.listen = function (...args) {\n  Server.prototype.listen = listen;\n  process.kill(process.pid, 'SIGTERM');\n  setTimeout(() => listen.apply(this, args), 200);\n  return this;\n};\n",
+      );
+      const r = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, CLI, 'serve', '--socket', join(base, 'run', 'sandcell', 's.sock')], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL', env: { ...process.env, TMPDIR: tmp } });
+      expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
+      expect(r.stdout).toContain('"msg":"drained"');
+      expect(r.stdout).not.toContain('"msg":"listening"');
+    } finally {
+      rmSync(preloads, { recursive: true, force: true });
+    }
+    expect(readdirSync(base)).toEqual(['tmp']);
     expect(readdirSync(tmp)).toEqual([]);
   });
 });

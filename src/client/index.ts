@@ -16,7 +16,7 @@ import { SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import { SandcellRemoteError } from './errors.js';
 import { WsReplyClock } from './frames.js';
 import { Http1Pool, tlsOptions, untrusted, type TlsOptions } from './http1.js';
-import { boxIdJson, boxListJson, decodeJson, errorJson, fileIdJson, healthJson, isResultFrame, isResultJson, resultJson, serverFrame, versionJson } from './replies.js';
+import { boxIdJson, boxListJson, decodeJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from './replies.js';
 import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
 
 export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
@@ -228,7 +228,7 @@ function frameError(e: Error & { code?: string }, maxReplyBytes: number): Error 
  */
 function frameOf(data: Buffer, ws: WebSocket, end: (e: Error) => void): z.input<typeof serverFrame> | null {
   try {
-    return decodeJson(serverFrame, data, 0, 'frame', isResultFrame);
+    return decodeJson(serverFrame, data, 0, 'frame');
   } catch (e) {
     end(e as Error);
     ws.terminate();
@@ -276,11 +276,8 @@ export function connect(options: ConnectOptions): Engine {
     return (schema === null ? undefined : decodeJson(schema, r.body, r.status, what)) as z.input<S>;
   };
 
-  const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> => {
-    const r = await request('POST', path, JSON.stringify(await optionsToJson(o)), 'application/json', o.signal);
-    if (r.status !== 200 && r.status !== 201 && r.status !== 204) throw fromError(r);
-    return resultFromJson(decodeJson(resultJson, r.body, r.status, 'run result', isResultJson) as ResultJson) as RunResult;
-  };
+  const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> =>
+    resultFromJson((await json(resultJson, 'run result', 'POST', path, await optionsToJson(o), o.signal)) as ResultJson) as RunResult;
 
   const wsUrl = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
   const wsOptions = {

@@ -9,6 +9,8 @@ import type { z } from 'zod';
 import { formatOptionPath } from '../errors.js';
 import { SandcellRemoteError } from './errors.js';
 
+import { resultJson, serverFrame } from '../daemon/replies.js';
+
 export { boxIdJson, boxListJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from '../daemon/replies.js';
 
 /** A reply (`status` its HTTP status, 0 for a frame) that is no JSON of this shape. */
@@ -70,19 +72,25 @@ export function isResultFrame(v: unknown): boolean {
   return (typeof id === 'string' ? id.length <= 256 : Number.isSafeInteger(id)) && isResultJson(v.result);
 }
 
+/** The schemas with a quicker check of their own: those of every run's answer. */
+const quickChecks = new Map<z.ZodType, (v: unknown) => boolean>([
+  [resultJson, isResultJson],
+  [serverFrame, isResultFrame],
+]);
+
 /**
  * The JSON in `bytes`, checked against `schema`, as it was sent: a check, not a transformation,
- * so that fields a newer daemon adds reach the caller. `accepts`, when given, is a quicker check
- * that is true only of values `schema` accepts: what it passes is not walked again.
+ * so that fields a newer daemon adds reach the caller. What a schema's quicker check passes is
+ * not walked again.
  */
-export function decodeJson<S extends z.ZodType>(schema: S, bytes: Buffer, status: number, what: string, accepts?: (v: unknown) => boolean): z.input<S> {
+export function decodeJson<S extends z.ZodType>(schema: S, bytes: Buffer, status: number, what: string): z.input<S> {
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));
   } catch (e) {
     throw badJson(status, what, `not JSON (${(e as Error).message.slice(0, 120)})`);
   }
-  if (accepts?.(value)) return value as z.input<S>;
+  if (quickChecks.get(schema)?.(value) === true) return value as z.input<S>;
   const r = schema.safeParse(value);
   if (!r.success) {
     const issues = r.error.issues.slice(0, 5).map((i) => `${formatOptionPath(i.path) || '(root)'}: ${i.message}`);

@@ -9,11 +9,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 
 import { connect, DEFAULT_MAX_REPLY_BYTES, SandcellRemoteError, type ConnectOptions } from '../../src/client/index.js';
-import { isResultFrame, isResultJson, resultJson, serverFrame } from '../../src/client/replies.js';
+import { decodeJson, isResultFrame, isResultJson, resultJson, serverFrame } from '../../src/client/replies.js';
 import { fakeHttpServer, jsonReply } from '../helpers/fake-http.js';
 
 const RESULT = {
@@ -487,5 +487,22 @@ describe("the client's quick check of a run result, against the result's schema"
     }
     // Every other frame is zod's to check.
     expect(isResultFrame({ type: 'exit', result: FULL })).toBe(false);
+  });
+
+  it('a run\'s answer that the quick check passes is not walked by zod; one it refuses is, and its error names the field', () => {
+    const resultWalk = vi.spyOn(resultJson, 'safeParse');
+    const frameWalk = vi.spyOn(serverFrame, 'safeParse');
+    try {
+      expect(decodeJson(resultJson, Buffer.from(JSON.stringify(FULL)), 200, 'run result')).toEqual(FULL);
+      expect(decodeJson(serverFrame, Buffer.from(JSON.stringify({ type: 'result', id: 1, result: RESULT })), 0, 'frame')).toMatchObject({ id: 1 });
+      expect(resultWalk).not.toHaveBeenCalled();
+      expect(frameWalk).not.toHaveBeenCalled();
+      const bad = { ...RESULT, usage: { ...RESULT.usage, wallTimeMs: 'soon' } };
+      expect(() => decodeJson(resultJson, Buffer.from(JSON.stringify(bad)), 200, 'run result')).toThrow(/usage\.wallTimeMs/);
+      expect(resultWalk).toHaveBeenCalledTimes(1);
+    } finally {
+      resultWalk.mockRestore();
+      frameWalk.mockRestore();
+    }
   });
 });

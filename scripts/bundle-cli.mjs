@@ -7,7 +7,7 @@
 // library's entries (dist/index.js and the rest) stay tsc's modules, so a caller's own zod is
 // the one they use. CommonJS, because Node 20 can give V8's code cache to a script but not to an
 // ES module.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -56,7 +56,7 @@ const sources = {
   },
 };
 
-await build({
+const result = await build({
   absWorkingDir: ROOT,
   entryPoints: [join(SRC, 'cli', 'command.ts')],
   bundle: true,
@@ -70,8 +70,19 @@ await build({
   banner: { js: `var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename);` },
   external,
   plugins: [sources],
+  // The bin reads the bundle as Latin-1 (no UTF-8 to decode, a string of one byte a character):
+  // it must be ASCII. esbuild escapes strings, templates and names; see the write below for the rest.
+  charset: 'ascii',
   // As tsc's maps: an internal error's stack, read with --enable-source-maps, names src/ lines.
   sourcemap: true,
   sourcesContent: false,
   logLevel: 'warning',
+  write: false,
 });
+
+// What esbuild leaves unescaped is in comments and regular expression literals, where `\uXXXX`
+// (a surrogate pair beyond the first plane) means the same character.
+for (const out of result.outputFiles) {
+  const text = out.path === OUT_FILE ? out.text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : out.text;
+  await writeFile(out.path, text);
+}

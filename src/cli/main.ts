@@ -5,18 +5,23 @@
  * compiled code for a fresh process, and a one-shot run is mostly a fresh process compiling the
  * engine: with the cache its functions are read back compiled instead.
  */
-import { createHash } from 'node:crypto';
-import { accessSync, constants, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const bundle = fileURLToPath(new URL('./command.cjs', import.meta.url));
-const source = readFileSync(bundle, 'utf8');
-// V8 checks a cache against its source's length only: the key holds the text itself, and the
-// Node version and arch the cache was made by, so an upgraded package or Node makes a new one.
-const key = createHash('sha256').update(`${process.version} ${process.arch}\n`).update(source).digest();
+// V8 checks a cache against its source's length only. The key names the bundle's file as it is
+// (any write to it moves its ctime, which no one can set back; a copy or a new package is
+// another inode) and the Node version and arch the cache was made by. Hashing the text instead
+// costs a fresh process more than the whole cache saves of some commands. Taken before the read:
+// a bundle rewritten in between leaves this key older than the file, so the next process
+// remakes the cache rather than taking one made from the other text.
+const stat = statSync(bundle, { bigint: true });
+const key = Buffer.from(`${process.version} ${process.arch} ${stat.dev} ${stat.ino} ${stat.size} ${stat.mtimeNs} ${stat.ctimeNs}\n`);
+// The build writes the bundle in ASCII: its text is read without decoding UTF-8 (tens of ms).
+const source = readFileSync(bundle, 'latin1');
 // Beside the bundle, so only who may change the bundle may change the code it runs from.
 const cacheFile = `${bundle}.cache`;
 let cached: Buffer | undefined;

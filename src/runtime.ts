@@ -10,7 +10,7 @@ import { rmdir } from 'node:fs/promises';
 
 import type { RunCgroup } from './cgroup/index.js';
 import { SandboxOptionsError } from './errors.js';
-import { openCgroups, retireRunCgroup, type CgroupAvailability, type CgroupPool } from './launch/cgroups.js';
+import { openCgroups, POOL_SIZE, retireRunCgroup, type CgroupAvailability, type CgroupPool } from './launch/cgroups.js';
 import { WarmPool } from './launch/warm.js';
 import { namespacesReleased } from './native.js';
 import { sweepNetworks } from './network/private.js';
@@ -24,6 +24,8 @@ const pools: CgroupPool[] = [];
 /** This process's `sandcell-<pid>` parent directories. */
 const parentDirs = new Set<string>();
 let exitHookInstalled = false;
+/** Run cgroups made ahead per parent opened from now on (`makeCgroupsAhead`). */
+let cgroupsAhead = POOL_SIZE;
 
 /** Run cgroups whose removal is under way, and the removals. */
 const removing = new Set<RunCgroup>();
@@ -42,7 +44,7 @@ export function cgroupsFor(parent: string | null): Promise<CgroupAvailability> {
     // Orphans are swept once per process, by whichever parent is opened first; so are the
     // private networks whose owner process has ended.
     if (cgroupsByParent.size === 0) void sweepNetworks().catch(() => undefined);
-    pending = openCgroups(parent, cgroupsByParent.size === 0).then((a) => {
+    pending = openCgroups(parent, cgroupsByParent.size === 0, cgroupsAhead).then((a) => {
       if (a.pool) {
         pools.push(a.pool);
         for (const dir of Object.values(a.pool.driver.parents)) parentDirs.add(dir);
@@ -115,6 +117,15 @@ export async function idleCgroupDirs(): Promise<string[]> {
   await removalsDone();
   await Promise.all(pools.map((p) => p.settled()));
   return pools.flatMap((p) => p.idleDirs());
+}
+
+/**
+ * Whether the cgroup pools opened from now on make run cgroups ahead (and keep finished runs'
+ * for reuse). Not for embedders: the command line, which runs one box and ends, turns it off
+ * before its run, so it makes one cgroup instead of five and removes one at its end.
+ */
+export function makeCgroupsAhead(on: boolean): void {
+  cgroupsAhead = on ? POOL_SIZE : 0;
 }
 
 /** The most warm boxes a caller may ask for. */

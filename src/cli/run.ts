@@ -49,9 +49,10 @@ function finish(cmd: RunCommand, result: Result): number {
 }
 
 async function runCommand(cmd: RunCommand): Promise<number> {
-  const { run, setWarmBoxes, spawn } = await import('../index.js');
-  // One run and the process ends: a box built ahead would only be built to be thrown away.
+  const [{ run, setWarmBoxes, spawn }, { makeCgroupsAhead }] = await Promise.all([import('../index.js'), import('../runtime.js')]);
+  // One run and the process ends: a box or a cgroup made ahead would only be made to be removed.
   await setWarmBoxes(0);
+  makeCgroupsAhead(false);
   if (cmd.options.collect) return runCollecting(cmd, run);
   const box = await spawn(cmd.options);
   // The program's output passes through as it comes (or is only collected with --json) and is

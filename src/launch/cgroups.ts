@@ -116,13 +116,15 @@ export interface CgroupAvailability {
   reason: string | null;
 }
 
-const POOL_SIZE = 4;
+/** Run cgroups a pool keeps made ahead, unless its process asks otherwise (`openCgroups`). */
+export const POOL_SIZE = 4;
 
 /**
  * Opens the cgroup driver of a parent (null: the default below this process's own cgroup) and
- * its pool. `sweepOrphans` first removes cgroups left by sandcell processes that died.
+ * its pool, keeping `ahead` run cgroups made ahead. `sweepOrphans` first removes cgroups left by
+ * sandcell processes that died.
  */
-export async function openCgroups(parent: string | null, sweepOrphans: boolean): Promise<CgroupAvailability> {
+export async function openCgroups(parent: string | null, sweepOrphans: boolean, ahead = POOL_SIZE): Promise<CgroupAvailability> {
   if (sweepOrphans) {
     try {
       await cleanupOrphans(parent === null ? {} : { parent });
@@ -138,7 +140,7 @@ export async function openCgroups(parent: string | null, sweepOrphans: boolean):
   }
   const d = opened.driver;
   if (debugging) debug({ event: 'cgroups', parent: name, driver: d.version, controllers: d.controllers, warnings: d.warnings });
-  return { pool: new CgroupPool(d, POOL_SIZE), reason: null };
+  return { pool: new CgroupPool(d, ahead), reason: null };
 }
 
 /** The cgroup limits of a box or run. */

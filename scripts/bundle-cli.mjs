@@ -7,7 +7,7 @@
 // library's entries (dist/index.js and the rest) stay tsc's modules, so a caller's own zod is
 // the one they use. CommonJS, because Node 20 can give V8's code cache to a script but not to an
 // ES module.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +18,8 @@ const SRC = join(ROOT, 'src');
 
 /** The bundle, beside the bin that runs it. */
 const OUT_FILE = join(ROOT, 'dist', 'cli', 'command.cjs');
+/** The bin (package.json's `bin`). */
+const BIN_FILE = join(ROOT, 'dist', 'cli', 'main.js');
 
 const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
 // Only zod is bundled (it is what a run loads); the other dependencies are required by the
@@ -86,3 +88,28 @@ for (const out of result.outputFiles) {
   const text = out.path === OUT_FILE ? out.text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : out.text;
   await writeFile(out.path, text);
 }
+
+// The bin is CommonJS too, in place of tsc's ES module: an ES module entry starts Node's ES module
+// loader, which costs a fresh process more than the rest of the bin does. dist/cli/package.json
+// makes the directory a CommonJS scope, so tsc's ES modules of src/cli (each in the bundle
+// already, and none imported by the library) are removed from it.
+await build({
+  absWorkingDir: ROOT,
+  entryPoints: [join(SRC, 'cli', 'main.ts')],
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  outfile: BIN_FILE,
+  banner: { js: `var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename);` },
+  plugins: [sources],
+  sourcemap: true,
+  sourcesContent: false,
+  logLevel: 'warning',
+});
+const kept = new Set([BIN_FILE, `${BIN_FILE}.map`, OUT_FILE, `${OUT_FILE}.map`]);
+for (const name of await readdir(dirname(OUT_FILE))) {
+  const file = join(dirname(OUT_FILE), name);
+  if (!kept.has(file) && !name.startsWith('command.cjs.cache')) await rm(file);
+}
+await writeFile(join(dirname(OUT_FILE), 'package.json'), '{ "type": "commonjs" }\n');

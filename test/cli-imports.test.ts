@@ -76,7 +76,7 @@ describe('what a command loads', () => {
       const cli = join(pkg, 'dist', 'cli');
       mkdirSync(cli, { recursive: true });
       copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-      for (const f of ['main.js', 'command.cjs']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
+      for (const f of ['main.js', 'command.cjs', 'package.json']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
       const cache = join(cli, 'command.cjs.cache');
       const help = (): string => {
         const r = spawnSync(process.execPath, [join(cli, 'main.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
@@ -102,7 +102,7 @@ describe('what a command loads', () => {
       expect(r.stderr).toBe('');
       expect(r.stdout).toContain('USAGE:');
       expect(r.status).toBe(0);
-      expect(readdirSync(cli).sort()).toEqual(['command.cjs', 'main.js']);
+      expect(readdirSync(cli).sort()).toEqual(['command.cjs', 'main.js', 'package.json']);
     } finally {
       rmSync(pkg, { recursive: true, force: true });
     }

@@ -53,7 +53,38 @@ async function runCommand(cmd: RunCommand): Promise<number> {
   // One run and the process ends: a box or a cgroup made ahead would only be made to be removed.
   await setWarmBoxes(0);
   makeCgroupsAhead(false);
-  if (cmd.options.collect) return runCollecting(cmd, run);
+  const stopped = abortOnSignals(cmd);
+  try {
+    const status = cmd.options.collect ? await runCollecting(cmd, run) : await runInBox(cmd, spawn);
+    if (stopped.by === null) return status;
+  } catch (e) {
+    // The run's abort, or whatever else a run ended by it ended with.
+    if (stopped.by === null) throw e;
+  }
+  process.stderr.write(`sandcell: ${stopped.by}: the run was aborted\n`);
+  return 128 + osConstants.signals[stopped.by];
+}
+
+/**
+ * SIGINT and SIGTERM end the run as its abort does (the box killed, its cgroup removed, this
+ * process's cgroup parents with it) and the command with 128 + that signal, as a shell reports
+ * it. Their default action would end this process at once and leave its cgroups to the next
+ * sandcell process's sweep. A second one ends it at once.
+ */
+function abortOnSignals(cmd: RunCommand): { by: 'SIGINT' | 'SIGTERM' | null } {
+  const stopped: { by: 'SIGINT' | 'SIGTERM' | null } = { by: null };
+  const abort = new AbortController();
+  cmd.options.signal = abort.signal;
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(name, () => {
+      stopped.by ??= name;
+      abort.abort();
+    });
+  }
+  return stopped;
+}
+
+async function runInBox(cmd: RunCommand, spawn: typeof import('../index.js').spawn): Promise<number> {
   const box = await spawn(cmd.options);
   // The program's output passes through as it comes (or is only collected with --json) and is
   // also kept for the report, within the output limit the box already enforces.

@@ -9,7 +9,7 @@ export { checkSandboxOptions, checkSandboxRunOptions, Sandbox, type RunResult, t
 export { SandboxProcess } from './supervise/process.js';
 export { AbortError, formatOptionPath, SandboxNetworkError, SandboxOptionsError, SandboxSetupError, type OptionIssue } from './errors.js';
 export { createNetwork, listNetworks, removeNetwork, Network, type CreateNetworkOptions, type NetworkInfo } from './network/private.js';
-export { prepare, setWarmBoxes, shutdown } from './runtime.js';
+export { prepare, setCgroupsAhead, setWarmBoxes, shutdown } from './runtime.js';
 export { onDebugEvent, type DebugEvent, type WarmOutcome } from './debug.js';
 export { setOwnerIds, type OwnerIds } from './plan/ids.js';
 export { checkOptions, DEFAULT_LIMITS, optionSchemas, parseOptions, type ParsedOptions } from './options.js';

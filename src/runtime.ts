@@ -24,7 +24,7 @@ const pools: CgroupPool[] = [];
 /** This process's `sandcell-<pid>` parent directories. */
 const parentDirs = new Set<string>();
 let exitHookInstalled = false;
-/** Run cgroups made ahead per parent opened from now on (`makeCgroupsAhead`). */
+/** Run cgroups made ahead per parent opened from now on (`setCgroupsAhead`). */
 let cgroupsAhead = POOL_SIZE;
 
 /** Run cgroups whose removal is under way, and the removals. */
@@ -119,13 +119,21 @@ export async function idleCgroupDirs(): Promise<string[]> {
   return pools.flatMap((p) => p.idleDirs());
 }
 
+/** The most run cgroups a caller may ask to keep made ahead. */
+const MAX_CGROUPS_AHEAD = 64;
+
 /**
- * Whether the cgroup pools opened from now on make run cgroups ahead (and keep finished runs'
- * for reuse). Not for embedders: the command line, which runs one box and ends, turns it off
- * before its run, so it makes one cgroup instead of five and removes one at its end.
+ * How many empty run cgroups sandcell keeps made ahead per cgroup parent (default 4), for the
+ * cgroup parents opened after the call: call it before the first run. A run takes one ready
+ * instead of making its own, and a finished run's cgroup is kept, readied, for another. 0: each
+ * run makes its cgroup and it is removed after the run; a process that runs one box and ends
+ * (the `sandcell run` command) makes one cgroup instead of five.
  */
-export function makeCgroupsAhead(on: boolean): void {
-  cgroupsAhead = on ? POOL_SIZE : 0;
+export function setCgroupsAhead(count: number): void {
+  if (!Number.isInteger(count) || count < 0 || count > MAX_CGROUPS_AHEAD) {
+    throw new SandboxOptionsError([{ path: 'cgroupsAhead', message: `must be an integer from 0 to ${MAX_CGROUPS_AHEAD}, got ${String(count)}` }]);
+  }
+  cgroupsAhead = count;
 }
 
 /** The most warm boxes a caller may ask for. */

@@ -49,10 +49,10 @@ function finish(cmd: RunCommand, result: Result): number {
 }
 
 async function runCommand(cmd: RunCommand): Promise<number> {
-  const [{ run, setWarmBoxes, spawn }, { makeCgroupsAhead }] = await Promise.all([import('../index.js'), import('../runtime.js')]);
+  const { run, setCgroupsAhead, setWarmBoxes, spawn } = await import('../index.js');
   // One run and the process ends: a box or a cgroup made ahead would only be made to be removed.
   await setWarmBoxes(0);
-  makeCgroupsAhead(false);
+  setCgroupsAhead(0);
   const stopped = abortOnSignals(cmd);
   try {
     const status = cmd.options.collect ? await runCollecting(cmd, run) : await runInBox(cmd, spawn);

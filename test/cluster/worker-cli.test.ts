@@ -1,6 +1,6 @@
 // `sandcell worker`: its usage errors, and draining on SIGTERM.
 import { execFile } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 
 import { connectCluster } from '../../src/cluster/index.js';
 import { startRedis } from '../helpers/redis.js';
@@ -40,6 +40,8 @@ describe('sandcell worker', () => {
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
     const w1 = await startWorker(redis.url, { name: 'drained' }, cleanups);
+    // Under a loaded suite this test once waited out its timeout; the worker's own lines say which step never came.
+    onTestFailed(() => console.error(`the drained worker's log:\n${w1.events().map((e) => JSON.stringify(e)).join('\n')}`));
     const farm = connectCluster({ redis: redis.url });
     cleanups.push(() => farm.close());
     let started!: () => void;

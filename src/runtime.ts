@@ -130,10 +130,15 @@ const MAX_CGROUPS_AHEAD = 64;
  * (the `sandcell run` command) makes one cgroup instead of five.
  */
 export function setCgroupsAhead(count: number): void {
-  if (!Number.isInteger(count) || count < 0 || count > MAX_CGROUPS_AHEAD) {
-    throw new SandboxOptionsError([{ path: 'cgroupsAhead', message: `must be an integer from 0 to ${MAX_CGROUPS_AHEAD}, got ${String(count)}` }]);
-  }
+  checkCount('cgroupsAhead', count, MAX_CGROUPS_AHEAD);
   cgroupsAhead = count;
+}
+
+/** A count a caller sets for the process: an integer from 0 to `max`, or a SandboxOptionsError naming it. */
+function checkCount(name: string, count: number, max: number): void {
+  if (!Number.isInteger(count) || count < 0 || count > max) {
+    throw new SandboxOptionsError([{ path: name, message: `must be an integer from 0 to ${max}, got ${String(count)}` }]);
+  }
 }
 
 /** The most warm boxes a caller may ask for. */
@@ -145,9 +150,7 @@ const MAX_WARM_BOXES = 64;
  * cgroup are ready. Each serves one run. 0 turns this off and ends those there are.
  */
 export async function setWarmBoxes(count: number): Promise<void> {
-  if (!Number.isInteger(count) || count < 0 || count > MAX_WARM_BOXES) {
-    throw new SandboxOptionsError([{ path: 'warmBoxes', message: `must be an integer from 0 to ${MAX_WARM_BOXES}, got ${String(count)}` }]);
-  }
+  checkCount('warmBoxes', count, MAX_WARM_BOXES);
   await warmBoxes.setLimit(count);
 }
 

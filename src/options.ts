@@ -1168,6 +1168,11 @@ function programOf(o: { command?: string[]; args?: string[] }, image: ImageProgr
   if (program.length === 0) {
     const why = image ? `: image ${ref !== null ? `${JSON.stringify(ref)} ` : ''}has no Entrypoint or Cmd` : '';
     issues.push({ path: 'command', message: `must name a program${why}` });
+  } else if (program[0] === '') {
+    // execve("") fails with ENOENT inside the box, after it was built: say so before anything is.
+    const fromImage = o.command === undefined && ((image?.entrypoint.length ?? 0) > 0 || o.args === undefined);
+    const path = o.command !== undefined ? 'command[0]' : fromImage ? 'image' : 'args[0]';
+    issues.push({ path, message: `must name a program, not be empty${fromImage ? ': the image\'s program is ""' : ''}` });
   }
   return program;
 }

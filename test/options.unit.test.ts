@@ -91,6 +91,7 @@ describe('resolveOptions: refusals name the field and the reason', () => {
 
   it('an empty command, an unknown field and a NUL in an argument are each named', () => {
     expect(refused({ command: [] })).toEqual(['command: must name a program']);
+    expect(refused({ command: [''] })).toEqual(['command[0]: must name a program, not be empty']);
     expect(refused({ command: ['x'], limit: {} })[0]).toMatch(/^: .*limit/);
     expect(refused({ command: ['x', 'a\0b'] })).toEqual(['command[1]: must not contain a NUL byte']);
   });

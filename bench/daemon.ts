@@ -1,7 +1,8 @@
 /**
  * The daemon as a client sees it: `sandcell serve` started on a Unix socket in a temp dir, and
  * three ways to run through it (the TS client's run() and its session over one WebSocket, and a
- * raw JSON POST with node:http as a go-judge-style caller sends it). Section 12 of `npm run bench` uses this module; run alone it prints the
+ * raw JSON POST with node:http as a go-judge-style caller sends it), and the floor under its round
+ * trip. Section 12 of `npm run bench` uses this module; run alone it prints the
  * p50 of one run through the socket against the same run() in this process:
  *   npm run build && tsc -p tsconfig.bench.json && node dist-bench/daemon.js
  * Environment: BENCH_ITERATIONS runs per figure (default 500).
@@ -9,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -111,6 +113,81 @@ export async function startDaemon(args: readonly string[] = []): Promise<Daemon>
   return { socket, engine, clientRun, sessionRun, rawRun, health, stop };
 }
 
+/**
+ * The floor under a daemon's round trip: two bare servers in one Node process of their own, on
+ * Unix sockets beside nothing else, answering as little as a process can. `health()` is the same
+ * client's `GET /v1/health` against a bare node:http server that answers every request with a
+ * health reply (two Node processes speaking HTTP, none of the daemon's code); `ping()` is a byte
+ * echoed by a bare node:net server over a kept connection (two Node processes' wake-ups, no HTTP).
+ */
+export interface Floor {
+  health(): Promise<void>;
+  ping(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const FLOOR_SERVERS = `
+const { createServer } = require('node:http');
+const net = require('node:net');
+const [httpSocket, netSocket] = process.argv.slice(1);
+const body = JSON.stringify({ ok: true, draining: false, running: 0, queued: 0 });
+const head = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
+let up = 0;
+const listening = () => { if (++up === 2) process.stdout.write('up\\n'); };
+createServer((req, res) => { res.writeHead(200, head); res.end(body); }).listen(httpSocket, listening);
+net.createServer((s) => s.on('data', (d) => s.write(d))).listen(netSocket, listening);
+`;
+
+/** Starts the floor's two bare servers in a child process and connects to both. */
+export async function startFloor(): Promise<Floor> {
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-bench-floor-'));
+  const httpSocket = join(dir, 'http.sock');
+  const netSocket = join(dir, 'net.sock');
+  const child = spawn(process.execPath, ['-e', FLOOR_SERVERS, httpSocket, netSocket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let engine: Engine | null = null;
+  let echo: Socket | null = null;
+  const stop = async (): Promise<void> => {
+    engine?.close();
+    echo?.destroy();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((ok, fail) => {
+      child.stdout?.once('data', () => ok());
+      child.once('exit', (code) => fail(new Error(`the floor's servers exited with ${code}`)));
+    });
+    engine = connect({ socket: httpSocket });
+    const s = netConnect(netSocket);
+    echo = s;
+    await new Promise<void>((ok, fail) => {
+      s.once('connect', ok);
+      s.once('error', fail);
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const socket = echo;
+  let answered: (() => void) | null = null;
+  socket.on('data', () => {
+    const a = answered;
+    answered = null;
+    a?.();
+  });
+  const health = async (): Promise<void> => {
+    await (engine as Engine).health();
+  };
+  const ping = (): Promise<void> =>
+    new Promise((ok) => {
+      answered = ok;
+      socket.write('x');
+    });
+  return { health, ping, stop };
+}
+
 async function sample(iterations: number, f: () => Promise<unknown>): Promise<number[]> {
   for (let i = 0; i < 50; i++) await f();
   const out: number[] = [];
@@ -125,19 +202,25 @@ async function sample(iterations: number, f: () => Promise<unknown>): Promise<nu
 async function standalone(): Promise<void> {
   const iterations = Number(process.env.BENCH_ITERATIONS ?? 500);
   const d = await startDaemon();
+  const f = await startFloor();
   try {
     const local = dist(await sample(iterations, () => run(DAEMON_OPTIONS)));
     const remote = dist(await sample(iterations, d.clientRun));
     const raw = dist(await sample(iterations, d.rawRun));
     const session = dist(await sample(iterations, d.sessionRun));
     const floor = dist(await sample(iterations, d.health));
+    const bare = dist(await sample(iterations, f.health));
+    const ping = dist(await sample(iterations, f.ping));
     console.log(`/bin/true, ${iterations} runs each, one at a time`);
     console.log(`  run() in process        p50 ${ms(local.p50)}  p99 ${ms(local.p99)}`);
     console.log(`  daemon, TS client       p50 ${ms(remote.p50)}  p99 ${ms(remote.p99)}  (${ratio(remote.p50, local.p50)} of local)`);
     console.log(`  daemon, raw JSON POST   p50 ${ms(raw.p50)}  p99 ${ms(raw.p99)}  (${ratio(raw.p50, local.p50)} of local)`);
     console.log(`  daemon, TS session      p50 ${ms(session.p50)}  p99 ${ms(session.p99)}  (${ratio(session.p50, local.p50)} of local)`);
     console.log(`  GET /v1/health          p50 ${ms(floor.p50)}  p99 ${ms(floor.p99)}  (the round trip alone)`);
+    console.log(`  bare node:http health   p50 ${ms(bare.p50)}  p99 ${ms(bare.p99)}  (the floor: no daemon code)`);
+    console.log(`  bare node:net echo      p50 ${ms(ping.p50)}  p99 ${ms(ping.p99)}  (two Node processes, no HTTP)`);
   } finally {
+    await f.stop();
     await d.stop();
     await shutdown();
   }

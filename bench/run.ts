@@ -33,7 +33,7 @@ import { ImageStore } from '../dist/images/index.js';
 import { Judge, submissionFromFile } from '../dist/problems/index.js';
 import { idleCgroupDirs } from '../dist/runtime.js';
 import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
-import { DAEMON_OPTIONS, startDaemon } from './daemon.js';
+import { DAEMON_OPTIONS, startDaemon, startFloor } from './daemon.js';
 import { bulkTar, hostRootfsLayers, ociLayout } from './images.js';
 import { startFarm } from './farm.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, plainOutput, UNSHARE_ALL, type BwrapSetup } from './procs.js';
@@ -851,19 +851,22 @@ async function main(): Promise<void> {
     // The same daemon with as many runs at once as the throughput clients send: the library
     // in this process has no cap, the daemon's default is the CPUs.
     const wide = await guarded('sandcell serve --parallelism 8 start', () => startDaemon(['--parallelism', '8']));
+    const floor = await guarded('bare servers start (the floor)', () => startFloor());
     try {
       const local = (): Promise<void> => ours(DAEMON_OPTIONS);
       const client = (): Promise<void> => guarded('daemon run (client)', () => daemon.clientRun());
       const raw = (): Promise<void> => guarded('daemon run (raw POST)', () => rawDaemon.rawRun());
       const health = (): Promise<void> => guarded('daemon health', () => daemon.health());
       const session = (): Promise<void> => guarded('daemon run (session)', () => sessionDaemon.sessionRun());
+      const floorHealth = (): Promise<void> => guarded('bare node:http health', () => floor.health());
+      const floorPing = (): Promise<void> => guarded('bare node:net echo', () => floor.ping());
       const sessionT = (): Promise<void> => guarded('daemon run (session)', () => daemon.sessionRun());
       const wideClient = (): Promise<void> => guarded('daemon run (client, parallelism 8)', () => wide.clientRun());
       // In a new order every round: in a fixed rotation each line comes after the same one, and a
       // run right after another run of the same process competes with the warm box that process
       // is building to replace the one taken (the client's run always came right after the
       // local run, the local run after the health check).
-      const [dl, dc, dr, ds, dh] = await interleaved([local, client, raw, session, health], ITER, true);
+      const [dl, dc, dr, ds, dh, fh, fp] = await interleaved([local, client, raw, session, health, floorHealth, floorPing], ITER, true);
       const rounds: { local: number; daemon: number; session: number; wide: number }[] = [];
       for (let i = 0; i < DAEMON_ROUNDS; i++) {
         rounds.push({ local: await throughput(local, 8), daemon: await throughput(client, 8), session: await throughput(sessionT, 8), wide: await throughput(wideClient, 8) });
@@ -874,7 +877,7 @@ async function main(): Promise<void> {
       // moves between rounds moves the local figure and the daemon's of one round together, so a
       // round's ratio is the comparison, and their median the verdict (as section 9 judges).
       const medRatio = (k: 'daemon' | 'session' | 'wide'): number => median(rounds.map((r) => r[k] / r.local));
-      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process as a service runs it (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes, the default log level with its JSON lines written to a file, not to a pipe this process reads). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin in a new random order each round (in a fixed rotation the client's run always came right after the local run, while this process built the warm box to replace the one taken). The client's \`engine.run()\`, the raw POST and the session each talk to a daemon of their own, so before every sample each engine (the local one included) has been idle as long: a daemon shared by two lines would start one line's run while still building the warm box after the other's. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. The session is \`engine.session()\`: one WebSocket kept open, a frame per run. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included.`);
+      p(`\`sandcell serve --socket <temp dir>/sandcell.sock\` started by this process as a service runs it (default settings: parallelism ${availableParallelism()} = the CPUs, its own warm boxes, the default log level with its JSON lines written to a file, not to a pipe this process reads). Every run is \`${JSON.stringify(DAEMON_OPTIONS)}\`, local and remote alike; ${ITER} runs each, interleaved round-robin in a new random order each round (in a fixed rotation the client's run always came right after the local run, while this process built the warm box to replace the one taken). The client's \`engine.run()\`, the raw POST and the session each talk to a daemon of their own, so before every sample each engine (the local one included) has been idle as long: a daemon shared by two lines would start one line's run while still building the warm box after the other's. The raw POST is what a go-judge-style caller does: \`POST /v1/run\` with that JSON body over a kept-alive node:http connection, reply parsed. The session is \`engine.session()\`: one WebSocket kept open, a frame per run. \`GET /v1/health\` is the round trip through the socket with no run in it: what any client of a daemon pays, go-judge's included. The last two lines are the floor under it, sampled among the others (so after the same idle and beside the same runs): the same client's \`GET /v1/health\` against a bare node:http server in a Node process of its own (none of the daemon's code), and a byte echoed by a bare node:net server (two Node processes' wake-ups, no HTTP).`);
       p();
       p('Yardsticks: through the daemon, p50 ≤ local p50 + 0.5 ms, and throughput at concurrency 8 ≥ 90 % of local.');
       p();
@@ -884,6 +887,8 @@ async function main(): Promise<void> {
       p(row('daemon, raw JSON `POST /v1/run` (node:http)', dr!, dl, `+${ms(dr!.p50 - dl!.p50)} ms over local`));
       p(row('daemon, `sandcell/client` `engine.session()` (one WebSocket)', ds!, dl, `+${ms(ds!.p50 - dl!.p50)} ms over local`));
       p(row('daemon, `GET /v1/health` (round trip, no run)', dh!, undefined, `the client run less this and local: ${ms(dc!.p50 - dh!.p50 - dl!.p50)} ms`));
+      p(row('floor: bare node:http server, the same `GET /v1/health`', fh!, undefined, `the daemon's health less this: ${ms(dh!.p50 - fh!.p50)} ms`));
+      p(row('floor: a byte echoed by a bare node:net server', fp!, undefined, 'two Node processes, no HTTP'));
       p();
       p(`| at concurrency 8 (${SECONDS} s, ${DAEMON_ROUNDS} interleaved rounds) | runs/s (median) | median of the rounds' ratios to local (the verdict) | ratio of the medians | each round's ratio |\n|---|---:|---:|---:|---|`);
       p(`| local \`run()\` (baseline) | ${med('local').toFixed(1)} | 1.00× | 1.00× | |`);
@@ -894,6 +899,8 @@ async function main(): Promise<void> {
       figures.daemonClientP50 = dc!.p50;
       figures.daemonRawP50 = dr!.p50;
       figures.daemonHealthP50 = dh!.p50;
+      figures.daemonFloorHealthP50 = fh!.p50;
+      figures.daemonFloorPingP50 = fp!.p50;
       figures.daemonLocalT8 = med('local');
       figures.daemonT8 = med('daemon');
       figures.daemonWideT8 = med('wide');
@@ -907,6 +914,7 @@ async function main(): Promise<void> {
       await rawDaemon.stop();
       await sessionDaemon.stop();
       await wide.stop();
+      await floor.stop();
     }
   });
 
@@ -1233,7 +1241,7 @@ function writeReport(): void {
   info(`judging A+B, ${JUDGE_TESTS} tests (C++): per-test overhead over the bare binary`, has('judgePerTest', 'judgeTestsMs', 'judgeBaseMs'),
     `${ms(f.judgePerTest ?? NaN)} ms per test; ${ms(f.judgeTestsMs ?? NaN, 0)} vs ${ms(f.judgeBaseMs ?? NaN, 0)} ms for the ${JUDGE_TESTS} tests = ${ratio(f.judgeTestsMs ?? NaN, f.judgeBaseMs ?? NaN)}; ${ms(f.judgeTotalMs ?? NaN, 0)} ms with the build`);
   target('daemon: p50 through the socket ≤ local `run()` p50 + 0.5 ms', has('daemonClientP50', 'daemonLocalP50') ? f.daemonClientP50! <= f.daemonLocalP50! + 0.5 : null,
-    `${ms(f.daemonClientP50 ?? NaN)} vs ${ms(f.daemonLocalP50 ?? NaN)} ms = ${ratio(f.daemonClientP50 ?? NaN, f.daemonLocalP50 ?? NaN)} (raw JSON POST: ${ms(f.daemonRawP50 ?? NaN)} ms; session: ${ms(f.daemonSessionP50 ?? NaN)} ms; the round trip alone, GET /v1/health: ${ms(f.daemonHealthP50 ?? NaN)} ms)`,
+    `${ms(f.daemonClientP50 ?? NaN)} vs ${ms(f.daemonLocalP50 ?? NaN)} ms = ${ratio(f.daemonClientP50 ?? NaN, f.daemonLocalP50 ?? NaN)} (raw JSON POST: ${ms(f.daemonRawP50 ?? NaN)} ms; session: ${ms(f.daemonSessionP50 ?? NaN)} ms; the round trip alone, GET /v1/health: ${ms(f.daemonHealthP50 ?? NaN)} ms; its floor, the same request to a bare node:http server: ${ms(f.daemonFloorHealthP50 ?? NaN)} ms, a byte echoed by node:net: ${ms(f.daemonFloorPingP50 ?? NaN)} ms)`,
     `by ${ms((f.daemonClientP50 ?? 0) - (f.daemonLocalP50 ?? 0) - 0.5)} ms`);
   target('daemon: throughput at concurrency 8 ≥ 90 % of local (median of the rounds\' ratios)', has('daemonT8Ratio') ? f.daemonT8Ratio! >= 0.9 : null,
     `${(f.daemonT8Ratio ?? NaN).toFixed(2)}× by the median of the rounds' ratios; ${(f.daemonT8 ?? NaN).toFixed(1)} vs ${(f.daemonLocalT8 ?? NaN).toFixed(1)} runs/s = ${ratio(f.daemonT8 ?? NaN, f.daemonLocalT8 ?? NaN)} by the ratio of the medians (session: ${(f.daemonSessionT8Ratio ?? NaN).toFixed(2)}× / ${ratio(f.daemonSessionT8 ?? NaN, f.daemonLocalT8 ?? NaN)}; with --parallelism 8: ${(f.daemonWideT8Ratio ?? NaN).toFixed(2)}× / ${ratio(f.daemonWideT8 ?? NaN, f.daemonLocalT8 ?? NaN)})`,

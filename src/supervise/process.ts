@@ -95,10 +95,11 @@ export class SandboxProcess {
     this.result = new Promise<Result>((resolve, reject) => {
       native.box.watch((slots) => {
         const exit = nativeExit(slots);
-        // When the init saw the program end, on performance.now()'s clock: two boxes ending
-        // together reach this callback in the event loop's order, after teardowns of their own.
+        // When the init saw the program end (its clock is CLOCK_MONOTONIC, as process.hrtime's):
+        // two boxes ending together reach this callback in the event loop's order, after
+        // teardowns of their own.
         const main = exit.main;
-        this.endedAtMs ??= main ? performance.now() - Number(process.hrtime.bigint() - main.endedNs) / 1e6 : performance.now();
+        this.endedAtMs ??= main ? Number(main.endedNs) / 1e6 : monotonicMs();
         this.finish(exit).then(resolve, reject);
       });
     });
@@ -153,11 +154,12 @@ export class SandboxProcess {
   }
 
   /**
-   * When the box ended, on `performance.now()`'s clock; null while it runs. A box that was ended
-   * (by a limit, `kill()` or its signal) ended when that was decided, any other when its init saw
-   * its program end (or, without the init's report, when its last process was seen gone). Boxes that talk to each other are ordered by it, not by when their
-   * results came: a result is ready some time after the end, and a box killed at its limit has
-   * more to tear down than one its end made exit.
+   * When the box ended, in milliseconds on the monotonic clock of `process.hrtime.bigint()`;
+   * null while it runs. A box that was ended (by a limit, `kill()` or its signal) ended when that
+   * was decided, any other when its init saw its program end (or, without the init's report, when
+   * its last process was seen gone). Boxes that talk to each other are ordered by it, not by when
+   * their results came: a result is ready some time after the end, and a box killed at its limit
+   * has more to tear down than one its end made exit.
    */
   get endedAt(): number | null {
     return this.endedAtMs;
@@ -228,7 +230,7 @@ export class SandboxProcess {
   /** Ends the box for a reason of the supervisor's (null: the caller's kill). */
   private end(reason: KillReason | null): boolean {
     if (this.ended || this.terminateTimer) return false;
-    this.endedAtMs = performance.now();
+    this.endedAtMs = monotonicMs();
     this.killReason ??= reason;
     this.cpu?.release();
     this.run.cgroup?.unthrottle();
@@ -327,6 +329,11 @@ export class SandboxProcess {
 function reaped(box: NativeBox): Promise<void> | undefined {
   const whenReaped = box.whenReaped?.bind(box);
   return whenReaped ? new Promise((resolve) => whenReaped(resolve)) : undefined;
+}
+
+/** The clock of `endedAt`: process.hrtime's, which needs no perf_hooks loaded (performance.now() loads it). */
+function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
 }
 
 function round3(x: number): number {

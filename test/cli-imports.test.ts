@@ -108,6 +108,24 @@ describe('what a command loads', () => {
     }
   });
 
+  it("a run loads no node:crypto (the run cgroup's name and the image store's temporary names need no secret randomness)", () => {
+    requireRoot();
+    const dir = mkdtempSync(join(tmpdir(), 'sandcell-loadlist-'));
+    try {
+      const out = join(dir, 'modules.json');
+      const preload = join(dir, 'preload.cjs');
+      writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));\n`);
+      const r = spawnSync(process.execPath, ['--require', preload, CLI, 'run', '--', '/bin/true'], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
+      expect(loaded).toContain('NativeModule net');
+      expect(loaded.filter((m) => /crypto/.test(m))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('help and a mistyped command line load neither the engine nor zod', () => {
     for (const args of [['--help'], [], ['frob']]) {
       const { status, modules } = loadedBy(args);

@@ -1,15 +1,19 @@
 /** Pieces shared by the v1 and v2 drivers: names, limit validation, kill-and-remove. */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { CgroupLimits, FakeCgroupFs } from './driver.js';
 import { cgroupBatch, descendantsDeepestFirst, pidInCgroup, readPids, rmdirCgroup, sleep } from './fs.js';
 
 let runCounter = 0;
 
-/** `run-<counter>-<random>`: unique within the process (counter) and across reused pids (random). */
+/**
+ * `run-<counter>-<random>`: unique within the process (counter) and across reused pids (32 random
+ * bits). `Math.random` (seeded from the system's entropy in each process) and not `node:crypto`,
+ * whose load is milliseconds of every one-shot run: the name need not be secret, as the parent it
+ * is made in is written by this process only.
+ */
 export function newRunName(): string {
   runCounter += 1;
-  return `run-${runCounter}-${randomBytes(4).toString('hex')}`;
+  return `run-${runCounter}-${Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')}`;
 }
 
 export const sandcellDirName = (pid: number): string => `sandcell-${pid}`;

@@ -14,7 +14,6 @@
  * removes. Two imports of the same layer may both unpack it; the second rename loses and its
  * copy is dropped.
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -117,10 +116,19 @@ export function ensureStore(p: StorePaths): void {
   for (const d of [p.root, p.layers, p.images, p.tmp]) mkdirSync(d, { recursive: true, mode: 0o711 });
 }
 
+/**
+ * 48 random bits in hex, for the names of tmp/'s entries. `Math.random` (seeded from the system's
+ * entropy in each process) and not `node:crypto`, which every run would load with this module:
+ * the names need not be secret, as tmp/ is written by sandcell alone, each name after its pid.
+ */
+function randomPart(): string {
+  return Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0');
+}
+
 /** A fresh directory below tmp/, named by this process so that prune can tell a dead import's leftovers. */
 export function makeTmp(p: StorePaths): string {
   ensureStore(p);
-  const dir = join(p.tmp, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  const dir = join(p.tmp, `${process.pid}-${randomPart()}`);
   mkdirSync(dir, { mode: 0o711 });
   return dir;
 }
@@ -184,7 +192,7 @@ export async function withLock<T>(p: StorePaths, fn: () => T | Promise<T>): Prom
   const lock = join(p.root, 'lock');
   const takeover = `${lock}.takeover`;
   const mine = `${process.pid} ${startTimeOf(process.pid) ?? ''}`.trim();
-  const draft = join(p.tmp, `${process.pid}-lock-${randomBytes(6).toString('hex')}`);
+  const draft = join(p.tmp, `${process.pid}-lock-${randomPart()}`);
   writeFileSync(draft, mine, { mode: 0o600 });
   try {
     for (;;) {

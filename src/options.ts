@@ -251,195 +251,313 @@ export const DEFAULT_LIMITS = {
 
 const MAX_ARG = 128 * 1024;
 
-const text = z
-  .string()
-  .max(MAX_ARG, `must be at most ${MAX_ARG} bytes`)
-  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte');
+/**
+ * Each schema below is built at its first use, once: building all of them was most of what this
+ * module's import cost a fresh process (17-26 ms), and a one-shot run (`sandcell run`) needs those
+ * of the two or three fields its options hold (see `Fields`).
+ */
+function lazy<T>(make: () => T): () => T {
+  let built: T | undefined;
+  return () => (built ??= make());
+}
 
-const absolutePath = z
-  .string()
-  .max(4096)
-  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
-  .refine((s) => s.startsWith('/'), 'must be an absolute path')
-  .refine((s) => s.split('/').every((p) => p !== '..'), "must not contain '..'")
-  .transform(normalizePath);
+const text = lazy(() =>
+  z
+    .string()
+    .max(MAX_ARG, `must be at most ${MAX_ARG} bytes`)
+    .refine((s) => !s.includes('\0'), 'must not contain a NUL byte'),
+);
+
+const absolutePath = lazy(() =>
+  z
+    .string()
+    .max(4096)
+    .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
+    .refine((s) => s.startsWith('/'), 'must be an absolute path')
+    .refine((s) => s.split('/').every((p) => p !== '..'), "must not contain '..'")
+    .transform(normalizePath),
+);
 
 function normalizePath(p: string): string {
   const parts = p.split('/').filter((x) => x !== '' && x !== '.');
   return '/' + parts.join('/');
 }
 
-const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const r = parseSize(v);
-  if (typeof r === 'string') {
-    ctx.addIssue({ code: 'custom', message: r });
-    return z.NEVER;
-  }
-  return r;
-});
+const size = lazy(() =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const r = parseSize(v);
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', message: r });
+      return z.NEVER;
+    }
+    return r;
+  }),
+);
 
-const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const r = parseDuration(v);
-  if (typeof r === 'string') {
-    ctx.addIssue({ code: 'custom', message: r });
-    return z.NEVER;
-  }
-  if (r === 0) {
-    ctx.addIssue({ code: 'custom', message: 'must be greater than zero' });
-    return z.NEVER;
-  }
-  return r;
-});
+const duration = lazy(() =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const r = parseDuration(v);
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', message: r });
+      return z.NEVER;
+    }
+    if (r === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be greater than zero' });
+      return z.NEVER;
+    }
+    return r;
+  }),
+);
 
-const id = z.number().int().min(0).max(0xfffffffe);
+const id = lazy(() => z.number().int().min(0).max(0xfffffffe));
 
 // `null` lifts a default (see Limits).
-const limitsSchema = z.strictObject({
-  wallTime: duration.nullable().optional(),
-  cpuTime: duration.nullable().optional(),
-  memory: size.refine((n) => n >= 1024 * 1024, 'must be at least 1MiB').nullable().optional(),
-  processes: z.number().int().min(1).max(1 << 22).optional(),
-  output: size.optional(),
-  fileSize: size.optional(),
-  stack: size.refine((n) => n >= 64 * 1024, 'must be at least 64KiB').optional(),
-  openFiles: z.number().int().min(4).max(1 << 20).optional(),
-  tmpfs: size.refine((n) => n >= 4096, 'must be at least 4KiB').nullable().optional(),
-  cpus: z.number().min(0.01).max(4096).nullable().optional(),
-});
+const limitsSchema = lazy(() =>
+  z.strictObject({
+    wallTime: duration().nullable().optional(),
+    cpuTime: duration().nullable().optional(),
+    memory: size().refine((n) => n >= 1024 * 1024, 'must be at least 1MiB').nullable().optional(),
+    processes: z.number().int().min(1).max(1 << 22).optional(),
+    output: size().optional(),
+    fileSize: size().optional(),
+    stack: size().refine((n) => n >= 64 * 1024, 'must be at least 64KiB').optional(),
+    openFiles: z.number().int().min(4).max(1 << 20).optional(),
+    tmpfs: size().refine((n) => n >= 4096, 'must be at least 4KiB').nullable().optional(),
+    cpus: z.number().min(0.01).max(4096).nullable().optional(),
+  }),
+);
 
-const envSchema = z
-  .record(
-    z.string().regex(/^[^=\0]+$/, 'environment names must be non-empty without "=" or NUL'),
-    text,
-  )
-  .refine((e) => Object.keys(e).length <= 4096, 'has too many entries');
+const envSchema = lazy(() =>
+  z
+    .record(
+      z.string().regex(/^[^=\0]+$/, 'environment names must be non-empty without "=" or NUL'),
+      text(),
+    )
+    .refine((e) => Object.keys(e).length <= 4096, 'has too many entries'),
+);
 
-const bindSchema = z.strictObject({
-  source: absolutePath,
-  target: absolutePath.optional(),
-  readonly: z.boolean().optional(),
-});
+const bindSchema = lazy(() =>
+  z.strictObject({
+    source: absolutePath(),
+    target: absolutePath().optional(),
+    readonly: z.boolean().optional(),
+  }),
+);
 
-const mountSchema = z.union([
-  z.strictObject({ type: z.literal('bind').optional(), source: absolutePath, target: absolutePath.optional(), readonly: z.boolean().optional() }),
-  z.strictObject({ type: z.literal('tmpfs'), target: absolutePath, size: size.optional() }),
-]);
+const mountSchema = lazy(() =>
+  z.union([
+    z.strictObject({ type: z.literal('bind').optional(), source: absolutePath(), target: absolutePath().optional(), readonly: z.boolean().optional() }),
+    z.strictObject({ type: z.literal('tmpfs'), target: absolutePath(), size: size().optional() }),
+  ]),
+);
 
 /** A path below the working directory: relative, no '..', no empty parts. */
-const relativePath = z
-  .string()
-  .min(1)
-  .max(4096)
-  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
-  .refine((s) => !s.startsWith('/'), 'must be relative to the working directory')
-  .refine((s) => s.split('/').every((p) => p !== '..' && p !== ''), "must not contain '..' or empty parts")
-  .transform((s) => s.split('/').filter((p) => p !== '.').join('/'));
+const relativePath = lazy(() =>
+  z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
+    .refine((s) => !s.startsWith('/'), 'must be relative to the working directory')
+    .refine((s) => s.split('/').every((p) => p !== '..' && p !== ''), "must not contain '..' or empty parts")
+    .transform((s) => s.split('/').filter((p) => p !== '.').join('/')),
+);
 
-const fileData = z.union([z.string(), z.instanceof(Uint8Array)]);
-const filesSchema = z
-  .record(z.string(), z.union([fileData, z.strictObject({ data: fileData, mode: z.number().int().min(0).max(0o777).optional() })]))
-  .refine((f) => Object.keys(f).length <= 1000, 'has more than 1000 files');
+const filesSchema = lazy(() => {
+  const fileData = z.union([z.string(), z.instanceof(Uint8Array)]);
+  return z
+    .record(z.string(), z.union([fileData, z.strictObject({ data: fileData, mode: z.number().int().min(0).max(0o777).optional() })]))
+    .refine((f) => Object.keys(f).length <= 1000, 'has more than 1000 files');
+});
 
-const port = z.number().int().min(1).max(65535);
-
-const networkObjectSchema = z.strictObject({
-  allow: z
-    .array(
-      z.string().superRefine((v, ctx) => {
-        const r = parseAllowRule(v);
-        if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${r}` });
-      }),
-    )
-    .max(1024)
-    .optional(),
-  publish: z
-    .array(
-      z.strictObject({
-        box: port.refine((p) => p !== PROXY_PORT, `${PROXY_PORT} is the egress proxy's port in the box`),
-        host: z
-          .union([z.number().int().min(0).max(65535), z.string().max(64)])
-          .refine((h) => typeof publishHost(h, 1) !== 'string', PUBLISH_HOST_ERROR)
-          .optional(),
-      }),
-    )
-    .max(64)
-    .optional(),
-  limits: z
-    .strictObject({
-      connections: z.number().int().min(1).max(4096).optional(),
-      bytesIn: size.optional(),
-      bytesOut: size.optional(),
-    })
-    .optional(),
-}).refine((n) => n.limits === undefined || n.allow !== undefined, { path: ['limits'], message: 'bound the egress proxy: give network.allow too' });
+const networkObjectSchema = lazy(() =>
+  z.strictObject({
+    allow: z
+      .array(
+        z.string().superRefine((v, ctx) => {
+          const r = parseAllowRule(v);
+          if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} ${r}` });
+        }),
+      )
+      .max(1024)
+      .optional(),
+    publish: z
+      .array(
+        z.strictObject({
+          box: z.number().int().min(1).max(65535).refine((p) => p !== PROXY_PORT, `${PROXY_PORT} is the egress proxy's port in the box`),
+          host: z
+            .union([z.number().int().min(0).max(65535), z.string().max(64)])
+            .refine((h) => typeof publishHost(h, 1) !== 'string', PUBLISH_HOST_ERROR)
+            .optional(),
+        }),
+      )
+      .max(64)
+      .optional(),
+    limits: z
+      .strictObject({
+        connections: z.number().int().min(1).max(4096).optional(),
+        bytesIn: size().optional(),
+        bytesOut: size().optional(),
+      })
+      .optional(),
+  }).refine((n) => n.limits === undefined || n.allow !== undefined, { path: ['limits'], message: 'bound the egress proxy: give network.allow too' }),
+);
 
 /** A path (starts with `/`) or the name of a stored image (never starts with `/` or `.`). */
-const imageRef = z
-  .string()
-  .min(1)
-  .max(4096)
-  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
-  .refine((s) => !s.startsWith('.'), "must be an absolute path or the name of a stored image (names never start with '.' or '/')")
-  .refine((s) => !s.startsWith('/') || s.split('/').every((p) => p !== '..'), "must not contain '..'")
-  .transform((s) => (s.startsWith('/') ? normalizePath(s) : s));
+const imageRef = lazy(() =>
+  z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((s) => !s.includes('\0'), 'must not contain a NUL byte')
+    .refine((s) => !s.startsWith('.'), "must be an absolute path or the name of a stored image (names never start with '.' or '/')")
+    .refine((s) => !s.startsWith('/') || s.split('/').every((p) => p !== '..'), "must not contain '..'")
+    .transform((s) => (s.startsWith('/') ? normalizePath(s) : s)),
+);
 
 const NETWORK_ERROR = "must be 'none', 'loopback', 'host', the name of a private network (1-32 of a-z 0-9 _ -) or { allow, publish, limits }";
 
 const shapeFields = {
-  image: imageRef.optional(),
-  writable: z.boolean().optional(),
-  network: z
-    .union([z.enum(['none', 'loopback', 'host']), z.string().regex(NETWORK_NAME, NETWORK_ERROR), networkObjectSchema], { error: NETWORK_ERROR })
-    .optional(),
-  hostname: z.string().regex(HOSTNAME, 'must be a hostname label: 1-63 of a-z 0-9 - (not at either end)').optional(),
-  binds: z.array(bindSchema).max(256).optional(),
-  mounts: z.array(mountSchema).max(256).optional(),
-  user: z.strictObject({ uid: id.optional(), gid: id.optional() }).optional(),
-  cgroupParent: z.string().min(1).max(4096).optional(),
+  image: lazy(() => imageRef().optional()),
+  writable: lazy(() => z.boolean().optional()),
+  network: lazy(() =>
+    z
+      .union([z.enum(['none', 'loopback', 'host']), z.string().regex(NETWORK_NAME, NETWORK_ERROR), networkObjectSchema()], { error: NETWORK_ERROR })
+      .optional(),
+  ),
+  hostname: lazy(() => z.string().regex(HOSTNAME, 'must be a hostname label: 1-63 of a-z 0-9 - (not at either end)').optional()),
+  binds: lazy(() => z.array(bindSchema()).max(256).optional()),
+  mounts: lazy(() => z.array(mountSchema()).max(256).optional()),
+  user: lazy(() => z.strictObject({ uid: id().optional(), gid: id().optional() }).optional()),
+  cgroupParent: lazy(() => z.string().min(1).max(4096).optional()),
 };
 
 const programFields = {
-  command: z.array(text).min(1, 'must name a program').max(65536).optional(),
-  args: z.array(text).max(65536).optional(),
-  env: envSchema.optional(),
-  cwd: absolutePath.optional(),
-  limits: limitsSchema.optional(),
-  files: filesSchema.optional(),
-  signal: z.instanceof(AbortSignal).optional(),
-  seccomp: z.unknown().optional(),
+  command: lazy(() => z.array(text()).min(1, 'must name a program').max(65536).optional()),
+  args: lazy(() => z.array(text()).max(65536).optional()),
+  env: lazy(() => envSchema().optional()),
+  cwd: lazy(() => absolutePath().optional()),
+  limits: lazy(() => limitsSchema().optional()),
+  files: lazy(() => filesSchema().optional()),
+  signal: lazy(() => z.instanceof(AbortSignal).optional()),
+  seccomp: lazy(() => z.unknown().optional()),
 };
 
 /**
  * The box and program fields a declared profile may set (sandcell.yaml, problem files), with the
  * very checks `run()` applies to them. `seccomp` is checked by `resolveSeccomp` here, so a
- * declaration checks it with the seccomp module's own parser.
+ * declaration checks it with the seccomp module's own parser. Each is built when it is read.
  */
 export const profileFieldSchemas = {
-  image: shapeFields.image,
-  writable: shapeFields.writable,
-  network: shapeFields.network,
-  hostname: shapeFields.hostname,
-  binds: shapeFields.binds,
-  mounts: shapeFields.mounts,
-  env: programFields.env,
-  cwd: programFields.cwd,
-  limits: programFields.limits,
-} as const;
+  get image() {
+    return shapeFields.image();
+  },
+  get writable() {
+    return shapeFields.writable();
+  },
+  get network() {
+    return shapeFields.network();
+  },
+  get hostname() {
+    return shapeFields.hostname();
+  },
+  get binds() {
+    return shapeFields.binds();
+  },
+  get mounts() {
+    return shapeFields.mounts();
+  },
+  get env() {
+    return programFields.env();
+  },
+  get cwd() {
+    return programFields.cwd();
+  },
+  get limits() {
+    return programFields.limits();
+  },
+};
 
-const collectSchema = z
-  .array(relativePath)
-  .max(1000)
-  .optional();
+const collectField = lazy(() => z.array(relativePath()).max(1000).optional());
 
-const stdinSchema = z.union([
-  z.string(),
-  z.instanceof(Uint8Array),
-  z.custom<Readable>((v) => v instanceof Readable, 'must be a string, Buffer or readable stream'),
-]);
+const stdinField = lazy(() =>
+  z
+    .union([
+      z.string(),
+      z.instanceof(Uint8Array),
+      z.custom<Readable>((v) => v instanceof Readable, 'must be a string, Buffer or readable stream'),
+    ])
+    .optional(),
+);
 
-const runSchema = z.strictObject({ ...shapeFields, ...programFields, stdin: stdinSchema.optional(), collect: collectSchema });
-const shapeSchema = z.strictObject({ ...shapeFields, ...programFields, command: z.unknown().optional() });
-const programSchema = z.strictObject({ ...programFields, stdin: stdinSchema.optional(), collect: collectSchema });
+/** The field schemas of a kind's options, each built at its first use. */
+type FieldMakers = Record<string, () => z.ZodType>;
+type Built<F extends FieldMakers> = { [K in keyof F]: ReturnType<F[K]> };
+type Whole<F extends FieldMakers> = z.ZodObject<Built<F>, z.core.$strict>;
+
+/**
+ * Sets of fields a kind keeps a schema for. Options holding more sets than this come from a
+ * long-lived process: it builds the whole schema once, rather than one more schema per set.
+ */
+const MAX_SUBSETS = 16;
+
+/**
+ * A kind's options schema: the strict object of every field (`whole`, for the layers that speak or
+ * describe the options: the daemon, its OpenAPI document), or, until that is built, the strict
+ * object of the fields a given input holds (`of`). An object schema walks each of its fields, so
+ * a parse by `whole` would build every field's schema, where a one-shot run's options hold two or
+ * three. The two parse alike: every field is optional, so a field the input does not hold adds
+ * nothing to the output nor an issue; the fields it holds are checked by the same schemas in the
+ * same order, and a key that is no field is refused by both, in the same words. Once `whole` is
+ * built, every parse walks it: there is nothing left to save, and a layer that speaks the
+ * options through `optionSchemas` sees each walk of the schema it holds (the daemon's tests count
+ * them to show it checks a request's options once).
+ */
+class Fields<F extends FieldMakers> {
+  private wholeSchema: Whole<F> | undefined;
+  private readonly names: readonly (keyof F & string)[];
+  private readonly subsets = new Map<number, z.ZodType>();
+
+  constructor(private readonly makers: F) {
+    this.names = Object.keys(makers);
+  }
+
+  whole(): Whole<F> {
+    if (this.wholeSchema === undefined) {
+      this.wholeSchema = z.strictObject(this.build(this.names));
+      this.subsets.clear();
+    }
+    return this.wholeSchema;
+  }
+
+  /**
+   * The schema a parse of `input` walks: `whole` once built, or that of the fields `input` holds
+   * (as zod's object schema sees them: `key in input`).
+   */
+  of(input: object): z.ZodType<z.output<Whole<F>>> {
+    if (this.wholeSchema !== undefined) return this.wholeSchema as z.ZodType<z.output<Whole<F>>>;
+    // One bit a field: a kind has at most 18.
+    let held = 0;
+    for (let i = 0; i < this.names.length; i++) if (this.names[i]! in input) held |= 1 << i;
+    let schema = this.subsets.get(held);
+    if (schema === undefined) {
+      if (this.subsets.size >= MAX_SUBSETS) return this.whole() as z.ZodType<z.output<Whole<F>>>;
+      schema = z.strictObject(this.build(this.names.filter((_, i) => (held & (1 << i)) !== 0)));
+      this.subsets.set(held, schema);
+    }
+    return schema as z.ZodType<z.output<Whole<F>>>;
+  }
+
+  private build(names: readonly (keyof F & string)[]): Built<F> {
+    const shape: Partial<Built<F>> = {};
+    for (const n of names) shape[n] = this.makers[n]!() as ReturnType<F[typeof n]>;
+    return shape as Built<F>;
+  }
+}
+
+const runFields = new Fields({ ...shapeFields, ...programFields, stdin: stdinField, collect: collectField });
+const shapeOnlyFields = new Fields({ ...shapeFields, ...programFields, command: lazy(() => z.unknown().optional()) });
+const programOnlyFields = new Fields({ ...programFields, stdin: stdinField, collect: collectField });
 
 /** Inside paths the box's own filesystems occupy; a volume may not cover them. */
 const RESERVED_TARGETS = ['/', '/proc', '/dev'];
@@ -448,16 +566,16 @@ function toIssues(error: z.ZodError): OptionIssue[] {
   return error.issues.map((i) => ({ path: formatOptionPath(i.path), message: i.message }));
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+function parse<F extends FieldMakers>(fields: Fields<F>, input: unknown): z.output<Whole<F>> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new SandboxOptionsError([{ path: '', message: 'options must be an object' }]);
   }
-  const parsed = schema.safeParse(input);
+  const parsed = fields.of(input).safeParse(input);
   if (!parsed.success) throw new SandboxOptionsError(toIssues(parsed.error));
   return parsed.data;
 }
 
-type ParsedLimits = z.output<typeof limitsSchema>;
+type ParsedLimits = z.output<ReturnType<typeof limitsSchema>>;
 
 /**
  * What a caller gave over `base` (a living box's limits) or the defaults: `undefined` keeps what
@@ -511,7 +629,7 @@ function resolveSeccomp(value: unknown, issues: OptionIssue[]): PresetName | Sec
   }
 }
 
-type ParsedShape = Pick<z.output<typeof shapeSchema>, keyof typeof shapeFields>;
+type ParsedShape = Pick<SandboxParsed, keyof typeof shapeFields>;
 
 /** Volumes and image, checked against the host: sources must exist, targets must not cover the box's own filesystems. */
 function resolveShape(o: ParsedShape, tmpfsBytes: number | null, issues: OptionIssue[]) {
@@ -655,11 +773,11 @@ function sourceKind(path: string): 'directory' | 'file' | null {
   return st === null ? null : st.isDirectory() ? 'directory' : 'file';
 }
 
-function resolveFiles(files: z.output<typeof filesSchema> | undefined, issues: OptionIssue[]): ResolvedFile[] {
+function resolveFiles(files: z.output<ReturnType<typeof filesSchema>> | undefined, issues: OptionIssue[]): ResolvedFile[] {
   const out: ResolvedFile[] = [];
   let total = 0;
   for (const [name, content] of Object.entries(files ?? {})) {
-    const checked = relativePath.safeParse(name);
+    const checked = relativePath().safeParse(name);
     if (!checked.success) {
       issues.push({ path: `files.${name}`, message: checked.error.issues[0]?.message ?? 'bad name' });
       continue;
@@ -676,7 +794,7 @@ function resolveFiles(files: z.output<typeof filesSchema> | undefined, issues: O
 const MAX_FILES_BYTES = 8 * 1024 * 1024;
 
 /** What a one-shot box and a living box resolve alike: the box, and the program's defaults. */
-function resolveBox(o: z.output<typeof shapeSchema> | z.output<typeof runSchema>, kind: Kind, issues: OptionIssue[]) {
+function resolveBox(o: SandboxParsed | RunParsed, kind: Kind, issues: OptionIssue[]) {
   const limits = resolveLimits(o.limits ?? {}, null, kind);
   const { imageDefaults, ...shape } = resolveShape(o, limits.tmpfsBytes, issues);
   return {
@@ -702,7 +820,7 @@ export function resolveOptions(input: unknown, kind: 'run' | 'spawn' = 'run'): R
 }
 
 function resolveFresh(input: unknown, kind: 'run' | 'spawn'): ResolvedOptions {
-  return resolveParsed(parse(runSchema, input), kind);
+  return resolveParsed(parse(runFields, input), kind);
 }
 
 function resolveParsed(o: RunParsed, kind: 'run' | 'spawn'): ResolvedOptions {
@@ -713,7 +831,9 @@ function resolveParsed(o: RunParsed, kind: 'run' | 'spawn'): ResolvedOptions {
   return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null, shape: null };
 }
 
-type RunParsed = z.output<typeof runSchema>;
+type RunParsed = z.output<ReturnType<typeof runFields.whole>>;
+type SandboxParsed = z.output<ReturnType<typeof shapeOnlyFields.whole>>;
+type SandboxRunParsed = z.output<ReturnType<typeof programOnlyFields.whole>>;
 
 /**
  * Options are made fresh for every run, mostly of a few shapes: a judge's or a plugin host's
@@ -804,7 +924,7 @@ function fromShape(input: Record<string, unknown>, kind: 'run' | 'spawn'): Resol
     const content = contentOf(input);
     if (content === null) return null;
     // Resolved from a copy of the data the key describes: what is kept is what the key says.
-    const found = shapeOf(keyWith(kind, content, euid, egid), () => parse(runSchema, plainCopy(input)), kind);
+    const found = shapeOf(keyWith(kind, content, euid, egid), () => parse(runFields, plainCopy(input)), kind);
     if (!isShape(found)) return found;
     shape = found;
     if (shape.content === undefined) {
@@ -829,7 +949,7 @@ function ownInput(input: Record<string, unknown>): Pick<RunParsed, 'files' | 'si
   if (signal !== undefined && !(signal instanceof AbortSignal)) return null;
   let parsedFiles: RunParsed['files'];
   if (files !== undefined) {
-    const parsed = filesSchema.safeParse(files);
+    const parsed = filesSchema().safeParse(files);
     if (!parsed.success) return null;
     parsedFiles = parsed.data;
   }
@@ -887,7 +1007,7 @@ function fromChecked(record: Checked, kind: 'run' | 'spawn'): ResolvedOptions {
  */
 export function checkOptions<T extends RunOptions>(options: T): Readonly<T> {
   // Not an object: refused as run() refuses it.
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) parse(runSchema, options);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) parse(runFields, options);
   const { copy, content } = snapshot(options);
   const runKey = content === null ? null : keyWith('run', content);
   // A shape's options were parsed when it was resolved, and a parse is a function of the content.
@@ -900,7 +1020,7 @@ export function checkOptions<T extends RunOptions>(options: T): Readonly<T> {
     if (own.signal !== undefined) p.signal = own.signal;
     if (own.files !== undefined) p.files = own.files;
     parsed = freezeData(p as RunParsed);
-  } else parsed = freezeData(parse(runSchema, copy));
+  } else parsed = freezeData(parse(runFields, copy));
   checked.set(copy, { parsed, content, runKey, euid: process.geteuid?.(), egid: process.getegid?.() });
   return copy as Readonly<T>;
 }
@@ -1181,10 +1301,20 @@ function programOf(o: { command?: string[]; args?: string[] }, image: ImageProgr
  * The schemas of run()'s, Sandbox.create()'s and box.run()'s options, for a layer that speaks
  * them in another form (the daemon's JSON, where bytes are strings or base64) and describes them.
  */
-export const optionSchemas = { run: runSchema, sandbox: shapeSchema, sandboxRun: programSchema } as const;
+export const optionSchemas = {
+  get run() {
+    return runFields.whole();
+  },
+  get sandbox() {
+    return shapeOnlyFields.whole();
+  },
+  get sandboxRun() {
+    return programOnlyFields.whole();
+  },
+};
 
 /** Options as their schema parsed them: sizes in bytes, durations in ms, paths normalised, nothing checked against the host yet. */
-export type ParsedOptions = Partial<z.output<typeof runSchema>>;
+export type ParsedOptions = Partial<RunParsed>;
 
 /**
  * Parses options with the schema `run()` (`'run'`), `Sandbox.create()` (`'sandbox'`) or
@@ -1196,7 +1326,7 @@ export type ParsedOptions = Partial<z.output<typeof runSchema>>;
 export function parseOptions(kind: 'run' | 'sandbox' | 'sandboxRun', input: unknown): ParsedOptions {
   const record = kind === 'run' && isPlainObject(input) ? checked.get(input) : undefined;
   if (record) return record.parsed as ParsedOptions;
-  return (kind === 'run' ? parse(runSchema, input) : parseBox(kind, input)) as ParsedOptions;
+  return (kind === 'run' ? parse(runFields, input) : parseBox(kind, input)) as ParsedOptions;
 }
 
 /**
@@ -1206,13 +1336,13 @@ export function parseOptions(kind: 'run' | 'sandbox' | 'sandboxRun', input: unkn
 const boxChecked = new WeakMap<object, { readonly kind: 'sandbox' | 'sandboxRun'; readonly parsed: ParsedOptions }>();
 
 /** The schema's parse of `Sandbox.create()`'s or `box.run()`'s options: the one recorded by `checkBoxOptions`, or a walk. */
-function parseBox(kind: 'sandbox', input: unknown): z.output<typeof shapeSchema>;
-function parseBox(kind: 'sandboxRun', input: unknown): z.output<typeof programSchema>;
+function parseBox(kind: 'sandbox', input: unknown): SandboxParsed;
+function parseBox(kind: 'sandboxRun', input: unknown): SandboxRunParsed;
 function parseBox(kind: 'sandbox' | 'sandboxRun', input: unknown): unknown;
 function parseBox(kind: 'sandbox' | 'sandboxRun', input: unknown): unknown {
   const record = isPlainObject(input) ? boxChecked.get(input) : undefined;
   if (record?.kind === kind) return record.parsed;
-  return parse(kind === 'sandbox' ? shapeSchema : programSchema, input);
+  return kind === 'sandbox' ? parse(shapeOnlyFields, input) : parse(programOnlyFields, input);
 }
 
 /**
@@ -1228,7 +1358,7 @@ export function checkBoxOptions<T extends object>(kind: 'sandbox' | 'sandboxRun'
   const copy: Record<string, unknown> = {};
   for (const k of Object.keys(options)) copy[k] = copyOf((options as Record<string, unknown>)[k], null, 0);
   Object.freeze(copy);
-  const parsed = freezeData(parse(kind === 'sandbox' ? shapeSchema : programSchema, copy)) as ParsedOptions;
+  const parsed = freezeData(kind === 'sandbox' ? parse(shapeOnlyFields, copy) : parse(programOnlyFields, copy)) as ParsedOptions;
   boxChecked.set(copy, { kind, parsed });
   return copy as Readonly<T>;
 }

@@ -56,6 +56,30 @@ function loadedBy(args: string[], env: NodeJS.ProcessEnv = process.env): { statu
   }
 }
 
+/**
+ * A node process run with `args`, and at its exit the builtin modules it loaded and the zod schemas
+ * it made (zod calls `__zod_globalConfig.postProcessor`, a hook of its own, after making each).
+ */
+function traced(args: string[]): { status: number | null; modules: string[]; schemas: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'sandcell-traced-'));
+  try {
+    const out = join(dir, 'trace.json');
+    const preload = join(dir, 'preload.cjs');
+    writeFileSync(
+      preload,
+      `let schemas = 0;
+globalThis.__zod_globalConfig = { postProcessor: () => { schemas += 1; } };
+process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ modules: process.moduleLoadList, schemas })));
+`,
+    );
+    const r = spawnSync(process.execPath, ['--require', preload, ...args], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    return { status: r.status, ...(JSON.parse(readFileSync(out, 'utf8')) as { modules: string[]; schemas: number }) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('what a command loads', () => {
   it("the bin runs the bundle: a run runs no other file of this package, none of zod's files, and of its locales English alone", () => {
     requireRoot();
@@ -110,20 +134,20 @@ describe('what a command loads', () => {
 
   it("a run loads no node:crypto (the run cgroup's name and the image store's temporary names need no secret randomness)", () => {
     requireRoot();
-    const dir = mkdtempSync(join(tmpdir(), 'sandcell-loadlist-'));
-    try {
-      const out = join(dir, 'modules.json');
-      const preload = join(dir, 'preload.cjs');
-      writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));\n`);
-      const r = spawnSync(process.execPath, ['--require', preload, CLI, 'run', '--', '/bin/true'], { encoding: 'utf8', timeout: 30_000 });
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-      const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
-      expect(loaded).toContain('NativeModule net');
-      expect(loaded.filter((m) => /crypto/.test(m))).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const r = traced([CLI, 'run', '--', '/bin/true']);
+    expect(r.status).toBe(0);
+    expect(r.modules).toContain('NativeModule net');
+    expect(r.modules.filter((m) => /crypto/.test(m))).toEqual([]);
+  });
+
+  it('a run builds the option schemas of the fields its options hold, a tenth of those the library has', () => {
+    requireRoot();
+    const r = traced([CLI, 'run', '--', '/bin/true']);
+    expect(r.status).toBe(0);
+    const whole = traced(['--input-type=module', '-e', `const { optionSchemas } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'index.js')).href)}); void optionSchemas.run, optionSchemas.sandbox, optionSchemas.sandboxRun;`]);
+    expect(whole.status).toBe(0);
+    expect(r.schemas).toBeGreaterThan(0);
+    expect(r.schemas * 10).toBeLessThan(whole.schemas);
   });
 
   it('help and a mistyped command line load neither the engine nor zod', () => {

@@ -522,7 +522,8 @@ class Fields<F extends FieldMakers> {
     this.names = Object.keys(makers);
   }
 
-  whole(): Whole<F> {
+  // Whole<F> spelled out: declarations of optionSchemas then show each field's schema, not the makers.
+  whole(): z.ZodObject<{ [K in keyof F]: ReturnType<F[K]> }, z.core.$strict> {
     if (this.wholeSchema === undefined) {
       this.wholeSchema = z.strictObject(this.build(this.names));
       this.subsets.clear();
@@ -831,6 +832,7 @@ function resolveParsed(o: RunParsed, kind: 'run' | 'spawn'): ResolvedOptions {
   return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null, shape: null };
 }
 
+/** @inline */
 type RunParsed = z.output<ReturnType<typeof runFields.whole>>;
 type SandboxParsed = z.output<ReturnType<typeof shapeOnlyFields.whole>>;
 type SandboxRunParsed = z.output<ReturnType<typeof programOnlyFields.whole>>;

@@ -1,10 +1,11 @@
 // `sandcell worker`: its usage errors, and draining on SIGTERM.
 import { execFile } from 'node:child_process';
-import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
-import { connectCluster } from '../../src/cluster/index.js';
+import { connectCluster, type Farm } from '../../src/cluster/index.js';
 import { startRedis } from '../helpers/redis.js';
-import { CLI, startWorker } from './workers.js';
+import { jobTrace, steps, workerLogs } from './steps.js';
+import { CLI, startWorker, type TestWorker } from './workers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -37,24 +38,31 @@ describe('sandcell worker', () => {
   }, 180_000);
 
   it('SIGTERM drains: the run it holds finishes and is reported, the next waits for another worker', async () => {
+    const seen: { farm?: Farm; workers: TestWorker[]; jobs: string[] } = { workers: [], jobs: [] };
+    const trace = async (): Promise<string> => {
+      const jobs = seen.farm ? await Promise.all(seen.jobs.map((id) => jobTrace(seen.farm as Farm, id))) : [];
+      return [...jobs, workerLogs(seen.workers)].join('\n');
+    };
+    const step = steps(() => workerLogs(seen.workers));
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
-    const w1 = await startWorker(redis.url, { name: 'drained' }, cleanups);
-    // Under a loaded suite this test once waited out its timeout; the worker's own lines say which step never came.
-    onTestFailed(() => console.error(`the drained worker's log:\n${w1.events().map((e) => JSON.stringify(e)).join('\n')}`));
+    const w1 = await step.wait('the worker to start', startWorker(redis.url, { name: 'drained' }, cleanups), 100_000);
+    seen.workers.push(w1);
     const farm = connectCluster({ redis: redis.url });
+    seen.farm = farm;
     cleanups.push(() => farm.close());
     let started!: () => void;
     const isStarted = new Promise<void>((r) => (started = r));
-    const first = farm.run({ command: ['/bin/sh', '-c', 'sleep 2; echo first'] }, { onProgress: (p) => p.event === 'started' && started() });
-    await isStarted;
+    const first = farm.run({ command: ['/bin/sh', '-c', 'sleep 2; echo first'] }, { onProgress: (p) => (p.event === 'queued' && seen.jobs.push(p.jobId), p.event === 'started' && started()) });
+    await step.wait('the first run to start', isStarted, 60_000, trace);
     w1.proc.kill('SIGTERM');
+    step.note('SIGTERM sent');
     let secondId = '';
-    const second = farm.run({ command: ['/bin/echo', 'second'] }, { onProgress: (p) => p.event === 'queued' && (secondId = p.jobId) });
-    expect(await first).toMatchObject({ stdout: 'first\n', placement: { worker: 'drained', attempt: 1, stalled: 0 } });
-    expect(await w1.exited).toEqual({ code: 0, signal: null });
+    const second = farm.run({ command: ['/bin/echo', 'second'] }, { onProgress: (p) => p.event === 'queued' && seen.jobs.push((secondId = p.jobId)) });
+    expect(await step.wait('the first run to complete', first, 60_000, trace)).toMatchObject({ stdout: 'first\n', placement: { worker: 'drained', attempt: 1, stalled: 0 } });
+    expect(await step.wait('the drained worker to exit', w1.exited, 60_000, trace)).toEqual({ code: 0, signal: null });
     expect(await (await farm.queue().getJob(secondId))?.getState()).toBe('waiting');
-    await startWorker(redis.url, { name: 'next' }, cleanups);
-    expect(await second).toMatchObject({ stdout: 'second\n', placement: { worker: 'next' } });
+    seen.workers.push(await step.wait('the next worker to start', startWorker(redis.url, { name: 'next' }, cleanups), 100_000));
+    expect(await step.wait('the second run to complete', second, 60_000, trace)).toMatchObject({ stdout: 'second\n', placement: { worker: 'next' } });
   }, 180_000);
 });

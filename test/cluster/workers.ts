@@ -73,6 +73,9 @@ export function stillAlive(p: { pid: number; start: string }): boolean {
   return s !== null && s.start === p.start && s.state !== 'Z';
 }
 
+/** How long a worker may take to come up (a process, Redis, its first box) on a loaded 2-CPU machine. */
+const READY_MS = 90_000;
+
 export async function startWorker(redisUrl: string, o: WorkerStart, cleanups: (() => Promise<void>)[]): Promise<TestWorker> {
   requireRoot('a farm suite (its workers run real sandboxes)');
   const args = [CLI, 'worker', '--redis', redisUrl, '--name', o.name, '--concurrency', String(o.concurrency ?? 1)];
@@ -106,17 +109,18 @@ export async function startWorker(redisUrl: string, o: WorkerStart, cleanups: ((
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const started = Date.now();
   await new Promise<void>((resolve, reject) => {
-    const check = setInterval(() => {
-      if (events().some((e) => e.event === 'ready')) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 20);
-    void exited.then((x) => {
+    const end = (e?: Error): void => {
       clearInterval(check);
-      reject(new Error(`worker ${o.name} exited (${x.code ?? x.signal}) before it was ready:\n${err}`));
-    });
+      if (e) reject(e);
+      else resolve();
+    };
+    const check = setInterval(() => {
+      if (events().some((e) => e.event === 'ready')) end();
+      else if (Date.now() - started > READY_MS) end(new Error(`worker ${o.name} (pid ${pid}) was not ready within ${READY_MS / 1000} s; its stderr:\n${err}`));
+    }, 20);
+    void exited.then((x) => end(new Error(`worker ${o.name} exited (${x.code ?? x.signal}) before it was ready:\n${err}`)));
   });
   return { name: o.name, pid, proc, events, exited, descendants: () => descendantsOf(pid), kill };
 }

@@ -96,6 +96,13 @@ export class FarmJobError extends Error {
   }
 }
 
+/** A queue this farm sends to, and the reader of its events (once its start is known). */
+interface OpenQueue {
+  queue: Queue;
+  events: QueueEvents | null;
+  ready: Promise<void>;
+}
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (e: Error) => void;
@@ -109,7 +116,7 @@ export class Farm {
   readonly redis: Redis;
   readonly blobs: BlobStore;
   readonly prefix: string;
-  private readonly queues = new Map<string, { queue: Queue; events: QueueEvents; ready: Promise<unknown> }>();
+  private readonly queues = new Map<string, OpenQueue>();
   private readonly pending = new Map<string, Pending & { queue: Queue }>();
   private readonly defaultQueue: string;
   private readonly attempts: number;
@@ -133,23 +140,40 @@ export class Farm {
   queue(name = this.defaultQueue): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      const connection = bullConnection(this.options.redis);
-      const queue = new Queue(name, { connection, prefix: this.prefix });
-      const events = new QueueEvents(name, { connection, prefix: this.prefix });
+      if (this.closed) throw new Error('the farm connection is closed');
+      const queue = new Queue(name, { connection: bullConnection(this.options.redis), prefix: this.prefix });
       queue.on('error', () => undefined);
-      events.on('error', () => undefined);
-      events.on('completed', ({ jobId, returnvalue }) => this.settle(jobId, (p) => p.resolve(returnvalue)));
-      events.on('failed', ({ jobId, failedReason, prev }) => {
-        // A failed attempt that will be retried comes as `failed` too; only a job that is done
-        // (moved to the failed set) ends the wait: the poller confirms it.
-        if (prev === 'active') void this.checkFailed(jobId);
-        else this.settle(jobId, (p) => p.reject(FarmJobError.fromReason(jobId, failedReason)));
-      });
-      events.on('progress', ({ jobId, data }) => this.pending.get(jobId)?.progress?.(data));
-      q = { queue, events, ready: events.waitUntilReady() };
+      const opened: OpenQueue = { queue, events: null, ready: Promise.resolve() };
+      opened.ready = this.listen(opened);
+      // A caller that never submits never awaits it; one that does sees its failure there.
+      opened.ready.catch(() => undefined);
+      q = opened;
       this.queues.set(name, q);
     }
     return q.queue;
+  }
+
+  /**
+   * Starts reading the queue's events after the last one its stream holds now, before any job of
+   * this farm is added. BullMQ's default start ('$') is wherever the stream ends when the first
+   * read reaches Redis: on a loaded machine a worker can take a job, report it started and even
+   * finish it before that, and those events were never seen (`started` never reached onProgress,
+   * and the result came back only through the poller).
+   */
+  private async listen(q: OpenQueue): Promise<void> {
+    const [last] = (await this.redis.xrevrange(q.queue.toKey('events'), '+', '-', 'COUNT', 1)) as [string, string[]][];
+    if (this.closed) return;
+    const events = new QueueEvents(q.queue.name, { connection: bullConnection(this.options.redis), prefix: this.prefix, lastEventId: last?.[0] ?? '0-0' });
+    events.on('error', () => undefined);
+    events.on('completed', ({ jobId, returnvalue }) => this.settle(jobId, (p) => p.resolve(returnvalue)));
+    events.on('failed', ({ jobId, failedReason, prev }) => {
+      // A failed attempt that will be retried comes as `failed` too; only a job that is done
+      // (moved to the failed set) ends the wait: the poller confirms it.
+      if (prev === 'active') void this.checkFailed(jobId);
+      else this.settle(jobId, (p) => p.reject(FarmJobError.fromReason(jobId, failedReason)));
+    });
+    events.on('progress', ({ jobId, data }) => this.pending.get(jobId)?.progress?.(data));
+    q.events = events;
   }
 
   private settle(jobId: string, how: (p: Pending) => void): void {
@@ -322,7 +346,7 @@ export class Farm {
     for (const [id, p] of this.pending) p.reject(new FarmJobError(id, 'the farm connection was closed before the job ended'));
     this.pending.clear();
     for (const { queue, events } of this.queues.values()) {
-      await events.close().catch(() => undefined);
+      await events?.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
     }
     this.queues.clear();

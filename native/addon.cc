@@ -830,7 +830,10 @@ class StartWorker : public Napi::AsyncWorker {
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
-  void Execute() override { start_prepared(req_, &res_); }
+  void Execute() override {
+    req_.init_fd = g_init_fd;
+    start_prepared(req_, &res_);
+  }
 
   void OnOK() override {
     Napi::Env env = Env();

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -270,7 +271,20 @@ bool is_exec_call(uint32_t arch, int nr) {
   return false;
 }
 
-bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool until_ready, SpawnResult* res) {
+// Whether the task `pid` runs another executable than the init (`init_fd`): it is the program,
+// past its execve. An exec call notified before the channel's EOF is then the program's own next
+// one, not the init's execve of it: the init (PID 1 of the box) closes its copy of the channel
+// just after it starts the program, and on a busy host the program can exec and make its next
+// call before that. Unknown (no init fd, the task gone) reads as not past its execve.
+bool runs_other_than_init(pid_t pid, int init_fd) {
+  struct stat init_st, exe_st;
+  char exe[40];
+  snprintf(exe, sizeof exe, "/proc/%d/exe", static_cast<int>(pid));
+  if (init_fd < 0 || fstat(init_fd, &init_st) != 0 || stat(exe, &exe_st) != 0) return false;
+  return init_st.st_dev != exe_st.st_dev || init_st.st_ino != exe_st.st_ino;
+}
+
+bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool until_ready, int init_fd, SpawnResult* res) {
   wire::Report report;
   auto end = [&] { end_box(pidfd, run_pidfd ? *run_pidfd : -1); };
   const int64_t deadline = now_ns() + int64_t{kSetupTimeoutMs} * 1000000;
@@ -292,7 +306,8 @@ bool await_report(int rep_fd, int pidfd, int* notify_fd, int* run_pidfd, bool un
         // Between loading its filter and its execve the program's thread makes no system call
         // but that execve: any other call comes from the program itself, already running, whose
         // EOF has not arrived only because another process of the box still held the channel.
-        if (nr >= 0 && !is_exec_call(req.data.arch, nr)) {
+        // So does an exec call from a task that no longer runs the init.
+        if (nr >= 0 && (!is_exec_call(req.data.arch, nr) || runs_other_than_init(static_cast<pid_t>(req.pid), init_fd))) {
           res->early_violation_nr = nr;
           res->early_violation_arch = req.data.arch;
           return true;
@@ -623,7 +638,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   }
 
   // EOF can also mean the init died before starting the program: it then sent no status.
-  if (!await_report(*rep_rd, *pidfd_p, notify_fd, run_pidfd, req.prepared, res)) return;
+  if (!await_report(*rep_rd, *pidfd_p, notify_fd, run_pidfd, req.prepared, req.init_fd, res)) return;
   res->marks[SpawnResult::kReported] = now_ns();
   if (!req.prepared) mark_started(req.cpu_usage_file, res);
   res->pid = pid;
@@ -662,7 +677,7 @@ void start_prepared(const StartRequest& req, SpawnResult* res) {
     return fail(res, "send run plan", err);
   }
   res->marks[SpawnResult::kSent] = now_ns();
-  if (!await_report(req.report_fd, req.pidfd, notify_fd, nullptr, false, res)) return;
+  if (!await_report(req.report_fd, req.pidfd, notify_fd, nullptr, false, req.init_fd, res)) return;
   res->marks[SpawnResult::kReported] = now_ns();
   mark_started(req.cpu_usage_file, res);
   res->notify_fd = fds.release(notify_fd);

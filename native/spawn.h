@@ -45,6 +45,7 @@ struct StartRequest {
   int pidfd = -1;
   int control_fd = -1;
   int report_fd = -1;
+  int init_fd = -1;  // O_PATH fd of the init executable (owned by the caller)
 };
 
 struct SpawnResult {

@@ -446,37 +446,14 @@ const programFields = {
 /**
  * The box and program fields a declared profile may set (sandcell.yaml, problem files), with the
  * very checks `run()` applies to them. `seccomp` is checked by `resolveSeccomp` here, so a
- * declaration checks it with the seccomp module's own parser. Each is built when it is read.
+ * declaration checks it with the seccomp module's own parser. Built when asked for.
  */
-export const profileFieldSchemas = {
-  get image() {
-    return shapeFields.image();
-  },
-  get writable() {
-    return shapeFields.writable();
-  },
-  get network() {
-    return shapeFields.network();
-  },
-  get hostname() {
-    return shapeFields.hostname();
-  },
-  get binds() {
-    return shapeFields.binds();
-  },
-  get mounts() {
-    return shapeFields.mounts();
-  },
-  get env() {
-    return programFields.env();
-  },
-  get cwd() {
-    return programFields.cwd();
-  },
-  get limits() {
-    return programFields.limits();
-  },
-};
+export function profileFieldSchemas() {
+  const { image, writable, network, hostname, binds, mounts } = shapeFields;
+  const { env, cwd, limits } = programFields;
+  const makers = { image, writable, network, hostname, binds, mounts, env, cwd, limits };
+  return buildFields(makers, Object.keys(makers) as (keyof typeof makers)[]);
+}
 
 const collectField = lazy(() => z.array(relativePath()).max(1000).optional());
 
@@ -550,10 +527,15 @@ class Fields<F extends FieldMakers> {
   }
 
   private build(names: readonly (keyof F & string)[]): Built<F> {
-    const shape: Partial<Built<F>> = {};
-    for (const n of names) shape[n] = this.makers[n]!() as ReturnType<F[typeof n]>;
-    return shape as Built<F>;
+    return buildFields(this.makers, names);
   }
+}
+
+/** The schemas of `names` among `makers`' fields, in that order. */
+function buildFields<F extends FieldMakers>(makers: F, names: readonly (keyof F & string)[]): Built<F> {
+  const shape: Partial<Built<F>> = {};
+  for (const n of names) shape[n] = makers[n]!() as ReturnType<F[typeof n]>;
+  return shape as Built<F>;
 }
 
 const runFields = new Fields({ ...shapeFields, ...programFields, stdin: stdinField, collect: collectField });

@@ -27,7 +27,7 @@ export const profileSchema = z.strictObject({
   description: z.string().optional(),
   /** Another profile this one starts from: its values, then this one's over them. */
   extends: profileName.optional(),
-  ...profileFieldSchemas,
+  ...profileFieldSchemas(),
   seccomp: seccompField.optional(),
 });
 

@@ -60,19 +60,77 @@ export function parseRedisUrl(url: string): RedisOptions {
 }
 
 /**
+ * The wait before a farm connection's next attempt to reach Redis: short enough that a restarted
+ * Redis is found again within two seconds, and that a part closing while Redis is away is not
+ * held long by a pending attempt (BullMQ's own default waits up to 20 s between attempts).
+ */
+function reconnectDelay(attempt: number): number {
+  return Math.min(100 * 2 ** Math.min(attempt - 1, 5), 2000);
+}
+
+/**
+ * Ends the reconnecting of every connection made with it, once its part (a farm, a worker, a
+ * service agent or client) closes. A command sent while Redis is away waits for the reconnect,
+ * QUIT included, and ioredis's disconnect() during the wait between two attempts neither fails
+ * those commands nor ends the connection: closing a part while Redis was down used to wait for a
+ * Redis that might never come back. Once closed, the next failed attempt ends the connection
+ * instead: what waited on it fails, and BullMQ's close completes. A Redis that answers meanwhile is
+ * closed from gracefully, as before.
+ */
+export class ReconnectGate {
+  private closed = false;
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** ioredis's retry strategy: the given one's delay (ours by default) while open, none once closed. */
+  strategy(given: RedisOptions['retryStrategy']): (attempt: number) => number | void | null {
+    return (attempt) => (this.closed ? null : given ? given(attempt) : reconnectDelay(attempt));
+  }
+}
+
+/** The part of an ioredis client `settled` watches (BullMQ's clients are typed as its own copy of ioredis). */
+interface ClientState {
+  readonly status: string;
+  once(event: 'ready' | 'end', listener: () => void): unknown;
+  off(event: 'ready' | 'end', listener: () => void): unknown;
+}
+
+/**
+ * Resolves once `client` is connected or has ended: at once if it is, otherwise at its next
+ * attempt to reach Redis (which ends it once its gate is closed). A close that starts with
+ * ioredis's disconnect() (BullMQ's QueueEvents) must wait for this: called between two attempts,
+ * that disconnect() cancels the next one and the connection never ends.
+ */
+export function settled(client: ClientState): Promise<void> {
+  if (client.status === 'ready' || client.status === 'end' || client.status === 'wait') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      client.off('ready', done);
+      client.off('end', done);
+      resolve();
+    };
+    client.once('ready', done);
+    client.once('end', done);
+  });
+}
+
+/**
  * The options every farm connection uses. BullMQ requires `maxRetriesPerRequest: null` on the
  * connections of its workers (a blocking command must wait through a reconnect rather than fail);
- * the same on clients means a command issued while Redis restarts waits for it instead of failing.
+ * the same on clients means a command issued while Redis restarts waits for it instead of failing,
+ * until the part that made the connection closes (`gate`).
  */
-export function redisOptions(connection: RedisConnection): RedisOptions {
+export function redisOptions(connection: RedisConnection, gate: ReconnectGate): RedisOptions {
   const base = typeof connection === 'string' ? parseRedisUrl(connection) : { ...connection };
-  return { ...base, maxRetriesPerRequest: null };
+  return { ...base, maxRetriesPerRequest: null, retryStrategy: gate.strategy(base.retryStrategy) };
 }
 
 /**
  * The same options typed as BullMQ takes them: BullMQ declares its own copy of ioredis's option
  * type, which differs from the installed ioredis's in details (callback return types) only.
  */
-export function bullConnection(connection: RedisConnection): ConnectionOptions {
-  return redisOptions(connection) as ConnectionOptions;
+export function bullConnection(connection: RedisConnection, gate: ReconnectGate): ConnectionOptions {
+  return redisOptions(connection, gate) as ConnectionOptions;
 }

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { AbortError, type OptionIssue } from '../errors.js';
 import type { RunOptions } from '../index.js';
 import { BlobStore, DEFAULT_BLOB_LIMITS, type BlobLimits } from './blobs.js';
-import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
+import { bullConnection, DEFAULT_PREFIX, ReconnectGate, redisOptions, settled, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
 import type { JudgeReport, Problem, Progress, Submission, TestReport } from '../problems/index.js';
 import { packProblem, packSubmission, type BuildOutcome } from './judge-wire.js';
@@ -122,12 +122,13 @@ export class Farm {
   private readonly attempts: number;
   private readonly poller: NodeJS.Timeout;
   private closed = false;
+  private readonly reconnects = new ReconnectGate();
   private flows: FlowProducer | undefined;
   private servicesClient: ServicesClient | null = null;
 
   constructor(readonly options: ClusterOptions) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
-    this.redis = new Redis(redisOptions(options.redis));
+    this.redis = new Redis(redisOptions(options.redis, this.reconnects));
     this.redis.on('error', () => undefined);
     this.blobs = new BlobStore(this.redis, this.prefix, { ...DEFAULT_BLOB_LIMITS, ...options.blobs });
     this.defaultQueue = options.queue ?? queueName(options.labels);
@@ -141,7 +142,7 @@ export class Farm {
     let q = this.queues.get(name);
     if (!q) {
       if (this.closed) throw new Error('the farm connection is closed');
-      const queue = new Queue(name, { connection: bullConnection(this.options.redis), prefix: this.prefix });
+      const queue = new Queue(name, { connection: bullConnection(this.options.redis, this.reconnects), prefix: this.prefix });
       queue.on('error', () => undefined);
       const opened: OpenQueue = { queue, events: null, ready: Promise.resolve() };
       opened.ready = this.listen(opened);
@@ -163,7 +164,7 @@ export class Farm {
   private async listen(q: OpenQueue): Promise<void> {
     const [last] = (await this.redis.xrevrange(q.queue.toKey('events'), '+', '-', 'COUNT', 1)) as [string, string[]][];
     if (this.closed) return;
-    const events = new QueueEvents(q.queue.name, { connection: bullConnection(this.options.redis), prefix: this.prefix, lastEventId: last?.[0] ?? '0-0' });
+    const events = new QueueEvents(q.queue.name, { connection: bullConnection(this.options.redis, this.reconnects), prefix: this.prefix, lastEventId: last?.[0] ?? '0-0' });
     events.on('error', () => undefined);
     events.on('completed', ({ jobId, returnvalue }) => this.settle(jobId, (p) => p.resolve(returnvalue)));
     events.on('failed', ({ jobId, failedReason, prev }) => {
@@ -291,7 +292,7 @@ export class Farm {
       };
     });
     const verdict = this.expect(queue, parentId);
-    this.flows ??= new FlowProducer({ connection: bullConnection(this.options.redis), prefix: this.prefix });
+    this.flows ??= new FlowProducer({ connection: bullConnection(this.options.redis, this.reconnects), prefix: this.prefix });
     try {
       await this.flows.add({
         name: 'judge-verdict',
@@ -341,21 +342,37 @@ export class Farm {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.reconnects.close();
     await this.servicesClient?.close();
     clearInterval(this.poller);
     for (const [id, p] of this.pending) p.reject(new FarmJobError(id, 'the farm connection was closed before the job ended'));
     this.pending.clear();
     for (const { queue, events } of this.queues.values()) {
-      await events?.close().catch(() => undefined);
+      if (events) await closeEvents(events);
       await queue.close().catch(() => undefined);
     }
     this.queues.clear();
     await this.flows?.close().catch(() => undefined);
+    await settled(this.redis);
     this.redis.disconnect();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+}
+
+/**
+ * Closes an event reader. Its close() begins with ioredis's disconnect(), which while Redis is
+ * away would cancel the reader's next attempt to reach it and then wait for an end that never
+ * comes; so that attempt is let happen first (it ends the connection, the farm being closed).
+ */
+async function closeEvents(events: QueueEvents): Promise<void> {
+  try {
+    await settled(await events.getBackend().client);
+    await events.close();
+  } catch {
+    // A reader that never reached Redis, or lost it while closing, has nothing left to close.
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 
-import { redisOptions, type RedisConnection } from './connection.js';
+import { parseRedisUrl, type RedisConnection } from './connection.js';
 
 export class RedisUnreachableError extends Error {
   override readonly name = 'RedisUnreachableError';
@@ -34,7 +34,7 @@ export function redisAddress(connection: RedisConnection): string {
  */
 export async function reachRedis(connection: RedisConnection, timeoutMs: number): Promise<void> {
   const redis = new Redis({
-    ...redisOptions(connection),
+    ...(typeof connection === 'string' ? parseRedisUrl(connection) : connection),
     lazyConnect: true,
     connectTimeout: timeoutMs,
     retryStrategy: () => null,

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 
 import { AbortError, formatOptionPath, run, SandboxOptionsError, SandboxSetupError, shutdown, type OptionIssue } from '../index.js';
 import { BlobCache, BlobStore, DEFAULT_BLOB_LIMITS } from './blobs.js';
-import { bullConnection, DEFAULT_PREFIX, redisOptions, type RedisConnection } from './connection.js';
+import { bullConnection, DEFAULT_PREFIX, ReconnectGate, redisOptions, settled, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
 import { judgeBuild, judgeTest, judgeVerdict } from './judge-worker.js';
 import { judgeBuildJobSchema, judgeTestJobSchema, judgeVerdictJobSchema } from './judge-wire.js';
@@ -111,7 +111,8 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
   const name = o.name ?? `${hostname()}-${process.pid}`;
   const prefix = o.prefix ?? DEFAULT_PREFIX;
   const queue = queueName(o.labels);
-  const redis = new Redis(redisOptions(o.connection));
+  const reconnects = new ReconnectGate();
+  const redis = new Redis(redisOptions(o.connection, reconnects));
   redis.on('error', () => undefined);
   const emit = o.onEvent ?? ((): void => undefined);
   const store = new BlobStore(redis, prefix, DEFAULT_BLOB_LIMITS);
@@ -183,7 +184,7 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
   };
 
   const worker = new Worker(queue, processor, {
-    connection: bullConnection(o.connection),
+    connection: bullConnection(o.connection, reconnects),
     prefix,
     name,
     concurrency: o.concurrency ?? 1,
@@ -221,8 +222,10 @@ export async function startWorker(o: WorkerOptions): Promise<FarmWorker> {
     blobs: cache,
     close(): Promise<void> {
       closing ??= (async () => {
+        reconnects.close();
         await services.close();
         await worker.close();
+        await settled(redis);
         redis.disconnect();
         await shutdown();
       })();

@@ -1,7 +1,7 @@
 // The farm's Redis addresses and label sets: what each form means, and errors that say what is wrong.
 import { describe, expect, it } from 'vitest';
 
-import { DEFAULT_PREFIX, parseRedisUrl, redisOptions, RedisUrlError } from '../../src/cluster/connection.js';
+import { DEFAULT_PREFIX, parseRedisUrl, ReconnectGate, redisOptions, RedisUrlError } from '../../src/cluster/connection.js';
 import { LabelError, parseLabels, queueName } from '../../src/cluster/queues.js';
 
 describe('parseRedisUrl', () => {
@@ -29,8 +29,19 @@ describe('parseRedisUrl', () => {
   });
 
   it('every connection waits through a reconnect instead of failing its commands', () => {
-    expect(redisOptions('redis://q').maxRetriesPerRequest).toBeNull();
-    expect(redisOptions({ host: 'q', maxRetriesPerRequest: 3 }).maxRetriesPerRequest).toBeNull();
+    expect(redisOptions('redis://q', new ReconnectGate()).maxRetriesPerRequest).toBeNull();
+    expect(redisOptions({ host: 'q', maxRetriesPerRequest: 3 }, new ReconnectGate()).maxRetriesPerRequest).toBeNull();
+  });
+
+  it('reconnects within 2 s while its part is open, never once it is closed', () => {
+    const gate = new ReconnectGate();
+    const retry = redisOptions('redis://q', gate).retryStrategy as (n: number) => number | null;
+    expect([1, 2, 3, 5, 6, 50].map(retry)).toEqual([100, 200, 400, 1600, 2000, 2000]);
+    const own = redisOptions({ host: 'q', retryStrategy: (n) => n * 7 }, gate).retryStrategy as (n: number) => number | null;
+    expect(own(3)).toBe(21);
+    gate.close();
+    expect(retry(1)).toBeNull();
+    expect(own(3)).toBeNull();
   });
 });
 

@@ -31,6 +31,7 @@ import {
   type ServiceSpec,
   type Slot,
 } from './schema.js';
+import { ReconnectGate, settled } from '../connection.js';
 import { redisClient } from './redis.js';
 import { Scripts } from './scripts.js';
 
@@ -115,6 +116,7 @@ class Agent implements ServiceAgent {
   /** Replicas this worker runs, by replica id. */
   private readonly replicas = new Map<string, Replica>();
   private readonly beatRedis: Redis;
+  private readonly reconnects = new ReconnectGate();
   private readonly beatScripts: Scripts;
   private timer: NodeJS.Timeout | null = null;
   private beatTimer: NodeJS.Timeout | null = null;
@@ -134,9 +136,9 @@ class Agent implements ServiceAgent {
     this.keys = serviceKeys(opts.prefix);
     this.worker = opts.worker.name;
     this.profiles = opts.profiles ?? loadProfiles();
-    this.redis = redisClient(opts.connection);
+    this.redis = redisClient(opts.connection, this.reconnects);
     this.scripts = new Scripts(this.redis, this.keys);
-    this.beatRedis = redisClient(opts.connection);
+    this.beatRedis = redisClient(opts.connection, this.reconnects);
     this.beatScripts = new Scripts(this.beatRedis, this.keys);
   }
 
@@ -247,6 +249,7 @@ class Agent implements ServiceAgent {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.reconnects.close();
       this.opts.signal?.removeEventListener('abort', this.onAbort);
       if (this.timer) clearInterval(this.timer);
       if (this.beatTimer) clearInterval(this.beatTimer);
@@ -258,6 +261,7 @@ class Agent implements ServiceAgent {
       } catch (e) {
         this.report(e);
       }
+      await Promise.all([settled(this.redis), settled(this.beatRedis)]);
       this.redis.disconnect();
       this.beatRedis.disconnect();
     })();

@@ -9,6 +9,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type { z } from 'zod';
 
 import { SandboxOptionsError } from '../../errors.js';
+import { ReconnectGate } from '../connection.js';
 import { redisClient } from './redis.js';
 import { serviceKeys, type ServiceKeys } from './keys.js';
 import {
@@ -112,11 +113,12 @@ export class ServicesClient {
   private readonly pending = new Map<string, Pending>();
   private listening: Promise<void> | null = null;
   private closed = false;
+  private readonly reconnects = new ReconnectGate();
 
   constructor(opts: { connection: RedisOptions | string; prefix: string }) {
     if (typeof opts.prefix !== 'string' || opts.prefix === '') throw new TypeError('prefix must be a non-empty string');
     this.keys = serviceKeys(opts.prefix);
-    this.redis = redisClient(opts.connection);
+    this.redis = redisClient(opts.connection, this.reconnects);
     this.replies = this.redis.duplicate();
     this.replies.on('error', () => {});
     this.scripts = new Scripts(this.redis, this.keys);
@@ -238,6 +240,7 @@ export class ServicesClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.reconnects.close();
     for (const id of [...this.pending.keys()]) {
       const p = this.pending.get(id) as Pending;
       this.settle(id, new ServiceError(p.service, 'closed', 'the services client is closed'));

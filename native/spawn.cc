@@ -35,6 +35,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef PIDFD_GET_MNT_NAMESPACE
+#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)
+#endif
 
 namespace sandcell {
 namespace {
@@ -477,8 +480,11 @@ void release_owner(uint32_t id) { g_owner_ids.release(id); }
 // in its exit (unmounting every mount, an expedited RCU grace period, each superblock's release)
 // before its parent or its pidfd hears of it: the run's end would wait for all of it. Held here,
 // the init's exit is short, and the tree goes when the box releases this descriptor, off the
-// event loop (Box::release_namespace).
-int hold_mount_namespace(pid_t pid) {
+// event loop (Box::release_namespace). Asked of the pidfd where the kernel answers (6.11 on): no
+// walk of /proc/<pid>/ns on the worker thread.
+int hold_mount_namespace(int pidfd, pid_t pid) {
+  int fd = ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE, 0);
+  if (fd >= 0) return fd;
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
   return open(path, O_RDONLY | O_CLOEXEC);
@@ -631,7 +637,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   }
   give_back_stack(stack);
   res->marks[SpawnResult::kInitExec] = now_ns();
-  int* mnt_ns = join ? fds.add(-1) : fds.add(hold_mount_namespace(pid));
+  int* mnt_ns = join ? fds.add(-1) : fds.add(hold_mount_namespace(*pidfd_p, pid));
   if (!plan_sent) {
     kill_and_reap(*pidfd_p);
     return fail(res, "send plan", plan_err);

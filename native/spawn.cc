@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +48,7 @@ constexpr size_t kStackSize = 128 * 1024;
 constexpr size_t kGuardSize = 4096;
 constexpr int kSetupTimeoutMs = 30000;
 constexpr int kPipeBytes = 1 << 20;
+constexpr int kMaxSelfAttach = 8;  // v1 hierarchies a box joins by itself (sandcell uses up to 4)
 
 // The clone child's stack is kept by each worker thread for its next spawn. Unmapping it cost
 // every spawn a TLB flush on each CPU running this process (the stack is in the whole Node
@@ -87,6 +90,8 @@ struct ChildArgs {
   int devices_fd;  // the box's /dev tree, installed at wire::kDevicesFd; -1: none
   int join_pidfd;
   long unshare_flags;  // the box's namespaces other than its user and PID namespaces (0 for a join)
+  int cgroup_fds[kMaxSelfAttach];  // cgroup v1 cgroup.procs files, opened by the parent, to join
+  int cgroup_fd_count;
   bool setgroups_denied;
   char* const* argv;
   char* const* envp;
@@ -111,6 +116,14 @@ int child_main(void* p) {
   char go = 0;
   long n = raw::syscall6(__NR_read, a->ctl_rd, reinterpret_cast<long>(&go), 1);
   if (n != 1) child_fail(a->exec_wr, "sync with parent", n < 0 ? -n : EPIPE);
+  // Into the run's v1 cgroups first, before anything else of the box's setup: the move (a new
+  // css_set per hierarchy) is then this process's CPU, not the embedding process's. "0" is the
+  // writer; v1 lets a task move itself, and the file was opened by the parent.
+  for (int i = 0; i < a->cgroup_fd_count; i++) {
+    if ((n = raw::syscall6(__NR_write, a->cgroup_fds[i], reinterpret_cast<long>("0"), 1)) != 1)
+      child_fail(a->exec_wr, "cgroup attach", n < 0 ? -n : EIO);
+    raw::syscall6(__NR_close, a->cgroup_fds[i]);
+  }
   if (a->join_pidfd >= 0) {
     // A run in a living box: all of the box's namespaces (the PID namespace for the init's
     // children: the init makes the run's own below it), and a mount namespace of the run's own,
@@ -534,6 +547,22 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   args.argv = argv;
   args.envp = envp;
 
+  // A cgroup v1 file is written by the box's process itself (child_main); others (v2, whose move
+  // a process without write access to the common ancestor may not make on kernels before 5.16)
+  // by this thread before the go byte, as the box's first pid.
+  std::vector<int*> parent_attach, self_attach;
+  for (const auto& file : req.cgroup_procs) {
+    int* fd = fds.add(open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    if (*fd < 0) return fail(res, "cgroup attach", errno);
+    struct statfs fs {};
+    if (fstatfs(*fd, &fs) == 0 && fs.f_type == CGROUP_SUPER_MAGIC && args.cgroup_fd_count < kMaxSelfAttach) {
+      args.cgroup_fds[args.cgroup_fd_count++] = *fd;
+      self_attach.push_back(fd);
+    } else {
+      parent_attach.push_back(fd);
+    }
+  }
+
   void* stack = take_stack();
   if (stack == nullptr) return fail(res, "mmap stack", errno);
   char* stack_top = static_cast<char*>(stack) + kStackSize + kGuardSize;
@@ -590,6 +619,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   fds.close_now(rep_wr);
   fds.close_now(st_wr);
   fds.close_now(devices_tree);
+  for (int* fd : self_attach) fds.close_now(fd);
   // The box has its copies now; a kFd descriptor stays open: it is the caller's.
   for (int i = 0; i < 3; i++)
     if (req.stdio[i].kind != StdioKind::kFd) fds.close_now(child_io[i]);
@@ -612,8 +642,10 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
     if (!write_file(proc_path, req.gid_map)) return abort_child("gid_map", errno);
   }
   std::string pid_text = std::to_string(pid);
-  for (const auto& file : req.cgroup_procs)
-    if (!write_file(file, pid_text)) return abort_child("cgroup attach", errno);
+  for (int* fd : parent_attach) {
+    if (!write_all(*fd, pid_text.data(), pid_text.size())) return abort_child("cgroup attach", errno);
+    fds.close_now(fd);
+  }
 
   res->marks[SpawnResult::kMapped] = now_ns();
   // The go byte releases the child; the plan that follows is read by the init after execve.

@@ -1,8 +1,14 @@
 // Bad input and failed setup: typed errors naming the field or stage, never a crash or a leak.
+import { mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { run, SandboxOptionsError, SandboxSetupError, spawn } from '../../src/index.js';
-import { requireRoot } from '../helpers/host.js';
+import { filterFor } from '../../src/launch/filter.js';
+import { nativeSpawn } from '../../src/native.js';
+import { resolveOptions } from '../../src/options.js';
+import { planRun } from '../../src/plan/build.js';
+import { childPids, requireRoot } from '../helpers/host.js';
 
 beforeAll(() => requireRoot());
 
@@ -74,6 +80,30 @@ describe('errors', () => {
 
   it('refuses non-object options', async () => {
     for (const bad of [null, undefined, 42, 'ls', [['ls']]]) await optionError(bad);
+  });
+
+  it('a box its cgroup refuses is a setup error at stage cgroup attach, leaving no process, fd or member', async () => {
+    const o = resolveOptions({ command: ['/bin/true'] });
+    const { plan } = planRun(o, { into: 'new', cgroup: null, filter: filterFor(o.seccomp), stdin: 'null' });
+    const attachError = async (procs: string): Promise<SandboxSetupError> => {
+      const e = await nativeSpawn({ ...plan, cgroupProcs: [procs] }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(SandboxSetupError);
+      expect((e as SandboxSetupError).stage).toBe('cgroup attach');
+      return e as SandboxSetupError;
+    };
+    // A v1 cpuset cgroup with no CPUs takes no task (ENOSPC): the box's own move into it is refused.
+    const dir = `/sys/fs/cgroup/cpuset/sandcell-attach-test-${process.pid}`;
+    mkdirSync(dir);
+    try {
+      const before = readdirSync('/proc/self/fd').length;
+      for (let i = 0; i < 5; i++) expect((await attachError(join(dir, 'cgroup.procs'))).code).toBe('ENOSPC');
+      expect((await attachError(join(dir, 'gone', 'cgroup.procs'))).code).toBe('ENOENT');
+      expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8')).toBe('');
+      expect(readdirSync('/proc/self/fd').length).toBe(before);
+      expect(await childPids()).toEqual([]);
+    } finally {
+      rmdirSync(dir);
+    }
   });
 
   it('a setup failure leaves no process and no extra fd behind', async () => {

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
 
+import { prebuiltModule } from './prebuild-seccomp.mjs';
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
 
@@ -31,6 +33,9 @@ const BUNDLE_URL = '__sandcellBundleUrl';
 
 const ZOD_IMPORT = /^import \{ z \} from 'zod';$/m;
 
+/** The module whose programs the build compiles (scripts/prebuild-seccomp.mjs): its source holds none. */
+const PREBUILT = join(SRC, 'seccomp', 'prebuilt.ts');
+
 /**
  * Our sources as the bundle needs them:
  * - `import { z } from 'zod'` binds zod's namespace as a value, which keeps every export of it
@@ -38,6 +43,7 @@ const ZOD_IMPORT = /^import \{ z \} from 'zod';$/m;
  *   the one function, so the rest is shaken out.
  * - `import.meta.url` (which a script has not) is the module's own place in dist/, where tsc puts
  *   it: the addon, the init and package.json are found from there, as the library finds them.
+ * - src/seccomp/prebuilt.ts is the presets' programs as this build compiles them, as in dist/.
  */
 const sources = {
   name: 'sandcell-sources',
@@ -45,6 +51,7 @@ const sources = {
     const zodNamespace = join(ROOT, 'node_modules', 'zod', 'v4', 'classic', 'external.js');
     b.onLoad({ filter: /\.ts$/ }, async (args) => {
       if (!args.path.startsWith(SRC + '/')) return undefined;
+      if (args.path === PREBUILT) return { contents: await prebuiltModule(), loader: 'js' };
       let text = await readFile(args.path, 'utf8');
       if (/from 'zod'/.test(text.replace(ZOD_IMPORT, '').replace(/^import type .* from 'zod';$/gm, ''))) {
         throw new Error(`${relative(ROOT, args.path)}: imports zod otherwise than \`import { z } from 'zod'\`: teach scripts/bundle-cli.mjs that form`);

@@ -44,13 +44,25 @@ function bundled(coverage: ScriptCoverage): string[] {
  * package.
  */
 function loadedBy(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; files: string[]; modules: string[] } {
+  const { status, scripts } = covered(args, env);
+  const ours = scripts.filter((s) => s.url.startsWith(pathToFileURL(ROOT).href + '/'));
+  const files = ours.map((s) => fileURLToPath(s.url).slice(ROOT.length + 1));
+  return { status, files, modules: ours.flatMap((s, i) => (fileURLToPath(s.url) === BUNDLE ? bundled(s) : [files[i]!])) };
+}
+
+/** The names of the bundle's functions that ran in `sandcell <args>`. */
+function bundleFunctionsRun(args: string[]): { status: number | null; ran: string[] } {
+  const { status, scripts } = covered(args, process.env);
+  const bundle = scripts.filter((s) => s.url === pathToFileURL(BUNDLE).href);
+  return { status, ran: bundle.flatMap((s) => s.functions.filter((f) => f.ranges[0]!.count > 0).map((f) => f.functionName)) };
+}
+
+/** V8's coverage of every script `sandcell <args>` ran. */
+function covered(args: string[], env: NodeJS.ProcessEnv): { status: number | null; scripts: ScriptCoverage[] } {
   const dir = mkdtempSync(join(tmpdir(), 'sandcell-coverage-'));
   try {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...env, NODE_V8_COVERAGE: dir } });
-    const scripts = readdirSync(dir).flatMap((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { result: ScriptCoverage[] }).result);
-    const ours = scripts.filter((s) => s.url.startsWith(pathToFileURL(ROOT).href + '/'));
-    const files = ours.map((s) => fileURLToPath(s.url).slice(ROOT.length + 1));
-    return { status: r.status, files, modules: ours.flatMap((s, i) => (fileURLToPath(s.url) === BUNDLE ? bundled(s) : [files[i]!])) };
+    return { status: r.status, scripts: readdirSync(dir).flatMap((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { result: ScriptCoverage[] }).result) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -148,6 +160,16 @@ describe('what a command loads', () => {
     expect(whole.status).toBe(0);
     expect(r.schemas).toBeGreaterThan(0);
     expect(r.schemas * 10).toBeLessThan(whole.schemas);
+  });
+
+  it("a run compiles no seccomp program for its preset: it takes the build's (scripts/prebuild-seccomp.mjs)", () => {
+    requireRoot();
+    for (const args of [['run', '--', '/bin/true'], ['run', '--seccomp', 'judge', '--', '/bin/true']]) {
+      const { status, ran } = bundleFunctionsRun(args);
+      expect(status, args.join(' ')).toBe(0);
+      expect(ran, args.join(' ')).toContain('presetProgram');
+      expect(ran, args.join(' ')).not.toContain('emitProgram');
+    }
   });
 
   it('help and a mistyped command line load neither the engine nor zod', () => {

@@ -4,7 +4,7 @@
  * twice: as it is, and without those rules for runs that can reach no terminal (the plan picks).
  */
 import { hostArch, type SeccompArch } from '../seccomp/arch.js';
-import { compile, compilePreset } from '../seccomp/compile.js';
+import { compile, presetProgram } from '../seccomp/compile.js';
 import { withoutTerminalRules, type SeccompPolicy } from '../seccomp/policy.js';
 import { presets, type PresetName } from '../seccomp/presets.js';
 
@@ -34,11 +34,11 @@ class PolicyFilter implements BoxFilter {
     private readonly policy: SeccompPolicy,
     readonly noTerminal: CompiledFilter,
     private readonly without: SeccompPolicy,
-    private readonly preset: boolean,
+    private readonly preset: PresetName | null,
   ) {}
 
   get terminal(): CompiledFilter {
-    this.withTerminal ??= this.without === this.policy ? this.noTerminal : compiledFilter(this.policy, this.preset);
+    this.withTerminal ??= this.without === this.policy ? this.noTerminal : compiledFilter(this.policy, this.preset, true);
     return this.withTerminal;
   }
 }
@@ -60,12 +60,15 @@ function arch(): SeccompArch {
   return a;
 }
 
-/** `preset`: a built-in policy, which needs no check by zod. */
-function compiledFilter(policy: SeccompPolicy, preset: boolean): CompiledFilter {
+/**
+ * `preset`: the name of the built-in policy `policy` is, as it is (`terminal`) or without its
+ * rules marked `terminal`; its program is the one the build compiled, with no check by zod.
+ */
+function compiledFilter(policy: SeccompPolicy, preset: PresetName | null, terminal: boolean): CompiledFilter {
   // The filter is compiled exactly as the policy says: the init hands the listener over from a
   // helper thread the filter does not apply to (native/init/program.cc, ListenerHandoff), so the
   // program's own thread makes no call between loading the filter and its first execve.
-  const result = preset ? compilePreset(policy, arch()) : compile(policy, arch());
+  const result = preset ? presetProgram(preset, arch(), terminal) : compile(policy, arch());
   return {
     program: result.program,
     listener: usesKill(policy),
@@ -82,8 +85,8 @@ export function filterFor(choice: PresetName | SeccompPolicy): BoxFilter | null 
   let f = compiled.get(key);
   if (!f) {
     const without = withoutTerminalRules(policy);
-    const preset = typeof choice === 'string';
-    f = new PolicyFilter(policy, compiledFilter(without, preset), without, preset);
+    const preset = typeof choice === 'string' ? choice : null;
+    f = new PolicyFilter(policy, compiledFilter(without, preset, false), without, preset);
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, f);
   }

@@ -54,7 +54,10 @@ import {
   foreignAction,
   resolvePolicy,
   validatePolicy,
+  withoutTerminalRules,
 } from './policy.js';
+import { PREBUILT } from './prebuilt.js';
+import { type PresetName, presets } from './presets.js';
 
 export interface CompileOptions extends ActionOptions {}
 
@@ -349,6 +352,28 @@ export function compile(policy: SeccompPolicy, arch: SeccompArch, opts: CompileO
  */
 export function compilePreset(policy: SeccompPolicy, arch: SeccompArch): CompileResult {
   return emitProgram(planOf(policy, arch, {}, (p) => p));
+}
+
+/** Where {@link PREBUILT} holds a preset's program: `terminal`, the preset as it is; otherwise without its rules marked `terminal`. */
+export function prebuiltKey(name: PresetName, arch: SeccompArch, terminal: boolean): string {
+  return `${name} ${arch} ${terminal ? 'terminal' : 'no-terminal'}`;
+}
+
+/**
+ * A preset's program for `arch`: as it is (`terminal`), or without its rules marked `terminal`.
+ * The program the build compiled when it shipped one ({@link PREBUILT}), else compiled now.
+ */
+export function presetProgram(name: PresetName, arch: SeccompArch, terminal: boolean): CompileResult {
+  const shipped = PREBUILT[prebuiltKey(name, arch, terminal)];
+  if (shipped) {
+    return {
+      arch,
+      program: Buffer.from(shipped.program, 'base64'),
+      instructions: shipped.instructions,
+      placeholders: shipped.placeholders.map((s) => ({ ...s })),
+    };
+  }
+  return compilePreset(terminal ? presets[name] : withoutTerminalRules(presets[name]), arch);
 }
 
 function emitProgram(plan: CompilePlan): CompileResult {

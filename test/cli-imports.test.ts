@@ -5,7 +5,7 @@
 // (scripts/bundle-cli.mjs) in which each module's code runs when it is first imported: V8's
 // coverage of the process says which ran, and which other files it ran.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -139,6 +139,40 @@ describe('what a command loads', () => {
       expect(r.stdout).toContain('USAGE:');
       expect(r.status).toBe(0);
       expect(readdirSync(cli).sort()).toEqual(['command.cjs', 'main.js', 'package.json']);
+    } finally {
+      rmSync(pkg, { recursive: true, force: true });
+    }
+  });
+
+  it("each command keeps a cache of its own: a run after a --help takes a run's, which it makes once and keeps", () => {
+    requireRoot();
+    const pkg = mkdtempSync(join(tmpdir(), 'sandcell-cache-'));
+    try {
+      const cli = join(pkg, 'dist', 'cli');
+      mkdirSync(cli, { recursive: true });
+      copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+      for (const f of ['main.js', 'command.cjs', 'package.json']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
+      // The addon and the init, which the bundle finds from the package's root as the library does.
+      for (const d of ['build', 'prebuilds']) if (existsSync(join(ROOT, d))) symlinkSync(join(ROOT, d), join(pkg, d));
+      const sandcell = (...args: string[]): number | null => {
+        const r = spawnSync(process.execPath, [join(cli, 'main.js'), ...args], { encoding: 'utf8', timeout: 30_000 });
+        expect(r.stderr, args.join(' ')).toBe(args[0] === 'frob' ? 'sandcell: unknown command "frob" (see sandcell --help)\n' : '');
+        return r.status;
+      };
+      const caches = (): string[] => readdirSync(cli).filter((f) => f.startsWith('command.cjs.cache')).sort();
+      expect(sandcell('--help')).toBe(0);
+      expect(caches()).toEqual(['command.cjs.cache']);
+      const help = statSync(join(cli, 'command.cjs.cache'));
+      expect(sandcell('run', '--', '/bin/true')).toBe(0);
+      expect(caches()).toEqual(['command.cjs.cache', 'command.cjs.cache-run']);
+      const run = statSync(join(cli, 'command.cjs.cache-run'));
+      // The run's holds the engine, which help's has none of.
+      expect(run.size).toBeGreaterThan(2 * help.size);
+      expect(sandcell('run', '--', '/bin/true')).toBe(0);
+      expect(sandcell('frob')).toBe(125);
+      expect(caches()).toEqual(['command.cjs.cache', 'command.cjs.cache-run']);
+      expect(statSync(join(cli, 'command.cjs.cache-run')).ino).toBe(run.ino);
+      expect(statSync(join(cli, 'command.cjs.cache')).ino).toBe(help.ino);
     } finally {
       rmSync(pkg, { recursive: true, force: true });
     }

@@ -11,6 +11,9 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
+/** The commands whose cache is their own (src/cli/command.ts); help, a mistyped command line and any other share one. */
+const CACHED_APART = new Set(['run', 'serve', 'worker', 'service', 'judge', 'network', 'schema', 'image', 'seccomp']);
+
 const bundle = fileURLToPath(new URL('./command.cjs', import.meta.url));
 // V8 checks a cache against its source's length only. The key names the bundle's file as it is
 // (any write to it moves its ctime, which no one can set back; a copy or a new package is
@@ -22,8 +25,12 @@ const stat = statSync(bundle, { bigint: true });
 const key = Buffer.from(`${process.version} ${process.arch} ${stat.dev} ${stat.ino} ${stat.size} ${stat.mtimeNs} ${stat.ctimeNs}\n`);
 // The build writes the bundle in ASCII: its text is read without decoding UTF-8 (tens of ms).
 const source = readFileSync(bundle, 'latin1');
-// Beside the bundle, so only who may change the bundle may change the code it runs from.
-const cacheFile = `${bundle}.cache`;
+// Beside the bundle, so only who may change the bundle may change the code it runs from. One per
+// command: a cache holds the functions the process that made it compiled, and is kept until the
+// bundle changes. Shared, it would be the first command's: after a `--help`, every run would take
+// a cache without the engine in it and compile the engine anew.
+const verb = process.argv[2];
+const cacheFile = `${bundle}.cache${verb !== undefined && CACHED_APART.has(verb) ? `-${verb}` : ''}`;
 let cached: Buffer | undefined;
 try {
   const file = readFileSync(cacheFile);

@@ -372,7 +372,8 @@ async function main(): Promise<void> {
   // ---- 1. latency, small host ----------------------------------------------------------------
   const lat: Record<string, Dist> = {};
   await section('1. Latency of /bin/true, small host', async () => {
-    p(`Host RSS at start of section: ${rssMB().toFixed(0)} MB. Each figure is ${ITER} sequential runs after 10 warm-up runs (tinybench).`);
+    figures.rss1 = rssMB();
+    p(`Host RSS at start of section: ${figures.rss1.toFixed(0)} MB. Each figure is ${ITER} sequential runs after 10 warm-up runs (tinybench).`);
     p(`Baseline: \`child_process.spawn('/bin/true')\` with piped stdio (stdin closed, stdout/stderr read to the end), awaited until 'close' — the same work \`run()\` does.`);
     p();
     p(`sandcell keeps up to ${WARM_BOXES} boxes built ahead (warm boxes, the default): back to back, a run often finds the next box still being built on the other core and builds its own. The "warm boxes off" line builds every box while the caller waits. The last two lines idle ${IDLE_MS} ms before each run (not timed), as a service between requests does: the next box is ready by then.`);
@@ -970,6 +971,7 @@ async function main(): Promise<void> {
   // ---- 14. back to back, and throughput against the kernel's floor ---------------------------------
   await section('14. Back to back, in blocks, and throughput against fresh namespaces', async () => {
     const BLOCK = 50;
+    figures.rss14 = rssMB();
     const blocks = Math.max(2, Math.round(ITER / BLOCK));
     const box = await guarded('Sandbox.create()', () => Sandbox.create());
     try {
@@ -1001,6 +1003,8 @@ async function main(): Promise<void> {
       }
       const ds = samples.map(dist);
       p(`${blocks} blocks of ${BLOCK} back-to-back runs of /bin/true per variant, no idle time, the variants' blocks in rotating turn. One living box from \`Sandbox.create()\` (default shape) for its line.`);
+      p();
+      p(`Host RSS at start of section: ${figures.rss14.toFixed(0)} MB${Number.isFinite(figures.rss1) ? ` (section 1: ${figures.rss1!.toFixed(0)} MB)` : ''}. Node's \`spawn\` forks this process, and a fork copies its page tables, so its cost grows with the host's memory (section 2); sandcell clones its boxes without copying the host's memory. Where the host has grown since section 1, this baseline (and the \`unshare\` line, spawned the same way) is slower than section 1's for that alone, while sandcell's own p50 does not grow with the host (section 2): these ratios compare sandcell with a spawn from this host, section 1's with a spawn from a small one.`);
       p();
       p(LAT_HEAD);
       fns.forEach(([name], i) => p(row(name, ds[i]!, i === 0 ? undefined : ds[0])));
@@ -1212,8 +1216,10 @@ function writeReport(): void {
   target(`host RSS does not grow with runs (${RSS_RUNS} runs)`, has('rssGrowth') ? (f.rssGrowth ?? 0) <= 10 && (f.fdGrowth ?? 0) <= 0 : null,
     `${(f.rssGrowth ?? NaN).toFixed(1)} MB, fds ${f.fdGrowth ?? 'n/a'}`, 'grew (threshold: ≤ 10 MB, no fd growth)');
 
+  // Section 14's spawn forks a host grown since section 1 (see its text): say so beside its ratio.
+  const b2bHost = has('rss14') ? ` (Node spawn forks a host of ${f.rss14!.toFixed(0)} MB here${has('rss1') ? `, ${f.rss1!.toFixed(0)} MB in section 1` : ''})` : '';
   target('back to back (blocks of 50, section 14): p50 ≤ 1.0× Node `spawn`', has('b2bOursP50', 'b2bSpawnP50') ? f.b2bOursP50! <= f.b2bSpawnP50! : null,
-    `${ms(f.b2bOursP50 ?? NaN)} vs ${ms(f.b2bSpawnP50 ?? NaN)} ms = ${ratio(f.b2bOursP50 ?? NaN, f.b2bSpawnP50 ?? NaN)}`, `by ${ms((f.b2bOursP50 ?? 0) - (f.b2bSpawnP50 ?? 0))} ms`);
+    `${ms(f.b2bOursP50 ?? NaN)} vs ${ms(f.b2bSpawnP50 ?? NaN)} ms = ${ratio(f.b2bOursP50 ?? NaN, f.b2bSpawnP50 ?? NaN)}${b2bHost}`, `by ${ms((f.b2bOursP50 ?? 0) - (f.b2bSpawnP50 ?? 0))} ms`);
   target('living box, back to back (section 14): `box.run()` p50 ≤ 1.0× Node `spawn`', has('b2bLivingP50', 'b2bSpawnP50') ? f.b2bLivingP50! <= f.b2bSpawnP50! : null,
     `${ms(f.b2bLivingP50 ?? NaN)} vs ${ms(f.b2bSpawnP50 ?? NaN)} ms = ${ratio(f.b2bLivingP50 ?? NaN, f.b2bSpawnP50 ?? NaN)}`, `by ${ms((f.b2bLivingP50 ?? 0) - (f.b2bSpawnP50 ?? 0))} ms`);
   for (const c of [2, 8]) {

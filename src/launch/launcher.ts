@@ -16,6 +16,7 @@ import { cgroupsFor, warmBoxes } from '../runtime.js';
 import { SandboxProcess } from '../supervise/process.js';
 import { cgroupLimits, type CgroupPool } from './cgroups.js';
 import { filterFor, type BoxFilter } from './filter.js';
+import { startTurn } from './turns.js';
 import { bindIdentity, shapeKey, stillBound, type WarmBox } from './warm.js';
 
 /** A box that lives across runs (Sandbox): its init, and the cgroup holding the box's limits. */
@@ -55,6 +56,9 @@ export interface Launch {
  * for the next run), else in a box built now; or in the living box it is given.
  */
 export async function launch(o: ResolvedOptions, how: Launch): Promise<SandboxProcess> {
+  // Starts made in one tick go one per turn of the event loop (an abort meanwhile is seen below).
+  const turn = startTurn();
+  if (turn) await turn;
   if (o.signal?.aborted) throw new AbortError(o.signal.reason);
   const stages = how.stages ?? null;
   const filter = filterFor(o.seccomp);

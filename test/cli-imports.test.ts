@@ -92,6 +92,16 @@ process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}
   }
 }
 
+/** A copy of the bin and the bundle in a package of its own: the package's own caches are shared with every other test. */
+function copyOfBin(): { pkg: string; cli: string } {
+  const pkg = mkdtempSync(join(tmpdir(), 'sandcell-cache-'));
+  const cli = join(pkg, 'dist', 'cli');
+  mkdirSync(cli, { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+  for (const f of ['main.js', 'command.cjs', 'package.json']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
+  return { pkg, cli };
+}
+
 describe('what a command loads', () => {
   it("the bin runs the bundle: a run runs no other file of this package, none of zod's files, and of its locales English alone", () => {
     requireRoot();
@@ -106,13 +116,8 @@ describe('what a command loads', () => {
 
   it("the bin keeps V8's code cache of the bundle beside it, takes it in the next process, makes a new one for another bundle, and runs without one where it cannot write", () => {
     requireRoot();
-    // A copy of the bin and the bundle: the package's own cache is shared with every other test.
-    const pkg = mkdtempSync(join(tmpdir(), 'sandcell-cache-'));
+    const { pkg, cli } = copyOfBin();
     try {
-      const cli = join(pkg, 'dist', 'cli');
-      mkdirSync(cli, { recursive: true });
-      copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-      for (const f of ['main.js', 'command.cjs', 'package.json']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
       const cache = join(cli, 'command.cjs.cache');
       const help = (): string => {
         const r = spawnSync(process.execPath, [join(cli, 'main.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
@@ -146,12 +151,8 @@ describe('what a command loads', () => {
 
   it("each command keeps a cache of its own: a run after a --help takes a run's, which it makes once and keeps", () => {
     requireRoot();
-    const pkg = mkdtempSync(join(tmpdir(), 'sandcell-cache-'));
+    const { pkg, cli } = copyOfBin();
     try {
-      const cli = join(pkg, 'dist', 'cli');
-      mkdirSync(cli, { recursive: true });
-      copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-      for (const f of ['main.js', 'command.cjs', 'package.json']) copyFileSync(join(ROOT, 'dist', 'cli', f), join(cli, f));
       // The addon and the init, which the bundle finds from the package's root as the library does.
       for (const d of ['build', 'prebuilds']) if (existsSync(join(ROOT, d))) symlinkSync(join(ROOT, d), join(pkg, d));
       const sandcell = (...args: string[]): number | null => {

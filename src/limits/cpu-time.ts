@@ -47,6 +47,8 @@ export class CpuTimeLimit {
   /** The kernel holds the tree's CPU at what is left of the limit (see `poll`). */
   private capped = false;
   private stopped = false;
+  /** The counter at the start is known, and the setup's share of it not yet asked for. */
+  private shareWanted: boolean;
 
   /**
    * `usageAtStart`: the cgroup's CPU counter as the executor read it the moment the program
@@ -61,19 +63,8 @@ export class CpuTimeLimit {
   ) {
     const base = usageAtStart !== null ? cgroup.cpuTimeUsFrom(usageAtStart) : NaN;
     this.baseUs = Number.isFinite(base) ? base : 0;
+    this.shareWanted = Number.isFinite(base);
     this.poll();
-    // The counter at the start is the base until the setup's share of it is known, a few worker
-    // trips later and long before the next poll of any limit but the shortest: meanwhile the
-    // limit counts the program's CPU before its start late, never early, and the first cap is
-    // that much looser until the next poll writes it again.
-    if (Number.isFinite(base)) {
-      setupShareUs(cgroup, initPid).then(
-        (share) => {
-          if (share < this.baseUs) this.baseUs = share;
-        },
-        () => undefined, // the base stays the counter at the start: late, never early
-      );
-    }
   }
 
   /** The run is ending (for any reason): no more polls, and throttled tasks must run to die. */
@@ -106,7 +97,30 @@ export class CpuTimeLimit {
     // At most every CPU of the machine burns for the box: wait no longer than half the remaining
     // budget spread over all of them (a timer may fire late), and never longer than 50 ms.
     const next = Math.min(50, Math.max(1, remainingMs / (2 * CPUS)));
-    this.timer = setTimeout(() => this.poll(), next);
+    this.timer = setTimeout(() => {
+      this.askSetupShare();
+      this.poll();
+    }, next);
+  }
+
+  /**
+   * The counter at the start is the base until the setup's share of it is known, a few worker
+   * trips after the first timed poll and long before the next one of any limit but the shortest:
+   * meanwhile the limit counts the program's CPU before its start late, never early, and the cap
+   * is that much looser until the next poll writes it again. Not asked for at the start: most
+   * runs of a judge end within milliseconds, before that poll, and for them the share (half a
+   * millisecond of the main thread and the pool per run) would be read for nothing, the verdict
+   * coming from the init's exact report.
+   */
+  private askSetupShare(): void {
+    if (!this.shareWanted) return;
+    this.shareWanted = false;
+    setupShareUs(this.cgroup, this.initPid).then(
+      (share) => {
+        if (share < this.baseUs) this.baseUs = share;
+      },
+      () => undefined, // the base stays the counter at the start: late, never early
+    );
   }
 
   /**

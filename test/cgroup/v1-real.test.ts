@@ -3,7 +3,8 @@
  * peak memory and OOM kills of real processes, the pids limit, destroy() of a live tree.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
+import fsp, { rmdir } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listSandcellCgroups, type CgroupDriver } from '../../src/cgroup/index.js';
@@ -218,6 +219,40 @@ describe('cgroup driver on the real cgroupfs', () => {
       expect(exceededAtMs - setupMs).toBeGreaterThan(250);
       expect(exceededAtMs - setupMs).toBeLessThan(400);
     } finally {
+      await rc.destroy();
+    }
+  });
+
+  it("a CPU-time limit released before its first timed poll never reads the setup's share: a run of milliseconds pays nothing for it", async () => {
+    const rc = await driver.create({});
+    // The share's reads of /proc (each program process's threads) are counted where they happen.
+    const readdir = fsp.readdir;
+    let procReads = 0;
+    fsp.readdir = ((path: Parameters<typeof readdir>[0], ...rest: unknown[]) => {
+      if (String(path).startsWith('/proc/')) procReads++;
+      return (readdir as (...a: unknown[]) => unknown)(path, ...rest);
+    }) as typeof readdir;
+    syncBuiltinESMExports();
+    try {
+      const program = await spawnHeld([PY, '-c', 'import sys\nsys.stdin.readline()\nwhile True: pass']);
+      joinCgroup(rc.procsFiles, program.child.pid!);
+      program.release();
+      const atStart = readFileSync(rc.cpuTimeFile!, 'utf8');
+      // Ended at once, as a judge's run of a few milliseconds is: no poll after the first.
+      const short = new CpuTimeLimit(rc, 1000, atStart, process.pid, () => undefined);
+      short.release();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(procReads).toBe(0);
+      // One that lives past its first timed poll asks for it.
+      const long = new CpuTimeLimit(rc, 1000, atStart, process.pid, () => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      long.release();
+      expect(procReads).toBeGreaterThan(0);
+      program.child.kill('SIGKILL');
+      await program.exit;
+    } finally {
+      fsp.readdir = readdir;
+      syncBuiltinESMExports();
       await rc.destroy();
     }
   });

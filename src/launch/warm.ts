@@ -189,6 +189,9 @@ export class WarmPool {
   private async buildOne(): Promise<void> {
     const next = this.neediest();
     if (!next) return;
+    const wanted = this.shapes.get(next.key);
+    const stale = wanted && this.count() >= this.limit ? this.staler(wanted) : null;
+    if (stale) await this.discard(stale.boxes.shift() as WarmBox);
     const generation = this.generation;
     let box: WarmBox;
     try {
@@ -211,15 +214,30 @@ export class WarmPool {
     this.startIdleTimer();
   }
 
-  /** The shape most recently used that is short of boxes, while the pool has room. */
+  /**
+   * The shape most recently used that is short of boxes, while the pool has room or a shape used
+   * less recently holds a box that can make it: boxes kept for shapes a caller has moved on from
+   * would otherwise hold every slot until they expire, and each run of the shape in use now would
+   * build its own box meanwhile.
+   */
   private neediest(): { key: string; prepare: PrepareBox } | null {
-    if (this.count() >= this.limit) return null;
     let best: [string, Shape] | null = null;
     for (const entry of this.shapes) {
       if (entry[1].boxes.length >= PER_SHAPE || entry[1].runs < RUNS_BEFORE_WARM) continue;
       if (!best || entry[1].lastUsed > best[1].lastUsed) best = entry;
     }
-    return best ? { key: best[0], prepare: best[1].prepare } : null;
+    if (!best || (this.count() >= this.limit && !this.staler(best[1]))) return null;
+    return { key: best[0], prepare: best[1].prepare };
+  }
+
+  /** The least recently used shape that holds a box and was used before `than`. */
+  private staler(than: Shape): Shape | null {
+    let found: Shape | null = null;
+    for (const shape of this.shapes.values()) {
+      if (shape.boxes.length === 0 || shape.lastUsed >= than.lastUsed) continue;
+      if (!found || shape.lastUsed < found.lastUsed) found = shape;
+    }
+    return found;
   }
 
   private async expire(): Promise<void> {

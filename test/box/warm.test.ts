@@ -181,6 +181,27 @@ describe('the pool', () => {
     expect(warmBoxes.pids().length).toBeLessThanOrEqual(4);
   });
 
+  it('gives a shape in use the slots of shapes used before it: a full pool does not leave it building its own boxes', async () => {
+    await warmBoxes.drain();
+    for (const cwd of ['/before1', '/before2']) for (let i = 0; i < 3; i++) await run({ command: ['/bin/true'], cwd });
+    await warmBoxes.settled();
+    const full = warmBoxes.pids();
+    expect(full).toHaveLength(4);
+    for (let i = 0; i < RUNS_BEFORE_WARM; i++) await run({ command: ['/bin/true'], cwd: '/now' });
+    await warmBoxes.settled();
+    const waiting = warmBoxes.pids();
+    expect(waiting.length).toBeLessThanOrEqual(4);
+    const p = await spawn({ command: ['/bin/true'], cwd: '/now' });
+    expect(waiting).toContain(p.pid);
+    expect(full).not.toContain(p.pid);
+    p.stdin!.end();
+    p.stdout.resume();
+    p.stderr.resume();
+    expect((await p.wait()).status).toBe('ok');
+    // The shape used longest ago gave its boxes first.
+    for (const pid of full.slice(0, 2)) expect(waiting).not.toContain(pid);
+  });
+
   it("keeps nothing of a finished run's options for its shape's next box: the last run's signal is collected", async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;

@@ -60,11 +60,20 @@ const MAX_SHAPES = 8;
 export const RUNS_BEFORE_WARM = 2;
 /** A shape not used for this long gives its boxes back. */
 const IDLE_MS = 30_000;
+/**
+ * Runs of other shapes since a shape's last run after which, the pool being full, its boxes go to
+ * a shape in use: a caller that has moved on from it. Shapes that take turns (a judge's compile,
+ * run and check) come back well within this many runs and keep theirs: taking each other's slots,
+ * they would discard boxes built for the shape that comes next.
+ */
+export const SUPERSEDED_RUNS = 8;
 
 interface Shape {
   boxes: WarmBox[];
   lastUsed: number;
   runs: number;
+  /** The pool's count of ended runs (`ended`) at this shape's last. */
+  lastRun: number;
   prepare: PrepareBox;
 }
 
@@ -79,6 +88,8 @@ export class WarmPool {
   private idleTimer: NodeJS.Timeout | null = null;
   /** Boxes being discarded (their cgroups are being removed). */
   private readonly discarding = new Map<WarmBox, Promise<void>>();
+  /** Runs ended, of every shape. */
+  private ended = 0;
 
   /** Whether boxes are built ahead at all (setWarmBoxes(0) turns it off). */
   get enabled(): boolean {
@@ -99,11 +110,12 @@ export class WarmPool {
    */
   want(key: string, prepare: PrepareBox): void {
     if (this.limit === 0) return;
-    const shape = this.shapes.get(key) ?? { boxes: [], lastUsed: 0, runs: 0, prepare };
+    const shape = this.shapes.get(key) ?? { boxes: [], lastUsed: 0, runs: 0, lastRun: 0, prepare };
     // Re-inserted at the end: the map stays in order of use, the least recent first.
     this.shapes.delete(key);
     shape.lastUsed = Date.now();
     shape.runs++;
+    shape.lastRun = ++this.ended;
     shape.prepare = prepare;
     this.shapes.set(key, shape);
     for (const [old, forgotten] of this.shapes) {
@@ -189,9 +201,8 @@ export class WarmPool {
   private async buildOne(): Promise<void> {
     const next = this.neediest();
     if (!next) return;
-    const wanted = this.shapes.get(next.key);
-    const stale = wanted && this.count() >= this.limit ? this.staler(wanted) : null;
-    if (stale) await this.discard(stale.boxes.shift() as WarmBox);
+    const superseded = this.count() >= this.limit ? this.superseded() : null;
+    if (superseded) await this.discard(superseded.boxes.shift() as WarmBox);
     const generation = this.generation;
     let box: WarmBox;
     try {
@@ -215,9 +226,9 @@ export class WarmPool {
   }
 
   /**
-   * The shape most recently used that is short of boxes, while the pool has room or a shape used
-   * less recently holds a box that can make it: boxes kept for shapes a caller has moved on from
-   * would otherwise hold every slot until they expire, and each run of the shape in use now would
+   * The shape most recently used that is short of boxes, while the pool has room or a superseded
+   * shape holds a box that can make it: boxes kept for shapes a caller has moved on from would
+   * otherwise hold every slot until they expire, and each run of the shapes in use now would
    * build its own box meanwhile.
    */
   private neediest(): { key: string; prepare: PrepareBox } | null {
@@ -226,18 +237,20 @@ export class WarmPool {
       if (entry[1].boxes.length >= PER_SHAPE || entry[1].runs < RUNS_BEFORE_WARM) continue;
       if (!best || entry[1].lastUsed > best[1].lastUsed) best = entry;
     }
-    if (!best || (this.count() >= this.limit && !this.staler(best[1]))) return null;
+    if (!best) return null;
+    // A full pool makes room only for a shape in use, and only from one superseded (never itself).
+    if (this.count() >= this.limit && (this.ended - best[1].lastRun > SUPERSEDED_RUNS || !this.superseded())) return null;
     return { key: best[0], prepare: best[1].prepare };
   }
 
-  /** The least recently used shape that holds a box and was used before `than`. */
-  private staler(than: Shape): Shape | null {
-    let found: Shape | null = null;
+  /** The least recently used shape that holds a box and has had no run in the last SUPERSEDED_RUNS. */
+  private superseded(): Shape | null {
     for (const shape of this.shapes.values()) {
-      if (shape.boxes.length === 0 || shape.lastUsed >= than.lastUsed) continue;
-      if (!found || shape.lastUsed < found.lastUsed) found = shape;
+      // The map is in order of use, the least recent first.
+      if (this.ended - shape.lastRun <= SUPERSEDED_RUNS) return null;
+      if (shape.boxes.length > 0) return shape;
     }
-    return found;
+    return null;
   }
 
   private async expire(): Promise<void> {

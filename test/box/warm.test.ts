@@ -12,9 +12,9 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
-import { run, SandboxOptionsError, SandboxSetupError, setWarmBoxes, shutdown, spawn, type RunOptions } from '../../src/index.js';
+import { onDebugEvent, run, SandboxOptionsError, SandboxSetupError, setWarmBoxes, shutdown, spawn, type RunOptions } from '../../src/index.js';
 import type { Result } from '../../src/result.js';
-import { RUNS_BEFORE_WARM } from '../../src/launch/warm.js';
+import { RUNS_BEFORE_WARM, SUPERSEDED_RUNS } from '../../src/launch/warm.js';
 import { warmBoxes } from '../../src/runtime.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
 import { childPids, requireRoot, runCgroupsInUse } from '../helpers/host.js';
@@ -181,25 +181,62 @@ describe('the pool', () => {
     expect(warmBoxes.pids().length).toBeLessThanOrEqual(4);
   });
 
-  it('gives a shape in use the slots of shapes used before it: a full pool does not leave it building its own boxes', async () => {
-    await warmBoxes.drain();
-    for (const cwd of ['/before1', '/before2']) for (let i = 0; i < 3; i++) await run({ command: ['/bin/true'], cwd });
-    await warmBoxes.settled();
-    const full = warmBoxes.pids();
-    expect(full).toHaveLength(4);
-    for (let i = 0; i < RUNS_BEFORE_WARM; i++) await run({ command: ['/bin/true'], cwd: '/now' });
-    await warmBoxes.settled();
-    const waiting = warmBoxes.pids();
-    expect(waiting.length).toBeLessThanOrEqual(4);
-    const p = await spawn({ command: ['/bin/true'], cwd: '/now' });
-    expect(waiting).toContain(p.pid);
-    expect(full).not.toContain(p.pid);
+  /** Spawns `/bin/true` in `cwd`'s shape and returns its box's pid once it has ended ok. */
+  const boxOf = async (cwd: string): Promise<number> => {
+    const p = await spawn({ command: ['/bin/true'], cwd });
     p.stdin!.end();
     p.stdout.resume();
     p.stderr.resume();
     expect((await p.wait()).status).toBe('ok');
+    return p.pid;
+  };
+  const fillWith = async (...cwds: string[]): Promise<number[]> => {
+    await warmBoxes.drain();
+    for (const cwd of cwds) for (let i = 0; i < 3; i++) await run({ command: ['/bin/true'], cwd });
+    await warmBoxes.settled();
+    const full = warmBoxes.pids();
+    expect(full).toHaveLength(4);
+    return full;
+  };
+
+  it('gives a shape in use the slots of shapes a caller has moved on from: a full pool does not leave it building its own boxes', async () => {
+    const full = await fillWith('/before1', '/before2');
+    for (let i = 0; i <= SUPERSEDED_RUNS; i++) {
+      await run({ command: ['/bin/true'], cwd: '/now' });
+      await warmBoxes.settled();
+    }
+    const waiting = warmBoxes.pids();
+    expect(waiting.length).toBeLessThanOrEqual(4);
+    const pid = await boxOf('/now');
+    expect(waiting).toContain(pid);
+    expect(full).not.toContain(pid);
     // The shape used longest ago gave its boxes first.
-    for (const pid of full.slice(0, 2)) expect(waiting).not.toContain(pid);
+    for (const old of full.slice(0, 2)) expect(waiting).not.toContain(old);
+  });
+
+  it('throws away no box built for shapes that take turns: a judge rotating three shapes evicts none of them', async () => {
+    const full = await fillWith('/compile', '/check');
+    let built = 0;
+    let hits = 0;
+    const stop = onDebugEvent((e) => {
+      if (e.event === 'warm-build' && e.pid !== null) built++;
+      if (e.event === 'start' && e.warm === 'hit') hits++;
+    });
+    try {
+      // Every shape comes back within a few runs: none is superseded, so none gives up a box it
+      // will want again (least-recently-used eviction discarded the next shape's box each turn).
+      for (let round = 0; round < 4; round++) {
+        for (const cwd of ['/compile', '/check', '/test']) {
+          await run({ command: ['/bin/true'], cwd });
+          await warmBoxes.settled();
+        }
+      }
+    } finally {
+      stop();
+    }
+    // Each box built was taken by a run or still waits.
+    expect(built).toBeGreaterThan(0);
+    expect(built - hits).toBe(warmBoxes.pids().length - full.length);
   });
 
   it("keeps nothing of a finished run's options for its shape's next box: the last run's signal is collected", async () => {

@@ -15,18 +15,13 @@ const load = (name) => import(pathToFileURL(join(DIST, name)).href);
 
 /** The programs by key, as src/seccomp/prebuilt.ts's `PREBUILT` holds them. */
 async function prebuiltPrograms() {
-  const [{ ARCHES }, { compilePreset, prebuiltKey }, { withoutTerminalRules }, { presetNames, presets }] = await Promise.all([
-    load('arch.js'),
-    load('compile.js'),
-    load('policy.js'),
-    load('presets.js'),
-  ]);
+  const [{ ARCHES }, { compilePresetVariant, prebuiltKey }, { presetNames }] = await Promise.all([load('arch.js'), load('compile.js'), load('presets.js')]);
   const programs = {};
   // `none` has no program: the box loads no filter for it.
   for (const name of presetNames.filter((n) => n !== 'none')) {
     for (const arch of ARCHES) {
       for (const terminal of [true, false]) {
-        const r = compilePreset(terminal ? presets[name] : withoutTerminalRules(presets[name]), arch);
+        const r = compilePresetVariant(name, arch, terminal);
         programs[prebuiltKey(name, arch, terminal)] = { program: r.program.toString('base64'), instructions: r.instructions, placeholders: r.placeholders };
       }
     }

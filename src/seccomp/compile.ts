@@ -359,6 +359,11 @@ export function prebuiltKey(name: PresetName, arch: SeccompArch, terminal: boole
   return `${name} ${arch} ${terminal ? 'terminal' : 'no-terminal'}`;
 }
 
+/** A preset's program for `arch` compiled now: as it is (`terminal`), or without its rules marked `terminal`. */
+export function compilePresetVariant(name: PresetName, arch: SeccompArch, terminal: boolean): CompileResult {
+  return compilePreset(terminal ? presets[name] : withoutTerminalRules(presets[name]), arch);
+}
+
 /**
  * A preset's program for `arch`: as it is (`terminal`), or without its rules marked `terminal`.
  * The program the build compiled when it shipped one ({@link PREBUILT}), else compiled now.
@@ -373,7 +378,7 @@ export function presetProgram(name: PresetName, arch: SeccompArch, terminal: boo
       placeholders: shipped.placeholders.map((s) => ({ ...s })),
     };
   }
-  return compilePreset(terminal ? presets[name] : withoutTerminalRules(presets[name]), arch);
+  return compilePresetVariant(name, arch, terminal);
 }
 
 function emitProgram(plan: CompilePlan): CompileResult {

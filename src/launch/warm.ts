@@ -201,8 +201,7 @@ export class WarmPool {
   private async buildOne(): Promise<void> {
     const next = this.neediest();
     if (!next) return;
-    const superseded = this.count() >= this.limit ? this.superseded() : null;
-    if (superseded) await this.discard(superseded.boxes.shift() as WarmBox);
+    if (next.room) await this.discard(next.room.boxes.shift() as WarmBox);
     const generation = this.generation;
     let box: WarmBox;
     try {
@@ -229,18 +228,19 @@ export class WarmPool {
    * The shape most recently used that is short of boxes, while the pool has room or a superseded
    * shape holds a box that can make it: boxes kept for shapes a caller has moved on from would
    * otherwise hold every slot until they expire, and each run of the shapes in use now would
-   * build its own box meanwhile.
+   * build its own box meanwhile. `room`: that shape, whose oldest box the build replaces.
    */
-  private neediest(): { key: string; prepare: PrepareBox } | null {
+  private neediest(): { key: string; prepare: PrepareBox; room: Shape | null } | null {
     let best: [string, Shape] | null = null;
     for (const entry of this.shapes) {
       if (entry[1].boxes.length >= PER_SHAPE || entry[1].runs < RUNS_BEFORE_WARM) continue;
       if (!best || entry[1].lastUsed > best[1].lastUsed) best = entry;
     }
     if (!best) return null;
+    if (this.count() < this.limit) return { key: best[0], prepare: best[1].prepare, room: null };
     // A full pool makes room only for a shape in use, and only from one superseded (never itself).
-    if (this.count() >= this.limit && (this.ended - best[1].lastRun > SUPERSEDED_RUNS || !this.superseded())) return null;
-    return { key: best[0], prepare: best[1].prepare };
+    const room = this.ended - best[1].lastRun > SUPERSEDED_RUNS ? null : this.superseded();
+    return room ? { key: best[0], prepare: best[1].prepare, room } : null;
   }
 
   /** The least recently used shape that holds a box and has had no run in the last SUPERSEDED_RUNS. */

@@ -502,7 +502,7 @@ class Fields<F extends FieldMakers> {
   // Whole<F> spelled out: declarations of optionSchemas then show each field's schema, not the makers.
   whole(): z.ZodObject<{ [K in keyof F]: ReturnType<F[K]> }, z.core.$strict> {
     if (this.wholeSchema === undefined) {
-      this.wholeSchema = z.strictObject(this.build(this.names));
+      this.wholeSchema = z.strictObject(buildFields(this.makers, this.names));
       this.subsets.clear();
     }
     return this.wholeSchema;
@@ -520,14 +520,10 @@ class Fields<F extends FieldMakers> {
     let schema = this.subsets.get(held);
     if (schema === undefined) {
       if (this.subsets.size >= MAX_SUBSETS) return this.whole() as z.ZodType<z.output<Whole<F>>>;
-      schema = z.strictObject(this.build(this.names.filter((_, i) => (held & (1 << i)) !== 0)));
+      schema = z.strictObject(buildFields(this.makers, this.names.filter((_, i) => (held & (1 << i)) !== 0)));
       this.subsets.set(held, schema);
     }
     return schema as z.ZodType<z.output<Whole<F>>>;
-  }
-
-  private build(names: readonly (keyof F & string)[]): Built<F> {
-    return buildFields(this.makers, names);
   }
 }
 

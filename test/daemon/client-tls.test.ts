@@ -4,12 +4,13 @@
 // the client refuses the certificate with an error saying what to give.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as tcpConnect, createServer } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connect, SandcellRemoteError } from '../../src/client/index.js';
+import { namedPort } from '../helpers/ports.js';
 import { CLI, startDaemon, until, type TestDaemon } from './daemon.js';
 
 const TOKEN = 'tls-test-token-0123456789';
@@ -25,15 +26,6 @@ function makeCertificates(dir: string): void {
   openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
   writeFileSync(join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
   openssl(dir, ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
-}
-
-/** A port free on 127.0.0.1 a moment ago. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -63,7 +55,7 @@ describe('the client through a TLS terminator', () => {
     daemon = await startDaemon({ args: ['--listen', '127.0.0.1:0', '--token-file', join(dir, 'tokens')] });
     const daemonPort = Number(/"tcp":\{"address":"127\.0\.0\.1","family":"IPv4","port":(\d+)\}/.exec(daemon.log())?.[1]);
     expect(daemonPort).toBeGreaterThan(0);
-    port = await freePort();
+    port = await namedPort();
     // In the foreground, no pid file, logging to stderr: a child of this test, ended by its pid.
     writeFileSync(
       join(dir, 'stunnel.conf'),

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
 import { run, Sandbox, SandboxOptionsError, SandboxSetupError, spawn } from '../../src/index.js';
 import { childPids, openFds, requireRoot, runCgroupsInUse } from '../helpers/host.js';
+import { namedPort } from '../helpers/ports.js';
 import { socketsAndNamespaces, tcpHandles } from './leaks.js';
 
 /**
@@ -48,18 +49,10 @@ function ask(port: number, text: string, host = '127.0.0.1'): Promise<string> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 describe('published ports', () => {
   it('a published port answers from the host, and is closed after the box ends', async () => {
     const fds = await openFds();
-    const hostPort = await freePort();
+    const hostPort = await namedPort();
     const p = await spawn({ command: ['python3', '-c', ECHO], network: { publish: [{ box: 8000, host: `127.0.0.1:${hostPort}` }] } });
     expect(p.published).toEqual([{ box: 8000, address: '127.0.0.1', port: hostPort }]);
     await new Promise((resolve) => p.stdout.once('data', resolve));

@@ -69,7 +69,8 @@ The box:
                        https_proxy and ALL_PROXY name it; connections are in the result
   --publish [<addr>:]<host port>:<box port>
                        the host listens (127.0.0.1 unless <addr>) and carries connections to the
-                       box's port on its loopback (repeatable)
+                       box's port on its loopback (repeatable); host port 0: a free one, said
+                       on stderr as the box starts
   --seccomp <p>        default (default) | judge | none | a policy JSON file
   --cgroup-parent <p>  cgroup under which the box's cgroups are made
   --profile <name>     start from a profile of sandcell.yaml; the flags given here win

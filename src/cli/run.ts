@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 
-import type { Result, RunOptions, RunResult } from '../index.js';
+import type { PublishedAddress, Result, RunOptions, RunResult } from '../index.js';
 import { RUN_HELP } from './help.js';
 import { parseRunArgs, type RunCommand } from './args.js';
 
@@ -84,8 +84,23 @@ function abortOnSignals(cmd: RunCommand): { by: 'SIGINT' | 'SIGTERM' | null } {
   return stopped;
 }
 
+/**
+ * A published port asked for as host port 0 listens where the kernel chose: the command says
+ * where on stderr before the program's output, since nothing else would tell the user.
+ */
+function sayChosenPorts(cmd: RunCommand, published: readonly PublishedAddress[]): void {
+  const network = cmd.options.network;
+  if (typeof network !== 'object' || network === null || !('publish' in network)) return;
+  for (const [i, asked] of (network.publish ?? []).entries()) {
+    const port = typeof asked.host === 'string' ? Number(asked.host.slice(asked.host.lastIndexOf(':') + 1)) : asked.host;
+    const at = published[i];
+    if (port === 0 && at) process.stderr.write(`sandcell: box port ${at.box} published on ${at.address.includes(':') ? `[${at.address}]` : at.address}:${at.port}\n`);
+  }
+}
+
 async function runInBox(cmd: RunCommand, spawn: typeof import('../index.js').spawn): Promise<number> {
   const box = await spawn(cmd.options);
+  sayChosenPorts(cmd, box.published);
   // The program's output passes through as it comes (or is only collected with --json) and is
   // also kept for the report, within the output limit the box already enforces.
   const keep = cmd.json || cmd.report !== null;

@@ -88,4 +88,34 @@ describe('sandcell run --allow / --publish', () => {
     const r = await cli;
     expect({ got, status: r.status, stderr: r.stderr }).toEqual({ got: 'box here\n', status: 0, stderr: '' });
   });
+
+  it('--publish with host port 0 says on stderr where the kernel chose, and that port reaches the box', async () => {
+    const code = 'import socket\ns=socket.socket(); s.bind(("127.0.0.1", 8000)); s.listen()\nc,_=s.accept(); c.sendall(b"chosen\\n"); c.close()';
+    const c = spawnChild(process.execPath, [CLI, 'run', '--publish', '0:8000', '--wall', '20s', '--', 'python3', '-c', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise<number | null>((resolve) => c.on('close', resolve));
+    let stderr = '';
+    const said = await new Promise<RegExpExecArray | null>((resolve) => {
+      c.stderr.on('data', (d: Buffer) => {
+        stderr += String(d);
+        const m = /^sandcell: box port 8000 published on 127\.0\.0\.1:(\d+)\n/.exec(stderr);
+        if (m) resolve(m);
+      });
+      void closed.then(() => resolve(null));
+    });
+    expect(said, stderr).not.toBeNull();
+    const port = Number(said?.[1]);
+    let got = '';
+    for (let i = 0; i < 200 && got === ''; i++) {
+      got = await new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let d = '';
+        s.on('data', (b) => (d += String(b)));
+        s.on('close', () => resolve(d));
+        s.on('error', () => resolve(''));
+      });
+      if (got === '') await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(got).toBe('chosen\n');
+    expect(await closed).toBe(0);
+  });
 });

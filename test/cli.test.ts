@@ -105,6 +105,27 @@ describe('sandcell CLI', () => {
     }
   });
 
+  it('--version and version print the package\'s version; a SANDCELL_HOST nothing answers at is the command\'s error, not an internal one', () => {
+    const { version } = JSON.parse(readFileSync(join(dirname(CLI), '..', '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V', 'version']) {
+      const r = sandcell([flag]);
+      expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: `sandcell ${version}\n`, stderr: '' });
+    }
+    expect(sandcell(['version', 'extra']).stderr).toBe('sandcell: version takes no arguments\n');
+    const dir = mkdtempSync(join(tmpdir(), 'sandcell-nohost-'));
+    try {
+      const socket = join(dir, 'none.sock');
+      for (const args of [['run', '--', '/bin/true'], ['version']]) {
+        const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, SANDCELL_HOST: socket } });
+        expect(r.status).toBe(125);
+        expect(r.stderr).toContain(`sandcell: cannot reach the daemon at ${socket} (SANDCELL_HOST): connect ENOENT ${socket}; is sandcell serve running there?\n`);
+        expect(r.stderr).not.toContain('internal error');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('NODE_DEBUG=sandcell reports the cgroup driver, warm-box use and the time of each stage on stderr; without it nothing', () => {
     const quiet = sandcell(['run', '--', '/bin/true']);
     expect(quiet.status).toBe(0);

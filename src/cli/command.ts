@@ -9,7 +9,7 @@
 import { SandboxNetworkError, SandboxOptionsError, SandboxSetupError } from '../errors.js';
 import { SandcellRemoteError } from '../client/errors.js';
 import { MAIN_HELP } from './help.js';
-import { UsageError } from './usage.js';
+import { UnreachableDaemonError, UsageError } from './usage.js';
 
 const EXIT_SETUP = 125;
 const EXIT_CANNOT_EXECUTE = 126;
@@ -43,6 +43,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(MAIN_HELP);
       return verb === undefined ? 2 : 0;
     }
+    if (verb === '--version' || verb === '-V' || verb === 'version') return await (await import('./version.js')).versionCommand(verb, rest);
     if (verb === 'run') return await (await import('./run.js')).runVerb(rest);
     if (verb === 'serve') {
       const { serve, SERVE_HELP } = await import('./serve.js');
@@ -81,6 +82,7 @@ async function failure(e: unknown): Promise<number> {
   }
   if (
     e instanceof UsageError ||
+    e instanceof UnreachableDaemonError ||
     e instanceof SandboxOptionsError ||
     e instanceof SandboxNetworkError ||
     e instanceof SyntaxError ||

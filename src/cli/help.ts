@@ -15,7 +15,8 @@ Usage:
   sandcell worker --redis <url> [options]         a node of a farm on Redis (sandcell worker --help)
   sandcell service <verb> --redis <url> ...       a farm's services: create, scale, rm, ls, call
                                                   (sandcell service --help)
-  sandcell --help | sandcell run --help
+  sandcell version                                this version, and with SANDCELL_HOST the daemon's
+  sandcell --help | sandcell run --help | sandcell --version
 
 The box: fresh user, PID, mount, network, IPC, UTS and cgroup namespaces; the host's /usr, /bin
 and /lib bound read-only under a new root; a writable /tmp and /work; no capabilities; a seccomp

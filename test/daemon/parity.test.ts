@@ -161,6 +161,15 @@ describe('remote result equals local result', () => {
     expect(await until(() => d.log().includes('"what":"run","status":"ok"'))).toBe(true);
   });
 
+  it('sandcell version with SANDCELL_HOST names the daemon\'s version and API beside its own', async () => {
+    const v = await engine.version();
+    const r = execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js'), 'version'], {
+      env: { ...process.env, SANDCELL_HOST: `unix://${d.socket}` },
+      encoding: 'utf8',
+    });
+    expect(r).toBe(`sandcell ${v.version}\ndaemon ${v.version} (api ${v.api}) at unix://${d.socket}\n`);
+  });
+
   it('a living box keeps its files between runs, like a local Sandbox', async () => {
     await using box = await engine.Sandbox.create({ limits });
     expect((await box.run({ command: ['/bin/sh', '-c', 'echo kept > f'] })).status).toBe('ok');

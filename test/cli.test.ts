@@ -44,6 +44,11 @@ describe('sandcell CLI', () => {
     const wall = sandcell(['run', '--wall', '200ms', '--', '/bin/sleep', '10']);
     expect(wall.status).toBe(137);
     expect(wall.stderr).toContain('sandcell: wall-time-limit');
+    // Past the output limit the program may finish before the kill reaches it; the verdict is the limit's either way.
+    for (let i = 0; i < 5; i++) {
+      const output = sandcell(['run', '--output', '10', '--', '/bin/sh', '-c', 'yes | head -c 100']);
+      expect({ status: output.status, stderr: output.stderr }).toEqual({ status: 137, stderr: 'sandcell: output-limit\n' });
+    }
     const bad = sandcell(['run', '--memory', 'lots', '--', '/bin/true']);
     expect(bad.status).toBe(125);
     expect(bad.stderr).toContain('limits.memory');

@@ -10,7 +10,13 @@ import type { PublishedAddress, Result, RunOptions, RunResult } from '../index.j
 import { RUN_HELP } from './help.js';
 import { parseRunArgs, type RunCommand } from './args.js';
 
+/** The verdicts of a limit: the run ends as `docker run` reports a container its limit killed. */
+const LIMITS: ReadonlySet<Result['status']> = new Set(['time-limit', 'wall-time-limit', 'memory-limit', 'output-limit']);
+
 function exitCodeOf(r: Result): number {
+  // A program past its output limit may exit by itself before the kill reaches it: its own 0
+  // would tell a script the run passed.
+  if (LIMITS.has(r.status) && r.signal === null) return 128 + osConstants.signals.SIGKILL;
   if (r.exitCode !== null) return r.exitCode;
   const n = r.signal ? osConstants.signals[r.signal as NodeJS.Signals] : undefined;
   return 128 + (n ?? osConstants.signals.SIGKILL);

@@ -12,16 +12,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { startDaemon } from './daemon/daemon.js';
+import { functionsRan, withCoverage, type ScriptCoverage } from './helpers/coverage.js';
 import { requireRoot } from './helpers/host.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const BUNDLE = join(ROOT, 'dist', 'cli', 'command.cjs');
 
-interface ScriptCoverage {
-  url: string;
-  functions: { functionName: string; ranges: { count: number }[] }[];
-}
 
 /**
  * The modules of the bundle whose code ran, named as tsc's dist/ files (ours) or as their files
@@ -29,7 +26,7 @@ interface ScriptCoverage {
  * import reaches is wrapped in a function named by that path, called at its first import.
  */
 function bundled(coverage: ScriptCoverage): string[] {
-  const ran = new Set(coverage.functions.filter((f) => f.ranges[0]!.count > 0).map((f) => f.functionName));
+  const ran = new Set(functionsRan([coverage]));
   const text = readFileSync(BUNDLE, 'utf8');
   return [...text.matchAll(/^\/\/ ((?:src|node_modules)\/\S+\.[jt]s)$/gm)].flatMap(([, path]) => {
     const wrapped = text.includes(`\n  ${JSON.stringify(path)}(`);
@@ -53,19 +50,13 @@ function loadedBy(args: string[], env: NodeJS.ProcessEnv = process.env): { statu
 /** The names of the bundle's functions that ran in `sandcell <args>`. */
 function bundleFunctionsRun(args: string[]): { status: number | null; ran: string[] } {
   const { status, scripts } = covered(args, process.env);
-  const bundle = scripts.filter((s) => s.url === pathToFileURL(BUNDLE).href);
-  return { status, ran: bundle.flatMap((s) => s.functions.filter((f) => f.ranges[0]!.count > 0).map((f) => f.functionName)) };
+  return { status, ran: functionsRan(scripts.filter((s) => s.url === pathToFileURL(BUNDLE).href)) };
 }
 
 /** V8's coverage of every script `sandcell <args>` ran. */
 function covered(args: string[], env: NodeJS.ProcessEnv): { status: number | null; scripts: ScriptCoverage[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'sandcell-coverage-'));
-  try {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...env, NODE_V8_COVERAGE: dir } });
-    return { status: r.status, scripts: readdirSync(dir).flatMap((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { result: ScriptCoverage[] }).result) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { run, scripts } = withCoverage([CLI, ...args], env);
+  return { status: run.status, scripts };
 }
 
 /**

@@ -2,9 +2,6 @@
 // scripts/prebuild-seccomp.mjs, and the same module in the command's bundle) against what the
 // compiler makes from the sources' tables and presets: a shipped program that differs from the
 // compiler's, or a preset, architecture or variant without one, fails here.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +10,7 @@ import { ARCHES } from '../../src/seccomp/arch.js';
 import { compilePresetVariant, prebuiltKey } from '../../src/seccomp/compile.js';
 import type { PrebuiltProgram } from '../../src/seccomp/prebuilt.js';
 import { presetNames } from '../../src/seccomp/presets.js';
+import { functionsRan, withCoverage } from '../helpers/coverage.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'seccomp');
 
@@ -33,38 +31,30 @@ describe('the presets compiled by the build', () => {
   });
 
   it("are what the built library's presetProgram returns, with no program compiled in that process", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sandcell-prebuilt-'));
-    try {
-      const script = `
-        const { presetProgram } = await import(${JSON.stringify(pathToFileURL(join(DIST, 'compile.js')).href)});
-        const out = {};
-        for (const name of ['default', 'judge']) for (const arch of ['x86_64', 'aarch64']) for (const terminal of [true, false]) {
-          const r = presetProgram(name, arch, terminal);
-          out[name + ' ' + arch + ' ' + terminal] = { ...r, program: r.program.toString('base64') };
-        }
-        process.stdout.write(JSON.stringify(out));`;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_V8_COVERAGE: dir } });
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-      const got = JSON.parse(r.stdout) as Record<string, { program: string }>;
-      for (const name of ['default', 'judge'] as const) {
-        for (const arch of ARCHES) {
-          for (const terminal of [true, false]) {
-            const c = compilePresetVariant(name, arch, terminal);
-            expect(got[`${name} ${arch} ${terminal}`]).toEqual({ ...c, program: c.program.toString('base64') });
-          }
+    const script = `
+      const { presetProgram } = await import(${JSON.stringify(pathToFileURL(join(DIST, 'compile.js')).href)});
+      const out = {};
+      for (const name of ['default', 'judge']) for (const arch of ['x86_64', 'aarch64']) for (const terminal of [true, false]) {
+        const r = presetProgram(name, arch, terminal);
+        out[name + ' ' + arch + ' ' + terminal] = { ...r, program: r.program.toString('base64') };
+      }
+      process.stdout.write(JSON.stringify(out));`;
+    const { run: r, scripts } = withCoverage(['--input-type=module', '-e', script]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const got = JSON.parse(r.stdout) as Record<string, { program: string }>;
+    for (const name of ['default', 'judge'] as const) {
+      for (const arch of ARCHES) {
+        for (const terminal of [true, false]) {
+          const c = compilePresetVariant(name, arch, terminal);
+          expect(got[`${name} ${arch} ${terminal}`]).toEqual({ ...c, program: c.program.toString('base64') });
         }
       }
-      const compileJs = pathToFileURL(join(DIST, 'compile.js')).href;
-      const ran = readdirSync(dir)
-        .flatMap((f) => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { result: { url: string; functions: { functionName: string; ranges: { count: number }[] }[] }[] }).result)
-        .filter((s) => s.url === compileJs)
-        .flatMap((s) => s.functions.filter((f) => f.ranges[0]!.count > 0).map((f) => f.functionName));
-      expect(ran).toContain('presetProgram');
-      expect(ran).not.toContain('emitProgram');
-      expect(ran).not.toContain('planOf');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
+    const compileJs = pathToFileURL(join(DIST, 'compile.js')).href;
+    const ran = functionsRan(scripts.filter((s) => s.url === compileJs));
+    expect(ran).toContain('presetProgram');
+    expect(ran).not.toContain('emitProgram');
+    expect(ran).not.toContain('planOf');
   });
 });

@@ -1,6 +1,7 @@
 // What every phase of the init uses: the report channel, a few careful I/O helpers and the
 // strings it builds from the plan's.
 #include <linux/capability.h>
+#include <sys/prctl.h>
 
 #include "init.h"
 #include "sys.h"
@@ -99,16 +100,14 @@ long write_all(int fd, const char* p, size_t n) {
   return 0;
 }
 
-int last_cap() {
-  long fd = sys::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 40;
-  char buf[16] = {};
-  long n = sys::read(static_cast<int>(fd), buf, sizeof buf - 1);
-  sys::close(static_cast<int>(fd));
-  if (n <= 0) return 40;
-  int v = 0;
-  for (const char* c = buf; *c >= '0' && *c <= '9'; c++) v = v * 10 + (*c - '0');
-  return v;
+int drop_bounding_set() {
+  // Up to the first capability this kernel does not know (EINVAL): no read of cap_last_cap.
+  for (unsigned long cap = 0; cap < 64; cap++) {
+    long r = sys::prctl(PR_CAPBSET_DROP, cap);
+    if (r == -EINVAL) return 0;
+    if (r < 0) return static_cast<int>(-r);
+  }
+  return 0;
 }
 
 int clear_caps() {

@@ -113,7 +113,11 @@ long send_note(wire::ReportKind kind, const char* stage, int fd);
 long read_exact(int fd, char* buf, size_t n);
 // 0 once all n bytes are written, or -errno.
 long write_all(int fd, const char* p, size_t n);
-int last_cap();
+// Empties this process's capability bounding set; 0 or an errno. The init does it once, first:
+// its setup needs only the capabilities it holds, and every process it starts (the program's,
+// a run's link and init) inherits the empty set. Each PR_CAPBSET_DROP commits new credentials,
+// so a pass per process cost each of them as much again for nothing.
+int drop_bounding_set();
 // Clears every capability set of this process; 0 or an errno.
 int clear_caps();
 
@@ -128,7 +132,7 @@ void mount_proc(const char* at, const char* stage);
 int place_run_files(const Plan& plan, Str* what);
 
 // program.cc: the program's process, from its clone to execve.
-[[noreturn]] void exec_program(const Plan& plan, int cap_last, bool run_files);
+[[noreturn]] void exec_program(const Plan& plan, bool run_files);
 
 // reaper.cc
 // The signals the init blocks and reads from its signalfd: all but 32 and 33, which glibc kept
@@ -136,11 +140,11 @@ int place_run_files(const Plan& plan, Str* what);
 constexpr uint64_t kAllSignals = ~((1ull << 31) | (1ull << 32));
 // Starts the program (unless the box only waits for runs: kPersistent), forwards signals, reaps,
 // and ends the run when it ends or when the supervisor says so.
-[[noreturn]] void supervise(const Plan& plan, int cap_last, bool run_files);
+[[noreturn]] void supervise(const Plan& plan, bool run_files);
 // Starts fn(arg) in a child that shares our memory and dies with us; its pid. From then on the
 // caller touches no memory the child may use (link_until_reaped).
 long clone_tied(const char* stage, int (*fn)(void*), void* arg);
 // Ends once `child` is reaped, holding no privilege, channel or stdio meanwhile.
-[[noreturn]] void link_until_reaped(long child, int cap_last);
+[[noreturn]] void link_until_reaped(long child);
 
 }  // namespace sandcell::init

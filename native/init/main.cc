@@ -84,7 +84,6 @@ void await_run(Plan* plan) {
 // program's process and its execve.
 struct Join {
   Plan* plan;
-  int cap_last;
 };
 
 [[noreturn]] int run_init(void* p) {
@@ -100,19 +99,19 @@ struct Join {
   // only. (A new procfs needs one already fully visible in the namespace, so the box's stays below.)
   mount_proc("/proc", "mount run /proc");
   if (j.plan->flags & wire::kPrepared) await_run(j.plan);
-  supervise(*j.plan, j.cap_last, true);
+  supervise(*j.plan, true);
 }
 
 [[noreturn]] int run_link(void* p) {
   Join& j = *static_cast<Join*>(p);
   if (long r = sys::unshare(CLONE_NEWPID); r < 0) fail("run PID namespace", static_cast<int>(-r));
-  link_until_reaped(clone_tied("fork run init", run_init, p), j.cap_last);
+  link_until_reaped(clone_tied("fork run init", run_init, p));
 }
 
-[[noreturn]] void join_box(Plan& plan, int cap_last) {
+[[noreturn]] void join_box(Plan& plan) {
   // Never unwound: this frame lives as long as we do, and the children read it from our memory.
-  Join j{&plan, cap_last};
-  link_until_reaped(clone_tied("fork", run_link, &j), cap_last);
+  Join j{&plan};
+  link_until_reaped(clone_tied("fork", run_link, &j));
 }
 
 }  // namespace
@@ -135,8 +134,8 @@ extern "C" [[noreturn]] void sandcell_main() {
   if (!decoded || (plan.argv.empty() && !argv_later) || plan.staging.empty() || plan.staging[0] != '/')
     fail("decode plan", EINVAL);
 
-  int cap_last = last_cap();
-  if (plan.flags & wire::kJoin) join_box(plan, cap_last);
+  if (int err = drop_bounding_set()) fail("drop capabilities", err);
+  if (plan.flags & wire::kJoin) join_box(plan);
   if (plan.flags & wire::kNewCgroupNs)
     if (long r = sys::unshare(CLONE_NEWCGROUP); r < 0) fail("cgroup namespace", static_cast<int>(-r));
   if (long r = sys::sethostname(plan.hostname.p, plan.hostname.n); r < 0) fail("sethostname", static_cast<int>(-r));
@@ -144,5 +143,5 @@ extern "C" [[noreturn]] void sandcell_main() {
   build_root(plan);
   bool prepared = plan.flags & wire::kPrepared;
   if (prepared) await_run(&plan);
-  supervise(plan, cap_last, prepared);
+  supervise(plan, prepared);
 }

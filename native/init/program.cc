@@ -14,7 +14,6 @@ namespace {
 
 struct Program {
   const Plan& plan;
-  int cap_last;
   bool run_files;
   const char* path;  // the command, resolved in PATH
   char** argv;
@@ -55,14 +54,6 @@ int set_rlimits(Program& p) {
       p.what = join("rlimit ", l.resource < 16 ? kRlimitNames[l.resource] : "?");
       return static_cast<int>(-err);
     }
-  }
-  return 0;
-}
-
-int drop_bounding_set(Program& p) {
-  for (int cap = 0; cap <= p.cap_last; cap++) {
-    long r = sys::prctl(PR_CAPBSET_DROP, static_cast<unsigned long>(cap));
-    if (r < 0 && r != -EINVAL) return static_cast<int>(-r);
   }
   return 0;
 }
@@ -190,15 +181,14 @@ struct Step {
 };
 
 // In this order: files are placed with the program's ids before its rlimits apply; rlimits are
-// set while the process may still raise them; the bounding set is dropped while CAP_SETPCAP is
-// held; the filter comes last, so it sees nothing of the setup but the execve.
+// set while the process may still raise them; the filter comes last, so it sees nothing of the
+// setup but the execve. The bounding set is already empty: the init's (drop_bounding_set).
 constexpr Step kSteps[] = {
     {"report channel", own_channels},
     {"signals", reset_signals},
     {"place files", place_files},
     {"chdir", enter_cwd},
     {"rlimit", set_rlimits},
-    {"drop capabilities", drop_bounding_set},
     {"setgid", set_gid},
     {"setuid", set_uid},
     {"drop capabilities", drop_capabilities},
@@ -209,8 +199,8 @@ constexpr Step kSteps[] = {
 
 }  // namespace
 
-[[noreturn]] void exec_program(const Plan& plan, int cap_last, bool run_files) {
-  Program p{plan, cap_last, run_files, nullptr, nullptr, nullptr, {}};
+[[noreturn]] void exec_program(const Plan& plan, bool run_files) {
+  Program p{plan, run_files, nullptr, nullptr, nullptr, {}};
   for (const Step& step : kSteps) {
     p.what = Str{};
     if (int err = step.run(p)) fail(p.what.empty() ? step.name : p.what.p, err);

@@ -49,8 +49,7 @@ void kill_everything_started() {
 // cannot signal it even with the same uid (rootless): the init is PID 1 of the program's PID
 // namespace, so SIGKILL and SIGSTOP from inside are dropped, and the rest, blocked here, are read
 // from the signalfd and forwarded to the program.
-void keep_only_kill(int cap_last) {
-  for (int cap = 0; cap <= cap_last; cap++) sys::prctl(PR_CAPBSET_DROP, static_cast<unsigned long>(cap));
+void keep_only_kill() {
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   data[0].effective = data[0].permitted = 1u << CAP_KILL;
@@ -70,7 +69,6 @@ void die_with_parent(int parent_pidfd) {
 
 struct ProgramStart {
   const Plan* plan;
-  int cap_last;
   bool run_files;
   int sigfd;
 };
@@ -78,7 +76,7 @@ struct ProgramStart {
 [[noreturn]] int program_start(void* p) {
   const ProgramStart* s = static_cast<const ProgramStart*>(p);
   sys::close(s->sigfd);
-  exec_program(*s->plan, s->cap_last, s->run_files);
+  exec_program(*s->plan, s->run_files);
 }
 
 constexpr size_t kProgramStack = 1 << 20;
@@ -99,9 +97,9 @@ char* map_stack(const char* stage, size_t size) {
 // kernel resumes us at its execve or its exit), so its setup, which allocates from the memory we
 // share, never runs beside ours. Everything it changes for itself (fds, signal dispositions, ids, rlimits, the
 // filter) is its own: only memory is shared.
-long start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
+long start_program(const Plan& plan, bool run_files, int sigfd) {
   char* stack = map_stack("fork", kProgramStack);
-  ProgramStart start{&plan, cap_last, run_files, sigfd};
+  ProgramStart start{&plan, run_files, sigfd};
   long pid = sys::clone(program_start, stack + kProgramStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
   if (pid < 0) fail("fork", static_cast<int>(-pid));
   sys::munmap(stack, kProgramStack);
@@ -112,7 +110,7 @@ long start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
 
 // The init's life after setup: start the program (unless the box only waits for runs), then
 // forward signals to it, reap, and end the run when it ends or when the supervisor says so.
-[[noreturn]] void supervise(const Plan& plan, int cap_last, bool run_files) {
+[[noreturn]] void supervise(const Plan& plan, bool run_files) {
   // finish() ends what we started with kill(-1), which stays inside only because we are PID 1 of
   // a PID namespace of our own. Anywhere else (started by hand, or by a clone that lost
   // CLONE_NEWPID) it would reach every process of our uid on the host, so nothing starts.
@@ -122,10 +120,10 @@ long start_program(const Plan& plan, int cap_last, bool run_files, int sigfd) {
   if (fd < 0) fail("signalfd", static_cast<int>(-fd));
   int sigfd = static_cast<int>(fd);
   long main_pid = -1;
-  if (!(plan.flags & wire::kPersistent)) main_pid = start_program(plan, cap_last, run_files, sigfd);
+  if (!(plan.flags & wire::kPersistent)) main_pid = start_program(plan, run_files, sigfd);
   // For a living box, this EOF tells the supervisor the box is ready for runs.
   sys::close(wire::kReportFd);
-  keep_only_kill(cap_last);
+  keep_only_kill();
 
   pollfd fds[2] = {{sigfd, POLLIN, 0}, {wire::kPlanFd, POLLIN, 0}};
   for (;;) {
@@ -206,12 +204,11 @@ long clone_tied(const char* stage, int (*fn)(void*), void* arg) {
 // has. It touches no memory the child may use (clone_tied). Dumpability belongs to the
 // address space, so ours being off makes the run init (and its program until execve) not dumpable
 // from here on, as the run init makes itself anyway once it keeps only CAP_KILL.
-[[noreturn]] void link_until_reaped(long child, int cap_last) {
+[[noreturn]] void link_until_reaped(long child) {
   for (int fd = 0; fd < 3; fd++) sys::close(fd);
   sys::close(wire::kPlanFd);
   sys::close(wire::kReportFd);
   sys::close(wire::kStatusFd);
-  for (int cap = 0; cap <= cap_last; cap++) sys::prctl(PR_CAPBSET_DROP, static_cast<unsigned long>(cap));
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct none[2] = {};
   if (sys::capset(&hdr, none) < 0) sys::exit_group(127);

@@ -3,9 +3,10 @@ import { chmodSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { run } from '../../src/index.js';
+import { Sandbox, onDebugEvent, run, setWarmBoxes } from '../../src/index.js';
 import { buildFixtures, type Fixtures } from '../helpers/fixtures.js';
 import { requireRoot } from '../helpers/host.js';
 
@@ -68,6 +69,41 @@ describe('the default box', () => {
     expect(r.stdout).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
     expect(r.stdout).toMatch(/^Groups:\s*$/m);
     expect(r.stdout).toContain('65534\n65534\nsandcell\n');
+  });
+
+  it('has an empty bounding set however its box was made: while the caller waits, ahead of the run, or living', async () => {
+    // The init empties the set once, for itself and every process it starts: each kind of box
+    // reaches the program's start by another path.
+    const caps = 'grep -E "^Cap(Bnd|Prm|Eff)" /proc/self/status';
+    const none = (out: string): void => {
+      for (const cap of ['CapBnd', 'CapPrm', 'CapEff']) expect(out).toMatch(new RegExp(`^${cap}:\\s+0000000000000000$`, 'm'));
+    };
+    const boxes: string[] = [];
+    const stop = onDebugEvent((e) => {
+      if (e.event === 'start') boxes.push(e.box);
+    });
+    try {
+      await setWarmBoxes(0);
+      const cold = await sh(caps);
+      await setWarmBoxes(4);
+      let warm = await sh(caps);
+      // The pool builds the next box after a run: given a moment, the run after finds it.
+      for (let i = 0; i < 20 && boxes.at(-1) !== 'warm'; i++) {
+        await sleep(50);
+        warm = await sh(caps);
+      }
+      const box = await Sandbox.create({});
+      const living = await box.run({ command: ['/bin/sh', '-c', caps] }).finally(() => box.destroy());
+      expect(boxes[0]).toBe('new');
+      expect(boxes.slice(1, -1)).toContain('warm');
+      expect(boxes.at(-1)).toBe('living');
+      for (const r of [cold, warm, living]) {
+        expect(r.status).toBe('ok');
+        none(r.stdout);
+      }
+    } finally {
+      stop();
+    }
   });
 
   it('has only a loopback interface, and cannot reach a listener on the host loopback', async () => {

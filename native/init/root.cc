@@ -14,8 +14,13 @@ namespace sandcell::init {
 namespace {
 
 // mkdir -p below the staging root; the plan's targets were checked to be absolute and clean.
+// The directory itself first: its parent (the root, /etc...) nearly always exists already, and
+// every mkdir is a path walk and a system call (a dozen mounts and files each walked the staging
+// root and /etc again, refused with EEXIST). Otherwise the walk from the top, which also names
+// the component that fails.
 void make_dirs(Str path, unsigned mode) {
   char* p = const_cast<char*>(prefix(path, path.n).p);
+  if (long first = sys::mkdir(p, mode); first == 0 || first == -EEXIST) return;
   for (size_t i = 1; i <= path.n; i++) {
     if (i != path.n && p[i] != '/') continue;
     char at = p[i];

@@ -128,14 +128,14 @@ async function startWarm(
   const network = box !== 'living' && BoxNetwork.wanted(c.o) ? await BoxNetwork.open(warm.native, c.o, warm.network) : null;
   let started;
   try {
-    started = await nativeStart(warm.native.box, run.plan, run.shape);
+    started = await nativeStart(warm.native, run.plan, run.shape);
   } catch (e) {
     await network?.close();
     throw e;
   }
   c.stages?.mark('start');
   c.stages?.steps('start', started.marks);
-  return supervise(c, { ...started, pid: warm.native.pid, box: warm.native.box }, warm.cgroup, run, box, outcome, network);
+  return supervise(c, started, warm.cgroup, run, box, outcome, network);
 }
 
 /**

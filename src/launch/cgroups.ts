@@ -143,12 +143,13 @@ export async function openCgroups(parent: string | null, sweepOrphans: boolean, 
   return { pool: new CgroupPool(d, ahead), reason: null };
 }
 
-/** The cgroup limits of a box or run. */
+/**
+ * The cgroup limits of a box or run. One object literal per combination of limits, not
+ * conditional spreads: spread, the object had a V8 shape of its own on every run, and every read
+ * of it (the limits' check, their writes) went to V8's runtime.
+ */
 export function cgroupLimits(o: ResolvedOptions): CgroupLimits {
-  const l = o.limits;
-  return {
-    ...(l.memoryBytes !== null ? { memoryBytes: l.memoryBytes } : {}),
-    pids: l.processes,
-    ...(l.cpus !== null ? { cpus: l.cpus } : {}),
-  };
+  const { memoryBytes, processes: pids, cpus } = o.limits;
+  if (memoryBytes === null) return cpus === null ? { pids } : { pids, cpus };
+  return cpus === null ? { memoryBytes, pids } : { memoryBytes, pids, cpus };
 }

@@ -830,8 +830,14 @@ const shapes = new Map<string, Shape>();
 const MAX_SHAPES = 64;
 
 interface Shape {
-  /** The resolution without a run's own input. */
-  readonly base: Omit<ResolvedOptions, 'files' | 'signal' | 'stdin'>;
+  /**
+   * The resolution, spread into each run's options with the run's own input in place of the
+   * empty one it holds. Its fields are frozen, shared by every run of the shape; the object
+   * itself is not, and is never handed out. V8 spreads a frozen object by its slow path, one
+   * property at a time; a plain one is copied whole, but a property added to the copy would make
+   * it a V8 shape of its own on every run: the run's own input is only written over.
+   */
+  readonly base: ResolvedOptions;
   /** What the schema made of the options without a run's own input (frozen): `checkOptions` takes it instead of parsing again. */
   readonly parsed: Readonly<Omit<RunParsed, 'files' | 'signal' | 'stdin'>>;
   /** Each bind source and what it was when the shape was resolved. */
@@ -876,7 +882,7 @@ function shapeOf(key: string, parsed: () => RunParsed, kind: 'run' | 'spawn'): S
   const { files: _files, signal: _signal, stdin: _stdin, ...rest } = resolved;
   const { files: _f, signal: _s, stdin: _i, ...parsedRest } = o;
   shape = {
-    base: deepFreeze({ ...rest, shape: {} }),
+    base: frozenFields({ ...rest, shape: {}, files: [], signal: null, stdin: null }),
     parsed: freezeData(parsedRest),
     bindSources: bindSources as Shape['bindSources'],
   };
@@ -1213,6 +1219,12 @@ function contentCopy(input: Record<string, unknown>): Record<string, unknown> {
   const copy: Record<string, unknown> = {};
   for (const k of Object.keys(input)) if (!PER_RUN.has(k)) copy[k] = input[k];
   return deepFreeze(plainCopy(copy));
+}
+
+/** `o` with every field deep-frozen, `o` itself left as it is. */
+function frozenFields<T extends object>(o: T): T {
+  for (const v of Object.values(o)) deepFreeze(v);
+  return o;
 }
 
 function deepFreeze<T>(v: T): T {

@@ -12,6 +12,7 @@ import { resolveOptions } from '../src/options.js';
 import { planRun, preparedShape } from '../src/plan/build.js';
 import { DEFAULT_OWNER_IDS, setOwnerIds } from '../src/plan/ids.js';
 import { refusal } from './helpers/refusal.js';
+import { shapeChanges } from './helpers/shapes.js';
 
 const asRoot = (root: boolean): void => {
   vi.spyOn(process, 'geteuid').mockReturnValue(root ? 0 : 1000);
@@ -193,5 +194,14 @@ describe('resolveOptions by content', () => {
       a.plan.mounts.push({ kind: 'proc', target: '/extra' });
       expect(planRun(resolveOptions({ command: ['/bin/true'] }), { ...setup, into }).plan.mounts).toEqual(b.plan.mounts);
     }
+  });
+
+  it("gives a shape's runs, and their plans, one object shape from run to run, each with its own input", () => {
+    asRoot(true);
+    const setup = { into: 'new', cgroup: null, filter: null, stdin: 'null' } as const;
+    const runs = Array.from({ length: 200 }, (_, i) => resolveOptions({ command: ['/bin/true'], stdin: String(i) }));
+    expect(runs.map((o) => o.stdin)).toEqual(runs.map((_, i) => String(i)));
+    expect(shapeChanges(runs)).toBe(0);
+    expect(shapeChanges(runs.map((o) => planRun(o, setup).plan))).toBe(0);
   });
 });

@@ -157,11 +157,12 @@ function basePlan(o: ResolvedOptions, mode: Mode): { plan: NativePlan; shape: Na
   if (!modes) planned.set(o.shape, (modes = new Map()));
   let kept = modes.get(mode);
   if (!kept || kept.owners !== owners) {
-    kept = { owners, plan: deepFreeze(makePlan({ ...o, files: [] }, mode)) };
+    const plan = deepFreeze(makePlan({ ...o, files: [] }, mode));
+    kept = { owners, plan, fields: { ...plan } };
     modes.set(mode, kept);
   }
   // The run's files come last in every kind of plan; the list is the run's own.
-  return { plan: { ...kept.plan, mounts: [...kept.plan.mounts, ...(mode === 'prepared' ? [] : filesIn(o.cwd, o.files))] }, shape: kept.plan };
+  return { plan: { ...kept.fields, mounts: [...kept.plan.mounts, ...(mode === 'prepared' ? [] : filesIn(o.cwd, o.files))] }, shape: kept.plan };
 }
 
 type Mode = 'run' | 'living' | 'join' | 'prepared';
@@ -171,7 +172,17 @@ type Mode = 'run' | 'living' | 'join' | 'prepared';
  * program it runs with which environment is the shape's; each plan made from one is a copy with
  * the run's files, and `planRun` puts in the run's rlimits, cgroup, stdio and filter.
  */
-const planned = new WeakMap<object, Map<Mode, { owners: Readonly<OwnerIds> | undefined; plan: NativePlan }>>();
+const planned = new WeakMap<object, Map<Mode, KeptPlan>>();
+
+interface KeptPlan {
+  owners: Readonly<OwnerIds> | undefined;
+  plan: NativePlan;
+  /**
+   * `plan`'s fields (frozen) on an object that is not, never handed out: what each run's plan is
+   * spread from. V8 spreads a frozen object by its slow path, one property at a time.
+   */
+  fields: NativePlan;
+}
 
 /** The memory devices (major 1): the only devices a box's /dev may hold, none of them a terminal. */
 const MEMORY_DEVICES = new Map([

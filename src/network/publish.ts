@@ -40,8 +40,18 @@ export function publishHost(host: string | number | undefined, boxPort: number):
 /** Connections carried at once per published port: each holds two host sockets. */
 const MAX_CONNECTIONS = 256;
 
+/** How long a connection may take, once the box has ended, to hand its host peer what the box sent. */
+const DRAIN_MS = 500;
+
+/** A connection being carried: the host's socket and the one made in the box's namespace. */
+interface Carried {
+  host: net.Socket;
+  box: net.Socket;
+}
+
 export class PublishedPorts {
   private readonly open = new Set<net.Socket>();
+  private readonly carried = new Set<Carried>();
   private closed = false;
 
   private constructor(
@@ -58,7 +68,7 @@ export class PublishedPorts {
     try {
       for (const [i, p] of ports.entries()) {
         at = i;
-        const server = net.createServer((c) => self?.carry(box, p.box, c));
+        const server = net.createServer({ allowHalfOpen: true }, (c) => self?.carry(box, p.box, c));
         server.maxConnections = MAX_CONNECTIONS;
         servers.push(server);
         await new Promise<void>((resolve, reject) => {
@@ -82,11 +92,21 @@ export class PublishedPorts {
     return self;
   }
 
+  /**
+   * Stops listening, and lets each carried connection hand its host peer what the box sent before
+   * it ended, then closes it. A program that answers and exits at once leaves its answer in the
+   * kernel's buffers (or its connect not yet seen here) when the box ends: cut then, the host
+   * peer read nothing. A connection goes once its host side has written all of it and its end,
+   * or after DRAIN_MS (a host peer that does not read).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.open) s.destroy();
-    await Promise.all(this.servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    const servers = Promise.all(this.servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    const carrying = new Set([...this.carried].flatMap((c) => [c.host, c.box]));
+    for (const s of this.open) if (!carrying.has(s)) s.destroy();
+    await Promise.all([...this.carried].map(drain));
+    await servers;
   }
 
   private track(s: net.Socket): void {
@@ -106,12 +126,37 @@ export class PublishedPorts {
       client.destroy();
       return;
     }
-    const inner = new net.Socket({ fd, readable: true, writable: true });
+    const inner = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
     this.track(inner);
+    const pair = { host: client, box: inner };
+    this.carried.add(pair);
     inner.connect(port, '127.0.0.1');
+    // Each side's end is passed on to the other (pipe), and a socket closes once both its
+    // directions are done, so the last bytes either side sent are written before its peer goes.
+    // A side that fails (refused, reset) takes the other with it.
     client.pipe(inner);
     inner.pipe(client);
-    client.on('close', () => inner.destroy());
-    inner.on('close', () => client.destroy());
+    const closed = (other: net.Socket) => (failed: boolean): void => {
+      if (failed) other.destroy();
+      if (client.destroyed && inner.destroyed) this.carried.delete(pair);
+    };
+    client.on('close', closed(inner));
+    inner.on('close', closed(client));
   }
+}
+
+/** `c`'s host side writes what its box side read, to its end, or DRAIN_MS pass; then both go. */
+function drain(c: Carried): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      c.box.destroy();
+      c.host.destroy();
+      resolve();
+    };
+    const timer = setTimeout(done, DRAIN_MS);
+    if (c.host.destroyed || c.host.writableFinished) return done();
+    c.host.once('finish', done);
+    c.host.once('close', done);
+  });
 }

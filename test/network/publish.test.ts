@@ -66,6 +66,26 @@ describe('published ports', () => {
     expect(await childPids()).toEqual([]);
   });
 
+  it('what the box sent before it ended reaches the host peer whole', async () => {
+    // The program sends 4 MiB and exits: most of it is still in the kernel's buffers, or on its
+    // way through the published port, when the box ends.
+    const size = 4 << 20;
+    const answer = `import socket\ns=socket.socket(); s.bind(("127.0.0.1", 8000)); s.listen()\nprint("up", flush=True)\nc,_=s.accept(); c.sendall(b"x" * ${size}); c.close()`;
+    for (let round = 0; round < 3; round++) {
+      const p = await spawn({ command: ['python3', '-c', answer], network: { publish: [{ box: 8000, host: 0 }] } });
+      await new Promise((resolve) => p.stdout.once('data', resolve));
+      const got = await new Promise<number>((resolve) => {
+        const c = net.connect(p.published[0]?.port ?? 0, '127.0.0.1');
+        let n = 0;
+        c.on('data', (d) => (n += d.length));
+        c.on('close', () => resolve(n));
+        c.on('error', () => undefined);
+      });
+      expect((await p.wait()).status).toBe('ok');
+      expect(got).toBe(size);
+    }
+  });
+
   it('binds 127.0.0.1 by default, and a free port with 0; a box port nothing listens on closes the connection', async () => {
     const p = await spawn({ command: ['sleep', '30'], network: { publish: [{ box: 9000, host: 0 }] } });
     const [pub] = p.published;

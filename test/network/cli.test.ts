@@ -28,6 +28,27 @@ function sandcell(args: string[]): Promise<{ status: number | null; stdout: stri
   });
 }
 
+/**
+ * What a connection to 127.0.0.1:`port` reads, tried every 50 ms for about 10 s: until the box
+ * listens, the published port closes each connection with nothing read. '' once `cli` ended.
+ */
+async function answerOn(port: number, cli: Promise<unknown>): Promise<string> {
+  let ended = false;
+  void cli.then(() => (ended = true));
+  for (let i = 0; i < 200 && !ended; i++) {
+    const got = await new Promise<string>((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      let d = '';
+      c.on('data', (b) => (d += String(b)));
+      c.on('close', () => resolve(d));
+      c.on('error', () => resolve(''));
+    });
+    if (got !== '') return got;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return '';
+}
+
 describe('sandcell run --allow / --publish', () => {
   it('parses the flags into network options, and refuses a bad --publish and --network host with them', () => {
     expect(parseRunArgs(['--allow', 'a.example:443', '--allow', '127.0.0.1:80', '--publish', '127.0.0.1:18000:8000', '--publish', '9000:90', '--', 'x']).options.network).toEqual({
@@ -70,21 +91,8 @@ describe('sandcell run --allow / --publish', () => {
     const port = await namedPort();
     const code = 'import socket\ns=socket.socket(); s.bind(("127.0.0.1", 8000)); s.listen()\nc,_=s.accept(); c.sendall(b"box here\\n"); c.close()';
     const cli = sandcell(['run', '--publish', `127.0.0.1:${port}:8000`, '--wall', '20s', '--', 'python3', '-c', code]);
-    let ended = false;
-    void cli.then(() => (ended = true));
-    let got = '';
-    // Until the box listens, the published port closes each connection; a CLI that ended first
-    // failed, and what it said is the assertion's message below.
-    for (let i = 0; i < 200 && got === '' && !ended; i++) {
-      got = await new Promise<string>((resolve) => {
-        const c = net.connect(port, '127.0.0.1');
-        let d = '';
-        c.on('data', (b) => (d += String(b)));
-        c.on('close', () => resolve(d));
-        c.on('error', () => resolve(''));
-      });
-      if (got === '') await new Promise((r) => setTimeout(r, 50));
-    }
+    // A CLI that ended first failed, and what it said is the assertion's message below.
+    const got = await answerOn(port, cli);
     const r = await cli;
     expect({ got, status: r.status, stderr: r.stderr }).toEqual({ got: 'box here\n', status: 0, stderr: '' });
   });
@@ -103,19 +111,7 @@ describe('sandcell run --allow / --publish', () => {
       void closed.then(() => resolve(null));
     });
     expect(said, stderr).not.toBeNull();
-    const port = Number(said?.[1]);
-    let got = '';
-    for (let i = 0; i < 200 && got === ''; i++) {
-      got = await new Promise<string>((resolve) => {
-        const s = net.connect(port, '127.0.0.1');
-        let d = '';
-        s.on('data', (b) => (d += String(b)));
-        s.on('close', () => resolve(d));
-        s.on('error', () => resolve(''));
-      });
-      if (got === '') await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(got).toBe('chosen\n');
+    expect(await answerOn(Number(said?.[1]), closed)).toBe('chosen\n');
     expect(await closed).toBe(0);
   });
 });

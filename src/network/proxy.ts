@@ -11,6 +11,7 @@
 import net, { isIP } from 'node:net';
 
 import { normalizeHost, type AllowList } from './allow.js';
+import { drainCarried, type Carried } from './carried.js';
 
 /** Where the proxy listens inside the box. */
 export const PROXY_PORT = 3128;
@@ -62,6 +63,7 @@ const systemLookup: Lookup = async (host) => {
 export class EgressProxy {
   private readonly server: net.Server;
   private readonly open = new Set<net.Socket>();
+  private readonly carried = new Set<Carried>();
   private readonly records: NetworkConnection[] = [];
   private unrecorded = 0;
   private bytesIn = 0;
@@ -81,12 +83,20 @@ export class EgressProxy {
     this.server.listen({ fd });
   }
 
-  /** Stops listening and cuts every connection; the box's sockets are released with it. */
+  /**
+   * Stops listening and ends every connection; the box's sockets are released with them. A
+   * connection that reached its destination first hands it what the box sent before it ended
+   * (a program that writes and exits at once leaves the end of it in the kernel's buffers), for
+   * up to 0.5 s (drainCarried); any other is cut.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.open) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const server = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const carrying = new Set([...this.carried].flatMap((c) => [c.host, c.box]));
+    for (const s of this.open) if (!carrying.has(s)) s.destroy();
+    await Promise.all([...this.carried].map(drainCarried));
+    await server;
   }
 
   report(): NetworkReport {
@@ -279,8 +289,10 @@ export class EgressProxy {
     const upstream = net.connect({ host: address, port, allowHalfOpen: true });
     this.track(upstream);
     upstream.setTimeout(CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error('connect timed out')));
-    client.once('close', () => upstream.destroy());
     let connected = false;
+    // Until connected, the box's going ends the attempt; after, each side's end is passed on
+    // (copy) and only a side that failed takes the other with it.
+    client.once('close', (failed) => (failed || !connected) && upstream.destroy());
     upstream.once('error', (e) => {
       rec.reason ??= e.message;
       if (connected) client.destroy();
@@ -288,6 +300,9 @@ export class EgressProxy {
     });
     upstream.once('connect', () => {
       connected = true;
+      const pair = { host: upstream, box: client };
+      this.carried.add(pair);
+      upstream.once('close', () => this.carried.delete(pair));
       upstream.setTimeout(0);
       client.setTimeout(0);
       answer.ok();
@@ -318,7 +333,9 @@ export class EgressProxy {
       }
     });
     from.on('end', () => to.end());
-    from.on('close', () => to.destroy());
+    // An ordinary close comes after both directions ended; a destroy then would drop what `to`
+    // still has queued (the end of a reply).
+    from.on('close', (failed) => failed && to.destroy());
   }
 
   private count(rec: NetworkConnection, dir: 'in' | 'out', n: number): boolean {

@@ -8,6 +8,7 @@ import net, { isIP } from 'node:net';
 
 import { SandboxSetupError } from '../errors.js';
 import type { NativeBox } from '../native.js';
+import { drainCarried, type Carried } from './carried.js';
 
 export interface ResolvedPublish {
   /** The box's port, on its 127.0.0.1. */
@@ -39,15 +40,6 @@ export function publishHost(host: string | number | undefined, boxPort: number):
 
 /** Connections carried at once per published port: each holds two host sockets. */
 const MAX_CONNECTIONS = 256;
-
-/** How long a connection may take, once the box has ended, to hand its host peer what the box sent. */
-const DRAIN_MS = 500;
-
-/** A connection being carried: the host's socket and the one made in the box's namespace. */
-interface Carried {
-  host: net.Socket;
-  box: net.Socket;
-}
 
 export class PublishedPorts {
   private readonly open = new Set<net.Socket>();
@@ -97,7 +89,7 @@ export class PublishedPorts {
    * it ended, then closes it. A program that answers and exits at once leaves its answer in the
    * kernel's buffers (or its connect not yet seen here) when the box ends: cut then, the host
    * peer read nothing. A connection goes once its host side has written all of it and its end,
-   * or after DRAIN_MS (a host peer that does not read).
+   * or after 0.5 s (a host peer that does not read): drainCarried.
    */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -105,7 +97,7 @@ export class PublishedPorts {
     const servers = Promise.all(this.servers.map((s) => new Promise((resolve) => s.close(resolve))));
     const carrying = new Set([...this.carried].flatMap((c) => [c.host, c.box]));
     for (const s of this.open) if (!carrying.has(s)) s.destroy();
-    await Promise.all([...this.carried].map(drain));
+    await Promise.all([...this.carried].map(drainCarried));
     await servers;
   }
 
@@ -145,18 +137,3 @@ export class PublishedPorts {
   }
 }
 
-/** `c`'s host side writes what its box side read, to its end, or DRAIN_MS pass; then both go. */
-function drain(c: Carried): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      c.box.destroy();
-      c.host.destroy();
-      resolve();
-    };
-    const timer = setTimeout(done, DRAIN_MS);
-    if (c.host.destroyed || c.host.writableFinished) return done();
-    c.host.once('finish', done);
-    c.host.once('close', done);
-  });
-}

@@ -173,6 +173,39 @@ describe('egress through the allow list', () => {
     expect(r.network?.connections[0]?.bytesOut).toBeGreaterThan(100000);
   });
 
+  it('what the box sent before it ended reaches the destination whole', async () => {
+    // The program sends 4 MiB through a CONNECT tunnel and exits: most of it is still in the
+    // kernel's buffers, or on its way through the proxy, when the box ends.
+    const size = 4 << 20;
+    const received: number[] = [];
+    const sink = net.createServer((c) => {
+      let n = 0;
+      c.on('data', (d) => (n += d.length));
+      c.on('close', () => received.push(n));
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    const sinkPort = (sink.address() as net.AddressInfo).port;
+    const code = [
+      'import socket',
+      's = socket.create_connection(("127.0.0.1", 3128))',
+      `s.sendall(b"CONNECT 127.0.0.1:${sinkPort} HTTP/1.1\\r\\n\\r\\n"); head = b""`,
+      'while b"\\r\\n\\r\\n" not in head: head += s.recv(1)',
+      `s.sendall(b"x" * ${size}); s.close()`,
+    ].join('\n');
+    try {
+      for (let round = 0; round < 3; round++) {
+        const r = await run({ command: ['python3', '-c', code], network: { allow: [`127.0.0.1:${sinkPort}`] } });
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe('ok');
+        for (let i = 0; i < 100 && received.length <= round; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(received[round]).toBe(size);
+      }
+    } finally {
+      await new Promise((resolve) => sink.close(resolve));
+    }
+  });
+
   it('bounds connections at once and bytes each way', async () => {
     const many = await run({
       command: ['python3', '-c', CUT_OFF],

@@ -13,13 +13,13 @@ export interface Carried {
 }
 
 /** How long a carried connection may take, once its box has ended, to hand its host peer what the box sent. */
-export const DRAIN_MS = 500;
+const DRAIN_MS = 500;
 
 /**
  * Ends `c` after its host side has written what its box side read, up to the box side's end (the
  * host side's 'finish'), or after DRAIN_MS (a host peer that does not read), whichever is first.
  */
-export function drainCarried(c: Carried): Promise<void> {
+function drainCarried(c: Carried): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -32,4 +32,16 @@ export function drainCarried(c: Carried): Promise<void> {
     c.host.once('finish', done);
     c.host.once('close', done);
   });
+}
+
+/**
+ * The end of a box's host-side connections: each socket of `open` that no carried connection
+ * holds is cut (a connection still being set up, a request not yet answered), and each carried
+ * one drained.
+ */
+export async function endCarrying(open: Iterable<net.Socket>, carried: Iterable<Carried>): Promise<void> {
+  const pairs = [...carried];
+  const carrying = new Set(pairs.flatMap((c) => [c.host, c.box]));
+  for (const s of open) if (!carrying.has(s)) s.destroy();
+  await Promise.all(pairs.map(drainCarried));
 }

@@ -11,7 +11,7 @@
 import net, { isIP } from 'node:net';
 
 import { normalizeHost, type AllowList } from './allow.js';
-import { drainCarried, type Carried } from './carried.js';
+import { endCarrying, type Carried } from './carried.js';
 
 /** Where the proxy listens inside the box. */
 export const PROXY_PORT = 3128;
@@ -87,15 +87,13 @@ export class EgressProxy {
    * Stops listening and ends every connection; the box's sockets are released with them. A
    * connection that reached its destination first hands it what the box sent before it ended
    * (a program that writes and exits at once leaves the end of it in the kernel's buffers), for
-   * up to 0.5 s (drainCarried); any other is cut.
+   * up to 0.5 s (endCarrying); any other is cut.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const server = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    const carrying = new Set([...this.carried].flatMap((c) => [c.host, c.box]));
-    for (const s of this.open) if (!carrying.has(s)) s.destroy();
-    await Promise.all([...this.carried].map(drainCarried));
+    await endCarrying(this.open, this.carried);
     await server;
   }
 

@@ -8,7 +8,7 @@ import net, { isIP } from 'node:net';
 
 import { SandboxSetupError } from '../errors.js';
 import type { NativeBox } from '../native.js';
-import { drainCarried, type Carried } from './carried.js';
+import { endCarrying, type Carried } from './carried.js';
 
 export interface ResolvedPublish {
   /** The box's port, on its 127.0.0.1. */
@@ -89,15 +89,13 @@ export class PublishedPorts {
    * it ended, then closes it. A program that answers and exits at once leaves its answer in the
    * kernel's buffers (or its connect not yet seen here) when the box ends: cut then, the host
    * peer read nothing. A connection goes once its host side has written all of it and its end,
-   * or after 0.5 s (a host peer that does not read): drainCarried.
+   * or after 0.5 s (a host peer that does not read): endCarrying.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const servers = Promise.all(this.servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    const carrying = new Set([...this.carried].flatMap((c) => [c.host, c.box]));
-    for (const s of this.open) if (!carrying.has(s)) s.destroy();
-    await Promise.all([...this.carried].map(drainCarried));
+    await endCarrying(this.open, this.carried);
     await servers;
   }
 
@@ -136,4 +134,3 @@ export class PublishedPorts {
     inner.on('close', closed(client));
   }
 }
-

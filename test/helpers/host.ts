@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
+import { NETWORKS_DIR } from '../../src/network/private.js';
 import { idleCgroupDirs, warmBoxes } from '../../src/runtime.js';
 
 export function requireRoot(suite = 'this suite'): void {
@@ -41,8 +42,17 @@ export async function openFds(): Promise<number> {
   return n;
 }
 
+/**
+ * The host's mount table, less the namespaces held by private networks: a network is shared
+ * across processes, and another test file may make or remove one meanwhile. The files that make
+ * networks check their own mounts (test/network/private.test.ts).
+ */
 export function mountTable(): string {
-  return readFileSync('/proc/self/mountinfo', 'utf8');
+  const held = `${NETWORKS_DIR}/`;
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => !line.split(' ')[4]?.startsWith(held))
+    .join('\n');
 }
 
 /** Pids of this process's children (boxes' inits are children of the Node process). */

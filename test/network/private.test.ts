@@ -14,7 +14,7 @@ import { cleanupOrphans, listSandcellCgroups } from '../../src/cgroup/index.js';
 import { createNetwork, listNetworks, run, Sandbox, SandboxNetworkError, SandboxOptionsError, spawn } from '../../src/index.js';
 import { NETWORKS_DIR, sweepNetworks } from '../../src/network/private.js';
 import { warmBoxes } from '../../src/runtime.js';
-import { childPids, mountTable, requireRoot } from '../helpers/host.js';
+import { childPids, requireRoot } from '../helpers/host.js';
 import { ECHO_SERVER } from './programs.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'index.js');
@@ -34,7 +34,7 @@ function hostLinks(): string[] {
 function traces(name: string): string[] {
   const out: string[] = [];
   if (existsSync(join(NETWORKS_DIR, name))) out.push(`dir ${name}`);
-  for (const line of mountTable().split('\n')) if (line.includes(`${NETWORKS_DIR}/${name}/`)) out.push(`mount ${line}`);
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(`${NETWORKS_DIR}/${name}/`)) out.push(`mount ${line}`);
   return out;
 }
 

@@ -1009,9 +1009,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("overlayIsOpaque", Napi::Function::New(env, OverlayIsOpaque));
   exports.Set("whenReleased", Napi::Function::New(env, WhenReleased));
   exports.Set("cgroupFiles", Napi::Function::New(env, CgroupFiles));
-  exports.Set("cgroupHold", Napi::Function::New(env, CgroupHold));
-  exports.Set("cgroupLetGo", Napi::Function::New(env, CgroupLetGo));
-  exports.Set("cgroupCloseHeld", Napi::Function::New(env, CgroupCloseHeld));
   exports.Set("fileIds", Napi::Function::New(env, FileIds));
   exports.Set("RunPipes", DefineRunPipes(env));
   return exports;

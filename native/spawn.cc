@@ -28,7 +28,6 @@
 #include <mutex>
 #include <set>
 
-#include "cgroup_files.h"
 #include "dev_tree.h"
 #include "fd_passing.h"
 #include "process_util.h"
@@ -200,32 +199,6 @@ class Fds {
     int v = *fd;
     *fd = -1;
     return v;
-  }
-
- private:
-  std::deque<int> fds_;
-};
-
-// Held cgroup files taken for one spawn, given back when it is done.
-class HeldFiles {
- public:
-  ~HeldFiles() {
-    for (int fd : fds_)
-      if (fd >= 0) held_put(fd);
-  }
-  int* add(int fd) {
-    fds_.push_back(fd);
-    return &fds_.back();
-  }
-  // Gives back `fd` now if it is one of these; false if it is not.
-  bool put_now(int* fd) {
-    for (int& f : fds_) {
-      if (&f != fd) continue;
-      if (f >= 0) held_put(f);
-      f = -1;
-      return true;
-    }
-    return false;
   }
 
  private:
@@ -577,13 +550,9 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   // A cgroup v1 file is written by the box's process itself (child_main); others (v2, whose move
   // a process without write access to the common ancestor may not make on kernels before 5.16)
   // by this thread before the go byte, as the box's first pid.
-  // A held file (a kept cgroup's, cgroupHold) is the pool's: given back when the spawn is done.
   std::vector<int*> parent_attach, self_attach;
-  HeldFiles held_procs;
   for (const auto& file : req.cgroup_procs) {
-    bool held = false;
-    int held_fd = held_get(file, O_WRONLY, &held);
-    int* fd = held ? held_procs.add(held_fd) : fds.add(open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    int* fd = fds.add(open(file.c_str(), O_WRONLY | O_CLOEXEC));
     if (*fd < 0) return fail(res, "cgroup attach", errno);
     struct statfs fs {};
     if (fstatfs(*fd, &fs) == 0 && fs.f_type == CGROUP_SUPER_MAGIC && args.cgroup_fd_count < kMaxSelfAttach) {
@@ -650,8 +619,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   fds.close_now(rep_wr);
   fds.close_now(st_wr);
   fds.close_now(devices_tree);
-  for (int* fd : self_attach)
-    if (!held_procs.put_now(fd)) fds.close_now(fd);
+  for (int* fd : self_attach) fds.close_now(fd);
   // The box has its copies now; a kFd descriptor stays open: it is the caller's.
   for (int i = 0; i < 3; i++)
     if (req.stdio[i].kind != StdioKind::kFd) fds.close_now(child_io[i]);
@@ -676,7 +644,7 @@ void spawn_box(const SpawnRequest& req, SpawnResult* res) {
   std::string pid_text = std::to_string(pid);
   for (int* fd : parent_attach) {
     if (!write_all(*fd, pid_text.data(), pid_text.size())) return abort_child("cgroup attach", errno);
-    if (!held_procs.put_now(fd)) fds.close_now(fd);
+    fds.close_now(fd);
   }
 
   res->marks[SpawnResult::kMapped] = now_ns();

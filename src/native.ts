@@ -193,10 +193,6 @@ interface Addon {
   /** Absent from an addon built before it (which holds no namespace after a box's end). */
   whenReleased?(): Promise<void>;
   cgroupFiles(mkdirs: readonly string[], writes: readonly string[], reads: readonly string[], rmdirs?: readonly string[]): Promise<(string | null)[]>;
-  /** Absent from an addon built before them: every file is then opened on each use. */
-  cgroupHold?(dirs: readonly string[]): void;
-  cgroupLetGo?(dirs: readonly string[]): void;
-  cgroupCloseHeld?(): void;
   /** Absent from an addon built before it: boxes then bind each device. */
   deviceTree?(spec: DeviceTreeSpec): string | null;
   fileIds(paths: readonly string[]): string;
@@ -304,28 +300,6 @@ export function overlayIsOpaque(path: string): boolean {
  */
 export function cgroupFiles(mkdirs: readonly string[], writes: readonly string[], reads: readonly string[], rmdirs: readonly string[] = []): Promise<(string | null)[]> {
   return rmdirs.length > 0 ? load().cgroupFiles(mkdirs, writes, reads, rmdirs) : load().cgroupFiles(mkdirs, writes, reads);
-}
-
-/**
- * Keeps the control files of these cgroup directories open once opened (for `cgroupFiles` and a
- * spawn's attach; never a `cgroup.procs` read), until `cgroupLetGo` of the same directories.
- */
-export function cgroupHold(dirs: readonly string[]): void {
-  load().cgroupHold?.(dirs);
-}
-
-/** Closes the held files of these directories (a file in use is closed by its last user). */
-export function cgroupLetGo(dirs: readonly string[]): void {
-  load().cgroupLetGo?.(dirs);
-}
-
-/**
- * Closes every held cgroup file; their directories stay held and the files are opened again at
- * their next use. A count of this process's descriptors (the tests' leak checks) calls it first,
- * as it ends the warm boxes: what remains is what runs or leaked.
- */
-export function closeHeldCgroupFiles(): void {
-  addon?.cgroupCloseHeld?.();
 }
 
 /**

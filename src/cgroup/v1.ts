@@ -8,7 +8,6 @@ import { dirname, join } from 'node:path';
 import { SandboxSetupError } from '../errors.js';
 import type { CgroupDriver, CgroupLimits, EnforcedLimits, FakeCgroupFs, RunCgroup, RunOutcome } from './driver.js';
 import { Once, CPU_CAP_PERIOD_US, CPU_PERIOD_US, cappedQuotaUs, cpuQuotaUs, killAndRemove, newRunName, pidsIn, validateLimits } from './common.js';
-import { cgroupHold, cgroupLetGo } from '../native.js';
 import { cgroupBatch, exists, keyedValue, mkdirCgroupIn, parseNumber, readNumber, rmdirCgroup, type ControlWrite } from './fs.js';
 
 /** One v1 hierarchy sandcell uses: its `sandcell-<pid>` dir and the wanted controllers bound to it. */
@@ -32,8 +31,6 @@ export class V1RunCgroup implements RunCgroup {
   /** What `reuse()` reads back: each kept directory's `cgroup.procs`, then `pids.current` and `cpuacct.usage` where kept. */
   private readonly reuseReads: readonly string[];
   private readonly keptDirs: number;
-  /** The directories that outlive a reuse (all but memory's), whose files are held open once used. */
-  private readonly heldDirs: readonly string[];
   private sampledPeak: number | undefined;
   /** CPU bandwidth was written since the cgroup was made or readied (a reuse lifts it). */
   private cpuTouched = false;
@@ -73,7 +70,6 @@ export class V1RunCgroup implements RunCgroup {
     this.outcomeFilesWithCpu = this.cpuacctDir ? [...this.outcomeFiles, join(this.cpuacctDir, 'cpuacct.usage')] : this.outcomeFiles;
     const kept = this.dirs.filter((d) => d !== m);
     this.keptDirs = kept.length;
-    this.heldDirs = kept;
     this.reuseReads = [
       ...kept.map((d) => join(d, 'cgroup.procs')),
       ...(this.pidsDir && this.pidsDir !== m ? [join(this.pidsDir, 'pids.current')] : []),
@@ -245,19 +241,8 @@ export class V1RunCgroup implements RunCgroup {
     return true;
   }
 
-  /**
-   * From its making until its removal the files of the directories a reuse keeps stay open once
-   * used (src/native.ts `cgroupHold`): a kernfs open and close per file and run is what they save.
-   */
-  holdFiles(): void {
-    if (!this.fake && this.heldDirs.length > 0) cgroupHold(this.heldDirs);
-  }
-
   destroy(): Promise<void> {
-    return this.teardown.run(() => {
-      if (!this.fake && this.heldDirs.length > 0) cgroupLetGo(this.heldDirs);
-      return killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake });
-    });
+    return this.teardown.run(() => killAndRemove({ dirs: this.dirs, tail: this.tail, fake: this.fake }));
   }
 }
 
@@ -322,7 +307,6 @@ export class V1Driver implements CgroupDriver {
         for (const dir of rc.dirs) await mkdirCgroupIn(dirname(dir), dir, this.fake);
         await cgroupBatch([], rc.limitWrites());
       }
-      rc.holdFiles();
       return rc;
     } catch (e) {
       await this.removeAll(rc.dirs);

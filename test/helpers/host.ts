@@ -6,7 +6,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { listSandcellCgroups } from '../../src/cgroup/index.js';
-import { closeHeldCgroupFiles } from '../../src/native.js';
 import { NETWORKS_DIR } from '../../src/network/private.js';
 import { idleCgroupDirs, warmBoxes } from '../../src/runtime.js';
 
@@ -30,9 +29,6 @@ export async function openFds(): Promise<number> {
   // more before a test than after it, under the full suite's load. So the count waits for that
   // work to be done.
   await idleCgroupDirs();
-  // The pool's cgroups keep their control files open from run to run, by design (as warm boxes
-  // hold theirs): closed here, they are opened again at their next use.
-  closeHeldCgroupFiles();
   // A spawn's output sockets close a turn or two after their end: the count is taken once it
   // holds still for 50 ms, at most 2 s. A leaked descriptor never closes, so it is counted all
   // the same.

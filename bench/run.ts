@@ -36,6 +36,7 @@ import { liveChildren, liveRunCgroups, machineInfo, openFds } from './host.js';
 import { DAEMON_OPTIONS, startDaemon, startFloor } from './daemon.js';
 import { bulkTar, hostRootfsLayers, ociLayout } from './images.js';
 import { startFarm } from './farm.js';
+import type { SeccompCost } from './seccomp-cost.js';
 import { bwrapArgs, commandVersion, ensureBwrap, plainOk, plainOutput, UNSHARE_ALL, type BwrapSetup } from './procs.js';
 import { dist, ms, nowMs, ratio, type Dist } from './stats.js';
 
@@ -151,19 +152,27 @@ export interface CpuPerRun {
   machineMs: number;
   /** CPU of this Node process (all threads, user + system) per run (ms). */
   nodeMs: number;
+  /** Of `nodeMs`, its main thread's (the event loop's: JavaScript, the loop, worker trips' submissions and completions). */
+  mainThreadMs: number;
 }
-let lastCpu: CpuPerRun = { machineMs: NaN, nodeMs: NaN };
+let lastCpu: CpuPerRun = { machineMs: NaN, nodeMs: NaN, mainThreadMs: NaN };
 
-/** Completed runs per second with `concurrency` runs in flight for `seconds`; CPU per run lands in `lastCpu`. */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
+/** CPU time of this process's main thread so far (ns): the first field of its schedstat. */
+function mainThreadNs(): number {
+  return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+}
+
+/** Completed runs per second with `concurrency` runs in flight for `seconds`; CPU per run lands in `lastCpu`. */
 async function throughput(fn: () => Promise<unknown>, concurrency: number, seconds = SECONDS): Promise<number> {
   const busy0 = machineBusyMs();
   const cpu0 = process.cpuUsage();
+  const main0 = mainThreadNs();
   const start = nowMs();
   const deadline = start + seconds * 1000;
   let done = 0;
@@ -176,7 +185,7 @@ async function throughput(fn: () => Promise<unknown>, concurrency: number, secon
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (nowMs() - start) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  lastCpu = { machineMs: (machineBusyMs() - busy0) / done, nodeMs: (cpu.user + cpu.system) / 1000 / done };
+  lastCpu = { machineMs: (machineBusyMs() - busy0) / done, nodeMs: (cpu.user + cpu.system) / 1000 / done, mainThreadMs: (mainThreadNs() - main0) / 1e6 / done };
   return done / elapsed;
 }
 
@@ -264,6 +273,10 @@ const p = (s = ''): void => {
   current.push(s);
 };
 const figures: Record<string, number> = {};
+/** Whether these figures were all measured in this run. */
+const has = (...k: string[]): boolean => k.every((x) => Number.isFinite(figures[x]));
+/** Section 9's figures for its targets (null: not run). */
+let seccompTargets: SeccompCost | null = null;
 function row(name: string, d: Dist, base?: Dist, extra = ''): string {
   return `| ${name} | ${ms(d.p50)} | ${ms(d.p90)} | ${ms(d.p99)} | ${ms(d.mean)} | ${d.n} | ${base ? ratio(d.p50, base.p50) : '—'} | ${extra}`;
 }
@@ -693,10 +706,11 @@ async function main(): Promise<void> {
   // ---- 9. seccomp filter cost per system call (bench/seccomp-cost.ts) ----------------------------
   if (process.env.BENCH_SECCOMP !== '0') {
     await section('9. Seccomp filter cost per system call', async () => {
-      const mod = (await import('./seccomp-cost.js')) as { seccompCost: (progress: () => void) => Promise<string> };
-      const text = await guarded('seccomp-cost run', (alive) => mod.seccompCost(alive));
+      const mod = await import('./seccomp-cost.js');
+      const cost = await guarded('seccomp-cost run', (alive) => mod.seccompCost(alive));
       // Its own headings go one level down, under this section.
-      for (const line of text.split('\n')) p(line.replace(/^(#+) /, '$1# '));
+      for (const line of cost.markdown.split('\n')) p(line.replace(/^(#+) /, '$1# '));
+      seccompTargets = cost;
     });
   }
 
@@ -1015,21 +1029,25 @@ async function main(): Promise<void> {
       figures.b2bOursP50 = ds[1]!.p50;
       figures.b2bLivingP50 = ds[2]!.p50;
       p();
-      p(`Throughput (${SECONDS} s per point) of sandcell against \`unshare\` with the same seven namespaces (\`unshare ${UNSHARE_ALL.join(' ')} /bin/true\`, spawned by Node: namespaces only, no new root, cgroup or seccomp: what the kernel charges for a fresh box per run) and bubblewrap; Node CPU per run (\`process.cpuUsage\`, all threads) of the sandcell line.`);
+      p(`Throughput (${SECONDS} s per point) of sandcell against \`unshare\` with the same seven namespaces (\`unshare ${UNSHARE_ALL.join(' ')} /bin/true\`, spawned by Node: namespaces only, no new root, cgroup or seccomp: what the kernel charges for a fresh box per run) and bubblewrap; Node CPU per run (\`process.cpuUsage\`, all threads) of the sandcell line, and of it the main thread's (its schedstat).`);
       p();
-      p('| concurrency | sandcell runs/s | Node CPU ms per run | living box runs/s | unshare runs/s | bubblewrap runs/s | sandcell ÷ unshare | sandcell ÷ bubblewrap | living ÷ bubblewrap |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      p('| concurrency | sandcell runs/s | Node CPU ms per run | of it the main thread | living box runs/s | unshare runs/s | bubblewrap runs/s | sandcell ÷ unshare | sandcell ÷ bubblewrap | living ÷ bubblewrap |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
       for (const c of [2, 8]) {
         const tOurs = await throughput(() => ours(), c);
         const cpu = lastCpu.nodeMs;
+        const mainCpu = lastCpu.mainThreadMs;
         const tLiving = await throughput(inBox, c);
         const tUnshare = unshareOk ? await throughput(unshareTrue, c) : NaN;
         const tBwrap = bwrapOk ? await throughput(bwrapTrue, c) : NaN;
-        p(`| ${c} | ${tOurs.toFixed(1)} | ${ms(cpu)} | ${tLiving.toFixed(1)} | ${tUnshare.toFixed(1)} | ${tBwrap.toFixed(1)} | ${ratio(tOurs, tUnshare)} | ${ratio(tOurs, tBwrap)} | ${ratio(tLiving, tBwrap)} |`);
+        p(`| ${c} | ${tOurs.toFixed(1)} | ${ms(cpu)} | ${ms(mainCpu)} | ${tLiving.toFixed(1)} | ${tUnshare.toFixed(1)} | ${tBwrap.toFixed(1)} | ${ratio(tOurs, tUnshare)} | ${ratio(tOurs, tBwrap)} | ${ratio(tLiving, tBwrap)} |`);
         figures[`t${c}Ours`] = tOurs;
         figures[`t${c}Living`] = tLiving;
         figures[`t${c}Unshare`] = tUnshare;
         figures[`t${c}Bwrap`] = tBwrap;
-        if (c === 8) figures.nodeCpuPerRun8 = cpu;
+        if (c === 8) {
+          figures.nodeCpuPerRun8 = cpu;
+          figures.nodeCpuMain8 = mainCpu;
+        }
       }
     } finally {
       await box.destroy();
@@ -1198,7 +1216,6 @@ function writeReport(): void {
     t.push(`| ${name} | ${measured} | ${ok === null ? 'not measured' : ok ? '**met**' : `**missed** — ${gap}`} |`);
   };
   const f = figures;
-  const has = (...k: string[]): boolean => k.every((x) => Number.isFinite(f[x]));
   target('p50 ≤ 1.0× Node `spawn` p50', has('oursP50', 'spawnP50') ? f.oursP50! <= f.spawnP50! : null,
     `${ms(f.oursP50 ?? NaN)} vs ${ms(f.spawnP50 ?? NaN)} ms = ${ratio(f.oursP50 ?? NaN, f.spawnP50 ?? NaN)}`,
     `by ${ms((f.oursP50 ?? 0) - (f.spawnP50 ?? 0))} ms`);
@@ -1240,6 +1257,13 @@ function writeReport(): void {
     `${ms(f.nodeCpuPerRun8 ?? NaN)} ms`, `by ${ms((f.nodeCpuPerRun8 ?? 0) - 1)} ms`);
   target('judge-shaped run (section 4): p50 ≤ plain `spawn` (output as a string) + 1 ms', has('judgeOverhead') ? f.judgeOverhead! <= 1 : null,
     `${f.judgeOverhead !== undefined && f.judgeOverhead >= 0 ? '+' : ''}${ms(f.judgeOverhead ?? NaN)} ms`, `by ${ms((f.judgeOverhead ?? 0) - 1)} ms`);
+
+  const sc = seccompTargets;
+  for (const loop of ['getppid', 'ioctl'] as const) {
+    const r = sc?.defaultToEmpty[loop];
+    target(`seccomp (section 9): \`default\` ÷ an allow-all filter ≤ 1.05 on the \`${loop}\` loop`, r ? r.median <= 1.05 : null,
+      r ? `${r.median.toFixed(3)}× (quartiles ${r.p25.toFixed(3)}–${r.p75.toFixed(3)}, ${r.rounds} rounds)` : 'n/a', `by ${r ? (r.median - 1.05).toFixed(3) : 'n/a'}`);
+  }
 
   // The three below have no target of their own: the row gives the figure and its baseline.
   const info = (name: string, ok: boolean, measured: string): void => {
@@ -1284,6 +1308,13 @@ function writeReport(): void {
   head.push('| target | measured | verdict |\n|---|---|---|');
   head.push(...t);
   head.push('');
+  const misses = missedTargets();
+  if (misses.length > 0) {
+    head.push('### The targets missed: where the time goes, and the next step');
+    head.push('');
+    head.push(...misses.map((x) => `- ${x}`));
+    head.push('');
+  }
   if (has('setupP50', 'teardownP50')) {
     head.push('### Where the remaining cost is (p50 figures of section 8)');
     head.push('');
@@ -1299,6 +1330,63 @@ function writeReport(): void {
   }
   const body = [...sections].sort((a, b) => a.order - b.order).flatMap((x) => x.lines);
   writeFileSync(OUT, [...head, ...body].join('\n') + '\n');
+}
+
+/**
+ * For each target of the run-path targets (back to back, throughput, the living box, the
+ * judge-shaped run, Node CPU, seccomp) that this run missed: where its time goes, from this run's
+ * own figures, and the step that would move it.
+ */
+function missedTargets(): string[] {
+  const f = figures;
+  const out: string[] = [];
+  const backToBack = [
+    ['Section 1', f.oursP50, f.spawnP50],
+    ['Section 14 (blocks of 50)', f.b2bOursP50, f.b2bSpawnP50],
+  ] as const;
+  for (const [where, ours, spawned] of backToBack) {
+    if (!(ours! > spawned!)) continue;
+    const build = has('coldP50', 'oursIdleP50') ? ` Back to back, a run that finds its shape's next box still being built builds one while the caller waits (${ms(f.coldP50!)} ms with warm boxes off, against ${ms(f.oursIdleP50!)} ms in a box built ahead, section 1): the back-to-back p50 lies between the two.` : ' Back to back, a run that finds its shape\'s next box still being built builds one while the caller waits.';
+    const net = has('unshareNetAlone') ? ` Of a build's CPU the network namespace, made and torn down, is the largest single item (\`unshare --net\` adds ${ms(f.unshareNetAlone!)} ms to a plain \`unshare\`, section 8d).` : '';
+    out.push(`**${where}: the back-to-back p50** (${ratio(ours!, spawned!)} Node \`spawn\`).${build}${net} Next step: fewer CPU-ms per build: a box for \`network: 'none'\` without a network namespace of its own would remove the largest item, but changes what the box promises (a decision, not a tuning).`);
+  }
+  for (const c of [2, 8]) {
+    const o = f[`t${c}Ours`] ?? NaN;
+    const missedBwrap = o < 1.5 * (f[`t${c}Bwrap`] ?? NaN);
+    const missedUnshare = o < 0.9 * (f[`t${c}Unshare`] ?? NaN);
+    if (!missedBwrap && !missedUnshare) continue;
+    const cpu = has('cpuPerRunMachine') ? ` A run costs ${ms(f.cpuPerRunMachine!)} ms of machine CPU (section 3), so ${m.nproc} CPUs cap it near ${(m.nproc * 1000 / f.cpuPerRunMachine!).toFixed(0)} runs/s.` : '';
+    out.push(`**Throughput at concurrency ${c} (section 14)** (${o.toFixed(1)} runs/s): throughput is CPU-bound.${cpu} Next step: fewer CPU-ms per run (section 8's items, largest first).`);
+  }
+  if (has('b2bLivingP50', 'b2bSpawnP50') && f.b2bLivingP50! > f.b2bSpawnP50!) {
+    out.push(`**The living box back to back** (${ratio(f.b2bLivingP50!, f.b2bSpawnP50!)} Node \`spawn\`): each run joins the box with a PID namespace of its own${has('pidNsAdds') ? ` (${ms(f.pidNsAdds!)} ms, section 10)` : ''}, staged while the run before ends. Next step: fewer CPU-ms per run in a box (the run's PID namespace and \`/proc\`, its cgroup below the box's).`);
+  }
+  if (has('t2Living', 't2Bwrap') && f.t2Living! < 2 * f.t2Bwrap!) {
+    out.push(`**The living box's throughput at concurrency 2** (${ratio(f.t2Living!, f.t2Bwrap!)} bubblewrap): CPU-bound as the one-shot runs are (section 10). Next step: fewer CPU-ms per run in a box (its PID namespace and /proc per run).`);
+  }
+  if (has('judgeOverhead') && f.judgeOverhead! > 1) {
+    out.push(`**The judge-shaped run** (+${ms(f.judgeOverhead!)} ms over plain \`spawn\`): see section 4's lines by output kind. Next step: the line furthest above \`spawn\`.`);
+  }
+  if (has('nodeCpuPerRun8') && f.nodeCpuPerRun8! > 1) {
+    const main = has('nodeCpuMain8') ? f.nodeCpuMain8! : NaN;
+    const other = f.nodeCpuPerRun8! - main;
+    const split = Number.isFinite(main)
+      ? ` Of it the main thread ${ms(main)} ms (the JavaScript of options, plan, launcher and supervision; the event loop's wake-ups; the worker trips' submissions and completions; the three descriptors a run watches) and the other threads ${ms(other)} ms: libuv's pool doing the box's kernel work (the clone with new user and PID namespaces, the cgroup files, the memory cgroup made again per run, the box's mount tree torn down) and V8's own threads (GC, compilation).`
+      : '';
+    const next = Number.isFinite(main) && main < 1
+      ? ` The pool's part is kernel work the box needs wherever it is done: the next step is a spawner process of sandcell's own that does the clone and the teardown outside the Node process (the machine's CPU per run stays the same; the Node process's falls toward its main thread's ${ms(main)} ms).`
+      : ' The main thread alone is over the target: the next step is fewer worker trips and loop wake-ups per run.';
+    out.push(`**Node CPU per run at concurrency 8** (${ms(f.nodeCpuPerRun8!)} ms).${split}${next}`);
+  }
+  for (const loop of ['getppid', 'ioctl'] as const) {
+    const r = seccompTargets?.defaultToEmpty[loop];
+    if (!r || r.median <= 1.05) continue;
+    const why = seccompTargets!.cacheAnswers[loop]
+      ? `the kernel's action cache answers \`${loop}\` under both \`default\` and the allow-all filter (section 9's table): neither program runs for the call and the kernel takes the same path under either, so a median above 1.05 is the spread between boxes here (quartiles ${r.p25.toFixed(3)}–${r.p75.toFixed(3)}), not the filter. Next step: more rounds (\`SECCOMP_BENCH_REPS\`) where the machine is this noisy.`
+      : `\`default\`'s program runs for the call (a rule on its arguments keeps the action cache from answering it). Next step: leave that rule out of runs that cannot meet what it guards, as the terminal rules are.`;
+    out.push(`**seccomp on the \`${loop}\` loop** (\`default\` ÷ allow-all ${r.median.toFixed(3)}×): ${why}`);
+  }
+  return out;
 }
 
 main().then(

@@ -151,7 +151,22 @@ export interface ProgramOptions {
 
 export interface BoxOptions extends BoxShape, ProgramOptions {}
 
-export interface RunOptions extends BoxOptions {
+/**
+ * How a run's `stdout` and `stderr` come back: `'utf8'` (the default) as text, bytes that are not
+ * UTF-8 replaced by U+FFFD; `'buffer'` as Buffers holding exactly the bytes the program wrote. As
+ * `encoding` of Node's `child_process.execFile()`.
+ */
+export type OutputEncoding = 'utf8' | 'buffer';
+
+/** What `stdout` and `stderr` are for an `encoding`: a Buffer for `'buffer'`, a string for `'utf8'`, either for `OutputEncoding`. */
+export type EncodedOutput<Encoding extends OutputEncoding> = Encoding extends 'buffer' ? Buffer : string;
+
+/**
+ * `run()`'s options. `Encoding` is what `encoding` may be: `'utf8'` by default, so that options of
+ * this type give text. `run()` given `encoding: 'buffer'` gives Buffers, and given an `encoding`
+ * of type `OutputEncoding` (known only when it runs), `string | Buffer`.
+ */
+export interface RunOptions<Encoding extends OutputEncoding = 'utf8'> extends BoxOptions {
   /** What the program reads on stdin (default: nothing, /dev/null). */
   stdin?: string | Uint8Array | Readable;
   /**
@@ -159,6 +174,12 @@ export interface RunOptions extends BoxOptions {
    * `?` (not across '/'). Symlinks, special files and files over the limits are refused.
    */
   collect?: string[];
+  /**
+   * `'buffer'`: the result's `stdout` and `stderr` are Buffers, byte for byte what the program
+   * wrote (an empty Buffer when it wrote nothing). `'utf8'` (the default): strings, decoded as
+   * UTF-8. Not for `spawn()`, whose output is streams of bytes already.
+   */
+  encoding?: Encoding;
 }
 
 export type SpawnOptions = BoxOptions;
@@ -230,6 +251,8 @@ export interface ResolvedOptions {
   cgroupParent: string | null;
   signal: AbortSignal | null;
   stdin: string | Uint8Array | Readable | null;
+  /** How the output comes back in the result (`run()`, `box.run()`). */
+  encoding: OutputEncoding;
   seccomp: PresetName | SeccompPolicy;
   /**
    * Shared by the runs whose options had the same content apart from their own input (null:
@@ -457,6 +480,11 @@ export function profileFieldSchemas() {
 
 const collectField = lazy(() => z.array(relativePath()).max(1000).optional());
 
+const encodingField = lazy(() => z.enum(['utf8', 'buffer'] satisfies OutputEncoding[], { error: "must be one of 'utf8', 'buffer'" }).optional());
+
+/** A spawned program's output is streams of bytes: there is nothing to encode. */
+const SPAWN_ENCODING: OptionIssue = { path: 'encoding', message: "is for run() and box.run(): a spawned program's stdout and stderr are streams of bytes" };
+
 const stdinField = lazy(() =>
   z
     .union([
@@ -514,7 +542,7 @@ class Fields<F extends FieldMakers> {
    */
   of(input: object): z.ZodType<z.output<Whole<F>>> {
     if (this.wholeSchema !== undefined) return this.wholeSchema as z.ZodType<z.output<Whole<F>>>;
-    // One bit a field: a kind has at most 18.
+    // One bit a field: a kind has at most 19.
     let held = 0;
     for (let i = 0; i < this.names.length; i++) if (this.names[i]! in input) held |= 1 << i;
     let schema = this.subsets.get(held);
@@ -534,9 +562,9 @@ function buildFields<F extends FieldMakers>(makers: F, names: readonly (keyof F 
   return shape as Built<F>;
 }
 
-const runFields = new Fields({ ...shapeFields, ...programFields, stdin: stdinField, collect: collectField });
+const runFields = new Fields({ ...shapeFields, ...programFields, stdin: stdinField, collect: collectField, encoding: encodingField });
 const shapeOnlyFields = new Fields({ ...shapeFields, ...programFields, command: lazy(() => z.unknown().optional()) });
-const programOnlyFields = new Fields({ ...programFields, stdin: stdinField, collect: collectField });
+const programOnlyFields = new Fields({ ...programFields, stdin: stdinField, collect: collectField, encoding: encodingField });
 
 /** Inside paths the box's own filesystems occupy; a volume may not cover them. */
 const RESERVED_TARGETS = ['/', '/proc', '/dev'];
@@ -806,8 +834,9 @@ function resolveParsed(o: RunParsed, kind: 'run' | 'spawn'): ResolvedOptions {
   const issues: OptionIssue[] = [];
   const box = resolveBox(o, kind, issues);
   const command = programOf(o, box.imageProgram, o.image ?? null, issues);
+  if (kind === 'spawn' && o.encoding !== undefined) issues.push(SPAWN_ENCODING);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null, shape: null };
+  return { ...box, command, collect: o.collect ?? [], stdin: o.stdin ?? null, encoding: o.encoding ?? 'utf8', shape: null };
 }
 
 /** @inline */
@@ -991,7 +1020,7 @@ function fromChecked(record: Checked, kind: 'run' | 'spawn'): ResolvedOptions {
  *
  * Throws SandboxOptionsError for options the schema refuses, as `run()` would.
  */
-export function checkOptions<T extends RunOptions>(options: T): Readonly<T> {
+export function checkOptions<T extends RunOptions<OutputEncoding>>(options: T): Readonly<T> {
   // Not an object: refused as run() refuses it.
   if (typeof options !== 'object' || options === null || Array.isArray(options)) parse(runFields, options);
   const { copy, content } = snapshot(options);
@@ -1244,7 +1273,7 @@ export function resolveSandboxOptions(input: unknown): ResolvedOptions {
   if (o.command !== undefined) issues.push({ path: 'command', message: 'is given per run: box.run({ command })' });
   if (o.args !== undefined) issues.push({ path: 'args', message: 'are given per run: box.run({ args })' });
   if (issues.length > 0) throw new SandboxOptionsError(issues);
-  return { ...box, command: [], collect: [], stdin: null, shape: null };
+  return { ...box, command: [], collect: [], stdin: null, encoding: 'utf8', shape: null };
 }
 
 /** One run in a living box: its own program and limits over the box's defaults. */
@@ -1255,6 +1284,7 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'r
   const files = resolveFiles(o.files, issues);
   const command = programOf(o, box.imageProgram, null, issues);
   if (o.limits?.tmpfs !== undefined) issues.push({ path: 'limits.tmpfs', message: 'is the box\'s: give it to Sandbox.create()' });
+  if (kind === 'spawn' && o.encoding !== undefined) issues.push(SPAWN_ENCODING);
   if (issues.length > 0) throw new SandboxOptionsError(issues);
   return {
     ...box,
@@ -1266,6 +1296,7 @@ export function resolveSandboxRun(input: unknown, box: ResolvedOptions, kind: 'r
     collect: o.collect ?? [],
     signal: o.signal ?? null,
     stdin: o.stdin ?? null,
+    encoding: o.encoding ?? 'utf8',
     seccomp,
     shape: null,
   };

@@ -52,12 +52,16 @@ export interface LimitsEnforced {
   processes: Enforcement;
 }
 
-export interface Result {
+/**
+ * What a run ended with. `Output` is the type of `stdout` and `stderr`: strings, or Buffers for a
+ * run given `encoding: 'buffer'`.
+ */
+export interface Result<Output extends string | Buffer = string> {
   status: Status;
   exitCode: number | null;
   signal: string | null;
-  stdout: string;
-  stderr: string;
+  stdout: Output;
+  stderr: Output;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   usage: Usage;

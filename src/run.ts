@@ -5,7 +5,7 @@
  */
 import { Stages } from './debug.js';
 import { launch } from './launch/launcher.js';
-import { resolveOptions, type RunOptions, type SpawnOptions } from './options.js';
+import { resolveOptions, type EncodedOutput, type OutputEncoding, type RunOptions, type SpawnOptions } from './options.js';
 import { Sandbox, type RunResult } from './sandbox.js';
 import type { SandboxProcess } from './supervise/process.js';
 
@@ -23,9 +23,12 @@ export async function spawn(options: SpawnOptions): Promise<SandboxProcess> {
 
 /**
  * Runs a program in a new box to its end and returns its result with the output it wrote (and,
- * with `collect`, the files it left in its working directory).
+ * with `collect`, the files it left in its working directory). With `encoding: 'buffer'` its
+ * `stdout` and `stderr` are Buffers, byte for byte; otherwise strings.
  */
-export async function run(options: RunOptions): Promise<RunResult> {
+export function run<Encoding extends OutputEncoding>(options: RunOptions<Encoding> & { encoding: Encoding }): Promise<RunResult<EncodedOutput<Encoding>>>;
+export function run(options: RunOptions): Promise<RunResult>;
+export async function run(options: RunOptions<OutputEncoding>): Promise<RunResult<string | Buffer>> {
   const stages = Stages.start();
   const o = resolveOptions(options);
   stages?.mark('options');
@@ -33,5 +36,5 @@ export async function run(options: RunOptions): Promise<RunResult> {
   if (o.collect.length > 0) return Sandbox.runOnce(o, stages);
   const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', stages });
   proc.feed(o.stdin);
-  return proc.collectOutput();
+  return proc.collectOutput(o.encoding);
 }

@@ -14,8 +14,10 @@ import {
   resolveSandboxOptions,
   resolveSandboxRun,
   type BoxShape,
+  type EncodedOutput,
   type FileContent,
   type Limits,
+  type OutputEncoding,
   type ProgramOptions,
   type ResolvedOptions,
   type RunOptions,
@@ -35,11 +37,14 @@ export interface SandboxOptions extends BoxShape {
   seccomp?: PresetName | SeccompPolicy;
 }
 
-/** One run in the box. */
-export type SandboxRunOptions = ProgramOptions & Pick<RunOptions, 'stdin' | 'collect'>;
+/** One run in the box; `Encoding` as in `RunOptions`. */
+export type SandboxRunOptions<Encoding extends OutputEncoding = 'utf8'> = ProgramOptions & Pick<RunOptions<Encoding>, 'stdin' | 'collect' | 'encoding'>;
 
-/** The result of a run that asked to collect files. */
-export interface RunResult extends Result {
+/**
+ * The result of `run()` and `box.run()`: `stdout` and `stderr` of type `Output` (Buffers for a run
+ * given `encoding: 'buffer'`), and the files collected for a run that asked for them.
+ */
+export interface RunResult<Output extends string | Buffer = string> extends Result<Output> {
   /** Collected files by path relative to the working directory (only with `collect`). */
   files?: Record<string, Buffer>;
   /** Collected names or patterns that could not be read, and why (only with `collect`). */
@@ -65,7 +70,7 @@ export function checkSandboxOptions<T extends SandboxOptions>(options: T): Reado
  * box and as many times as it is run. Its stdin and signal are taken as they are, so a run with
  * a signal of its own (a request's) is checked with it: `{ ...checked, signal }` is plain options.
  */
-export function checkSandboxRunOptions<T extends SandboxRunOptions>(options: T): Readonly<T> {
+export function checkSandboxRunOptions<T extends SandboxRunOptions<OutputEncoding>>(options: T): Readonly<T> {
   return checkBoxOptions('sandboxRun', options);
 }
 
@@ -112,7 +117,7 @@ export class Sandbox implements AsyncDisposable {
    * @internal `run()` with `collect`: one run in a living box built for it, whose files are read
    * before the box goes. The run's files are placed by the run, not by the box.
    */
-  static async runOnce(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
+  static async runOnce(o: ResolvedOptions, stages: Stages | null): Promise<RunResult<string | Buffer>> {
     const box = await Sandbox.build(o, { ...o, files: [] }, false);
     try {
       return await box.runResolved(o, stages);
@@ -137,26 +142,31 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Starts a program in the box; see `spawn()`. */
-  async spawn(options: SandboxRunOptions): Promise<SandboxProcess> {
+  async spawn(options: Omit<SandboxRunOptions, 'encoding'>): Promise<SandboxProcess> {
     const stages = Stages.start();
     const o = this.resolveRun(options, 'spawn');
     stages?.mark('options');
     return launch(o, { stdin: 'pipe', output: 'streams', into: this.box, stages });
   }
 
-  /** Runs a program in the box to its end; files it wrote stay for the next run. */
-  async run(options: SandboxRunOptions): Promise<RunResult> {
+  /**
+   * Runs a program in the box to its end; files it wrote stay for the next run. With `encoding:
+   * 'buffer'` its `stdout` and `stderr` are Buffers, byte for byte; otherwise strings.
+   */
+  run<Encoding extends OutputEncoding>(options: SandboxRunOptions<Encoding> & { encoding: Encoding }): Promise<RunResult<EncodedOutput<Encoding>>>;
+  run(options: SandboxRunOptions): Promise<RunResult>;
+  async run(options: SandboxRunOptions<OutputEncoding>): Promise<RunResult<string | Buffer>> {
     const stages = Stages.start();
     const o = this.resolveRun(options, 'run');
     stages?.mark('options');
     return this.runResolved(o, stages);
   }
 
-  private async runResolved(o: ResolvedOptions, stages: Stages | null): Promise<RunResult> {
+  private async runResolved(o: ResolvedOptions, stages: Stages | null): Promise<RunResult<string | Buffer>> {
     const proc = await launch(o, { stdin: o.stdin === null ? 'null' : 'pipe', output: 'collect', into: this.box, stages });
     const seen = this.network?.report()?.connections.length ?? 0;
     proc.feed(o.stdin);
-    const result: RunResult = await proc.collectOutput();
+    const result: RunResult<string | Buffer> = await proc.collectOutput(o.encoding);
     // The box's proxy serves all its runs: a run's result has what was asked for while it ran.
     const report = this.network?.report();
     if (report) result.network = { connections: report.connections.slice(seen), unrecorded: report.unrecorded };
@@ -201,7 +211,7 @@ export class Sandbox implements AsyncDisposable {
     return this.destroy();
   }
 
-  private resolveRun(options: SandboxRunOptions, kind: 'run' | 'spawn'): ResolvedOptions {
+  private resolveRun(options: SandboxRunOptions<OutputEncoding>, kind: 'run' | 'spawn'): ResolvedOptions {
     this.assertAlive();
     return resolveSandboxRun(options, this.options, kind);
   }

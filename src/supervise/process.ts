@@ -16,7 +16,7 @@ import { WallTimeLimit } from '../limits/wall-time.js';
 import { nativeExit, type NativeBox, type NativeExit, type NativeSpawned } from '../native.js';
 import type { BoxNetwork } from '../network/box.js';
 import type { PublishedAddress } from '../network/publish.js';
-import type { ResolvedOptions } from '../options.js';
+import type { OutputEncoding, ResolvedOptions } from '../options.js';
 import { deriveStatus, describeViolation, signalName, type KillReason, type LimitsEnforced, type Result } from '../result.js';
 import { removeAfterRun } from '../runtime.js';
 import { CollectedOutput, outputText, programInput, programOutput, type KeptOutput, type ProgramOutput } from './io.js';
@@ -214,14 +214,20 @@ export class SandboxProcess {
     if (fd !== null) this.collected?.feed(fd, input);
   }
 
-  /** @internal The result with the output kept in memory (a box started with `output: 'collect'`). */
-  async collectOutput(): Promise<Result> {
+  /**
+   * @internal The result with the output kept in memory (a box started with `output: 'collect'`):
+   * as text, or (`'buffer'`) as the Buffers the addon filled, an empty one for a stream with none.
+   */
+  collectOutput(): Promise<Result>;
+  collectOutput(encoding: OutputEncoding): Promise<Result<string | Buffer>>;
+  async collectOutput(encoding: OutputEncoding = 'utf8'): Promise<Result<string | Buffer>> {
     if (!this.whole) throw new Error('this box streams its output');
     const [result, kept] = await this.whole;
+    const output = encoding === 'buffer' ? (bytes: Buffer | undefined) => bytes ?? Buffer.alloc(0) : outputText;
     return {
       ...result,
-      stdout: outputText(kept.stdout),
-      stderr: outputText(kept.stderr),
+      stdout: output(kept.stdout),
+      stderr: output(kept.stderr),
       stdoutTruncated: kept.stdoutTruncated,
       stderrTruncated: kept.stderrTruncated,
     };

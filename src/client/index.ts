@@ -17,9 +17,9 @@ import { SandcellRemoteError } from './errors.js';
 import { WsReplyClock } from './frames.js';
 import { Http1Pool, tlsOptions, untrusted, type TlsOptions } from './http1.js';
 import { boxIdJson, boxListJson, decodeJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from './replies.js';
-import type { FileContent, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
+import type { EncodedOutput, FileContent, OutputEncoding, Result, RunOptions, RunResult, SandboxOptions, SandboxRunOptions, SpawnOptions } from '../index.js';
 
-export type { BytesJson, ErrorJson, FileContentJson, ResultJson } from '../daemon/wire.js';
+export type { BytesJson, ErrorJson, FileContentJson, OutputJson, ResultJson } from '../daemon/wire.js';
 export { SandcellRemoteError } from './errors.js';
 export type { TlsOptions } from './http1.js';
 
@@ -67,6 +67,8 @@ export interface ConnectOptions {
 /** A living box on the daemon; the same life as a local Sandbox. */
 export interface RemoteSandbox extends AsyncDisposable {
   readonly id: string;
+  /** box.run(): with `encoding: 'buffer'` the output comes back as Buffers, byte for byte. */
+  run<Encoding extends OutputEncoding>(options: SandboxRunOptions<Encoding> & { encoding: Encoding }): Promise<RunResult<EncodedOutput<Encoding>>>;
   run(options: SandboxRunOptions): Promise<RunResult>;
   destroy(): Promise<void>;
 }
@@ -94,8 +96,10 @@ export interface RunSession extends AsyncDisposable {
    * run(): the library's options and result. Aborting `options.signal` cancels this run alone
    * (its box ends on the daemon) and rejects with an AbortError; the session stays open. Rejects
    * with SandcellRemoteError `closed` once the connection is gone (the daemon drained or went
-   * away): open another session then.
+   * away): open another session then. With `encoding: 'buffer'` the output comes back as
+   * Buffers, byte for byte.
    */
+  run<Encoding extends OutputEncoding>(options: RunOptions<Encoding> & { encoding: Encoding }): Promise<RunResult<EncodedOutput<Encoding>>>;
   run(options: RunOptions): Promise<RunResult>;
   /** Runs called and not yet settled. */
   readonly pending: number;
@@ -104,6 +108,8 @@ export interface RunSession extends AsyncDisposable {
 }
 
 export interface Engine {
+  /** run(): with `encoding: 'buffer'` the output comes back as Buffers, byte for byte. */
+  run<Encoding extends OutputEncoding>(options: RunOptions<Encoding> & { encoding: Encoding }): Promise<RunResult<EncodedOutput<Encoding>>>;
   run(options: RunOptions): Promise<RunResult>;
   /** A connection of runs (a WebSocket): resolves once it is open. */
   session(): Promise<RunSession>;
@@ -158,7 +164,7 @@ function filesToJson(files: Record<string, FileContent> | undefined): Record<str
 }
 
 /** The JSON body of run()'s options; the signal stays here (it aborts the request). */
-async function optionsToJson(options: RunOptions | SandboxRunOptions | SandboxOptions): Promise<Record<string, unknown>> {
+async function optionsToJson(options: RunOptions<OutputEncoding> | SandboxRunOptions<OutputEncoding> | SandboxOptions): Promise<Record<string, unknown>> {
   const { signal: _signal, ...rest } = options as RunOptions;
   const out: Record<string, unknown> = { ...rest };
   if ('stdin' in rest && rest.stdin !== undefined) {
@@ -167,6 +173,11 @@ async function optionsToJson(options: RunOptions | SandboxRunOptions | SandboxOp
   }
   if (rest.files !== undefined) out.files = filesToJson(rest.files);
   return out;
+}
+
+/** The output a run asked for: the daemon refuses any `encoding` but its own values. */
+function encodingOf(o: { encoding?: OutputEncoding }): OutputEncoding {
+  return o.encoding === 'buffer' ? 'buffer' : 'utf8';
 }
 
 function fromError(r: Reply): Error {
@@ -276,8 +287,8 @@ export function connect(options: ConnectOptions): Engine {
     return (schema === null ? undefined : decodeJson(schema, r.body, r.status, what)) as z.input<S>;
   };
 
-  const runAt = async (path: string, o: RunOptions | SandboxRunOptions): Promise<RunResult> =>
-    resultFromJson((await json(resultJson, 'run result', 'POST', path, await optionsToJson(o), o.signal)) as ResultJson) as RunResult;
+  const runAt = async (path: string, o: RunOptions<OutputEncoding> | SandboxRunOptions<OutputEncoding>): Promise<RunResult<string | Buffer>> =>
+    resultFromJson((await json(resultJson, 'run result', 'POST', path, await optionsToJson(o), o.signal)) as ResultJson, encodingOf(o));
 
   const wsUrl = socketPath !== undefined ? `ws+unix://${socketPath}:/v1/ws` : `${https ? 'wss' : 'ws'}://${base?.host ?? ''}/v1/ws`;
   const wsOptions = {
@@ -329,7 +340,7 @@ export function connect(options: ConnectOptions): Engine {
       let nextId = 1;
       let open = false;
       let closedBy: Error | null = null;
-      const waiting = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void; signal: AbortSignal | undefined; onAbort: () => void }>();
+      const waiting = new Map<number, { resolve: (r: RunResult<string | Buffer>) => void; reject: (e: Error) => void; signal: AbortSignal | undefined; onAbort: () => void; encoding: OutputEncoding }>();
       const settle = (id: number): ReturnType<typeof waiting.get> => {
         const w = waiting.get(id);
         if (w === undefined) return undefined;
@@ -353,7 +364,7 @@ export function connect(options: ConnectOptions): Engine {
         await closed;
       };
       let unsettled = 0;
-      const runOne = async (o: RunOptions): Promise<RunResult> => {
+      const runOne = async (o: RunOptions<OutputEncoding>): Promise<RunResult<string | Buffer>> => {
           const signal = o.signal;
           if (signal?.aborted) throw abortError(signal);
           const body = await optionsToJson(o);
@@ -362,14 +373,14 @@ export function connect(options: ConnectOptions): Engine {
           if (ws.readyState !== ws.OPEN) throw gone();
           if (signal?.aborted) throw abortError(signal);
           const id = nextId++;
-          return new Promise<RunResult>((resolve, reject) => {
+          return new Promise<RunResult<string | Buffer>>((resolve, reject) => {
             // The run alone is cancelled: its box ends on the daemon, whose answer is then ignored.
             const onAbort = (): void => {
               if (settle(id) === undefined) return;
               reject(abortError(signal as AbortSignal));
               if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'cancel', id }));
             };
-            waiting.set(id, { resolve, reject, signal, onAbort });
+            waiting.set(id, { resolve, reject, signal, onAbort, encoding: encodingOf(o) });
             signal?.addEventListener('abort', onAbort, { once: true });
             ws.send(JSON.stringify({ type: 'run', id, options: body }), (err) => {
               if (err) settle(id)?.reject(closedBy ?? gone());
@@ -377,14 +388,14 @@ export function connect(options: ConnectOptions): Engine {
           });
       };
       const s: RunSession = {
-        async run(o: RunOptions): Promise<RunResult> {
+        run: (async (o: RunOptions<OutputEncoding>): Promise<RunResult<string | Buffer>> => {
           unsettled++;
           try {
             return await runOne(o);
           } finally {
             unsettled--;
           }
-        },
+        }) as RunSession['run'],
         get pending() {
           return unsettled;
         },
@@ -405,7 +416,10 @@ export function connect(options: ConnectOptions): Engine {
       ws.on('message', (data: Buffer) => {
         const f = frameOf(data, ws, end);
         if (f === null) return;
-        if (f.type === 'result') settle(f.id as number)?.resolve(resultFromJson(f.result as ResultJson) as RunResult);
+        if (f.type === 'result') {
+          const w = settle(f.id as number);
+          w?.resolve(resultFromJson(f.result as ResultJson, w.encoding));
+        }
         else if (f.type === 'error' && f.id !== undefined) settle(f.id as number)?.reject(errorOf(f.status, f.error));
         // An error without an id ends the connection: its close follows, and says so to every run.
         else if (f.type === 'error') end(errorOf(f.status, f.error));
@@ -522,7 +536,7 @@ export function connect(options: ConnectOptions): Engine {
   };
 
   return {
-    run: (o) => runAt('/v1/run', o),
+    run: ((o: RunOptions<OutputEncoding>) => runAt('/v1/run', o)) as Engine['run'],
     session,
     spawn: spawnAt,
     Sandbox: {
@@ -534,7 +548,8 @@ export function connect(options: ConnectOptions): Engine {
           destroyed = true;
           await json(null, 'reply', 'DELETE', `/v1/boxes/${encodeURIComponent(id)}`);
         };
-        return { id, run: (r) => runAt(`/v1/boxes/${encodeURIComponent(id)}/run`, r), destroy, [Symbol.asyncDispose]: destroy };
+        const run = (r: SandboxRunOptions<OutputEncoding>) => runAt(`/v1/boxes/${encodeURIComponent(id)}/run`, r);
+        return { id, run: run as RemoteSandbox['run'], destroy, [Symbol.asyncDispose]: destroy };
       },
     },
     files: {

@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { formatOptionPath } from '../errors.js';
 import { SandcellRemoteError } from './errors.js';
 
-import { resultJson, serverFrame } from '../daemon/replies.js';
+import { BASE64, resultJson, serverFrame } from '../daemon/replies.js';
 
 export { boxIdJson, boxListJson, errorJson, fileIdJson, healthJson, resultJson, serverFrame, versionJson } from '../daemon/replies.js';
 
@@ -22,6 +22,14 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isNumber = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
 const STATUSES = new Set(['ok', 'nonzero-exit', 'signaled', 'time-limit', 'wall-time-limit', 'memory-limit', 'output-limit', 'syscall-denied']);
 const ENFORCEMENTS = new Set(['cgroup', 'rlimit', 'none']);
+
+/** Output: text, or `{ base64 }` alone (a run given `encoding: 'buffer'`). */
+function isOutput(v: unknown): boolean {
+  if (typeof v === 'string') return true;
+  if (!isObject(v) || typeof v.base64 !== 'string') return false;
+  for (const k in v) if (k !== 'base64') return false;
+  return BASE64.test(v.base64);
+}
 
 function isStringRecord(v: unknown): boolean {
   if (!isObject(v)) return false;
@@ -44,8 +52,8 @@ export function isResultJson(v: unknown): boolean {
     STATUSES.has(v.status as string) &&
     (v.exitCode === null || Number.isSafeInteger(v.exitCode)) &&
     (v.signal === null || typeof v.signal === 'string') &&
-    typeof v.stdout === 'string' &&
-    typeof v.stderr === 'string' &&
+    isOutput(v.stdout) &&
+    isOutput(v.stderr) &&
     typeof v.stdoutTruncated === 'boolean' &&
     typeof v.stderrTruncated === 'boolean' &&
     isObject(u) &&

@@ -7,9 +7,12 @@
 import { z } from 'zod';
 
 export const FILE_ID = /^sha256:[0-9a-f]{64}$/;
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+export const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
 export const base64 = z.strictObject({ base64: z.string().regex(BASE64, 'is not valid base64') });
+
+/** A run's output: text, or, for a run given `encoding: 'buffer'`, bytes that are not UTF-8 in base64. */
+const outputJson = z.union([z.string(), base64]);
 
 const enforcement = z.enum(['cgroup', 'rlimit', 'none']);
 
@@ -17,8 +20,8 @@ export const resultJson = z.object({
   status: z.enum(['ok', 'nonzero-exit', 'signaled', 'time-limit', 'wall-time-limit', 'memory-limit', 'output-limit', 'syscall-denied']),
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
+  stdout: outputJson,
+  stderr: outputJson,
   stdoutTruncated: z.boolean(),
   stderrTruncated: z.boolean(),
   usage: z.object({

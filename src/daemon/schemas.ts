@@ -19,8 +19,8 @@ export const filesJson = z.record(z.string(), z.union([bytesJson, z.strictObject
 export const runRequest = optionSchemas.run.omit({ signal: true }).extend({ stdin: bytesJson.optional(), files: filesJson.optional() });
 export const boxRequest = optionSchemas.sandbox.omit({ signal: true }).extend({ files: filesJson.optional() });
 export const boxRunRequest = optionSchemas.sandboxRun.omit({ signal: true }).extend({ stdin: bytesJson.optional(), files: filesJson.optional() });
-/** A spawn's options: a run's, but its stdin comes in frames and nothing is collected. */
-export const spawnRequest = optionSchemas.run.omit({ signal: true, stdin: true, collect: true }).extend({ files: filesJson.optional() });
+/** A spawn's options: a run's, but its stdin comes in frames, its output goes out in frames as bytes, and nothing is collected. */
+export const spawnRequest = optionSchemas.run.omit({ signal: true, stdin: true, collect: true, encoding: true }).extend({ files: filesJson.optional() });
 
 /**
  * Frames a WebSocket client sends: `spawn`, then stdin and kills; or any number of `run`s, and

@@ -40,8 +40,11 @@ export interface DaemonConfig {
   /** Time a client has to send a whole request (not to wait for its answer). */
   requestTimeoutMs: number;
   logger: Logger;
-  /** What answers /v1/run (default: run() here; `serve --cluster` sends runs to a farm). */
-  runner?: (options: RunOptions) => Promise<Result>;
+  /**
+   * What answers /v1/run (default: run() here; `serve --cluster` sends runs to a farm). Options
+   * asking for `encoding: 'buffer'` are answered with the output as Buffers, sent as bytes.
+   */
+  runner?: (options: RunOptions) => Promise<Result<string | Buffer>>;
 }
 
 export type Transport = 'unix' | 'tcp';

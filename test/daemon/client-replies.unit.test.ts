@@ -478,6 +478,16 @@ describe("the client's quick check of a run result, against the result's schema"
     expect(disagreements(RESULT, isResultJson, resultJson)).toEqual([]);
   });
 
+  it("takes a run's output as text or as { base64 } alone (a run given encoding: 'buffer'), as the schema does", () => {
+    const BYTES = { ...FULL, stdout: { base64: '//4AQQ==' }, stderr: { base64: '' } };
+    expect(isResultJson(BYTES)).toBe(true);
+    expect(disagreements(BYTES, isResultJson, resultJson)).toEqual([]);
+    for (const stdout of [{ base64: 'not base64!' }, { base64: 'AA==', more: 'x' }, { base64: ['AA=='] }, { data: 'AA==' }, { base64: 'AA==\n' }]) {
+      expect({ stdout, quick: isResultJson({ ...RESULT, stdout }) }).toEqual({ stdout, quick: resultJson.safeParse({ ...RESULT, stdout }).success });
+    }
+    expect(isResultFrame({ type: 'result', id: 1, result: BYTES })).toBe(true);
+  });
+
   it('accepts exactly the result frames the frame schema accepts, and no other frame', () => {
     const frame = { type: 'result', id: 7, result: FULL };
     expect(isResultFrame(frame)).toBe(true);

@@ -3,6 +3,7 @@
 // run), and refused for a spawn; and the types it gives a result.
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 
+import type { Engine, RemoteSandbox, RunSession } from '../../src/client/index.js';
 import { checkOptions, checkSandboxRunOptions, parseOptions, type OutputEncoding, type RunOptions, type RunResult, type Sandbox } from '../../src/index.js';
 import { resolveOptions, resolveSandboxOptions, resolveSandboxRun } from '../../src/options.js';
 import { refusal } from '../helpers/refusal.js';
@@ -91,7 +92,7 @@ describe('encoding in the options', () => {
 
 describe('the types of a result', () => {
   // Checked by `npm run typecheck`; never called.
-  const _types = async (box: Sandbox, given: OutputEncoding, options: RunOptions) => {
+  const _types = async (box: Sandbox, engine: Engine, remote: RemoteSandbox, session: RunSession, given: OutputEncoding, options: RunOptions) => {
     const { run } = await import('../../src/index.js');
     expectTypeOf(await run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<RunResult<Buffer>>();
     expectTypeOf(await run({ command: ['x'], encoding: 'utf8' })).toEqualTypeOf<RunResult<string>>();
@@ -102,6 +103,10 @@ describe('the types of a result', () => {
     expectTypeOf(await box.run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<RunResult<Buffer>>();
     expectTypeOf(await box.run({ command: ['x'] })).toEqualTypeOf<RunResult>();
     expectTypeOf(await box.run({ command: ['x'], encoding: given })).toEqualTypeOf<RunResult<string | Buffer>>();
+    expectTypeOf(await engine.run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<RunResult<Buffer>>();
+    expectTypeOf(await engine.run({ command: ['x'] })).toEqualTypeOf<RunResult>();
+    expectTypeOf(await remote.run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<RunResult<Buffer>>();
+    expectTypeOf(await session.run({ command: ['x'], encoding: given })).toEqualTypeOf<RunResult<string | Buffer>>();
     // @ts-expect-error: a spawn streams its output, it takes no encoding
     await box.spawn({ command: ['x'], encoding: 'buffer' });
   };

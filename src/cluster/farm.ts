@@ -8,7 +8,7 @@ import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { AbortError, type OptionIssue } from '../errors.js';
-import type { RunOptions } from '../index.js';
+import type { EncodedOutput, OutputEncoding, RunOptions } from '../index.js';
 import { BlobStore, DEFAULT_BLOB_LIMITS, type BlobLimits } from './blobs.js';
 import { bullConnection, DEFAULT_PREFIX, ReconnectGate, redisOptions, settled, type RedisConnection } from './connection.js';
 import { queueName, type Labels } from './queues.js';
@@ -309,8 +309,13 @@ export class Farm {
     return (await verdict) as JudgeReport;
   }
 
-  /** Runs on some worker of the queue: the options and result of run(), plus `placement`. */
-  async run(options: RunOptions, how: FarmRunOptions = {}): Promise<FarmResult> {
+  /**
+   * Runs on some worker of the queue: the options and result of run(), plus `placement`. With
+   * `encoding: 'buffer'` the output comes back as Buffers, byte for byte.
+   */
+  run<Encoding extends OutputEncoding>(options: RunOptions<Encoding> & { encoding: Encoding }, how?: FarmRunOptions): Promise<FarmResult<EncodedOutput<Encoding>>>;
+  run(options: RunOptions, how?: FarmRunOptions): Promise<FarmResult>;
+  async run(options: RunOptions<OutputEncoding>, how: FarmRunOptions = {}): Promise<FarmResult<string | Buffer>> {
     const queue = this.options.queue ?? this.defaultQueue;
     const jobId = randomUUID();
     const data = { v: 1, kind: 'run', options: await encodeOptions(options, this.blobs) };
@@ -328,7 +333,7 @@ export class Farm {
           }
         : {}),
     });
-    const result = await decodeResult(value, this.blobs);
+    const result = await decodeResult(value, this.blobs, options.encoding === 'buffer' ? 'buffer' : 'utf8');
     progress?.({ event: 'done', jobId, status: result.status, worker: result.placement.worker });
     return result;
   }

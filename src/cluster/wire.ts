@@ -6,7 +6,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 
-import type { FileContent, Result, RunOptions } from '../index.js';
+import type { FileContent, OutputEncoding, Result, RunOptions } from '../index.js';
 import { BLOB_REF, BlobError, type BlobCache, type BlobStore } from './blobs.js';
 
 /** Bytes: a UTF-8 string, base64, or a blob in Redis. */
@@ -21,9 +21,10 @@ export interface Placement {
   stalled: number;
 }
 
-/** run()'s result, plus where it ran. */
-export type FarmResult = Result & { files?: Record<string, Buffer>; fileErrors?: Record<string, string>; placement: Placement };
+/** run()'s result, plus where it ran; `Output` as in `Result` (Buffers for a run given `encoding: 'buffer'`). */
+export type FarmResult<Output extends string | Buffer = string> = Result<Output> & { files?: Record<string, Buffer>; fileErrors?: Record<string, string>; placement: Placement };
 
+/** A result in the queue: output as bytes (text, base64 or a blob), whichever `encoding` the run asked for. */
 export type ResultWire = Omit<Result, 'stdout' | 'stderr'> & {
   stdout: BytesWire;
   stderr: BytesWire;
@@ -93,7 +94,7 @@ const LOCAL_ONLY = ['signal'] as const;
  * Run options to a job's `options`: files and stdin as bytes (a stream is read to its end, up
  * to the blob limit), everything else as it is.
  */
-export async function encodeOptions(options: RunOptions, blobs: BlobStore): Promise<Record<string, unknown>> {
+export async function encodeOptions(options: RunOptions<OutputEncoding>, blobs: BlobStore): Promise<Record<string, unknown>> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError('options must be an object');
   }
@@ -146,8 +147,8 @@ export async function decodeOptions(o: RunJob['options'], blobs: BlobCache): Pro
   return out as unknown as RunOptions;
 }
 
-/** A result to its wire form: large outputs and collected files as blobs. */
-export async function encodeResult(r: Result & { files?: Record<string, Buffer>; fileErrors?: Record<string, string> }, placement: Placement, blobs: BlobStore): Promise<ResultWire> {
+/** A result to its wire form: large outputs and collected files as blobs, output kept as Buffers as the bytes they are. */
+export async function encodeResult(r: Result<string | Buffer> & { files?: Record<string, Buffer>; fileErrors?: Record<string, string> }, placement: Placement, blobs: BlobStore): Promise<ResultWire> {
   const out: ResultWire = { ...r, stdout: await encodeBytes(r.stdout, blobs), stderr: await encodeBytes(r.stderr, blobs), files: undefined, placement };
   if (r.files !== undefined) {
     out.files = {};
@@ -164,22 +165,26 @@ const resultWireSchema = z.looseObject({
   placement: z.strictObject({ worker: z.string(), attempt: z.number().int(), stalled: z.number().int() }),
 });
 
-/** A job's return value (written by a worker, read back from Redis: checked too) to the caller's result. */
-export async function decodeResult(value: unknown, blobs: BlobStore): Promise<FarmResult> {
+/**
+ * A job's return value (written by a worker, read back from Redis: checked too) to the caller's
+ * result, its output as the run's `encoding` asked for it: Buffers of the bytes the worker sent,
+ * or their text.
+ */
+export async function decodeResult(value: unknown, blobs: BlobStore, encoding: OutputEncoding = 'utf8'): Promise<FarmResult<string | Buffer>> {
   const parsed = resultWireSchema.safeParse(typeof value === 'string' ? JSON.parse(value) : value);
   if (!parsed.success) throw new BlobError(`the worker's result is malformed: ${describeIssues(parsed.error, 'result')}`);
   const w = parsed.data as unknown as ResultWire;
-  const result: Record<string, unknown> = {
-    ...w,
-    stdout: (await decodeBytes(w.stdout, blobs)).toString('utf8'),
-    stderr: (await decodeBytes(w.stderr, blobs)).toString('utf8'),
+  const output = async (b: BytesWire): Promise<string | Buffer> => {
+    if (encoding === 'buffer') return decodeBytes(b, blobs);
+    return typeof b === 'string' ? b : (await decodeBytes(b, blobs)).toString('utf8');
   };
+  const result: Record<string, unknown> = { ...w, stdout: await output(w.stdout), stderr: await output(w.stderr) };
   if (w.files !== undefined) {
     const files: Record<string, Buffer> = {};
     for (const [name, b] of Object.entries(w.files)) files[name] = await decodeBytes(b, blobs);
     result.files = files;
   }
-  return result as unknown as FarmResult;
+  return result as unknown as FarmResult<string | Buffer>;
 }
 
 /**

@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 
 import type { Engine, RemoteSandbox, RunSession } from '../../src/client/index.js';
+import type { Farm, FarmResult } from '../../src/cluster/index.js';
 import { checkOptions, checkSandboxRunOptions, parseOptions, type OutputEncoding, type RunOptions, type RunResult, type Sandbox } from '../../src/index.js';
 import { resolveOptions, resolveSandboxOptions, resolveSandboxRun } from '../../src/options.js';
 import { refusal } from '../helpers/refusal.js';
@@ -92,7 +93,7 @@ describe('encoding in the options', () => {
 
 describe('the types of a result', () => {
   // Checked by `npm run typecheck`; never called.
-  const _types = async (box: Sandbox, engine: Engine, remote: RemoteSandbox, session: RunSession, given: OutputEncoding, options: RunOptions) => {
+  const _types = async (box: Sandbox, engine: Engine, remote: RemoteSandbox, session: RunSession, farm: Farm, given: OutputEncoding, options: RunOptions) => {
     const { run } = await import('../../src/index.js');
     expectTypeOf(await run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<RunResult<Buffer>>();
     expectTypeOf(await run({ command: ['x'], encoding: 'utf8' })).toEqualTypeOf<RunResult<string>>();
@@ -107,6 +108,8 @@ describe('the types of a result', () => {
     expectTypeOf(await engine.run({ command: ['x'] })).toEqualTypeOf<RunResult>();
     expectTypeOf(await remote.run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<RunResult<Buffer>>();
     expectTypeOf(await session.run({ command: ['x'], encoding: given })).toEqualTypeOf<RunResult<string | Buffer>>();
+    expectTypeOf(await farm.run({ command: ['x'], encoding: 'buffer' })).toEqualTypeOf<FarmResult<Buffer>>();
+    expectTypeOf(await farm.run({ command: ['x'] })).toEqualTypeOf<FarmResult>();
     // @ts-expect-error: a spawn streams its output, it takes no encoding
     await box.spawn({ command: ['x'], encoding: 'buffer' });
   };

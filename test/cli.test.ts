@@ -87,6 +87,18 @@ describe('sandcell CLI', () => {
     expect(execFileSync(join(out, 'hello'), { encoding: 'utf8' })).toBe('compiled in a box\n');
   });
 
+  it('--collect passes output that is not UTF-8 through as the program wrote it, as a streamed run does', () => {
+    const bytes = Buffer.from([0xff, 0xfe, 0x00, 0x41, 0xc3]);
+    const script = "printf '\\377\\376\\000A\\303'; printf '\\377' >&2; echo kept > f";
+    for (const collect of [[], ['--collect', 'f', '--collect-to', join(tmp, 'bytes-out')]]) {
+      const r = spawnSync(process.execPath, [CLI, 'run', ...collect, '--', '/bin/sh', '-c', script], { timeout: 30_000 });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toEqual(bytes);
+      expect(r.stderr).toEqual(Buffer.from([0xff]));
+    }
+    expect(readFileSync(join(tmp, 'bytes-out', 'f'), 'utf8')).toBe('kept\n');
+  });
+
   it('--image and --writable run on a root filesystem image', () => {
     const image = buildImage();
     try {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 
 import { connect, type Engine } from '../client/index.js';
-import type { RunOptions, RunResult } from '../index.js';
+import type { BytesRunner } from './run.js';
 import { UnreachableDaemonError } from './usage.js';
 
 /** The daemon at SANDCELL_HOST, with the token SANDCELL_TOKEN or SANDCELL_TOKEN_FILE gives. */
@@ -30,7 +30,7 @@ export async function onDaemon<T>(host: string, call: () => Promise<T>): Promise
   }
 }
 
-export function remoteRunner(host: string): (options: RunOptions) => Promise<RunResult> {
+export function remoteRunner(host: string): BytesRunner {
   const engine = remoteEngine(host);
   return async (options) => {
     try {

@@ -22,13 +22,18 @@ function exitCodeOf(r: Result): number {
   return 128 + (n ?? osConstants.signals.SIGKILL);
 }
 
+/** A run whose output comes back as bytes: the library's `run()`, or a daemon's. */
+export type BytesRunner = (options: RunOptions<'buffer'> & { encoding: 'buffer' }) => Promise<RunResult<Buffer>>;
+
 /**
  * With --collect: the run happens in a living box so its files can be read after it ended. On a
  * daemon (`runner`) every run goes this way: output comes back with the result.
  */
-async function runCollecting(cmd: RunCommand, runner: (options: RunOptions) => Promise<RunResult>): Promise<number> {
+async function runCollecting(cmd: RunCommand, runner: BytesRunner): Promise<number> {
   if (cmd.options.stdin === undefined && !process.stdin.isTTY) cmd.options.stdin = process.stdin;
-  const r = await runner(cmd.options);
+  // The output comes back whole: as bytes, so that it passes through as the program wrote it, as
+  // the streamed output of a run without --collect does.
+  const r = await runner({ ...cmd.options, encoding: 'buffer' });
   if (!cmd.json) {
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
@@ -41,7 +46,7 @@ async function runCollecting(cmd: RunCommand, runner: (options: RunOptions) => P
     saved[name] = { bytes: data.length, savedTo: to };
   }
   for (const [name, why] of Object.entries(r.fileErrors ?? {})) process.stderr.write(`sandcell: collect ${name}: ${why}\n`);
-  return finish(cmd, { ...r, files: saved } as unknown as Result);
+  return finish(cmd, { ...r, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), files: saved } as unknown as Result);
 }
 
 function finish(cmd: RunCommand, result: Result): number {
@@ -61,7 +66,7 @@ async function runCommand(cmd: RunCommand): Promise<number> {
   setCgroupsAhead(0);
   const stopped = abortOnSignals(cmd);
   try {
-    const status = cmd.options.collect ? await runCollecting(cmd, run) : await runInBox(cmd, spawn);
+    const status = cmd.options.collect ? await runCollecting(cmd, (o) => run(o)) : await runInBox(cmd, spawn);
     if (stopped.by === null) return status;
   } catch (e) {
     // The run's abort, or whatever else a run ended by it ended with.

@@ -1,6 +1,6 @@
 // The daemon answers as the library does: the same result for the same options, through the TS
 // client, curl and a Python client, for every kind of ending.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -159,6 +159,16 @@ describe('remote result equals local result', () => {
     });
     expect(JSON.parse(r)).toMatchObject({ status: 'ok', stdout: 'via the daemon\n', stderr: 'e\n' });
     expect(await until(() => d.log().includes('"what":"run","status":"ok"'))).toBe(true);
+  });
+
+  it('sandcell run with SANDCELL_HOST passes output that is not UTF-8 through as the program wrote it', () => {
+    const r = spawnSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js'), 'run', '--wall', '5s', '--', '/bin/sh', '-c', "printf '\\377\\376\\000A'; printf '\\303' >&2"], {
+      env: { ...process.env, SANDCELL_HOST: `unix://${d.socket}` },
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toEqual(Buffer.from([0xff, 0xfe, 0x00, 0x41]));
+    expect(r.stderr).toEqual(Buffer.from([0xc3]));
   });
 
   it('sandcell version with SANDCELL_HOST names the daemon\'s version and API beside its own', async () => {

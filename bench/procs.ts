@@ -94,8 +94,10 @@ export function bwrapArgs(command: readonly string[]): string[] {
 /** util-linux unshare with every namespace sandcell's box has (no root change, no cgroup, no seccomp). */
 export const UNSHARE_ALL = ['--user', '--map-root-user', '--pid', '--fork', '--mount', '--net', '--ipc', '--uts', '--cgroup', '--mount-proc'];
 
-/** Runs a command with `input` on stdin and resolves with its stdout; it must exit 0. */
-export function plainOutput(file: string, input: Buffer): Promise<string> {
+/** Runs a command with `input` on stdin and resolves with its stdout (a string, or the bytes as one Buffer); it must exit 0. */
+export function plainOutput(file: string, input: Buffer): Promise<string>;
+export function plainOutput(file: string, input: Buffer, as: 'buffer'): Promise<Buffer>;
+export function plainOutput(file: string, input: Buffer, as: 'string' | 'buffer' = 'string'): Promise<string | Buffer> {
   return new Promise((resolve, reject) => {
     const c = cpSpawn(file, [], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -105,7 +107,7 @@ export function plainOutput(file: string, input: Buffer): Promise<string> {
     c.stdin.on('error', () => undefined);
     c.on('error', reject);
     c.on('close', (code, signal) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      if (code === 0) resolve(as === 'buffer' ? Buffer.concat(out) : Buffer.concat(out).toString('utf8'));
       else reject(new Error(`${file} ended with ${code ?? signal}: ${Buffer.concat(err).toString('utf8').slice(0, 500)}`));
     });
     c.stdin.end(input);

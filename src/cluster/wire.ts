@@ -3,6 +3,8 @@
  * Job data comes out of Redis, which any of its clients may write: a worker checks it with zod
  * before anything else, and an error names the field.
  */
+import { isUtf8 } from 'node:buffer';
+
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 
@@ -77,8 +79,7 @@ export async function encodeBytes(data: string | Uint8Array, blobs: BlobStore): 
   const buf = asBuffer(data);
   if (buf.length > blobs.limits.inlineBytes) return { blob: await blobs.put(buf) };
   if (typeof data === 'string') return data;
-  const text = buf.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(buf) ? text : { base64: buf.toString('base64') };
+  return isUtf8(buf) ? buf.toString('utf8') : { base64: buf.toString('base64') };
 }
 
 export async function decodeBytes(b: BytesWire, blobs: BlobCache | BlobStore): Promise<Buffer> {

@@ -5,6 +5,8 @@
  * `encoding: 'buffer'` as a string where its bytes are UTF-8, `{ base64 }` otherwise. Types only
  * and pure functions: a client imports this without loading the sandbox engine.
  */
+import { isUtf8 } from 'node:buffer';
+
 import type { OutputEncoding, Result } from '../index.js';
 
 /** Bytes: a UTF-8 string, base64, or a file stored on the daemon (`POST /v1/files`). */
@@ -46,8 +48,7 @@ export const API_VERSION = 1;
 export function bytesToJson(data: string | Uint8Array): BytesJson {
   if (typeof data === 'string') return data;
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const text = buf.toString('utf8');
-  return Buffer.byteLength(text) === buf.length && Buffer.from(text, 'utf8').equals(buf) ? text : { base64: buf.toString('base64') };
+  return isUtf8(buf) ? buf.toString('utf8') : { base64: buf.toString('base64') };
 }
 
 /**

@@ -137,13 +137,28 @@ async function withoutWarmBoxes<T>(work: () => Promise<T>): Promise<T> {
 const WARM_BOXES = 4;
 const IDLE_MS = 10;
 
-/** Busy CPU time of the whole machine (all CPUs, every process, kernel included) in ms, from /proc/stat. */
-function machineBusyMs(): number {
+/** The machine's CPU times from /proc/stat's first line: user nice system idle iowait irq softirq steal. */
+function cpuTimes(): number[] {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal
-  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+  return line.trim().split(/\s+/).slice(1, 9).map(Number);
+}
+
+/**
+ * Busy CPU time of the whole machine (all CPUs, every process, kernel included) in ms. Steal is
+ * left out: it is time the hypervisor gave to other guests, not work done here.
+ */
+function machineBusyMs(): number {
+  const f = cpuTimes();
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0);
   return (busy * 1000) / CLK_TCK;
+}
+
+/** Of the machine's CPU time since `from` (a `cpuTimes()`), the share the hypervisor stole. */
+function stolenShare(from: readonly number[]): number {
+  const now = cpuTimes();
+  const d = now.map((v, i) => v - (from[i] ?? 0));
+  const total = d.reduce((a, b) => a + b, 0);
+  return total > 0 ? (d[7] ?? 0) / total : NaN;
 }
 const CLK_TCK = 100; // USER_HZ: 100 on every Linux ABI Node runs on
 
@@ -345,6 +360,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 const m = machineInfo();
 const started = new Date();
 const load0 = loadavg()[0] ?? NaN;
+const cpuTimes0 = cpuTimes();
 let fds0 = 0;
 let bw: BwrapSetup = { path: null, version: null, note: 'not checked' };
 let bwrapOk = false;
@@ -1312,6 +1328,7 @@ function writeReport(): void {
   head.push(`| kernel | ${m.kernel}, cgroup ${m.cgroup} |`);
   head.push(`| Node | ${m.node} |`);
   head.push(`| load average (1 min) | at start ${load0.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)} (the VM is shared: other work running meanwhile widens the tails) |`);
+  head.push(`| CPU stolen by the hypervisor | ${(100 * stolenShare(cpuTimes0)).toFixed(1)} % of the machine's CPU time during the run (other guests of the host: it slows every line alike, and widens the tails) |`);
   head.push(`| settings | BENCH_SECONDS=${SECONDS} s per throughput point${SECONDS < 10 ? ' (below the default 10 s: rougher)' : ''}, BENCH_ITERATIONS=${ITER} (variants ${SUB_ITER}, judge ${JUDGE_ITER}), BENCH_RSS_RUNS=${RSS_RUNS}, BENCH_JUDGE_ROUNDS=${JUDGE_ROUNDS}${ONLY ? `, **BENCH_ONLY=${[...ONLY].join(',')}: other sections left out**` : ''}${QUICK ? ', **BENCH_QUICK smoke run: figures are rough**' : ''} |`);
   head.push(`| peers | bubblewrap: ${bwrapOk ? bw.version : '**absent**'} (${bw.note}); unshare: ${unshareOk ? unshareVersion : '**absent**'} |`);
   head.push(`| cleanup | temp dirs removed; open fds at start ${fds0}, at end ${fds1}; live children at end ${liveChildren().length}; run cgroups left ${liveRunCgroups(idleAtEnd)} |`);
